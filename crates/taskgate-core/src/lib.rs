@@ -1,0 +1,26 @@
+//! taskgate's domain, with no IO: key and token formats, the scope grammar and roles, JWTs,
+//! user-actor tokens, rotation rules, sealing secrets, and the clock. Everything here is a
+//! pure function of its inputs (time included), so it is tested without a database or server.
+
+pub mod bearer;
+pub mod branch;
+pub mod crypto;
+pub mod duration;
+pub mod env;
+pub mod hash;
+pub mod ids;
+pub mod jwt;
+pub mod keys;
+pub mod pat;
+pub mod role;
+pub mod rotation;
+pub mod scope;
+pub mod time;
+pub mod uat;
+
+pub use crypto::MasterKey;
+pub use env::EnvType;
+pub use role::Role;
+pub use scope::{Ability, Resource, Scope};
+pub use time::Clock;
+pub use uat::UatClaims;
