@@ -1,0 +1,185 @@
+//! Organizations and members.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use taskgate_core::env::EnvType;
+use taskgate_core::ids::new_id;
+use taskgate_core::role::Role;
+use taskgate_core::time::to_millis;
+use taskgate_store::*;
+
+use crate::audit::{self, AuditRecord};
+use crate::error::map_err;
+use crate::projects::{insert_environment, EnvRow};
+use crate::{count, rows, PostgresStore};
+
+fn membership(row: &sqlx::postgres::PgRow) -> StoreResult<OrgMembership> {
+    Ok(OrgMembership {
+        organization: rows::org(row)?,
+        member_id: rows::s(row, "member_id")?,
+        role: rows::role(row, "role")?,
+    })
+}
+
+#[async_trait]
+impl OrgStore for PostgresStore {
+    async fn create_org(
+        &self,
+        title: &str,
+        slug: &str,
+        owner_user_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Organization> {
+        let org = Organization {
+            id: new_id(),
+            title: title.to_string(),
+            slug: slug.to_string(),
+            created_at: now,
+        };
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("create_org");
+        sqlx::query(
+            "INSERT INTO organizations (id, title, slug, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&org.id)
+        .bind(&org.title)
+        .bind(&org.slug)
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        count("create_org_owner");
+        sqlx::query("INSERT INTO org_members (id, organization_id, user_id, role, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(new_id())
+            .bind(&org.id)
+            .bind(owner_user_id)
+            .bind(Role::Owner.as_str())
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(org)
+    }
+
+    async fn list_orgs_for_user(&self, user_id: &str) -> StoreResult<Vec<OrgMembership>> {
+        count("list_orgs_for_user");
+        let rows = sqlx::query(&format!(
+            "SELECT {}, m.id AS member_id, m.role FROM organizations o JOIN org_members m ON m.organization_id = o.id
+             WHERE m.user_id = $1 AND o.deleted_at IS NULL ORDER BY o.created_at, o.id",
+            rows::ORG_COLS
+        ))
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(membership).collect()
+    }
+
+    async fn find_membership(
+        &self,
+        user_id: &str,
+        org_id_or_slug: &str,
+    ) -> StoreResult<Option<OrgMembership>> {
+        count("find_membership");
+        let row = sqlx::query(&format!(
+            "SELECT {}, m.id AS member_id, m.role FROM organizations o JOIN org_members m ON m.organization_id = o.id
+             WHERE m.user_id = $1 AND (o.id = $2 OR o.slug = $2) AND o.deleted_at IS NULL",
+            rows::ORG_COLS
+        ))
+        .bind(user_id)
+        .bind(org_id_or_slug)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(membership).transpose()
+    }
+
+    async fn add_member(
+        &self,
+        organization_id: &str,
+        user_id: &str,
+        role: Role,
+        minter: &dyn KeyMinter,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Member> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let member_id = new_id();
+        count("add_member");
+        sqlx::query("INSERT INTO org_members (id, organization_id, user_id, role, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&member_id)
+            .bind(organization_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match map_err(e) {
+                StoreError::Conflict { .. } => StoreError::conflict("org_members.user"),
+                other => other,
+            })?;
+        count("add_member_projects");
+        let projects = sqlx::query(
+            "SELECT id FROM projects WHERE organization_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(organization_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for p in &projects {
+            let project_id: String = p.try_get("id").map_err(map_err)?;
+            let row = EnvRow::root(
+                &project_id,
+                organization_id,
+                EnvType::Development,
+                Some(&member_id),
+            );
+            insert_environment(&mut tx, row, minter.mint(EnvType::Development), now).await?;
+        }
+        let mut rec = AuditRecord::new(audit_action::MEMBER_ADDED, actor);
+        rec.organization_id = Some(organization_id);
+        rec.target_id = Some(user_id);
+        audit::insert(&mut tx, rec, now).await?;
+        count("add_member_read");
+        let row = sqlx::query(&format!(
+            "SELECT m.id AS member_id, m.organization_id, m.role, m.created_at AS member_created_at, {}
+             FROM org_members m JOIN users u ON u.id = m.user_id WHERE m.id = $1",
+            rows::USER_COLS
+        ))
+        .bind(&member_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let member = member(&row)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(member)
+    }
+
+    async fn list_members(&self, organization_id: &str) -> StoreResult<Vec<Member>> {
+        count("list_members");
+        let rows = sqlx::query(&format!(
+            "SELECT m.id AS member_id, m.organization_id, m.role, m.created_at AS member_created_at, {}
+             FROM org_members m JOIN users u ON u.id = m.user_id WHERE m.organization_id = $1 ORDER BY m.created_at, m.id",
+            rows::USER_COLS
+        ))
+        .bind(organization_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(member).collect()
+    }
+}
+
+fn member(row: &sqlx::postgres::PgRow) -> StoreResult<Member> {
+    Ok(Member {
+        id: rows::s(row, "member_id")?,
+        organization_id: rows::s(row, "organization_id")?,
+        user_id: rows::s(row, "id")?,
+        email: rows::s(row, "email")?,
+        name: rows::s_opt(row, "name")?,
+        role: rows::role(row, "role")?,
+        created_at: rows::ts(row, "member_created_at")?,
+    })
+}

@@ -1,0 +1,155 @@
+//! taskgate storage on embedded SQLite, the default backend.
+//!
+//! One file in the data directory, WAL journal, foreign keys on. Writes go through a pool of
+//! exactly one connection, so write transactions queue in-process instead of failing with
+//! `SQLITE_BUSY` when two of them try to upgrade a read lock; reads use a separate read-only
+//! pool and never wait for writers (WAL). Change events are broadcast in-process: SQLite serves
+//! one taskgate process.
+
+mod audit;
+mod error;
+mod keys;
+mod orgs;
+mod projects;
+mod rows;
+mod tokens;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use taskgate_store::{ChangeEvent, ChangeFanout, ChangeHook, Store, StoreError, StoreResult};
+use tokio::sync::broadcast;
+
+use crate::error::map_err;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Readers kept open. SQLite reads are cheap; a handful covers a 2-core machine.
+const READ_CONNECTIONS: u32 = 4;
+/// How long a statement waits on a lock held by another process (e.g. a backup) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Change events buffered per subscriber before a slow one starts missing events (it then
+/// drops its whole cache, see the server's cache listener).
+const EVENT_BUFFER: usize = 1024;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    events: ChangeFanout,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone().create_if_missing(true))
+            .await
+            .map_err(map_err)?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Other(format!("sqlite migration failed: {e}")))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(map_err)?;
+        Ok(Self {
+            writer,
+            reader,
+            events: ChangeFanout::new(EVENT_BUFFER),
+        })
+    }
+
+    /// Opens a database named by a `sqlite:` URL (`sqlite:///path/to/file.db`).
+    pub async fn open_url(url: &str) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("invalid sqlite url: {e}")))?;
+        Self::open(opts.get_filename()).await
+    }
+
+    fn publish(&self, event: ChangeEvent) {
+        self.events.deliver(event);
+    }
+}
+
+/// Counts one statement sent to the database, labelled by the use case that sent it.
+pub(crate) fn count(operation: &'static str) {
+    metrics::counter!("taskgate_db_queries_total", "backend" => "sqlite", "operation" => operation)
+        .increment(1);
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        count("ping");
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.events.subscribe()
+    }
+
+    fn on_change(&self, hook: ChangeHook) {
+        self.events.add_hook(hook);
+    }
+
+    fn report_pool_metrics(&self) {
+        for (name, pool) in [("writer", &self.writer), ("reader", &self.reader)] {
+            let idle = pool.num_idle() as f64;
+            let size = f64::from(pool.size());
+            metrics::gauge!("taskgate_db_pool_connections", "backend" => "sqlite", "pool" => name, "state" => "idle").set(idle);
+            metrics::gauge!("taskgate_db_pool_connections", "backend" => "sqlite", "pool" => name, "state" => "in_use").set(size - idle);
+        }
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Table and column names of the applied schema, for the cross-backend schema test.
+pub async fn schema_columns(store: &SqliteStore) -> StoreResult<Vec<(String, String)>> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT m.name AS table_name, p.name AS column_name
+         FROM sqlite_master m JOIN pragma_table_info(m.name) p
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx_%'
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&store.reader)
+    .await
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0).map_err(map_err)?,
+                r.try_get(1).map_err(map_err)?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,18 @@
+//! Storage for taskgate: one trait per aggregate, the records they hold, the single
+//! [`StoreError`] every backend maps its failures to, and the [`conformance`] suite that
+//! every backend runs from its own tests so that SQLite and PostgreSQL cannot drift apart.
+//!
+//! Methods are whole use cases, each in one transaction (`rotate_api_key`, `create_project`);
+//! no `begin`/`commit` crosses this boundary. Secrets never reach a store in plaintext: keys
+//! arrive as a SHA-256 lookup hash plus an AEAD-sealed copy (see `taskgate_core::crypto`).
+
+pub mod conformance;
+mod error;
+mod events;
+mod model;
+mod traits;
+
+pub use error::{StoreError, StoreResult};
+pub use events::{ChangeEvent, ChangeFanout, ChangeHook};
+pub use model::*;
+pub use traits::*;
