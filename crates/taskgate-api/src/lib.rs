@@ -1,0 +1,278 @@
+//! taskgate's wire types: request and response bodies of the management and key routes, with
+//! their OpenAPI schemas. Field names follow trigger.dev's (camelCase) where a route is
+//! compatible with it; taskgate's additions are marked in their docs.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The error body of every route: `{"error": "…"}`, with upstream's exact wording on
+/// compatible routes, plus a stable `code` where it helps a client decide.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// `POST /admin/api/v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub admin: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserResponse {
+    pub id: String,
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/personal-access-tokens` and the admin equivalent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+}
+
+/// A newly created personal access token; `token` is shown only here.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedTokenResponse {
+    pub id: String,
+    pub token: String,
+    pub obfuscated_token: String,
+}
+
+/// A personal access token as listed (never the plaintext).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    pub id: String,
+    pub name: String,
+    pub obfuscated_token: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_accessed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenListResponse {
+    pub tokens: Vec<TokenResponse>,
+}
+
+/// `POST /api/v1/orgs`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgRequest {
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgResponse {
+    pub id: String,
+    pub title: String,
+    pub slug: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/orgs/{orgParam}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    pub email: String,
+    /// `owner`, `admin`, `developer` or `viewer`.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberResponse {
+    pub id: String,
+    pub user_id: String,
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/orgs/{orgParam}/projects`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProjectRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectResponse {
+    pub id: String,
+    /// `proj_` + 20 characters: what clients put in URLs and `trigger.config`.
+    pub external_ref: String,
+    pub name: String,
+    pub slug: String,
+    pub created_at: DateTime<Utc>,
+    pub organization: OrgResponse,
+}
+
+/// `GET /api/v1/projects/{projectRef}/{env}` (upstream shape).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentKeyResponse {
+    pub api_key: String,
+    pub name: String,
+    pub api_url: String,
+    pub project_id: String,
+}
+
+/// `POST /api/v1/projects/{projectRef}/{env}/regenerate-api-key`: upstream's `apiKey`, plus
+/// taskgate's `revokedApiKey` naming the grace row of the key just replaced.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegenerateApiKeyResponse {
+    pub api_key: String,
+    pub revoked_api_key: RevokedKeyRef,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokedKeyRef {
+    pub id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A revoked key in its grace window, as an operator sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokedKeyResponse {
+    pub id: String,
+    pub last_four: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Whether the key is still accepted now.
+    pub active: bool,
+    /// Requests authenticated with this key since it was revoked (flushed every few seconds).
+    pub use_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokedKeyListResponse {
+    pub revoked_api_keys: Vec<RevokedKeyResponse>,
+}
+
+/// `POST /admin/api/v1/revoked-api-keys/{id}` response (upstream shape).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UpdateRevokedKeyResponse {
+    pub success: bool,
+    #[serde(rename = "revokedApiKey")]
+    pub revoked_api_key: UpdatedRevokedKey,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatedRevokedKey {
+    pub id: String,
+    pub runtime_environment_id: String,
+    /// ISO-8601 with milliseconds and `Z`.
+    pub expires_at: String,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEventResponse {
+    pub id: String,
+    pub seq: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    pub credential_kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEventListResponse {
+    pub data: Vec<AuditEventResponse>,
+    /// Pass as `cursor` to get the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /api/v1/projects/{projectRef}/branches` (taskgate's own; upstream creates branches
+/// from its deploy flow).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpsertBranchRequest {
+    /// `preview` or `dev`.
+    pub env: String,
+    pub branch: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BranchResponse {
+    pub id: String,
+    pub slug: String,
+    pub branch_name: String,
+    pub parent_environment_id: String,
+}
+
+/// `GET /api/v2/whoami` (upstream shape; `project` only with a known `projectRef`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoAmIResponse {
+    pub user_id: String,
+    pub email: String,
+    pub dashboard_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<WhoAmIProject>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoAmIProject {
+    pub name: String,
+    pub url: String,
+    pub org_title: String,
+}
+
+/// `{"token": "…"}`, the answer of the JWT-minting routes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenBody {
+    pub token: String,
+}
+
+/// `GET /healthz`, `GET /readyz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthResponse {
+    pub status: String,
+}

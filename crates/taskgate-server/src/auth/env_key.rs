@@ -1,0 +1,154 @@
+//! Environment secret keys: the two-step lookup behind the cache, and branch resolution
+//! (spec/auth.md §1.4–§1.6).
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use taskgate_core::bearer::{self, TokenKind};
+use taskgate_core::branch::sanitize_branch;
+use taskgate_core::env::EnvType;
+use taskgate_core::hash::sha256_hex;
+use taskgate_store::{EnvironmentAuth, KeyMatchVia, StoreError};
+
+use super::cache::{Cached, KeyEntry, RootEnv};
+use super::{EnvCredential, EnvPrincipal};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Upstream's word for an unknown, expired or malformed key.
+pub const INVALID_API_KEY: &str = "Invalid API key";
+
+/// Authenticates a root secret key (current or in its grace window) and resolves the branch
+/// named by `x-trigger-branch`.
+pub async fn authenticate_secret_key(
+    state: &AppState,
+    token: &str,
+    branch_header: Option<&str>,
+    allow_preview_parent: bool,
+) -> ApiResult<EnvPrincipal> {
+    // Taskgate issues no additional (`tr_<env>_sk_`) keys, so their lookup is disabled as on
+    // upstream's default; public keys (`pk_`) are dead on every route (spec §1.7).
+    if matches!(
+        bearer::classify(token),
+        TokenKind::AdditionalKey | TokenKind::PublicKey
+    ) {
+        return Err(ApiError::unauthorized(INVALID_API_KEY));
+    }
+    let entry = lookup_key(state, token).await?;
+    if entry.root.auth.project_deleted {
+        return Err(ApiError::unauthorized(INVALID_API_KEY));
+    }
+    if let KeyMatchVia::Revoked { revoked_key_id, .. } = &entry.via {
+        state.cache.count_grace_use(revoked_key_id, state.now());
+    }
+    let branch = sanitize_branch(branch_header);
+    let env = resolve_branch(
+        state,
+        &entry.root.auth,
+        branch.as_deref(),
+        allow_preview_parent,
+    )
+    .await?;
+    Ok(EnvPrincipal {
+        env,
+        signing_key: Arc::new(entry.root.current_key.clone()),
+        credential: EnvCredential::SecretKey { via: entry.via },
+    })
+}
+
+async fn lookup_key(state: &AppState, token: &str) -> ApiResult<KeyEntry> {
+    let hash = sha256_hex(token);
+    let now = state.now();
+    match state.cache.key(&hash, now) {
+        Cached::Hit(entry) => return Ok(entry),
+        Cached::Absent => return Err(ApiError::unauthorized(INVALID_API_KEY)),
+        Cached::Miss => {}
+    }
+    let generation = state.cache.generation();
+    match state.store.find_env_by_key_hash(&hash, now).await {
+        Ok(Some(found)) => {
+            let current_key = state
+                .vault
+                .open_secret(&found.env.environment.api_key_sealed)
+                .map_err(ApiError::internal)?;
+            let entry = KeyEntry {
+                root: Arc::new(RootEnv {
+                    auth: found.env,
+                    current_key,
+                }),
+                via: found.via,
+            };
+            state.cache.insert_key(generation, hash, entry.clone());
+            Ok(entry)
+        }
+        Ok(None) => {
+            state.cache.insert_absent_key(generation, hash);
+            Err(ApiError::unauthorized(INVALID_API_KEY))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Pivots a branchable root to the child named by `branch` (spec §1.6 `resolveBranch`).
+pub async fn resolve_branch(
+    state: &AppState,
+    root: &EnvironmentAuth,
+    branch: Option<&str>,
+    allow_preview_parent: bool,
+) -> ApiResult<EnvironmentAuth> {
+    let env = &root.environment;
+    let branchable = env.parent_environment_id.is_none()
+        && matches!(env.env_type, EnvType::Preview | EnvType::Development);
+    match (env.env_type, branch) {
+        (EnvType::Preview, None) if branchable && !allow_preview_parent => Err(
+            ApiError::unauthorized("x-trigger-branch header required for preview env"),
+        ),
+        // `default` means the root only for DEVELOPMENT; for PREVIEW it is a branch name.
+        (EnvType::Development, Some("default")) => Ok(root.clone()),
+        (_, Some(name)) if branchable => match branch_child(state, root, name).await? {
+            Some(child) => Ok(child),
+            None => Err(ApiError::unauthorized("No matching branch env")),
+        },
+        _ => Ok(root.clone()),
+    }
+}
+
+/// The non-archived child `name` of `root`, carrying the root's project and owner.
+pub async fn branch_child(
+    state: &AppState,
+    root: &EnvironmentAuth,
+    name: &str,
+) -> ApiResult<Option<EnvironmentAuth>> {
+    let parent_id = &root.environment.id;
+    match state.cache.branch(parent_id, name) {
+        Cached::Hit(env) => return Ok(Some((*env).clone())),
+        Cached::Absent => return Ok(None),
+        Cached::Miss => {}
+    }
+    let generation = state.cache.generation();
+    let child = state
+        .store
+        .find_branch_child(parent_id, name)
+        .await
+        .map_err(ApiError::from)?;
+    let child = child.map(|environment| {
+        Arc::new(EnvironmentAuth {
+            environment,
+            ..root.clone()
+        })
+    });
+    state
+        .cache
+        .insert_branch(generation, parent_id, name, child.clone());
+    Ok(child.map(|c| (*c).clone()))
+}
+
+/// Maps a store failure on an authentication path: unavailability stays a 503.
+pub fn store_failure(err: StoreError) -> ApiError {
+    ApiError::from(err)
+}
+
+/// Opens a sealed key, or fails with an opaque 500 (the master key does not match).
+pub fn open_key(state: &AppState, sealed: &str) -> ApiResult<SecretString> {
+    state.vault.open_secret(sealed).map_err(ApiError::internal)
+}

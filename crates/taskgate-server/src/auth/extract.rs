@@ -1,0 +1,166 @@
+//! Axum extractors, one per credential policy. Each reads the `Authorization` header, rejects
+//! oversized or malformed values before any lookup, and words its failures as the upstream
+//! route family does (spec/auth.md §2.3, §2.7).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use taskgate_core::bearer::{self, TokenKind, MAX_BEARER_LEN};
+
+use super::env_key::authenticate_secret_key;
+use super::jwt::authenticate_public_jwt;
+use super::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
+use super::{EnvPrincipal, UserPrincipal};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The bearer token, if the header is present, of sane size and says `Bearer <token>`.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?;
+    if value.len() > MAX_BEARER_LEN {
+        return None;
+    }
+    bearer::strip_bearer(value.to_str().ok()?)
+}
+
+fn branch_header(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get("x-trigger-branch")
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Secret keys (current or grace) and public JWTs: the route builders with `allowJWT`.
+pub struct ApiAuth(pub EnvPrincipal);
+
+impl FromRequestParts<AppState> for ApiAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)
+            .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
+        if bearer::classify(token) == TokenKind::PublicJwt {
+            return authenticate_public_jwt(state, token).await.map(Self);
+        }
+        authenticate_secret_key(state, token, branch_header(parts), false)
+            .await
+            .map(Self)
+    }
+}
+
+/// Secret keys only (a JWT is looked up as a key and fails): `/api/v1/auth/public-tokens`.
+pub struct SecretKeyAuth(pub EnvPrincipal);
+
+impl FromRequestParts<AppState> for SecretKeyAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)
+            .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
+        authenticate_secret_key(state, token, branch_header(parts), false)
+            .await
+            .map(Self)
+    }
+}
+
+/// The legacy helper (`authenticateApiRequest`): secret keys only, every failure worded
+/// `Invalid or Missing API key` (`/api/v1/auth/jwt`, `/api/v1/auth/jwt/claims`).
+pub struct LegacyKeyAuth(pub EnvPrincipal);
+
+impl FromRequestParts<AppState> for LegacyKeyAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let missing = || ApiError::unauthorized("Invalid or Missing API key");
+        let token = bearer_token(parts).ok_or_else(missing)?;
+        match authenticate_secret_key(state, token, branch_header(parts), false).await {
+            Ok(p) => Ok(Self(p)),
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(missing()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Personal access tokens only, worded `Invalid or Missing Access Token` (regenerate-api-key,
+/// `/api/v2/whoami`, the revoked-key listing).
+pub struct AccessTokenPat(pub UserPrincipal);
+
+impl FromRequestParts<AppState> for AccessTokenPat {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let refused = || ApiError::unauthorized("Invalid or Missing Access Token");
+        let token = bearer_token(parts).ok_or_else(refused)?;
+        match authenticate_pat(state, token).await {
+            Ok(p) => Ok(Self(p)),
+            Err(UserAuthFailure::Unavailable(e)) => Err(e),
+            Err(_) => Err(refused()),
+        }
+    }
+}
+
+/// Personal access tokens only, worded as the RBAC fallback (`Invalid or Missing PAT`,
+/// `Invalid PAT`): the user-actor-token mint route and taskgate's own token routes.
+pub struct PatAuth(pub UserPrincipal);
+
+impl FromRequestParts<AppState> for PatAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token =
+            bearer_token(parts).ok_or_else(|| ApiError::unauthorized("Invalid or Missing PAT"))?;
+        match authenticate_pat(state, token).await {
+            Ok(p) => Ok(Self(p)),
+            Err(UserAuthFailure::Missing) => Err(ApiError::unauthorized("Invalid or Missing PAT")),
+            Err(UserAuthFailure::Invalid) => Err(ApiError::unauthorized("Invalid PAT")),
+            Err(UserAuthFailure::Unavailable(e)) => Err(e),
+        }
+    }
+}
+
+/// Personal access tokens or user-actor tokens: upstream's PAT route builders
+/// (`/api/v1/orgs*`, `/api/v1/projects/*`).
+pub struct UserAuth(pub UserPrincipal);
+
+impl FromRequestParts<AppState> for UserAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token =
+            bearer_token(parts).ok_or_else(|| ApiError::unauthorized("Invalid or Missing PAT"))?;
+        if token.starts_with(taskgate_core::uat::UAT_PREFIX) {
+            return match authenticate_uat(state, token).await {
+                Ok(p) => Ok(Self(p)),
+                Err(UserAuthFailure::Unavailable(e)) => Err(e),
+                Err(_) => Err(ApiError::unauthorized("Invalid user-actor token")),
+            };
+        }
+        PatAuth::from_request_parts(parts, state)
+            .await
+            .map(|PatAuth(p)| Self(p))
+    }
+}
+
+/// A platform administrator's personal access token: every `/admin/api/*` route. User-actor
+/// tokens are refused even for an administrator (spec §5.7).
+pub struct AdminAuth(pub UserPrincipal);
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let refused = || ApiError::unauthorized("Invalid or Missing API key");
+        let token = bearer_token(parts).ok_or_else(refused)?;
+        let principal = match authenticate_pat(state, token).await {
+            Ok(p) => p,
+            Err(UserAuthFailure::Unavailable(e)) => return Err(e),
+            Err(_) => return Err(refused()),
+        };
+        if !principal.user.admin {
+            return Err(ApiError::forbidden(
+                "You must be an admin to perform this action",
+            ));
+        }
+        Ok(Self(principal))
+    }
+}

@@ -1,0 +1,157 @@
+//! Public access tokens (spec/auth.md §3.6, live path): HS256 JWTs with `pub: true`, verified
+//! with the subject environment's signing key (the parent's for a branch child) and, only when
+//! the signature does not verify, with that signing environment's keys still in their grace
+//! window. Expired or malformed tokens are never retried against old keys. Keys come from the
+//! auth cache, so the fallback costs no query in steady state and ends the moment an
+//! administrator ends the grace (the change event drops the cached keys).
+
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+use taskgate_core::hash::sha256_hex;
+use taskgate_core::jwt::{self, JwtError};
+use taskgate_core::scope::Ability;
+
+use super::cache::{GraceKey, SigningEnv};
+use super::env_key::open_key;
+use super::{ActingUser, EnvCredential, EnvPrincipal, JwtGrant};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const INVALID_TOKEN: &str = "Invalid Public Access Token";
+const TOKEN_IS_INVALID: &str = "Public Access Token is invalid";
+
+/// Authenticates a public JWT.
+pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult<EnvPrincipal> {
+    let sub = match jwt::decode_unverified(token) {
+        Ok((_, payload)) => match payload.get("sub") {
+            Some(Value::String(s)) => s.clone(),
+            _ => return Err(ApiError::unauthorized(INVALID_TOKEN)),
+        },
+        Err(_) => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
+    };
+    let env = signing_env(state, &sub)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized(INVALID_TOKEN))?;
+    if env.auth.project_deleted {
+        return Err(ApiError::unauthorized(INVALID_TOKEN));
+    }
+    let now = state.now();
+    let now_secs = now.timestamp();
+    let (claims, grace_key_id) =
+        match jwt::verify_hs256(token, env.signing_key.expose_secret().as_bytes(), now_secs) {
+            Ok(claims) => (claims, None),
+            Err(JwtError::SignatureInvalid) => {
+                let found = env
+                    .grace_keys
+                    .iter()
+                    .filter(|k| k.expires_at > now)
+                    .find_map(|k| {
+                        jwt::verify_hs256(token, k.key.expose_secret().as_bytes(), now_secs)
+                            .ok()
+                            .map(|c| (c, k.id.clone()))
+                    });
+                match found {
+                    Some((claims, id)) => {
+                        state.cache.count_grace_use(&id, now);
+                        (claims, Some(id))
+                    }
+                    None => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
+                }
+            }
+            Err(_) => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
+        };
+    if claims.get("pub") != Some(&Value::Bool(true)) {
+        return Err(ApiError::unauthorized(TOKEN_IS_INVALID));
+    }
+    let actor = acting_user(&claims);
+    // A JWT exchanged from a personal access token dies with it (taskgate's addition).
+    if let Some(pat) = claims
+        .get("act")
+        .and_then(|a| a.get("pat"))
+        .and_then(Value::as_str)
+    {
+        if state.cache.pat_revoked(pat) {
+            return Err(ApiError::unauthorized(TOKEN_IS_INVALID));
+        }
+    }
+    let grant = JwtGrant {
+        ability: Ability::from_scopes(&scopes(&claims)),
+        one_time_use: claims.get("otu") == Some(&Value::Bool(true)),
+        token_hash: sha256_hex(token),
+        realtime: claims.get("realtime").filter(|v| v.is_object()).cloned(),
+        actor,
+        grace_key_id,
+    };
+    Ok(EnvPrincipal {
+        env: env.auth.clone(),
+        signing_key: Arc::new(env.signing_key.clone()),
+        credential: EnvCredential::PublicJwt(grant),
+    })
+}
+
+/// `scopes` as strings; a missing or non-array claim is deny-all (spec §3.2).
+fn scopes(claims: &Map<String, Value>) -> Vec<String> {
+    match claims.get("scopes") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `act.sub` when it is a string; a malformed `act` is ignored, not an error (spec §3.6).
+fn acting_user(claims: &Map<String, Value>) -> Option<ActingUser> {
+    let act = claims.get("act")?.as_object()?;
+    let sub = act.get("sub")?.as_str()?;
+    Some(ActingUser {
+        user_id: sub.to_string(),
+        client: act
+            .get("client")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+/// The signing material of environment `env_id`: from the cache, else loaded once.
+pub async fn signing_env(state: &AppState, env_id: &str) -> ApiResult<Option<Arc<SigningEnv>>> {
+    if let Some(env) = state.cache.signing_env(env_id) {
+        return Ok(Some(env));
+    }
+    let generation = state.cache.generation();
+    let Some(auth) = state.store.get_environment_auth(env_id).await? else {
+        return Ok(None);
+    };
+    let signing_id = auth
+        .environment
+        .parent_environment_id
+        .clone()
+        .unwrap_or_else(|| auth.environment.id.clone());
+    let signing_sealed = if signing_id == auth.environment.id {
+        auth.environment.api_key_sealed.clone()
+    } else {
+        match state.store.get_environment_auth(&signing_id).await? {
+            Some(parent) => parent.environment.api_key_sealed,
+            None => return Ok(None),
+        }
+    };
+    let now = state.now();
+    let mut grace_keys = Vec::new();
+    for k in state.store.live_revoked_keys(&signing_id, now).await? {
+        grace_keys.push(GraceKey {
+            key: open_key(state, &k.api_key_sealed)?,
+            id: k.id,
+            expires_at: k.expires_at,
+        });
+    }
+    let env = Arc::new(SigningEnv {
+        auth,
+        signing_environment_id: signing_id,
+        signing_key: open_key(state, &signing_sealed)?,
+        grace_keys,
+    });
+    state.cache.insert_signing_env(generation, env.clone());
+    Ok(Some(env))
+}

@@ -1,0 +1,50 @@
+//! [`ApiJson`], the JSON body extractor of every route: malformed JSON, wrong types and
+//! oversized bodies become 400/413 with a clear message, never a 500.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body, rejected with taskgate's error body.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// Maps axum's JSON rejections to the wire errors.
+pub fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::invalid_body(e.body_text()),
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("Invalid JSON"),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::bad_request("Expected a JSON body with Content-Type: application/json")
+        }
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+        }
+        other => ApiError::bad_request(other.body_text()),
+    }
+}
+
+/// Parses a body that may be empty or not JSON at all into a JSON value (`Null` when empty).
+pub fn parse_lenient(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(bytes).map_err(|_| ApiError::bad_request("Invalid JSON"))
+}

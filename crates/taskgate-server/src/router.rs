@@ -1,0 +1,77 @@
+//! The one router. Every route is registered here through utoipa-axum, so the OpenAPI
+//! document is generated from the same definitions that serve requests and cannot drift.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::missing_header::require_authorization_header;
+use crate::error::ApiError;
+use crate::openapi::{docs_page, ApiDoc};
+use crate::routes::*;
+use crate::state::AppState;
+use crate::telemetry::track_requests;
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(orgs::list_orgs, orgs::create_org))
+        .routes(routes!(orgs::list_members, orgs::add_member))
+        .routes(routes!(projects::list_projects, projects::create_project))
+        .routes(routes!(projects::get_environment_key))
+        .routes(routes!(projects::upsert_branch))
+        .routes(routes!(projects::delete_project))
+        .routes(routes!(keys::regenerate_api_key))
+        .routes(routes!(keys::list_revoked_api_keys))
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::revoke_token))
+        .routes(routes!(whoami::whoami))
+        .routes(routes!(auth_tokens::mint_jwt))
+        .routes(routes!(auth_tokens::jwt_claims))
+        .routes(routes!(auth_tokens::create_public_token))
+        .routes(routes!(auth_tokens::describe_credential))
+        .routes(routes!(user_actor::mint_user_actor_token))
+        .routes(routes!(user_actor::exchange_env_jwt))
+        .routes(routes!(admin::create_user))
+        .routes(routes!(admin::create_user_token))
+        .routes(routes!(admin::update_revoked_api_key))
+        .routes(routes!(admin::list_audit_events))
+}
+
+/// The OpenAPI document (what `GET /api/openapi.json` serves and `docs/openapi.json` holds).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_router().into_openapi()
+}
+
+/// The application with its middleware.
+pub fn router(state: AppState) -> Router {
+    let (routes, api) = api_router().split_for_parts();
+    let api = Arc::new(api);
+    let body_limit = state.config.max_body_bytes;
+    routes
+        .route(
+            "/api/openapi.json",
+            get(move || async move { Json(api.as_ref().clone()) }),
+        )
+        .route("/api/docs", get(docs_page))
+        // Upstream answers every non-GET method on this route with the same action (§1.11).
+        .route(
+            "/admin/api/v1/revoked-api-keys/{revokedApiKeyId}",
+            axum::routing::put(admin::update_revoked_api_key)
+                .patch(admin::update_revoked_api_key)
+                .delete(admin::update_revoked_api_key),
+        )
+        .fallback(|| async { ApiError::not_found("Not found") })
+        .route_layer(from_fn(track_requests))
+        .layer(from_fn(require_authorization_header))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

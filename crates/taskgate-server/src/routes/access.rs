@@ -1,0 +1,139 @@
+//! What a user may do where: project and environment resolution for user credentials
+//! (spec/auth.md §2.5) and the user's effective ability, role ∩ cap for a user-actor token.
+
+use axum::http::StatusCode;
+use taskgate_core::branch::sanitize_branch;
+use taskgate_core::env::EnvType;
+use taskgate_core::role::{role_ability, Role};
+use taskgate_core::scope::{Ability, Resource};
+use taskgate_store::{Environment, EnvironmentAuth, ProjectAccess};
+
+use crate::auth::{UserCredential, UserPrincipal};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The scopes a capless user-actor token is ceilinged by (upstream's `CAPLESS_USER_ACTOR_SCOPES`).
+pub const CAPLESS_SCOPES: &[&str] = &["read:all"];
+
+/// The effective ability of `principal` with `role` in an organization: the role's, narrowed by
+/// a user-actor token's cap. A cap can never widen a role.
+pub fn effective_ability(principal: &UserPrincipal, role: Role) -> Ability {
+    let by_role = role_ability(role);
+    match &principal.credential {
+        UserCredential::Pat { .. } => by_role,
+        UserCredential::Uat { claims } => {
+            let cap = match &claims.cap {
+                Some(cap) => Ability::from_scopes(cap),
+                None => Ability::from_scopes(
+                    &CAPLESS_SCOPES
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>(),
+                ),
+            };
+            Ability::And(Box::new(by_role), Box::new(cap))
+        }
+    }
+}
+
+/// 403 `Unauthorized` (route-builder body) unless the principal may `action` on `resource`.
+pub fn require(
+    principal: &UserPrincipal,
+    role: Role,
+    action: &str,
+    resource: Resource,
+) -> ApiResult<()> {
+    if effective_ability(principal, role).can(action, &[resource]) {
+        Ok(())
+    } else {
+        Err(ApiError::scope_denied())
+    }
+}
+
+/// The environment type named by a URL segment (`dev`, `staging`, `prod`, `preview`).
+pub fn url_env(env: &str) -> ApiResult<EnvType> {
+    EnvType::from_url_env(env).ok_or_else(|| ApiError::bad_request("Invalid Params"))
+}
+
+/// A project the user is a member of, by external ref.
+pub async fn project_for_user(
+    state: &AppState,
+    principal: &UserPrincipal,
+    project_ref: &str,
+) -> ApiResult<ProjectAccess> {
+    state
+        .store
+        .find_project_access(&principal.user.id, project_ref)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Project not found"))
+}
+
+/// Resolves `{projectRef}/{env}` plus an optional `x-trigger-branch` for a user (spec §2.5):
+/// DEVELOPMENT means the caller's own dev environment; a branch pivots to the child.
+pub async fn environment_for_user(
+    state: &AppState,
+    principal: &UserPrincipal,
+    project_ref: &str,
+    env: &str,
+    branch_header: Option<&str>,
+) -> ApiResult<(ProjectAccess, EnvironmentAuth)> {
+    let env_type = url_env(env)?;
+    let access = project_for_user(state, principal, project_ref).await?;
+    let member = (env_type == EnvType::Development).then_some(access.member_id.as_str());
+    let root = state
+        .store
+        .find_root_environment(&access.project.id, env_type, member)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Environment not found"))?;
+    let branch = sanitize_branch(branch_header)
+        .filter(|b| !(env_type == EnvType::Development && b == "default"));
+    let environment: Environment = match branch {
+        None => root,
+        Some(name) => state
+            .store
+            .find_branch_child(&root.id, &name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Branch not found"))?,
+    };
+    let auth = EnvironmentAuth {
+        environment,
+        project_ref: access.project.external_ref.clone(),
+        project_name: access.project.name.clone(),
+        project_deleted: false,
+        organization_slug: access.organization.slug.clone(),
+        organization_title: access.organization.title.clone(),
+        member_user_id: member.map(|_| principal.user.id.clone()),
+    };
+    Ok((access, auth))
+}
+
+/// The sealed current key clients authenticate with for `env`: the parent's for a branch.
+pub async fn client_key_sealed(state: &AppState, env: &Environment) -> ApiResult<String> {
+    match &env.parent_environment_id {
+        None => Ok(env.api_key_sealed.clone()),
+        Some(parent) => Ok(state
+            .store
+            .get_environment_auth(parent)
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Environment not found"))?
+            .environment
+            .api_key_sealed),
+    }
+}
+
+/// Key access on an environment tier, worded as upstream's `authorizePatEnvironmentAccess`.
+pub fn require_key_access(
+    principal: &UserPrincipal,
+    role: Role,
+    action: &str,
+    env_type: EnvType,
+) -> ApiResult<()> {
+    let resource = taskgate_core::role::api_key_resource(env_type);
+    if effective_ability(principal, role).can(action, &[resource]) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "You don't have permission to access this environment's API keys.",
+        ))
+    }
+}

@@ -1,0 +1,197 @@
+//! Minting public access tokens (spec/auth.md §3.4 A–C). Tokens are always signed with the
+//! environment's canonical current key (the parent's for a branch child), never with the key
+//! the caller presented, so a token minted with a grace-window key validates after the grace.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::Json;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use taskgate_api::*;
+use taskgate_core::duration::{jose_expiration, ExpirationInput};
+use taskgate_core::jwt;
+use taskgate_core::scope::{scopes_within_ability, Ability};
+
+use crate::auth::extract::{LegacyKeyAuth, SecretKeyAuth};
+use crate::auth::{EnvCredential, EnvPrincipal};
+use crate::error::{ApiError, ApiResult};
+use crate::json::parse_lenient;
+use crate::state::AppState;
+
+/// Longest lifetime of a token from `/api/v1/auth/public-tokens`.
+const MAX_PUBLIC_TOKEN_SECONDS: i64 = 30 * 24 * 60 * 60;
+
+/// Signs `payload` (plus iss, aud, iat, exp) with the principal's signing key.
+pub(crate) fn sign_env_jwt(
+    principal: &EnvPrincipal,
+    mut payload: Map<String, Value>,
+    now_secs: i64,
+    exp: i64,
+) -> String {
+    payload.extend(jwt::standard_claims(now_secs, exp));
+    jwt::sign_hs256(&payload, principal.signing_key.expose_secret().as_bytes())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MintJwtBody {
+    #[serde(default)]
+    claims: Option<MintJwtClaims>,
+    #[serde(default)]
+    expiration_time: Option<ExpirationInput>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MintJwtClaims {
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8], empty_ok: bool) -> ApiResult<T> {
+    let value = parse_lenient(bytes)?;
+    let value = if value.is_null() && empty_ok {
+        json!({})
+    } else {
+        value
+    };
+    serde_json::from_value(value).map_err(|e| ApiError::invalid_body(e.to_string()))
+}
+
+/// Mints a public access token for the key's environment (default lifetime 1 h; a number
+/// `expirationTime` is absolute epoch seconds, a string is relative, as jose).
+#[utoipa::path(post, path = "/api/v1/auth/jwt", tag = "public tokens",
+    request_body(content = Object, description = "{claims?: {scopes?: string[]}, expirationTime?: number | string}"),
+    responses((status = 200, body = TokenBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn mint_jwt(
+    State(state): State<AppState>,
+    LegacyKeyAuth(principal): LegacyKeyAuth,
+    body: Bytes,
+) -> ApiResult<Json<TokenBody>> {
+    let body: MintJwtBody = parse_body(&body, true)?;
+    let now = state.now().timestamp();
+    let exp = jose_expiration(body.expiration_time.as_ref(), "1h", now)
+        .map_err(|_| ApiError::bad_request("Invalid expiration time"))?;
+    let mut payload = Map::new();
+    payload.insert("sub".into(), json!(principal.env.environment.id));
+    payload.insert("pub".into(), json!(true));
+    if let Some(claims) = body.claims {
+        payload.insert("scopes".into(), json!(claims.scopes));
+    }
+    Ok(Json(TokenBody {
+        token: sign_env_jwt(&principal, payload, now, exp),
+    }))
+}
+
+/// The claims the official SDK self-signs a public token with: `{"sub", "pub": true}`.
+#[utoipa::path(post, path = "/api/v1/auth/jwt/claims", tag = "public tokens",
+    responses((status = 200, body = Object, description = "{\"sub\": environment id, \"pub\": true}"), (status = 401, body = ErrorBody)))]
+pub async fn jwt_claims(LegacyKeyAuth(principal): LegacyKeyAuth) -> Json<Value> {
+    Json(json!({ "sub": principal.env.environment.id, "pub": true }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicTokenBody {
+    scopes: Vec<String>,
+    #[serde(default)]
+    expiration_time: Option<ExpirationInput>,
+    #[serde(default)]
+    one_time_use: Option<bool>,
+    #[serde(default)]
+    realtime: Option<RealtimeOptions>,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RealtimeOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    skip_columns: Option<Vec<String>>,
+}
+
+/// Mints a scoped public access token; the scopes must lie within the caller's own access.
+#[utoipa::path(post, path = "/api/v1/auth/public-tokens", tag = "public tokens",
+    request_body(content = Object, description = "{scopes: string[] (≥1), expirationTime?: string | number, oneTimeUse?: boolean, realtime?: {skipColumns?: string[]}}"),
+    responses((status = 200, body = TokenBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_public_token(
+    State(state): State<AppState>,
+    SecretKeyAuth(principal): SecretKeyAuth,
+    body: Bytes,
+) -> ApiResult<Json<TokenBody>> {
+    let body: PublicTokenBody = parse_body(&body, false)?;
+    if body.scopes.is_empty() {
+        return Err(ApiError::invalid_body(
+            "scopes must contain at least one scope",
+        ));
+    }
+    let ability = match &principal.credential {
+        EnvCredential::SecretKey { .. } => Ability::Permissive,
+        EnvCredential::PublicJwt(grant) => grant.ability.clone(),
+    };
+    let denied = scopes_within_ability(&body.scopes, &ability);
+    if !denied.is_empty() {
+        return Err(
+            ApiError::forbidden("Requested scopes exceed the API key's access")
+                .with("code", "scopes_exceed_key_access")
+                .with("deniedScopes", json!(denied)),
+        );
+    }
+    let now = state.now().timestamp();
+    let exp = jose_expiration(body.expiration_time.as_ref(), "15m", now)
+        .map_err(|_| ApiError::bad_request("Invalid expiration time"))?;
+    if exp <= now {
+        return Err(ApiError::bad_request(
+            "Expiration time must be in the future",
+        ));
+    }
+    if exp - now > MAX_PUBLIC_TOKEN_SECONDS {
+        return Err(ApiError::bad_request(
+            "Expiration time cannot exceed 30 days",
+        ));
+    }
+    let mut payload = Map::new();
+    payload.insert("sub".into(), json!(principal.env.environment.id));
+    payload.insert("pub".into(), json!(true));
+    payload.insert("scopes".into(), json!(body.scopes));
+    if body.one_time_use == Some(true) {
+        payload.insert("otu".into(), json!(true));
+    }
+    if let Some(rt) = body.realtime {
+        payload.insert("realtime".into(), json!(rt));
+    }
+    Ok(Json(TokenBody {
+        token: sign_env_jwt(&principal, payload, now, exp),
+    }))
+}
+
+/// What a credential resolves to (taskgate's addition): the environment it acts in, how it
+/// authenticated and, for a JWT, its acting user. Accepts secret keys and public JWTs.
+#[utoipa::path(get, path = "/api/v1/auth/credential", tag = "public tokens",
+    responses((status = 200, body = Object, description = "{environmentId, environmentType, projectRef, credential, graceKeyId?, actingUserId?}"),
+              (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn describe_credential(
+    crate::auth::extract::ApiAuth(principal): crate::auth::extract::ApiAuth,
+) -> Json<Value> {
+    let (kind, grace_key_id) = match &principal.credential {
+        EnvCredential::SecretKey {
+            via: taskgate_store::KeyMatchVia::Current,
+        } => ("secretKey", None),
+        EnvCredential::SecretKey {
+            via: taskgate_store::KeyMatchVia::Revoked { revoked_key_id, .. },
+        } => ("secretKey", Some(revoked_key_id.clone())),
+        EnvCredential::PublicJwt(grant) => ("publicJwt", grant.grace_key_id.clone()),
+    };
+    let mut body = json!({
+        "environmentId": principal.env.environment.id,
+        "environmentType": principal.env.environment.env_type.as_str(),
+        "projectRef": principal.env.project_ref,
+        "credential": kind,
+    });
+    if let Some(id) = grace_key_id {
+        body["graceKeyId"] = json!(id);
+    }
+    if let Some(user) = principal.acting_user_id() {
+        body["actingUserId"] = json!(user);
+    }
+    Json(body)
+}

@@ -1,0 +1,151 @@
+//! Organizations and their members.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use taskgate_api::*;
+use taskgate_core::role::{can_manage_member, Role};
+use taskgate_core::scope::Resource;
+use taskgate_store::StoreError;
+
+use super::access::require;
+use super::{org_response, required_name, slugify};
+use crate::auth::extract::UserAuth;
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::state::AppState;
+
+/// Organizations the caller belongs to.
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "tenancy",
+    responses((status = 200, body = Vec<OrgResponse>), (status = 401, body = ErrorBody)))]
+pub async fn list_orgs(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+) -> ApiResult<Json<Vec<OrgResponse>>> {
+    let orgs = state.store.list_orgs_for_user(&user.user.id).await?;
+    Ok(Json(
+        orgs.iter().map(|m| org_response(&m.organization)).collect(),
+    ))
+}
+
+/// Creates an organization; the caller becomes its owner.
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "tenancy", request_body = CreateOrgRequest,
+    responses((status = 201, body = OrgResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_org(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    ApiJson(body): ApiJson<CreateOrgRequest>,
+) -> ApiResult<(StatusCode, Json<OrgResponse>)> {
+    // A user-actor token needs `manage organization` (upstream §5.7); a PAT does not.
+    require(&user, Role::Owner, "manage", Resource::new("organization"))?;
+    let title = required_name("title", &body.title, 100)?;
+    let base = slugify(&title);
+    let mut slug = base.clone();
+    for _ in 0..5 {
+        match state
+            .store
+            .create_org(&title, &slug, &user.user.id, state.now())
+            .await
+        {
+            Ok(org) => return Ok((StatusCode::CREATED, Json(org_response(&org)))),
+            Err(StoreError::Conflict { .. }) => {
+                slug = format!("{base}-{}", &taskgate_core::ids::new_id()[1..7]);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "Could not choose a unique slug for this organization",
+    ))
+}
+
+/// Members of an organization (any member may list them).
+#[utoipa::path(get, path = "/api/v1/orgs/{orgParam}/members", tag = "tenancy",
+    params(("orgParam" = String, Path, description = "organization id or slug")),
+    responses((status = 200, body = Vec<MemberResponse>), (status = 404, body = ErrorBody)))]
+pub async fn list_members(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path(org_param): Path<String>,
+) -> ApiResult<Json<Vec<MemberResponse>>> {
+    let membership = membership(&state, &user.user.id, &org_param).await?;
+    require(&user, membership.role, "read", Resource::new("members"))?;
+    let members = state
+        .store
+        .list_members(&membership.organization.id)
+        .await?;
+    Ok(Json(members.iter().map(member_response).collect()))
+}
+
+/// Adds an existing user to an organization with a role; they get a dev environment in every
+/// project.
+#[utoipa::path(post, path = "/api/v1/orgs/{orgParam}/members", tag = "tenancy", request_body = AddMemberRequest,
+    params(("orgParam" = String, Path, description = "organization id or slug")),
+    responses((status = 201, body = MemberResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn add_member(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path(org_param): Path<String>,
+    ApiJson(body): ApiJson<AddMemberRequest>,
+) -> ApiResult<(StatusCode, Json<MemberResponse>)> {
+    let membership = membership(&state, &user.user.id, &org_param).await?;
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        ApiError::invalid_body("role must be one of owner, admin, developer, viewer")
+    })?;
+    require(&user, membership.role, "write", Resource::new("members"))?;
+    if !can_manage_member(membership.role, role, Some(role)) {
+        return Err(ApiError::forbidden("Unauthorized").with("code", "role_not_allowed"));
+    }
+    let target = state
+        .store
+        .find_user_by_email(body.email.trim())
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    let org_id = &membership.organization.id;
+    match state
+        .store
+        .add_member(
+            org_id,
+            &target.id,
+            role,
+            &*state.vault,
+            &user.actor(),
+            state.now(),
+        )
+        .await
+    {
+        Ok(member) => Ok((StatusCode::CREATED, Json(member_response(&member)))),
+        Err(StoreError::Conflict { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "User is already a member of this organization",
+        )
+        .with("code", "already_member")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The caller's membership of `org_param`. A non-member gets 403 `Unauthorized`, the same
+/// answer as for an organization that does not exist, so neither leaks the other.
+pub(crate) async fn membership(
+    state: &AppState,
+    user_id: &str,
+    org_param: &str,
+) -> ApiResult<taskgate_store::OrgMembership> {
+    state
+        .store
+        .find_membership(user_id, org_param)
+        .await?
+        .ok_or_else(|| ApiError::forbidden("Unauthorized"))
+}
+
+fn member_response(m: &taskgate_store::Member) -> MemberResponse {
+    MemberResponse {
+        id: m.id.clone(),
+        user_id: m.user_id.clone(),
+        email: m.email.clone(),
+        name: m.name.clone(),
+        role: m.role.as_str().to_string(),
+        created_at: m.created_at,
+    }
+}

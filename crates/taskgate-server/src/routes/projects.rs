@@ -1,0 +1,171 @@
+//! Projects, their environments' keys, and branches.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use secrecy::ExposeSecret;
+use taskgate_api::*;
+use taskgate_core::env::EnvType;
+use taskgate_core::ids::new_project_ref;
+use taskgate_core::scope::Resource;
+use taskgate_store::StoreError;
+
+use super::access::{
+    client_key_sealed, environment_for_user, project_for_user, require, require_key_access,
+};
+use super::orgs::membership;
+use super::{project_response, required_name, slugify};
+use crate::auth::env_key::open_key;
+use crate::auth::extract::UserAuth;
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::state::AppState;
+
+/// Live projects of an organization.
+#[utoipa::path(get, path = "/api/v1/orgs/{orgParam}/projects", tag = "tenancy",
+    params(("orgParam" = String, Path, description = "organization id or slug")),
+    responses((status = 200, body = Vec<ProjectResponse>), (status = 403, body = ErrorBody)))]
+pub async fn list_projects(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path(org_param): Path<String>,
+) -> ApiResult<Json<Vec<ProjectResponse>>> {
+    let m = membership(&state, &user.user.id, &org_param).await?;
+    require(&user, m.role, "read", Resource::new("project"))?;
+    let projects = state.store.list_projects(&m.organization.id).await?;
+    Ok(Json(
+        projects
+            .iter()
+            .map(|p| project_response(p, &m.organization))
+            .collect(),
+    ))
+}
+
+/// Creates a project with staging, production and preview environments and a development
+/// environment for every member.
+#[utoipa::path(post, path = "/api/v1/orgs/{orgParam}/projects", tag = "tenancy", request_body = CreateProjectRequest,
+    params(("orgParam" = String, Path, description = "organization id or slug")),
+    responses((status = 201, body = ProjectResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_project(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path(org_param): Path<String>,
+    ApiJson(body): ApiJson<CreateProjectRequest>,
+) -> ApiResult<(StatusCode, Json<ProjectResponse>)> {
+    let m = membership(&state, &user.user.id, &org_param).await?;
+    require(&user, m.role, "write", Resource::new("project"))?;
+    let name = required_name("name", &body.name, 100)?;
+    let base = slugify(&name);
+    let mut slug = base.clone();
+    for _ in 0..5 {
+        let created = state
+            .store
+            .create_project(
+                &m.organization.id,
+                &name,
+                &slug,
+                &new_project_ref(),
+                &*state.vault,
+                state.now(),
+            )
+            .await;
+        match created {
+            Ok(p) => {
+                return Ok((
+                    StatusCode::CREATED,
+                    Json(project_response(&p, &m.organization)),
+                ))
+            }
+            Err(StoreError::Conflict { .. }) => {
+                slug = format!("{base}-{}", &taskgate_core::ids::new_id()[1..7])
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "Could not choose a unique slug for this project",
+    ))
+}
+
+/// An environment's secret key (upstream shape); `dev` is the caller's own dev environment.
+#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/{env}", tag = "keys",
+    params(("projectRef" = String, Path), ("env" = String, Path, description = "dev, staging, prod or preview"),
+           ("x-trigger-branch" = Option<String>, Header)),
+    responses((status = 200, body = EnvironmentKeyResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_environment_key(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path((project_ref, env)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<EnvironmentKeyResponse>> {
+    let branch = headers
+        .get("x-trigger-branch")
+        .and_then(|v| v.to_str().ok());
+    let (access, env) = environment_for_user(&state, &user, &project_ref, &env, branch).await?;
+    require_key_access(&user, access.role, "read", env.environment.env_type)?;
+    let key = open_key(&state, &client_key_sealed(&state, &env.environment).await?)?;
+    Ok(Json(EnvironmentKeyResponse {
+        api_key: key.expose_secret().to_string(),
+        name: access.project.name,
+        api_url: state.config.public_url.clone(),
+        project_id: access.project.id,
+    }))
+}
+
+/// Creates (or re-opens) a branch child of the project's preview environment or the caller's
+/// dev environment. Clients then use the parent's key with `x-trigger-branch`.
+#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/branches", tag = "keys", request_body = UpsertBranchRequest,
+    params(("projectRef" = String, Path)),
+    responses((status = 200, body = BranchResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn upsert_branch(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path(project_ref): Path<String>,
+    ApiJson(body): ApiJson<UpsertBranchRequest>,
+) -> ApiResult<Json<BranchResponse>> {
+    let env_type = match body.env.as_str() {
+        "preview" => EnvType::Preview,
+        "dev" => EnvType::Development,
+        _ => return Err(ApiError::invalid_body("env must be preview or dev")),
+    };
+    let branch = taskgate_core::branch::sanitize_branch(Some(&body.branch))
+        .filter(|b| b.len() <= 255 && !(env_type == EnvType::Development && b == "default"))
+        .ok_or_else(|| ApiError::invalid_body("branch is not a usable branch name"))?;
+    let access = project_for_user(&state, &user, &project_ref).await?;
+    require(&user, access.role, "write", Resource::new("branches"))?;
+    let member = (env_type == EnvType::Development).then_some(access.member_id.as_str());
+    let root = state
+        .store
+        .find_root_environment(&access.project.id, env_type, member)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Environment not found"))?;
+    let child = state
+        .store
+        .upsert_branch(&root.id, &branch, &*state.vault, state.now())
+        .await?;
+    Ok(Json(BranchResponse {
+        id: child.id,
+        slug: child.slug,
+        branch_name: branch,
+        parent_environment_id: root.id,
+    }))
+}
+
+/// Soft-deletes a project: its keys and tokens stop working at once; its rows are kept.
+#[utoipa::path(delete, path = "/api/v1/projects/{projectRef}", tag = "tenancy", params(("projectRef" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_project(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path(project_ref): Path<String>,
+) -> ApiResult<StatusCode> {
+    let access = project_for_user(&state, &user, &project_ref).await?;
+    require(&user, access.role, "delete", Resource::new("project"))?;
+    state
+        .store
+        .soft_delete_project(&access.project.id, state.now())
+        .await?;
+    tracing::info!(project.id = %access.project.id, "project deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,31 @@
+//! [`AppState`]: what every handler shares.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::SecretBox;
+use taskgate_core::time::Clock;
+use taskgate_store::Store;
+
+use crate::auth::cache::AuthCache;
+use crate::config::Config;
+use crate::vault::KeyVault;
+
+/// Shared state, cloned into every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub vault: Arc<KeyVault>,
+    /// Signs user-actor tokens.
+    pub session_secret: Arc<SecretBox<Vec<u8>>>,
+    pub cache: Arc<AuthCache>,
+    pub config: Arc<Config>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,99 @@
+use axum::http::{Method, StatusCode};
+
+use crate::common::{Backend, TestApp};
+use crate::on_both;
+
+async fn health_and_readiness_answer(b: Backend) {
+    let app = TestApp::new(b).await;
+    let r = app.request(Method::GET, "/healthz", None, None, &[]).await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let r = app.request(Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // A database that is gone makes the server unready, never dead.
+    app.state.store.close().await;
+    let r = app.request(Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let r = app.request(Method::GET, "/healthz", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    app.cleanup().await;
+}
+
+async fn metrics_count_requests_by_route_template(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (project, _) = app.project_with_key("prod").await;
+    app.get(
+        &format!("/api/v1/projects/{project}/prod"),
+        &app.admin_token,
+    )
+    .await;
+    let r = app.request(Method::GET, "/metrics", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text.contains("taskgate_http_requests_total"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains(r#"route="/api/v1/projects/{projectRef}/{env}""#),
+        "route templates, not raw paths"
+    );
+    assert!(!r.text.contains(&project), "raw ids never become labels");
+    assert!(r.text.contains("taskgate_db_queries_total"));
+    assert!(r.text.contains("taskgate_http_request_duration_seconds"));
+    assert!(r.text.contains("taskgate_db_pool_connections"));
+    app.cleanup().await;
+}
+
+async fn openapi_document_lists_every_route(b: Backend) {
+    let app = TestApp::new(b).await;
+    let r = app
+        .request(Method::GET, "/api/openapi.json", None, None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.body["openapi"].as_str().map(|v| v.starts_with("3.1")),
+        Some(true)
+    );
+    for path in [
+        "/api/v1/orgs",
+        "/api/v1/projects/{projectRef}/{env}/regenerate-api-key",
+        "/admin/api/v1/revoked-api-keys/{revokedApiKeyId}",
+        "/api/v1/auth/jwt",
+        "/api/v2/whoami",
+        "/healthz",
+    ] {
+        assert!(
+            r.body["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let page = app.request(Method::GET, "/api/docs", None, None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("/api/openapi.json"));
+    assert!(
+        !page.text.contains("<script src=\"http"),
+        "the reference page loads nothing from the network"
+    );
+    app.cleanup().await;
+}
+
+async fn unknown_routes_are_json_404s(b: Backend) {
+    let app = TestApp::new(b).await;
+    let r = app.request(Method::GET, "/nope", None, None, &[]).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Not found"))
+    );
+    app.cleanup().await;
+}
+
+on_both!(
+    health_and_readiness_answer,
+    metrics_count_requests_by_route_template,
+    openapi_document_lists_every_route,
+    unknown_routes_are_json_404s
+);

@@ -1,0 +1,13 @@
+//! HTTP tests, in-process through the router, each on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod admin;
+mod health;
+mod keys;
+mod orgs;
+mod projects;
+mod public_tokens;
+mod tokens;
+mod user_actor;

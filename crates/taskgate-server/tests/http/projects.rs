@@ -1,0 +1,155 @@
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::common::{Backend, TestApp};
+use crate::on_both;
+
+async fn a_project_gets_every_environment_with_upstream_key_formats(b: Backend) {
+    let app = TestApp::new(b).await;
+    let token = app.admin_token.clone();
+    let (org, _) = app.org_and_project(&token).await;
+    let r = app
+        .post(
+            &format!("/api/v1/orgs/{org}/projects"),
+            &token,
+            json!({ "name": "Mobile App" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let ext = r.body["externalRef"].as_str().unwrap().to_string();
+    assert!(
+        ext.starts_with("proj_")
+            && ext.len() == 25
+            && ext[5..]
+                .chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()),
+        "{ext}"
+    );
+    assert_eq!(r.body["slug"], "mobile-app");
+    assert_eq!(r.body["organization"]["slug"], org.as_str());
+    for (env, prefix) in [
+        ("dev", "tr_dev_"),
+        ("staging", "tr_stg_"),
+        ("prod", "tr_prod_"),
+        ("preview", "tr_preview_"),
+    ] {
+        let r = app
+            .get(&format!("/api/v1/projects/{ext}/{env}"), &token)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{env}: {}", r.text);
+        let key = r.body["apiKey"].as_str().unwrap();
+        assert!(
+            key.starts_with(prefix) && key.len() == prefix.len() + 24,
+            "{key}"
+        );
+        assert!(key[prefix.len()..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(r.body["name"], "Mobile App");
+        assert_eq!(r.body["apiUrl"], "http://127.0.0.1:3030");
+        assert!(r.body["projectId"].is_string());
+    }
+    let listed = app
+        .get(&format!("/api/v1/orgs/{org}/projects"), &token)
+        .await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(2));
+    app.cleanup().await;
+}
+
+async fn unknown_projects_and_environments_are_clear(b: Backend) {
+    let app = TestApp::new(b).await;
+    let token = app.admin_token.clone();
+    let (_, project) = app.org_and_project(&token).await;
+    let r = app
+        .get("/api/v1/projects/proj_doesnotexist0000000/prod", &token)
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Project not found"))
+    );
+    let r = app
+        .get(&format!("/api/v1/projects/{project}/stg"), &token)
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Invalid Params"))
+    );
+    let r = app
+        .request(
+            axum::http::Method::GET,
+            &format!("/api/v1/projects/{project}/preview"),
+            Some(&token),
+            None,
+            &[("x-trigger-branch", "nope")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Branch not found"))
+    );
+    app.cleanup().await;
+}
+
+async fn keys_are_not_stored_in_plaintext(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let env_id = app
+        .request(
+            axum::http::Method::GET,
+            "/api/v1/auth/credential",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await
+        .body["environmentId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let row = app
+        .state
+        .store
+        .get_environment_auth(&env_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !row.environment.api_key_sealed.contains(&key[8..]),
+        "the stored key is sealed"
+    );
+    assert_eq!(row.environment.api_key_last_four, key[key.len() - 4..]);
+    if b == Backend::Sqlite {
+        let dump = std::fs::read(app.data_dir().join("taskgate.db")).unwrap();
+        let hay = String::from_utf8_lossy(&dump);
+        assert!(
+            !hay.contains(&key),
+            "the secret key appears in the database file"
+        );
+        let wal = std::fs::read(app.data_dir().join("taskgate.db-wal")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&wal).contains(&key),
+            "the secret key appears in the WAL"
+        );
+    }
+    let admin = std::fs::read_to_string(app.data_dir().join("admin-token")).unwrap();
+    assert!(admin.trim().starts_with("tr_pat_"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["admin-token", "master.key", "session.secret"] {
+            let mode = std::fs::metadata(app.data_dir().join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+    }
+    app.cleanup().await;
+}
+
+on_both!(
+    a_project_gets_every_environment_with_upstream_key_formats,
+    unknown_projects_and_environments_are_clear,
+    keys_are_not_stored_in_plaintext
+);
