@@ -14,6 +14,7 @@ pub mod keys;
 pub mod pat;
 pub mod role;
 pub mod rotation;
+pub mod run;
 pub mod scope;
 pub mod time;
 pub mod uat;

@@ -16,6 +16,7 @@ mod keys;
 mod orgs;
 mod projects;
 mod rows;
+mod runs;
 pub mod testing;
 mod tokens;
 mod users;

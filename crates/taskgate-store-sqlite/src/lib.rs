@@ -12,6 +12,7 @@ mod keys;
 mod orgs;
 mod projects;
 mod rows;
+mod runs;
 mod tokens;
 mod users;
 

@@ -10,9 +10,11 @@ pub mod conformance;
 mod error;
 mod events;
 mod model;
+mod runs;
 mod traits;
 
 pub use error::{StoreError, StoreResult};
 pub use events::{ChangeEvent, ChangeFanout, ChangeHook};
 pub use model::*;
+pub use runs::*;
 pub use traits::*;

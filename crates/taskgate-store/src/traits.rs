@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use crate::error::StoreResult;
 use crate::events::{ChangeEvent, ChangeHook};
 use crate::model::*;
+use crate::runs::RunStore;
 
 /// Users and first-run bootstrap.
 #[async_trait]
@@ -201,7 +202,7 @@ pub trait AuditStore: Send + Sync {
 /// Everything a taskgate server needs from its database.
 #[async_trait]
 pub trait Store:
-    UserStore + TokenStore + OrgStore + ProjectStore + KeyStore + AuditStore + Send + Sync
+    UserStore + TokenStore + OrgStore + ProjectStore + KeyStore + AuditStore + RunStore + Send + Sync
 {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;

@@ -1,0 +1,535 @@
+//! Runs, batches and streams.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use taskgate_core::run::{is_final, releases_idempotency_key, stored};
+use taskgate_core::time::to_millis;
+use taskgate_store::*;
+
+use crate::error::map_err;
+use crate::rows::{s, s_opt, ts, ts_opt};
+use crate::{count, SqliteStore};
+
+const RUN_COLS: &str = "r.id, r.friendly_id, r.runtime_environment_id, r.task_identifier, r.status, r.payload, r.payload_type,
+    r.output, r.output_type, r.error, r.tags, r.metadata, r.metadata_type, r.idempotency_key, r.idempotency_key_user,
+    r.idempotency_key_expires_at, r.queue, r.concurrency_key, r.max_attempts, r.machine, r.ttl, r.ttl_expires_at,
+    r.delay_until, r.batch_id, r.is_test, r.created_at, r.updated_at, r.started_at, r.completed_at, r.expired_at, r.version";
+
+fn run(row: &SqliteRow) -> StoreResult<Run> {
+    let tags: String = s(row, "tags")?;
+    Ok(Run {
+        id: s(row, "id")?,
+        friendly_id: s(row, "friendly_id")?,
+        environment_id: s(row, "runtime_environment_id")?,
+        task_identifier: s(row, "task_identifier")?,
+        status: s(row, "status")?,
+        payload: s_opt(row, "payload")?,
+        payload_type: s(row, "payload_type")?,
+        output: s_opt(row, "output")?,
+        output_type: s_opt(row, "output_type")?,
+        error: s_opt(row, "error")?,
+        tags: serde_json::from_str(&tags)
+            .map_err(|e| StoreError::Other(format!("corrupt tags: {e}")))?,
+        metadata: s_opt(row, "metadata")?,
+        metadata_type: s_opt(row, "metadata_type")?,
+        idempotency_key: s_opt(row, "idempotency_key")?,
+        idempotency_key_user: s_opt(row, "idempotency_key_user")?,
+        idempotency_key_expires_at: ts_opt(row, "idempotency_key_expires_at")?,
+        queue: s_opt(row, "queue")?,
+        concurrency_key: s_opt(row, "concurrency_key")?,
+        max_attempts: row.try_get("max_attempts").map_err(map_err)?,
+        machine: s_opt(row, "machine")?,
+        ttl: s_opt(row, "ttl")?,
+        ttl_expires_at: ts_opt(row, "ttl_expires_at")?,
+        delay_until: ts_opt(row, "delay_until")?,
+        batch_id: s_opt(row, "batch_id")?,
+        is_test: row.try_get("is_test").map_err(map_err)?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+        started_at: ts_opt(row, "started_at")?,
+        completed_at: ts_opt(row, "completed_at")?,
+        expired_at: ts_opt(row, "expired_at")?,
+        version: row.try_get("version").map_err(map_err)?,
+    })
+}
+
+fn batch(row: &SqliteRow) -> StoreResult<Batch> {
+    Ok(Batch {
+        id: s(row, "id")?,
+        friendly_id: s(row, "friendly_id")?,
+        environment_id: s(row, "runtime_environment_id")?,
+        run_count: row.try_get("run_count").map_err(map_err)?,
+        idempotency_key: s_opt(row, "idempotency_key")?,
+        created_at: ts(row, "created_at")?,
+        sealed: row.try_get("sealed").map_err(map_err)?,
+    })
+}
+
+async fn insert_run(conn: &mut SqliteConnection, r: &Run) -> StoreResult<()> {
+    count("insert_run");
+    let tags = serde_json::to_string(&r.tags).map_err(|e| StoreError::Other(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO task_runs (id, friendly_id, runtime_environment_id, task_identifier, status, payload, payload_type,
+             output, output_type, error, tags, metadata, metadata_type, idempotency_key, idempotency_key_user,
+             idempotency_key_expires_at, queue, concurrency_key, max_attempts, machine, ttl, ttl_expires_at,
+             delay_until, batch_id, is_test, created_at, updated_at, started_at, completed_at, expired_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+                 $23, $24, $25, $26, $27, $28, $29, $30, $31)",
+    )
+    .bind(&r.id)
+    .bind(&r.friendly_id)
+    .bind(&r.environment_id)
+    .bind(&r.task_identifier)
+    .bind(&r.status)
+    .bind(r.payload.as_deref())
+    .bind(&r.payload_type)
+    .bind(r.output.as_deref())
+    .bind(r.output_type.as_deref())
+    .bind(r.error.as_deref())
+    .bind(tags)
+    .bind(r.metadata.as_deref())
+    .bind(r.metadata_type.as_deref())
+    .bind(r.idempotency_key.as_deref())
+    .bind(r.idempotency_key_user.as_deref())
+    .bind(r.idempotency_key_expires_at.map(to_millis))
+    .bind(r.queue.as_deref())
+    .bind(r.concurrency_key.as_deref())
+    .bind(r.max_attempts)
+    .bind(r.machine.as_deref())
+    .bind(r.ttl.as_deref())
+    .bind(r.ttl_expires_at.map(to_millis))
+    .bind(r.delay_until.map(to_millis))
+    .bind(r.batch_id.as_deref())
+    .bind(r.is_test)
+    .bind(to_millis(r.created_at))
+    .bind(to_millis(r.updated_at))
+    .bind(r.started_at.map(to_millis))
+    .bind(r.completed_at.map(to_millis))
+    .bind(r.expired_at.map(to_millis))
+    .bind(r.version)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    for tag in &r.tags {
+        count("insert_run_tag");
+        sqlx::query(
+            "INSERT INTO task_run_tags (run_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&r.id)
+        .bind(tag)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+fn run_event(r: &Run) -> ChangeEvent {
+    ChangeEvent::Run {
+        run_id: r.id.clone(),
+        environment_id: r.environment_id.clone(),
+        version: r.version,
+    }
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn trigger_run(
+        &self,
+        new: Run,
+        idempotency: Option<Idempotency>,
+        one_time_use: Option<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Triggered> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        if let Some(hash) = &one_time_use {
+            count("consume_one_time_token");
+            sqlx::query(
+                "INSERT INTO one_time_use_tokens (token_hash, run_id, used_at) VALUES ($1, $2, $3)",
+            )
+            .bind(hash)
+            .bind(&new.friendly_id)
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match map_err(e) {
+                StoreError::Conflict { .. } => StoreError::conflict("one_time_use_tokens"),
+                other => other,
+            })?;
+        }
+        let mut new = new;
+        if let Some(idem) = &idempotency {
+            count("find_idempotent_run");
+            let existing = sqlx::query(&format!(
+                "SELECT {RUN_COLS} FROM task_runs r
+                 WHERE r.runtime_environment_id = $1 AND r.task_identifier = $2 AND r.idempotency_key = $3"
+            ))
+            .bind(&new.environment_id)
+            .bind(&new.task_identifier)
+            .bind(&idem.key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if let Some(row) = existing {
+                let old = run(&row)?;
+                let expired = old.idempotency_key_expires_at.is_some_and(|at| at <= now);
+                if !expired && !releases_idempotency_key(&old.status) {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(Triggered {
+                        run: old,
+                        cached: true,
+                    });
+                }
+                count("release_idempotency_key");
+                sqlx::query("UPDATE task_runs SET idempotency_key = NULL WHERE id = $1")
+                    .bind(&old.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            new.idempotency_key = Some(idem.key.clone());
+            new.idempotency_key_user = idem.user_key.clone();
+            new.idempotency_key_expires_at = Some(idem.expires_at);
+        }
+        insert_run(&mut tx, &new).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.publish(run_event(&new));
+        Ok(Triggered {
+            run: new,
+            cached: false,
+        })
+    }
+
+    async fn get_run(&self, environment_id: &str, friendly_id: &str) -> StoreResult<Option<Run>> {
+        count("get_run");
+        let row = sqlx::query(&format!("SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2"))
+            .bind(environment_id)
+            .bind(friendly_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(run).transpose()
+    }
+
+    async fn list_runs(
+        &self,
+        environment_id: &str,
+        filter: &RunFilter,
+        page: &RunPage,
+    ) -> StoreResult<Vec<Run>> {
+        count("list_runs");
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = "
+        ));
+        q.push_bind(environment_id);
+        push_in(&mut q, "r.status", &filter.statuses);
+        push_in(&mut q, "r.task_identifier", &filter.task_identifiers);
+        push_in(&mut q, "r.queue", &filter.queues);
+        push_in(&mut q, "r.machine", &filter.machines);
+        if !filter.tags.is_empty() {
+            q.push(
+                " AND EXISTS (SELECT 1 FROM task_run_tags t WHERE t.run_id = r.id AND t.tag IN (",
+            );
+            let mut sep = q.separated(", ");
+            for t in &filter.tags {
+                sep.push_bind(t);
+            }
+            q.push("))");
+        }
+        if let Some(b) = &filter.batch_id {
+            q.push(" AND r.batch_id = ").push_bind(b);
+        }
+        if let Some(t) = filter.is_test {
+            q.push(" AND r.is_test = ").push_bind(t);
+        }
+        if let Some(from) = filter.created_from {
+            q.push(" AND r.created_at >= ").push_bind(to_millis(from));
+        }
+        if let Some(to) = filter.created_to {
+            q.push(" AND r.created_at <= ").push_bind(to_millis(to));
+        }
+        let backwards = page.before.is_some();
+        if let Some((c, id)) = &page.after {
+            q.push(" AND (r.created_at < ").push_bind(to_millis(*c));
+            q.push(" OR (r.created_at = ")
+                .push_bind(to_millis(*c))
+                .push(" AND r.id < ")
+                .push_bind(id.clone())
+                .push("))");
+        }
+        if let Some((c, id)) = &page.before {
+            q.push(" AND (r.created_at > ").push_bind(to_millis(*c));
+            q.push(" OR (r.created_at = ")
+                .push_bind(to_millis(*c))
+                .push(" AND r.id > ")
+                .push_bind(id.clone())
+                .push("))");
+        }
+        q.push(if backwards {
+            " ORDER BY r.created_at ASC, r.id ASC LIMIT "
+        } else {
+            " ORDER BY r.created_at DESC, r.id DESC LIMIT "
+        });
+        q.push_bind(i64::from(page.limit));
+        let rows = q.build().fetch_all(&self.reader).await.map_err(map_err)?;
+        let mut runs = rows.iter().map(run).collect::<StoreResult<Vec<_>>>()?;
+        if backwards {
+            runs.reverse();
+        }
+        Ok(runs)
+    }
+
+    async fn update_run(
+        &self,
+        environment_id: &str,
+        friendly_id: &str,
+        update: RunUpdate,
+    ) -> StoreResult<(Run, bool)> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("update_run_read");
+        let row = sqlx::query(&format!("SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2"))
+            .bind(environment_id)
+            .bind(friendly_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound)?;
+        let mut r = run(&row)?;
+        if is_final(&r.status) {
+            return Ok((r, false));
+        }
+        apply_update(&mut r, update);
+        count("update_run_write");
+        sqlx::query(
+            "UPDATE task_runs SET status = $2, output = $3, output_type = $4, error = $5, updated_at = $6,
+                 started_at = $7, completed_at = $8, expired_at = $9, version = $10
+             WHERE id = $1",
+        )
+        .bind(&r.id)
+        .bind(&r.status)
+        .bind(r.output.as_deref())
+        .bind(r.output_type.as_deref())
+        .bind(r.error.as_deref())
+        .bind(to_millis(r.updated_at))
+        .bind(r.started_at.map(to_millis))
+        .bind(r.completed_at.map(to_millis))
+        .bind(r.expired_at.map(to_millis))
+        .bind(r.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        self.publish(run_event(&r));
+        Ok((r, true))
+    }
+
+    async fn advance_due_runs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Run>> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("advance_due_runs");
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM task_runs r
+             WHERE (r.status = 'DELAYED' AND r.delay_until <= $1)
+                OR (r.status IN ('PENDING', 'DELAYED') AND r.ttl_expires_at <= $1)
+             LIMIT 500"
+        ))
+        .bind(to_millis(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let mut changed = Vec::new();
+        for row in &rows {
+            let mut r = run(row)?;
+            let expire = r.ttl_expires_at.is_some_and(|at| at <= now);
+            let status = if expire {
+                stored::EXPIRED
+            } else {
+                stored::PENDING
+            };
+            apply_update(
+                &mut r,
+                RunUpdate {
+                    status: status.into(),
+                    at: now,
+                    output: None,
+                    error: None,
+                },
+            );
+            count("advance_due_run");
+            sqlx::query("UPDATE task_runs SET status = $2, updated_at = $3, expired_at = $4, completed_at = $5, version = $6 WHERE id = $1")
+                .bind(&r.id)
+                .bind(&r.status)
+                .bind(to_millis(r.updated_at))
+                .bind(r.expired_at.map(to_millis))
+                .bind(r.completed_at.map(to_millis))
+                .bind(r.version)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            changed.push(r);
+        }
+        tx.commit().await.map_err(map_err)?;
+        for r in &changed {
+            self.publish(run_event(r));
+        }
+        Ok(changed)
+    }
+
+    async fn create_batch(&self, b: Batch) -> StoreResult<(Batch, bool)> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        if let Some(key) = &b.idempotency_key {
+            count("find_idempotent_batch");
+            let existing = sqlx::query(
+                "SELECT * FROM batches WHERE runtime_environment_id = $1 AND idempotency_key = $2",
+            )
+            .bind(&b.environment_id)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if let Some(row) = existing {
+                return Ok((batch(&row)?, true));
+            }
+        }
+        count("create_batch");
+        sqlx::query(
+            "INSERT INTO batches (id, friendly_id, runtime_environment_id, run_count, idempotency_key, created_at, sealed)
+             VALUES ($1, $2, $3, $4, $5, $6, FALSE)",
+        )
+        .bind(&b.id)
+        .bind(&b.friendly_id)
+        .bind(&b.environment_id)
+        .bind(b.run_count)
+        .bind(b.idempotency_key.as_deref())
+        .bind(to_millis(b.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok((b, false))
+    }
+
+    async fn get_batch(
+        &self,
+        environment_id: &str,
+        friendly_id: &str,
+    ) -> StoreResult<Option<Batch>> {
+        count("get_batch");
+        let row = sqlx::query(
+            "SELECT * FROM batches WHERE runtime_environment_id = $1 AND friendly_id = $2",
+        )
+        .bind(environment_id)
+        .bind(friendly_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(batch).transpose()
+    }
+
+    async fn add_batch_item(
+        &self,
+        batch_id: &str,
+        index: i64,
+        run_friendly_id: &str,
+    ) -> StoreResult<bool> {
+        count("add_batch_item");
+        let done = sqlx::query("INSERT INTO batch_items (batch_id, item_index, run_friendly_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(batch_id)
+            .bind(index)
+            .bind(run_friendly_id)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn seal_batch(&self, batch_id: &str) -> StoreResult<(i64, bool)> {
+        count("seal_batch");
+        let (items,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM batch_items WHERE batch_id = $1")
+                .bind(batch_id)
+                .fetch_one(&self.writer)
+                .await
+                .map_err(map_err)?;
+        let done =
+            sqlx::query("UPDATE batches SET sealed = TRUE WHERE id = $1 AND run_count <= $2")
+                .bind(batch_id)
+                .bind(items)
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?;
+        Ok((items, done.rows_affected() == 1))
+    }
+
+    async fn append_stream_chunk(
+        &self,
+        run_id: &str,
+        stream_id: &str,
+        data: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("append_stream_chunk");
+        let (seq,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) + 1 FROM stream_chunks WHERE run_id = $1 AND stream_id = $2")
+            .bind(run_id)
+            .bind(stream_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("INSERT INTO stream_chunks (run_id, stream_id, seq, data, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(run_id)
+            .bind(stream_id)
+            .bind(seq)
+            .bind(data)
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        self.publish(ChangeEvent::Stream {
+            run_id: run_id.to_string(),
+            stream_id: stream_id.to_string(),
+        });
+        Ok(seq)
+    }
+
+    async fn read_stream(
+        &self,
+        run_id: &str,
+        stream_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<StreamChunk>> {
+        count("read_stream");
+        let rows = sqlx::query("SELECT seq, data, created_at FROM stream_chunks WHERE run_id = $1 AND stream_id = $2 AND seq > $3 ORDER BY seq LIMIT $4")
+            .bind(run_id)
+            .bind(stream_id)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(StreamChunk {
+                    seq: r.try_get("seq").map_err(map_err)?,
+                    data: s(r, "data")?,
+                    created_at: ts(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn push_in(q: &mut QueryBuilder<'_, Sqlite>, column: &str, values: &[String]) {
+    if values.is_empty() {
+        return;
+    }
+    q.push(format!(" AND {column} IN ("));
+    let mut sep = q.separated(", ");
+    for v in values {
+        sep.push_bind(v.clone());
+    }
+    q.push(")");
+}
