@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// Seconds a cached key, token or environment is trusted without a change notification.
     #[arg(long, env = "TASKGATE_CACHE_TTL_SECONDS", value_name = "SECONDS")]
     pub cache_ttl_seconds: Option<u64>,
+
+    /// Seconds a live realtime request waits for a change (1 to 60; Electric clients expect about 20).
+    #[arg(long, env = "TASKGATE_REALTIME_POLL_SECONDS", value_name = "SECONDS")]
+    pub realtime_poll_seconds: Option<u64>,
 }
 
 impl ServeArgs {
@@ -119,6 +123,7 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes.or(base.max_body_bytes),
             max_payload_bytes: self.max_payload_bytes.or(base.max_payload_bytes),
             cache_ttl_seconds: self.cache_ttl_seconds.or(base.cache_ttl_seconds),
+            realtime_poll_seconds: self.realtime_poll_seconds.or(base.realtime_poll_seconds),
         }
     }
 }
@@ -140,6 +145,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_payload_bytes: usize,
     pub cache_ttl: std::time::Duration,
+    /// How long a live realtime request waits for a change before answering "up to date".
+    pub realtime_poll: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -171,6 +178,7 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("cache_ttl", &self.cache_ttl)
+            .field("realtime_poll", &self.realtime_poll)
             .finish()
     }
 }
@@ -262,6 +270,9 @@ impl Config {
             max_body_bytes: a.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
             max_payload_bytes: a.max_payload_bytes.unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES),
             cache_ttl: std::time::Duration::from_secs(a.cache_ttl_seconds.unwrap_or(300)),
+            realtime_poll: std::time::Duration::from_secs(
+                a.realtime_poll_seconds.unwrap_or(20).clamp(1, 60),
+            ),
         })
     }
 
@@ -282,6 +293,7 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             cache_ttl: std::time::Duration::from_secs(300),
+            realtime_poll: std::time::Duration::from_secs(20),
         }
     }
 }

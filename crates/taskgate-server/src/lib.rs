@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod json;
 pub mod openapi;
+pub mod realtime;
 pub mod router;
 pub mod routes;
 pub mod state;
@@ -27,6 +28,8 @@ use crate::vault::KeyVault;
 
 /// How long after a change a read replica is assumed to have caught up.
 const REPLICA_LAG_ALLOWANCE: Duration = Duration::from_secs(2);
+/// How often delayed runs are started and queued runs past their TTL expired.
+const RUN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// How often usage of grace-window keys is written to the database.
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -87,6 +90,7 @@ pub async fn build_state_with_store(
         vault: Arc::new(KeyVault::new(master)),
         session_secret: Arc::new(session_secret),
         cache,
+        watchers: Arc::new(realtime::Watchers::default()),
         config: Arc::new(config),
         metrics: telemetry::init_metrics(),
     };
@@ -97,10 +101,11 @@ pub async fn build_state_with_store(
 /// Subscribes the cache to change events (before loading the revoked-token set, so nothing
 /// revoked in between is missed) and starts the usage flusher.
 async fn start_background(state: &AppState) -> anyhow::Result<()> {
-    let cache = state.cache.clone();
-    state
-        .store
-        .on_change(Arc::new(move |event| cache.apply(event)));
+    let (cache, watchers) = (state.cache.clone(), state.watchers.clone());
+    state.store.on_change(Arc::new(move |event| {
+        cache.apply(event);
+        watchers.on_change(event);
+    }));
     let mut events = state.store.subscribe();
     let revoked = state
         .store
@@ -136,6 +141,17 @@ async fn start_background(state: &AppState) -> anyhow::Result<()> {
                     cache.clear();
                 }
                 Err(RecvError::Closed) => break,
+            }
+        }
+    });
+
+    let (store, clock) = (state.store.clone(), state.clock.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RUN_SWEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.advance_due_runs(clock.now()).await {
+                tracing::debug!(error = %e, "could not advance due runs; will retry");
             }
         }
     });

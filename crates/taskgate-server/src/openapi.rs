@@ -22,6 +22,8 @@ use utoipa::OpenApi;
         (name = "tokens", description = "Personal access tokens"),
         (name = "user tokens", description = "Delegated user-actor tokens and their exchange for environment JWTs"),
         (name = "admin", description = "Platform administration (administrator's personal access token)"),
+        (name = "runs", description = "Runs for the official SDK: trigger, batch, list, retrieve, cancel, replay"),
+        (name = "realtime", description = "Run feed (Electric shape protocol) and run streams (SSE)"),
     )
 )]
 pub struct ApiDoc;

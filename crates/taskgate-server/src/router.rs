@@ -14,12 +14,33 @@ use utoipa_axum::routes;
 use crate::auth::missing_header::require_authorization_header;
 use crate::error::ApiError;
 use crate::openapi::{docs_page, ApiDoc};
+use crate::realtime;
 use crate::routes::*;
 use crate::state::AppState;
 use crate::telemetry::track_requests;
 
-fn api_router() -> OpenApiRouter<AppState> {
+/// Room for a trigger body's envelope (options, encoding) around the largest payload.
+const TRIGGER_ENVELOPE_BYTES: usize = 1024 * 1024;
+
+fn api_router(max_payload_bytes: usize) -> OpenApiRouter<AppState> {
+    // Routes that carry payloads get a body limit of their own; the rest the default.
+    let payload_routes = OpenApiRouter::new()
+        .routes(routes!(runs::trigger::trigger_task))
+        .routes(routes!(runs::batch::stream_batch_items))
+        .layer(DefaultBodyLimit::max(
+            max_payload_bytes.saturating_add(TRIGGER_ENVELOPE_BYTES),
+        ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(payload_routes)
+        .routes(routes!(runs::batch::create_batch))
+        .routes(routes!(runs::list::list_runs))
+        .routes(routes!(runs::retrieve::retrieve_run))
+        .routes(routes!(runs::cancel::cancel_run))
+        .routes(routes!(runs::cancel::replay_run))
+        .routes(routes!(realtime::run_feed::subscribe_to_run))
+        .routes(routes!(realtime::streams::read_stream))
+        .routes(routes!(realtime::streams::send_input_stream))
+        .routes(routes!(realtime::streams::append_to_stream))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
@@ -48,12 +69,12 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document (what `GET /api/openapi.json` serves and `docs/openapi.json` holds).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_router().into_openapi()
+    api_router(crate::config::DEFAULT_MAX_PAYLOAD_BYTES).into_openapi()
 }
 
 /// The application with its middleware.
 pub fn router(state: AppState) -> Router {
-    let (routes, api) = api_router().split_for_parts();
+    let (routes, api) = api_router(state.config.max_payload_bytes).split_for_parts();
     let api = Arc::new(api);
     let body_limit = state.config.max_body_bytes;
     routes

@@ -9,6 +9,7 @@ use taskgate_store::Store;
 
 use crate::auth::cache::AuthCache;
 use crate::config::Config;
+use crate::realtime::Watchers;
 use crate::vault::KeyVault;
 
 /// Shared state, cloned into every request.
@@ -20,6 +21,8 @@ pub struct AppState {
     /// Signs user-actor tokens.
     pub session_secret: Arc<SecretBox<Vec<u8>>>,
     pub cache: Arc<AuthCache>,
+    /// Realtime requests waiting for a run or stream to change.
+    pub watchers: Arc<Watchers>,
     pub config: Arc<Config>,
     pub metrics: Option<PrometheusHandle>,
 }

@@ -8,6 +8,7 @@ pub mod health;
 pub mod keys;
 pub mod orgs;
 pub mod projects;
+pub mod runs;
 pub mod tokens;
 pub mod user_actor;
 pub mod whoami;

@@ -9,5 +9,7 @@ mod keys;
 mod orgs;
 mod projects;
 mod public_tokens;
+mod realtime;
+mod runs;
 mod tokens;
 mod user_actor;

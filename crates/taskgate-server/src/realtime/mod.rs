@@ -1,0 +1,128 @@
+//! Realtime: the run feed in ElectricSQL's long-poll protocol (spec errors-runs-sdk §4.1) and
+//! run streams over SSE (§4.2, §4.3), woken by [`Watchers`].
+//!
+//! A waiting request holds one `watch` receiver keyed by what it waits on; a change notifies
+//! only that key's watchers (O(1) per change, whatever the number of subscribers). A watch
+//! channel keeps only the latest value, so a slow subscriber never queues anything and never
+//! stalls others; when a client disconnects its request future is dropped, and with it the
+//! receiver and, if it was the last, the registry entry.
+
+pub mod run_feed;
+pub mod streams;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use taskgate_store::ChangeEvent;
+use tokio::sync::watch;
+
+/// Who is waiting for what.
+#[derive(Default)]
+pub struct Watchers {
+    map: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+/// A registration; dropping it unregisters.
+pub struct Watch {
+    pub rx: watch::Receiver<u64>,
+    key: String,
+    watchers: Arc<Watchers>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut map = self.watchers.map.lock();
+        // This receiver is still alive here: it is the last one when the count is 1.
+        if map
+            .get(&self.key)
+            .is_some_and(|tx| tx.receiver_count() <= 1)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+impl Watchers {
+    /// Starts waiting on `key`.
+    pub fn watch(self: &Arc<Self>, key: String) -> Watch {
+        let mut map = self.map.lock();
+        let rx = map
+            .entry(key.clone())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        Watch {
+            rx,
+            key,
+            watchers: self.clone(),
+        }
+    }
+
+    /// Wakes everyone waiting on `key` (nothing to do when nobody is).
+    pub fn notify(&self, key: &str) {
+        if let Some(tx) = self.map.lock().get(key) {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Keys being watched right now (for metrics and tests).
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Routes a store change to its watchers.
+    pub fn on_change(&self, event: &ChangeEvent) {
+        match event {
+            ChangeEvent::Run { run_id, .. } => self.notify(&run_key(run_id)),
+            ChangeEvent::Stream { run_id, stream_id } => {
+                self.notify(&stream_key(run_id, stream_id))
+            }
+            ChangeEvent::Resync => {
+                let keys: Vec<String> = self.map.lock().keys().cloned().collect();
+                for k in keys {
+                    self.notify(&k);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub fn run_key(run_id: &str) -> String {
+    format!("run:{run_id}")
+}
+
+pub fn stream_key(run_id: &str, stream_id: &str) -> String {
+    format!("stream:{run_id}:{stream_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn watchers_wake_their_key_and_clean_up() {
+        let w = Arc::new(Watchers::default());
+        let mut a = w.watch(run_key("r1"));
+        let b = w.watch(run_key("r1"));
+        let c = w.watch(run_key("r2"));
+        assert_eq!(w.len(), 2);
+        w.on_change(&ChangeEvent::Run {
+            run_id: "r1".into(),
+            environment_id: "e".into(),
+            version: 2,
+        });
+        assert!(a.rx.has_changed().unwrap_or(false));
+        assert!(!c.rx.has_changed().unwrap_or(true));
+        a.rx.changed().await.ok();
+        drop(a);
+        assert_eq!(w.len(), 2, "r1 still has a watcher");
+        drop(b);
+        drop(c);
+        assert!(w.is_empty(), "a disconnected client frees its entry");
+    }
+}

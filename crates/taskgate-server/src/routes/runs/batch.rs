@@ -1,0 +1,183 @@
+//! Two-phase batch trigger, as the 4.8.3 SDK uses it (spec errors-runs-sdk §3.2):
+//! `POST /api/v3/batches`, then the items as NDJSON to `POST /api/v3/batches/{id}/items`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use taskgate_api::ErrorBody;
+use taskgate_core::hash::sha256_hex;
+use taskgate_core::ids::{new_batch_friendly_id, new_id};
+use taskgate_core::scope::Resource;
+use taskgate_store::{Batch, Idempotency};
+
+use super::trigger::{build_run, parse_json_body, run_token_headers, TriggerBody, TriggerOptions};
+use crate::auth::extract::ApiAuth;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Most runs one batch may create (upstream).
+const MAX_BATCH_RUNS: i64 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBatchBody {
+    run_count: i64,
+    #[serde(default)]
+    task_identifiers: Option<Vec<String>>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// Phase one: a batch expecting `runCount` items.
+#[utoipa::path(post, path = "/api/v3/batches", tag = "runs",
+    request_body(content = Object, description = "{runCount, taskIdentifiers?, idempotencyKey?}"),
+    responses((status = 202, body = Object, description = "{id, runCount, isCached, idempotencyKey?}"), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_batch(
+    State(state): State<AppState>,
+    ApiAuth(principal): ApiAuth,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body: CreateBatchBody = parse_json_body(&body)?;
+    if !(1..=MAX_BATCH_RUNS).contains(&body.run_count) {
+        return Err(ApiError::bad_request(format!(
+            "Validation error: runCount must be from 1 to {MAX_BATCH_RUNS}"
+        )));
+    }
+    let tasks = body.task_identifiers.unwrap_or_default();
+    let broad = principal.can(
+        "batchTrigger",
+        &[Resource::new("batch"), Resource::new("tasks")],
+    );
+    let each = !tasks.is_empty()
+        && tasks
+            .iter()
+            .all(|t| principal.can("batchTrigger", &[Resource::with_id("tasks", t)]));
+    if !(broad || each) {
+        return Err(ApiError::scope_denied());
+    }
+    let batch = Batch {
+        id: new_id(),
+        friendly_id: new_batch_friendly_id(),
+        environment_id: principal.env.environment.id.clone(),
+        run_count: body.run_count,
+        idempotency_key: body.idempotency_key.clone(),
+        created_at: state.now(),
+        sealed: false,
+    };
+    let (batch, cached) = state.store.create_batch(batch).await?;
+    let headers = run_token_headers(
+        &principal,
+        vec![format!("read:batch:{}", batch.friendly_id)],
+        state.now().timestamp(),
+    )?;
+    let mut out =
+        json!({ "id": batch.friendly_id, "runCount": batch.run_count, "isCached": cached });
+    if let Some(k) = batch.idempotency_key {
+        out["idempotencyKey"] = json!(k);
+    }
+    Ok((StatusCode::ACCEPTED, headers, Json(out)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchItem {
+    index: i64,
+    task: String,
+    #[serde(default)]
+    payload: Option<Value>,
+    #[serde(default)]
+    options: Option<Value>,
+}
+
+/// Phase two: the items, one JSON object per line. Items are deduplicated by index, so the
+/// SDK may resend the whole stream.
+#[utoipa::path(post, path = "/api/v3/batches/{batchId}/items", tag = "runs", params(("batchId" = String, Path)),
+    request_body(content = String, content_type = "application/x-ndjson", description = "{index, task, payload?, options?} per line"),
+    responses((status = 200, body = Object, description = "{id, itemsAccepted, itemsDeduplicated, sealed, enqueuedCount, expectedCount}"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn stream_batch_items(
+    State(state): State<AppState>,
+    ApiAuth(principal): ApiAuth,
+    Path(batch_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let env_id = principal.env.environment.id.clone();
+    let batch = state
+        .store
+        .get_batch(&env_id, &batch_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Batch not found"))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("Items must be UTF-8 NDJSON"))?;
+    let mut items = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let item: BatchItem = serde_json::from_str(line)
+            .map_err(|e| ApiError::bad_request(format!("Validation error: line {}: {e}", n + 1)))?;
+        if item.index < 0 || item.index >= batch.run_count {
+            return Err(ApiError::bad_request(format!(
+                "Validation error: index {} is outside this batch of {}",
+                item.index, batch.run_count
+            )));
+        }
+        principal.authorize("batchTrigger", &[Resource::with_id("tasks", &item.task)])?;
+        items.push(item);
+    }
+    let (mut accepted, mut deduplicated) = (0, 0);
+    for item in items {
+        let options: TriggerOptions = match item.options {
+            Some(o) => serde_json::from_value(o).map_err(|e| {
+                ApiError::bad_request(format!("Validation error: item {}: {e}", item.index))
+            })?,
+            None => TriggerOptions::default(),
+        };
+        let (mut run, idempotency) = build_run(
+            &state,
+            &env_id,
+            &item.task,
+            TriggerBody {
+                payload: item.payload,
+                options,
+            },
+            None,
+        )?;
+        run.batch_id = Some(batch.friendly_id.clone());
+        // Resending an item returns the run it already made: its key is the batch and index.
+        let idempotency = idempotency.or_else(|| {
+            Some(Idempotency {
+                key: sha256_hex(&format!("{}:{}", batch.id, item.index)),
+                user_key: None,
+                expires_at: state.now() + taskgate_core::run::DEFAULT_IDEMPOTENCY_TTL,
+            })
+        });
+        let triggered = state
+            .store
+            .trigger_run(run, idempotency, None, state.now())
+            .await?;
+        if state
+            .store
+            .add_batch_item(&batch.id, item.index, &triggered.run.friendly_id)
+            .await?
+        {
+            accepted += 1;
+        } else {
+            deduplicated += 1;
+        }
+    }
+    let (count, sealed) = state.store.seal_batch(&batch.id).await?;
+    Ok(Json(json!({
+        "id": batch.friendly_id,
+        "itemsAccepted": accepted,
+        "itemsDeduplicated": deduplicated,
+        "sealed": sealed,
+        "enqueuedCount": count,
+        "expectedCount": batch.run_count,
+    })))
+}

@@ -1,0 +1,312 @@
+//! `POST /api/v1/tasks/{taskId}/trigger` (spec errors-runs-sdk §3.1).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use taskgate_api::ErrorBody;
+use taskgate_core::ids::{new_id, new_run_friendly_id};
+use taskgate_core::run::{
+    parse_delay, parse_idempotency_ttl, parse_ttl, stored, DEFAULT_IDEMPOTENCY_TTL,
+};
+use taskgate_core::scope::Resource;
+use taskgate_store::{Idempotency, Run, StoreError};
+
+use crate::auth::extract::ApiAuth;
+use crate::auth::EnvPrincipal;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::auth_tokens::sign_env_jwt;
+use crate::state::AppState;
+
+/// Most tags a run may carry, and their longest length (upstream's limits).
+const MAX_TAGS: usize = 10;
+const MAX_TAG_LEN: usize = 128;
+/// Lifetime of the `x-trigger-jwt` a trigger answers with.
+const RUN_TOKEN_SECONDS: i64 = 3600;
+
+/// The trigger body the SDK sends; unknown options are accepted and ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct TriggerBody {
+    #[serde(default)]
+    pub payload: Option<Value>,
+    #[serde(default)]
+    pub options: TriggerOptions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerOptions {
+    pub payload_type: Option<String>,
+    pub idempotency_key: Option<String>,
+    #[serde(rename = "idempotencyKeyTTL")]
+    pub idempotency_key_ttl: Option<String>,
+    pub idempotency_key_options: Option<IdempotencyKeyOptions>,
+    pub tags: Option<Value>,
+    pub delay: Option<Value>,
+    pub ttl: Option<Value>,
+    pub queue: Option<QueueOption>,
+    pub concurrency_key: Option<Value>,
+    pub max_attempts: Option<i64>,
+    pub metadata: Option<Value>,
+    pub metadata_type: Option<String>,
+    pub machine: Option<String>,
+    pub test: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct IdempotencyKeyOptions {
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueOption {
+    pub name: Option<String>,
+}
+
+fn validation(msg: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("Validation error: {msg}"))
+}
+
+/// Parses a JSON request body as upstream's route builder does: empty → 400 `Request body is
+/// empty`, not JSON → 400 `Invalid JSON`, wrong shape → 400 `Validation error: …`.
+pub fn parse_json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("Request body is empty"));
+    }
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|_| ApiError::bad_request("Invalid JSON"))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("Invalid JSON"));
+    }
+    serde_json::from_value(value).map_err(validation)
+}
+
+fn tags(v: Option<&Value>) -> ApiResult<Vec<String>> {
+    let list: Vec<String> = match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| validation("tags must be strings"))
+            })
+            .collect::<ApiResult<_>>()?,
+        Some(_) => return Err(validation("tags must be a string or an array of strings")),
+    };
+    if list.len() > MAX_TAGS {
+        return Err(validation(format!(
+            "a run can have at most {MAX_TAGS} tags"
+        )));
+    }
+    if let Some(t) = list
+        .iter()
+        .find(|t| t.is_empty() || t.chars().count() > MAX_TAG_LEN)
+    {
+        return Err(validation(format!(
+            "tag {t:?} must be 1 to {MAX_TAG_LEN} characters"
+        )));
+    }
+    let mut unique = Vec::new();
+    for t in list {
+        if !unique.contains(&t) {
+            unique.push(t);
+        }
+    }
+    Ok(unique)
+}
+
+/// The run a trigger body describes, and its idempotency, before it is stored.
+pub fn build_run(
+    state: &AppState,
+    env_id: &str,
+    task_id: &str,
+    body: TriggerBody,
+    idempotency_header: Option<(&str, Option<&str>)>,
+) -> ApiResult<(Run, Option<Idempotency>)> {
+    let now = state.now();
+    let o = body.options;
+    let (payload, payload_type) = match body.payload {
+        None | Some(Value::Null) => (
+            None,
+            o.payload_type.unwrap_or_else(|| "application/json".into()),
+        ),
+        Some(Value::String(s)) => (
+            Some(s),
+            o.payload_type.unwrap_or_else(|| "application/json".into()),
+        ),
+        Some(other) => (Some(other.to_string()), "application/json".to_string()),
+    };
+    if payload_type == "application/store" {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Offloaded payloads (application/store) need object storage, which this server does not have"));
+    }
+    let limit = state.config.max_payload_bytes;
+    if payload.as_ref().is_some_and(|p| p.len() > limit) {
+        return Err(payload_too_large(limit));
+    }
+    let (key, key_ttl) = match idempotency_header {
+        Some((k, ttl)) => (Some(k.to_string()), ttl.map(str::to_string)),
+        None => (o.idempotency_key.clone(), o.idempotency_key_ttl.clone()),
+    };
+    let idempotency = key.filter(|k| !k.is_empty()).map(|k| Idempotency {
+        key: k,
+        user_key: o.idempotency_key_options.and_then(|x| x.key),
+        expires_at: now
+            + key_ttl
+                .as_deref()
+                .and_then(parse_idempotency_ttl)
+                .unwrap_or(DEFAULT_IDEMPOTENCY_TTL),
+    });
+    let delay_until = match &o.delay {
+        Some(d) => parse_delay(d, now).map_err(validation)?,
+        None => None,
+    };
+    let ttl = match &o.ttl {
+        Some(t) => parse_ttl(t).map_err(validation)?,
+        None => None,
+    };
+    let metadata = match o.metadata {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+    };
+    let concurrency_key = match o.concurrency_key {
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let run = Run {
+        id: new_id(),
+        friendly_id: new_run_friendly_id(),
+        environment_id: env_id.to_string(),
+        task_identifier: task_id.to_string(),
+        status: if delay_until.is_some_and(|d| d > now) {
+            stored::DELAYED
+        } else {
+            stored::PENDING
+        }
+        .to_string(),
+        payload,
+        payload_type,
+        output: None,
+        output_type: None,
+        error: None,
+        tags: tags(o.tags.as_ref())?,
+        metadata_type: metadata
+            .as_ref()
+            .map(|_| o.metadata_type.unwrap_or_else(|| "application/json".into())),
+        metadata,
+        idempotency_key: None,
+        idempotency_key_user: None,
+        idempotency_key_expires_at: None,
+        queue: o.queue.and_then(|q| q.name),
+        concurrency_key,
+        max_attempts: o.max_attempts,
+        machine: o.machine,
+        ttl: o.ttl.as_ref().map(|t| {
+            t.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| t.to_string())
+        }),
+        ttl_expires_at: ttl.map(|d| now + d),
+        delay_until,
+        batch_id: None,
+        is_test: o.test.unwrap_or(false),
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        completed_at: None,
+        expired_at: None,
+        version: 1,
+    };
+    Ok((run, idempotency))
+}
+
+pub fn payload_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Payload too large: the limit is {limit} bytes, and payloads are stored inline (no object storage)"),
+    )
+}
+
+/// `x-trigger-jwt` and `x-trigger-jwt-claims` for a run or batch the caller just created.
+pub fn run_token_headers(
+    principal: &EnvPrincipal,
+    scopes: Vec<String>,
+    now_secs: i64,
+) -> ApiResult<HeaderMap> {
+    let mut claims = Map::new();
+    claims.insert("sub".into(), json!(principal.env.environment.id));
+    claims.insert("pub".into(), json!(true));
+    claims.insert("scopes".into(), json!(scopes));
+    if let Some(rt) = principal.jwt().and_then(|g| g.realtime.clone()) {
+        claims.insert("realtime".into(), rt);
+    }
+    let token = sign_env_jwt(
+        principal,
+        claims.clone(),
+        now_secs,
+        now_secs + RUN_TOKEN_SECONDS,
+    );
+    let mut headers = HeaderMap::new();
+    let value = |s: String| HeaderValue::from_str(&s).map_err(ApiError::internal);
+    headers.insert("x-trigger-jwt", value(token)?);
+    headers.insert(
+        "x-trigger-jwt-claims",
+        value(Value::Object(claims).to_string())?,
+    );
+    Ok(headers)
+}
+
+/// Triggers a run of `taskId`; answers `{id, isCached}` with a JWT for the run in
+/// `x-trigger-jwt`.
+#[utoipa::path(post, path = "/api/v1/tasks/{taskId}/trigger", tag = "runs",
+    params(("taskId" = String, Path), ("idempotency-key" = Option<String>, Header), ("idempotency-key-ttl" = Option<String>, Header)),
+    request_body(content = Object, description = "{payload?, options?: {payloadType, idempotencyKey, idempotencyKeyTTL, tags, delay, ttl, queue, concurrencyKey, maxAttempts, metadata, metadataType, machine, test}}"),
+    responses((status = 200, body = Object, description = "{\"id\": \"run_…\", \"isCached\": false}"), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn trigger_task(
+    State(state): State<AppState>,
+    ApiAuth(principal): ApiAuth,
+    Path(task_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let parsed: TriggerBody = parse_json_body(&body)?;
+    principal.authorize("trigger", &[Resource::with_id("tasks", &task_id)])?;
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let idem_header = header("idempotency-key").map(|k| (k, header("idempotency-key-ttl")));
+    let (run, idempotency) = build_run(
+        &state,
+        &principal.env.environment.id,
+        &task_id,
+        parsed,
+        idem_header,
+    )?;
+    let one_time = principal
+        .jwt()
+        .filter(|g| g.one_time_use)
+        .map(|g| g.token_hash.clone());
+    let triggered = match state.store.trigger_run(run, idempotency, one_time, state.now()).await {
+        Ok(t) => t,
+        Err(StoreError::Conflict { constraint }) if constraint == "one_time_use_tokens" => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("Cannot trigger {task_id} with a one-time use token as it has already been used."),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let id = triggered.run.friendly_id;
+    tracing::info!(run.id = %id, task = %task_id, env.id = %principal.env.environment.id, cached = triggered.cached, "run triggered");
+    let scopes = vec![
+        format!("read:runs:{id}"),
+        format!("write:inputStreams:{id}"),
+    ];
+    let jwt = run_token_headers(&principal, scopes, state.now().timestamp())?;
+    Ok((jwt, Json(json!({ "id": id, "isCached": triggered.cached }))).into_response())
+}

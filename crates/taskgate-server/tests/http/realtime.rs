@@ -1,0 +1,350 @@
+//! Realtime: the run feed (Electric protocol) and run streams (SSE).
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::{Backend, TestApp};
+use crate::on_both;
+use crate::runs::trigger_id;
+
+async fn feed(app: &TestApp, token: &str, run: &str, query: &str) -> crate::common::Response {
+    let req = Request::get(format!("/realtime/v1/runs/{run}?{query}"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-trigger-electric-version", "1.0.0-beta.1")
+        .body(Body::empty())
+        .unwrap();
+    app.send(req).await
+}
+
+async fn the_feed_snapshots_then_long_polls_changes(b: Backend) {
+    let app = TestApp::with_config(b, |c| c.realtime_poll = Duration::from_secs(1)).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let id = trigger_id(
+        &app,
+        &key,
+        "email",
+        json!({ "options": { "tags": ["a", "b\"c"] } }),
+    )
+    .await;
+    let r = feed(&app, &key, &id, "log=full&offset=-1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for h in ["electric-handle", "electric-offset", "electric-schema"] {
+        assert!(r.headers.contains_key(h), "{h}");
+    }
+    let handle = r.headers["electric-handle"].to_str().unwrap().to_string();
+    let offset = r.headers["electric-offset"].to_str().unwrap().to_string();
+    let msgs = r.body.as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0]["headers"]["operation"], "insert");
+    assert_eq!(msgs[1]["headers"]["control"], "up-to-date");
+    let row = &msgs[0]["value"];
+    assert_eq!(
+        (row["friendlyId"].as_str(), row["status"].as_str()),
+        (Some(id.as_str()), Some("PENDING"))
+    );
+    assert_eq!(row["runTags"], "{\"a\",\"b\\\"c\"}");
+    assert_eq!(row["isTest"], "f");
+    let created = row["createdAt"].as_str().unwrap();
+    assert!(
+        !created.ends_with('Z') && created.contains('T'),
+        "timestamps without a zone: {created}"
+    );
+    assert!(row["completedAt"].is_null());
+
+    // A live poll with nothing new answers up-to-date after the poll window, same offset.
+    let live = format!("cursor=&handle={handle}&live=true&log=full&offset={offset}");
+    let started = Instant::now();
+    let r = feed(&app, &key, &id, &live).await;
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!(r.body, json!([{ "headers": { "control": "up-to-date" } }]));
+    assert_eq!(r.headers["electric-offset"].to_str().unwrap(), offset);
+    assert!(r.headers.contains_key("electric-cursor"));
+
+    // A change while a poll waits is delivered at once.
+    let poll = {
+        let app_router = app.router.clone();
+        let (key, id, live) = (key.clone(), id.clone(), live.clone());
+        tokio::spawn(async move {
+            use tower::ServiceExt;
+            let req = Request::get(format!("/realtime/v1/runs/{id}?{live}"))
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap();
+            let started = Instant::now();
+            let resp = app_router.oneshot(req).await.unwrap();
+            let offset = resp.headers()["electric-offset"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let bytes = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (
+                started.elapsed(),
+                offset,
+                serde_json::from_slice::<Value>(&bytes).unwrap(),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.request(
+        Method::POST,
+        &format!("/api/v2/runs/{id}/cancel"),
+        Some(&key),
+        None,
+        &[],
+    )
+    .await;
+    let (elapsed, new_offset, body) = poll.await.unwrap();
+    assert!(
+        elapsed < Duration::from_millis(900),
+        "delivered when it happened, not at the poll's end: {elapsed:?}"
+    );
+    assert_ne!(new_offset, offset);
+    assert_eq!(body[0]["headers"]["operation"], "update");
+    assert_eq!(body[0]["value"]["status"], "CANCELED");
+    assert!(body[0]["value"]["completedAt"].is_string());
+    assert!(
+        app.state.watchers.is_empty(),
+        "finished polls leave nothing behind"
+    );
+
+    // skipColumns drops columns from the row and the schema, never the required ones.
+    let r = feed(
+        &app,
+        &key,
+        &id,
+        "log=full&offset=-1&skipColumns=payload,status",
+    )
+    .await;
+    let row = &r.body[0]["value"];
+    assert!(row.get("payload").is_none() && row.get("status").is_some());
+    assert!(!r.headers["electric-schema"]
+        .to_str()
+        .unwrap()
+        .contains("\"payload\""));
+    // Unknown runs and foreign scopes.
+    assert_eq!(
+        feed(&app, &key, "run_nope", "offset=-1").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let other = trigger_id(&app, &key, "email", json!({})).await;
+    let tok = app
+        .post(
+            "/api/v1/auth/public-tokens",
+            &key,
+            json!({ "scopes": [format!("read:runs:{other}")] }),
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        feed(&app, &tok, &id, "offset=-1").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        feed(&app, &tok, &other, "offset=-1").await.status,
+        StatusCode::OK
+    );
+    app.cleanup().await;
+}
+
+async fn sse(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let mut req = Request::get(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "text/event-stream");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = app.send(req.body(Body::empty()).unwrap()).await;
+    (r.status, r.text)
+}
+
+fn data_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(str::to_string)
+        .collect()
+}
+
+async fn streams_are_stored_and_resume_after_the_last_id(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let id = trigger_id(&app, &key, "t", json!({})).await;
+    for part in ["{\"i\":1}", "{\"i\":2}\n{\"i\":3}"] {
+        let r = app
+            .send(
+                Request::post(format!("/realtime/v1/streams/{id}/self/out/append"))
+                    .header("authorization", format!("Bearer {key}"))
+                    .body(Body::from(part))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["ok"].as_bool()),
+            (StatusCode::OK, Some(true)),
+            "{}",
+            r.text
+        );
+    }
+    let path = format!("/realtime/v1/streams/{id}/out");
+    let (status, text) = sse(&app, &key, &path, &[("timeout-seconds", "1")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        data_lines(&text),
+        vec!["{\"i\":1}", "{\"i\":2}", "{\"i\":3}"]
+    );
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect();
+    assert_eq!(ids.len(), 3);
+    // Reconnecting with the second event's id delivers only what came after it.
+    let (_, text) = sse(
+        &app,
+        &key,
+        &path,
+        &[("timeout-seconds", "1"), ("last-event-id", ids[1])],
+    )
+    .await;
+    assert_eq!(data_lines(&text), vec!["{\"i\":3}"]);
+    let (_, text) = sse(
+        &app,
+        &key,
+        &path,
+        &[
+            ("timeout-seconds", "1"),
+            ("x-trigger-stream-start", "latest"),
+        ],
+    )
+    .await;
+    assert!(data_lines(&text).is_empty());
+    let (status, _) = sse(&app, &key, &path, &[("timeout-seconds", "0")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The run's own token reads it; another run's token does not.
+    let other = trigger_id(&app, &key, "t", json!({})).await;
+    let tok = app
+        .post(
+            "/api/v1/auth/public-tokens",
+            &key,
+            json!({ "scopes": [format!("read:runs:{other}")] }),
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        sse(&app, &tok, &path, &[("timeout-seconds", "1")]).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // A reader waiting when a chunk arrives gets it without waiting for the timeout.
+    let reader = {
+        let (router, key, path) = (app.router.clone(), key.clone(), path.clone());
+        tokio::spawn(async move {
+            use tower::ServiceExt;
+            let req = Request::get(&path)
+                .header("authorization", format!("Bearer {key}"))
+                .header("timeout-seconds", "2")
+                .header("x-trigger-stream-start", "latest")
+                .body(Body::empty())
+                .unwrap();
+            let resp = router.oneshot(req).await.unwrap();
+            String::from_utf8_lossy(
+                &http_body_util::BodyExt::collect(resp.into_body())
+                    .await
+                    .unwrap()
+                    .to_bytes(),
+            )
+            .to_string()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.send(
+        Request::post(format!("/realtime/v1/streams/{id}/self/out/append"))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::from("{\"i\":4}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(data_lines(&reader.await.unwrap()), vec!["{\"i\":4}"]);
+    app.cleanup().await;
+}
+
+async fn input_streams_accept_records_for_live_runs(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let r = app.post("/api/v1/tasks/t/trigger", &key, json!({})).await;
+    let (id, handle) = (
+        r.body["id"].as_str().unwrap().to_string(),
+        r.headers["x-trigger-jwt"].to_str().unwrap().to_string(),
+    );
+    let path = format!("/realtime/v1/streams/{id}/input/answers");
+    let r = app
+        .post(&path, &handle, json!({ "data": { "ok": 1 } }))
+        .await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (StatusCode::OK, json!({ "ok": true })),
+        "the run token may write its input streams"
+    );
+    let r = app.post(&path, &handle, json!({ "nodata": 1 })).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Invalid request body"))
+    );
+    let r = app
+        .post(
+            "/realtime/v1/streams/run_nope/input/answers",
+            &key,
+            json!({ "data": 1 }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Run not found"))
+    );
+    let other = trigger_id(&app, &key, "t", json!({})).await;
+    let r = app
+        .post(
+            &format!("/realtime/v1/streams/{other}/input/answers"),
+            &handle,
+            json!({ "data": 1 }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    app.request(
+        Method::POST,
+        &format!("/api/v2/runs/{id}/cancel"),
+        Some(&key),
+        None,
+        &[],
+    )
+    .await;
+    let r = app.post(&path, &key, json!({ "data": 1 })).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("Cannot send to input stream on a completed run")
+        )
+    );
+    app.cleanup().await;
+}
+
+on_both!(
+    the_feed_snapshots_then_long_polls_changes,
+    streams_are_stored_and_resume_after_the_last_id,
+    input_streams_accept_records_for_live_runs
+);

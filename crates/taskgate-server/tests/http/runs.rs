@@ -1,0 +1,602 @@
+//! Runs: trigger, list, retrieve, cancel, replay, batches (spec errors-runs-sdk §3).
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use chrono::Duration;
+use serde_json::{json, Value};
+use taskgate_core::jwt;
+
+use crate::common::{t0, Backend, TestApp};
+use crate::on_both;
+
+pub async fn trigger(app: &TestApp, key: &str, task: &str, body: Value) -> crate::common::Response {
+    app.post(&format!("/api/v1/tasks/{task}/trigger"), key, body)
+        .await
+}
+
+pub async fn trigger_id(app: &TestApp, key: &str, task: &str, body: Value) -> String {
+    let r = trigger(app, key, task, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+async fn triggered_runs_are_retrievable_with_the_sdks_fields(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let payload = json!({ "json": { "a": 1, "d": "1970-01-01T00:00:00.000Z" }, "meta": { "values": { "d": ["Date"] } } }).to_string();
+    let body = json!({ "payload": payload, "options": {
+        "payloadType": "application/super+json", "tags": ["t1", "t2"], "idempotencyKey": "hash-1",
+        "idempotencyKeyOptions": { "key": "my-key", "scope": "run" }, "ttl": "1h", "maxAttempts": 3,
+        "metadata": "{\"progress\":1}", "metadataType": "application/json", "machine": "small-1x"
+    }});
+    let r = trigger(&app, &key, "hello", body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("run_"));
+    assert_eq!(r.body["isCached"], false);
+    // The run token: signed with the environment key, scoped to this run.
+    let token = r.headers["x-trigger-jwt"].to_str().unwrap();
+    let claims: Value =
+        serde_json::from_str(r.headers["x-trigger-jwt-claims"].to_str().unwrap()).unwrap();
+    assert_eq!(
+        claims["scopes"],
+        json!([
+            format!("read:runs:{id}"),
+            format!("write:inputStreams:{id}")
+        ])
+    );
+    assert!(jwt::verify_hs256(token, key.as_bytes(), t0().timestamp()).is_ok());
+    // The same idempotency key returns the same run.
+    let again = trigger(&app, &key, "hello", body).await;
+    assert_eq!(
+        (again.body["id"].as_str(), again.body["isCached"].as_bool()),
+        (Some(id.as_str()), Some(true))
+    );
+
+    let r = app.get(&format!("/api/v3/runs/{id}"), &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let run = &r.body;
+    assert_eq!(run["status"], "QUEUED");
+    assert_eq!(run["taskIdentifier"], "hello");
+    assert_eq!(run["tags"], json!(["t1", "t2"]));
+    assert_eq!(
+        run["payload"],
+        json!({ "a": 1, "d": "1970-01-01T00:00:00.000Z" })
+    );
+    assert_eq!(run["metadata"], json!({ "progress": 1 }));
+    assert_eq!(run["idempotencyKey"], "my-key");
+    assert_eq!(run["ttl"], "1h");
+    assert_eq!(run["relatedRuns"], json!({}));
+    assert_eq!(
+        (run["isQueued"].as_bool(), run["isCompleted"].as_bool()),
+        (Some(true), Some(false))
+    );
+    for absent in ["startedAt", "finishedAt", "output", "error", "batchId"] {
+        assert!(
+            run.get(absent).is_none(),
+            "{absent} must be omitted, not null"
+        );
+    }
+    let r = app.get("/api/v3/runs/run_doesnotexist", &key).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Not found"))
+    );
+    assert_eq!(r.headers["x-should-retry"], "false");
+    app.cleanup().await;
+}
+
+async fn trigger_validates_its_body(b: Backend) {
+    let app = TestApp::with_config(b, |c| c.max_payload_bytes = 1024).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let raw = |body: &'static str| {
+        Request::post("/api/v1/tasks/t/trigger")
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let r = app.send(raw("")).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Request body is empty"))
+    );
+    let r = app.send(raw("nope")).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Invalid JSON"))
+    );
+    let r = trigger(&app, &key, "t", json!({ "options": { "tags": [1] } })).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Validation error"),
+        "{}",
+        r.text
+    );
+    let r = trigger(
+        &app,
+        &key,
+        "t",
+        json!({ "options": { "tags": (0..11).map(|i| format!("t{i}")).collect::<Vec<_>>() } }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = trigger(&app, &key, "t", json!({ "payload": "x".repeat(2000) })).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        r.body["error"].as_str().unwrap().contains("1024 bytes"),
+        "{}",
+        r.text
+    );
+    let r = trigger(
+        &app,
+        &key,
+        "t",
+        json!({ "payload": "{}", "options": { "ttl": "soon" } }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    app.cleanup().await;
+}
+
+async fn jwts_trigger_and_read_within_their_scopes(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let mint = |scopes: Value, once: bool| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            let r = app
+                .post(
+                    "/api/v1/auth/public-tokens",
+                    &key,
+                    json!({ "scopes": scopes, "oneTimeUse": once }),
+                )
+                .await;
+            r.body["token"].as_str().unwrap().to_string()
+        }
+    };
+    let trigger_only = mint(json!(["trigger:tasks:email"]), false).await;
+    assert_eq!(
+        trigger(&app, &trigger_only, "email", json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = trigger(&app, &trigger_only, "sms", json!({})).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("unauthorized"))
+    );
+    let write_tasks = mint(json!(["write:tasks"]), false).await;
+    assert_eq!(
+        trigger(&app, &write_tasks, "sms", json!({})).await.status,
+        StatusCode::OK,
+        "write:tasks covers trigger"
+    );
+    // One-time tokens: the second use is refused with upstream's words.
+    let once = mint(json!(["trigger:tasks:email"]), true).await;
+    assert_eq!(
+        trigger(&app, &once, "email", json!({})).await.status,
+        StatusCode::OK
+    );
+    let r = trigger(&app, &once, "email", json!({})).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Cannot trigger email with a one-time use token as it has already been used.")
+        )
+    );
+    // Read scopes: by run, by task, by tag.
+    let a = trigger_id(
+        &app,
+        &key,
+        "email",
+        json!({ "options": { "tags": ["vip"] } }),
+    )
+    .await;
+    let other = trigger_id(&app, &key, "report", json!({})).await;
+    let by_run = mint(json!([format!("read:runs:{a}")]), false).await;
+    assert_eq!(
+        app.get(&format!("/api/v3/runs/{a}"), &by_run).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&format!("/api/v3/runs/{other}"), &by_run)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let by_tag = mint(json!(["read:tags:vip"]), false).await;
+    assert_eq!(
+        app.get(&format!("/api/v3/runs/{a}"), &by_tag).await.status,
+        StatusCode::OK
+    );
+    let by_task = mint(json!(["read:tasks:report"]), false).await;
+    assert_eq!(
+        app.get(&format!("/api/v3/runs/{other}"), &by_task)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The handle's own token reads its run.
+    let r = trigger(&app, &key, "email", json!({})).await;
+    let handle = r.headers["x-trigger-jwt"].to_str().unwrap().to_string();
+    let id = r.body["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v3/runs/{id}"), &handle).await.status,
+        StatusCode::OK
+    );
+    // Another environment's run is not visible.
+    let (_, staging) = {
+        let (p, _) = app.project_with_key("prod").await;
+        (
+            p.clone(),
+            app.env_key(&app.admin_token, &p, "staging").await,
+        )
+    };
+    assert_eq!(
+        app.get(&format!("/api/v3/runs/{a}"), &staging).await.status,
+        StatusCode::NOT_FOUND
+    );
+    app.cleanup().await;
+}
+
+async fn runs_list_pages_filters_and_cursors(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        app.clock.advance(Duration::seconds(1));
+        let task = if i % 2 == 0 { "even" } else { "odd" };
+        ids.push(
+            trigger_id(
+                &app,
+                &key,
+                task,
+                json!({ "options": { "tags": [format!("n{i}")] } }),
+            )
+            .await,
+        );
+    }
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/runs?page[size]=2".to_string();
+    loop {
+        let r = app.get(&url, &key).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let data = r.body["data"].as_array().unwrap();
+        seen.extend(data.iter().map(|d| d["id"].as_str().unwrap().to_string()));
+        assert!(data.iter().all(|d| d["env"]["name"] == "prod"));
+        match r.body["pagination"]["next"].as_str() {
+            Some(next) => url = format!("/api/v1/runs?page[size]=2&page[after]={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen, ids,
+        "every run once, newest first, last page without next"
+    );
+    let r = app
+        .get("/api/v1/runs?filter[taskIdentifier]=even", &key)
+        .await;
+    assert_eq!(r.body["data"].as_array().map(Vec::len), Some(3));
+    let r = app.get("/api/v1/runs?filter[tag]=n1,n3", &key).await;
+    assert_eq!(r.body["data"].as_array().map(Vec::len), Some(2));
+    let r = app.get("/api/v1/runs?filter[status]=QUEUED", &key).await;
+    assert_eq!(r.body["data"].as_array().map(Vec::len), Some(5));
+    let r = app.get("/api/v1/runs?filter[status]=COMPLETED", &key).await;
+    assert_eq!(
+        r.body["data"].as_array().map(Vec::len),
+        Some(0),
+        "an empty page"
+    );
+    assert!(r.body["pagination"].get("next").is_none());
+    for bad in [
+        "page[size]=0",
+        "page[size]=101",
+        "page[after]=garbage",
+        "filter[status]=NOPE",
+        "filter[isTest]=maybe",
+        "filter[machine]=huge",
+    ] {
+        let r = app.get(&format!("/api/v1/runs?{bad}"), &key).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+    }
+    // The default window is 7 days.
+    app.clock.advance(Duration::days(8));
+    let r = app.get("/api/v1/runs", &key).await;
+    assert_eq!(r.body["data"].as_array().map(Vec::len), Some(0));
+    let r = app
+        .get("/api/v1/runs?filter[createdAt][period]=30d", &key)
+        .await;
+    assert_eq!(r.body["data"].as_array().map(Vec::len), Some(5));
+    // Scopes: a task-scoped token may list that task only.
+    let tok = app
+        .post(
+            "/api/v1/auth/public-tokens",
+            &key,
+            json!({ "scopes": ["read:tasks:even"] }),
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.get("/api/v1/runs?filter[createdAt][period]=30d", &tok)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let r = app
+        .get(
+            "/api/v1/runs?filter[createdAt][period]=30d&filter[taskIdentifier]=even",
+            &tok,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["data"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(3))
+    );
+    app.cleanup().await;
+}
+
+async fn cancel_and_replay(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let id = trigger_id(
+        &app,
+        &key,
+        "email",
+        json!({ "payload": "{\"to\":\"a\"}", "options": { "tags": ["x"] } }),
+    )
+    .await;
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/api/v2/runs/{id}/cancel"),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["id"].as_str()),
+        (StatusCode::OK, Some(id.as_str()))
+    );
+    let run = app.get(&format!("/api/v3/runs/{id}"), &key).await.body;
+    assert_eq!(
+        (
+            run["status"].as_str(),
+            run["isCancelled"].as_bool(),
+            run["isFailed"].as_bool()
+        ),
+        (Some("CANCELED"), Some(true), Some(true))
+    );
+    assert!(run["finishedAt"].is_string());
+    // Idempotent on a finished run.
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/api/v2/runs/{id}/cancel"),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v2/runs/run_nope/cancel",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Resource not found"))
+    );
+    // An under-scoped token gets 403 whether or not the run exists.
+    let ro = app
+        .post(
+            "/api/v1/auth/public-tokens",
+            &key,
+            json!({ "scopes": ["read:runs"] }),
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.request(
+            Method::POST,
+            "/api/v2/runs/run_nope/cancel",
+            Some(&ro),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/runs/{id}/replay"),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let new_id = r.body["id"].as_str().unwrap();
+    assert_ne!(new_id, id);
+    let replayed = app.get(&format!("/api/v3/runs/{new_id}"), &key).await.body;
+    assert_eq!(
+        (
+            replayed["payload"].clone(),
+            replayed["tags"].clone(),
+            replayed["status"].as_str()
+        ),
+        (json!({ "to": "a" }), json!(["x"]), Some("QUEUED"))
+    );
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/runs/{id}/replay"),
+            Some(&key),
+            Some(json!({ "payload": "{\"to\":\"b\"}", "tags": ["y"] })),
+            &[],
+        )
+        .await;
+    let over = app
+        .get(
+            &format!("/api/v3/runs/{}", r.body["id"].as_str().unwrap()),
+            &key,
+        )
+        .await
+        .body;
+    assert_eq!(
+        (over["payload"].clone(), over["tags"].clone()),
+        (json!({ "to": "b" }), json!(["y"]))
+    );
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/runs/run_nope/replay",
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Run not found"))
+    );
+    // Replay takes secret keys only, as upstream.
+    assert_eq!(
+        app.request(
+            Method::POST,
+            &format!("/api/v1/runs/{id}/replay"),
+            Some(&ro),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    app.cleanup().await;
+}
+
+async fn delayed_and_ttl_runs_move_on_their_own(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let delayed = trigger_id(&app, &key, "t", json!({ "options": { "delay": "5m" } })).await;
+    let ttl = trigger_id(&app, &key, "t", json!({ "options": { "ttl": "10m" } })).await;
+    assert_eq!(
+        app.get(&format!("/api/v3/runs/{delayed}"), &key).await.body["status"],
+        "DELAYED"
+    );
+    app.clock.advance(Duration::minutes(6));
+    app.state
+        .store
+        .advance_due_runs(app.state.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v3/runs/{delayed}"), &key).await.body["status"],
+        "QUEUED"
+    );
+    app.clock.advance(Duration::minutes(5));
+    app.state
+        .store
+        .advance_due_runs(app.state.now())
+        .await
+        .unwrap();
+    let r = app.get(&format!("/api/v3/runs/{ttl}"), &key).await.body;
+    assert_eq!(r["status"], "EXPIRED");
+    assert!(r["expiredAt"].is_string());
+    app.cleanup().await;
+}
+
+async fn batches_trigger_in_two_phases(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let r = app
+        .post(
+            "/api/v3/batches",
+            &key,
+            json!({ "runCount": 3, "taskIdentifiers": ["a"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let batch = r.body["id"].as_str().unwrap().to_string();
+    assert!(batch.starts_with("batch_") && r.body["isCached"] == false);
+    assert!(r.headers["x-trigger-jwt-claims"]
+        .to_str()
+        .unwrap()
+        .contains(&format!("read:batch:{batch}")));
+    let lines = (0..3)
+        .map(|i| {
+            json!({ "index": i, "task": "a", "payload": format!("{{\"i\":{i}}}") }).to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let send = |body: String| {
+        Request::post(format!("/api/v3/batches/{batch}/items"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/x-ndjson")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let r = app.send(send(lines.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        (r.body["itemsAccepted"].as_i64(), r.body["sealed"].as_bool()),
+        (Some(3), Some(true))
+    );
+    // Resending is deduplicated by index and creates no runs.
+    let r = app.send(send(lines)).await;
+    assert_eq!(
+        (
+            r.body["itemsAccepted"].as_i64(),
+            r.body["itemsDeduplicated"].as_i64()
+        ),
+        (Some(0), Some(3))
+    );
+    let r = app
+        .get(&format!("/api/v1/runs?filter[batch]={batch}"), &key)
+        .await;
+    assert_eq!(r.body["data"].as_array().map(Vec::len), Some(3));
+    for bad in [json!({ "runCount": 0 }), json!({ "runCount": 1001 })] {
+        assert_eq!(
+            app.post("/api/v3/batches", &key, bad).await.status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    let r = app
+        .send(send("{\"index\": 7, \"task\": \"a\"}".into()))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    app.cleanup().await;
+}
+
+on_both!(
+    triggered_runs_are_retrievable_with_the_sdks_fields,
+    trigger_validates_its_body,
+    jwts_trigger_and_read_within_their_scopes,
+    runs_list_pages_filters_and_cursors,
+    cancel_and_replay,
+    delayed_and_ttl_runs_move_on_their_own,
+    batches_trigger_in_two_phases
+);
