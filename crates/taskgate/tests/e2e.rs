@@ -45,16 +45,28 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server reports its address");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server reports its address");
     Server { child, addr }
 }
 
 /// One HTTP/1.1 request; returns (status, JSON body).
-fn call(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -78,23 +90,53 @@ fn first_run_to_environment_key(extra: &[&str]) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let token_path = dir.path().join("admin-token");
-    let token = std::fs::read_to_string(&token_path).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(&token_path)
+        .unwrap()
+        .trim()
+        .to_string();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
-    let (status, org) = call(&server.addr, "POST", "/api/v1/orgs", Some(&token), Some(json!({ "title": "E2E" })));
+    let (status, org) = call(
+        &server.addr,
+        "POST",
+        "/api/v1/orgs",
+        Some(&token),
+        Some(json!({ "title": "E2E" })),
+    );
     assert_eq!(status, 201, "{org}");
     let slug = org["slug"].as_str().unwrap();
-    let (status, project) = call(&server.addr, "POST", &format!("/api/v1/orgs/{slug}/projects"), Some(&token), Some(json!({ "name": "Site" })));
+    let (status, project) = call(
+        &server.addr,
+        "POST",
+        &format!("/api/v1/orgs/{slug}/projects"),
+        Some(&token),
+        Some(json!({ "name": "Site" })),
+    );
     assert_eq!(status, 201, "{project}");
     let project_ref = project["externalRef"].as_str().unwrap();
-    let (status, env) = call(&server.addr, "GET", &format!("/api/v1/projects/{project_ref}/prod"), Some(&token), None);
+    let (status, env) = call(
+        &server.addr,
+        "GET",
+        &format!("/api/v1/projects/{project_ref}/prod"),
+        Some(&token),
+        None,
+    );
     assert_eq!(status, 200, "{env}");
     let key = env["apiKey"].as_str().unwrap();
     assert!(key.starts_with("tr_prod_"));
-    let (status, claims) = call(&server.addr, "POST", "/api/v1/auth/jwt/claims", Some(key), None);
+    let (status, claims) = call(
+        &server.addr,
+        "POST",
+        "/api/v1/auth/jwt/claims",
+        Some(key),
+        None,
+    );
     assert_eq!((status, claims["pub"].as_bool()), (200, Some(true)));
 
     // A second start on the same database leaves the administrator alone.
@@ -110,11 +152,17 @@ fn first_run_to_environment_key(extra: &[&str]) {
         .spawn()
         .unwrap();
     let stderr = again.stderr.take().unwrap();
-    let listening = BufReader::new(stderr).lines().map_while(Result::ok).any(|l| l.contains("taskgate listening"));
+    let listening = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("taskgate listening"));
     let _ = again.kill();
     let _ = again.wait();
     assert!(listening, "the second start comes up");
-    assert!(!token_path.exists(), "a later start writes no new admin token");
+    assert!(
+        !token_path.exists(),
+        "a later start writes no new admin token"
+    );
 }
 
 #[test]
@@ -124,14 +172,29 @@ fn sqlite_first_run_to_environment_key() {
 
 #[test]
 fn postgres_first_run_to_environment_key() {
-    let url = std::env::var("TASKGATE_TEST_DATABASE_URL").expect("TASKGATE_TEST_DATABASE_URL must name a PostgreSQL database");
+    let url = std::env::var("TASKGATE_TEST_DATABASE_URL")
+        .expect("TASKGATE_TEST_DATABASE_URL must name a PostgreSQL database");
     // A fresh database per run keeps this test independent of the others.
     let db = format!("taskgate_e2e_{}", std::process::id());
-    let admin = Command::new("psql").arg(&url).args(["-qc", &format!("DROP DATABASE IF EXISTS {db}")]).status().unwrap();
+    let admin = Command::new("psql")
+        .arg(&url)
+        .args(["-qc", &format!("DROP DATABASE IF EXISTS {db}")])
+        .status()
+        .unwrap();
     assert!(admin.success());
-    assert!(Command::new("psql").arg(&url).args(["-qc", &format!("CREATE DATABASE {db}")]).status().unwrap().success());
+    assert!(Command::new("psql")
+        .arg(&url)
+        .args(["-qc", &format!("CREATE DATABASE {db}")])
+        .status()
+        .unwrap()
+        .success());
     let base = url.rsplit_once('/').map(|(b, _)| b).unwrap();
     let db_url = format!("{base}/{db}");
     first_run_to_environment_key(&["--database-url", &db_url]);
-    assert!(Command::new("psql").arg(&url).args(["-qc", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")]).status().unwrap().success());
+    assert!(Command::new("psql")
+        .arg(&url)
+        .args(["-qc", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")])
+        .status()
+        .unwrap()
+        .success());
 }

@@ -1,0 +1,543 @@
+//! The client subcommands against the real server binary on a loopback port: login, whoami,
+//! tokens, mint-token and keys, each as a person (text) and as a script (`--json`) uses them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server on 127.0.0.1:0 with a fresh data directory, once it answers `/readyz`.
+fn start(dir: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("TASKGATE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env_remove("DATABASE_URL")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["message"] == "taskgate listening" {
+                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server reports its address");
+    let server = Server { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while call(&server.addr, "GET", "/readyz", None, None).0 != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+/// One HTTP/1.1 request; returns (status, JSON body).
+fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let status: u16 = raw.split(' ').nth(1).unwrap().parse().unwrap();
+    let payload = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+}
+
+/// What one CLI run printed.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// The CLI with `config_home` as XDG_CONFIG_HOME (and HOME), nothing from the caller's env.
+fn cli(config_home: &Path, args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_taskgate"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", config_home)
+        .env("HOME", config_home)
+        .env_remove("TASKGATE_API_URL")
+        .env_remove("TASKGATE_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+fn config_file(config_home: &Path) -> PathBuf {
+    config_home.join("taskgate").join("config.json")
+}
+
+#[test]
+fn login_tokens_mint_and_keys() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let url = format!("http://{}", server.addr);
+    let admin = std::fs::read_to_string(data.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let h = home.path();
+
+    // login verifies the token, saves the profile privately and never prints the token.
+    let login = cli(h, &["login", "--api-url", &url, "--token", &admin]).ok();
+    assert!(
+        login.stdout.contains("admin@taskgate.local"),
+        "{}",
+        login.stdout
+    );
+    assert!(!login.stdout.contains(&admin) && !login.stderr.contains(&admin));
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(config_file(h)).unwrap()).unwrap();
+    assert_eq!(
+        saved["profiles"]["default"],
+        json!({ "apiUrl": url, "token": admin })
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&config_file(h)), 0o600);
+        assert_eq!(mode(&h.join("taskgate")), 0o700);
+    }
+
+    // whoami, from the profile.
+    let me = cli(h, &["whoami"]).ok();
+    assert!(me.stdout.contains("admin@taskgate.local"), "{}", me.stdout);
+    let me = cli(h, &["whoami", "--json"]).ok().json();
+    assert_eq!(me["email"], "admin@taskgate.local");
+    let user_id = me["userId"].as_str().unwrap().to_string();
+    assert!(cli(h, &["whoami"]).ok().stdout.contains(&user_id));
+
+    // tokens: create (plaintext once, on stdout alone), list, revoke.
+    let created = cli(h, &["tokens", "create", "--name", "laptop"]).ok();
+    let laptop = created.stdout.trim().to_string();
+    assert!(laptop.starts_with("tr_pat_"), "{}", created.stdout);
+    let as_laptop = cli(h, &["whoami", "--json", "--token", &laptop])
+        .ok()
+        .json();
+    assert_eq!(as_laptop["userId"], user_id.as_str());
+    let listed = cli(h, &["tokens", "list", "--json"]).ok().json();
+    let tokens = listed["tokens"].as_array().unwrap();
+    let entry = tokens.iter().find(|t| t["name"] == "laptop").unwrap();
+    let laptop_id = entry["id"].as_str().unwrap().to_string();
+    assert!(entry.get("revokedAt").is_none());
+    let table = cli(h, &["tokens", "list"]).ok().stdout;
+    assert!(
+        table.starts_with("ID") && table.contains("laptop") && table.contains(&laptop_id),
+        "{table}"
+    );
+    assert!(
+        !table.contains(&laptop),
+        "a listing never shows a plaintext token"
+    );
+    let revoked = cli(h, &["tokens", "revoke", &laptop_id, "--json"])
+        .ok()
+        .json();
+    assert_eq!(revoked["id"], laptop_id.as_str());
+    assert!(revoked["revokedAt"].is_string());
+    let refused = cli(h, &["whoami", "--token", &laptop]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.starts_with("error: ") && refused.stderr.contains("(HTTP 401)"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains(&laptop));
+    let listed = cli(h, &["tokens", "list", "--json"]).ok().json();
+    let entry = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == laptop_id.as_str())
+        .unwrap()
+        .clone();
+    assert!(entry["revokedAt"].is_string(), "{entry}");
+
+    // mint-token: the token alone on stdout, its lifetime on stderr; --json gives the body.
+    let minted = cli(h, &["mint-token"]).ok();
+    assert!(minted.stdout.starts_with("tr_uat_"), "{}", minted.stdout);
+    assert_eq!(minted.stdout.trim().lines().count(), 1);
+    assert!(
+        minted.stderr.contains("admin@taskgate.local")
+            && minted.stderr.contains("expires in 3600s"),
+        "{}",
+        minted.stderr
+    );
+    let minted = cli(
+        h,
+        &[
+            "mint-token",
+            "--ttl",
+            "120",
+            "--cap",
+            "read:runs,read:tasks",
+            "--client",
+            "ci",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(minted["expiresInSeconds"], 120);
+    assert!(minted["token"].as_str().unwrap().starts_with("tr_uat_"));
+    let too_long = cli(h, &["mint-token", "--ttl", "999999999999"]);
+    assert_eq!(too_long.code, 1);
+    assert!(
+        too_long.stderr.contains("(HTTP 400)"),
+        "{}",
+        too_long.stderr
+    );
+
+    // An organization and a project, over plain HTTP.
+    let (status, org) = call(
+        &server.addr,
+        "POST",
+        "/api/v1/orgs",
+        Some(&admin),
+        Some(json!({ "title": "CLI" })),
+    );
+    assert_eq!(status, 201, "{org}");
+    let slug = org["slug"].as_str().unwrap();
+    let (status, project) = call(
+        &server.addr,
+        "POST",
+        &format!("/api/v1/orgs/{slug}/projects"),
+        Some(&admin),
+        Some(json!({ "name": "Web" })),
+    );
+    assert_eq!(status, 201, "{project}");
+    let project_ref = project["externalRef"].as_str().unwrap();
+    let (_, env) = call(
+        &server.addr,
+        "GET",
+        &format!("/api/v1/projects/{project_ref}/prod"),
+        Some(&admin),
+        None,
+    );
+    let old_key = env["apiKey"].as_str().unwrap().to_string();
+
+    // keys rotate: the new key alone on stdout; the old key keeps working through its grace.
+    let rotated = cli(
+        h,
+        &["keys", "rotate", "--project", project_ref, "--env", "prod"],
+    )
+    .ok();
+    let new_key = rotated.stdout.trim().to_string();
+    assert!(
+        new_key.starts_with("tr_prod_") && new_key != old_key,
+        "{}",
+        rotated.stdout
+    );
+    assert!(rotated.stderr.contains("keys grace"), "{}", rotated.stderr);
+    assert_eq!(
+        call(
+            &server.addr,
+            "POST",
+            "/api/v1/auth/jwt/claims",
+            Some(&new_key),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            &server.addr,
+            "POST",
+            "/api/v1/auth/jwt/claims",
+            Some(&old_key),
+            None
+        )
+        .0,
+        200
+    );
+    let revoked = cli(
+        h,
+        &[
+            "keys",
+            "revoked",
+            "--project",
+            project_ref,
+            "--env",
+            "prod",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let grace = &revoked["revokedApiKeys"][0];
+    assert_eq!(grace["active"], true);
+    assert_eq!(
+        grace["lastFour"].as_str().unwrap(),
+        &old_key[old_key.len() - 4..]
+    );
+    let revoked_id = grace["id"].as_str().unwrap().to_string();
+    assert!(cli(
+        h,
+        &["keys", "revoked", "--project", project_ref, "--env", "prod"]
+    )
+    .ok()
+    .stdout
+    .contains(&revoked_id));
+
+    // keys grace: move the window, then end it; the old key is refused from then on.
+    let moved = cli(
+        h,
+        &[
+            "keys",
+            "grace",
+            &revoked_id,
+            "--expires-at",
+            "+2h",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(moved["success"], true);
+    assert_eq!(moved["revokedApiKey"]["id"], revoked_id.as_str());
+    let ended = cli(h, &["keys", "grace", &revoked_id, "--expires-at", "now"]).ok();
+    assert!(ended.stdout.contains("ended"), "{}", ended.stdout);
+    assert_eq!(
+        call(
+            &server.addr,
+            "POST",
+            "/api/v1/auth/jwt/claims",
+            Some(&old_key),
+            None
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        call(
+            &server.addr,
+            "POST",
+            "/api/v1/auth/jwt/claims",
+            Some(&new_key),
+            None
+        )
+        .0,
+        200
+    );
+
+    // --json rotation, and the server's refusals as `error: … (HTTP n)` with exit 1.
+    let rotated = cli(
+        h,
+        &[
+            "keys",
+            "rotate",
+            "--project",
+            project_ref,
+            "--env",
+            "staging",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert!(rotated["apiKey"].as_str().unwrap().starts_with("tr_stg_"));
+    assert!(rotated["revokedApiKey"]["expiresAt"].is_string());
+    let missing = cli(
+        h,
+        &[
+            "keys",
+            "rotate",
+            "--project",
+            "proj_doesnotexist000000",
+            "--env",
+            "prod",
+        ],
+    );
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.starts_with("error: ") && missing.stderr.contains("(HTTP 404)"),
+        "{}",
+        missing.stderr
+    );
+    let bad_grace = cli(
+        h,
+        &["keys", "grace", &revoked_id, "--expires-at", "tomorrow"],
+    );
+    assert_eq!(bad_grace.code, 1);
+    assert!(
+        bad_grace.stderr.contains("--expires-at"),
+        "{}",
+        bad_grace.stderr
+    );
+
+    // The overrides beat the profile: environment variables, and flags over them.
+    let other = tempfile::tempdir().unwrap();
+    let env_run = Command::new(env!("CARGO_BIN_EXE_taskgate"))
+        .args(["whoami", "--json"])
+        .env("XDG_CONFIG_HOME", other.path())
+        .env("TASKGATE_API_URL", &url)
+        .env("TASKGATE_TOKEN", &admin)
+        .output()
+        .unwrap();
+    assert!(
+        env_run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&env_run.stderr)
+    );
+    let no_profile = cli(other.path(), &["whoami", "--profile", "work"]);
+    assert_eq!(no_profile.code, 1);
+    assert!(
+        no_profile.stderr.contains("taskgate login"),
+        "{}",
+        no_profile.stderr
+    );
+}
+
+#[test]
+fn login_with_a_bad_token_saves_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let url = format!("http://{}", server.addr);
+    let bogus = "tr_pat_0000000000000000000000000000000000000000";
+    let run = cli(home.path(), &["login", "--api-url", &url, "--token", bogus]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.starts_with("error: ") && run.stderr.contains("(HTTP 401)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(bogus) && !run.stdout.contains(bogus));
+    assert!(!config_file(home.path()).exists());
+
+    // A second profile is added beside the first, which stays as it was.
+    let admin = std::fs::read_to_string(data.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    cli(
+        home.path(),
+        &[
+            "login",
+            "--api-url",
+            &format!("{url}/"),
+            "--token",
+            &admin,
+            "--profile",
+            "work",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    cli(
+        home.path(),
+        &["login", "--api-url", &url, "--token", &admin],
+    )
+    .ok();
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(config_file(home.path())).unwrap()).unwrap();
+    assert_eq!(
+        saved["profiles"]["work"]["apiUrl"],
+        url.as_str(),
+        "a trailing slash is dropped"
+    );
+    assert!(saved["profiles"]["default"].is_object());
+    assert!(cli(home.path(), &["whoami", "--profile", "work"])
+        .ok()
+        .stdout
+        .contains("admin@taskgate.local"));
+}
+
+#[test]
+fn an_unreachable_server_is_named() {
+    let home = tempfile::tempdir().unwrap();
+    // A loopback port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let run = cli(
+        home.path(),
+        &["whoami", "--api-url", &url, "--token", "tr_pat_x"],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("could not reach") && run.stderr.contains(&url),
+        "{}",
+        run.stderr
+    );
+    let run = cli(
+        home.path(),
+        &["login", "--api-url", &url, "--token", "tr_pat_x"],
+    );
+    assert_eq!(run.code, 1);
+    assert!(!config_file(home.path()).exists());
+}
