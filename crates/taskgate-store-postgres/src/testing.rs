@@ -37,6 +37,25 @@ pub async fn fresh_schema_store() -> StoreResult<Option<(PostgresStore, String, 
     Ok(Some((store, schema, url)))
 }
 
+/// Options for `url` with `search_path` set to a new, migrated schema; returns the schema name.
+pub async fn fresh_schema(url: &str) -> StoreResult<(PgConnectOptions, String)> {
+    let schema = format!("tg_test_{}", new_id());
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .map_err(crate::error::map_err)?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .map_err(crate::error::map_err)?;
+    admin.close().await;
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Other(e.to_string()))?
+        .options([("search_path", schema.as_str())]);
+    Ok((opts, schema))
+}
+
 /// Drops a schema made by [`fresh_schema_store`].
 pub async fn drop_schema(url: &str, schema: &str) {
     if let Ok(admin) = PgPoolOptions::new().max_connections(1).connect(url).await {

@@ -1,0 +1,210 @@
+//! A database outage under a running server (PostgreSQL behind a TCP proxy the test can cut):
+//! cached credentials keep working, anything that needs the database is a 503 (never a 401),
+//! and everything recovers when the database returns.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use taskgate_core::time::SystemClock;
+use taskgate_server::config::Config;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+/// Forwards 127.0.0.1:<port> to PostgreSQL until stopped; stopping drops every connection.
+struct Proxy {
+    port: u16,
+    accept: Option<JoinHandle<()>>,
+    conns: Arc<parking_lot::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(port: u16, upstream: String) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conns: Arc<parking_lot::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let tracked = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                tracked.lock().push(tokio::spawn(async move {
+                    if let Ok(mut out) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                }));
+            }
+        });
+        Proxy {
+            port,
+            accept: Some(accept),
+            conns,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(a) = self.accept.take() {
+            a.abort();
+        }
+        for c in self.conns.lock().drain(..) {
+            c.abort();
+        }
+    }
+}
+
+async fn send(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
+        .unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_keeps_cached_keys_and_recovers() {
+    let url = std::env::var("TASKGATE_TEST_DATABASE_URL")
+        .expect("TASKGATE_TEST_DATABASE_URL must name a PostgreSQL database");
+    let (direct, schema) = taskgate_store_postgres::testing::fresh_schema(&url)
+        .await
+        .unwrap();
+    let upstream = format!("{}:{}", direct.get_host(), direct.get_port());
+    let mut proxy = Proxy::start(0, upstream.clone()).await;
+    let opts = direct.port(proxy.port).host("127.0.0.1");
+    let store = taskgate_store_postgres::PostgresStore::connect_with(
+        opts,
+        None,
+        true,
+        format!("tg_{schema}"),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = taskgate_server::build_state_with_store(
+        Config::for_tests(dir.path()),
+        Arc::new(SystemClock),
+        Arc::new(store),
+    )
+    .await
+    .unwrap();
+    let router = taskgate_server::router::router(state.clone());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let (_, org) = send(
+        &router,
+        "POST",
+        "/api/v1/orgs",
+        &admin,
+        Some(json!({ "title": "Fault" })),
+    )
+    .await;
+    let slug = org["slug"].as_str().unwrap();
+    let (_, project) = send(
+        &router,
+        "POST",
+        &format!("/api/v1/orgs/{slug}/projects"),
+        &admin,
+        Some(json!({ "name": "P" })),
+    )
+    .await;
+    let project = project["externalRef"].as_str().unwrap();
+    let (_, env) = send(
+        &router,
+        "GET",
+        &format!("/api/v1/projects/{project}/prod"),
+        &admin,
+        None,
+    )
+    .await;
+    let old_key = env["apiKey"].as_str().unwrap().to_string();
+    let (_, rotated) = send(
+        &router,
+        "POST",
+        &format!("/api/v1/projects/{project}/prod/regenerate-api-key"),
+        &admin,
+        None,
+    )
+    .await;
+    let new_key = rotated["apiKey"].as_str().unwrap().to_string();
+    for k in [&old_key, &new_key] {
+        assert_eq!(
+            send(&router, "GET", "/api/v1/auth/credential", k, None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+
+    proxy.stop();
+    // Cached keys, current and in their grace, need no database.
+    for k in [&old_key, &new_key] {
+        assert_eq!(
+            send(&router, "GET", "/api/v1/auth/credential", k, None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    // An uncached key needs the database: 503, never 401.
+    let (status, body) = send(
+        &router,
+        "GET",
+        "/api/v1/auth/credential",
+        "tr_prod_uncached0000000000000000",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("Service unavailable"))
+    );
+    let (status, _) = send(&router, "GET", "/readyz", &admin, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // The database returns on the same address: the server recovers without a restart.
+    let _proxy = Proxy::start(proxy.port, upstream).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _) = send(
+            &router,
+            "GET",
+            "/api/v1/auth/credential",
+            "tr_prod_uncached0000000000000000",
+            None,
+        )
+        .await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "the server did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        send(&router, "GET", "/readyz", &admin, None).await.0,
+        StatusCode::OK
+    );
+    state.store.close().await;
+    taskgate_store_postgres::testing::drop_schema(&url, &schema).await;
+}
