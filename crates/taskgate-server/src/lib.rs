@@ -91,6 +91,7 @@ pub async fn build_state_with_store(
         session_secret: Arc::new(session_secret),
         cache,
         watchers: Arc::new(realtime::Watchers::default()),
+        policy: Arc::new(auth::policy::RolePolicy),
         config: Arc::new(config),
         metrics: telemetry::init_metrics(),
     };

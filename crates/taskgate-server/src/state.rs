@@ -8,6 +8,7 @@ use taskgate_core::time::Clock;
 use taskgate_store::Store;
 
 use crate::auth::cache::AuthCache;
+use crate::auth::policy::AccessPolicy;
 use crate::config::Config;
 use crate::realtime::Watchers;
 use crate::vault::KeyVault;
@@ -21,6 +22,8 @@ pub struct AppState {
     /// Signs user-actor tokens.
     pub session_secret: Arc<SecretBox<Vec<u8>>>,
     pub cache: Arc<AuthCache>,
+    /// Decides what users may do; [`crate::auth::policy::RolePolicy`] unless replaced.
+    pub policy: Arc<dyn AccessPolicy>,
     /// Realtime requests waiting for a run or stream to change.
     pub watchers: Arc<Watchers>,
     pub config: Arc<Config>,

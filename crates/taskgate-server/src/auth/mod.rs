@@ -9,6 +9,7 @@ pub mod env_key;
 pub mod extract;
 pub mod jwt;
 pub mod missing_header;
+pub mod policy;
 pub mod user;
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 use secrecy::ExposeSecret;
 use taskgate_core::hash::sha256_hex;
 use taskgate_core::pat::PAT_PREFIX;
-use taskgate_core::uat::{self, UAT_PREFIX};
+use taskgate_core::uat::UAT_PREFIX;
 
 use super::cache::PatEntry;
 use super::{UserCredential, UserPrincipal};
@@ -92,12 +92,14 @@ pub async fn authenticate_uat(
     if !token.starts_with(UAT_PREFIX) {
         return Err(UserAuthFailure::Missing);
     }
-    let claims = uat::verify_uat(
-        token,
-        state.session_secret.expose_secret(),
-        state.now().timestamp(),
-    )
-    .map_err(|_| UserAuthFailure::Invalid)?;
+    let claims = state
+        .policy
+        .authenticate_user_actor(
+            token,
+            state.session_secret.expose_secret(),
+            state.now().timestamp(),
+        )
+        .map_err(|_| UserAuthFailure::Invalid)?;
     if claims
         .pat
         .as_deref()

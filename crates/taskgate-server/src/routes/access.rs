@@ -4,46 +4,28 @@
 use axum::http::StatusCode;
 use taskgate_core::branch::sanitize_branch;
 use taskgate_core::env::EnvType;
-use taskgate_core::role::{role_ability, Role};
+use taskgate_core::role::Role;
 use taskgate_core::scope::{Ability, Resource};
 use taskgate_store::{Environment, EnvironmentAuth, ProjectAccess};
 
-use crate::auth::{UserCredential, UserPrincipal};
+use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// The scopes a capless user-actor token is ceilinged by (upstream's `CAPLESS_USER_ACTOR_SCOPES`).
-pub const CAPLESS_SCOPES: &[&str] = &["read:all"];
-
-/// The effective ability of `principal` with `role` in an organization: the role's, narrowed by
-/// a user-actor token's cap. A cap can never widen a role.
-pub fn effective_ability(principal: &UserPrincipal, role: Role) -> Ability {
-    let by_role = role_ability(role);
-    match &principal.credential {
-        UserCredential::Pat { .. } => by_role,
-        UserCredential::Uat { claims } => {
-            let cap = match &claims.cap {
-                Some(cap) => Ability::from_scopes(cap),
-                None => Ability::from_scopes(
-                    &CAPLESS_SCOPES
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect::<Vec<_>>(),
-                ),
-            };
-            Ability::And(Box::new(by_role), Box::new(cap))
-        }
-    }
+/// The effective ability of `principal` with `role`, as the server's policy decides.
+pub fn effective_ability(state: &AppState, principal: &UserPrincipal, role: Role) -> Ability {
+    state.policy.ability(principal, role)
 }
 
 /// 403 `Unauthorized` (route-builder body) unless the principal may `action` on `resource`.
 pub fn require(
+    state: &AppState,
     principal: &UserPrincipal,
     role: Role,
     action: &str,
     resource: Resource,
 ) -> ApiResult<()> {
-    if effective_ability(principal, role).can(action, &[resource]) {
+    if state.policy.can(principal, role, action, &[resource]) {
         Ok(())
     } else {
         Err(ApiError::scope_denied())
@@ -123,13 +105,14 @@ pub async fn client_key_sealed(state: &AppState, env: &Environment) -> ApiResult
 
 /// Key access on an environment tier, worded as upstream's `authorizePatEnvironmentAccess`.
 pub fn require_key_access(
+    state: &AppState,
     principal: &UserPrincipal,
     role: Role,
     action: &str,
     env_type: EnvType,
 ) -> ApiResult<()> {
     let resource = taskgate_core::role::api_key_resource(env_type);
-    if effective_ability(principal, role).can(action, &[resource]) {
+    if state.policy.can(principal, role, action, &[resource]) {
         Ok(())
     } else {
         Err(ApiError::forbidden(

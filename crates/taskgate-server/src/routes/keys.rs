@@ -33,7 +33,13 @@ pub async fn regenerate_api_key(
         ));
     }
     let (access, env) = environment_for_user(&state, &user, &project_ref, &env, None).await?;
-    require_key_access(&user, access.role, "write", env.environment.env_type)?;
+    require_key_access(
+        &state,
+        &user,
+        access.role,
+        "write",
+        env.environment.env_type,
+    )?;
     let now = state.now();
     let (keys, plaintext) = state.vault.mint_with_plaintext(env.environment.env_type);
     let rotation = state
@@ -67,7 +73,7 @@ pub async fn list_revoked_api_keys(
     AccessTokenPat(user): AccessTokenPat,
 ) -> ApiResult<Json<RevokedKeyListResponse>> {
     let (access, env) = environment_for_user(&state, &user, &project_ref, &env, None).await?;
-    require_key_access(&user, access.role, "read", env.environment.env_type)?;
+    require_key_access(&state, &user, access.role, "read", env.environment.env_type)?;
     let now = state.now();
     let keys = state.store.list_revoked_keys(&env.environment.id).await?;
     Ok(Json(RevokedKeyListResponse {

@@ -37,7 +37,13 @@ pub async fn create_org(
     ApiJson(body): ApiJson<CreateOrgRequest>,
 ) -> ApiResult<(StatusCode, Json<OrgResponse>)> {
     // A user-actor token needs `manage organization` (upstream §5.7); a PAT does not.
-    require(&user, Role::Owner, "manage", Resource::new("organization"))?;
+    require(
+        &state,
+        &user,
+        Role::Owner,
+        "manage",
+        Resource::new("organization"),
+    )?;
     let title = required_name("title", &body.title, 100)?;
     let base = slugify(&title);
     let mut slug = base.clone();
@@ -70,7 +76,13 @@ pub async fn list_members(
     Path(org_param): Path<String>,
 ) -> ApiResult<Json<Vec<MemberResponse>>> {
     let membership = membership(&state, &user.user.id, &org_param).await?;
-    require(&user, membership.role, "read", Resource::new("members"))?;
+    require(
+        &state,
+        &user,
+        membership.role,
+        "read",
+        Resource::new("members"),
+    )?;
     let members = state
         .store
         .list_members(&membership.organization.id)
@@ -93,7 +105,13 @@ pub async fn add_member(
     let role = Role::parse(&body.role).ok_or_else(|| {
         ApiError::invalid_body("role must be one of owner, admin, developer, viewer")
     })?;
-    require(&user, membership.role, "write", Resource::new("members"))?;
+    require(
+        &state,
+        &user,
+        membership.role,
+        "write",
+        Resource::new("members"),
+    )?;
     if !can_manage_member(membership.role, role, Some(role)) {
         return Err(ApiError::forbidden("Unauthorized").with("code", "role_not_allowed"));
     }

@@ -31,7 +31,7 @@ pub async fn list_projects(
     Path(org_param): Path<String>,
 ) -> ApiResult<Json<Vec<ProjectResponse>>> {
     let m = membership(&state, &user.user.id, &org_param).await?;
-    require(&user, m.role, "read", Resource::new("project"))?;
+    require(&state, &user, m.role, "read", Resource::new("project"))?;
     let projects = state.store.list_projects(&m.organization.id).await?;
     Ok(Json(
         projects
@@ -53,7 +53,7 @@ pub async fn create_project(
     ApiJson(body): ApiJson<CreateProjectRequest>,
 ) -> ApiResult<(StatusCode, Json<ProjectResponse>)> {
     let m = membership(&state, &user.user.id, &org_param).await?;
-    require(&user, m.role, "write", Resource::new("project"))?;
+    require(&state, &user, m.role, "write", Resource::new("project"))?;
     let name = required_name("name", &body.name, 100)?;
     let base = slugify(&name);
     let mut slug = base.clone();
@@ -103,7 +103,7 @@ pub async fn get_environment_key(
         .get("x-trigger-branch")
         .and_then(|v| v.to_str().ok());
     let (access, env) = environment_for_user(&state, &user, &project_ref, &env, branch).await?;
-    require_key_access(&user, access.role, "read", env.environment.env_type)?;
+    require_key_access(&state, &user, access.role, "read", env.environment.env_type)?;
     let key = open_key(&state, &client_key_sealed(&state, &env.environment).await?)?;
     Ok(Json(EnvironmentKeyResponse {
         api_key: key.expose_secret().to_string(),
@@ -133,7 +133,13 @@ pub async fn upsert_branch(
         .filter(|b| b.len() <= 255 && !(env_type == EnvType::Development && b == "default"))
         .ok_or_else(|| ApiError::invalid_body("branch is not a usable branch name"))?;
     let access = project_for_user(&state, &user, &project_ref).await?;
-    require(&user, access.role, "write", Resource::new("branches"))?;
+    require(
+        &state,
+        &user,
+        access.role,
+        "write",
+        Resource::new("branches"),
+    )?;
     let member = (env_type == EnvType::Development).then_some(access.member_id.as_str());
     let root = state
         .store
@@ -161,7 +167,13 @@ pub async fn delete_project(
     Path(project_ref): Path<String>,
 ) -> ApiResult<StatusCode> {
     let access = project_for_user(&state, &user, &project_ref).await?;
-    require(&user, access.role, "delete", Resource::new("project"))?;
+    require(
+        &state,
+        &user,
+        access.role,
+        "delete",
+        Resource::new("project"),
+    )?;
     state
         .store
         .soft_delete_project(&access.project.id, state.now())

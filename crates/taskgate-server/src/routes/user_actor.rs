@@ -17,11 +17,12 @@ use taskgate_core::scope::{scopes_within_ability, Ability};
 use taskgate_core::uat::{self, UatClaims};
 
 use super::access::{
-    client_key_sealed, effective_ability, environment_for_user, require_key_access, CAPLESS_SCOPES,
+    client_key_sealed, effective_ability, environment_for_user, require_key_access,
 };
 use super::auth_tokens::sign_env_jwt;
 use crate::auth::env_key::open_key;
 use crate::auth::extract::{bearer_token, PatAuth};
+use crate::auth::policy::CAPLESS_SCOPES;
 use crate::auth::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
 use crate::auth::{EnvCredential, EnvPrincipal, UserCredential, UserPrincipal};
 use crate::error::{ApiError, ApiResult};
@@ -141,7 +142,7 @@ pub async fn exchange_env_jwt(
     if let UserCredential::Uat { claims } = &user.credential {
         assert_environment_claim(claims, &env.environment.id)?;
     }
-    require_key_access(&user, access.role, "read", env.environment.env_type)?;
+    require_key_access(&state, &user, access.role, "read", env.environment.env_type)?;
     let body = parse_lenient(&body)?;
     let body: ExchangeBody = if body.is_null() {
         ExchangeBody::default()
@@ -149,7 +150,7 @@ pub async fn exchange_env_jwt(
         serde_json::from_value(body).map_err(|e| ApiError::invalid_body(e.to_string()))?
     };
 
-    let ceiling = effective_ability(&user, access.role);
+    let ceiling = effective_ability(&state, &user, access.role);
     let requested = body.claims.as_ref().map(|c| c.scopes.clone());
     let now = state.now().timestamp();
     let (scopes, exp, client) = match &user.credential {

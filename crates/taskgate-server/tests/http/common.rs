@@ -146,7 +146,12 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: Request<Body>) -> Response {
-        let resp = self.router.clone().oneshot(req).await.unwrap();
+        Self::send_via(&self.router, req).await
+    }
+
+    /// Sends through another router (built from a modified state).
+    pub async fn send_via(router: &Router, req: Request<Body>) -> Response {
+        let resp = router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();

@@ -477,7 +477,78 @@ async fn uats_cannot_manage_tokens_or_admin(b: Backend) {
     app.cleanup().await;
 }
 
+/// A policy an operator might plug in: members may look, never change.
+struct LookOnly;
+
+impl taskgate_server::auth::policy::AccessPolicy for LookOnly {
+    fn role_ability(&self, _role: taskgate_core::role::Role) -> taskgate_core::scope::Ability {
+        taskgate_core::scope::Ability::from_scopes(&[
+            "read:project".to_string(),
+            "read:members".to_string(),
+        ])
+    }
+}
+
+async fn operators_can_plug_in_their_own_policy(b: Backend) {
+    let app = TestApp::new(b).await;
+    let token = app.admin_token.clone();
+    let (org, project) = app.org_and_project(&token).await;
+    let mut state = app.state.clone();
+    state.policy = std::sync::Arc::new(LookOnly);
+    let router = taskgate_server::router::router(state);
+    let req = |method: Method, path: String, body: Option<Value>| {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            ))
+            .unwrap()
+    };
+    let r = TestApp::send_via(
+        &router,
+        req(Method::GET, format!("/api/v1/orgs/{org}/projects"), None),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = TestApp::send_via(
+        &router,
+        req(
+            Method::POST,
+            format!("/api/v1/orgs/{org}/projects"),
+            Some(json!({ "name": "No" })),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the owner's role no longer writes under this policy"
+    );
+    let r = TestApp::send_via(
+        &router,
+        req(
+            Method::GET,
+            format!("/api/v1/projects/{project}/prod"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The default policy still lets the owner in.
+    assert_eq!(
+        app.get(&format!("/api/v1/projects/{project}/prod"), &token)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.cleanup().await;
+}
+
 on_both!(
+    operators_can_plug_in_their_own_policy,
     user_actor_tokens_are_minted_from_pats_only,
     the_uat_ceiling_is_configurable,
     the_exchange_clamps_to_role_and_cap,
