@@ -1,4 +1,5 @@
-//! Hashing and constant-time comparison.
+//! Hashing and constant-time comparison: the SHA-256 lookup hashes of keys and tokens
+//! (spec/auth.md §1.2 `hashApiKey`, §4.1 `hashedToken`, §3.8 one-time-use markers).
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -13,7 +14,8 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(sha256(s.as_bytes()))
 }
 
-/// Compares two secrets without leaking where they differ.
+/// Compares two secrets without leaking, through timing, where they differ. The length is not
+/// secret (token formats are public), so unequal lengths return early.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
@@ -23,13 +25,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sha256_hex_matches_a_known_vector() {
+    fn sha256_matches_known_vectors() {
+        // FIPS 180-2 examples.
+        assert_eq!(
+            sha256_hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(
             sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        assert_eq!(hex::encode(sha256(b"abc")), sha256_hex("abc"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
         assert!(constant_time_eq(b"same", b"same"));
+        assert!(constant_time_eq(b"", b""));
         assert!(!constant_time_eq(b"same", b"diff"));
-        assert!(!constant_time_eq(b"short", b"longer"));
+        assert!(!constant_time_eq(b"same", b"samE"));
+        assert!(!constant_time_eq(b"short", b"shorter"));
     }
 }

@@ -1,21 +1,22 @@
-//! Identifiers: row ids, project refs and run ids, from the operating system's CSPRNG.
+//! Identifiers: row ids, project refs and run and batch ids, drawn from the operating system's
+//! CSPRNG so none can be guessed from another.
 
 use rand::rngs::OsRng;
-use rand::Rng;
+use rand::seq::SliceRandom;
 
+/// Lowercase letters and digits: upstream's cuids and friendly ids use this alphabet, and
+/// ids stay case-insensitive in URLs and logs.
 const LOWER_ALNUM: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
-/// `len` characters drawn uniformly from `alphabet` (`gen_range` rejects biased draws).
+/// `len` characters drawn uniformly and independently from `alphabet` (`choose` samples by
+/// rejection, so no character is favoured). An empty alphabet yields an empty string.
 pub fn random_string(alphabet: &[u8], len: usize) -> String {
-    if alphabet.is_empty() {
-        return String::new();
-    }
     (0..len)
-        .map(|_| char::from(alphabet[OsRng.gen_range(0..alphabet.len())]))
+        .filter_map(|_| alphabet.choose(&mut OsRng).copied().map(char::from))
         .collect()
 }
 
-/// A row id shaped like upstream's cuids: `c` + 24 lowercase alphanumerics.
+/// A row id shaped like upstream's cuids: `c` + 24 lowercase alphanumerics (124 bits).
 pub fn new_id() -> String {
     format!("c{}", random_string(LOWER_ALNUM, 24))
 }
@@ -36,18 +37,45 @@ pub fn new_batch_friendly_id() -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use std::collections::{HashMap, HashSet};
+
     use super::*;
+
+    fn shaped(id: &str, prefix: &str, body_len: usize) -> bool {
+        id.strip_prefix(prefix)
+            .is_some_and(|b| b.len() == body_len && b.bytes().all(|c| LOWER_ALNUM.contains(&c)))
+    }
 
     #[test]
     fn ids_have_their_shapes() {
-        let id = new_id();
-        assert_eq!(id.len(), 25);
-        assert!(id.starts_with('c'));
-        let p = new_project_ref();
-        assert!(p.starts_with("proj_") && p.len() == 25);
-        assert!(p[5..].bytes().all(|b| LOWER_ALNUM.contains(&b)));
-        assert!(new_run_friendly_id().starts_with("run_"));
-        assert_ne!(new_id(), new_id());
+        assert!(shaped(&new_id(), "c", 24));
+        assert!(shaped(&new_project_ref(), "proj_", 20));
+        assert!(shaped(&new_run_friendly_id(), "run_", 24));
+        assert!(shaped(&new_batch_friendly_id(), "batch_", 24));
+    }
+
+    #[test]
+    fn ids_do_not_repeat() {
+        let ids: HashSet<String> = (0..1000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 1000);
+    }
+
+    #[test]
+    fn random_strings_use_only_and_all_of_the_alphabet() {
+        assert_eq!(random_string(b"", 10), "");
+        assert_eq!(random_string(b"ab", 0), "");
+        assert_eq!(random_string(b"x", 5), "xxxxx");
+        let s = random_string(b"abc", 30_000);
+        let mut counts: HashMap<char, usize> = HashMap::new();
+        for c in s.chars() {
+            *counts.entry(c).or_default() += 1;
+        }
+        assert_eq!(counts.len(), 3);
+        // Each symbol expects 10 000 draws (σ ≈ 82); ±1 000 fails only on a broken sampler.
+        for (c, n) in counts {
+            assert!((9_000..=11_000).contains(&n), "{c}: {n}");
+        }
     }
 }

@@ -1,43 +1,70 @@
-//! Compact JWS with HS256, the only algorithm taskgate accepts (spec/auth.md §3.1). Written
-//! by hand so the protected header is byte-for-byte upstream's (`{"alg":"HS256"}`) and the
-//! algorithm cannot be chosen by the token: `none`, HS384/HS512 and asymmetric algorithms are
-//! refused, whatever key is used.
+//! Compact JWS with HS256 (spec/auth.md §3.1–§3.6), written by hand so the protected header
+//! is byte-for-byte upstream's `{"alg":"HS256"}` and the token cannot choose its algorithm.
+//!
+//! Verification accepts only `alg: "HS256"`. Upstream (jose) also accepts HS384/HS512 for a
+//! symmetric key; no trigger.dev client produces them, so taskgate deliberately refuses them,
+//! along with `none` and asymmetric algorithms, whatever key is used.
+//!
+//! Check order, which decides the error a caller sees: size and shape, header, algorithm,
+//! signature (constant time), then `iss`, `aud`, `iat`, `nbf`, `exp` as jose does. The signature
+//! comes before the claims so that only [`JwtError::SignatureInvalid`] means "another key might
+//! verify this" (the server retries keys in their grace window on exactly that error).
 
 use base64::Engine;
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
+use secrecy::zeroize::Zeroize;
 use serde_json::{json, Map, Value};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::bearer::decode_b64url;
 
+/// `iss` of every token upstream issues, checked on every verify.
 pub const ISSUER: &str = "https://id.trigger.dev";
+/// `aud` of every token upstream issues, checked on every verify.
 pub const AUDIENCE: &str = "https://api.trigger.dev";
-/// Longest token looked at: real tokens are well under 2 KiB.
+/// Longest token looked at: real tokens are well under 2 KiB, and this bounds the decoding
+/// and hashing an anonymous caller can cause.
 pub const MAX_JWT_LEN: usize = 8192;
-/// The encoded protected header, `{"alg":"HS256"}`.
+/// The encoded protected header, `{"alg":"HS256"}`, exactly as jose writes it.
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiJ9";
+/// Bytes of an HMAC-SHA-256 tag.
+const SIGNATURE_LEN: usize = 32;
+/// SHA-256's block size: HMAC keys are padded (or first hashed) to this length (RFC 2104 §2).
+const HMAC_BLOCK_LEN: usize = 64;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Why a token was refused.
+/// A decoded JSON object (a JWT header or payload).
+pub type Claims = Map<String, Value>;
+
+/// Why a token was refused. The variants carry nothing from the token.
 #[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwtError {
+    /// Too long, not three segments, bad base64, not JSON objects, or a signature of the wrong
+    /// length.
     #[error("malformed token")]
     Malformed,
+    /// The header names an algorithm other than HS256, or critical extensions (`crit`).
     #[error("unsupported algorithm")]
     UnsupportedAlgorithm,
+    /// The signature does not verify under this key (another key might verify it).
     #[error("signature verification failed")]
     SignatureInvalid,
+    /// `exp` is at or before now.
     #[error("token expired")]
     Expired,
+    /// `nbf` is after now.
     #[error("token not yet valid")]
     NotYetValid,
+    /// `iss` or `aud` is wrong, or a time claim is not a number.
     #[error("claim validation failed")]
     ClaimInvalid,
 }
 
 impl JwtError {
-    /// Only a signature failure is retried with keys in their grace window.
+    /// Whether another key could verify the token. Only this failure is retried with keys in
+    /// their grace window (§3.6 step 4); an expired or malformed token fails for any key.
     pub fn is_signature_failure(self) -> bool {
         self == JwtError::SignatureInvalid
     }
@@ -47,15 +74,28 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// HMAC-SHA-256 keyed with `key`. RFC 2104 §2 hashes a key longer than the block and pads any
+/// key with zeros to the block; doing that here makes construction infallible (the block-sized
+/// key type has no error case) with the same result as keying with `key` itself.
 fn mac(key: &[u8]) -> HmacSha256 {
-    use hmac::digest::KeyInit;
-    // HMAC takes keys of any length, so `new_from_slice` never fails; the fallback only
-    // satisfies the type.
-    <HmacSha256 as KeyInit>::new_from_slice(key)
-        .unwrap_or_else(|_| <HmacSha256 as KeyInit>::new(&Default::default()))
+    let digest;
+    let key = if key.len() > HMAC_BLOCK_LEN {
+        digest = Sha256::digest(key);
+        digest.as_slice()
+    } else {
+        key
+    };
+    let mut block = [0u8; HMAC_BLOCK_LEN];
+    for (dst, src) in block.iter_mut().zip(key) {
+        *dst = *src;
+    }
+    let mac = <HmacSha256 as KeyInit>::new(&block.into());
+    block.zeroize();
+    mac
 }
 
-/// Signs `payload` with HS256 under `key`.
+/// Signs `payload` with HS256 under `key` (the UTF-8 bytes of the secret, §3.1). The payload is
+/// written as given: add [`standard_claims`] for `iss`, `aud`, `iat` and `exp`.
 pub fn sign_hs256(payload: &Map<String, Value>, key: &[u8]) -> String {
     let body = b64(Value::Object(payload.clone()).to_string().as_bytes());
     let signing_input = format!("{HEADER_B64}.{body}");
@@ -64,7 +104,7 @@ pub fn sign_hs256(payload: &Map<String, Value>, key: &[u8]) -> String {
     format!("{signing_input}.{}", b64(&m.finalize().into_bytes()))
 }
 
-/// `iss`, `aud`, `iat` and `exp`, as every issuer sets them.
+/// `iss`, `aud`, `iat` and `exp`, as every issuer sets them (§3.1).
 pub fn standard_claims(now_secs: i64, exp_secs: i64) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("iss".into(), json!(ISSUER));
@@ -85,7 +125,7 @@ fn split(token: &str) -> Result<[&str; 3], JwtError> {
     }
 }
 
-fn object(segment: &str) -> Result<Map<String, Value>, JwtError> {
+fn object(segment: &str) -> Result<Claims, JwtError> {
     let bytes = decode_b64url(segment).ok_or(JwtError::Malformed)?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => Ok(m),
@@ -93,168 +133,75 @@ fn object(segment: &str) -> Result<Map<String, Value>, JwtError> {
     }
 }
 
-/// A decoded JSON object (a JWT header or payload).
-pub type Claims = Map<String, Value>;
-
-/// Header and payload, without verifying anything.
+/// Header and payload, without verifying anything: only for routing (which environment's key
+/// to verify with, §3.6 step 1). Never trust the result for authorization.
 pub fn decode_unverified(token: &str) -> Result<(Claims, Claims), JwtError> {
     let [h, p, _] = split(token)?;
     Ok((object(h)?, object(p)?))
 }
 
-/// Verifies an HS256 token under `key` at `now_secs`: algorithm, signature (constant time),
-/// then `iss`, `aud`, `exp` (optional, as upstream), `nbf` and `iat`. Returns the payload.
-pub fn verify_hs256(
-    token: &str,
-    key: &[u8],
-    now_secs: i64,
-) -> Result<Map<String, Value>, JwtError> {
+/// A numeric claim: absent is fine, present must be a JSON number (jose's rule).
+fn numeric(payload: &Claims, name: &str) -> Result<Option<f64>, JwtError> {
+    match payload.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(JwtError::ClaimInvalid),
+        Some(_) => Err(JwtError::ClaimInvalid),
+    }
+}
+
+/// Verifies an HS256 token under `key` at `now_secs` and returns its payload.
+///
+/// Refuses, in this order: more than [`MAX_JWT_LEN`] bytes, not three segments, bad base64 or
+/// non-object header or payload ([`JwtError::Malformed`]); any `alg` but exactly `"HS256"`, or
+/// a `crit` header ([`JwtError::UnsupportedAlgorithm`]); a signature that does not verify
+/// (constant-time, [`JwtError::SignatureInvalid`]); `iss` ≠ [`ISSUER`], `aud` neither
+/// [`AUDIENCE`] nor an array containing it, or a non-numeric `iat`, `nbf` or `exp`
+/// ([`JwtError::ClaimInvalid`]); `now < nbf` ([`JwtError::NotYetValid`]); `now >= exp`
+/// ([`JwtError::Expired`]). A token without `exp` is accepted, as upstream.
+pub fn verify_hs256(token: &str, key: &[u8], now_secs: i64) -> Result<Claims, JwtError> {
     let [h, p, s] = split(token)?;
     let header = object(h)?;
-    if header.get("alg") != Some(&Value::String("HS256".into())) {
-        return Err(JwtError::UnsupportedAlgorithm);
-    }
     let payload = object(p)?;
     let signature = decode_b64url(s).ok_or(JwtError::Malformed)?;
+    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
+        return Err(JwtError::UnsupportedAlgorithm);
+    }
+    // jose refuses critical extensions it does not know; taskgate implements none.
+    if header.contains_key("crit") {
+        return Err(JwtError::UnsupportedAlgorithm);
+    }
+    if signature.len() != SIGNATURE_LEN {
+        return Err(JwtError::Malformed);
+    }
     let mut m = mac(key);
     m.update(h.as_bytes());
     m.update(b".");
     m.update(p.as_bytes());
     m.verify_slice(&signature)
         .map_err(|_| JwtError::SignatureInvalid)?;
-    if payload.get("iss") != Some(&json!(ISSUER)) {
+
+    if payload.get("iss").and_then(Value::as_str) != Some(ISSUER) {
         return Err(JwtError::ClaimInvalid);
     }
     let aud_ok = match payload.get("aud") {
         Some(Value::String(a)) => a == AUDIENCE,
-        Some(Value::Array(items)) => items.iter().any(|a| a == AUDIENCE),
+        Some(Value::Array(items)) => items.iter().any(|a| a.as_str() == Some(AUDIENCE)),
         _ => false,
     };
     if !aud_ok {
         return Err(JwtError::ClaimInvalid);
     }
-    let number = |k: &str| -> Result<Option<f64>, JwtError> {
-        match payload.get(k) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(JwtError::ClaimInvalid),
-            Some(_) => Err(JwtError::ClaimInvalid),
-        }
-    };
     let now = now_secs as f64;
-    if let Some(exp) = number("exp")? {
-        if now >= exp {
-            return Err(JwtError::Expired);
-        }
+    numeric(&payload, "iat")?;
+    if numeric(&payload, "nbf")?.is_some_and(|nbf| now < nbf) {
+        return Err(JwtError::NotYetValid);
     }
-    if let Some(nbf) = number("nbf")? {
-        if now < nbf {
-            return Err(JwtError::NotYetValid);
-        }
+    if numeric(&payload, "exp")?.is_some_and(|exp| now >= exp) {
+        return Err(JwtError::Expired);
     }
-    number("iat")?;
     Ok(payload)
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    const NOW: i64 = 1_770_000_000;
-
-    fn payload(extra: Value) -> Map<String, Value> {
-        let mut m = standard_claims(NOW, NOW + 60);
-        if let Value::Object(e) = extra {
-            m.extend(e);
-        }
-        m
-    }
-
-    #[test]
-    fn round_trip_with_upstreams_header() {
-        let t = sign_hs256(&payload(json!({ "sub": "x", "pub": true })), b"k");
-        assert!(t.starts_with("eyJhbGciOiJIUzI1NiJ9."));
-        let p = verify_hs256(&t, b"k", NOW).unwrap();
-        assert_eq!(p["sub"], "x");
-        assert_eq!(
-            decode_unverified(&t).unwrap().0,
-            json!({ "alg": "HS256" }).as_object().unwrap().clone()
-        );
-    }
-
-    #[test]
-    fn a_known_vector_verifies() {
-        // {"alg":"HS256"}.{"sub":"x","pub":true,"iss":…,"aud":…} signed with "k" by an HS256
-        // implementation: verification recomputes the same bytes.
-        let body = b64(br#"{"sub":"x","pub":true,"iss":"https://id.trigger.dev","aud":"https://api.trigger.dev"}"#);
-        let input = format!("{HEADER_B64}.{body}");
-        let mut m = mac(b"k");
-        m.update(input.as_bytes());
-        let token = format!("{input}.{}", b64(&m.finalize().into_bytes()));
-        assert_eq!(verify_hs256(&token, b"k", NOW).unwrap()["pub"], true);
-    }
-
-    #[test]
-    fn refusals() {
-        let good = sign_hs256(&payload(json!({ "sub": "x" })), b"k");
-        assert_eq!(
-            verify_hs256(&good, b"other", NOW),
-            Err(JwtError::SignatureInvalid)
-        );
-        let parts: Vec<&str> = good.split('.').collect();
-        let tampered = format!("{}.{}.{}", parts[0], b64(br#"{"sub":"y"}"#), parts[2]);
-        assert_eq!(
-            verify_hs256(&tampered, b"k", NOW),
-            Err(JwtError::SignatureInvalid)
-        );
-        let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), parts[1]);
-        assert_eq!(
-            verify_hs256(&none, b"k", NOW),
-            Err(JwtError::UnsupportedAlgorithm)
-        );
-        let hs512 = {
-            let h = b64(br#"{"alg":"HS512"}"#);
-            let input = format!("{h}.{}", parts[1]);
-            let mut m = Hmac::<sha2::Sha512>::new_from_slice(b"k").unwrap();
-            m.update(input.as_bytes());
-            format!("{input}.{}", b64(&m.finalize().into_bytes()))
-        };
-        assert_eq!(
-            verify_hs256(&hs512, b"k", NOW),
-            Err(JwtError::UnsupportedAlgorithm)
-        );
-        assert_eq!(verify_hs256(&good, b"k", NOW + 60), Err(JwtError::Expired));
-        let nbf = sign_hs256(&payload(json!({ "nbf": NOW + 10 })), b"k");
-        assert_eq!(verify_hs256(&nbf, b"k", NOW), Err(JwtError::NotYetValid));
-        let mut wrong_iss = payload(json!({}));
-        wrong_iss.insert("iss".into(), json!("https://evil"));
-        assert_eq!(
-            verify_hs256(&sign_hs256(&wrong_iss, b"k"), b"k", NOW),
-            Err(JwtError::ClaimInvalid)
-        );
-        let mut aud_list = payload(json!({}));
-        aud_list.insert("aud".into(), json!(["x", AUDIENCE]));
-        assert!(verify_hs256(&sign_hs256(&aud_list, b"k"), b"k", NOW).is_ok());
-        let mut bad_iat = payload(json!({}));
-        bad_iat.insert("iat".into(), json!("now"));
-        assert_eq!(
-            verify_hs256(&sign_hs256(&bad_iat, b"k"), b"k", NOW),
-            Err(JwtError::ClaimInvalid)
-        );
-        for bad in [
-            "",
-            "a.b",
-            "a.b.c.d",
-            "eyJhbGciOiJIUzI1NiJ9.@@@notbase64@@@.signature",
-            &good[..good.len() - 3],
-        ] {
-            assert!(verify_hs256(bad, b"k", NOW).is_err(), "{bad}");
-        }
-        let huge = format!("{}.{}.{}", parts[0], "A".repeat(MAX_JWT_LEN), parts[2]);
-        assert_eq!(verify_hs256(&huge, b"k", NOW), Err(JwtError::Malformed));
-        assert!(
-            JwtError::SignatureInvalid.is_signature_failure()
-                && !JwtError::Expired.is_signature_failure()
-        );
-    }
-}
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

@@ -1,6 +1,7 @@
-//! taskgate's domain, with no IO: key and token formats, the scope grammar and roles, JWTs,
-//! user-actor tokens, rotation rules, sealing secrets, and the clock. Everything here is a
-//! pure function of its inputs (time included), so it is tested without a database or server.
+//! taskgate's domain, with no IO: key and token formats, the scope grammar and roles, HS256
+//! JWTs, user-actor tokens, rotation rules, sealing secrets, run statuses, and the clock.
+//! Everything here is a pure function of its inputs (time included), so it is tested without
+//! a database or a server. The wire contract it implements is `spec/auth.md` (trigger.dev v4).
 
 pub mod bearer;
 pub mod branch;

@@ -1,10 +1,15 @@
-//! Organization roles and their permissions, in the scope grammar.
+//! Organization roles and what they permit, written in the scope grammar (spec/auth.md §3.7)
+//! so a role and a user-actor token's cap intersect with [`Ability::And`].
 //!
 //! | role | may |
 //! |---|---|
 //! | owner, admin | everything in the organization (admins cannot touch owners) |
-//! | developer | read everything but production keys; trigger and manage runs; manage errors; read and rotate development keys; read staging and preview keys |
-//! | viewer | read runs, tasks, errors and the organization's structure; no keys |
+//! | developer | read the work (runs, tasks, errors, queues, deployments, waitpoints, sessions, …) and the organization's structure; trigger, and change runs, errors, waitpoints, input streams and branches; read development, staging and preview keys; rotate development keys only |
+//! | viewer | read runs, tasks, errors and the organization's structure; no keys, no writes |
+//!
+//! Environment keys are checked on `apiKeys:<TYPE>` ([`api_key_resource`]). Because `read:all`
+//! would also match `apiKeys:PRODUCTION`, the developer and viewer abilities list the types they
+//! read and never use `all`.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +27,10 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, most powerful first.
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Developer, Role::Viewer];
+
+    /// The stored and wire name: `owner`, `admin`, `developer`, `viewer`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Owner => "owner",
@@ -31,18 +40,13 @@ impl Role {
         }
     }
 
+    /// Parses [`Self::as_str`] (exact, lower case).
     pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "owner" => Some(Role::Owner),
-            "admin" => Some(Role::Admin),
-            "developer" => Some(Role::Developer),
-            "viewer" => Some(Role::Viewer),
-            _ => None,
-        }
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
-/// Types everyone in the organization may read (never `all`, which would include keys).
+/// Types a viewer reads: the work and the organization's structure, never keys.
 const VIEWER_READS: &[&str] = &[
     "runs",
     "tasks",
@@ -56,6 +60,7 @@ const VIEWER_READS: &[&str] = &[
     "queues",
     "deployments",
 ];
+/// Types a developer reads on top of a viewer's (keys are granted per tier below).
 const DEVELOPER_EXTRA_READS: &[&str] = &[
     "waitpoints",
     "sessions",
@@ -64,6 +69,8 @@ const DEVELOPER_EXTRA_READS: &[&str] = &[
     "inputStreams",
     "branches",
 ];
+/// What a developer changes: runs and their inputs, triggering, errors, and branches (creating
+/// a preview or dev branch is everyday work).
 const DEVELOPER_WRITES: &[&str] = &[
     "write:runs",
     "write:tasks",
@@ -74,33 +81,48 @@ const DEVELOPER_WRITES: &[&str] = &[
     "write:waitpoints",
     "write:branches",
 ];
+/// Key tiers a developer may read: everything but production.
+const DEVELOPER_KEY_READS: &[EnvType] = &[EnvType::Development, EnvType::Staging, EnvType::Preview];
+/// Key tiers a developer may rotate: only their own development keys.
+const DEVELOPER_KEY_WRITES: &[EnvType] = &[EnvType::Development];
 
-/// The key resource of an environment tier: `apiKeys:<TYPE>` (upstream's `{type: apiKeys, envType}`).
+/// The resource an environment's keys are checked on: `apiKeys` with the type as id (e.g.
+/// `apiKeys:PRODUCTION`), upstream's `{type: "apiKeys", envType}`.
 pub fn api_key_resource(env_type: EnvType) -> Resource {
     Resource::with_id("apiKeys", env_type.as_str())
 }
 
-/// The built-in permissions of a role.
-pub fn role_ability(role: Role) -> Ability {
-    let mut scopes: Vec<String> = VIEWER_READS.iter().map(|t| format!("read:{t}")).collect();
+/// The scopes of a role (see the module table).
+pub fn role_scopes(role: Role) -> Vec<String> {
+    let reads = |types: &[&str]| {
+        types
+            .iter()
+            .map(|t| format!("read:{t}"))
+            .collect::<Vec<_>>()
+    };
     match role {
-        Role::Owner | Role::Admin => return Ability::from_scopes(&["admin".to_string()]),
-        Role::Viewer => {}
+        Role::Owner | Role::Admin => vec!["admin".to_string()],
+        Role::Viewer => reads(VIEWER_READS),
         Role::Developer => {
-            scopes.extend(DEVELOPER_EXTRA_READS.iter().map(|t| format!("read:{t}")));
+            let mut scopes = reads(VIEWER_READS);
+            scopes.extend(reads(DEVELOPER_EXTRA_READS));
             scopes.extend(DEVELOPER_WRITES.iter().map(|s| s.to_string()));
-            for t in [EnvType::Development, EnvType::Staging, EnvType::Preview] {
-                scopes.push(format!("read:apiKeys:{}", t.as_str()));
-            }
-            scopes.push(format!("write:apiKeys:{}", EnvType::Development.as_str()));
+            let key_scope = |action: &str, t: &EnvType| format!("{action}:apiKeys:{}", t.as_str());
+            scopes.extend(DEVELOPER_KEY_READS.iter().map(|t| key_scope("read", t)));
+            scopes.extend(DEVELOPER_KEY_WRITES.iter().map(|t| key_scope("write", t)));
+            scopes
         }
     }
-    Ability::from_scopes(&scopes)
 }
 
-/// Whether `actor` may give a member whose role is `target_current` the role `target_new`
-/// (`None`: remove them). Owners may do anything; admins may not touch owners nor make one;
-/// developers and viewers manage no one.
+/// The built-in permissions of a role, as an ability.
+pub fn role_ability(role: Role) -> Ability {
+    Ability::from_scopes(&role_scopes(role))
+}
+
+/// Whether `actor` may change a member whose role is `target_current` to `target_new`
+/// (`None`: remove them). Owners may do anything; admins may neither remove nor change an
+/// owner, nor make anyone an owner; developers and viewers manage no one.
 pub fn can_manage_member(actor: Role, target_current: Role, target_new: Option<Role>) -> bool {
     match actor {
         Role::Owner => true,
@@ -110,14 +132,16 @@ pub fn can_manage_member(actor: Role, target_current: Role, target_new: Option<R
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     #[test]
-    fn role_matrix() {
+    fn key_matrix() {
         use EnvType::*;
-        // (role, env, read key, write key)
-        let keys = [
+        let envs = [Development, Staging, Production, Preview];
+        // (role, read keys per env, write keys per env) in the order of `envs`.
+        let table = [
             (Role::Owner, [true; 4], [true; 4]),
             (Role::Admin, [true; 4], [true; 4]),
             (
@@ -127,70 +151,126 @@ mod tests {
             ),
             (Role::Viewer, [false; 4], [false; 4]),
         ];
-        for (role, reads, writes) in keys {
+        for (role, reads, writes) in table {
             let a = role_ability(role);
-            for (i, env) in [Development, Staging, Production, Preview]
-                .into_iter()
-                .enumerate()
-            {
-                assert_eq!(
-                    a.can("read", &[api_key_resource(env)]),
-                    reads[i],
-                    "{role:?} read {env:?}"
-                );
-                assert_eq!(
-                    a.can("write", &[api_key_resource(env)]),
-                    writes[i],
-                    "{role:?} write {env:?}"
-                );
+            for (i, env) in envs.into_iter().enumerate() {
+                let key = [api_key_resource(env)];
+                assert_eq!(a.can("read", &key), reads[i], "{role:?} read {env:?}");
+                assert_eq!(a.can("write", &key), writes[i], "{role:?} write {env:?}");
+                assert_eq!(a.can("update", &key), writes[i], "{role:?} update {env:?}");
             }
+            // No role reaches production keys through an id-less check either.
+            let all_keys = a.can("read", &[Resource::new("apiKeys")]);
+            assert_eq!(
+                all_keys,
+                matches!(role, Role::Owner | Role::Admin),
+                "{role:?}"
+            );
         }
+    }
+
+    #[test]
+    fn work_matrix() {
         let run = Resource::with_id("runs", "run_1");
         let task = Resource::with_id("tasks", "t");
         let error = Resource::with_id("errors", "e");
-        // (role, read runs, write runs, trigger, read errors, write errors)
-        let actions = [
-            (Role::Owner, [true, true, true, true, true]),
-            (Role::Admin, [true, true, true, true, true]),
-            (Role::Developer, [true, true, true, true, true]),
-            (Role::Viewer, [true, false, false, true, false]),
+        // (role, [read runs, write runs, trigger task, batchTrigger task, read tasks,
+        //         write tasks, read errors, write errors])
+        let table = [
+            (Role::Owner, [true; 8]),
+            (Role::Admin, [true; 8]),
+            (Role::Developer, [true; 8]),
+            (
+                Role::Viewer,
+                [true, false, false, false, true, false, true, false],
+            ),
         ];
-        for (role, want) in actions {
+        for (role, want) in table {
             let a = role_ability(role);
+            let one = |r: &Resource| [r.clone()];
             let got = [
-                a.can("read", std::slice::from_ref(&run)),
-                a.can("write", std::slice::from_ref(&run)),
-                a.can("trigger", std::slice::from_ref(&task)),
-                a.can("read", std::slice::from_ref(&error)),
-                a.can("write", std::slice::from_ref(&error)),
+                a.can("read", &one(&run)),
+                a.can("write", &one(&run)),
+                a.can("trigger", &one(&task)),
+                a.can("batchTrigger", &one(&task)),
+                a.can("read", &one(&task)),
+                a.can("write", &one(&task)),
+                a.can("read", &one(&error)),
+                a.can("write", &one(&error)),
             ];
             assert_eq!(got, want, "{role:?}");
         }
-        assert!(!role_ability(Role::Developer).can("write", &[Resource::new("members")]));
-        assert!(role_ability(Role::Admin).can("write", &[Resource::new("members")]));
+    }
+
+    #[test]
+    fn organization_matrix() {
+        // (action, resource, [owner, admin, developer, viewer])
+        let table = [
+            ("read", "members", [true, true, true, true]),
+            ("write", "members", [true, true, false, false]),
+            ("write", "project", [true, true, false, false]),
+            ("delete", "project", [true, true, false, false]),
+            ("manage", "organization", [true, true, false, false]),
+            ("write", "branches", [true, true, true, false]),
+            ("read", "envvars", [true, true, false, false]),
+            ("read", "waitpoints", [true, true, true, false]),
+        ];
+        for (action, kind, want) in table {
+            for (role, expected) in Role::ALL.into_iter().zip(want) {
+                let got = role_ability(role).can(action, &[Resource::new(kind)]);
+                assert_eq!(got, expected, "{role:?} {action} {kind}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_limited_role_uses_read_all() {
+        for role in [Role::Developer, Role::Viewer] {
+            let scopes = role_scopes(role);
+            assert!(
+                scopes.iter().all(|s| !s.ends_with(":all") && s != "admin"),
+                "{role:?}"
+            );
+        }
     }
 
     #[test]
     fn member_management() {
-        assert!(can_manage_member(Role::Owner, Role::Owner, None));
-        assert!(can_manage_member(
-            Role::Admin,
-            Role::Developer,
-            Some(Role::Admin)
-        ));
-        assert!(!can_manage_member(Role::Admin, Role::Owner, None));
-        assert!(!can_manage_member(
-            Role::Admin,
-            Role::Viewer,
-            Some(Role::Owner)
-        ));
-        assert!(!can_manage_member(
-            Role::Developer,
-            Role::Viewer,
-            Some(Role::Viewer)
-        ));
-        for r in [Role::Owner, Role::Admin, Role::Developer, Role::Viewer] {
-            assert_eq!(Role::parse(r.as_str()), Some(r));
+        use Role::*;
+        // (actor, target now, target after, allowed)
+        let table = [
+            (Owner, Owner, None, true),
+            (Owner, Owner, Some(Admin), true),
+            (Owner, Viewer, Some(Owner), true),
+            (Admin, Developer, Some(Admin), true),
+            (Admin, Viewer, None, true),
+            (Admin, Admin, Some(Viewer), true),
+            (Admin, Owner, None, false),
+            (Admin, Owner, Some(Admin), false),
+            (Admin, Viewer, Some(Owner), false),
+            (Developer, Viewer, Some(Viewer), false),
+            (Developer, Viewer, None, false),
+            (Viewer, Viewer, None, false),
+        ];
+        for (actor, now, after, allowed) in table {
+            assert_eq!(
+                can_manage_member(actor, now, after),
+                allowed,
+                "{actor:?} {now:?} {after:?}"
+            );
         }
+    }
+
+    #[test]
+    fn names() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.as_str())
+            );
+        }
+        assert_eq!(Role::parse("Owner"), None);
+        assert_eq!(Role::parse("member"), None);
     }
 }

@@ -1,23 +1,38 @@
-//! The scope grammar and abilities (spec/auth.md §3.7): what a public JWT, a role or a
-//! user-actor token's cap permits.
+//! The scope grammar and abilities (spec/auth.md §3.7, tests §6.21): what a public JWT, an
+//! additional key, a role or a user-actor token's cap permits.
 //!
-//! A scope is `action:type[:id]`; only the first two colons split, so ids may contain colons.
-//! A scope matches a check `(action, {type, id?})` iff it is exactly `admin` (or `admin:`), or
-//! its action equals the check's (or is `*`) and its type is `all`, or its type equals the
-//! check's and it has no id or the same id. An id-scoped grant never matches an id-less check;
-//! `admin:<type>` is not a wildcard. Checks for `trigger`, `batchTrigger` and `update` are
-//! retried as `write`.
+//! A scope is `action:type[:id]`; only the first two colons split, so ids may contain colons
+//! (`read:tags:env:staging`). A scope matches a check `(action, {type, id?})` iff
+//!
+//! 1. it is bare `admin` (or `admin:`): everything;
+//! 2. its action equals the check's or is `*`, and
+//! 3. its type is `all`, or
+//! 4. its type equals the check's, and
+//! 5. it has no id (a type-level grant covers every id and the collection), or
+//! 6. its id equals the check's id exactly (an id-scoped grant never covers the collection).
+//!
+//! `admin:<type>` is not a wildcard: it grants only the `admin` action on that type. A check for
+//! `trigger`, `batchTrigger` or `update` that fails is retried as `write` (upstream's action
+//! aliases, applied to every ability), so `write:tasks` authorises triggering and `read:*`
+//! never does.
+
+use std::fmt;
 
 /// One parsed scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
+    /// `read`, `write`, `trigger`, `batchTrigger`, `admin`, `*`, … (never empty).
     pub action: String,
+    /// The resource type, `all`, or none (only meaningful for bare `admin`).
     pub type_: Option<String>,
+    /// One resource id; may contain colons.
     pub id: Option<String>,
 }
 
 impl Scope {
-    /// Parses a scope; `None` when the action is empty.
+    /// Parses a scope: split on `:`; the action is part 0 (empty ⇒ `None`, the scope is
+    /// ignored); the type is part 1 (empty ⇒ none); the id is parts 2.. re-joined with `:`
+    /// (empty ⇒ none).
     pub fn parse(s: &str) -> Option<Scope> {
         let mut parts = s.splitn(3, ':');
         let action = parts.next().filter(|a| !a.is_empty())?.to_string();
@@ -26,9 +41,14 @@ impl Scope {
         Some(Scope { action, type_, id })
     }
 
-    /// Whether this scope grants `action` on `resource` (rules 1–6 of §3.7).
+    /// Whether this is bare `admin`, which grants everything (rule 1).
+    pub fn is_full_access(&self) -> bool {
+        self.action == "admin" && self.type_.is_none()
+    }
+
+    /// Whether this scope grants exactly `action` (no aliases) on `resource` (rules 1–6).
     pub fn matches(&self, action: &str, resource: &Resource) -> bool {
-        if self.action == "admin" && self.type_.is_none() {
+        if self.is_full_access() {
             return true;
         }
         if self.action != action && self.action != "*" {
@@ -45,10 +65,24 @@ impl Scope {
     }
 }
 
-/// What a check is about: a type and optionally one id of it.
+impl fmt::Display for Scope {
+    /// The scope string [`Scope::parse`] reads back to the same value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.action)?;
+        match (&self.type_, &self.id) {
+            (None, None) => Ok(()),
+            (Some(t), None) => write!(f, ":{t}"),
+            (t, Some(id)) => write!(f, ":{}:{id}", t.as_deref().unwrap_or_default()),
+        }
+    }
+}
+
+/// What a check is about: a resource type and optionally one id of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
+    /// `runs`, `tasks`, `apiKeys`, …
     pub kind: String,
+    /// One item, or `None` for the whole collection.
     pub id: Option<String>,
 }
 
@@ -61,7 +95,7 @@ impl Resource {
         }
     }
 
-    /// One item (`runs:run_123`).
+    /// One item (`runs` / `run_123`).
     pub fn with_id(kind: &str, id: &str) -> Resource {
         Resource {
             kind: kind.to_string(),
@@ -73,11 +107,13 @@ impl Resource {
 /// What a credential may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ability {
-    /// Everything (environment secret keys).
+    /// Everything (environment root keys, upstream's `permissiveAbility`).
     Permissive,
-    /// What the scopes grant (public JWTs, roles, caps).
+    /// What the scopes grant (public JWTs, additional keys, roles, caps).
     Scopes(Vec<Scope>),
-    /// Both must grant: role ∩ cap.
+    /// What both grant: a role narrowed by a cap. A resource is granted iff each side grants
+    /// it (aliases applied per side), so for a list of resources some single resource must be
+    /// granted by both, not one by each.
     And(Box<Ability>, Box<Ability>),
 }
 
@@ -90,7 +126,7 @@ impl Ability {
         Ability::Scopes(scopes.iter().filter_map(|s| Scope::parse(s)).collect())
     }
 
-    /// Grants nothing.
+    /// Grants nothing (a JWT with `scopes: []`).
     pub fn deny_all() -> Ability {
         Ability::Scopes(Vec::new())
     }
@@ -108,197 +144,62 @@ impl Ability {
             || (WRITE_ALIASES.contains(&action) && self.can_exact("write", resource))
     }
 
-    /// Whether `action` is granted on any of `resources`; an empty list is never granted.
+    /// Whether this ability grants every action on every resource: permissive, bare `admin`,
+    /// or `*:all`.
+    pub fn grants_everything(&self) -> bool {
+        match self {
+            Ability::Permissive => true,
+            Ability::Scopes(scopes) => scopes.iter().any(|s| {
+                s.is_full_access() || (s.action == "*" && s.type_.as_deref() == Some("all"))
+            }),
+            Ability::And(a, b) => a.grants_everything() && b.grants_everything(),
+        }
+    }
+
+    /// Whether `action` is granted on any of `resources` (upstream's array form); an empty
+    /// list is never granted, even for a permissive ability.
     pub fn can(&self, action: &str, resources: &[Resource]) -> bool {
         resources.iter().any(|r| self.can_one(action, r))
     }
 }
 
-/// The requested scopes that `ability` does not cover (empty: all granted). A scope must have
-/// a type or be bare `admin`; it is granted iff the ability can do its action on
-/// `{type ?? "all", id}`. Malformed scopes (`read`) are denied.
+/// The requested scopes that `ability` does not cover, in request order (empty: all granted).
+///
+/// Each scope must parse with a type, or be bare `admin`; it is granted iff the ability can do
+/// its action on `{type, id}`. So malformed scopes (`read`) are denied and `read:all` is
+/// grantable only by `read:all`, `*:all` or `admin`.
+///
+/// Bare `admin` is granted only by an ability that already grants everything (`admin`, `*:all`
+/// or permissive), as §3.7 states. Upstream's code checks it as `can("admin", {type: "all"})`,
+/// which would also let an `admin:all` holder mint an unrestricted token; taskgate refuses that
+/// escalation.
 pub fn scopes_within_ability(requested: &[String], ability: &Ability) -> Vec<String> {
     requested
         .iter()
-        .filter(|raw| {
-            let granted = match Scope::parse(raw) {
-                Some(s) if s.type_.is_some() || (s.action == "admin" && s.id.is_none()) => {
-                    let kind = s.type_.as_deref().unwrap_or("all");
-                    let resource = Resource {
-                        kind: kind.to_string(),
-                        id: s.id.clone(),
-                    };
-                    ability.can(&s.action, &[resource])
-                }
-                _ => false,
-            };
-            !granted
-        })
+        .filter(|raw| !scope_within_ability(raw, ability))
         .cloned()
         .collect()
 }
 
-/// Whether the scopes grant full access: they contain exactly `admin`.
+fn scope_within_ability(raw: &str, ability: &Ability) -> bool {
+    let Some(scope) = Scope::parse(raw) else {
+        return false;
+    };
+    if scope.is_full_access() {
+        return ability.grants_everything();
+    }
+    let Some(kind) = scope.type_ else {
+        return false;
+    };
+    ability.can(&scope.action, &[Resource { kind, id: scope.id }])
+}
+
+/// Whether the scopes grant full access: they contain the exact string `admin` (`*:all` and
+/// `admin:runs` do not count). Decides whether an additional key is "restricted".
 pub fn scopes_grant_full_access(scopes: &[String]) -> bool {
     scopes.iter().any(|s| s == "admin")
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn ab(scopes: &[&str]) -> Ability {
-        Ability::from_scopes(&scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn every_rule_of_the_grammar() {
-        let run1 = Resource::with_id("runs", "run_1");
-        let runs = Resource::new("runs");
-        let task_t = Resource::with_id("tasks", "t");
-        let task_y = Resource::with_id("tasks", "task_y");
-        let prompts = Resource::new("prompts");
-        let tag = Resource::with_id("tags", "env:staging");
-        // (scopes, action, resource, expected)
-        let table: Vec<(&[&str], &str, &Resource, bool)> = vec![
-            (&["admin"], "write", &run1, true),           // 1: bare admin
-            (&["admin:"], "delete", &runs, true),         // 1: admin with empty type
-            (&["read:runs"], "write", &run1, false),      // 2: action must match
-            (&["*:runs"], "write", &run1, true),          // 2: * action
-            (&["read:all"], "read", &run1, true),         // 3: type all
-            (&["*:all"], "anything", &runs, true),        // 3
-            (&["read:tasks"], "read", &run1, false),      // 4: type must match
-            (&["read:runs"], "read", &run1, true),        // 5: type-level covers ids
-            (&["read:runs"], "read", &runs, true),        // 5: and the collection
-            (&["read:runs:run_1"], "read", &run1, true),  // 6: same id
-            (&["read:runs:run_2"], "read", &run1, false), // 6: other id
-            (&["read:runs:run_1"], "read", &runs, false), // 6: id never covers the collection
-            (&["admin:runs"], "read", &run1, false),      // admin:<type> is no wildcard
-            (&["admin:runs"], "admin", &run1, true),      // ... it grants the admin action
-            (&["admin:runs:run_2"], "admin", &run1, false),
-            (&["write:tasks"], "trigger", &task_t, true), // alias
-            (&["write:tasks"], "batchTrigger", &task_t, true),
-            (&["write:prompts"], "update", &prompts, true),
-            (&["read:tasks"], "trigger", &task_t, false),
-            (&["write:tasks:task_x"], "trigger", &task_y, false),
-            (&["read:tags:env:staging"], "read", &tag, true), // colon ids
-            (&["read:tags:env"], "read", &tag, false),
-            (&[], "read", &runs, false),       // empty: deny all
-            (&["read"], "read", &runs, false), // no type: nothing
-        ];
-        for (scopes, action, resource, expected) in table {
-            assert_eq!(
-                ab(scopes).can(action, std::slice::from_ref(resource)),
-                expected,
-                "{scopes:?} {action} {resource:?}"
-            );
-        }
-        assert!(
-            !ab(&["read:all"]).can("read", &[]),
-            "empty resource list is never granted"
-        );
-        assert!(ab(&["read:runs:a"]).can(
-            "read",
-            &[
-                Resource::with_id("runs", "b"),
-                Resource::with_id("runs", "a")
-            ]
-        ));
-        assert!(Ability::Permissive.can("anything", std::slice::from_ref(&runs)));
-        assert!(!Ability::Permissive.can("anything", &[]));
-    }
-
-    #[test]
-    fn minting_ceilings() {
-        let cap = ab(&["trigger:tasks:send-email"]);
-        let denied = scopes_within_ability(
-            &strings(&["trigger:tasks:send-email", "trigger:tasks", "read:runs"]),
-            &cap,
-        );
-        assert_eq!(denied, strings(&["trigger:tasks", "read:runs"]));
-        assert!(
-            scopes_within_ability(&strings(&["read:runs", "admin"]), &Ability::Permissive)
-                .is_empty()
-        );
-        assert_eq!(
-            scopes_within_ability(&strings(&["read"]), &ab(&["read:all"])),
-            strings(&["read"])
-        );
-        assert_eq!(
-            scopes_within_ability(&strings(&["read:all"]), &ab(&["read:runs"])),
-            strings(&["read:all"])
-        );
-        assert!(scopes_within_ability(&strings(&["read:all"]), &ab(&["*:all"])).is_empty());
-        assert_eq!(
-            scopes_within_ability(&strings(&["admin"]), &ab(&["read:all"])),
-            strings(&["admin"])
-        );
-        let restricted = ab(&["read:runs", "trigger:tasks:send-email"]);
-        assert!(scopes_within_ability(
-            &strings(&["read:runs:run_123", "trigger:tasks:send-email"]),
-            &restricted
-        )
-        .is_empty());
-        assert_eq!(
-            scopes_within_ability(
-                &strings(&["read:runs", "write:runs", "trigger:tasks"]),
-                &restricted
-            ),
-            strings(&["write:runs", "trigger:tasks"])
-        );
-        assert!(scopes_grant_full_access(&strings(&["read:runs", "admin"])));
-        assert!(!scopes_grant_full_access(&strings(&[
-            "*:all",
-            "admin:runs"
-        ])));
-    }
-
-    fn word() -> impl Strategy<Value = String> {
-        "[a-zA-Z_]{1,8}"
-    }
-
-    proptest! {
-        #[test]
-        fn admin_can_everything(action in word(), kind in word(), id in proptest::option::of("[a-z0-9:_]{1,12}")) {
-            let r = Resource { kind, id };
-            prop_assert!(ab(&["admin"]).can(&action, &[r]));
-        }
-
-        #[test]
-        fn type_level_grants_cover_every_id(action in word(), kind in word(), id in "[a-z0-9:_]{1,12}") {
-            let scope = format!("{action}:{kind}");
-            prop_assert!(ab(&[scope.as_str()]).can(&action, &[Resource::with_id(&kind, &id)]));
-        }
-
-        #[test]
-        fn id_grants_never_cover_the_collection(action in word(), kind in word(), id in "[a-z0-9_]{1,12}") {
-            prop_assume!(kind != "all" && action != "admin");
-            let scope = format!("{action}:{kind}:{id}");
-            prop_assert!(!ab(&[scope.as_str()]).can(&action, &[Resource::new(&kind)]));
-        }
-
-        #[test]
-        fn and_is_intersection(a in proptest::collection::vec("[a-z*]{1,5}:[a-z]{1,4}", 0..4),
-                               b in proptest::collection::vec("[a-z*]{1,5}:[a-z]{1,4}", 0..4),
-                               action in "[a-z]{1,5}", kind in "[a-z]{1,4}") {
-            let (x, y) = (Ability::from_scopes(&a), Ability::from_scopes(&b));
-            let r = [Resource::new(&kind)];
-            let both = Ability::And(Box::new(x.clone()), Box::new(y.clone()));
-            prop_assert_eq!(both.can(&action, &r), x.can(&action, &r) && y.can(&action, &r));
-        }
-
-        #[test]
-        fn parsing_never_panics_and_round_trips(s in ".{0,40}", action in "[a-z]{1,6}", kind in "[a-z]{1,6}", id in "[a-z0-9:]{1,10}") {
-            let _ = Scope::parse(&s);
-            let parsed = Scope::parse(&format!("{action}:{kind}:{id}")).unwrap();
-            prop_assert_eq!(parsed, Scope { action, type_: Some(kind), id: Some(id) });
-        }
-    }
-}
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

@@ -1,16 +1,20 @@
 //! Time: the [`Clock`] every use of "now" goes through, so tests move time instead of sleeping,
 //! and the conversions between timestamps and the millisecond integers the stores keep.
+//!
+//! Nothing here panics: arithmetic that would leave chrono's range is clamped to its ends.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
 
-/// A source of the current time.
+/// A source of the current time. The server holds one `Arc<dyn Clock>`; tests hold a
+/// [`ManualClock`].
 pub trait Clock: Send + Sync + 'static {
+    /// The current instant.
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// The system clock.
+/// The operating system's clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -20,42 +24,51 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to (tests).
+/// A clock that moves only when told to, for tests of expiry and grace windows.
 #[derive(Debug)]
 pub struct ManualClock {
     now: Mutex<DateTime<Utc>>,
 }
 
 impl ManualClock {
+    /// A clock stopped at `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
         Self {
             now: Mutex::new(start),
         }
     }
 
+    /// Moves the clock to `t` (backwards too).
     pub fn set(&self, t: DateTime<Utc>) {
-        if let Ok(mut now) = self.now.lock() {
-            *now = t;
-        }
+        // A poisoned lock still holds a valid timestamp: a panicking test elsewhere must not
+        // make this clock unusable.
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = t;
     }
 
+    /// Moves the clock by `by` (negative moves back), clamped to chrono's range.
     pub fn advance(&self, by: Duration) {
-        if let Ok(mut now) = self.now.lock() {
-            *now += by;
-        }
+        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        *now = add_clamped(*now, by);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        self.now
-            .lock()
-            .map(|n| *n)
-            .unwrap_or_else(|e| *e.into_inner())
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Milliseconds since the Unix epoch.
+/// `t + by`, clamped to chrono's range instead of panicking on overflow.
+pub fn add_clamped(t: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    t.checked_add_signed(by)
+        .unwrap_or(if by < Duration::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
+/// Milliseconds since the Unix epoch (negative before 1970).
 pub fn to_millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -69,32 +82,68 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
     }
 }
 
-/// ISO-8601 with milliseconds and `Z`: `2026-01-02T03:04:05.678Z` (JavaScript's `toISOString`).
+/// ISO-8601 with milliseconds and `Z`, as JavaScript's `toISOString`: `2026-01-02T03:04:05.678Z`.
 pub fn iso_millis(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    fn at(y: i32, mo: u32, d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, 0, 0, 0).unwrap()
+    }
 
     #[test]
     fn millis_round_trip_and_clamp() {
         let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + Duration::milliseconds(678);
+        assert_eq!(to_millis(t), 1_767_323_045_678);
         assert_eq!(from_millis(to_millis(t)), t);
-        assert_eq!(iso_millis(t), "2026-01-02T03:04:05.678Z");
-        assert_eq!(iso_millis(from_millis(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(from_millis(-1), at(1970, 1, 1) - Duration::milliseconds(1));
         assert_eq!(from_millis(i64::MAX), DateTime::<Utc>::MAX_UTC);
         assert_eq!(from_millis(i64::MIN), DateTime::<Utc>::MIN_UTC);
     }
 
     #[test]
+    fn iso_millis_is_javascripts_to_iso_string() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + Duration::milliseconds(678);
+        assert_eq!(iso_millis(t), "2026-01-02T03:04:05.678Z");
+        assert_eq!(iso_millis(from_millis(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_millis(at(2031, 1, 1)), "2031-01-01T00:00:00.000Z");
+    }
+
+    #[test]
     fn manual_clock_moves_only_when_told() {
-        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let c = ManualClock::new(start);
-        assert_eq!(c.now(), start);
+        let c = ManualClock::new(at(2026, 1, 1));
+        assert_eq!(c.now(), at(2026, 1, 1));
+        assert_eq!(c.now(), at(2026, 1, 1), "reading does not move it");
         c.advance(Duration::hours(25));
-        assert_eq!(c.now(), start + Duration::hours(25));
+        assert_eq!(c.now(), at(2026, 1, 2) + Duration::hours(1));
+        c.advance(Duration::hours(-1));
+        assert_eq!(c.now(), at(2026, 1, 2));
+        c.set(at(2020, 5, 5));
+        assert_eq!(c.now(), at(2020, 5, 5));
+    }
+
+    #[test]
+    fn manual_clock_clamps_instead_of_panicking() {
+        let c = ManualClock::new(at(2026, 1, 1));
+        c.advance(Duration::MAX);
+        assert_eq!(c.now(), DateTime::<Utc>::MAX_UTC);
+        c.advance(Duration::MIN);
+        c.advance(Duration::MIN);
+        assert_eq!(c.now(), DateTime::<Utc>::MIN_UTC);
+    }
+
+    #[test]
+    fn clocks_are_usable_as_trait_objects() {
+        let clocks: Vec<Box<dyn Clock>> = vec![
+            Box::new(SystemClock),
+            Box::new(ManualClock::new(at(2026, 1, 1))),
+        ];
+        assert!(clocks[0].now() > at(2020, 1, 1));
+        assert_eq!(clocks[1].now(), at(2026, 1, 1));
     }
 }
