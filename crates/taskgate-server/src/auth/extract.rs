@@ -14,13 +14,20 @@ use super::{EnvPrincipal, UserPrincipal};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The bearer token, if the header is present, of sane size and says `Bearer <token>`.
+/// The bearer token of the live resolver: a leading `Bearer ` removed, then trimmed; `None`
+/// when the header is missing, oversized or empty (spec/auth.md §2.1).
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(axum::http::header::AUTHORIZATION)?;
     if value.len() > MAX_BEARER_LEN {
         return None;
     }
     bearer::strip_bearer(value.to_str().ok()?)
+}
+
+/// The token of upstream's PAT-only helpers: the header must read `Bearer <token>`.
+pub fn strict_bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?;
+    bearer::strip_bearer_strict(value.to_str().ok()?)
 }
 
 fn branch_header(parts: &Parts) -> Option<&str> {
@@ -90,7 +97,7 @@ impl FromRequestParts<AppState> for AccessTokenPat {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let refused = || ApiError::unauthorized("Invalid or Missing Access Token");
-        let token = bearer_token(parts).ok_or_else(refused)?;
+        let token = strict_bearer_token(parts).ok_or_else(refused)?;
         match authenticate_pat(state, token).await {
             Ok(p) => Ok(Self(p)),
             Err(UserAuthFailure::Unavailable(e)) => Err(e),
@@ -150,7 +157,7 @@ impl FromRequestParts<AppState> for AdminAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let refused = || ApiError::unauthorized("Invalid or Missing API key");
-        let token = bearer_token(parts).ok_or_else(refused)?;
+        let token = strict_bearer_token(parts).ok_or_else(refused)?;
         let principal = match authenticate_pat(state, token).await {
             Ok(p) => p,
             Err(UserAuthFailure::Unavailable(e)) => return Err(e),
