@@ -45,6 +45,7 @@ fn api_router(max_payload_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
         .routes(routes!(orgs::list_orgs, orgs::create_org))
+        .routes(routes!(orgs::delete_org))
         .routes(routes!(orgs::list_members, orgs::add_member))
         .routes(routes!(projects::list_projects, projects::create_project))
         .routes(routes!(projects::get_environment_key))

@@ -157,6 +157,26 @@ impl OrgStore for PostgresStore {
         Ok(member)
     }
 
+    async fn soft_delete_org(&self, organization_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        count("soft_delete_org");
+        let done = sqlx::query(
+            "UPDATE organizations SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(organization_id)
+        .bind(to_millis(now))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let event = ChangeEvent::OrgDeleted {
+            organization_id: organization_id.to_string(),
+        };
+        self.publish(event).await;
+        Ok(())
+    }
+
     async fn list_members(&self, organization_id: &str) -> StoreResult<Vec<Member>> {
         count("list_members");
         let rows = sqlx::query(&format!(

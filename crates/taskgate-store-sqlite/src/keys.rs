@@ -35,14 +35,14 @@ impl KeyStore for SqliteStore {
         count("find_env_by_revoked_key");
         // Several rows may share a key (rotated away, then somehow back); the longest grace wins.
         let revoked = sqlx::query(&format!(
-            "{}, r.id AS revoked_id, r.expires_at AS revoked_expires_at
+            "SELECT {}, r.id AS revoked_id, r.expires_at AS revoked_expires_at
              FROM revoked_api_keys r JOIN runtime_environments e ON e.id = r.runtime_environment_id
              JOIN projects p ON p.id = e.project_id
              JOIN organizations o ON o.id = e.organization_id
              LEFT JOIN org_members m ON m.id = e.org_member_id
              WHERE r.api_key_hash = $1 AND r.expires_at > $2
              ORDER BY r.expires_at DESC LIMIT 1",
-            env_auth_columns()
+            rows::env_auth_columns()
         ))
         .bind(key_hash)
         .bind(to_millis(now))
@@ -297,13 +297,4 @@ impl KeyStore for SqliteStore {
         tx.commit().await.map_err(map_err)?;
         Ok(())
     }
-}
-
-/// The column list of `rows::env_auth_select` without its `FROM`, for joins that start elsewhere.
-fn env_auth_columns() -> String {
-    format!(
-        "SELECT {}, p.external_ref, p.name AS project_name, p.deleted_at AS project_deleted_at,
-                o.slug AS org_slug, o.title AS org_title, m.user_id AS member_user_id",
-        rows::ENV_COLS
-    )
 }

@@ -109,15 +109,24 @@ pub(crate) fn environment(row: &SqliteRow) -> StoreResult<Environment> {
     })
 }
 
+/// The columns [`env_auth`] decodes. An environment counts as deleted when its project or its
+/// organization is (soft-)deleted.
+pub(crate) fn env_auth_columns() -> String {
+    format!(
+        "{ENV_COLS}, p.external_ref, p.name AS project_name,
+         COALESCE(p.deleted_at, o.deleted_at) AS project_deleted_at,
+         o.slug AS org_slug, o.title AS org_title, m.user_id AS member_user_id"
+    )
+}
+
 /// Selects everything [`env_auth`] decodes; append a `WHERE`.
 pub(crate) fn env_auth_select() -> String {
     format!(
-        "SELECT {ENV_COLS}, p.external_ref, p.name AS project_name, p.deleted_at AS project_deleted_at,
-                o.slug AS org_slug, o.title AS org_title, m.user_id AS member_user_id
-         FROM runtime_environments e
+        "SELECT {} FROM runtime_environments e
          JOIN projects p ON p.id = e.project_id
          JOIN organizations o ON o.id = e.organization_id
-         LEFT JOIN org_members m ON m.id = e.org_member_id"
+         LEFT JOIN org_members m ON m.id = e.org_member_id",
+        env_auth_columns()
     )
 }
 

@@ -321,6 +321,54 @@ pub async fn projects_get_environments_for_every_member(store: Arc<dyn Store>) {
     assert_eq!(store.list_projects(&org.id).await.unwrap(), vec![project]);
 }
 
+pub async fn soft_deleted_orgs_take_their_keys_with_them(store: Arc<dyn Store>) {
+    let (owner, org, project) = fixture(&*store).await;
+    let prod = store
+        .find_root_environment(&project.id, EnvType::Production, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let key = unseal(&prod.api_key_sealed);
+    assert!(
+        !store
+            .find_env_by_key_hash(&sha256_hex(&key), t0())
+            .await
+            .unwrap()
+            .unwrap()
+            .env
+            .project_deleted
+    );
+    store.soft_delete_org(&org.id, t0()).await.unwrap();
+    assert!(
+        store
+            .find_env_by_key_hash(&sha256_hex(&key), t0())
+            .await
+            .unwrap()
+            .unwrap()
+            .env
+            .project_deleted
+    );
+    assert!(store
+        .find_membership(&owner.id, &org.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .list_orgs_for_user(&owner.id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .find_project_access(&owner.id, &project.external_ref)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        store.soft_delete_org(&org.id, t0()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 pub async fn soft_deleted_projects_disappear(store: Arc<dyn Store>) {
     let (owner, _org, project) = fixture(&*store).await;
     let prod = store
@@ -1185,7 +1233,8 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@cases $factory;
             users_have_unique_emails, bootstrap_happens_once, pats_revoke_for_their_owner_only,
             pat_last_access_is_throttled, projects_get_environments_for_every_member,
-            soft_deleted_projects_disappear, key_lookup_is_two_step_and_honours_grace,
+            soft_deleted_projects_disappear, soft_deleted_orgs_take_their_keys_with_them,
+            key_lookup_is_two_step_and_honours_grace,
             concurrent_rotations_lose_no_key, branches_resolve_until_archived,
             audit_log_records_rotations_and_grace_changes, revoked_key_usage_accumulates,
             changes_are_published, runs_trigger_with_idempotency_and_one_time_tokens,

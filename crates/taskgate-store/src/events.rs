@@ -55,6 +55,8 @@ pub enum ChangeEvent {
     EnvKeys { environment_id: String },
     /// A project (and so every environment in it) was soft-deleted.
     ProjectDeleted { project_id: String },
+    /// An organization (and so everything in it) was soft-deleted.
+    OrgDeleted { organization_id: String },
     /// A personal access token was revoked.
     PatRevoked { pat_id: String },
     /// A run changed state; `version` orders changes of one run.

@@ -99,6 +99,8 @@ pub trait OrgStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Member>;
     async fn list_members(&self, organization_id: &str) -> StoreResult<Vec<Member>>;
+    /// Soft-deletes an organization: it, its projects and their keys disappear from every lookup.
+    async fn soft_delete_org(&self, organization_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
 }
 
 /// Projects and their environments.

@@ -360,6 +360,17 @@ impl AuthCache {
                     .retain(|_, t| t.value.auth.environment.project_id != p);
                 self.branches.write().clear();
             }
+            ChangeEvent::OrgDeleted { organization_id } => {
+                self.bump();
+                let o = organization_id.as_str();
+                self.keys
+                    .write()
+                    .retain(|_, t| t.value.root.auth.environment.organization_id != o);
+                self.envs
+                    .write()
+                    .retain(|_, t| t.value.auth.environment.organization_id != o);
+                self.branches.write().clear();
+            }
             ChangeEvent::PatRevoked { pat_id } => {
                 self.bump();
                 self.revoked_pats.write().insert(pat_id.clone());

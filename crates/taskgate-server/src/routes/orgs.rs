@@ -167,3 +167,35 @@ fn member_response(m: &taskgate_store::Member) -> MemberResponse {
         created_at: m.created_at,
     }
 }
+
+/// Soft-deletes an organization (owners only): its projects' keys and tokens stop working at
+/// once; its rows are kept.
+#[utoipa::path(delete, path = "/api/v1/orgs/{orgParam}", tag = "tenancy",
+    params(("orgParam" = String, Path, description = "organization id or slug")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn delete_org(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path(org_param): Path<String>,
+) -> ApiResult<StatusCode> {
+    let membership = membership(&state, &user.user.id, &org_param).await?;
+    if membership.role != Role::Owner {
+        return Err(
+            ApiError::forbidden("Only an owner can delete an organization")
+                .with("code", "owner_required"),
+        );
+    }
+    require(
+        &state,
+        &user,
+        membership.role,
+        "delete",
+        Resource::new("organization"),
+    )?;
+    state
+        .store
+        .soft_delete_org(&membership.organization.id, state.now())
+        .await?;
+    tracing::info!(org.id = %membership.organization.id, "organization deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

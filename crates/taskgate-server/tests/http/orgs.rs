@@ -237,7 +237,68 @@ async fn missing_authorization_on_api_is_problem_json(b: Backend) {
     app.cleanup().await;
 }
 
+async fn deleting_an_org_ends_its_keys(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, owner) = app.user("owner@example.com").await;
+    let (_, admin) = app.user("second@example.com").await;
+    let (org, project) = app.org_and_project(&owner).await;
+    app.post(
+        &format!("/api/v1/orgs/{org}/members"),
+        &owner,
+        json!({ "email": "second@example.com", "role": "admin" }),
+    )
+    .await;
+    let key = app.env_key(&owner, &project, "prod").await;
+    let cred = |k: String| {
+        let app = &app;
+        async move {
+            app.request(Method::GET, "/api/v1/auth/credential", Some(&k), None, &[])
+                .await
+                .status
+        }
+    };
+    assert_eq!(cred(key.clone()).await, StatusCode::OK);
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/orgs/{org}"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "only owners delete organizations"
+    );
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/orgs/{org}"),
+            Some(&owner),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        cred(key).await,
+        StatusCode::UNAUTHORIZED,
+        "a cached key dies with its organization"
+    );
+    assert_eq!(app.get("/api/v1/orgs", &owner).await.body, json!([]));
+    assert_eq!(
+        app.get(&format!("/api/v1/projects/{project}/prod"), &owner)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    app.cleanup().await;
+}
+
 on_both!(
+    deleting_an_org_ends_its_keys,
     creating_an_org_makes_the_creator_its_owner,
     members_get_a_dev_environment_in_every_project,
     admins_cannot_make_owners,
