@@ -88,6 +88,7 @@ pub struct AuthCache {
     envs: RwLock<HashMap<String, Timed<Arc<SigningEnv>>>>,
     branches: RwLock<HashMap<BranchKey, Timed<Option<Arc<EnvironmentAuth>>>>>,
     pats: RwLock<HashMap<String, Timed<PatEntry>>>,
+    users: RwLock<HashMap<String, Timed<User>>>,
     revoked_pats: RwLock<HashSet<String>>,
     usage: Mutex<HashMap<String, RevokedKeyUsage>>,
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
@@ -111,6 +112,7 @@ impl AuthCache {
             envs: RwLock::new(HashMap::new()),
             branches: RwLock::new(HashMap::new()),
             pats: RwLock::new(HashMap::new()),
+            users: RwLock::new(HashMap::new()),
             revoked_pats: RwLock::new(HashSet::new()),
             usage: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
@@ -260,6 +262,32 @@ impl AuthCache {
         );
     }
 
+    /// A user by id (user-actor tokens name their user; no query per use).
+    pub fn user(&self, id: &str) -> Option<User> {
+        self.users
+            .read()
+            .get(id)
+            .filter(|t| self.fresh(t))
+            .map(|t| t.value.clone())
+    }
+
+    pub fn insert_user(&self, generation: u64, user: User) {
+        let mut map = self.users.write();
+        if self.generation() != generation {
+            return;
+        }
+        if map.len() >= POSITIVE_CAPACITY {
+            map.clear();
+        }
+        map.insert(
+            user.id.clone(),
+            Timed {
+                value: user,
+                loaded: Instant::now(),
+            },
+        );
+    }
+
     /// Whether a token id is known to be revoked (for UATs and exchanged JWTs bound to it).
     pub fn pat_revoked(&self, pat_id: &str) -> bool {
         self.revoked_pats.read().contains(pat_id)
@@ -389,6 +417,7 @@ impl AuthCache {
         self.envs.write().clear();
         self.branches.write().clear();
         self.pats.write().clear();
+        self.users.write().clear();
     }
 
     /// Entries held, for metrics.

@@ -107,10 +107,19 @@ pub async fn authenticate_uat(
     {
         return Err(UserAuthFailure::Invalid);
     }
-    let user = match state.store.get_user(&claims.user_id).await {
-        Ok(user) => user,
-        Err(taskgate_store::StoreError::NotFound) => return Err(UserAuthFailure::Invalid),
-        Err(e) => return Err(UserAuthFailure::Unavailable(e.into())),
+    let user = match state.cache.user(&claims.user_id) {
+        Some(user) => user,
+        None => {
+            let generation = state.cache.generation();
+            match state.store.get_user(&claims.user_id).await {
+                Ok(user) => {
+                    state.cache.insert_user(generation, user.clone());
+                    user
+                }
+                Err(taskgate_store::StoreError::NotFound) => return Err(UserAuthFailure::Invalid),
+                Err(e) => return Err(UserAuthFailure::Unavailable(e.into())),
+            }
+        }
     };
     Ok(UserPrincipal {
         user,
