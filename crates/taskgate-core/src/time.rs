@@ -19,8 +19,10 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Truncated to milliseconds, the precision every store keeps, so a time in a response
+    /// reads the same when the row is read back.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        from_millis(Utc::now().timestamp_millis())
     }
 }
 
@@ -91,6 +93,12 @@ pub fn iso_millis(t: DateTime<Utc>) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_system_clock_has_the_stores_precision() {
+        use chrono::Timelike;
+        assert_eq!(SystemClock.now().nanosecond() % 1_000_000, 0);
+    }
 
     fn at(y: i32, mo: u32, d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, 0, 0, 0).unwrap()

@@ -16,7 +16,8 @@ pub fn init_logging() {
     let format = std::env::var("TASKGATE_LOG_FORMAT").unwrap_or_else(|_| "pretty".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = if format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {
