@@ -10,16 +10,47 @@
 //! replica does not have yet is read from the primary, so replica lag never makes a row look
 //! missing.
 
-mod audit;
 mod error;
-mod keys;
-mod orgs;
-mod projects;
-mod rows;
-mod runs;
 pub mod testing;
-mod tokens;
-mod users;
+
+/// The types and SQL dialect that the implementation shared by both backends
+/// (`crates/taskgate-store/sql/`, compiled into each backend with `include!`) is written against.
+pub(crate) mod backend {
+    pub type Backend = super::PostgresStore;
+    pub type Db = sqlx::Postgres;
+    pub type DbRow = sqlx::postgres::PgRow;
+    pub type DbConn = sqlx::PgConnection;
+    pub type Pool = sqlx::PgPool;
+    /// Row lock of a read that precedes a write in the same transaction (PostgreSQL locks the rows).
+    pub const FOR_UPDATE: &str = " FOR UPDATE";
+    pub const FOR_UPDATE_OF_R: &str = " FOR UPDATE OF r";
+    pub const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+}
+
+mod audit {
+    include!("../../taskgate-store/sql/audit.rs");
+}
+mod keys {
+    include!("../../taskgate-store/sql/keys.rs");
+}
+mod orgs {
+    include!("../../taskgate-store/sql/orgs.rs");
+}
+mod projects {
+    include!("../../taskgate-store/sql/projects.rs");
+}
+mod rows {
+    include!("../../taskgate-store/sql/rows.rs");
+}
+mod runs {
+    include!("../../taskgate-store/sql/runs.rs");
+}
+mod tokens {
+    include!("../../taskgate-store/sql/tokens.rs");
+}
+mod users {
+    include!("../../taskgate-store/sql/users.rs");
+}
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -135,6 +166,11 @@ impl PostgresStore {
             .map_err(|e| StoreError::Other(format!("postgres migration failed: {e}")))?;
         pool.close().await;
         Ok(())
+    }
+
+    /// The read replica, when there is one.
+    fn replica(&self) -> Option<&PgPool> {
+        self.replica.as_ref()
     }
 
     /// Sends `event` to every node when the surrounding transaction commits.

@@ -6,15 +6,46 @@
 //! pool and never wait for writers (WAL). Change events are broadcast in-process: SQLite serves
 //! one taskgate process.
 
-mod audit;
 mod error;
-mod keys;
-mod orgs;
-mod projects;
-mod rows;
-mod runs;
-mod tokens;
-mod users;
+
+/// The types and SQL dialect that the implementation shared by both backends
+/// (`crates/taskgate-store/sql/`, compiled into each backend with `include!`) is written against.
+pub(crate) mod backend {
+    pub type Backend = super::SqliteStore;
+    pub type Db = sqlx::Sqlite;
+    pub type DbRow = sqlx::sqlite::SqliteRow;
+    pub type DbConn = sqlx::SqliteConnection;
+    pub type Pool = sqlx::SqlitePool;
+    /// Row lock of a read that precedes a write in the same transaction (none on SQLite: its single writer connection already serializes writes).
+    pub const FOR_UPDATE: &str = "";
+    pub const FOR_UPDATE_OF_R: &str = "";
+    pub const FOR_UPDATE_SKIP_LOCKED: &str = "";
+}
+
+mod audit {
+    include!("../../taskgate-store/sql/audit.rs");
+}
+mod keys {
+    include!("../../taskgate-store/sql/keys.rs");
+}
+mod orgs {
+    include!("../../taskgate-store/sql/orgs.rs");
+}
+mod projects {
+    include!("../../taskgate-store/sql/projects.rs");
+}
+mod rows {
+    include!("../../taskgate-store/sql/rows.rs");
+}
+mod runs {
+    include!("../../taskgate-store/sql/runs.rs");
+}
+mod tokens {
+    include!("../../taskgate-store/sql/tokens.rs");
+}
+mod users {
+    include!("../../taskgate-store/sql/users.rs");
+}
 
 use std::path::Path;
 use std::str::FromStr;
@@ -84,8 +115,28 @@ impl SqliteStore {
         Self::open(opts.get_filename()).await
     }
 
-    fn publish(&self, event: ChangeEvent) {
+    /// Change events need no in-transaction step on SQLite: it serves one process.
+    async fn notify_in(
+        &self,
+        _conn: &mut sqlx::SqliteConnection,
+        _event: &ChangeEvent,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Delivers a committed change to this process's hooks and subscribers.
+    fn publish_local(&self, event: ChangeEvent) {
         self.events.deliver(event);
+    }
+
+    /// For writes outside a transaction.
+    async fn publish(&self, event: ChangeEvent) {
+        self.publish_local(event);
+    }
+
+    /// SQLite has no read replica.
+    fn replica(&self) -> Option<&SqlitePool> {
+        None
     }
 }
 

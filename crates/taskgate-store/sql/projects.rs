@@ -1,16 +1,17 @@
-//! Projects and their environments.
+// Projects and their environments. (Shared by the SQLite and PostgreSQL backends: see README.md.)
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 use taskgate_core::branch::branch_env_slug;
 use taskgate_core::env::EnvType;
 use taskgate_core::ids::new_id;
 use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
+use crate::backend::*;
 use crate::error::map_err;
-use crate::{count, rows, PostgresStore};
+use crate::{count, rows};
 
 /// The identity columns of an environment to insert.
 pub(crate) struct EnvRow<'a> {
@@ -43,7 +44,7 @@ impl<'a> EnvRow<'a> {
 }
 
 pub(crate) async fn insert_environment(
-    conn: &mut PgConnection,
+    conn: &mut DbConn,
     row: EnvRow<'_>,
     keys: EnvKeys,
     now: DateTime<Utc>,
@@ -90,7 +91,7 @@ pub(crate) async fn insert_environment(
 }
 
 #[async_trait]
-impl ProjectStore for PostgresStore {
+impl ProjectStore for Backend {
     async fn create_project(
         &self,
         organization_id: &str,
@@ -241,7 +242,7 @@ impl ProjectStore for PostgresStore {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         count("upsert_branch_parent");
         let parent = sqlx::query(&format!(
-            "SELECT {} FROM runtime_environments e WHERE e.id = $1 FOR UPDATE",
+            "SELECT {} FROM runtime_environments e WHERE e.id = $1{FOR_UPDATE}",
             rows::ENV_COLS
         ))
         .bind(parent_environment_id)

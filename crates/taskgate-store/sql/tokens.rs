@@ -1,4 +1,4 @@
-//! Personal access tokens.
+// Personal access tokens. (Shared by the SQLite and PostgreSQL backends: see README.md.)
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -8,11 +8,12 @@ use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
 use crate::audit::{self, AuditRecord};
+use crate::backend::*;
 use crate::error::map_err;
-use crate::{count, rows, SqliteStore};
+use crate::{count, rows};
 
 pub(crate) async fn insert_pat(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut DbConn,
     token: &NewPersonalAccessToken,
     now: DateTime<Utc>,
 ) -> StoreResult<PersonalAccessToken> {
@@ -43,7 +44,7 @@ pub(crate) async fn insert_pat(
 }
 
 #[async_trait]
-impl TokenStore for SqliteStore {
+impl TokenStore for Backend {
     async fn create_pat(
         &self,
         token: NewPersonalAccessToken,
@@ -63,21 +64,12 @@ impl TokenStore for SqliteStore {
         &self,
         hashed_token: &str,
     ) -> StoreResult<Option<(PersonalAccessToken, User)>> {
-        count("find_live_pat_by_hash");
-        let row = sqlx::query(&format!(
-            "SELECT {}, {} FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.hashed_token = $1 AND t.revoked_at IS NULL",
-            rows::PAT_COLS,
-            rows::USER_COLS
-        ))
-        .bind(hashed_token)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        match row {
-            Some(row) => Ok(Some((rows::pat(&row)?, rows::user(&row)?))),
-            None => Ok(None),
+        if let Some(replica) = self.replica() {
+            if let Some(found) = find_live_pat_by_hash_on(replica, hashed_token).await? {
+                return Ok(Some(found));
+            }
         }
+        find_live_pat_by_hash_on(&self.reader, hashed_token).await
     }
 
     async fn list_pats(&self, user_id: &str) -> StoreResult<Vec<PersonalAccessToken>> {
@@ -128,10 +120,12 @@ impl TokenStore for SqliteStore {
         let mut rec = AuditRecord::new(audit_action::PAT_REVOKED, actor);
         rec.target_id = Some(pat_id);
         audit::insert(&mut tx, rec, now).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.publish(ChangeEvent::PatRevoked {
+        let event = ChangeEvent::PatRevoked {
             pat_id: pat_id.to_string(),
-        });
+        };
+        self.notify_in(&mut tx, &event).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.publish_local(event);
         Ok(pat)
     }
 
@@ -165,5 +159,26 @@ impl TokenStore for SqliteStore {
         .await
         .map_err(map_err)?;
         Ok(())
+    }
+}
+
+async fn find_live_pat_by_hash_on(
+    pool: &Pool,
+    hashed_token: &str,
+) -> StoreResult<Option<(PersonalAccessToken, User)>> {
+    count("find_live_pat_by_hash");
+    let row = sqlx::query(&format!(
+        "SELECT {}, {} FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.hashed_token = $1 AND t.revoked_at IS NULL",
+        rows::PAT_COLS,
+        rows::USER_COLS
+    ))
+    .bind(hashed_token)
+    .fetch_optional(pool)
+    .await
+    .map_err(map_err)?;
+    match row {
+        Some(row) => Ok(Some((rows::pat(&row)?, rows::user(&row)?))),
+        None => Ok(None),
     }
 }

@@ -1,4 +1,4 @@
-//! Environment keys: two-step lookup, rotation and grace windows.
+// Environment keys: two-step lookup, rotation and grace windows. (Shared by the SQLite and PostgreSQL backends: see README.md.)
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -7,71 +7,40 @@ use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
 use crate::audit::{self, AuditRecord};
+use crate::backend::*;
 use crate::error::map_err;
-use crate::{count, rows, SqliteStore};
+use crate::{count, rows};
 
 #[async_trait]
-impl KeyStore for SqliteStore {
+impl KeyStore for Backend {
     async fn find_env_by_key_hash(
         &self,
         key_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<KeyMatch>> {
-        count("find_env_by_current_key");
-        let current = sqlx::query(&format!(
-            "{} WHERE e.api_key_hash = $1",
-            rows::env_auth_select()
-        ))
-        .bind(key_hash)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        if let Some(row) = current {
-            return Ok(Some(KeyMatch {
-                env: rows::env_auth(&row)?,
-                via: KeyMatchVia::Current,
-            }));
+        if let Some(replica) = self.replica() {
+            if let Some(found) = self.find_env_by_key_hash_on(replica, key_hash, now).await? {
+                return Ok(Some(found));
+            }
         }
-        count("find_env_by_revoked_key");
-        // Several rows may share a key (rotated away, then somehow back); the longest grace wins.
-        let revoked = sqlx::query(&format!(
-            "SELECT {}, r.id AS revoked_id, r.expires_at AS revoked_expires_at
-             FROM revoked_api_keys r JOIN runtime_environments e ON e.id = r.runtime_environment_id
-             JOIN projects p ON p.id = e.project_id
-             JOIN organizations o ON o.id = e.organization_id
-             LEFT JOIN org_members m ON m.id = e.org_member_id
-             WHERE r.api_key_hash = $1 AND r.expires_at > $2
-             ORDER BY r.expires_at DESC LIMIT 1",
-            rows::env_auth_columns()
-        ))
-        .bind(key_hash)
-        .bind(to_millis(now))
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        match revoked {
-            Some(row) => Ok(Some(KeyMatch {
-                env: rows::env_auth(&row)?,
-                via: KeyMatchVia::Revoked {
-                    revoked_key_id: rows::s(&row, "revoked_id")?,
-                    expires_at: rows::ts(&row, "revoked_expires_at")?,
-                },
-            })),
-            None => Ok(None),
-        }
+        self.find_env_by_key_hash_on(&self.reader, key_hash, now)
+            .await
     }
 
     async fn get_environment_auth(
         &self,
         environment_id: &str,
     ) -> StoreResult<Option<EnvironmentAuth>> {
-        count("get_environment_auth");
-        let row = sqlx::query(&format!("{} WHERE e.id = $1", rows::env_auth_select()))
-            .bind(environment_id)
-            .fetch_optional(&self.reader)
+        if let Some(replica) = self.replica() {
+            if let Some(found) = self
+                .get_environment_auth_on(replica, environment_id)
+                .await?
+            {
+                return Ok(Some(found));
+            }
+        }
+        self.get_environment_auth_on(&self.reader, environment_id)
             .await
-            .map_err(map_err)?;
-        row.as_ref().map(rows::env_auth).transpose()
     }
 
     async fn find_branch_child(
@@ -101,12 +70,13 @@ impl KeyStore for SqliteStore {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation> {
-        // The single writer connection serializes rotations: the read of the current key and
-        // the update below cannot interleave with another rotation's.
+        // Rotations of one environment serialize here: PostgreSQL locks the row (`FOR UPDATE`),
+        // SQLite has one writer connection. A second rotation therefore reads the key the first
+        // one installed, so no key is archived twice or lost.
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         count("rotate_read_current");
         let row = sqlx::query(&format!(
-            "SELECT {}, e.api_key_hash FROM runtime_environments e WHERE e.id = $1",
+            "SELECT {}, e.api_key_hash FROM runtime_environments e WHERE e.id = $1{FOR_UPDATE}",
             rows::ENV_COLS
         ))
         .bind(environment_id)
@@ -163,10 +133,12 @@ impl KeyStore for SqliteStore {
         rec.target_id = Some(&revoked.id);
         rec.new_expires_at = Some(grace_expires_at);
         audit::insert(&mut tx, rec, now).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.publish(ChangeEvent::EnvKeys {
+        let event = ChangeEvent::EnvKeys {
             environment_id: environment_id.to_string(),
-        });
+        };
+        self.notify_in(&mut tx, &event).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.publish_local(event);
         let environment = Environment {
             api_key_sealed: keys.secret.sealed,
             api_key_last_four: keys.secret.last_four,
@@ -237,7 +209,7 @@ impl KeyStore for SqliteStore {
         count("grace_read");
         let row = sqlx::query(&format!(
             "SELECT {}, e.organization_id FROM revoked_api_keys r JOIN runtime_environments e ON e.id = r.runtime_environment_id
-             WHERE r.id = $1",
+             WHERE r.id = $1{FOR_UPDATE_OF_R}",
             rows::REVOKED_COLS
         ))
         .bind(id)
@@ -261,10 +233,12 @@ impl KeyStore for SqliteStore {
         rec.old_expires_at = Some(before.expires_at);
         rec.new_expires_at = Some(expires_at);
         audit::insert(&mut tx, rec, now).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.publish(ChangeEvent::EnvKeys {
+        let event = ChangeEvent::EnvKeys {
             environment_id: before.runtime_environment_id.clone(),
-        });
+        };
+        self.notify_in(&mut tx, &event).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.publish_local(event);
         let previous_expires_at = before.expires_at;
         Ok(GraceChange {
             revoked: RevokedApiKey {
@@ -296,5 +270,71 @@ impl KeyStore for SqliteStore {
         }
         tx.commit().await.map_err(map_err)?;
         Ok(())
+    }
+}
+
+impl Backend {
+    async fn find_env_by_key_hash_on(
+        &self,
+        pool: &Pool,
+        key_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<KeyMatch>> {
+        count("find_env_by_current_key");
+        let current = sqlx::query(&format!(
+            "{} WHERE e.api_key_hash = $1",
+            rows::env_auth_select()
+        ))
+        .bind(key_hash)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+        if let Some(row) = current {
+            return Ok(Some(KeyMatch {
+                env: rows::env_auth(&row)?,
+                via: KeyMatchVia::Current,
+            }));
+        }
+        count("find_env_by_revoked_key");
+        // Several rows may share a key (rotated away, then somehow back); the longest grace wins.
+        let revoked = sqlx::query(&format!(
+            "SELECT {}, r.id AS revoked_id, r.expires_at AS revoked_expires_at
+             FROM revoked_api_keys r JOIN runtime_environments e ON e.id = r.runtime_environment_id
+             JOIN projects p ON p.id = e.project_id
+             JOIN organizations o ON o.id = e.organization_id
+             LEFT JOIN org_members m ON m.id = e.org_member_id
+             WHERE r.api_key_hash = $1 AND r.expires_at > $2
+             ORDER BY r.expires_at DESC LIMIT 1",
+            rows::env_auth_columns()
+        ))
+        .bind(key_hash)
+        .bind(to_millis(now))
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+        match revoked {
+            Some(row) => Ok(Some(KeyMatch {
+                env: rows::env_auth(&row)?,
+                via: KeyMatchVia::Revoked {
+                    revoked_key_id: rows::s(&row, "revoked_id")?,
+                    expires_at: rows::ts(&row, "revoked_expires_at")?,
+                },
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_environment_auth_on(
+        &self,
+        pool: &Pool,
+        environment_id: &str,
+    ) -> StoreResult<Option<EnvironmentAuth>> {
+        count("get_environment_auth");
+        let row = sqlx::query(&format!("{} WHERE e.id = $1", rows::env_auth_select()))
+            .bind(environment_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::env_auth).transpose()
     }
 }

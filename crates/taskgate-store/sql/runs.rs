@@ -1,23 +1,23 @@
-//! Runs, batches and streams.
+// Runs, batches and streams. (Shared by the SQLite and PostgreSQL backends: see README.md.)
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row};
 use taskgate_core::run::{is_final, releases_idempotency_key, stored};
 use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
+use crate::backend::*;
+use crate::count;
 use crate::error::map_err;
 use crate::rows::{s, s_opt, ts, ts_opt};
-use crate::{count, PostgresStore};
 
 const RUN_COLS: &str = "r.id, r.friendly_id, r.runtime_environment_id, r.task_identifier, r.status, r.payload, r.payload_type,
     r.output, r.output_type, r.error, r.tags, r.metadata, r.metadata_type, r.idempotency_key, r.idempotency_key_user,
     r.idempotency_key_expires_at, r.queue, r.concurrency_key, r.max_attempts, r.machine, r.ttl, r.ttl_expires_at,
     r.delay_until, r.batch_id, r.is_test, r.created_at, r.updated_at, r.started_at, r.completed_at, r.expired_at, r.version";
 
-fn run(row: &PgRow) -> StoreResult<Run> {
+fn run(row: &DbRow) -> StoreResult<Run> {
     let tags: String = s(row, "tags")?;
     Ok(Run {
         id: s(row, "id")?,
@@ -55,7 +55,7 @@ fn run(row: &PgRow) -> StoreResult<Run> {
     })
 }
 
-fn batch(row: &PgRow) -> StoreResult<Batch> {
+fn batch(row: &DbRow) -> StoreResult<Batch> {
     Ok(Batch {
         id: s(row, "id")?,
         friendly_id: s(row, "friendly_id")?,
@@ -67,7 +67,7 @@ fn batch(row: &PgRow) -> StoreResult<Batch> {
     })
 }
 
-async fn insert_run(conn: &mut PgConnection, r: &Run) -> StoreResult<()> {
+async fn insert_run(conn: &mut DbConn, r: &Run) -> StoreResult<()> {
     count("insert_run");
     let tags = serde_json::to_string(&r.tags).map_err(|e| StoreError::Other(e.to_string()))?;
     sqlx::query(
@@ -135,7 +135,7 @@ fn run_event(r: &Run) -> ChangeEvent {
 }
 
 #[async_trait]
-impl RunStore for PostgresStore {
+impl RunStore for Backend {
     async fn trigger_run(
         &self,
         new: Run,
@@ -222,7 +222,7 @@ impl RunStore for PostgresStore {
         page: &RunPage,
     ) -> StoreResult<Vec<Run>> {
         count("list_runs");
-        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        let mut q: QueryBuilder<Db> = QueryBuilder::new(format!(
             "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = "
         ));
         q.push_bind(environment_id);
@@ -292,7 +292,7 @@ impl RunStore for PostgresStore {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         count("update_run_read");
         let row = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2 FOR UPDATE"
+            "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2{FOR_UPDATE}"
         ))
             .bind(environment_id)
             .bind(friendly_id)
@@ -338,7 +338,7 @@ impl RunStore for PostgresStore {
             "SELECT {RUN_COLS} FROM task_runs r
              WHERE (r.status = 'DELAYED' AND r.delay_until <= $1)
                 OR (r.status IN ('PENDING', 'DELAYED') AND r.ttl_expires_at <= $1)
-             LIMIT 500 FOR UPDATE SKIP LOCKED"
+             LIMIT 500{FOR_UPDATE_SKIP_LOCKED}"
         ))
         .bind(to_millis(now))
         .fetch_all(&mut *tx)
@@ -479,11 +479,13 @@ impl RunStore for PostgresStore {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         count("append_stream_lock");
         // Appends to one run serialize on its row, so sequence numbers never collide.
-        sqlx::query("SELECT 1 FROM task_runs WHERE id = $1 FOR UPDATE")
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(&format!(
+            "SELECT 1 FROM task_runs WHERE id = $1{FOR_UPDATE}"
+        ))
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         count("append_stream_chunk");
         let (seq,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) + 1 FROM stream_chunks WHERE run_id = $1 AND stream_id = $2")
             .bind(run_id)
@@ -538,7 +540,7 @@ impl RunStore for PostgresStore {
     }
 }
 
-fn push_in(q: &mut QueryBuilder<'_, Postgres>, column: &str, values: &[String]) {
+fn push_in(q: &mut QueryBuilder<'_, Db>, column: &str, values: &[String]) {
     if values.is_empty() {
         return;
     }

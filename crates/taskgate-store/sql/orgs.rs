@@ -1,4 +1,4 @@
-//! Organizations and members.
+// Organizations and members. (Shared by the SQLite and PostgreSQL backends: see README.md.)
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,11 +10,12 @@ use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
 use crate::audit::{self, AuditRecord};
+use crate::backend::*;
 use crate::error::map_err;
 use crate::projects::{insert_environment, EnvRow};
-use crate::{count, rows, SqliteStore};
+use crate::{count, rows};
 
-fn membership(row: &sqlx::sqlite::SqliteRow) -> StoreResult<OrgMembership> {
+fn membership(row: &DbRow) -> StoreResult<OrgMembership> {
     Ok(OrgMembership {
         organization: rows::org(row)?,
         member_id: rows::s(row, "member_id")?,
@@ -23,7 +24,7 @@ fn membership(row: &sqlx::sqlite::SqliteRow) -> StoreResult<OrgMembership> {
 }
 
 #[async_trait]
-impl OrgStore for SqliteStore {
+impl OrgStore for Backend {
     async fn create_org(
         &self,
         title: &str,
@@ -173,7 +174,7 @@ impl OrgStore for SqliteStore {
         let event = ChangeEvent::OrgDeleted {
             organization_id: organization_id.to_string(),
         };
-        self.publish(event);
+        self.publish(event).await;
         Ok(())
     }
 
@@ -192,7 +193,7 @@ impl OrgStore for SqliteStore {
     }
 }
 
-fn member(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Member> {
+fn member(row: &DbRow) -> StoreResult<Member> {
     Ok(Member {
         id: rows::s(row, "member_id")?,
         organization_id: rows::s(row, "organization_id")?,

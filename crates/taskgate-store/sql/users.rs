@@ -1,4 +1,4 @@
-//! Users and first-run bootstrap.
+// Users and first-run bootstrap. (Shared by the SQLite and PostgreSQL backends: see README.md.)
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -7,11 +7,12 @@ use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
 use crate::audit::{self, AuditRecord};
+use crate::backend::*;
 use crate::error::map_err;
-use crate::{count, rows, tokens, SqliteStore};
+use crate::{count, rows, tokens};
 
 pub(crate) async fn insert_user(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut DbConn,
     user: &NewUser,
     now: DateTime<Utc>,
 ) -> StoreResult<User> {
@@ -38,7 +39,7 @@ pub(crate) async fn insert_user(
 }
 
 #[async_trait]
-impl UserStore for SqliteStore {
+impl UserStore for Backend {
     async fn create_user(
         &self,
         user: NewUser,

@@ -1,37 +1,37 @@
-//! Row decoding shared by the use cases, and the column lists they select.
+// Row decoding shared by the use cases, and the column lists they select. (Shared by the SQLite and PostgreSQL backends: see README.md.)
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use taskgate_core::env::EnvType;
 use taskgate_core::role::Role;
 use taskgate_core::time::from_millis;
 use taskgate_store::*;
 
+use crate::backend::*;
 use crate::error::map_err;
 
-pub(crate) fn ts(row: &SqliteRow, col: &str) -> StoreResult<DateTime<Utc>> {
+pub(crate) fn ts(row: &DbRow, col: &str) -> StoreResult<DateTime<Utc>> {
     Ok(from_millis(row.try_get::<i64, _>(col).map_err(map_err)?))
 }
 
-pub(crate) fn ts_opt(row: &SqliteRow, col: &str) -> StoreResult<Option<DateTime<Utc>>> {
+pub(crate) fn ts_opt(row: &DbRow, col: &str) -> StoreResult<Option<DateTime<Utc>>> {
     Ok(row
         .try_get::<Option<i64>, _>(col)
         .map_err(map_err)?
         .map(from_millis))
 }
 
-pub(crate) fn s(row: &SqliteRow, col: &str) -> StoreResult<String> {
+pub(crate) fn s(row: &DbRow, col: &str) -> StoreResult<String> {
     row.try_get(col).map_err(map_err)
 }
 
-pub(crate) fn s_opt(row: &SqliteRow, col: &str) -> StoreResult<Option<String>> {
+pub(crate) fn s_opt(row: &DbRow, col: &str) -> StoreResult<Option<String>> {
     row.try_get(col).map_err(map_err)
 }
 
 pub(crate) const USER_COLS: &str = "u.id, u.email, u.name, u.admin, u.created_at";
 
-pub(crate) fn user(row: &SqliteRow) -> StoreResult<User> {
+pub(crate) fn user(row: &DbRow) -> StoreResult<User> {
     Ok(User {
         id: s(row, "id")?,
         email: s(row, "email")?,
@@ -44,7 +44,7 @@ pub(crate) fn user(row: &SqliteRow) -> StoreResult<User> {
 pub(crate) const PAT_COLS: &str =
     "t.id AS pat_id, t.user_id, t.name AS pat_name, t.obfuscated_token, t.created_at AS pat_created_at, t.revoked_at, t.last_accessed_at";
 
-pub(crate) fn pat(row: &SqliteRow) -> StoreResult<PersonalAccessToken> {
+pub(crate) fn pat(row: &DbRow) -> StoreResult<PersonalAccessToken> {
     Ok(PersonalAccessToken {
         id: s(row, "pat_id")?,
         user_id: s(row, "user_id")?,
@@ -59,7 +59,7 @@ pub(crate) fn pat(row: &SqliteRow) -> StoreResult<PersonalAccessToken> {
 pub(crate) const ORG_COLS: &str =
     "o.id AS org_id, o.title AS org_title, o.slug AS org_slug, o.created_at AS org_created_at";
 
-pub(crate) fn org(row: &SqliteRow) -> StoreResult<Organization> {
+pub(crate) fn org(row: &DbRow) -> StoreResult<Organization> {
     Ok(Organization {
         id: s(row, "org_id")?,
         title: s(row, "org_title")?,
@@ -68,14 +68,14 @@ pub(crate) fn org(row: &SqliteRow) -> StoreResult<Organization> {
     })
 }
 
-pub(crate) fn role(row: &SqliteRow, col: &str) -> StoreResult<Role> {
+pub(crate) fn role(row: &DbRow, col: &str) -> StoreResult<Role> {
     let raw = s(row, col)?;
     Role::parse(&raw).ok_or_else(|| StoreError::Other(format!("unknown role {raw:?} in database")))
 }
 
 pub(crate) const PROJECT_COLS: &str = "p.id AS project_id, p.organization_id AS project_org_id, p.name AS project_name, p.slug AS project_slug, p.external_ref, p.created_at AS project_created_at, p.deleted_at AS project_deleted_at";
 
-pub(crate) fn project(row: &SqliteRow) -> StoreResult<Project> {
+pub(crate) fn project(row: &DbRow) -> StoreResult<Project> {
     Ok(Project {
         id: s(row, "project_id")?,
         organization_id: s(row, "project_org_id")?,
@@ -89,7 +89,7 @@ pub(crate) fn project(row: &SqliteRow) -> StoreResult<Project> {
 
 pub(crate) const ENV_COLS: &str = "e.id AS env_id, e.project_id AS env_project_id, e.organization_id AS env_org_id, e.type AS env_type, e.slug AS env_slug, e.org_member_id, e.parent_environment_id, e.branch_name, e.archived_at, e.api_key_sealed, e.api_key_last_four, e.created_at AS env_created_at";
 
-pub(crate) fn environment(row: &SqliteRow) -> StoreResult<Environment> {
+pub(crate) fn environment(row: &DbRow) -> StoreResult<Environment> {
     let raw_type = s(row, "env_type")?;
     Ok(Environment {
         id: s(row, "env_id")?,
@@ -130,7 +130,7 @@ pub(crate) fn env_auth_select() -> String {
     )
 }
 
-pub(crate) fn env_auth(row: &SqliteRow) -> StoreResult<EnvironmentAuth> {
+pub(crate) fn env_auth(row: &DbRow) -> StoreResult<EnvironmentAuth> {
     Ok(EnvironmentAuth {
         environment: environment(row)?,
         project_ref: s(row, "external_ref")?,
@@ -145,7 +145,7 @@ pub(crate) fn env_auth(row: &SqliteRow) -> StoreResult<EnvironmentAuth> {
 pub(crate) const REVOKED_COLS: &str =
     "r.id, r.runtime_environment_id, r.api_key_sealed, r.last_four, r.expires_at, r.created_at, r.use_count, r.last_used_at";
 
-pub(crate) fn revoked(row: &SqliteRow) -> StoreResult<RevokedApiKey> {
+pub(crate) fn revoked(row: &DbRow) -> StoreResult<RevokedApiKey> {
     Ok(RevokedApiKey {
         id: s(row, "id")?,
         runtime_environment_id: s(row, "runtime_environment_id")?,
@@ -158,7 +158,7 @@ pub(crate) fn revoked(row: &SqliteRow) -> StoreResult<RevokedApiKey> {
     })
 }
 
-pub(crate) fn audit_event(row: &SqliteRow) -> StoreResult<AuditEvent> {
+pub(crate) fn audit_event(row: &DbRow) -> StoreResult<AuditEvent> {
     Ok(AuditEvent {
         seq: row.try_get("seq").map_err(map_err)?,
         id: s(row, "id")?,

@@ -1,14 +1,14 @@
-//! The append-only audit log: inserts made inside use-case transactions, and paging.
+// The append-only audit log: inserts made inside use-case transactions, and paging. (Shared by the SQLite and PostgreSQL backends: see README.md.)
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 use taskgate_core::ids::new_id;
 use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
+use crate::backend::*;
 use crate::error::map_err;
-use crate::{count, rows, PostgresStore};
+use crate::{count, rows};
 
 /// One audit record to write.
 pub(crate) struct AuditRecord<'a> {
@@ -36,7 +36,7 @@ impl<'a> AuditRecord<'a> {
 }
 
 pub(crate) async fn insert(
-    conn: &mut PgConnection,
+    conn: &mut DbConn,
     rec: AuditRecord<'_>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
@@ -64,7 +64,7 @@ pub(crate) async fn insert(
 }
 
 #[async_trait]
-impl AuditStore for PostgresStore {
+impl AuditStore for Backend {
     async fn list_audit_events(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         count("list_audit_events");
         let rows = sqlx::query(
