@@ -1,0 +1,191 @@
+//! Two taskgate nodes on one PostgreSQL database: a change made through one node reaches the
+//! other's caches and realtime subscribers through LISTEN/NOTIFY.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use taskgate_core::time::SystemClock;
+use taskgate_server::config::Config;
+use tower::ServiceExt;
+
+async fn send(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
+        .unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_one_node_reach_the_other() {
+    let url = std::env::var("TASKGATE_TEST_DATABASE_URL")
+        .expect("TASKGATE_TEST_DATABASE_URL must name a PostgreSQL database");
+    let (opts, schema) = taskgate_store_postgres::testing::fresh_schema(&url)
+        .await
+        .unwrap();
+    let channel = format!("tg_{schema}");
+    // Both nodes share the database and, as a deployment must, the master key and session secret.
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let store = taskgate_store_postgres::PostgresStore::connect_with(
+            opts.clone(),
+            None,
+            true,
+            channel.clone(),
+        )
+        .await
+        .unwrap();
+        let mut config = Config::for_tests(dir.path());
+        config.realtime_poll = Duration::from_secs(10);
+        let state =
+            taskgate_server::build_state_with_store(config, Arc::new(SystemClock), Arc::new(store))
+                .await
+                .unwrap();
+        nodes.push((taskgate_server::router::router(state.clone()), state));
+    }
+    let (a, b) = (&nodes[0].0, &nodes[1].0);
+    let admin = std::fs::read_to_string(dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (_, _, org) = send(
+        a,
+        "POST",
+        "/api/v1/orgs",
+        &admin,
+        Some(json!({ "title": "Two" })),
+    )
+    .await;
+    let slug = org["slug"].as_str().unwrap();
+    let (_, _, project) = send(
+        a,
+        "POST",
+        &format!("/api/v1/orgs/{slug}/projects"),
+        &admin,
+        Some(json!({ "name": "P" })),
+    )
+    .await;
+    let project = project["externalRef"].as_str().unwrap();
+    let (_, _, env) = send(
+        a,
+        "GET",
+        &format!("/api/v1/projects/{project}/prod"),
+        &admin,
+        None,
+    )
+    .await;
+    let old_key = env["apiKey"].as_str().unwrap().to_string();
+
+    // Node B caches the key; node A rotates and ends the grace; B refuses the key promptly.
+    assert_eq!(
+        send(b, "GET", "/api/v1/auth/credential", &old_key, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, _, rotated) = send(
+        a,
+        "POST",
+        &format!("/api/v1/projects/{project}/prod/regenerate-api-key"),
+        &admin,
+        None,
+    )
+    .await;
+    let revoked = rotated["revokedApiKey"]["id"].as_str().unwrap().to_string();
+    let new_key = rotated["apiKey"].as_str().unwrap().to_string();
+    send(
+        a,
+        "POST",
+        &format!("/admin/api/v1/revoked-api-keys/{revoked}"),
+        &admin,
+        Some(json!({ "expiresAt": null })),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while send(b, "GET", "/api/v1/auth/credential", &old_key, None)
+        .await
+        .0
+        != StatusCode::UNAUTHORIZED
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node B kept accepting a key whose grace node A ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A subscriber on node B sees a change made on node A while it waits.
+    let (_, _, run) = send(
+        a,
+        "POST",
+        "/api/v1/tasks/t/trigger",
+        &new_key,
+        Some(json!({})),
+    )
+    .await;
+    let run_id = run["id"].as_str().unwrap().to_string();
+    let (_, headers, _) = send(
+        b,
+        "GET",
+        &format!("/realtime/v1/runs/{run_id}?offset=-1"),
+        &new_key,
+        None,
+    )
+    .await;
+    let (handle, offset) = (
+        headers["electric-handle"].to_str().unwrap().to_string(),
+        headers["electric-offset"].to_str().unwrap().to_string(),
+    );
+    let poll = {
+        let (b, key, run_id) = (b.clone(), new_key.clone(), run_id.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let path =
+                format!("/realtime/v1/runs/{run_id}?handle={handle}&live=true&offset={offset}");
+            let (_, _, body) = send(&b, "GET", &path, &key, None).await;
+            (started.elapsed(), body)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send(
+        a,
+        "POST",
+        &format!("/api/v2/runs/{run_id}/cancel"),
+        &new_key,
+        None,
+    )
+    .await;
+    let (elapsed, body) = poll.await.unwrap();
+    assert_eq!(body[0]["value"]["status"], "CANCELED", "{body}");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "the change arrived with the notification, not the poll timeout: {elapsed:?}"
+    );
+
+    for (_, state) in &nodes {
+        state.store.close().await;
+    }
+    taskgate_store_postgres::testing::drop_schema(&url, &schema).await;
+}
