@@ -8,7 +8,7 @@ use taskgate_core::bearer::{self, TokenKind};
 use taskgate_core::branch::sanitize_branch;
 use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
-use taskgate_store::{EnvironmentAuth, KeyMatchVia, StoreError};
+use taskgate_store::{EnvironmentAuth, KeyMatchVia};
 
 use super::cache::{Cached, KeyEntry, RootEnv};
 use super::{EnvCredential, EnvPrincipal};
@@ -141,11 +141,6 @@ pub async fn branch_child(
         .cache
         .insert_branch(generation, parent_id, name, child.clone());
     Ok(child.map(|c| (*c).clone()))
-}
-
-/// Maps a store failure on an authentication path: unavailability stays a 503.
-pub fn store_failure(err: StoreError) -> ApiError {
-    ApiError::from(err)
 }
 
 /// Opens a sealed key, or fails with an opaque 500 (the master key does not match).

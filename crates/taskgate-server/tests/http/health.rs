@@ -91,7 +91,37 @@ async fn unknown_routes_are_json_404s(b: Backend) {
     app.cleanup().await;
 }
 
+async fn browsers_may_call_with_public_tokens(b: Backend) {
+    let app = TestApp::new(b).await;
+    let preflight = axum::http::Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/api/v3/runs/run_x")
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = app.send(preflight).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+    let (_, key) = app.project_with_key("prod").await;
+    let req = axum::http::Request::post("/api/v1/tasks/t/trigger")
+        .header("origin", "https://app.example.com")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+    assert_eq!(
+        r.headers["access-control-expose-headers"], "*",
+        "the run token headers are readable"
+    );
+    app.cleanup().await;
+}
+
 on_both!(
+    browsers_may_call_with_public_tokens,
     health_and_readiness_answer,
     metrics_count_requests_by_route_template,
     openapi_document_lists_every_route,
