@@ -35,8 +35,8 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(60);
 /// An environment with its current secret key opened.
 #[derive(Debug)]
 pub struct RootEnv {
-    pub auth: EnvironmentAuth,
-    pub current_key: SecretString,
+    pub auth: Arc<EnvironmentAuth>,
+    pub current_key: Arc<SecretString>,
 }
 
 /// What a secret key resolved to.
@@ -58,9 +58,9 @@ pub struct GraceKey {
 /// have signed it (the parent's, for a branch child).
 #[derive(Debug)]
 pub struct SigningEnv {
-    pub auth: EnvironmentAuth,
+    pub auth: Arc<EnvironmentAuth>,
     pub signing_environment_id: String,
-    pub signing_key: SecretString,
+    pub signing_key: Arc<SecretString>,
     pub grace_keys: Vec<GraceKey>,
 }
 
@@ -322,15 +322,20 @@ impl AuthCache {
     /// Counts a request authenticated with a revoked key; flushed by [`Self::take_usage`].
     pub fn count_grace_use(&self, revoked_key_id: &str, now: DateTime<Utc>) {
         let mut usage = self.usage.lock();
-        let entry = usage
-            .entry(revoked_key_id.to_string())
-            .or_insert_with(|| RevokedKeyUsage {
+        // The common case, a key already counted since the last flush, allocates nothing.
+        if let Some(entry) = usage.get_mut(revoked_key_id) {
+            entry.uses += 1;
+            entry.last_used_at = entry.last_used_at.max(now);
+            return;
+        }
+        usage.insert(
+            revoked_key_id.to_string(),
+            RevokedKeyUsage {
                 revoked_key_id: revoked_key_id.to_string(),
-                uses: 0,
+                uses: 1,
                 last_used_at: now,
-            });
-        entry.uses += 1;
-        entry.last_used_at = entry.last_used_at.max(now);
+            },
+        );
     }
 
     /// Usage counted since the last call.

@@ -51,7 +51,7 @@ pub async fn authenticate_secret_key(
     .await?;
     Ok(EnvPrincipal {
         env,
-        signing_key: Arc::new(entry.root.current_key.clone()),
+        signing_key: entry.root.current_key.clone(),
         credential: EnvCredential::SecretKey { via: entry.via },
     })
 }
@@ -73,8 +73,8 @@ async fn lookup_key(state: &AppState, token: &str) -> ApiResult<KeyEntry> {
                 .map_err(ApiError::internal)?;
             let entry = KeyEntry {
                 root: Arc::new(RootEnv {
-                    auth: found.env,
-                    current_key,
+                    auth: Arc::new(found.env),
+                    current_key: Arc::new(current_key),
                 }),
                 via: found.via,
             };
@@ -92,10 +92,10 @@ async fn lookup_key(state: &AppState, token: &str) -> ApiResult<KeyEntry> {
 /// Pivots a branchable root to the child named by `branch` (spec §1.6 `resolveBranch`).
 pub async fn resolve_branch(
     state: &AppState,
-    root: &EnvironmentAuth,
+    root: &Arc<EnvironmentAuth>,
     branch: Option<&str>,
     allow_preview_parent: bool,
-) -> ApiResult<EnvironmentAuth> {
+) -> ApiResult<Arc<EnvironmentAuth>> {
     let env = &root.environment;
     let branchable = env.parent_environment_id.is_none()
         && matches!(env.env_type, EnvType::Preview | EnvType::Development);
@@ -118,10 +118,10 @@ pub async fn branch_child(
     state: &AppState,
     root: &EnvironmentAuth,
     name: &str,
-) -> ApiResult<Option<EnvironmentAuth>> {
+) -> ApiResult<Option<Arc<EnvironmentAuth>>> {
     let parent_id = &root.environment.id;
     match state.cache.branch(parent_id, name) {
-        Cached::Hit(env) => return Ok(Some((*env).clone())),
+        Cached::Hit(env) => return Ok(Some(env)),
         Cached::Absent => return Ok(None),
         Cached::Miss => {}
     }
@@ -140,7 +140,7 @@ pub async fn branch_child(
     state
         .cache
         .insert_branch(generation, parent_id, name, child.clone());
-    Ok(child.map(|c| (*c).clone()))
+    Ok(child)
 }
 
 /// Opens a sealed key, or fails with an opaque 500 (the master key does not match).

@@ -79,14 +79,14 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
     let grant = JwtGrant {
         ability: Ability::from_scopes(&scopes(&claims)),
         one_time_use: claims.get("otu") == Some(&Value::Bool(true)),
-        token_hash: sha256_hex(token),
+        one_time_marker: (claims.get("otu") == Some(&Value::Bool(true))).then(|| sha256_hex(token)),
         realtime: claims.get("realtime").filter(|v| v.is_object()).cloned(),
         actor,
         grace_key_id,
     };
     Ok(EnvPrincipal {
         env: env.auth.clone(),
-        signing_key: Arc::new(env.signing_key.clone()),
+        signing_key: env.signing_key.clone(),
         credential: EnvCredential::PublicJwt(grant),
     })
 }
@@ -147,9 +147,9 @@ pub async fn signing_env(state: &AppState, env_id: &str) -> ApiResult<Option<Arc
         });
     }
     let env = Arc::new(SigningEnv {
-        auth,
+        auth: Arc::new(auth),
         signing_environment_id: signing_id,
-        signing_key: open_key(state, &signing_sealed)?,
+        signing_key: Arc::new(open_key(state, &signing_sealed)?),
         grace_keys,
     });
     state.cache.insert_signing_env(generation, env.clone());

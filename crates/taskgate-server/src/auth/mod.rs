@@ -34,9 +34,9 @@ pub struct ActingUser {
 pub struct JwtGrant {
     pub ability: Ability,
     pub one_time_use: bool,
-    /// Lowercase hex SHA-256 of the presented token: the one-time-use marker (spec §3.8, the
-    /// intended behaviour rather than upstream's regression).
-    pub token_hash: String,
+    /// For a one-time-use token only: the lowercase hex SHA-256 of the presented token, its
+    /// one-time-use marker (spec §3.8, the intended behaviour rather than upstream's regression).
+    pub one_time_marker: Option<String>,
     pub realtime: Option<Value>,
     pub actor: Option<ActingUser>,
     /// Set when the token was signed with a key in its grace window.
@@ -53,8 +53,9 @@ pub enum EnvCredential {
 /// A caller acting in one environment.
 #[derive(Debug, Clone)]
 pub struct EnvPrincipal {
-    /// The environment acted in: the branch child when a branch was resolved.
-    pub env: EnvironmentAuth,
+    /// The environment acted in: the branch child when a branch was resolved. Shared with the
+    /// auth cache, so authenticating copies no strings.
+    pub env: Arc<EnvironmentAuth>,
     /// The canonical current key of the signing environment (the parent's, for a branch).
     pub signing_key: Arc<SecretString>,
     pub credential: EnvCredential,

@@ -199,7 +199,7 @@ pub async fn exchange_env_jwt(
             &state,
             &client_key_sealed(&state, &env.environment).await?,
         )?),
-        env,
+        env: Arc::new(env),
         credential: EnvCredential::SecretKey {
             via: taskgate_store::KeyMatchVia::Current,
         },

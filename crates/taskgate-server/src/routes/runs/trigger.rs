@@ -290,7 +290,7 @@ pub async fn trigger_task(
     let one_time = principal
         .jwt()
         .filter(|g| g.one_time_use)
-        .map(|g| g.token_hash.clone());
+        .and_then(|g| g.one_time_marker.clone());
     let triggered = match state.store.trigger_run(run, idempotency, one_time, state.now()).await {
         Ok(t) => t,
         Err(StoreError::Conflict { constraint }) if constraint == "one_time_use_tokens" => {
