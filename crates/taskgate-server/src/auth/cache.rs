@@ -23,6 +23,7 @@ use secrecy::SecretString;
 use taskgate_store::{
     ChangeEvent, EnvironmentAuth, KeyMatchVia, PersonalAccessToken, RevokedKeyUsage, User,
 };
+use tokio::sync::Notify;
 
 /// Unknown key hashes remembered at most. Past this the negative cache starts over: memory
 /// stays bounded and the cost is one more query per distinct garbage key.
@@ -92,6 +93,34 @@ pub struct AuthCache {
     revoked_pats: RwLock<HashSet<String>>,
     usage: Mutex<HashMap<String, RevokedKeyUsage>>,
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
+    inflight: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+/// The leader of a key lookup; see [`AuthCache::begin_lookup`].
+pub struct LookupGuard {
+    cache: Option<Arc<AuthCache>>,
+    hash: String,
+    notify: Arc<Notify>,
+}
+
+impl LookupGuard {
+    /// A guard that coalesces nothing (for a lookup that must go ahead regardless).
+    pub fn detached() -> LookupGuard {
+        LookupGuard {
+            cache: None,
+            hash: String::new(),
+            notify: Arc::new(Notify::new()),
+        }
+    }
+}
+
+impl Drop for LookupGuard {
+    fn drop(&mut self) {
+        if let Some(cache) = &self.cache {
+            cache.inflight.lock().remove(&self.hash);
+        }
+        self.notify.notify_waiters();
+    }
 }
 
 /// The answer of a key lookup in the cache.
@@ -116,6 +145,7 @@ impl AuthCache {
             revoked_pats: RwLock::new(HashSet::new()),
             usage: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -170,9 +200,39 @@ impl AuthCache {
             return;
         }
         if neg.len() >= NEGATIVE_CAPACITY {
-            neg.clear();
+            // Drop what has expired first; start over only if the flood is still fresh.
+            neg.retain(|_, at| at.elapsed() < NEGATIVE_TTL);
+            if neg.len() >= NEGATIVE_CAPACITY {
+                neg.clear();
+            }
         }
         neg.insert(hash, Instant::now());
+    }
+
+    /// Joins the lookup of `hash` already under way, or starts one: `Err(notify)` for a
+    /// follower (await `notify`, then look in the cache again), `Ok(guard)` for the leader,
+    /// whose guard wakes the followers when dropped, after the answer is cached. So a burst of
+    /// requests with one unknown key sends one lookup, not one per connection.
+    pub fn begin_lookup(self: &Arc<Self>, hash: &str) -> Result<LookupGuard, Arc<Notify>> {
+        let mut inflight = self.inflight.lock();
+        if let Some(n) = inflight.get(hash) {
+            return Err(n.clone());
+        }
+        if inflight.len() >= NEGATIVE_CAPACITY {
+            // Distinct keys never coalesce; don't let their bookkeeping grow without bound.
+            return Ok(LookupGuard {
+                cache: None,
+                hash: String::new(),
+                notify: Arc::new(Notify::new()),
+            });
+        }
+        let notify = Arc::new(Notify::new());
+        inflight.insert(hash.to_string(), notify.clone());
+        Ok(LookupGuard {
+            cache: Some(self.clone()),
+            hash: hash.to_string(),
+            notify,
+        })
     }
 
     pub fn signing_env(&self, env_id: &str) -> Option<Arc<SigningEnv>> {
@@ -432,5 +492,38 @@ impl AuthCache {
             self.negative.lock().len(),
             self.envs.read().len(),
         )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod lookup_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_lookups_of_one_key_coalesce() {
+        let cache = Arc::new(AuthCache::new(Duration::from_secs(60)));
+        let leader = cache.begin_lookup("h").ok().unwrap();
+        let notify = match cache.begin_lookup("h") {
+            Err(n) => n,
+            Ok(_) => panic!("a second lookup of the same key must follow the first"),
+        };
+        assert!(
+            cache.begin_lookup("other").is_ok(),
+            "other keys are independent"
+        );
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        cache.insert_absent_key(cache.generation(), "h".into());
+        drop(leader);
+        tokio::time::timeout(Duration::from_secs(1), woken)
+            .await
+            .unwrap();
+        assert!(
+            matches!(cache.key("h", Utc::now()), Cached::Absent),
+            "the follower finds the leader's answer"
+        );
+        assert!(cache.begin_lookup("h").is_ok(), "the lookup is over");
     }
 }

@@ -10,10 +10,14 @@ use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
 use taskgate_store::{EnvironmentAuth, KeyMatchVia};
 
-use super::cache::{Cached, KeyEntry, RootEnv};
+use super::cache::{Cached, KeyEntry, LookupGuard, RootEnv};
 use super::{EnvCredential, EnvPrincipal};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+
+/// How long a request waits for another request's lookup of the same key before looking it up
+/// itself (a lookup normally takes a millisecond or two).
+const LOOKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Upstream's word for an unknown, expired or malformed key.
 pub const INVALID_API_KEY: &str = "Invalid API key";
@@ -64,6 +68,28 @@ async fn lookup_key(state: &AppState, token: &str) -> ApiResult<KeyEntry> {
         Cached::Absent => return Err(ApiError::unauthorized(INVALID_API_KEY)),
         Cached::Miss => {}
     }
+    // One lookup per key at a time: followers wait for the leader's answer in the cache.
+    let _leader = match state.cache.begin_lookup(&hash) {
+        Ok(guard) => guard,
+        Err(notify) => {
+            // Register for the wake-up before looking again, so it cannot be missed.
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Cached::Miss = state.cache.key(&hash, now) {
+                let _ = tokio::time::timeout(LOOKUP_WAIT, notified).await;
+            }
+            match state.cache.key(&hash, now) {
+                Cached::Hit(entry) => return Ok(entry),
+                Cached::Absent => return Err(ApiError::unauthorized(INVALID_API_KEY)),
+                // The leader failed (the database is down) or was cut off: look it up here.
+                Cached::Miss => state
+                    .cache
+                    .begin_lookup(&hash)
+                    .unwrap_or_else(|_| LookupGuard::detached()),
+            }
+        }
+    };
     let generation = state.cache.generation();
     match state.store.find_env_by_key_hash(&hash, now).await {
         Ok(Some(found)) => {
