@@ -2,89 +2,14 @@
 //! tokens, mint-token and keys, each as a person (text) and as a script (`--json`) uses them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-struct Server {
-    child: Child,
-    addr: String,
-}
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The server on 127.0.0.1:0 with a fresh data directory, once it answers `/readyz`.
-fn start(dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taskgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("TASKGATE_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .env_remove("DATABASE_URL")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["message"] == "taskgate listening" {
-                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_string());
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server reports its address");
-    let server = Server { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while call(&server.addr, "GET", "/readyz", None, None).0 != 200 {
-        assert!(Instant::now() < deadline, "never ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
-}
-
-/// One HTTP/1.1 request; returns (status, JSON body).
-fn call(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let status: u16 = raw.split(' ').nth(1).unwrap().parse().unwrap();
-    let payload = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
-}
+use support::{call, start};
 
 /// What one CLI run printed.
 struct Run {
@@ -139,7 +64,7 @@ fn config_file(config_home: &Path) -> PathBuf {
 fn login_tokens_mint_and_keys() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let server = start(data.path());
+    let server = start(data.path(), &[]);
     let url = format!("http://{}", server.addr);
     let admin = std::fs::read_to_string(data.path().join("admin-token"))
         .unwrap()
@@ -462,7 +387,7 @@ fn login_tokens_mint_and_keys() {
 fn login_with_a_bad_token_saves_nothing() {
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let server = start(data.path());
+    let server = start(data.path(), &[]);
     let url = format!("http://{}", server.addr);
     let bogus = "tr_pat_0000000000000000000000000000000000000000";
     let run = cli(home.path(), &["login", "--api-url", &url, "--token", bogus]);
