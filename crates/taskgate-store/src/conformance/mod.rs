@@ -1,0 +1,129 @@
+//! The conformance suite: behaviour every backend must show, run by each backend's own tests
+//! through [`conformance_suite!`](crate::conformance_suite). Cases live by area in the
+//! submodules; the helpers here build fixtures they share.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support: a failed step is a failed test"
+)]
+
+mod keys;
+mod runs;
+mod tenancy;
+
+pub use keys::*;
+pub use runs::*;
+pub use tenancy::*;
+
+use chrono::{DateTime, TimeZone, Utc};
+use taskgate_core::env::EnvType;
+use taskgate_core::hash::sha256_hex;
+use taskgate_core::ids::new_id;
+
+use crate::*;
+
+/// Keys for tests: random values whose "sealed" form is the plaintext marked as such.
+pub struct TestMinter;
+
+impl TestMinter {
+    pub fn material(plain: &str) -> KeyMaterial {
+        KeyMaterial {
+            hash: sha256_hex(plain),
+            sealed: format!("sealed:{plain}"),
+            last_four: plain[plain.len() - 4..].to_string(),
+        }
+    }
+}
+
+impl KeyMinter for TestMinter {
+    fn mint(&self, env_type: EnvType) -> EnvKeys {
+        EnvKeys {
+            secret: Self::material(&format!("{}{}", env_type.key_prefix(), new_id())),
+            public: Self::material(&format!("{}{}", env_type.pk_prefix(), new_id())),
+        }
+    }
+}
+
+/// The plaintext behind a [`TestMinter`] sealed value.
+pub fn unseal(sealed: &str) -> String {
+    sealed.trim_start_matches("sealed:").to_string()
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn system() -> Actor {
+    Actor {
+        user_id: None,
+        credential_id: None,
+        credential_kind: "system".into(),
+    }
+}
+
+async fn user(store: &dyn Store, email: &str) -> User {
+    store
+        .create_user(
+            NewUser {
+                email: email.into(),
+                name: None,
+                admin: false,
+            },
+            &system(),
+            t0(),
+        )
+        .await
+        .unwrap()
+}
+
+/// An org owned by a new user, with one project.
+pub async fn fixture(store: &dyn Store) -> (User, Organization, Project) {
+    let owner = user(store, &format!("{}@example.com", new_id())).await;
+    let slug = format!("org-{}", new_id());
+    let org = store
+        .create_org("Acme", &slug, &owner.id, t0())
+        .await
+        .unwrap();
+    let project = store
+        .create_project(
+            &org.id,
+            "Web",
+            "web",
+            &format!("proj_{}", &new_id()[..20]),
+            &TestMinter,
+            t0(),
+        )
+        .await
+        .unwrap();
+    (owner, org, project)
+}
+
+/// Expands to one `#[tokio::test]` per conformance case. `$factory` is an async fn returning
+/// `(Arc<dyn Store>, cleanup)` on a fresh, empty database; `cleanup` is a future that removes
+/// that database once the case has passed.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:path) => {
+        $crate::conformance_suite!(@cases $factory;
+            users_have_unique_emails, bootstrap_happens_once, pats_revoke_for_their_owner_only,
+            pat_last_access_is_throttled, projects_get_environments_for_every_member,
+            soft_deleted_projects_disappear, soft_deleted_orgs_take_their_keys_with_them,
+            key_lookup_is_two_step_and_honours_grace,
+            concurrent_rotations_lose_no_key, branches_resolve_until_archived,
+            audit_log_records_rotations_and_grace_changes, revoked_key_usage_accumulates,
+            changes_are_published, runs_trigger_with_idempotency_and_one_time_tokens,
+            runs_list_in_pages_with_filters, runs_change_state_once_and_stop_when_final,
+            due_runs_start_or_expire, streams_append_and_resume, batches_dedupe_items_and_seal);
+    };
+    (@cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, cleanup) = $factory().await;
+                $crate::conformance::$case(store.clone()).await;
+                store.close().await;
+                cleanup.await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,483 @@
+//! Conformance cases: runs, batches and streams.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use taskgate_core::env::EnvType;
+use taskgate_core::ids::new_id;
+
+use super::*;
+use crate::*;
+
+fn new_run(env_id: &str, task: &str, at: DateTime<Utc>, tags: &[&str]) -> Run {
+    Run {
+        id: new_id(),
+        friendly_id: taskgate_core::ids::new_run_friendly_id(),
+        environment_id: env_id.to_string(),
+        task_identifier: task.to_string(),
+        status: "PENDING".into(),
+        payload: Some("{\"a\":1}".into()),
+        payload_type: "application/json".into(),
+        output: None,
+        output_type: None,
+        error: None,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        metadata: None,
+        metadata_type: None,
+        idempotency_key: None,
+        idempotency_key_user: None,
+        idempotency_key_expires_at: None,
+        queue: None,
+        concurrency_key: None,
+        max_attempts: None,
+        machine: None,
+        ttl: None,
+        ttl_expires_at: None,
+        delay_until: None,
+        batch_id: None,
+        is_test: false,
+        created_at: at,
+        updated_at: at,
+        started_at: None,
+        completed_at: None,
+        expired_at: None,
+        version: 1,
+    }
+}
+
+async fn prod_env(store: &dyn Store) -> String {
+    let (_owner, _org, project) = fixture(store).await;
+    store
+        .find_root_environment(&project.id, EnvType::Production, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let idem = |exp| Idempotency {
+        key: "k1".into(),
+        user_key: Some("mine".into()),
+        expires_at: exp,
+    };
+    let first = store
+        .trigger_run(
+            new_run(&env, "email", t0(), &["a"]),
+            Some(idem(t0() + Duration::days(1))),
+            None,
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(!first.cached);
+    let again = store
+        .trigger_run(
+            new_run(&env, "email", t0(), &[]),
+            Some(idem(t0() + Duration::days(1))),
+            None,
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(again.cached);
+    assert_eq!(again.run.friendly_id, first.run.friendly_id);
+    assert_eq!(again.run.idempotency_key_user.as_deref(), Some("mine"));
+    // Another task with the same key is another run.
+    let other = store
+        .trigger_run(
+            new_run(&env, "sms", t0(), &[]),
+            Some(idem(t0() + Duration::days(1))),
+            None,
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(!other.cached);
+    // An expired key is released to a new run.
+    let later = t0() + Duration::days(2);
+    let fresh = store
+        .trigger_run(
+            new_run(&env, "email", later, &[]),
+            Some(idem(later + Duration::days(1))),
+            None,
+            later,
+        )
+        .await
+        .unwrap();
+    assert!(!fresh.cached);
+    assert_ne!(fresh.run.friendly_id, first.run.friendly_id);
+    // A one-time token works once.
+    let once = store
+        .trigger_run(
+            new_run(&env, "email", t0(), &[]),
+            None,
+            Some("hash-1".into()),
+            t0(),
+        )
+        .await;
+    assert!(once.is_ok());
+    let twice = store
+        .trigger_run(
+            new_run(&env, "email", t0(), &[]),
+            None,
+            Some("hash-1".into()),
+            t0(),
+        )
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::Conflict { ref constraint }) if constraint == "one_time_use_tokens"),
+        "{twice:?}"
+    );
+    let got = store
+        .get_run(&env, &first.run.friendly_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.tags, vec!["a".to_string()]);
+    assert!(
+        store
+            .get_run("other-env", &first.run.friendly_id)
+            .await
+            .unwrap()
+            .is_none(),
+        "runs are per environment"
+    );
+}
+
+pub async fn runs_list_in_pages_with_filters(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let task = if i % 2 == 0 { "even" } else { "odd" };
+        let tags: &[&str] = if i == 4 { &["vip"] } else { &[] };
+        let r = store
+            .trigger_run(
+                new_run(&env, task, t0() + Duration::seconds(i), tags),
+                None,
+                None,
+                t0(),
+            )
+            .await
+            .unwrap();
+        ids.push(r.run.friendly_id);
+    }
+    ids.reverse();
+    let page = |after: Option<&Run>| RunPage {
+        limit: 2,
+        after: after.map(|r| (r.created_at, r.id.clone())),
+        before: None,
+    };
+    let mut seen = Vec::new();
+    let mut last: Option<Run> = None;
+    loop {
+        let rows = store
+            .list_runs(&env, &RunFilter::default(), &page(last.as_ref()))
+            .await
+            .unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        seen.extend(rows.iter().map(|r| r.friendly_id.clone()));
+        last = rows.last().cloned();
+    }
+    assert_eq!(seen, ids, "newest first, each once");
+    let evens = RunFilter {
+        task_identifiers: vec!["even".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_runs(
+                &env,
+                &evens,
+                &RunPage {
+                    limit: 10,
+                    after: None,
+                    before: None
+                }
+            )
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let vip = RunFilter {
+        tags: vec!["vip".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_runs(
+                &env,
+                &vip,
+                &RunPage {
+                    limit: 10,
+                    after: None,
+                    before: None
+                }
+            )
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let window = RunFilter {
+        created_from: Some(t0() + Duration::seconds(3)),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_runs(
+                &env,
+                &window,
+                &RunPage {
+                    limit: 10,
+                    after: None,
+                    before: None
+                }
+            )
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // Paging backwards from the oldest returns the newer ones, in newest-first order.
+    let all = store
+        .list_runs(
+            &env,
+            &RunFilter::default(),
+            &RunPage {
+                limit: 10,
+                after: None,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    let oldest = all.last().unwrap();
+    let back = RunPage {
+        limit: 2,
+        after: None,
+        before: Some((oldest.created_at, oldest.id.clone())),
+    };
+    let newer: Vec<String> = store
+        .list_runs(&env, &RunFilter::default(), &back)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.friendly_id)
+        .collect();
+    assert_eq!(newer, ids[2..4].to_vec());
+}
+
+pub async fn runs_change_state_once_and_stop_when_final(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let mut rx = store.subscribe();
+    let r = store
+        .trigger_run(new_run(&env, "t", t0(), &[]), None, None, t0())
+        .await
+        .unwrap()
+        .run;
+    let at = t0() + Duration::seconds(5);
+    let (after, changed) = store
+        .update_run(
+            &env,
+            &r.friendly_id,
+            RunUpdate {
+                status: "EXECUTING".into(),
+                at,
+                output: None,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(changed);
+    assert_eq!((after.version, after.started_at), (2, Some(at)));
+    let (done, _) = store
+        .update_run(
+            &env,
+            &r.friendly_id,
+            RunUpdate {
+                status: "CANCELED".into(),
+                at,
+                output: None,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.completed_at, done.version),
+        ("CANCELED", Some(at), 3)
+    );
+    let (same, changed) = store
+        .update_run(
+            &env,
+            &r.friendly_id,
+            RunUpdate {
+                status: "EXECUTING".into(),
+                at,
+                output: None,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        !changed && same.status == "CANCELED",
+        "a final run does not change"
+    );
+    assert!(matches!(
+        store
+            .update_run(
+                &env,
+                "run_nope",
+                RunUpdate {
+                    status: "CANCELED".into(),
+                    at,
+                    output: None,
+                    error: None
+                }
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let mut versions = Vec::new();
+    while let Ok(Ok(ev)) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await
+    {
+        if let ChangeEvent::Run {
+            run_id, version, ..
+        } = ev
+        {
+            if run_id == r.id {
+                versions.push(version);
+            }
+        }
+        if versions.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        versions,
+        vec![1, 2, 3],
+        "each change published once, in order"
+    );
+}
+
+pub async fn due_runs_start_or_expire(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let mut delayed = new_run(&env, "t", t0(), &[]);
+    delayed.status = "DELAYED".into();
+    delayed.delay_until = Some(t0() + Duration::minutes(1));
+    let mut ttl = new_run(&env, "t", t0(), &[]);
+    ttl.ttl_expires_at = Some(t0() + Duration::minutes(5));
+    let d = store
+        .trigger_run(delayed, None, None, t0())
+        .await
+        .unwrap()
+        .run;
+    let e = store.trigger_run(ttl, None, None, t0()).await.unwrap().run;
+    assert!(store.advance_due_runs(t0()).await.unwrap().is_empty());
+    let moved = store
+        .advance_due_runs(t0() + Duration::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        moved
+            .iter()
+            .map(|r| (r.friendly_id.as_str(), r.status.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(d.friendly_id.as_str(), "PENDING")]
+    );
+    let expired = store
+        .advance_due_runs(t0() + Duration::minutes(6))
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    let got = store.get_run(&env, &e.friendly_id).await.unwrap().unwrap();
+    assert_eq!(got.status, "EXPIRED");
+    assert!(got.expired_at.is_some() && got.completed_at.is_some());
+}
+
+pub async fn streams_append_and_resume(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let r = store
+        .trigger_run(new_run(&env, "t", t0(), &[]), None, None, t0())
+        .await
+        .unwrap()
+        .run;
+    for (i, chunk) in ["one", "two", "three"].iter().enumerate() {
+        assert_eq!(
+            store
+                .append_stream_chunk(&r.id, "out", chunk, t0())
+                .await
+                .unwrap(),
+            i as i64 + 1
+        );
+    }
+    store
+        .append_stream_chunk(&r.id, "other", "x", t0())
+        .await
+        .unwrap();
+    let all: Vec<String> = store
+        .read_stream(&r.id, "out", 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.data)
+        .collect();
+    assert_eq!(all, vec!["one", "two", "three"]);
+    let rest = store.read_stream(&r.id, "out", 2, 100).await.unwrap();
+    assert_eq!(
+        (rest.len(), rest[0].seq, rest[0].data.as_str()),
+        (1, 3, "three")
+    );
+    assert_eq!(
+        store.read_stream(&r.id, "out", 0, 2).await.unwrap().len(),
+        2
+    );
+}
+
+pub async fn batches_dedupe_items_and_seal(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let b = Batch {
+        id: new_id(),
+        friendly_id: taskgate_core::ids::new_batch_friendly_id(),
+        environment_id: env.clone(),
+        run_count: 2,
+        idempotency_key: Some("bk".into()),
+        created_at: t0(),
+        sealed: false,
+    };
+    let (created, cached) = store.create_batch(b.clone()).await.unwrap();
+    assert!(!cached);
+    let (again, cached) = store
+        .create_batch(Batch {
+            id: new_id(),
+            friendly_id: "batch_other".into(),
+            ..b.clone()
+        })
+        .await
+        .unwrap();
+    assert!(cached && again.friendly_id == created.friendly_id);
+    assert!(store.add_batch_item(&created.id, 0, "run_a").await.unwrap());
+    assert!(
+        !store.add_batch_item(&created.id, 0, "run_a").await.unwrap(),
+        "duplicate index"
+    );
+    assert_eq!(store.seal_batch(&created.id).await.unwrap(), (1, false));
+    assert!(store.add_batch_item(&created.id, 1, "run_b").await.unwrap());
+    assert_eq!(store.seal_batch(&created.id).await.unwrap(), (2, true));
+    assert!(
+        store
+            .get_batch(&env, &created.friendly_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed
+    );
+}
