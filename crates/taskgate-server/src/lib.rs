@@ -84,7 +84,7 @@ pub async fn build_state_with_store(
     let session_secret = bootstrap::session_secret(&config)?;
     bootstrap::bootstrap_admin(&*store, &config).await?;
     let cache = Arc::new(AuthCache::new(config.cache_ttl));
-    let state = AppState {
+    let state = AppState::new(state::Shared {
         store,
         clock,
         vault: Arc::new(KeyVault::new(master)),
@@ -94,7 +94,7 @@ pub async fn build_state_with_store(
         policy: Arc::new(auth::policy::RolePolicy),
         config: Arc::new(config),
         metrics: telemetry::init_metrics(),
-    };
+    });
     start_background(&state).await?;
     Ok(state)
 }

@@ -13,9 +13,22 @@ use crate::config::Config;
 use crate::realtime::Watchers;
 use crate::vault::KeyVault;
 
-/// Shared state, cloned into every request.
+/// Shared state. The router clones it into every request, so it is one `Arc`: a clone is a
+/// single reference count, whatever the state holds.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+#[derive(Clone)]
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub vault: Arc<KeyVault>,
@@ -31,6 +44,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+
+    /// The same state with another authorization policy (an operator's own).
+    pub fn with_policy(&self, policy: Arc<dyn AccessPolicy>) -> Self {
+        Self::new(Shared {
+            policy,
+            ..(*self.0).clone()
+        })
+    }
+}
+
+impl Shared {
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
     }

@@ -493,8 +493,7 @@ async fn operators_can_plug_in_their_own_policy(b: Backend) {
     let app = TestApp::new(b).await;
     let token = app.admin_token.clone();
     let (org, project) = app.org_and_project(&token).await;
-    let mut state = app.state.clone();
-    state.policy = std::sync::Arc::new(LookOnly);
+    let state = app.state.with_policy(std::sync::Arc::new(LookOnly));
     let router = taskgate_server::router::router(state);
     let req = |method: Method, path: String, body: Option<Value>| {
         axum::http::Request::builder()
