@@ -265,6 +265,30 @@ pub struct WhoAmIProject {
     pub org_title: String,
 }
 
+/// `GET /api/v1/auth/credential` (taskgate's addition): what a secret key or public JWT
+/// resolves to.
+// Borrowed from the principal, so answering this hot route copies no strings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialDescription<'a> {
+    /// The environment the credential acts in (the branch child, when a branch was resolved).
+    pub environment_id: &'a str,
+    /// `DEVELOPMENT`, `STAGING`, `PRODUCTION` or `PREVIEW`.
+    pub environment_type: &'a str,
+    pub project_ref: &'a str,
+    /// `secretKey` or `publicJwt`.
+    pub credential: &'a str,
+    /// The revoked key the credential matched through (a grace-window key, or a JWT signed
+    /// with one); absent for the current key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub grace_key_id: Option<&'a str>,
+    /// The user the request is attributed to: a JWT's `act.sub`, or the owner of a dev key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub acting_user_id: Option<&'a str>,
+}
+
 /// `{"token": "…"}`, the answer of the JWT-minting routes.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenBody {

@@ -13,16 +13,14 @@
 //! invalidation and its insert after it: such an insert is discarded.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
 use secrecy::SecretString;
-use taskgate_store::{
-    ChangeEvent, EnvironmentAuth, KeyMatchVia, PersonalAccessToken, RevokedKeyUsage, User,
-};
+use taskgate_store::{ChangeEvent, EnvironmentAuth, PersonalAccessToken, RevokedKeyUsage, User};
 use tokio::sync::Notify;
 
 /// Unknown key hashes remembered at most. Past this the negative cache starts over: memory
@@ -40,19 +38,68 @@ pub struct RootEnv {
     pub current_key: Arc<SecretString>,
 }
 
-/// What a secret key resolved to.
+/// The SHA-256 digest of a secret key: what key answers are cached by. The lowercase hex form
+/// the database stores is only computed on a cache miss.
+pub type KeyDigest = [u8; 32];
+
+/// The uses of one revoked key since the last flush, counted with two atomics: a request
+/// authenticated through a grace window takes no lock to be counted. One per revoked key,
+/// shared by every cache entry that matched through it (see [`AuthCache::grace_use`]).
+#[derive(Debug)]
+pub struct GraceUse {
+    pub revoked_key_id: String,
+    uses: AtomicU64,
+    last_used_ms: AtomicI64,
+}
+
+impl GraceUse {
+    fn new(revoked_key_id: String) -> Self {
+        Self {
+            revoked_key_id,
+            uses: AtomicU64::new(0),
+            last_used_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Counts one use at `now`.
+    pub fn record(&self, now: DateTime<Utc>) {
+        self.record_many(1, now.timestamp_millis());
+    }
+
+    fn record_many(&self, uses: u64, at_ms: i64) {
+        // The time first: whoever takes the count (Acquire) also sees a time at least as late.
+        self.last_used_ms.fetch_max(at_ms, Ordering::Relaxed);
+        self.uses.fetch_add(uses, Ordering::Release);
+    }
+}
+
+/// A secret key matched through a revoked key inside its grace window.
+#[derive(Debug, Clone)]
+pub struct GraceMatch {
+    pub expires_at: DateTime<Utc>,
+    pub usage: Arc<GraceUse>,
+}
+
+impl GraceMatch {
+    pub fn revoked_key_id(&self) -> &str {
+        &self.usage.revoked_key_id
+    }
+}
+
+/// What a secret key resolved to: its environment, and the grace window it matched through
+/// (`None` for the current key). Cloning it copies two pointers.
 #[derive(Debug, Clone)]
 pub struct KeyEntry {
     pub root: Arc<RootEnv>,
-    pub via: KeyMatchVia,
+    pub grace: Option<GraceMatch>,
 }
 
 /// A revoked key an environment's JWTs may still be signed with.
 #[derive(Debug)]
 pub struct GraceKey {
-    pub id: String,
     pub key: SecretString,
     pub expires_at: DateTime<Utc>,
+    pub usage: Arc<GraceUse>,
 }
 
 /// An environment as the subject of a JWT: what the token acts in, and the keys that may
@@ -84,22 +131,22 @@ struct Timed<T> {
 pub struct AuthCache {
     ttl: Duration,
     generation: AtomicU64,
-    keys: RwLock<HashMap<String, Timed<KeyEntry>>>,
-    negative: Mutex<HashMap<String, Instant>>,
+    keys: RwLock<HashMap<KeyDigest, Timed<KeyEntry>>>,
+    negative: Mutex<HashMap<KeyDigest, Instant>>,
     envs: RwLock<HashMap<String, Timed<Arc<SigningEnv>>>>,
     branches: RwLock<HashMap<BranchKey, Timed<Option<Arc<EnvironmentAuth>>>>>,
     pats: RwLock<HashMap<String, Timed<PatEntry>>>,
     users: RwLock<HashMap<String, Timed<User>>>,
     revoked_pats: RwLock<HashSet<String>>,
-    usage: Mutex<HashMap<String, RevokedKeyUsage>>,
+    grace_uses: Mutex<HashMap<String, Arc<GraceUse>>>,
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
-    inflight: Mutex<HashMap<String, Arc<Notify>>>,
+    inflight: Mutex<HashMap<KeyDigest, Arc<Notify>>>,
 }
 
 /// The leader of a key lookup; see [`AuthCache::begin_lookup`].
 pub struct LookupGuard {
     cache: Option<Arc<AuthCache>>,
-    hash: String,
+    digest: KeyDigest,
     notify: Arc<Notify>,
 }
 
@@ -108,7 +155,7 @@ impl LookupGuard {
     pub fn detached() -> LookupGuard {
         LookupGuard {
             cache: None,
-            hash: String::new(),
+            digest: [0; 32],
             notify: Arc::new(Notify::new()),
         }
     }
@@ -117,7 +164,7 @@ impl LookupGuard {
 impl Drop for LookupGuard {
     fn drop(&mut self) {
         if let Some(cache) = &self.cache {
-            cache.inflight.lock().remove(&self.hash);
+            cache.inflight.lock().remove(&self.digest);
         }
         self.notify.notify_waiters();
     }
@@ -143,7 +190,7 @@ impl AuthCache {
             pats: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             revoked_pats: RwLock::new(HashSet::new()),
-            usage: Mutex::new(HashMap::new()),
+            grace_uses: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
         }
@@ -158,18 +205,18 @@ impl AuthCache {
         t.loaded.elapsed() < self.ttl
     }
 
-    /// Looks a key hash up. A grace-window entry past its expiry is a miss, never a hit.
-    pub fn key(&self, hash: &str, now: DateTime<Utc>) -> Cached<KeyEntry> {
-        if let Some(t) = self.keys.read().get(hash) {
-            let live = match &t.value.via {
-                KeyMatchVia::Current => true,
-                KeyMatchVia::Revoked { expires_at, .. } => *expires_at > now,
+    /// Looks a key digest up. A grace-window entry past its expiry is a miss, never a hit.
+    pub fn key(&self, digest: &KeyDigest, now: DateTime<Utc>) -> Cached<KeyEntry> {
+        if let Some(t) = self.keys.read().get(digest) {
+            let live = match &t.value.grace {
+                None => true,
+                Some(grace) => grace.expires_at > now,
             };
             if live && self.fresh(t) {
                 return Cached::Hit(t.value.clone());
             }
         }
-        if let Some(at) = self.negative.lock().get(hash) {
+        if let Some(at) = self.negative.lock().get(digest) {
             if at.elapsed() < NEGATIVE_TTL {
                 return Cached::Absent;
             }
@@ -177,7 +224,7 @@ impl AuthCache {
         Cached::Miss
     }
 
-    pub fn insert_key(&self, generation: u64, hash: String, entry: KeyEntry) {
+    pub fn insert_key(&self, generation: u64, digest: KeyDigest, entry: KeyEntry) {
         let mut map = self.keys.write();
         if self.generation() != generation {
             return;
@@ -186,7 +233,7 @@ impl AuthCache {
             map.clear();
         }
         map.insert(
-            hash,
+            digest,
             Timed {
                 value: entry,
                 loaded: Instant::now(),
@@ -194,7 +241,7 @@ impl AuthCache {
         );
     }
 
-    pub fn insert_absent_key(&self, generation: u64, hash: String) {
+    pub fn insert_absent_key(&self, generation: u64, digest: KeyDigest) {
         let mut neg = self.negative.lock();
         if self.generation() != generation {
             return;
@@ -206,31 +253,27 @@ impl AuthCache {
                 neg.clear();
             }
         }
-        neg.insert(hash, Instant::now());
+        neg.insert(digest, Instant::now());
     }
 
     /// Joins the lookup of `hash` already under way, or starts one: `Err(notify)` for a
     /// follower (await `notify`, then look in the cache again), `Ok(guard)` for the leader,
     /// whose guard wakes the followers when dropped, after the answer is cached. So a burst of
     /// requests with one unknown key sends one lookup, not one per connection.
-    pub fn begin_lookup(self: &Arc<Self>, hash: &str) -> Result<LookupGuard, Arc<Notify>> {
+    pub fn begin_lookup(self: &Arc<Self>, digest: &KeyDigest) -> Result<LookupGuard, Arc<Notify>> {
         let mut inflight = self.inflight.lock();
-        if let Some(n) = inflight.get(hash) {
+        if let Some(n) = inflight.get(digest) {
             return Err(n.clone());
         }
         if inflight.len() >= NEGATIVE_CAPACITY {
             // Distinct keys never coalesce; don't let their bookkeeping grow without bound.
-            return Ok(LookupGuard {
-                cache: None,
-                hash: String::new(),
-                notify: Arc::new(Notify::new()),
-            });
+            return Ok(LookupGuard::detached());
         }
         let notify = Arc::new(Notify::new());
-        inflight.insert(hash.to_string(), notify.clone());
+        inflight.insert(*digest, notify.clone());
         Ok(LookupGuard {
             cache: Some(self.clone()),
-            hash: hash.to_string(),
+            digest: *digest,
             notify,
         })
     }
@@ -379,42 +422,50 @@ impl AuthCache {
         }
     }
 
-    /// Counts a request authenticated with a revoked key; flushed by [`Self::take_usage`].
-    pub fn count_grace_use(&self, revoked_key_id: &str, now: DateTime<Utc>) {
-        let mut usage = self.usage.lock();
-        // The common case, a key already counted since the last flush, allocates nothing.
-        if let Some(entry) = usage.get_mut(revoked_key_id) {
-            entry.uses += 1;
-            entry.last_used_at = entry.last_used_at.max(now);
-            return;
+    /// The use counter of a revoked key, made on first use. Cache entries that match through
+    /// the key hold it, so counting a use takes no lock; [`Self::take_usage`] collects it.
+    pub fn grace_use(&self, revoked_key_id: &str) -> Arc<GraceUse> {
+        let mut uses = self.grace_uses.lock();
+        if let Some(u) = uses.get(revoked_key_id) {
+            return u.clone();
         }
-        usage.insert(
-            revoked_key_id.to_string(),
-            RevokedKeyUsage {
-                revoked_key_id: revoked_key_id.to_string(),
-                uses: 1,
-                last_used_at: now,
-            },
-        );
+        let u = Arc::new(GraceUse::new(revoked_key_id.to_string()));
+        uses.insert(revoked_key_id.to_string(), u.clone());
+        u
     }
 
-    /// Usage counted since the last call.
+    /// Usage counted since the last call. Counters no entry holds any more are forgotten once
+    /// they are empty.
     pub fn take_usage(&self) -> Vec<RevokedKeyUsage> {
-        self.usage.lock().drain().map(|(_, u)| u).collect()
+        let mut uses = self.grace_uses.lock();
+        let mut taken = Vec::new();
+        for u in uses.values() {
+            let n = u.uses.swap(0, Ordering::Acquire);
+            if n == 0 {
+                continue;
+            }
+            let ms = u.last_used_ms.load(Ordering::Relaxed);
+            if let Some(last_used_at) = DateTime::<Utc>::from_timestamp_millis(ms) {
+                taken.push(RevokedKeyUsage {
+                    revoked_key_id: u.revoked_key_id.clone(),
+                    uses: i64::try_from(n).unwrap_or(i64::MAX),
+                    last_used_at,
+                });
+            }
+        }
+        // Only the map holds a counter with a strong count of one, and the map is locked, so
+        // no use can be counted on it any more: drop it unless a use landed after the swap.
+        uses.retain(|_, u| Arc::strong_count(u) > 1 || u.uses.load(Ordering::Acquire) > 0);
+        taken
     }
 
     /// Puts back usage that could not be written, so none is lost.
     pub fn restore_usage(&self, usage: Vec<RevokedKeyUsage>) {
         for u in usage {
-            let mut map = self.usage.lock();
-            let entry = map
-                .entry(u.revoked_key_id.clone())
-                .or_insert_with(|| RevokedKeyUsage {
-                    uses: 0,
-                    ..u.clone()
-                });
-            entry.uses += u.uses;
-            entry.last_used_at = entry.last_used_at.max(u.last_used_at);
+            self.grace_use(&u.revoked_key_id).record_many(
+                u64::try_from(u.uses).unwrap_or(0),
+                u.last_used_at.timestamp_millis(),
+            );
         }
     }
 
@@ -500,30 +551,113 @@ impl AuthCache {
 mod lookup_tests {
     use super::*;
 
+    const H: KeyDigest = [1; 32];
+
     #[tokio::test]
     async fn concurrent_lookups_of_one_key_coalesce() {
         let cache = Arc::new(AuthCache::new(Duration::from_secs(60)));
-        let leader = cache.begin_lookup("h").ok().unwrap();
-        let notify = match cache.begin_lookup("h") {
+        let leader = cache.begin_lookup(&H).ok().unwrap();
+        let notify = match cache.begin_lookup(&H) {
             Err(n) => n,
             Ok(_) => panic!("a second lookup of the same key must follow the first"),
         };
         assert!(
-            cache.begin_lookup("other").is_ok(),
+            cache.begin_lookup(&[2; 32]).is_ok(),
             "other keys are independent"
         );
         let woken = notify.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        cache.insert_absent_key(cache.generation(), "h".into());
+        cache.insert_absent_key(cache.generation(), H);
         drop(leader);
         tokio::time::timeout(Duration::from_secs(1), woken)
             .await
             .unwrap();
         assert!(
-            matches!(cache.key("h", Utc::now()), Cached::Absent),
+            matches!(cache.key(&H, Utc::now()), Cached::Absent),
             "the follower finds the leader's answer"
         );
-        assert!(cache.begin_lookup("h").is_ok(), "the lookup is over");
+        assert!(cache.begin_lookup(&H).is_ok(), "the lookup is over");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod grace_use_tests {
+    use super::*;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(ms).unwrap()
+    }
+
+    #[test]
+    fn uses_from_many_threads_are_all_counted_once() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let counter = cache.grace_use("rk1");
+        assert!(
+            Arc::ptr_eq(&counter, &cache.grace_use("rk1")),
+            "one counter per revoked key"
+        );
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let counter = counter.clone();
+                s.spawn(move || {
+                    for i in 0..1000 {
+                        counter.record(at(1_000 * t + i));
+                    }
+                });
+            }
+        });
+        let taken = cache.take_usage();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].revoked_key_id, "rk1");
+        assert_eq!(taken[0].uses, 4000);
+        assert_eq!(taken[0].last_used_at, at(3_999), "the latest use wins");
+        assert!(
+            cache.take_usage().is_empty(),
+            "taken uses are not taken twice"
+        );
+    }
+
+    #[test]
+    fn counters_are_forgotten_only_when_unused_and_unheld() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let held = cache.grace_use("held");
+        cache.grace_use("dropped").record(at(5));
+        held.record(at(7));
+        // "dropped" is held by no entry, but its use is still taken.
+        let mut taken = cache.take_usage();
+        taken.sort_by(|a, b| a.revoked_key_id.cmp(&b.revoked_key_id));
+        assert_eq!(
+            taken
+                .iter()
+                .map(|u| (u.revoked_key_id.as_str(), u.uses))
+                .collect::<Vec<_>>(),
+            [("dropped", 1), ("held", 1)]
+        );
+        assert_eq!(
+            cache.grace_uses.lock().len(),
+            1,
+            "the unheld counter is gone"
+        );
+        held.record(at(9));
+        assert_eq!(
+            cache.take_usage()[0].uses,
+            1,
+            "a held counter keeps counting"
+        );
+    }
+
+    #[test]
+    fn restored_usage_is_added_to_new_uses() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let counter = cache.grace_use("rk");
+        counter.record(at(10));
+        let failed_write = cache.take_usage();
+        counter.record(at(4));
+        cache.restore_usage(failed_write);
+        let taken = cache.take_usage();
+        assert_eq!(taken[0].uses, 2);
+        assert_eq!(taken[0].last_used_at, at(10));
     }
 }

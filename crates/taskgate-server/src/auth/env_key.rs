@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use taskgate_core::bearer::{self, TokenKind};
 use taskgate_core::branch::sanitize_branch;
 use taskgate_core::env::EnvType;
-use taskgate_core::hash::sha256_hex;
+use taskgate_core::hash::sha256;
+use taskgate_core::keys::is_additional_key;
 use taskgate_store::{EnvironmentAuth, KeyMatchVia};
 
-use super::cache::{Cached, KeyEntry, LookupGuard, RootEnv};
+use super::cache::{Cached, GraceMatch, KeyDigest, KeyEntry, LookupGuard, RootEnv};
 use super::{EnvCredential, EnvPrincipal};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -32,18 +32,16 @@ pub async fn authenticate_secret_key(
 ) -> ApiResult<EnvPrincipal> {
     // Taskgate issues no additional (`tr_<env>_sk_`) keys, so their lookup is disabled as on
     // upstream's default; public keys (`pk_`) are dead on every route (spec §1.7).
-    if matches!(
-        bearer::classify(token),
-        TokenKind::AdditionalKey | TokenKind::PublicKey
-    ) {
+    if is_additional_key(token) || token.starts_with("pk_") {
         return Err(ApiError::unauthorized(INVALID_API_KEY));
     }
-    let entry = lookup_key(state, token).await?;
+    let now = state.now();
+    let entry = lookup_key(state, token, now).await?;
     if entry.root.auth.project_deleted {
         return Err(ApiError::unauthorized(INVALID_API_KEY));
     }
-    if let KeyMatchVia::Revoked { revoked_key_id, .. } = &entry.via {
-        state.cache.count_grace_use(revoked_key_id, state.now());
+    if let Some(grace) = &entry.grace {
+        grace.usage.record(now);
     }
     let branch = sanitize_branch(branch_header);
     let env = resolve_branch(
@@ -56,59 +54,76 @@ pub async fn authenticate_secret_key(
     Ok(EnvPrincipal {
         env,
         signing_key: entry.root.current_key.clone(),
-        credential: EnvCredential::SecretKey { via: entry.via },
+        credential: EnvCredential::SecretKey { grace: entry.grace },
     })
 }
 
-async fn lookup_key(state: &AppState, token: &str) -> ApiResult<KeyEntry> {
-    let hash = sha256_hex(token);
-    let now = state.now();
-    match state.cache.key(&hash, now) {
+async fn lookup_key(
+    state: &AppState,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult<KeyEntry> {
+    let digest: KeyDigest = sha256(token.as_bytes());
+    match state.cache.key(&digest, now) {
         Cached::Hit(entry) => return Ok(entry),
         Cached::Absent => return Err(ApiError::unauthorized(INVALID_API_KEY)),
         Cached::Miss => {}
     }
     // One lookup per key at a time: followers wait for the leader's answer in the cache.
-    let _leader = match state.cache.begin_lookup(&hash) {
+    let _leader = match state.cache.begin_lookup(&digest) {
         Ok(guard) => guard,
         Err(notify) => {
             // Register for the wake-up before looking again, so it cannot be missed.
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Cached::Miss = state.cache.key(&hash, now) {
+            if let Cached::Miss = state.cache.key(&digest, now) {
                 let _ = tokio::time::timeout(LOOKUP_WAIT, notified).await;
             }
-            match state.cache.key(&hash, now) {
+            match state.cache.key(&digest, now) {
                 Cached::Hit(entry) => return Ok(entry),
                 Cached::Absent => return Err(ApiError::unauthorized(INVALID_API_KEY)),
                 // The leader failed (the database is down) or was cut off: look it up here.
                 Cached::Miss => state
                     .cache
-                    .begin_lookup(&hash)
+                    .begin_lookup(&digest)
                     .unwrap_or_else(|_| LookupGuard::detached()),
             }
         }
     };
     let generation = state.cache.generation();
-    match state.store.find_env_by_key_hash(&hash, now).await {
+    match state
+        .store
+        .find_env_by_key_hash(&hex::encode(digest), now)
+        .await
+    {
         Ok(Some(found)) => {
             let current_key = state
                 .vault
                 .open_secret(&found.env.environment.api_key_sealed)
                 .map_err(ApiError::internal)?;
+            let grace = match found.via {
+                KeyMatchVia::Current => None,
+                KeyMatchVia::Revoked {
+                    revoked_key_id,
+                    expires_at,
+                } => Some(GraceMatch {
+                    expires_at,
+                    usage: state.cache.grace_use(&revoked_key_id),
+                }),
+            };
             let entry = KeyEntry {
                 root: Arc::new(RootEnv {
                     auth: Arc::new(found.env),
                     current_key: Arc::new(current_key),
                 }),
-                via: found.via,
+                grace,
             };
-            state.cache.insert_key(generation, hash, entry.clone());
+            state.cache.insert_key(generation, digest, entry.clone());
             Ok(entry)
         }
         Ok(None) => {
-            state.cache.insert_absent_key(generation, hash);
+            state.cache.insert_absent_key(generation, digest);
             Err(ApiError::unauthorized(INVALID_API_KEY))
         }
         Err(e) => Err(e.into()),

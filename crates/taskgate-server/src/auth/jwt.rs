@@ -50,12 +50,12 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
                     .find_map(|k| {
                         jwt::verify_hs256(token, k.key.expose_secret().as_bytes(), now_secs)
                             .ok()
-                            .map(|c| (c, k.id.clone()))
+                            .map(|c| (c, k))
                     });
                 match found {
-                    Some((claims, id)) => {
-                        state.cache.count_grace_use(&id, now);
-                        (claims, Some(id))
+                    Some((claims, k)) => {
+                        k.usage.record(now);
+                        (claims, Some(k.usage.revoked_key_id.clone()))
                     }
                     None => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
                 }
@@ -142,8 +142,8 @@ pub async fn signing_env(state: &AppState, env_id: &str) -> ApiResult<Option<Arc
     for k in state.store.live_revoked_keys(&signing_id, now).await? {
         grace_keys.push(GraceKey {
             key: open_key(state, &k.api_key_sealed)?,
-            id: k.id,
             expires_at: k.expires_at,
+            usage: state.cache.grace_use(&k.id),
         });
     }
     let env = Arc::new(SigningEnv {

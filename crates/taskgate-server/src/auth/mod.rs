@@ -18,7 +18,9 @@ use secrecy::SecretString;
 use serde_json::Value;
 use taskgate_core::scope::{Ability, Resource};
 use taskgate_core::uat::UatClaims;
-use taskgate_store::{EnvironmentAuth, KeyMatchVia, User};
+use taskgate_store::{EnvironmentAuth, User};
+
+use self::cache::GraceMatch;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -46,7 +48,10 @@ pub struct JwtGrant {
 /// How an environment principal authenticated.
 #[derive(Debug, Clone)]
 pub enum EnvCredential {
-    SecretKey { via: KeyMatchVia },
+    /// A secret key: the current one, or a revoked one inside its grace window.
+    SecretKey {
+        grace: Option<GraceMatch>,
+    },
     PublicJwt(JwtGrant),
 }
 

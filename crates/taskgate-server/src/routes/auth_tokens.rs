@@ -4,6 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -167,31 +168,25 @@ pub async fn create_public_token(
 /// What a credential resolves to (taskgate's addition): the environment it acts in, how it
 /// authenticated and, for a JWT, its acting user. Accepts secret keys and public JWTs.
 #[utoipa::path(get, path = "/api/v1/auth/credential", tag = "public tokens",
-    responses((status = 200, body = Object, description = "{environmentId, environmentType, projectRef, credential, graceKeyId?, actingUserId?}"),
+    responses((status = 200, body = CredentialDescription, description = "The environment and how the credential matched"),
               (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn describe_credential(
     crate::auth::extract::ApiAuth(principal): crate::auth::extract::ApiAuth,
-) -> Json<Value> {
-    let (kind, grace_key_id) = match &principal.credential {
-        EnvCredential::SecretKey {
-            via: taskgate_store::KeyMatchVia::Current,
-        } => ("secretKey", None),
-        EnvCredential::SecretKey {
-            via: taskgate_store::KeyMatchVia::Revoked { revoked_key_id, .. },
-        } => ("secretKey", Some(revoked_key_id.clone())),
-        EnvCredential::PublicJwt(grant) => ("publicJwt", grant.grace_key_id.clone()),
+) -> Response {
+    let (credential, grace_key_id) = match &principal.credential {
+        EnvCredential::SecretKey { grace } => {
+            ("secretKey", grace.as_ref().map(|g| g.revoked_key_id()))
+        }
+        EnvCredential::PublicJwt(grant) => ("publicJwt", grant.grace_key_id.as_deref()),
     };
-    let mut body = json!({
-        "environmentId": principal.env.environment.id,
-        "environmentType": principal.env.environment.env_type.as_str(),
-        "projectRef": principal.env.project_ref,
-        "credential": kind,
-    });
-    if let Some(id) = grace_key_id {
-        body["graceKeyId"] = json!(id);
-    }
-    if let Some(user) = principal.acting_user_id() {
-        body["actingUserId"] = json!(user);
-    }
-    Json(body)
+    let env = &principal.env;
+    Json(CredentialDescription {
+        environment_id: &env.environment.id,
+        environment_type: env.environment.env_type.as_str(),
+        project_ref: &env.project_ref,
+        credential,
+        grace_key_id,
+        acting_user_id: principal.acting_user_id(),
+    })
+    .into_response()
 }

@@ -200,9 +200,7 @@ pub async fn exchange_env_jwt(
             &client_key_sealed(&state, &env.environment).await?,
         )?),
         env: Arc::new(env),
-        credential: EnvCredential::SecretKey {
-            via: taskgate_store::KeyMatchVia::Current,
-        },
+        credential: EnvCredential::SecretKey { grace: None },
     };
     Ok(Json(TokenBody {
         token: sign_env_jwt(&signer, payload, now, exp),
