@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Authentication hot-path benchmarks for taskgate (see bench/README.md for the figures).
 #
-#   bash bench/run.sh [--quick] [--duration S] [--connections N] [--threads N]
+#   bash bench/run.sh [--quick] [--duration S] [--rounds N] [--connections N] [--threads N]
 #                     [--backends sqlite,postgres] [--pg-url URL] [--rebuild] [--keep]
 #
 # For each backend it starts a fresh server on a free 127.0.0.1 port with a fresh data
 # directory (and, for PostgreSQL, a fresh database it creates and drops with psql),
 # bootstraps an org, a project and a rotated prod key over the HTTP API, then measures:
 #   1. throughput and p50/p99 latency of /healthz and of /api/v1/auth/credential with the
-#      current key, the grace key, a current-key JWT and a grace-key JWT, back to back;
+#      current key, the grace key, a current-key JWT and a grace-key JWT, in interleaved
+#      rounds: each round measures every path once, and each path is compared with the
+#      baseline of its own round;
 #   2. database queries per 1,000 requests of a garbage-key flood (one repeated unknown key,
 #      then a fresh random key per request), from taskgate_db_queries_total;
 #   3. resident memory idle after bootstrap and at the end of every load run.
 # Every load is bounded by wrk's -d and only targets 127.0.0.1.
 #
 # Options:
-#   --quick           3 s loads and 1 s warm-ups (default: 10 s loads, 2 s warm-ups)
+#   --quick           3 s loads, 1 s warm-ups, 2 rounds (default: 10 s, 2 s, 3 rounds)
 #   --duration S      seconds per load run
+#   --rounds N        throughput rounds (every path once per round; default 3)
 #   --connections N   wrk connections (default 32); --threads N wrk threads (default 2)
 #   --backends LIST   comma-separated, sqlite and/or postgres (default: both)
 #   --pg-url URL      a database URL psql can use to CREATE/DROP DATABASE; the server gets the
@@ -34,6 +37,7 @@ BIN=${TASKGATE_BIN:-$ROOT/target/release/taskgate}
 
 DURATION=10
 WARMUP=2
+ROUNDS=3
 CONNECTIONS=32
 THREADS=2
 BACKENDS=sqlite,postgres
@@ -43,15 +47,16 @@ KEEP=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) DURATION=3; WARMUP=1 ;;
+    --quick) DURATION=3; WARMUP=1; ROUNDS=2 ;;
     --duration) DURATION=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
     --connections) CONNECTIONS=$2; shift ;;
     --threads) THREADS=$2; shift ;;
     --backends) BACKENDS=$2; shift ;;
     --pg-url) PG_URL=$2; shift ;;
     --rebuild) REBUILD=1 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -63,6 +68,7 @@ die() { log "error: $*"; exit 1; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/taskgate-bench.XXXXXX")
 RESULTS=$WORK/results.jsonl
 SERVER_PID=""
+ROUND=""
 CREATED_DBS=()
 
 # ------------------------------------------------------------------ setup and teardown
@@ -233,7 +239,7 @@ check_credential() {
 # 127.0.0.1, with /metrics snapshots around it; appends one JSON line to $RESULTS.
 measure() {
   local backend=$1 name=$2 path=$3 route=$4; shift 4
-  local out=$WORK/$backend-$name opts=() script_args=()
+  local out=$WORK/$backend-$name${ROUND:+-$ROUND} opts=() script_args=()
   # wrk wants its options, then the URL, then `-- script arguments`.
   while [ $# -gt 0 ]; do
     if [ "$1" = -- ]; then shift; script_args=(-- "$@"); break; fi
@@ -249,7 +255,7 @@ measure() {
   snapshot_metrics "$out.after"
   python3 "$BENCH_DIR/analyze.py" delta "$out.before" "$out.after" "$route" >"$out.delta"
   python3 "$BENCH_DIR/analyze.py" record "$out.wrk" "$out.delta" "$name" "$backend" \
-    "$(proc_kb VmRSS)" "$(proc_kb VmHWM)" >>"$RESULTS"
+    "$(proc_kb VmRSS)" "$(proc_kb VmHWM)" ${ROUND:+round=$ROUND} >>"$RESULTS"
   tail -n 1 "$RESULTS" | python3 "$BENCH_DIR/analyze.py" line >&2
 }
 
@@ -286,16 +292,28 @@ EOF
   warm /healthz
   for t in "$K2" "$K1" "$JWT2" "$JWT1"; do warm "$cred" -H "Authorization: Bearer $t"; done
 
-  # 1. Back to back, in one run, so every ratio compares like with like; the baseline is
-  #    measured again at the end to show how much the machine drifted meanwhile.
-  log "throughput (${DURATION} s each, -t$THREADS -c$CONNECTIONS)"
+  # 1. Rounds of back-to-back loads: every path once per round, each compared with the
+  #    baseline of its own round, so a machine that drifts over minutes (it is shared) moves
+  #    both sides of a ratio together. The order rotates from round to round, so no path
+  #    always runs first or right after the same neighbour.
+  log "throughput ($ROUNDS rounds, ${DURATION} s per load, -t$THREADS -c$CONNECTIONS)"
   local report=(-s "$BENCH_DIR/wrk/report.lua")
-  measure "$backend" baseline /healthz /healthz "${report[@]}"
-  measure "$backend" current_key "$cred" "$cred" "${report[@]}" -H "Authorization: Bearer $K2"
-  measure "$backend" grace_key "$cred" "$cred" "${report[@]}" -H "Authorization: Bearer $K1"
-  measure "$backend" current_jwt "$cred" "$cred" "${report[@]}" -H "Authorization: Bearer $JWT2"
-  measure "$backend" grace_jwt "$cred" "$cred" "${report[@]}" -H "Authorization: Bearer $JWT1"
-  measure "$backend" baseline_again /healthz /healthz "${report[@]}"
+  local names=(baseline current_key grace_key current_jwt grace_jwt)
+  local tokens=("" "$K2" "$K1" "$JWT2" "$JWT1")
+  local r i k
+  for ((r = 1; r <= ROUNDS; r++)); do
+    ROUND=$r
+    for ((i = 0; i < ${#names[@]}; i++)); do
+      k=$(((i + r - 1) % ${#names[@]}))
+      if [ -z "${tokens[$k]}" ]; then
+        measure "$backend" "${names[$k]}" /healthz /healthz "${report[@]}"
+      else
+        measure "$backend" "${names[$k]}" "$cred" "$cred" "${report[@]}" \
+          -H "Authorization: Bearer ${tokens[$k]}"
+      fi
+    done
+  done
+  ROUND=""
 
   # 2. Garbage keys. One unknown key: after the first lookups it should be answered from the
   #    negative cache. A fresh key per request: each costs a lookup (current, then revoked)
@@ -323,6 +341,8 @@ echo "## taskgate auth benchmarks — $(date '+%F %H:%M %Z')"
 echo
 echo "Command: \`bash bench/run.sh${ORIG_ARGS:+ $ORIG_ARGS}\`; ${DURATION} s per load, wrk -t$THREADS -c$CONNECTIONS;"
 echo "host: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load generator on the same cores;"
-echo "binary built $(date -r "$BIN" '+%F %T') at commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')."
+dirty=""
+[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] && dirty=" (with uncommitted changes)"
+echo "binary built $(date -r "$BIN" '+%F %T'); source at commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$dirty."
 echo
 python3 "$BENCH_DIR/analyze.py" summary "$RESULTS"
