@@ -133,11 +133,37 @@ fn object(segment: &str) -> Result<Claims, JwtError> {
     }
 }
 
+/// A token split and decoded but not verified: decode once, then try one key or several (the
+/// current key, then keys in their grace window) without decoding again.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    header: Claims,
+    payload: Claims,
+    /// `<header>.<payload>`, the bytes the signature covers.
+    signing_input: &'a str,
+    /// The signature segment, still encoded: decoded by [`Decoded::verify`], so a token whose
+    /// payload names an unknown environment is refused as such whatever its signature.
+    signature: &'a str,
+}
+
+/// Splits a compact JWS and decodes its header and payload: more than [`MAX_JWT_LEN`] bytes,
+/// not three segments, bad base64 or a header or payload that is not a JSON object are
+/// [`JwtError::Malformed`].
+pub fn decode(token: &str) -> Result<Decoded<'_>, JwtError> {
+    let [h, p, s] = split(token)?;
+    Ok(Decoded {
+        header: object(h)?,
+        payload: object(p)?,
+        signing_input: &token[..h.len() + 1 + p.len()],
+        signature: s,
+    })
+}
+
 /// Header and payload, without verifying anything: only for routing (which environment's key
 /// to verify with, §3.6 step 1). Never trust the result for authorization.
 pub fn decode_unverified(token: &str) -> Result<(Claims, Claims), JwtError> {
-    let [h, p, _] = split(token)?;
-    Ok((object(h)?, object(p)?))
+    let d = decode(token)?;
+    Ok((d.header, d.payload))
 }
 
 /// A numeric claim: absent is fine, present must be a JSON number (jose's rule).
@@ -146,6 +172,61 @@ fn numeric(payload: &Claims, name: &str) -> Result<Option<f64>, JwtError> {
         None => Ok(None),
         Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(JwtError::ClaimInvalid),
         Some(_) => Err(JwtError::ClaimInvalid),
+    }
+}
+
+impl Decoded<'_> {
+    /// The payload as the token states it. Unverified: only for routing, or after
+    /// [`Self::verify`] succeeded.
+    pub fn payload(&self) -> &Claims {
+        &self.payload
+    }
+
+    /// The payload, once [`Self::verify`] has succeeded.
+    pub fn into_payload(self) -> Claims {
+        self.payload
+    }
+
+    /// Verifies the token under `key` at `now_secs`, with the checks and order of
+    /// [`verify_hs256`] after decoding.
+    pub fn verify(&self, key: &[u8], now_secs: i64) -> Result<(), JwtError> {
+        let signature = decode_b64url(self.signature).ok_or(JwtError::Malformed)?;
+        if self.header.get("alg").and_then(Value::as_str) != Some("HS256") {
+            return Err(JwtError::UnsupportedAlgorithm);
+        }
+        // jose refuses critical extensions it does not know; taskgate implements none.
+        if self.header.contains_key("crit") {
+            return Err(JwtError::UnsupportedAlgorithm);
+        }
+        if signature.len() != SIGNATURE_LEN {
+            return Err(JwtError::Malformed);
+        }
+        let mut m = mac(key);
+        m.update(self.signing_input.as_bytes());
+        m.verify_slice(&signature)
+            .map_err(|_| JwtError::SignatureInvalid)?;
+
+        let payload = &self.payload;
+        if payload.get("iss").and_then(Value::as_str) != Some(ISSUER) {
+            return Err(JwtError::ClaimInvalid);
+        }
+        let aud_ok = match payload.get("aud") {
+            Some(Value::String(a)) => a == AUDIENCE,
+            Some(Value::Array(items)) => items.iter().any(|a| a.as_str() == Some(AUDIENCE)),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(JwtError::ClaimInvalid);
+        }
+        let now = now_secs as f64;
+        numeric(payload, "iat")?;
+        if numeric(payload, "nbf")?.is_some_and(|nbf| now < nbf) {
+            return Err(JwtError::NotYetValid);
+        }
+        if numeric(payload, "exp")?.is_some_and(|exp| now >= exp) {
+            return Err(JwtError::Expired);
+        }
+        Ok(())
     }
 }
 
@@ -159,47 +240,9 @@ fn numeric(payload: &Claims, name: &str) -> Result<Option<f64>, JwtError> {
 /// ([`JwtError::ClaimInvalid`]); `now < nbf` ([`JwtError::NotYetValid`]); `now >= exp`
 /// ([`JwtError::Expired`]). A token without `exp` is accepted, as upstream.
 pub fn verify_hs256(token: &str, key: &[u8], now_secs: i64) -> Result<Claims, JwtError> {
-    let [h, p, s] = split(token)?;
-    let header = object(h)?;
-    let payload = object(p)?;
-    let signature = decode_b64url(s).ok_or(JwtError::Malformed)?;
-    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
-        return Err(JwtError::UnsupportedAlgorithm);
-    }
-    // jose refuses critical extensions it does not know; taskgate implements none.
-    if header.contains_key("crit") {
-        return Err(JwtError::UnsupportedAlgorithm);
-    }
-    if signature.len() != SIGNATURE_LEN {
-        return Err(JwtError::Malformed);
-    }
-    let mut m = mac(key);
-    m.update(h.as_bytes());
-    m.update(b".");
-    m.update(p.as_bytes());
-    m.verify_slice(&signature)
-        .map_err(|_| JwtError::SignatureInvalid)?;
-
-    if payload.get("iss").and_then(Value::as_str) != Some(ISSUER) {
-        return Err(JwtError::ClaimInvalid);
-    }
-    let aud_ok = match payload.get("aud") {
-        Some(Value::String(a)) => a == AUDIENCE,
-        Some(Value::Array(items)) => items.iter().any(|a| a.as_str() == Some(AUDIENCE)),
-        _ => false,
-    };
-    if !aud_ok {
-        return Err(JwtError::ClaimInvalid);
-    }
-    let now = now_secs as f64;
-    numeric(&payload, "iat")?;
-    if numeric(&payload, "nbf")?.is_some_and(|nbf| now < nbf) {
-        return Err(JwtError::NotYetValid);
-    }
-    if numeric(&payload, "exp")?.is_some_and(|exp| now >= exp) {
-        return Err(JwtError::Expired);
-    }
-    Ok(payload)
+    let decoded = decode(token)?;
+    decoded.verify(key, now_secs)?;
+    Ok(decoded.into_payload())
 }
 
 #[cfg(test)]

@@ -380,3 +380,36 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn one_decoded_token_is_tried_against_several_keys() {
+    let t = sign_hs256(&payload(json!({ "sub": "env", "pub": true })), b"grace");
+    let decoded = decode(&t).unwrap();
+    assert_eq!(
+        decoded.payload()["sub"],
+        "env",
+        "the payload is readable before any key is tried"
+    );
+    assert_eq!(
+        decoded.verify(b"current", NOW),
+        Err(JwtError::SignatureInvalid)
+    );
+    assert_eq!(decoded.verify(b"grace", NOW), Ok(()));
+    assert_eq!(
+        decoded.verify(b"grace", NOW + 61),
+        Err(JwtError::Expired),
+        "the right key does not make an expired token valid"
+    );
+    assert_eq!(decoded.into_payload(), verify_hs256(&t, b"grace", NOW).unwrap());
+}
+
+#[test]
+fn decoding_leaves_the_signature_to_verification() {
+    let t = sign_hs256(&payload(json!({ "sub": "env" })), b"k");
+    let [h, p, _] = split(&t).unwrap();
+    let bad_signature = format!("{h}.{p}.%%%");
+    let decoded = decode(&bad_signature).expect("header and payload decode");
+    assert_eq!(decoded.payload()["sub"], "env");
+    assert_eq!(decoded.verify(b"k", NOW), Err(JwtError::Malformed));
+    assert!(matches!(decode("a.b"), Err(JwtError::Malformed)));
+}

@@ -24,14 +24,13 @@ const TOKEN_IS_INVALID: &str = "Public Access Token is invalid";
 
 /// Authenticates a public JWT.
 pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult<EnvPrincipal> {
-    let sub = match jwt::decode_unverified(token) {
-        Ok((_, payload)) => match payload.get("sub") {
-            Some(Value::String(s)) => s.clone(),
-            _ => return Err(ApiError::unauthorized(INVALID_TOKEN)),
-        },
-        Err(_) => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
+    // Decoded once: the payload names the environment, then the same decoded token is
+    // verified against the current key and, on a signature failure only, the grace keys.
+    let decoded = jwt::decode(token).map_err(|_| ApiError::unauthorized(TOKEN_IS_INVALID))?;
+    let Some(Value::String(sub)) = decoded.payload().get("sub") else {
+        return Err(ApiError::unauthorized(INVALID_TOKEN));
     };
-    let env = signing_env(state, &sub)
+    let env = signing_env(state, sub)
         .await?
         .ok_or_else(|| ApiError::unauthorized(INVALID_TOKEN))?;
     if env.auth.project_deleted {
@@ -39,29 +38,29 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
     }
     let now = state.now();
     let now_secs = now.timestamp();
-    let (claims, grace_key_id) =
-        match jwt::verify_hs256(token, env.signing_key.expose_secret().as_bytes(), now_secs) {
-            Ok(claims) => (claims, None),
-            Err(JwtError::SignatureInvalid) => {
-                let found = env
-                    .grace_keys
-                    .iter()
-                    .filter(|k| k.expires_at > now)
-                    .find_map(|k| {
-                        jwt::verify_hs256(token, k.key.expose_secret().as_bytes(), now_secs)
-                            .ok()
-                            .map(|c| (c, k))
-                    });
-                match found {
-                    Some((claims, k)) => {
-                        k.usage.record(now);
-                        (claims, Some(k.usage.revoked_key_id.clone()))
-                    }
-                    None => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
+    let grace_key_id = match decoded.verify(env.signing_key.expose_secret().as_bytes(), now_secs) {
+        Ok(()) => None,
+        Err(JwtError::SignatureInvalid) => {
+            let found = env
+                .grace_keys
+                .iter()
+                .filter(|k| k.expires_at > now)
+                .find(|k| {
+                    decoded
+                        .verify(k.key.expose_secret().as_bytes(), now_secs)
+                        .is_ok()
+                });
+            match found {
+                Some(k) => {
+                    k.usage.record(now);
+                    Some(k.usage.revoked_key_id.clone())
                 }
+                None => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
             }
-            Err(_) => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
-        };
+        }
+        Err(_) => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
+    };
+    let claims = decoded.into_payload();
     if claims.get("pub") != Some(&Value::Bool(true)) {
         return Err(ApiError::unauthorized(TOKEN_IS_INVALID));
     }
