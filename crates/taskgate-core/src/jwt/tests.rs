@@ -400,7 +400,10 @@ fn one_decoded_token_is_tried_against_several_keys() {
         Err(JwtError::Expired),
         "the right key does not make an expired token valid"
     );
-    assert_eq!(decoded.into_payload(), verify_hs256(&t, b"grace", NOW).unwrap());
+    assert_eq!(
+        decoded.into_payload(),
+        verify_hs256(&t, b"grace", NOW).unwrap()
+    );
 }
 
 #[test]
