@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod json;
 pub mod openapi;

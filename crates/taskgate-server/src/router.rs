@@ -7,7 +7,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn;
 use axum::routing::get;
 use axum::{Json, Router};
-use tower_http::cors::{Any, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -74,17 +73,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     api_router(crate::config::DEFAULT_MAX_PAYLOAD_BYTES).into_openapi()
 }
 
-/// Browsers hold public access tokens (spec errors-runs-sdk §1.2): any origin may call, and
-/// may read the run token headers and Electric's headers. No cookies are involved, so `*`
-/// grants nothing a bearer token does not.
-fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods(Any)
-        .allow_headers(Any)
-        .expose_headers(Any)
-}
-
 /// The application with its middleware.
 pub fn router(state: AppState) -> Router {
     let (routes, api) = api_router(state.config.max_payload_bytes).split_for_parts();
@@ -107,6 +95,6 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn(track_requests))
         .layer(from_fn(require_authorization_header))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(cors())
+        .layer(from_fn(crate::cors::cors))
         .with_state(state)
 }

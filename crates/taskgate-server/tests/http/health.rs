@@ -104,6 +104,23 @@ async fn browsers_may_call_with_public_tokens(b: Backend) {
     let r = app.send(preflight).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["access-control-allow-origin"], "*");
+    assert_eq!(
+        r.headers["access-control-allow-headers"], "authorization",
+        "a wildcard never covers Authorization, so the requested headers are named back"
+    );
+    assert_eq!(r.headers["access-control-allow-methods"], "*");
+    assert!(r.headers["vary"].to_str().unwrap().contains("origin"));
+    // A preflight that names no headers is answered with the wildcard.
+    let bare = axum::http::Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/api/v1/auth/credential")
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "GET")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = app.send(bare).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["access-control-allow-headers"], "*");
     let (_, key) = app.project_with_key("prod").await;
     let req = axum::http::Request::post("/api/v1/tasks/t/trigger")
         .header("origin", "https://app.example.com")
