@@ -17,9 +17,9 @@
 # Every load is bounded by wrk's -d and only targets 127.0.0.1.
 #
 # Options:
-#   --quick           3 s loads, 1 s warm-ups, 2 rounds (default: 10 s, 2 s, 3 rounds)
+#   --quick           3 s loads, 1 s warm-ups, 3 rounds (default: 10 s, 2 s, 5 rounds)
 #   --duration S      seconds per load run
-#   --rounds N        throughput rounds (every path once per round; default 3)
+#   --rounds N        throughput rounds (every path once per round; default 5)
 #   --connections N   wrk connections (default 32); --threads N wrk threads (default 2)
 #   --backends LIST   comma-separated, sqlite and/or postgres (default: both)
 #   --pg-url URL      a database URL psql can use to CREATE/DROP DATABASE; the server gets the
@@ -37,7 +37,7 @@ BIN=${TASKGATE_BIN:-$ROOT/target/release/taskgate}
 
 DURATION=10
 WARMUP=2
-ROUNDS=3
+ROUNDS=5
 CONNECTIONS=32
 THREADS=2
 BACKENDS=sqlite,postgres
@@ -47,7 +47,7 @@ KEEP=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) DURATION=3; WARMUP=1; ROUNDS=2 ;;
+    --quick) DURATION=3; WARMUP=1; ROUNDS=3 ;;
     --duration) DURATION=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
     --connections) CONNECTIONS=$2; shift ;;

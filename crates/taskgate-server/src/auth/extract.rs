@@ -46,7 +46,8 @@ impl FromRequestParts<AppState> for ApiAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
-        if bearer::classify(token) == TokenKind::PublicJwt {
+        // A JWT has dots; a secret key, the common case, skips classification.
+        if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
             return authenticate_public_jwt(state, token).await.map(Self);
         }
         authenticate_secret_key(state, token, branch_header(parts), false)
