@@ -134,6 +134,53 @@ fn run_event(r: &Run) -> ChangeEvent {
     }
 }
 
+/// The run a live request key points at.
+async fn request_key_run(
+    conn: &mut DbConn,
+    rk: &RequestKey,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Run>> {
+    count("find_request_key_run");
+    let row = sqlx::query(&format!(
+        "SELECT {RUN_COLS} FROM request_idempotency_keys k JOIN task_runs r ON r.id = k.run_id
+         WHERE k.key_hash = $1 AND k.expires_at > $2"
+    ))
+    .bind(&rk.hash)
+    .bind(to_millis(now))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    row.as_ref().map(run).transpose()
+}
+
+/// When expired request keys were last purged (epoch ms), so a busy node purges once a minute.
+static REQUEST_KEYS_PURGED_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+impl Backend {
+    /// Deletes expired request keys, at most once a minute per process; best effort (a key
+    /// that outlives its window is ignored by lookups and taken over by its next use).
+    async fn purge_request_keys(&self, now: DateTime<Utc>) {
+        use std::sync::atomic::Ordering;
+        let now_ms = to_millis(now);
+        let last = REQUEST_KEYS_PURGED_AT.load(Ordering::Relaxed);
+        if now_ms - last < 60_000
+            || REQUEST_KEYS_PURGED_AT
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        count("purge_request_keys");
+        if let Err(e) = sqlx::query("DELETE FROM request_idempotency_keys WHERE expires_at <= $1")
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot purge expired request keys");
+        }
+    }
+}
+
 #[async_trait]
 impl RunStore for Backend {
     async fn trigger_run(
@@ -141,9 +188,21 @@ impl RunStore for Backend {
         new: Run,
         idempotency: Option<Idempotency>,
         one_time_use: Option<String>,
+        request_key: Option<RequestKey>,
         now: DateTime<Utc>,
     ) -> StoreResult<Triggered> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
+        // A retry of a request that already created a run: that run, whatever else has
+        // happened since (its one-time token is spent by then, its idempotency key may be).
+        if let Some(rk) = &request_key {
+            if let Some(old) = request_key_run(&mut tx, rk, now).await? {
+                tx.rollback().await.map_err(map_err)?;
+                return Ok(Triggered {
+                    run: old,
+                    cached: false,
+                });
+            }
+        }
         if let Some(hash) = &one_time_use {
             count("consume_one_time_token");
             sqlx::query(
@@ -194,10 +253,42 @@ impl RunStore for Backend {
             new.idempotency_key_expires_at = Some(idem.expires_at);
         }
         insert_run(&mut tx, &new).await?;
+        if let Some(rk) = &request_key {
+            count("insert_request_key");
+            // An expired row of the same key is taken over; a live one means a concurrent
+            // attempt of the same request committed first.
+            let stored = sqlx::query(
+                "INSERT INTO request_idempotency_keys (key_hash, run_id, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (key_hash) DO UPDATE SET run_id = excluded.run_id, expires_at = excluded.expires_at
+                 WHERE request_idempotency_keys.expires_at <= $4",
+            )
+            .bind(&rk.hash)
+            .bind(&new.id)
+            .bind(to_millis(rk.expires_at))
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+            if stored == 0 {
+                tx.rollback().await.map_err(map_err)?;
+                let mut conn = self.writer.acquire().await.map_err(map_err)?;
+                return match request_key_run(&mut conn, rk, now).await? {
+                    Some(old) => Ok(Triggered {
+                        run: old,
+                        cached: false,
+                    }),
+                    None => Err(StoreError::conflict("request_idempotency_keys")),
+                };
+            }
+        }
         let event = run_event(&new);
         self.notify_in(&mut tx, &event).await?;
         tx.commit().await.map_err(map_err)?;
         self.publish_local(event);
+        if request_key.is_some() {
+            self.purge_request_keys(now).await;
+        }
         Ok(Triggered {
             run: new,
             cached: false,

@@ -56,6 +56,16 @@ pub struct Idempotency {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A trigger request's own idempotency key (`x-trigger-request-idempotency-key`), which SDK
+/// clients reuse across the retries of one call: a retry inside the window gets the run the
+/// first attempt created.
+#[derive(Debug, Clone)]
+pub struct RequestKey {
+    /// Lowercase hex SHA-256 of the JSON `[key, environment id, task id]`.
+    pub hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// The result of a trigger.
 #[derive(Debug, Clone)]
 pub struct Triggered {
@@ -120,14 +130,17 @@ pub struct StreamChunk {
 /// Runs and what hangs off them.
 #[async_trait]
 pub trait RunStore: Send + Sync {
-    /// Creates a run, honouring an idempotency key (an existing run with a live key that has
-    /// not failed is returned instead) and a one-time-use token hash (a second use is
-    /// `Conflict{"one_time_use_tokens"}`), in one transaction.
+    /// Creates a run, honouring a request key (a retry of a request that already created a
+    /// run gets that run, `cached: false`, before anything else is checked), an idempotency
+    /// key (an existing run with a live key that has not failed is returned instead) and a
+    /// one-time-use token hash (a second use is `Conflict{"one_time_use_tokens"}`), in one
+    /// transaction.
     async fn trigger_run(
         &self,
         run: Run,
         idempotency: Option<Idempotency>,
         one_time_use: Option<String>,
+        request_key: Option<RequestKey>,
         now: DateTime<Utc>,
     ) -> StoreResult<Triggered>;
     /// A run of an environment by friendly id.

@@ -86,6 +86,82 @@ async fn triggered_runs_are_retrievable_with_the_sdks_fields(b: Backend) {
     app.cleanup().await;
 }
 
+async fn retried_triggers_get_the_run_of_their_first_attempt(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let send = |token: String, task: &'static str, request_key: String| {
+        let app = &app;
+        async move {
+            let headers = [("x-trigger-request-idempotency-key", request_key.as_str())];
+            app.request(
+                Method::POST,
+                &format!("/api/v1/tasks/{task}/trigger"),
+                Some(&token),
+                Some(json!({ "payload": "{}" })),
+                &headers,
+            )
+            .await
+        }
+    };
+    let uuid = "7d0f3c2e-9a51-4b7c-8a3e-3f1d2c4b5a69".to_string();
+    let first = send(key.clone(), "email", uuid.clone()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let id = first.body["id"].as_str().unwrap().to_string();
+    // A retry (the SDK reuses the key) gets the same run, not a cached idempotent one,
+    // with a fresh run token.
+    let retry = send(key.clone(), "email", uuid.clone()).await;
+    assert_eq!(
+        (
+            retry.status,
+            retry.body["id"].as_str(),
+            retry.body["isCached"].as_bool()
+        ),
+        (StatusCode::OK, Some(id.as_str()), Some(false))
+    );
+    let claims: Value =
+        serde_json::from_str(retry.headers["x-trigger-jwt-claims"].to_str().unwrap()).unwrap();
+    assert_eq!(claims["scopes"][0], format!("read:runs:{id}"));
+    // The key is scoped to the task, and another call's key is another run.
+    let other_task = send(key.clone(), "sms", uuid.clone()).await;
+    assert_ne!(other_task.body["id"].as_str(), Some(id.as_str()));
+    let other_call = send(key.clone(), "email", "another-call".into()).await;
+    assert_ne!(other_call.body["id"].as_str(), Some(id.as_str()));
+    let r = app
+        .get("/api/v1/runs?filter[taskIdentifier]=email", &key)
+        .await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 2, "{}", r.text);
+    // A retry with a one-time token is not refused as a second use.
+    let once = app
+        .post(
+            "/api/v1/auth/public-tokens",
+            &key,
+            json!({ "scopes": ["trigger:tasks:email"], "oneTimeUse": true }),
+        )
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = send(once.clone(), "email", "otu-call".into()).await;
+    let b = send(once.clone(), "email", "otu-call".into()).await;
+    assert_eq!(
+        (a.status, b.status, b.body["id"].as_str()),
+        (StatusCode::OK, StatusCode::OK, a.body["id"].as_str())
+    );
+    let c = send(once, "email", "another-otu-call".into()).await;
+    assert_eq!(c.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", c.text);
+    // The header has a size limit and says so.
+    let r = send(key, "email", "k".repeat(257)).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("x-trigger-request-idempotency-key must be at most 256 characters")
+        )
+    );
+    app.cleanup().await;
+}
+
 async fn trigger_validates_its_body(b: Backend) {
     let app = TestApp::with_config(b, |c| c.max_payload_bytes = 1024).await;
     let (_, key) = app.project_with_key("prod").await;
@@ -593,6 +669,7 @@ async fn batches_trigger_in_two_phases(b: Backend) {
 
 on_both!(
     triggered_runs_are_retrievable_with_the_sdks_fields,
+    retried_triggers_get_the_run_of_their_first_attempt,
     trigger_validates_its_body,
     jwts_trigger_and_read_within_their_scopes,
     runs_list_pages_filters_and_cursors,

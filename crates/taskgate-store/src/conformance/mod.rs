@@ -112,6 +112,7 @@ macro_rules! conformance_suite {
             concurrent_rotations_lose_no_key, branches_resolve_until_archived,
             audit_log_records_rotations_and_grace_changes, revoked_key_usage_accumulates,
             changes_are_published, runs_trigger_with_idempotency_and_one_time_tokens,
+            retried_requests_get_their_first_run,
             runs_list_in_pages_with_filters, runs_change_state_once_and_stop_when_final,
             due_runs_start_or_expire, streams_append_and_resume, batches_dedupe_items_and_seal);
     };

@@ -67,6 +67,7 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
             new_run(&env, "email", t0(), &["a"]),
             Some(idem(t0() + Duration::days(1))),
             None,
+            None,
             t0(),
         )
         .await
@@ -76,6 +77,7 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
         .trigger_run(
             new_run(&env, "email", t0(), &[]),
             Some(idem(t0() + Duration::days(1))),
+            None,
             None,
             t0(),
         )
@@ -90,6 +92,7 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
             new_run(&env, "sms", t0(), &[]),
             Some(idem(t0() + Duration::days(1))),
             None,
+            None,
             t0(),
         )
         .await
@@ -101,6 +104,7 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
         .trigger_run(
             new_run(&env, "email", later, &[]),
             Some(idem(later + Duration::days(1))),
+            None,
             None,
             later,
         )
@@ -114,6 +118,7 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
             new_run(&env, "email", t0(), &[]),
             None,
             Some("hash-1".into()),
+            None,
             t0(),
         )
         .await;
@@ -123,6 +128,7 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
             new_run(&env, "email", t0(), &[]),
             None,
             Some("hash-1".into()),
+            None,
             t0(),
         )
         .await;
@@ -146,6 +152,93 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
     );
 }
 
+pub async fn retried_requests_get_their_first_run(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let key = |exp| RequestKey {
+        hash: "request-1".into(),
+        expires_at: exp,
+    };
+    let window = t0() + Duration::hours(1);
+    // The first attempt spends a one-time token; its retry must not be refused for that.
+    let first = store
+        .trigger_run(
+            new_run(&env, "email", t0(), &[]),
+            None,
+            Some("otu-1".into()),
+            Some(key(window)),
+            t0(),
+        )
+        .await
+        .unwrap();
+    let retry = store
+        .trigger_run(
+            new_run(&env, "email", t0(), &[]),
+            None,
+            Some("otu-1".into()),
+            Some(key(window)),
+            t0() + Duration::seconds(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(retry.run.friendly_id, first.run.friendly_id);
+    assert!(
+        !retry.cached,
+        "a retried request is not an idempotency-key hit"
+    );
+    // Concurrent attempts of one request create one run between them.
+    let attempts = (0..6).map(|_| {
+        let store = store.clone();
+        let env = env.clone();
+        tokio::spawn(async move {
+            store
+                .trigger_run(
+                    new_run(&env, "sms", t0(), &[]),
+                    None,
+                    None,
+                    Some(RequestKey {
+                        hash: "request-2".into(),
+                        expires_at: t0() + Duration::hours(1),
+                    }),
+                    t0(),
+                )
+                .await
+                .unwrap()
+                .run
+                .friendly_id
+        })
+    });
+    let mut ids = Vec::new();
+    for a in attempts {
+        ids.push(a.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one run for one request: {ids:?}");
+    // Past the window the key starts over with a new run.
+    let later = window + Duration::seconds(1);
+    let fresh = store
+        .trigger_run(
+            new_run(&env, "email", later, &[]),
+            None,
+            None,
+            Some(key(later + Duration::hours(1))),
+            later,
+        )
+        .await
+        .unwrap();
+    assert_ne!(fresh.run.friendly_id, first.run.friendly_id);
+    let again = store
+        .trigger_run(
+            new_run(&env, "email", later, &[]),
+            None,
+            None,
+            Some(key(later + Duration::hours(1))),
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.run.friendly_id, fresh.run.friendly_id);
+}
+
 pub async fn runs_list_in_pages_with_filters(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let mut ids = Vec::new();
@@ -155,6 +248,7 @@ pub async fn runs_list_in_pages_with_filters(store: Arc<dyn Store>) {
         let r = store
             .trigger_run(
                 new_run(&env, task, t0() + Duration::seconds(i), tags),
+                None,
                 None,
                 None,
                 t0(),
@@ -276,7 +370,7 @@ pub async fn runs_change_state_once_and_stop_when_final(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let mut rx = store.subscribe();
     let r = store
-        .trigger_run(new_run(&env, "t", t0(), &[]), None, None, t0())
+        .trigger_run(new_run(&env, "t", t0(), &[]), None, None, None, t0())
         .await
         .unwrap()
         .run;
@@ -376,11 +470,15 @@ pub async fn due_runs_start_or_expire(store: Arc<dyn Store>) {
     let mut ttl = new_run(&env, "t", t0(), &[]);
     ttl.ttl_expires_at = Some(t0() + Duration::minutes(5));
     let d = store
-        .trigger_run(delayed, None, None, t0())
+        .trigger_run(delayed, None, None, None, t0())
         .await
         .unwrap()
         .run;
-    let e = store.trigger_run(ttl, None, None, t0()).await.unwrap().run;
+    let e = store
+        .trigger_run(ttl, None, None, None, t0())
+        .await
+        .unwrap()
+        .run;
     assert!(store.advance_due_runs(t0()).await.unwrap().is_empty());
     let moved = store
         .advance_due_runs(t0() + Duration::minutes(2))
@@ -406,7 +504,7 @@ pub async fn due_runs_start_or_expire(store: Arc<dyn Store>) {
 pub async fn streams_append_and_resume(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let r = store
-        .trigger_run(new_run(&env, "t", t0(), &[]), None, None, t0())
+        .trigger_run(new_run(&env, "t", t0(), &[]), None, None, None, t0())
         .await
         .unwrap()
         .run;

@@ -159,7 +159,7 @@ pub async fn stream_batch_items(
         });
         let triggered = state
             .store
-            .trigger_run(run, idempotency, None, state.now())
+            .trigger_run(run, idempotency, None, None, state.now())
             .await?;
         if state
             .store

@@ -148,7 +148,7 @@ pub async fn replay_run(
     };
     let triggered = state
         .store
-        .trigger_run(run, idempotency, None, state.now())
+        .trigger_run(run, idempotency, None, None, state.now())
         .await?;
     tracing::info!(run.id = %triggered.run.friendly_id, replay_of = %old.friendly_id, "run replayed");
     Ok(Json(json!({ "id": triggered.run.friendly_id })))

@@ -8,12 +8,13 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use taskgate_api::ErrorBody;
+use taskgate_core::hash::sha256_hex;
 use taskgate_core::ids::{new_id, new_run_friendly_id};
 use taskgate_core::run::{
     parse_delay, parse_idempotency_ttl, parse_ttl, stored, DEFAULT_IDEMPOTENCY_TTL,
 };
 use taskgate_core::scope::Resource;
-use taskgate_store::{Idempotency, Run, StoreError};
+use taskgate_store::{Idempotency, RequestKey, Run, StoreError};
 
 use crate::auth::extract::ApiAuth;
 use crate::auth::EnvPrincipal;
@@ -262,10 +263,41 @@ pub fn run_token_headers(
     Ok(headers)
 }
 
+/// The header SDK clients send with a fresh value per logical call, reused across its retries.
+const REQUEST_KEY_HEADER: &str = "x-trigger-request-idempotency-key";
+/// Longest request key accepted (the SDK sends a 36-character UUID).
+const MAX_REQUEST_KEY_LEN: usize = 256;
+/// How long a retry gets the run its first attempt created. The SDK's retries of one call
+/// span about 10 s.
+const REQUEST_KEY_WINDOW: chrono::Duration = chrono::Duration::hours(1);
+
+/// The request key of a trigger, scoped to its environment and task (spec errors-runs-sdk
+/// §2.1: SHA-256 over the JSON `[key, envId, taskId]`). An empty header is no key.
+fn request_key(
+    header: Option<&str>,
+    environment_id: &str,
+    task_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult<Option<RequestKey>> {
+    let Some(key) = header.filter(|k| !k.is_empty()) else {
+        return Ok(None);
+    };
+    if key.len() > MAX_REQUEST_KEY_LEN {
+        return Err(ApiError::bad_request(format!(
+            "{REQUEST_KEY_HEADER} must be at most {MAX_REQUEST_KEY_LEN} characters"
+        )));
+    }
+    Ok(Some(RequestKey {
+        hash: sha256_hex(&json!([key, environment_id, task_id]).to_string()),
+        expires_at: now + REQUEST_KEY_WINDOW,
+    }))
+}
+
 /// Triggers a run of `taskId`; answers `{id, isCached}` with a JWT for the run in
 /// `x-trigger-jwt`.
 #[utoipa::path(post, path = "/api/v1/tasks/{taskId}/trigger", tag = "runs",
-    params(("taskId" = String, Path), ("idempotency-key" = Option<String>, Header), ("idempotency-key-ttl" = Option<String>, Header)),
+    params(("taskId" = String, Path), ("idempotency-key" = Option<String>, Header), ("idempotency-key-ttl" = Option<String>, Header),
+           ("x-trigger-request-idempotency-key" = Option<String>, Header, description = "Reused across the retries of one call: a retry within 1 h answers with the run the first attempt created")),
     request_body(content = Object, description = "{payload?, options?: {payloadType, idempotencyKey, idempotencyKeyTTL, tags, delay, ttl, queue, concurrencyKey, maxAttempts, metadata, metadataType, machine, test}}"),
     responses((status = 200, body = Object, description = "{\"id\": \"run_…\", \"isCached\": false}"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -291,7 +323,17 @@ pub async fn trigger_task(
         .jwt()
         .filter(|g| g.one_time_use)
         .and_then(|g| g.one_time_marker.clone());
-    let triggered = match state.store.trigger_run(run, idempotency, one_time, state.now()).await {
+    let request_key = request_key(
+        header(REQUEST_KEY_HEADER),
+        &principal.env.environment.id,
+        &task_id,
+        state.now(),
+    )?;
+    let triggered = match state
+        .store
+        .trigger_run(run, idempotency, one_time, request_key, state.now())
+        .await
+    {
         Ok(t) => t,
         Err(StoreError::Conflict { constraint }) if constraint == "one_time_use_tokens" => {
             return Err(ApiError::new(
