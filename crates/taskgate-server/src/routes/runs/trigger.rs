@@ -272,7 +272,7 @@ const MAX_REQUEST_KEY_LEN: usize = 256;
 const REQUEST_KEY_WINDOW: chrono::Duration = chrono::Duration::hours(1);
 
 /// The request key of a trigger, scoped to its environment and task (spec errors-runs-sdk
-/// §2.1: SHA-256 over the JSON `[key, envId, taskId]`). An empty header is no key.
+/// §3.1: SHA-256 over the JSON `[key, envId, taskId]`). An empty header is no key.
 fn request_key(
     header: Option<&str>,
     environment_id: &str,
