@@ -11,11 +11,15 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// Lowercase hex SHA-256 of the UTF-8 string: the lookup hash of keys and tokens.
 pub fn sha256_hex(s: &str) -> String {
-    // Every authenticated request hashes its key: encode into one buffer rather than
-    // character by character.
+    digest_hex(&sha256(s.as_bytes()))
+}
+
+/// The lowercase hex form of a SHA-256 digest, as lookup hashes are stored.
+pub fn digest_hex(digest: &[u8; 32]) -> String {
+    // Encode into one buffer rather than character by character.
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
-    for (i, b) in sha256(s.as_bytes()).iter().enumerate() {
+    for (i, b) in digest.iter().enumerate() {
         out[2 * i] = DIGITS[usize::from(b >> 4)];
         out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use taskgate_core::branch::sanitize_branch;
 use taskgate_core::env::EnvType;
-use taskgate_core::hash::sha256;
+use taskgate_core::hash::{digest_hex, sha256};
 use taskgate_core::keys::is_additional_key;
 use taskgate_store::{EnvironmentAuth, KeyMatchVia};
 
@@ -94,7 +94,7 @@ async fn lookup_key(
     let generation = state.cache.generation();
     match state
         .store
-        .find_env_by_key_hash(&hex::encode(digest), now)
+        .find_env_by_key_hash(&digest_hex(&digest), now)
         .await
     {
         Ok(Some(found)) => {
