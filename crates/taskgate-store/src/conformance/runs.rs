@@ -154,32 +154,33 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
 
 pub async fn retried_requests_get_their_first_run(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
-    let key = |exp| RequestKey {
-        hash: "request-1".into(),
-        expires_at: exp,
+    let key = |hash: &str, expires_at| RequestKey {
+        hash: hash.into(),
+        expires_at,
+    };
+    // One attempt of a trigger request, at `now`.
+    let attempt = |task: &str, one_time: Option<&str>, rk: RequestKey, now| {
+        store.trigger_run(
+            new_run(&env, task, now, &[]),
+            None,
+            one_time.map(str::to_string),
+            Some(rk),
+            now,
+        )
     };
     let window = t0() + Duration::hours(1);
     // The first attempt spends a one-time token; its retry must not be refused for that.
-    let first = store
-        .trigger_run(
-            new_run(&env, "email", t0(), &[]),
-            None,
-            Some("otu-1".into()),
-            Some(key(window)),
-            t0(),
-        )
+    let first = attempt("email", Some("otu-1"), key("request-1", window), t0())
         .await
         .unwrap();
-    let retry = store
-        .trigger_run(
-            new_run(&env, "email", t0(), &[]),
-            None,
-            Some("otu-1".into()),
-            Some(key(window)),
-            t0() + Duration::seconds(5),
-        )
-        .await
-        .unwrap();
+    let retry = attempt(
+        "email",
+        Some("otu-1"),
+        key("request-1", window),
+        t0() + Duration::seconds(5),
+    )
+    .await
+    .unwrap();
     assert_eq!(retry.run.friendly_id, first.run.friendly_id);
     assert!(
         !retry.cached,
@@ -211,29 +212,17 @@ pub async fn retried_requests_get_their_first_run(store: Arc<dyn Store>) {
     for a in attempts {
         ids.push(a.await.unwrap());
     }
+    ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 1, "one run for one request: {ids:?}");
     // Past the window the key starts over with a new run.
     let later = window + Duration::seconds(1);
-    let fresh = store
-        .trigger_run(
-            new_run(&env, "email", later, &[]),
-            None,
-            None,
-            Some(key(later + Duration::hours(1))),
-            later,
-        )
+    let next_window = later + Duration::hours(1);
+    let fresh = attempt("email", None, key("request-1", next_window), later)
         .await
         .unwrap();
     assert_ne!(fresh.run.friendly_id, first.run.friendly_id);
-    let again = store
-        .trigger_run(
-            new_run(&env, "email", later, &[]),
-            None,
-            None,
-            Some(key(later + Duration::hours(1))),
-            later,
-        )
+    let again = attempt("email", None, key("request-1", next_window), later)
         .await
         .unwrap();
     assert_eq!(again.run.friendly_id, fresh.run.friendly_id);
