@@ -5,6 +5,11 @@
 //! symmetric key; no trigger.dev client produces them, so taskgate deliberately refuses them,
 //! along with `none` and asymmetric algorithms, whatever key is used.
 //!
+//! Every segment must be canonical base64url without padding (RFC 7515 §2): no `=`, no
+//! standard-alphabet characters, no non-zero trailing bits. Each token therefore has exactly one
+//! spelling, so whatever is keyed on it (the one-time-use marker) cannot be dodged by
+//! re-encoding the same bytes.
+//!
 //! Check order, which decides the error a caller sees: size and shape, header, algorithm,
 //! signature (constant time), then `iss`, `aud`, `iat`, `nbf`, `exp` as jose does. The signature
 //! comes before the claims so that only [`JwtError::SignatureInvalid`] means "another key might
@@ -17,7 +22,7 @@ use secrecy::zeroize::Zeroize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::bearer::decode_b64url;
+use crate::hash::{digest_hex, sha256};
 
 /// `iss` of every token upstream issues, checked on every verify.
 pub const ISSUER: &str = "https://id.trigger.dev";
@@ -41,8 +46,8 @@ pub type Claims = Map<String, Value>;
 /// Why a token was refused. The variants carry nothing from the token.
 #[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwtError {
-    /// Too long, not three segments, bad base64, not JSON objects, or a signature of the wrong
-    /// length.
+    /// Too long, not three segments, a segment that is not canonical unpadded base64url, not
+    /// JSON objects, or a signature of the wrong length.
     #[error("malformed token")]
     Malformed,
     /// The header names an algorithm other than HS256, or critical extensions (`crit`).
@@ -125,8 +130,17 @@ fn split(token: &str) -> Result<[&str; 3], JwtError> {
     }
 }
 
-fn object(segment: &str) -> Result<Claims, JwtError> {
-    let bytes = decode_b64url(segment).ok_or(JwtError::Malformed)?;
+/// Decodes one segment: canonical base64url without padding, or [`JwtError::Malformed`].
+/// The engine refuses `=`, characters outside the URL-safe alphabet and non-zero trailing bits,
+/// so two different strings never decode to the same bytes.
+fn segment(s: &str) -> Result<Vec<u8>, JwtError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| JwtError::Malformed)
+}
+
+fn object(segment_text: &str) -> Result<Claims, JwtError> {
+    let bytes = segment(segment_text)?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(JwtError::Malformed),
@@ -147,7 +161,8 @@ pub struct Decoded<'a> {
 }
 
 /// Splits a compact JWS and decodes its header and payload: more than [`MAX_JWT_LEN`] bytes,
-/// not three segments, bad base64 or a header or payload that is not a JSON object are
+/// not three segments, a segment that is not canonical unpadded base64url, or a header or
+/// payload that is not a JSON object are
 /// [`JwtError::Malformed`].
 pub fn decode(token: &str) -> Result<Decoded<'_>, JwtError> {
     let [h, p, s] = split(token)?;
@@ -187,10 +202,18 @@ impl Decoded<'_> {
         self.payload
     }
 
+    /// The one-time-use marker of this token: lowercase hex SHA-256 of `<header>.<payload>`.
+    /// Segments are canonical (see the module docs), so this is the same for every spelling a
+    /// client could send of one token, and it differs between any two tokens; only a holder of
+    /// the signing key can make another payload. Meaningful once [`Self::verify`] succeeded.
+    pub fn one_time_marker(&self) -> String {
+        digest_hex(&sha256(self.signing_input.as_bytes()))
+    }
+
     /// Verifies the token under `key` at `now_secs`, with the checks and order of
     /// [`verify_hs256`] after decoding.
     pub fn verify(&self, key: &[u8], now_secs: i64) -> Result<(), JwtError> {
-        let signature = decode_b64url(self.signature).ok_or(JwtError::Malformed)?;
+        let signature = segment(self.signature)?;
         if self.header.get("alg").and_then(Value::as_str) != Some("HS256") {
             return Err(JwtError::UnsupportedAlgorithm);
         }
@@ -232,8 +255,8 @@ impl Decoded<'_> {
 
 /// Verifies an HS256 token under `key` at `now_secs` and returns its payload.
 ///
-/// Refuses, in this order: more than [`MAX_JWT_LEN`] bytes, not three segments, bad base64 or
-/// non-object header or payload ([`JwtError::Malformed`]); any `alg` but exactly `"HS256"`, or
+/// Refuses, in this order: more than [`MAX_JWT_LEN`] bytes, not three segments, a segment that
+/// is not canonical unpadded base64url, or a non-object header or payload ([`JwtError::Malformed`]); any `alg` but exactly `"HS256"`, or
 /// a `crit` header ([`JwtError::UnsupportedAlgorithm`]); a signature that does not verify
 /// (constant-time, [`JwtError::SignatureInvalid`]); `iss` ≠ [`ISSUER`], `aud` neither
 /// [`AUDIENCE`] nor an array containing it, or a non-numeric `iat`, `nbf` or `exp`

@@ -153,6 +153,28 @@ async fn request_key_run(
     row.as_ref().map(run).transpose()
 }
 
+/// Records the use of a one-time-use token for what it created (a run or a batch);
+/// `Conflict{"one_time_use_tokens"}` when it was used before.
+async fn spend_one_time_token(
+    conn: &mut DbConn,
+    marker: &str,
+    created_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    count("consume_one_time_token");
+    sqlx::query("INSERT INTO one_time_use_tokens (token_hash, run_id, used_at) VALUES ($1, $2, $3)")
+        .bind(marker)
+        .bind(created_id)
+        .bind(to_millis(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| match map_err(e) {
+            StoreError::Conflict { .. } => StoreError::conflict("one_time_use_tokens"),
+            other => other,
+        })?;
+    Ok(())
+}
+
 /// When expired request keys were last purged (epoch ms), so a busy node purges once a minute.
 static REQUEST_KEYS_PURGED_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
@@ -203,20 +225,8 @@ impl RunStore for Backend {
                 });
             }
         }
-        if let Some(hash) = &one_time_use {
-            count("consume_one_time_token");
-            sqlx::query(
-                "INSERT INTO one_time_use_tokens (token_hash, run_id, used_at) VALUES ($1, $2, $3)",
-            )
-            .bind(hash)
-            .bind(&new.friendly_id)
-            .bind(to_millis(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match map_err(e) {
-                StoreError::Conflict { .. } => StoreError::conflict("one_time_use_tokens"),
-                other => other,
-            })?;
+        if let Some(marker) = &one_time_use {
+            spend_one_time_token(&mut tx, marker, &new.friendly_id, now).await?;
         }
         let mut new = new;
         if let Some(idem) = &idempotency {
@@ -474,8 +484,16 @@ impl RunStore for Backend {
         Ok(changed)
     }
 
-    async fn create_batch(&self, b: Batch) -> StoreResult<(Batch, bool)> {
+    async fn create_batch(
+        &self,
+        b: Batch,
+        one_time_use: Option<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Batch, bool)> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
+        if let Some(marker) = &one_time_use {
+            spend_one_time_token(&mut tx, marker, &b.friendly_id, now).await?;
+        }
         if let Some(key) = &b.idempotency_key {
             count("find_idempotent_batch");
             let existing = sqlx::query(
@@ -487,7 +505,9 @@ impl RunStore for Backend {
             .await
             .map_err(map_err)?;
             if let Some(row) = existing {
-                return Ok((batch(&row)?, true));
+                let found = batch(&row)?;
+                tx.commit().await.map_err(map_err)?;
+                return Ok((found, true));
             }
         }
         count("create_batch");

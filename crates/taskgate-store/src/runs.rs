@@ -162,8 +162,15 @@ pub trait RunStore: Send + Sync {
     ) -> StoreResult<(Run, bool)>;
     /// Moves due DELAYED runs to PENDING and expires queued runs past their TTL.
     async fn advance_due_runs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Run>>;
-    /// Creates a batch, or returns the one with the same idempotency key.
-    async fn create_batch(&self, batch: Batch) -> StoreResult<(Batch, bool)>;
+    /// Creates a batch, or returns the one with the same idempotency key. A one-time-use token
+    /// marker is spent first, as for [`RunStore::trigger_run`]: a second use is
+    /// `Conflict{"one_time_use_tokens"}`, whether or not the batch would be a cached one.
+    async fn create_batch(
+        &self,
+        batch: Batch,
+        one_time_use: Option<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Batch, bool)>;
     async fn get_batch(
         &self,
         environment_id: &str,

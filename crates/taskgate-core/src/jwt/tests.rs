@@ -416,3 +416,93 @@ fn decoding_leaves_the_signature_to_verification() {
     assert_eq!(decoded.verify(b"k", NOW), Err(JwtError::Malformed));
     assert!(matches!(decode("a.b"), Err(JwtError::Malformed)));
 }
+
+/// Every way of spelling a segment other than canonical unpadded base64url: padding (any amount),
+/// the standard alphabet, and non-zero trailing bits in the last character.
+fn respellings(segment: &str) -> Vec<String> {
+    let mut out: Vec<String> = ["=", "==", "===", &"=".repeat(100)]
+        .iter()
+        .map(|pad| format!("{segment}{pad}"))
+        .collect();
+    let std_alphabet = segment.replace('-', "+").replace('_', "/");
+    if std_alphabet != segment {
+        out.push(std_alphabet);
+    }
+    // The last character of a segment whose length is not a multiple of 4 carries unused low
+    // bits; canonical encoders write them as zero. Flip the lowest one.
+    if !segment.len().is_multiple_of(4) {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = segment.as_bytes()[segment.len() - 1];
+        if let Some(i) = ALPHABET.iter().position(|&c| c == last) {
+            let flipped = char::from(ALPHABET[i ^ 1]);
+            out.push(format!("{}{flipped}", &segment[..segment.len() - 1]));
+        }
+    }
+    out
+}
+
+#[test]
+fn only_the_canonical_spelling_of_a_token_is_accepted() {
+    // Payload and signature lengths that are not multiples of 3 bytes, so padding and
+    // trailing bits both apply.
+    let token = sign_hs256(
+        &payload(json!({ "sub": "x", "pub": true, "otu": true })),
+        b"k",
+    );
+    assert!(verify_hs256(&token, b"k", NOW).is_ok());
+    let parts = segments(&token);
+    for i in 0..3 {
+        let variants = respellings(parts[i]);
+        assert!(
+            variants.len() >= 4,
+            "segment {i} has too few respellings to test"
+        );
+        for variant in variants {
+            let mut p: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
+            p[i] = variant;
+            let respelled = p.join(".");
+            assert_eq!(
+                verify_hs256(&respelled, b"k", NOW),
+                Err(JwtError::Malformed),
+                "segment {i}: {respelled}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_one_time_marker_is_fixed_by_the_signed_bytes() {
+    let k = b"k";
+    let a = sign_hs256(&payload(json!({ "sub": "x", "otu": true })), k);
+    let b = sign_hs256(&payload(json!({ "sub": "y", "otu": true })), k);
+    let marker = |t: &str| {
+        let d = decode(t).unwrap();
+        d.verify(k, NOW).unwrap();
+        d.one_time_marker()
+    };
+    assert_eq!(marker(&a), marker(&a.clone()));
+    assert_ne!(marker(&a), marker(&b));
+    let [h, p, _] = split(&a).unwrap();
+    assert_eq!(
+        marker(&a),
+        crate::hash::sha256_hex(&format!("{h}.{p}")),
+        "the marker is the SHA-256 of header.payload"
+    );
+}
+
+mod canonical_encoding {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever is signed, no respelling of any segment of it verifies.
+        #[test]
+        fn no_respelling_of_a_signed_token_verifies(sub in ".{0,40}", pad in 1usize..8, seg in 0usize..3) {
+            let token = sign_hs256(&payload(json!({ "sub": sub, "otu": true })), b"k");
+            let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+            parts[seg].push_str(&"=".repeat(pad));
+            prop_assert_eq!(verify_hs256(&parts.join("."), b"k", NOW), Err(JwtError::Malformed));
+        }
+    }
+}

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use taskgate_core::hash::sha256_hex;
 use taskgate_core::jwt::{self, JwtError};
 use taskgate_core::scope::Ability;
 
@@ -60,6 +59,10 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
         }
         Err(_) => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
     };
+    let one_time_use = decoded.payload().get("otu") == Some(&Value::Bool(true));
+    // Keyed on the canonical signed bytes, never on the presented string (which a client
+    // could vary), so a token is spent whatever spelling of it is sent again.
+    let one_time_marker = one_time_use.then(|| decoded.one_time_marker());
     let claims = decoded.into_payload();
     if claims.get("pub") != Some(&Value::Bool(true)) {
         return Err(ApiError::unauthorized(TOKEN_IS_INVALID));
@@ -77,8 +80,8 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
     }
     let grant = JwtGrant {
         ability: Ability::from_scopes(&scopes(&claims)),
-        one_time_use: claims.get("otu") == Some(&Value::Bool(true)),
-        one_time_marker: (claims.get("otu") == Some(&Value::Bool(true))).then(|| sha256_hex(token)),
+        one_time_use,
+        one_time_marker,
         realtime: claims.get("realtime").filter(|v| v.is_object()).cloned(),
         actor,
         grace_key_id,

@@ -36,8 +36,9 @@ pub struct ActingUser {
 pub struct JwtGrant {
     pub ability: Ability,
     pub one_time_use: bool,
-    /// For a one-time-use token only: the lowercase hex SHA-256 of the presented token, its
-    /// one-time-use marker (spec §3.8, the intended behaviour rather than upstream's regression).
+    /// For a one-time-use token only: its one-time-use marker, the lowercase hex SHA-256 of the
+    /// token's canonical signed part (`jwt::Decoded::one_time_marker`). Upstream hashes the
+    /// presented string; the signed bytes cannot be varied by the client.
     pub one_time_marker: Option<String>,
     pub realtime: Option<Value>,
     pub actor: Option<ActingUser>,

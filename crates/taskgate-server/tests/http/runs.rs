@@ -667,6 +667,81 @@ async fn batches_trigger_in_two_phases(b: Backend) {
     app.cleanup().await;
 }
 
+/// A one-time token for `task`, minted with `key`.
+async fn one_time_token(app: &TestApp, key: &str, scopes: Value) -> String {
+    let r = app
+        .post(
+            "/api/v1/auth/public-tokens",
+            key,
+            json!({ "scopes": scopes, "oneTimeUse": true }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body["token"].as_str().unwrap().to_string()
+}
+
+async fn run_count(app: &TestApp, key: &str) -> usize {
+    let r = app.get("/api/v1/runs?page[size]=100", key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body["data"].as_array().unwrap().len()
+}
+
+async fn one_time_tokens_cannot_be_replayed_by_respelling(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let once = one_time_token(&app, &key, json!(["trigger:tasks:email"])).await;
+    assert_eq!(
+        trigger(&app, &once, "email", json!({})).await.status,
+        StatusCode::OK
+    );
+    let (head, sig) = once.rsplit_once('.').unwrap();
+    let mut respellings = vec![
+        format!("{once}="),
+        format!("{once}=="),
+        format!("{once}{}", "=".repeat(100)),
+        format!("{head}=.{sig}"),
+        once.replace('-', "+").replace('_', "/"),
+    ];
+    // The signature's last character carries two unused bits; a lenient decoder ignores them.
+    let last = sig.chars().last().unwrap();
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let i = alphabet.find(last).unwrap();
+    let flipped = alphabet.chars().nth(i ^ 1).unwrap();
+    respellings.push(format!("{head}.{}{flipped}", &sig[..sig.len() - 1]));
+    for token in respellings {
+        if token == once {
+            continue;
+        }
+        let r = trigger(&app, &token, "email", json!({})).await;
+        assert!(
+            r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{token}: {} {}",
+            r.status,
+            r.text
+        );
+    }
+    assert_eq!(run_count(&app, &key).await, 1, "one token, one run");
+    app.cleanup().await;
+}
+
+async fn one_time_tokens_create_one_batch(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let once = one_time_token(&app, &key, json!(["batchTrigger:tasks:email"])).await;
+    let body = json!({ "runCount": 1, "taskIdentifiers": ["email"] });
+    let r = app.post("/api/v3/batches", &once, body.clone()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = app.post("/api/v3/batches", &once, body).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Cannot batch trigger with a one-time use token as it has already been used.")
+        )
+    );
+    app.cleanup().await;
+}
+
 on_both!(
     triggered_runs_are_retrievable_with_the_sdks_fields,
     retried_triggers_get_the_run_of_their_first_attempt,
@@ -675,5 +750,7 @@ on_both!(
     runs_list_pages_filters_and_cursors,
     cancel_and_replay,
     delayed_and_ttl_runs_move_on_their_own,
+    one_time_tokens_cannot_be_replayed_by_respelling,
+    one_time_tokens_create_one_batch,
     batches_trigger_in_two_phases
 );

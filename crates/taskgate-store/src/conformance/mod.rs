@@ -114,7 +114,8 @@ macro_rules! conformance_suite {
             changes_are_published, runs_trigger_with_idempotency_and_one_time_tokens,
             retried_requests_get_their_first_run,
             runs_list_in_pages_with_filters, runs_change_state_once_and_stop_when_final,
-            due_runs_start_or_expire, streams_append_and_resume, batches_dedupe_items_and_seal);
+            due_runs_start_or_expire, streams_append_and_resume, batches_dedupe_items_and_seal,
+            batches_spend_one_time_tokens);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(

@@ -529,6 +529,48 @@ pub async fn streams_append_and_resume(store: Arc<dyn Store>) {
     );
 }
 
+/// A one-time token creates one batch; its second use is refused even when the batch would be
+/// an idempotent hit, and the refused attempt creates nothing.
+pub async fn batches_spend_one_time_tokens(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let batch = |key: &str| Batch {
+        id: new_id(),
+        friendly_id: taskgate_core::ids::new_batch_friendly_id(),
+        environment_id: env.clone(),
+        run_count: 1,
+        idempotency_key: Some(key.into()),
+        created_at: t0(),
+        sealed: false,
+    };
+    let first = batch("k1");
+    let (created, cached) = store
+        .create_batch(first.clone(), Some("marker-1".into()), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        (created.friendly_id.as_str(), cached),
+        (first.friendly_id.as_str(), false)
+    );
+    for again in [batch("k1"), batch("k2")] {
+        let refused = store
+            .create_batch(again.clone(), Some("marker-1".into()), t0())
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { ref constraint }) if constraint == "one_time_use_tokens"),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store.get_batch(&env, &again.friendly_id).await.unwrap(),
+            None
+        );
+    }
+    let (_, cached) = store
+        .create_batch(batch("k3"), Some("marker-2".into()), t0())
+        .await
+        .unwrap();
+    assert!(!cached, "another token creates its own batch");
+}
+
 pub async fn batches_dedupe_items_and_seal(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let b = Batch {
@@ -540,14 +582,18 @@ pub async fn batches_dedupe_items_and_seal(store: Arc<dyn Store>) {
         created_at: t0(),
         sealed: false,
     };
-    let (created, cached) = store.create_batch(b.clone()).await.unwrap();
+    let (created, cached) = store.create_batch(b.clone(), None, t0()).await.unwrap();
     assert!(!cached);
     let (again, cached) = store
-        .create_batch(Batch {
-            id: new_id(),
-            friendly_id: "batch_other".into(),
-            ..b.clone()
-        })
+        .create_batch(
+            Batch {
+                id: new_id(),
+                friendly_id: "batch_other".into(),
+                ..b.clone()
+            },
+            None,
+            t0(),
+        )
         .await
         .unwrap();
     assert!(cached && again.friendly_id == created.friendly_id);

@@ -12,7 +12,7 @@ use taskgate_api::ErrorBody;
 use taskgate_core::hash::sha256_hex;
 use taskgate_core::ids::{new_batch_friendly_id, new_id};
 use taskgate_core::scope::Resource;
-use taskgate_store::{Batch, Idempotency};
+use taskgate_store::{Batch, Idempotency, StoreError};
 
 use super::trigger::{build_run, parse_json_body, run_token_headers, TriggerBody, TriggerOptions};
 use crate::auth::extract::ApiAuth;
@@ -32,11 +32,12 @@ struct CreateBatchBody {
     idempotency_key: Option<String>,
 }
 
-/// Phase one: a batch expecting `runCount` items.
+/// Phase one: a batch expecting `runCount` items. A one-time-use token is spent here, by the
+/// batch's creation; phase two accepts the same token for the batch's items.
 #[utoipa::path(post, path = "/api/v3/batches", tag = "runs",
     request_body(content = Object, description = "{runCount, taskIdentifiers?, idempotencyKey?}"),
     responses((status = 202, body = Object, description = "{id, runCount, isCached, idempotencyKey?}"), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_batch(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
@@ -69,7 +70,20 @@ pub async fn create_batch(
         created_at: state.now(),
         sealed: false,
     };
-    let (batch, cached) = state.store.create_batch(batch).await?;
+    let one_time = principal
+        .jwt()
+        .filter(|g| g.one_time_use)
+        .and_then(|g| g.one_time_marker.clone());
+    let (batch, cached) = match state.store.create_batch(batch, one_time, state.now()).await {
+        Ok(created) => created,
+        Err(StoreError::Conflict { constraint }) if constraint == "one_time_use_tokens" => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Cannot batch trigger with a one-time use token as it has already been used.",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let headers = run_token_headers(
         &principal,
         vec![format!("read:batch:{}", batch.friendly_id)],
