@@ -9,7 +9,7 @@
 mod error;
 
 /// The types and SQL dialect that the implementation shared by both backends
-/// (`crates/taskgate-store/sql/`, compiled into each backend with `include!`) is written against.
+/// (`crates/taskgate-store/sql/`, compiled into each backend as `#[path]` modules) is written against.
 pub(crate) mod backend {
     pub type Backend = super::SqliteStore;
     pub type Db = sqlx::Sqlite;
@@ -22,30 +22,22 @@ pub(crate) mod backend {
     pub const FOR_UPDATE_SKIP_LOCKED: &str = "";
 }
 
-mod audit {
-    include!("../../taskgate-store/sql/audit.rs");
-}
-mod keys {
-    include!("../../taskgate-store/sql/keys.rs");
-}
-mod orgs {
-    include!("../../taskgate-store/sql/orgs.rs");
-}
-mod projects {
-    include!("../../taskgate-store/sql/projects.rs");
-}
-mod rows {
-    include!("../../taskgate-store/sql/rows.rs");
-}
-mod runs {
-    include!("../../taskgate-store/sql/runs.rs");
-}
-mod tokens {
-    include!("../../taskgate-store/sql/tokens.rs");
-}
-mod users {
-    include!("../../taskgate-store/sql/users.rs");
-}
+#[path = "../../taskgate-store/sql/audit.rs"]
+mod audit;
+#[path = "../../taskgate-store/sql/keys.rs"]
+mod keys;
+#[path = "../../taskgate-store/sql/orgs.rs"]
+mod orgs;
+#[path = "../../taskgate-store/sql/projects.rs"]
+mod projects;
+#[path = "../../taskgate-store/sql/rows.rs"]
+mod rows;
+#[path = "../../taskgate-store/sql/runs.rs"]
+mod runs;
+#[path = "../../taskgate-store/sql/tokens.rs"]
+mod tokens;
+#[path = "../../taskgate-store/sql/users.rs"]
+mod users;
 
 use std::path::Path;
 use std::str::FromStr;

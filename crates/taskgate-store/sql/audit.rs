@@ -1,4 +1,7 @@
-// The append-only audit log: inserts made inside use-case transactions, and paging. (Shared by the SQLite and PostgreSQL backends: see README.md.)
+//! The append-only audit log: inserts made inside use-case transactions, and paging.
+//!
+//! Compiled into both backends (`#[path]` modules of `taskgate-store-sqlite` and
+//! `taskgate-store-postgres`) against their `backend` module: see `README.md` beside this file.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

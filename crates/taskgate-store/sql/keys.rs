@@ -1,4 +1,7 @@
-// Environment keys: two-step lookup, rotation and grace windows. (Shared by the SQLite and PostgreSQL backends: see README.md.)
+//! Environment keys: two-step lookup, rotation and grace windows.
+//!
+//! Compiled into both backends (`#[path]` modules of `taskgate-store-sqlite` and
+//! `taskgate-store-postgres`) against their `backend` module: see `README.md` beside this file.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,4 +1,7 @@
-// Row decoding shared by the use cases, and the column lists they select. (Shared by the SQLite and PostgreSQL backends: see README.md.)
+//! Row decoding shared by the use cases, and the column lists they select.
+//!
+//! Compiled into both backends (`#[path]` modules of `taskgate-store-sqlite` and
+//! `taskgate-store-postgres`) against their `backend` module: see `README.md` beside this file.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;

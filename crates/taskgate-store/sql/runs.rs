@@ -1,4 +1,7 @@
-// Runs, batches and streams. (Shared by the SQLite and PostgreSQL backends: see README.md.)
+//! Runs, batches and streams.
+//!
+//! Compiled into both backends (`#[path]` modules of `taskgate-store-sqlite` and
+//! `taskgate-store-postgres`) against their `backend` module: see `README.md` beside this file.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -162,16 +165,18 @@ async fn spend_one_time_token(
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     count("consume_one_time_token");
-    sqlx::query("INSERT INTO one_time_use_tokens (token_hash, run_id, used_at) VALUES ($1, $2, $3)")
-        .bind(marker)
-        .bind(created_id)
-        .bind(to_millis(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| match map_err(e) {
-            StoreError::Conflict { .. } => StoreError::conflict("one_time_use_tokens"),
-            other => other,
-        })?;
+    sqlx::query(
+        "INSERT INTO one_time_use_tokens (token_hash, run_id, used_at) VALUES ($1, $2, $3)",
+    )
+    .bind(marker)
+    .bind(created_id)
+    .bind(to_millis(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match map_err(e) {
+        StoreError::Conflict { .. } => StoreError::conflict("one_time_use_tokens"),
+        other => other,
+    })?;
     Ok(())
 }
 

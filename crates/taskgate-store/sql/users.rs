@@ -1,4 +1,7 @@
-// Users and first-run bootstrap. (Shared by the SQLite and PostgreSQL backends: see README.md.)
+//! Users and first-run bootstrap.
+//!
+//! Compiled into both backends (`#[path]` modules of `taskgate-store-sqlite` and
+//! `taskgate-store-postgres`) against their `backend` module: see `README.md` beside this file.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
