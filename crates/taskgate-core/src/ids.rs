@@ -36,6 +36,16 @@ pub fn new_batch_friendly_id() -> String {
     format!("batch_{}", random_string(LOWER_ALNUM, 24))
 }
 
+/// An execution snapshot's friendly id: `snapshot_` + 24 lowercase alphanumerics.
+pub fn new_snapshot_friendly_id() -> String {
+    format!("snapshot_{}", random_string(LOWER_ALNUM, 24))
+}
+
+/// A registered worker's friendly id: `worker_` + 24 lowercase alphanumerics.
+pub fn new_worker_friendly_id() -> String {
+    format!("worker_{}", random_string(LOWER_ALNUM, 24))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -54,6 +64,8 @@ mod tests {
         assert!(shaped(&new_project_ref(), "proj_", 20));
         assert!(shaped(&new_run_friendly_id(), "run_", 24));
         assert!(shaped(&new_batch_friendly_id(), "batch_", 24));
+        assert!(shaped(&new_snapshot_friendly_id(), "snapshot_", 24));
+        assert!(shaped(&new_worker_friendly_id(), "worker_", 24));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! taskgate's domain, with no IO: key and token formats, the scope grammar and roles, HS256
-//! JWTs, user-actor tokens, rotation rules, sealing secrets, run statuses, and the clock.
+//! JWTs, user-actor tokens, rotation rules, sealing secrets, the run engine's state machine,
+//! task errors, and the clock.
 //! Everything here is a pure function of its inputs (time included), so it is tested without
 //! a database or a server. The wire contract it implements is `spec/auth.md` (trigger.dev v4).
 
@@ -7,6 +8,7 @@ pub mod bearer;
 pub mod branch;
 pub mod crypto;
 pub mod duration;
+pub mod engine;
 pub mod env;
 pub mod hash;
 pub mod ids;
@@ -17,6 +19,7 @@ pub mod role;
 pub mod rotation;
 pub mod run;
 pub mod scope;
+pub mod task_error;
 pub mod time;
 pub mod uat;
 

@@ -1,47 +1,13 @@
-//! Runs: stored statuses and their API names (spec errors-runs-sdk §3.6, the 2025-07-16
-//! mapping the 4.8.3 SDK asks for), the list filter's status mapping (§3.3), list cursors,
-//! and the TTL and delay inputs of a trigger.
+//! Runs as the API shows them: the status helpers of the SDK's run shape, the list filter's
+//! status mapping, list cursors, and the TTL and delay inputs of a trigger. The statuses
+//! themselves and their transitions are [`crate::engine`]'s.
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::duration::parse_jose_relative;
-
-/// Stored statuses taskgate produces today.
-pub mod stored {
-    pub const PENDING: &str = "PENDING";
-    pub const DELAYED: &str = "DELAYED";
-    pub const EXECUTING: &str = "EXECUTING";
-    pub const COMPLETED_SUCCESSFULLY: &str = "COMPLETED_SUCCESSFULLY";
-    pub const COMPLETED_WITH_ERRORS: &str = "COMPLETED_WITH_ERRORS";
-    pub const CANCELED: &str = "CANCELED";
-    pub const EXPIRED: &str = "EXPIRED";
-    pub const SYSTEM_FAILURE: &str = "SYSTEM_FAILURE";
-    pub const CRASHED: &str = "CRASHED";
-    pub const TIMED_OUT: &str = "TIMED_OUT";
-    pub const INTERRUPTED: &str = "INTERRUPTED";
-}
-
-/// The API status of a stored status (`apiStatusFromRunStatusV2`).
-pub fn api_status(stored: &str) -> &'static str {
-    match stored {
-        "DELAYED" => "DELAYED",
-        "PENDING_VERSION" | "WAITING_FOR_DEPLOY" => "PENDING_VERSION",
-        "PENDING" => "QUEUED",
-        "PAUSED" | "WAITING_TO_RESUME" => "WAITING",
-        "DEQUEUED" => "DEQUEUED",
-        "EXECUTING" | "RETRYING_AFTER_FAILURE" => "EXECUTING",
-        "CANCELED" => "CANCELED",
-        "COMPLETED_SUCCESSFULLY" => "COMPLETED",
-        "COMPLETED_WITH_ERRORS" | "INTERRUPTED" => "FAILED",
-        "SYSTEM_FAILURE" => "SYSTEM_FAILURE",
-        "CRASHED" => "CRASHED",
-        "EXPIRED" => "EXPIRED",
-        "TIMED_OUT" => "TIMED_OUT",
-        _ => "QUEUED",
-    }
-}
+use crate::engine::RunStatus;
 
 /// The boolean helpers of a run, from its API status (upstream's presenter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,55 +38,27 @@ pub fn status_flags(api: &str) -> StatusFlags {
     }
 }
 
-/// Whether a stored status is final (the run will not change again).
-pub fn is_final(stored: &str) -> bool {
-    matches!(
-        stored,
-        "COMPLETED_SUCCESSFULLY"
-            | "COMPLETED_WITH_ERRORS"
-            | "CANCELED"
-            | "EXPIRED"
-            | "SYSTEM_FAILURE"
-            | "CRASHED"
-            | "TIMED_OUT"
-            | "INTERRUPTED"
-    )
-}
-
-/// Whether an idempotency key on a run in this stored status may be reused by a new run
-/// (failed or expired runs give their key up, spec §3.1).
-pub fn releases_idempotency_key(stored: &str) -> bool {
-    matches!(
-        stored,
-        "INTERRUPTED"
-            | "COMPLETED_WITH_ERRORS"
-            | "SYSTEM_FAILURE"
-            | "CRASHED"
-            | "TIMED_OUT"
-            | "EXPIRED"
-    )
-}
-
 /// The stored statuses an API status filter value selects; `None` for an unknown value.
-pub fn stored_statuses_for_filter(api: &str) -> Option<&'static [&'static str]> {
+pub fn stored_statuses_for_filter(api: &str) -> Option<&'static [RunStatus]> {
+    use RunStatus as S;
     Some(match api {
-        "QUEUED" => &["PENDING"],
-        "EXECUTING" => &["EXECUTING", "RETRYING_AFTER_FAILURE"],
-        "REATTEMPTING" => &["RETRYING_AFTER_FAILURE"],
-        "FROZEN" => &["PAUSED", "WAITING_TO_RESUME"],
-        "WAITING" => &["WAITING_TO_RESUME", "PAUSED"],
-        "DEQUEUED" => &["DEQUEUED"],
-        "COMPLETED" => &["COMPLETED_SUCCESSFULLY"],
-        "FAILED" => &["COMPLETED_WITH_ERRORS", "INTERRUPTED"],
-        "DELAYED" => &["DELAYED"],
-        "PENDING_VERSION" => &["PENDING_VERSION", "WAITING_FOR_DEPLOY"],
-        "WAITING_FOR_DEPLOY" => &["WAITING_FOR_DEPLOY"],
-        "CANCELED" => &["CANCELED"],
-        "SYSTEM_FAILURE" => &["SYSTEM_FAILURE"],
-        "INTERRUPTED" => &["INTERRUPTED"],
-        "CRASHED" => &["CRASHED"],
-        "EXPIRED" => &["EXPIRED"],
-        "TIMED_OUT" => &["TIMED_OUT"],
+        "QUEUED" => &[S::Pending],
+        "EXECUTING" => &[S::Executing, S::RetryingAfterFailure],
+        "REATTEMPTING" => &[S::RetryingAfterFailure],
+        "FROZEN" => &[S::Paused, S::WaitingToResume],
+        "WAITING" => &[S::WaitingToResume, S::Paused],
+        "DEQUEUED" => &[S::Dequeued],
+        "COMPLETED" => &[S::CompletedSuccessfully],
+        "FAILED" => &[S::CompletedWithErrors, S::Interrupted],
+        "DELAYED" => &[S::Delayed],
+        "PENDING_VERSION" => &[S::PendingVersion, S::WaitingForDeploy],
+        "WAITING_FOR_DEPLOY" => &[S::WaitingForDeploy],
+        "CANCELED" => &[S::Canceled],
+        "SYSTEM_FAILURE" => &[S::SystemFailure],
+        "INTERRUPTED" => &[S::Interrupted],
+        "CRASHED" => &[S::Crashed],
+        "EXPIRED" => &[S::Expired],
+        "TIMED_OUT" => &[S::TimedOut],
         _ => return None,
     })
 }
@@ -151,59 +89,91 @@ impl RunCursor {
     }
 }
 
-/// A run's `ttl` option: a duration string (`1h`, `10m`) or whole seconds. `Ok(None)` for
-/// zero (no TTL); `Err` for anything else.
-pub fn parse_ttl(v: &serde_json::Value) -> Result<Option<Duration>, String> {
-    match v {
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(0) => Ok(None),
-            Some(s) if s > 0 => Ok(Some(Duration::seconds(s))),
-            _ => Err(
-                "ttl must be a non-negative integer of seconds or a duration like \"1h\"".into(),
-            ),
-        },
-        serde_json::Value::String(s) => match parse_jose_relative(s) {
-            Some(0) => Ok(None),
-            Some(secs) if secs > 0 => Ok(Some(Duration::seconds(secs))),
-            _ => Err(format!("ttl {s:?} is not a duration like \"1h\"")),
-        },
-        serde_json::Value::Null => Ok(None),
-        _ => Err("ttl must be a duration string or a number of seconds".into()),
-    }
+/// Longest TTL, delay or idempotency-key lifetime a trigger may ask for: a year. Longer values
+/// are far more likely a unit mistake than an intent, and the bound keeps every time derived
+/// from them inside what the stores and clients represent (a huge one used to overflow).
+pub const MAX_RUN_DURATION: Duration = Duration::days(365);
+/// How the bound reads in error messages.
+const MAX_RUN_DURATION_TEXT: &str = "365 days";
+
+/// `secs` as a duration within `0..=MAX_RUN_DURATION`, or an error naming `field`.
+fn bounded(field: &str, secs: i64) -> Result<Duration, String> {
+    Duration::try_seconds(secs)
+        .filter(|d| *d >= Duration::zero() && *d <= MAX_RUN_DURATION)
+        .ok_or_else(|| format!("{field} must be from 0 seconds to {MAX_RUN_DURATION_TEXT}"))
 }
 
-/// A run's `delay` option: a duration string from now, or an ISO-8601 date.
+/// A run's `ttl` option: a duration string (`1h`, `10m`) or whole seconds, at most
+/// [`MAX_RUN_DURATION`]. `Ok(None)` for zero (no TTL); `Err` names the field and the range.
+pub fn parse_ttl(v: &serde_json::Value) -> Result<Option<Duration>, String> {
+    let secs = match v {
+        serde_json::Value::Null => return Ok(None),
+        serde_json::Value::Number(n) => n.as_i64().filter(|s| *s >= 0).ok_or_else(|| {
+            format!("ttl must be a whole number of seconds from 0 to {MAX_RUN_DURATION_TEXT}, or a duration like \"1h\"")
+        })?,
+        serde_json::Value::String(s) => parse_jose_relative(s)
+            .filter(|secs| *secs >= 0)
+            .ok_or_else(|| format!("ttl {s:?} is not a duration like \"1h\""))?,
+        _ => return Err("ttl must be a duration string or a number of seconds".into()),
+    };
+    let d = bounded("ttl", secs)?;
+    Ok((d > Duration::zero()).then_some(d))
+}
+
+/// A run's `delay` option: a duration string from now (at most [`MAX_RUN_DURATION`]), or an
+/// ISO-8601 date no later than that. A date in the past means no delay.
 pub fn parse_delay(
     v: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, String> {
+    let latest = now + MAX_RUN_DURATION;
     match v {
         serde_json::Value::Null => Ok(None),
         serde_json::Value::String(s) => {
             if let Some(secs) = parse_jose_relative(s) {
-                return Ok(Some(now + Duration::seconds(secs.max(0))));
+                let d = bounded("delay", secs.max(0))?;
+                return Ok(now.checked_add_signed(d));
             }
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| Some(t.with_timezone(&Utc)))
+            let at = DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
                 .map_err(|_| {
                     format!("delay {s:?} is neither a duration like \"1h\" nor an ISO-8601 date")
-                })
+                })?;
+            if at > latest {
+                return Err(format!(
+                    "delay must be at most {MAX_RUN_DURATION_TEXT} from now"
+                ));
+            }
+            Ok(Some(at))
         }
         _ => Err("delay must be a duration string or an ISO-8601 date".into()),
     }
 }
 
-/// An idempotency key's TTL option (`^\d+[smhd]$`); anything else falls through to the default.
-pub fn parse_idempotency_ttl(s: &str) -> Option<Duration> {
-    let (num, unit) = s.split_at(s.len().checked_sub(1)?);
-    let n: i64 = num.parse().ok().filter(|n| *n >= 0)?;
-    Some(match unit {
-        "s" => Duration::seconds(n),
-        "m" => Duration::minutes(n),
-        "h" => Duration::hours(n),
-        "d" => Duration::days(n),
-        _ => return None,
-    })
+/// An idempotency key's TTL option (`^\d+[smhd]$`): `Ok(None)` for anything else (the default
+/// applies, as upstream), `Err` when it names more than [`MAX_RUN_DURATION`].
+pub fn parse_idempotency_ttl(s: &str) -> Result<Option<Duration>, String> {
+    // The unit is the last character, which may be any character: split on its boundary.
+    let Some(unit) = s.chars().next_back() else {
+        return Ok(None);
+    };
+    let num = &s[..s.len() - unit.len_utf8()];
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    let per_unit: i64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Ok(None),
+    };
+    let too_long = || format!("idempotencyKeyTTL must be at most {MAX_RUN_DURATION_TEXT}");
+    let n: i64 = num.parse().map_err(|_| too_long())?;
+    let secs = n.checked_mul(per_unit).ok_or_else(too_long)?;
+    bounded("idempotencyKeyTTL", secs)
+        .map(Some)
+        .map_err(|_| too_long())
 }
 
 /// Default idempotency key lifetime: 30 days (upstream).
@@ -217,22 +187,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_map_as_upstreams_v2_presenter() {
-        let table = [
-            ("PENDING", "QUEUED"),
-            ("DELAYED", "DELAYED"),
-            ("WAITING_FOR_DEPLOY", "PENDING_VERSION"),
-            ("WAITING_TO_RESUME", "WAITING"),
-            ("RETRYING_AFTER_FAILURE", "EXECUTING"),
-            ("COMPLETED_SUCCESSFULLY", "COMPLETED"),
-            ("INTERRUPTED", "FAILED"),
-            ("COMPLETED_WITH_ERRORS", "FAILED"),
-            ("EXPIRED", "EXPIRED"),
-            ("NEW_THING", "QUEUED"),
-        ];
-        for (stored, api) in table {
-            assert_eq!(api_status(stored), api, "{stored}");
-        }
+    fn status_flags_and_filters() {
         let f = status_flags("CANCELED");
         assert!(f.is_completed && f.is_failed && f.is_cancelled && !f.is_success);
         let f = status_flags("EXPIRED");
@@ -243,9 +198,16 @@ mod tests {
         assert!(status_flags("DELAYED").is_queued);
         assert_eq!(
             stored_statuses_for_filter("FAILED"),
-            Some(&["COMPLETED_WITH_ERRORS", "INTERRUPTED"][..])
+            Some(&[RunStatus::CompletedWithErrors, RunStatus::Interrupted][..])
         );
         assert_eq!(stored_statuses_for_filter("BOGUS"), None);
+        for s in RunStatus::ALL {
+            let api = s.api_status();
+            assert!(
+                stored_statuses_for_filter(api).is_some_and(|set| set.contains(s)),
+                "filtering by {api} finds {s}"
+            );
+        }
     }
 
     #[test]
@@ -277,8 +239,60 @@ mod tests {
             Some(now + Duration::days(1))
         );
         assert!(parse_delay(&json!(5), now).is_err());
-        assert_eq!(parse_idempotency_ttl("5m"), Some(Duration::minutes(5)));
-        assert_eq!(parse_idempotency_ttl("5x"), None);
-        assert_eq!(parse_idempotency_ttl(""), None);
+        assert_eq!(parse_idempotency_ttl("5m"), Ok(Some(Duration::minutes(5))));
+        assert_eq!(parse_idempotency_ttl("5x"), Ok(None));
+        assert_eq!(parse_idempotency_ttl(""), Ok(None));
+        assert_eq!(parse_idempotency_ttl("-5m"), Ok(None));
+        assert_eq!(
+            parse_idempotency_ttl("5Ⱥ"),
+            Ok(None),
+            "a multi-byte last character"
+        );
+    }
+
+    #[test]
+    fn durations_beyond_a_year_are_refused_by_name() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for huge in [
+            "99999999999d",
+            "9223372036854775807s",
+            "99999999999999999999999y",
+            "366d",
+        ] {
+            let delay = parse_delay(&json!(huge), now).unwrap_err();
+            assert!(delay.starts_with("delay must be"), "{huge}: {delay}");
+            let ttl = parse_ttl(&json!(huge)).unwrap_err();
+            assert!(ttl.starts_with("ttl "), "{huge}: {ttl}");
+            if huge.ends_with(['s', 'd']) {
+                let idem = parse_idempotency_ttl(huge).unwrap_err();
+                assert!(
+                    idem.starts_with("idempotencyKeyTTL must be"),
+                    "{huge}: {idem}"
+                );
+            }
+        }
+        assert!(parse_ttl(&json!(i64::MAX)).is_err());
+        assert!(parse_ttl(&json!(u64::MAX)).is_err());
+        assert!(parse_delay(&json!("+275760-09-13T00:00:00Z"), now).is_err());
+        assert!(parse_delay(&json!("9999-12-31T23:59:59Z"), now).is_err());
+        assert_eq!(
+            parse_delay(&json!("365d"), now).unwrap(),
+            Some(now + MAX_RUN_DURATION)
+        );
+        assert_eq!(parse_idempotency_ttl("365d"), Ok(Some(MAX_RUN_DURATION)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn duration_inputs_never_panic(s in ".{0,30}", n in proptest::num::i64::ANY) {
+            let now = Utc::now();
+            let _ = parse_ttl(&json!(s));
+            let _ = parse_ttl(&json!(n));
+            let _ = parse_delay(&json!(s), now);
+            let _ = parse_idempotency_ttl(&s);
+            let _ = parse_idempotency_ttl(&format!("{n}d"));
+        }
     }
 }

@@ -18,6 +18,11 @@ pub const DEFAULT_DATA_DIR: &str = "./taskgate-data";
 pub const DEFAULT_GRACE_SECONDS: i64 = 24 * 60 * 60;
 /// Largest JSON body any management route accepts (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Runs an environment executes at once unless configured: enough for a developer's machine
+/// (the CLI runs each in its own process) and a batch to make progress in parallel.
+pub const DEFAULT_CONCURRENCY_LIMIT: u32 = 10;
+/// How long a worker's dequeue waits for a run: upstream's long poll, which the CLI expects.
+pub const DEFAULT_DEQUEUE_WAIT_SECONDS: u64 = 10;
 /// Largest trigger payload stored inline (3 MiB, upstream's limit).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 3 * 1024 * 1024;
 
@@ -103,6 +108,19 @@ pub struct ServeArgs {
     /// Seconds a live realtime request waits for a change (1 to 60; Electric clients expect about 20).
     #[arg(long, env = "TASKGATE_REALTIME_POLL_SECONDS", value_name = "SECONDS")]
     pub realtime_poll_seconds: Option<u64>,
+
+    /// Runs an environment may execute at once (1 to 1000) [default: 10].
+    #[arg(long, env = "TASKGATE_CONCURRENCY_LIMIT", value_name = "RUNS")]
+    pub concurrency_limit: Option<u32>,
+
+    /// Most runs an environment may have waiting in its queue; triggers beyond it are refused
+    /// (422). Unlimited when unset.
+    #[arg(long, env = "TASKGATE_MAX_QUEUE_SIZE", value_name = "RUNS")]
+    pub max_queue_size: Option<u64>,
+
+    /// Seconds a worker's dequeue waits for a run before answering empty (0 to 30) [default: 10].
+    #[arg(long, env = "TASKGATE_DEQUEUE_WAIT_SECONDS", value_name = "SECONDS")]
+    pub dequeue_wait_seconds: Option<u64>,
 }
 
 impl ServeArgs {
@@ -124,6 +142,9 @@ impl ServeArgs {
             max_payload_bytes: self.max_payload_bytes.or(base.max_payload_bytes),
             cache_ttl_seconds: self.cache_ttl_seconds.or(base.cache_ttl_seconds),
             realtime_poll_seconds: self.realtime_poll_seconds.or(base.realtime_poll_seconds),
+            concurrency_limit: self.concurrency_limit.or(base.concurrency_limit),
+            max_queue_size: self.max_queue_size.or(base.max_queue_size),
+            dequeue_wait_seconds: self.dequeue_wait_seconds.or(base.dequeue_wait_seconds),
         }
     }
 }
@@ -147,6 +168,12 @@ pub struct Config {
     pub cache_ttl: std::time::Duration,
     /// How long a live realtime request waits for a change before answering "up to date".
     pub realtime_poll: std::time::Duration,
+    /// Runs an environment may execute at once.
+    pub concurrency_limit: u32,
+    /// Most runs an environment may have waiting; `None` is unlimited.
+    pub max_queue_size: Option<u64>,
+    /// How long a dequeue waits for a run (the long poll).
+    pub dequeue_wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -179,6 +206,9 @@ impl std::fmt::Debug for Config {
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("cache_ttl", &self.cache_ttl)
             .field("realtime_poll", &self.realtime_poll)
+            .field("concurrency_limit", &self.concurrency_limit)
+            .field("max_queue_size", &self.max_queue_size)
+            .field("dequeue_wait", &self.dequeue_wait)
             .finish()
     }
 }
@@ -248,6 +278,19 @@ impl Config {
         if !admin_email.contains('@') {
             bail!("admin-email: {admin_email:?} is not an email address");
         }
+        let concurrency_limit = a.concurrency_limit.unwrap_or(DEFAULT_CONCURRENCY_LIMIT);
+        if !(1..=1000).contains(&concurrency_limit) {
+            bail!("concurrency-limit: must be from 1 to 1000, got {concurrency_limit}");
+        }
+        if a.max_queue_size == Some(0) {
+            bail!("max-queue-size: must be at least 1 (leave it unset for no limit)");
+        }
+        let dequeue_wait_seconds = a
+            .dequeue_wait_seconds
+            .unwrap_or(DEFAULT_DEQUEUE_WAIT_SECONDS);
+        if dequeue_wait_seconds > 30 {
+            bail!("dequeue-wait-seconds: must be from 0 to 30, got {dequeue_wait_seconds}");
+        }
         let public_url = a
             .public_url
             .unwrap_or_else(|| format!("http://{listen}"))
@@ -273,6 +316,9 @@ impl Config {
             realtime_poll: std::time::Duration::from_secs(
                 a.realtime_poll_seconds.unwrap_or(20).clamp(1, 60),
             ),
+            concurrency_limit,
+            max_queue_size: a.max_queue_size,
+            dequeue_wait: std::time::Duration::from_secs(dequeue_wait_seconds),
         })
     }
 
@@ -294,6 +340,9 @@ impl Config {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             cache_ttl: std::time::Duration::from_secs(300),
             realtime_poll: std::time::Duration::from_secs(20),
+            concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
+            max_queue_size: None,
+            dequeue_wait: std::time::Duration::from_secs(DEFAULT_DEQUEUE_WAIT_SECONDS),
         }
     }
 }

@@ -24,6 +24,8 @@ pub(crate) mod backend {
 
 #[path = "../../taskgate-store/sql/audit.rs"]
 mod audit;
+#[path = "../../taskgate-store/sql/engine.rs"]
+mod engine;
 #[path = "../../taskgate-store/sql/keys.rs"]
 mod keys;
 #[path = "../../taskgate-store/sql/orgs.rs"]

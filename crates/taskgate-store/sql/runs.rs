@@ -6,7 +6,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row};
-use taskgate_core::run::{is_final, releases_idempotency_key, stored};
+use taskgate_core::engine::{
+    transition, AttemptChange, AttemptOutcome, EngineError, Event, ExecutionStatus, RunStatus,
+    Transition,
+};
+use taskgate_core::ids::new_snapshot_friendly_id;
+use taskgate_core::task_error::TaskRunError;
 use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
@@ -15,19 +20,40 @@ use crate::count;
 use crate::error::map_err;
 use crate::rows::{s, s_opt, ts, ts_opt};
 
-const RUN_COLS: &str = "r.id, r.friendly_id, r.runtime_environment_id, r.task_identifier, r.status, r.payload, r.payload_type,
+pub(crate) const RUN_COLS: &str = "r.id, r.friendly_id, r.runtime_environment_id, r.task_identifier, r.status, r.payload, r.payload_type,
     r.output, r.output_type, r.error, r.tags, r.metadata, r.metadata_type, r.idempotency_key, r.idempotency_key_user,
     r.idempotency_key_expires_at, r.queue, r.concurrency_key, r.max_attempts, r.machine, r.ttl, r.ttl_expires_at,
-    r.delay_until, r.batch_id, r.is_test, r.created_at, r.updated_at, r.started_at, r.completed_at, r.expired_at, r.version";
+    r.delay_until, r.batch_id, r.is_test, r.created_at, r.updated_at, r.started_at, r.completed_at, r.expired_at, r.version,
+    r.execution_status, r.snapshot_id, r.snapshot_description, r.snapshot_at, r.attempt_number, r.heartbeat_at,
+    r.available_at, r.worker_id, r.task_version, r.max_duration_seconds, r.retry_config, r.is_development, r.is_replay";
 
-fn run(row: &DbRow) -> StoreResult<Run> {
+/// A status column's value, refusing anything the engine does not know.
+fn status_col<T>(row: &DbRow, col: &str, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
+    let v = s(row, col)?;
+    parse(&v).ok_or_else(|| StoreError::Other(format!("corrupt {col}: {v:?}")))
+}
+
+pub(crate) fn run(row: &DbRow) -> StoreResult<Run> {
     let tags: String = s(row, "tags")?;
     Ok(Run {
         id: s(row, "id")?,
         friendly_id: s(row, "friendly_id")?,
         environment_id: s(row, "runtime_environment_id")?,
         task_identifier: s(row, "task_identifier")?,
-        status: s(row, "status")?,
+        status: status_col(row, "status", RunStatus::parse)?,
+        execution_status: status_col(row, "execution_status", ExecutionStatus::parse)?,
+        snapshot_id: s(row, "snapshot_id")?,
+        snapshot_description: s(row, "snapshot_description")?,
+        snapshot_at: ts(row, "snapshot_at")?,
+        attempt_number: row.try_get("attempt_number").map_err(map_err)?,
+        heartbeat_at: ts_opt(row, "heartbeat_at")?,
+        available_at: ts_opt(row, "available_at")?,
+        worker_id: s_opt(row, "worker_id")?,
+        task_version: s_opt(row, "task_version")?,
+        max_duration_seconds: row.try_get("max_duration_seconds").map_err(map_err)?,
+        retry_config: s_opt(row, "retry_config")?,
+        is_development: row.try_get("is_development").map_err(map_err)?,
+        is_replay: row.try_get("is_replay").map_err(map_err)?,
         payload: s_opt(row, "payload")?,
         payload_type: s(row, "payload_type")?,
         output: s_opt(row, "output")?,
@@ -77,15 +103,18 @@ async fn insert_run(conn: &mut DbConn, r: &Run) -> StoreResult<()> {
         "INSERT INTO task_runs (id, friendly_id, runtime_environment_id, task_identifier, status, payload, payload_type,
              output, output_type, error, tags, metadata, metadata_type, idempotency_key, idempotency_key_user,
              idempotency_key_expires_at, queue, concurrency_key, max_attempts, machine, ttl, ttl_expires_at,
-             delay_until, batch_id, is_test, created_at, updated_at, started_at, completed_at, expired_at, version)
+             delay_until, batch_id, is_test, created_at, updated_at, started_at, completed_at, expired_at, version,
+             execution_status, snapshot_id, snapshot_description, snapshot_at, attempt_number, heartbeat_at,
+             available_at, due_at, worker_id, task_version, max_duration_seconds, retry_config, is_development, is_replay)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-                 $23, $24, $25, $26, $27, $28, $29, $30, $31)",
+                 $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42,
+                 $43, $44, $45)",
     )
     .bind(&r.id)
     .bind(&r.friendly_id)
     .bind(&r.environment_id)
     .bind(&r.task_identifier)
-    .bind(&r.status)
+    .bind(r.status.as_str())
     .bind(r.payload.as_deref())
     .bind(&r.payload_type)
     .bind(r.output.as_deref())
@@ -112,6 +141,20 @@ async fn insert_run(conn: &mut DbConn, r: &Run) -> StoreResult<()> {
     .bind(r.completed_at.map(to_millis))
     .bind(r.expired_at.map(to_millis))
     .bind(r.version)
+    .bind(r.execution_status.as_str())
+    .bind(&r.snapshot_id)
+    .bind(&r.snapshot_description)
+    .bind(to_millis(r.snapshot_at))
+    .bind(r.attempt_number)
+    .bind(r.heartbeat_at.map(to_millis))
+    .bind(r.available_at.map(to_millis))
+    .bind(r.due_at().map(to_millis))
+    .bind(r.worker_id.as_deref())
+    .bind(r.task_version.as_deref())
+    .bind(r.max_duration_seconds)
+    .bind(r.retry_config.as_deref())
+    .bind(r.is_development)
+    .bind(r.is_replay)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
@@ -129,7 +172,95 @@ async fn insert_run(conn: &mut DbConn, r: &Run) -> StoreResult<()> {
     Ok(())
 }
 
-fn run_event(r: &Run) -> ChangeEvent {
+/// Writes every column a transition or a completion can change (and `due_at`, derived).
+pub(crate) async fn write_run(conn: &mut DbConn, r: &Run) -> StoreResult<()> {
+    count("write_run");
+    sqlx::query(
+        "UPDATE task_runs SET status = $2, execution_status = $3, snapshot_id = $4, snapshot_description = $5,
+             snapshot_at = $6, attempt_number = $7, heartbeat_at = $8, available_at = $9, due_at = $10,
+             worker_id = $11, task_version = $12, max_duration_seconds = $13, retry_config = $14, max_attempts = $15,
+             output = $16, output_type = $17, error = $18, metadata = $19, metadata_type = $20, started_at = $21,
+             completed_at = $22, expired_at = $23, updated_at = $24, version = $25
+         WHERE id = $1",
+    )
+    .bind(&r.id)
+    .bind(r.status.as_str())
+    .bind(r.execution_status.as_str())
+    .bind(&r.snapshot_id)
+    .bind(&r.snapshot_description)
+    .bind(to_millis(r.snapshot_at))
+    .bind(r.attempt_number)
+    .bind(r.heartbeat_at.map(to_millis))
+    .bind(r.available_at.map(to_millis))
+    .bind(r.due_at().map(to_millis))
+    .bind(r.worker_id.as_deref())
+    .bind(r.task_version.as_deref())
+    .bind(r.max_duration_seconds)
+    .bind(r.retry_config.as_deref())
+    .bind(r.max_attempts)
+    .bind(r.output.as_deref())
+    .bind(r.output_type.as_deref())
+    .bind(r.error.as_deref())
+    .bind(r.metadata.as_deref())
+    .bind(r.metadata_type.as_deref())
+    .bind(r.started_at.map(to_millis))
+    .bind(r.completed_at.map(to_millis))
+    .bind(r.expired_at.map(to_millis))
+    .bind(to_millis(r.updated_at))
+    .bind(r.version)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Applies a transition to `r` and writes it, with the attempt it starts or ends: what every
+/// run event shares (worker events, cancellations, the sweeper, dequeues).
+pub(crate) async fn commit_transition(
+    conn: &mut DbConn,
+    r: &mut Run,
+    t: &Transition,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    r.apply(t, new_snapshot_friendly_id(), now);
+    match t.attempt {
+        AttemptChange::None => {}
+        AttemptChange::Started(number) => {
+            count("start_attempt");
+            sqlx::query(
+                "INSERT INTO task_run_attempts (run_id, number, status, worker_id, started_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&r.id)
+            .bind(i64::from(number))
+            .bind(AttemptOutcome::Executing.as_str())
+            .bind(r.worker_id.as_deref())
+            .bind(to_millis(now))
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        }
+        AttemptChange::Ended { outcome, ref error } => {
+            count("end_attempt");
+            let error = error.as_ref().and_then(|e| serde_json::to_string(e).ok());
+            sqlx::query(
+                "UPDATE task_run_attempts SET status = $3, completed_at = $4, error = $5
+                 WHERE run_id = $1 AND number = $2 AND completed_at IS NULL",
+            )
+            .bind(&r.id)
+            .bind(r.attempt_number)
+            .bind(outcome.as_str())
+            .bind(to_millis(now))
+            .bind(error)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        }
+    }
+    write_run(conn, r).await
+}
+
+pub(crate) fn run_event(r: &Run) -> ChangeEvent {
     ChangeEvent::Run {
         run_id: r.id.clone(),
         environment_id: r.environment_id.clone(),
@@ -178,6 +309,26 @@ async fn spend_one_time_token(
         other => other,
     })?;
     Ok(())
+}
+
+impl Backend {
+    /// Sends `events` inside `tx` (to other nodes, on commit), commits, then delivers them to
+    /// this node's hooks and subscribers: the end of every use case that changes what others
+    /// may have cached or be waiting on.
+    pub(crate) async fn commit_and_publish(
+        &self,
+        mut tx: sqlx::Transaction<'_, Db>,
+        events: Vec<ChangeEvent>,
+    ) -> StoreResult<()> {
+        for e in &events {
+            self.notify_in(&mut tx, e).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        for e in events {
+            self.publish_local(e);
+        }
+        Ok(())
+    }
 }
 
 /// When expired request keys were last purged (epoch ms), so a busy node purges once a minute.
@@ -249,7 +400,7 @@ impl RunStore for Backend {
             if let Some(row) = existing {
                 let old = run(&row)?;
                 let expired = old.idempotency_key_expires_at.is_some_and(|at| at <= now);
-                if !expired && !releases_idempotency_key(&old.status) {
+                if !expired && !old.status.releases_idempotency_key() {
                     tx.rollback().await.map_err(map_err)?;
                     return Ok(Triggered {
                         run: old,
@@ -297,10 +448,7 @@ impl RunStore for Backend {
                 };
             }
         }
-        let event = run_event(&new);
-        self.notify_in(&mut tx, &event).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.publish_local(event);
+        self.commit_and_publish(tx, vec![run_event(&new)]).await?;
         if request_key.is_some() {
             self.purge_request_keys(now).await;
         }
@@ -332,7 +480,12 @@ impl RunStore for Backend {
             "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = "
         ));
         q.push_bind(environment_id);
-        push_in(&mut q, "r.status", &filter.statuses);
+        let statuses: Vec<String> = filter
+            .statuses
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect();
+        push_in(&mut q, "r.status", &statuses);
         push_in(&mut q, "r.task_identifier", &filter.task_identifiers);
         push_in(&mut q, "r.queue", &filter.queues);
         push_in(&mut q, "r.machine", &filter.machines);
@@ -389,62 +542,72 @@ impl RunStore for Backend {
         Ok(runs)
     }
 
-    async fn update_run(
+    async fn apply_run_event(
         &self,
         environment_id: &str,
         friendly_id: &str,
-        update: RunUpdate,
-    ) -> StoreResult<(Run, bool)> {
+        event: RunEvent,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Applied, Refusal>> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        count("update_run_read");
+        count("lock_run");
         let row = sqlx::query(&format!(
             "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2{FOR_UPDATE}"
         ))
-            .bind(environment_id)
-            .bind(friendly_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound)?;
-        let mut r = run(&row)?;
-        if is_final(&r.status) {
-            return Ok((r, false));
-        }
-        apply_update(&mut r, update);
-        count("update_run_write");
-        sqlx::query(
-            "UPDATE task_runs SET status = $2, output = $3, output_type = $4, error = $5, updated_at = $6,
-                 started_at = $7, completed_at = $8, expired_at = $9, version = $10
-             WHERE id = $1",
-        )
-        .bind(&r.id)
-        .bind(&r.status)
-        .bind(r.output.as_deref())
-        .bind(r.output_type.as_deref())
-        .bind(r.error.as_deref())
-        .bind(to_millis(r.updated_at))
-        .bind(r.started_at.map(to_millis))
-        .bind(r.completed_at.map(to_millis))
-        .bind(r.expired_at.map(to_millis))
-        .bind(r.version)
-        .execute(&mut *tx)
+        .bind(environment_id)
+        .bind(friendly_id)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(map_err)?;
-        let event = run_event(&r);
-        self.notify_in(&mut tx, &event).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.publish_local(event);
-        Ok((r, true))
+        .map_err(map_err)?
+        .ok_or(StoreError::NotFound)?;
+        let mut r = run(&row)?;
+        let before = r.state();
+        // A finished run answers as finished whatever snapshot the caller holds; only a live
+        // run's stale snapshot is a conflict.
+        if let Some(expected) = &event.expected_snapshot {
+            if *expected != r.snapshot_id && !before.is_finished() {
+                tx.rollback().await.map_err(map_err)?;
+                return Ok(Err(Refusal::StaleSnapshot {
+                    latest: r.snapshot_id,
+                }));
+            }
+        }
+        let t = match transition(&before, &event.event, now) {
+            Ok(t) => t,
+            Err(e) => {
+                tx.rollback().await.map_err(map_err)?;
+                return Ok(Err(Refusal::Engine(e)));
+            }
+        };
+        if t.state.status == RunStatus::CompletedSuccessfully {
+            if let Some((data, kind)) = event.data.output {
+                r.output = Some(data);
+                r.output_type = Some(kind);
+            }
+        }
+        if let Some((data, kind)) = event.data.metadata {
+            r.metadata = Some(data);
+            r.metadata_type = Some(kind);
+        }
+        commit_transition(&mut tx, &mut r, &t, now).await?;
+        let events = if t.snapshot.is_some() {
+            vec![run_event(&r)]
+        } else {
+            Vec::new()
+        };
+        self.commit_and_publish(tx, events).await?;
+        Ok(Ok(Applied {
+            run: r,
+            transition: t,
+        }))
     }
 
     async fn advance_due_runs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Run>> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        count("advance_due_runs");
+        count("due_runs");
         let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLS} FROM task_runs r
-             WHERE (r.status = 'DELAYED' AND r.delay_until <= $1)
-                OR (r.status IN ('PENDING', 'DELAYED') AND r.ttl_expires_at <= $1)
-             LIMIT 500{FOR_UPDATE_SKIP_LOCKED}"
+            "SELECT {RUN_COLS} FROM task_runs r WHERE r.due_at <= $1
+             ORDER BY r.due_at LIMIT 500{FOR_UPDATE_SKIP_LOCKED}"
         ))
         .bind(to_millis(now))
         .fetch_all(&mut *tx)
@@ -453,40 +616,49 @@ impl RunStore for Backend {
         let mut changed = Vec::new();
         for row in &rows {
             let mut r = run(row)?;
-            let expire = r.ttl_expires_at.is_some_and(|at| at <= now);
-            let status = if expire {
-                stored::EXPIRED
-            } else {
-                stored::PENDING
-            };
-            apply_update(
-                &mut r,
-                RunUpdate {
-                    status: status.into(),
-                    at: now,
-                    output: None,
-                    error: None,
-                },
-            );
-            count("advance_due_run");
-            sqlx::query("UPDATE task_runs SET status = $2, updated_at = $3, expired_at = $4, completed_at = $5, version = $6 WHERE id = $1")
-                .bind(&r.id)
-                .bind(&r.status)
-                .bind(to_millis(r.updated_at))
-                .bind(r.expired_at.map(to_millis))
-                .bind(r.completed_at.map(to_millis))
-                .bind(r.version)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            self.notify_in(&mut tx, &run_event(&r)).await?;
-            changed.push(r);
+            match transition(&r.state(), &Event::Tick, now) {
+                Ok(t) => {
+                    commit_transition(&mut tx, &mut r, &t, now).await?;
+                    changed.push(r);
+                }
+                // Not due after all (the row's due time was stale): store the right one so
+                // the sweeper stops reading it.
+                Err(EngineError::NoChange | EngineError::AlreadyFinished) => {
+                    write_run(&mut tx, &r).await?;
+                }
+                Err(e @ EngineError::Illegal { .. }) => {
+                    return Err(StoreError::Other(format!("sweeping run {}: {e}", r.id)))
+                }
+            }
         }
-        tx.commit().await.map_err(map_err)?;
-        for r in &changed {
-            self.publish_local(run_event(r));
-        }
+        let events = changed.iter().map(run_event).collect();
+        self.commit_and_publish(tx, events).await?;
         Ok(changed)
+    }
+
+    async fn list_attempts(&self, run_id: &str) -> StoreResult<Vec<Attempt>> {
+        count("list_attempts");
+        let rows = sqlx::query(
+            "SELECT number, status, worker_id, started_at, completed_at, error
+             FROM task_run_attempts WHERE run_id = $1 ORDER BY number",
+        )
+        .bind(run_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Attempt {
+                    number: row.try_get("number").map_err(map_err)?,
+                    status: status_col(row, "status", AttemptOutcome::parse)?,
+                    worker_id: s_opt(row, "worker_id")?,
+                    started_at: ts(row, "started_at")?,
+                    completed_at: ts_opt(row, "completed_at")?,
+                    error: s_opt(row, "error")?
+                        .and_then(|e| serde_json::from_str::<TaskRunError>(&e).ok()),
+                })
+            })
+            .collect()
     }
 
     async fn create_batch(
@@ -622,9 +794,7 @@ impl RunStore for Backend {
             run_id: run_id.to_string(),
             stream_id: stream_id.to_string(),
         };
-        self.notify_in(&mut tx, &event).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.publish_local(event);
+        self.commit_and_publish(tx, vec![event]).await?;
         Ok(seq)
     }
 

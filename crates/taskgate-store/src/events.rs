@@ -65,6 +65,9 @@ pub enum ChangeEvent {
         environment_id: String,
         version: i64,
     },
+    /// An environment's queue may have runs a worker can now take (a new worker knows more
+    /// tasks). Run changes wake the queue too; this is for what is not a run change.
+    Queue { environment_id: String },
     /// A chunk was appended to a run's stream.
     Stream { run_id: String, stream_id: String },
     /// Events may have been lost (a listener reconnected): drop everything cached.

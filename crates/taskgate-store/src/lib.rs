@@ -7,12 +7,14 @@
 //! arrive as a SHA-256 lookup hash plus an AEAD-sealed copy (see `taskgate_core::crypto`).
 
 pub mod conformance;
+mod engine;
 mod error;
 mod events;
 mod model;
 mod runs;
 mod traits;
 
+pub use engine::*;
 pub use error::{StoreError, StoreResult};
 pub use events::{ChangeEvent, ChangeFanout, ChangeHook};
 pub use model::*;

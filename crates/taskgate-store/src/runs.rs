@@ -2,6 +2,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use taskgate_core::engine::{
+    AttemptOutcome, Event, ExecutionStatus, RetrySettings, RunState, RunStatus, Transition,
+};
+use taskgate_core::task_error::TaskRunError;
 
 use crate::error::StoreResult;
 
@@ -14,8 +18,29 @@ pub struct Run {
     pub friendly_id: String,
     pub environment_id: String,
     pub task_identifier: String,
-    /// The stored status (`PENDING`, `CANCELED`, …); see `taskgate_core::run::api_status`.
-    pub status: String,
+    /// The status clients see (through `RunStatus::api_status`).
+    pub status: RunStatus,
+    /// The latest execution snapshot: its status, id (`snapshot_…`, new at every change),
+    /// description and start.
+    pub execution_status: ExecutionStatus,
+    pub snapshot_id: String,
+    pub snapshot_description: String,
+    pub snapshot_at: DateTime<Utc>,
+    /// Attempts started so far.
+    pub attempt_number: i64,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// Not dequeued before this; the queue's order.
+    pub available_at: Option<DateTime<Utc>>,
+    /// The worker (internal id) the run is locked to since its first dequeue, and its version.
+    pub worker_id: Option<String>,
+    pub task_version: Option<String>,
+    /// The task's `maxDuration` and retry settings (JSON), locked at the first dequeue.
+    pub max_duration_seconds: Option<i64>,
+    pub retry_config: Option<String>,
+    /// In a DEVELOPMENT environment.
+    pub is_development: bool,
+    /// Created by a replay.
+    pub is_replay: bool,
     pub payload: Option<String>,
     pub payload_type: String,
     pub output: Option<String>,
@@ -77,7 +102,7 @@ pub struct Triggered {
 /// Filters of a run listing (already validated and mapped to stored values).
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
-    pub statuses: Vec<String>,
+    pub statuses: Vec<RunStatus>,
     pub task_identifiers: Vec<String>,
     pub tags: Vec<String>,
     pub batch_id: Option<String>,
@@ -98,13 +123,174 @@ pub struct RunPage {
     pub before: Option<(DateTime<Utc>, String)>,
 }
 
-/// A status change.
+impl Run {
+    /// A run just triggered in `environment_id`, in `state` (from `RunState::triggered`), with a
+    /// fresh id, friendly id and first snapshot; payload, options and tags are the caller's to
+    /// set.
+    pub fn triggered(
+        environment_id: &str,
+        task_identifier: &str,
+        state: &RunState,
+        now: DateTime<Utc>,
+    ) -> Run {
+        use taskgate_core::ids;
+        Run {
+            id: ids::new_id(),
+            friendly_id: ids::new_run_friendly_id(),
+            environment_id: environment_id.to_string(),
+            task_identifier: task_identifier.to_string(),
+            status: state.status,
+            execution_status: state.execution,
+            snapshot_id: ids::new_snapshot_friendly_id(),
+            snapshot_description: "Run was triggered".into(),
+            snapshot_at: now,
+            attempt_number: 0,
+            heartbeat_at: None,
+            available_at: state.available_at,
+            worker_id: None,
+            task_version: None,
+            max_duration_seconds: None,
+            retry_config: None,
+            is_development: state.is_development,
+            is_replay: false,
+            payload: None,
+            payload_type: "application/json".into(),
+            output: None,
+            output_type: None,
+            error: None,
+            tags: Vec::new(),
+            metadata: None,
+            metadata_type: None,
+            idempotency_key: None,
+            idempotency_key_user: None,
+            idempotency_key_expires_at: None,
+            queue: None,
+            concurrency_key: None,
+            max_attempts: state.max_attempts.map(i64::from),
+            machine: None,
+            ttl: None,
+            ttl_expires_at: state.ttl_expires_at,
+            delay_until: None,
+            batch_id: None,
+            is_test: false,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            completed_at: None,
+            expired_at: None,
+            version: 1,
+        }
+    }
+
+    /// The state the engine's state machine reads.
+    pub fn state(&self) -> RunState {
+        RunState {
+            status: self.status,
+            execution: self.execution_status,
+            attempt_number: u32::try_from(self.attempt_number.max(0)).unwrap_or(u32::MAX),
+            max_attempts: self
+                .max_attempts
+                .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX)),
+            retry: self
+                .retry_config
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+                .and_then(|v| RetrySettings::from_json(&v)),
+            max_duration_seconds: self
+                .max_duration_seconds
+                .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX)),
+            is_development: self.is_development,
+            snapshot_at: self.snapshot_at,
+            heartbeat_at: self.heartbeat_at,
+            available_at: self.available_at,
+            ttl_expires_at: self.ttl_expires_at,
+            started_at: self.started_at,
+            completed_at: self.completed_at,
+            expired_at: self.expired_at,
+        }
+    }
+
+    /// Takes the state a transition produced. A new snapshot gets `snapshot_id`; the error of
+    /// a failed run is stored as JSON.
+    pub fn apply(&mut self, t: &Transition, snapshot_id: String, now: DateTime<Utc>) {
+        let s = &t.state;
+        self.status = s.status;
+        self.execution_status = s.execution;
+        self.attempt_number = i64::from(s.attempt_number);
+        self.max_attempts = s.max_attempts.map(i64::from);
+        self.retry_config = s
+            .retry
+            .and_then(|r| serde_json::to_string(&r).ok())
+            .or(self.retry_config.take());
+        self.max_duration_seconds = s.max_duration_seconds.map(i64::from);
+        self.heartbeat_at = s.heartbeat_at;
+        self.available_at = s.available_at;
+        self.started_at = s.started_at;
+        self.completed_at = s.completed_at;
+        self.expired_at = s.expired_at;
+        if let Some(description) = t.snapshot {
+            self.snapshot_id = snapshot_id;
+            self.snapshot_description = description.to_string();
+            self.snapshot_at = s.snapshot_at;
+            self.updated_at = now;
+            self.version += 1;
+        }
+        if let Some(e) = &t.error {
+            self.error = serde_json::to_string(e).ok();
+        }
+    }
+
+    /// When the sweeper must next look at this run.
+    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        self.state().next_due()
+    }
+}
+
+/// An attempt of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub number: i64,
+    pub status: AttemptOutcome,
+    pub worker_id: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub error: Option<TaskRunError>,
+}
+
+/// Why an event was not applied to a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The caller named a snapshot that is no longer the latest.
+    StaleSnapshot { latest: String },
+    /// The state machine refused the event.
+    Engine(taskgate_core::engine::EngineError),
+}
+
+/// An event applied to a run.
 #[derive(Debug, Clone)]
-pub struct RunUpdate {
-    pub status: String,
-    pub at: DateTime<Utc>,
+pub struct Applied {
+    /// The run afterwards.
+    pub run: Run,
+    pub transition: Transition,
+}
+
+/// What a run event carries besides the state machine's event: the completed attempt's
+/// output, which is data rather than state.
+#[derive(Debug, Clone, Default)]
+pub struct EventData {
+    /// `(data, type)` of a successful attempt's output.
     pub output: Option<(String, String)>,
-    pub error: Option<String>,
+    /// `(data, type)` of the run's metadata as the attempt flushed it.
+    pub metadata: Option<(String, String)>,
+}
+
+/// An event for [`RunStore::apply_run_event`].
+#[derive(Debug, Clone)]
+pub struct RunEvent {
+    pub event: Event,
+    /// The snapshot the caller acted on; when given and not the latest, the event is refused.
+    pub expected_snapshot: Option<String>,
+    pub data: EventData,
 }
 
 /// A batch created by the two-phase batch API.
@@ -152,16 +338,21 @@ pub trait RunStore: Send + Sync {
         filter: &RunFilter,
         page: &RunPage,
     ) -> StoreResult<Vec<Run>>;
-    /// Changes a run's status (unless it is already final), bumping its version. Returns the
-    /// run as it is afterwards and whether it changed.
-    async fn update_run(
+    /// Applies an event to a run through the engine's state machine, in one transaction:
+    /// refused when the run is another environment's (`NotFound`), when `expected_snapshot`
+    /// is stale, or when the state machine refuses it. Records attempts as they start and end.
+    async fn apply_run_event(
         &self,
         environment_id: &str,
         friendly_id: &str,
-        update: RunUpdate,
-    ) -> StoreResult<(Run, bool)>;
-    /// Moves due DELAYED runs to PENDING and expires queued runs past their TTL.
+        event: RunEvent,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Applied, Refusal>>;
+    /// Applies [`Event::Tick`] to every run due at `now` (delays ending, TTLs, stalls,
+    /// exceeded durations, unconfirmed cancellations); returns the runs that changed.
     async fn advance_due_runs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Run>>;
+    /// A run's attempts, oldest first.
+    async fn list_attempts(&self, run_id: &str) -> StoreResult<Vec<Attempt>>;
     /// Creates a batch, or returns the one with the same idempotency key. A one-time-use token
     /// marker is spent first, as for [`RunStore::trigger_run`]: a second use is
     /// `Conflict{"one_time_use_tokens"}`, whether or not the batch would be a cached one.
@@ -202,28 +393,4 @@ pub trait RunStore: Send + Sync {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<StreamChunk>>;
-}
-
-/// Applies a status change to a run in memory: timestamps and version. Shared by backends.
-pub fn apply_update(r: &mut Run, update: RunUpdate) {
-    use taskgate_core::run::{is_final, stored};
-    r.status = update.status;
-    r.updated_at = update.at;
-    r.version += 1;
-    if r.status == stored::EXECUTING && r.started_at.is_none() {
-        r.started_at = Some(update.at);
-    }
-    if r.status == stored::EXPIRED {
-        r.expired_at = Some(update.at);
-    }
-    if is_final(&r.status) && r.completed_at.is_none() {
-        r.completed_at = Some(update.at);
-    }
-    if let Some((data, kind)) = update.output {
-        r.output = Some(data);
-        r.output_type = Some(kind);
-    }
-    if update.error.is_some() {
-        r.error = update.error;
-    }
 }

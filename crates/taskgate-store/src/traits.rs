@@ -7,6 +7,7 @@ use taskgate_core::env::EnvType;
 use taskgate_core::role::Role;
 use tokio::sync::broadcast;
 
+use crate::engine::EngineStore;
 use crate::error::StoreResult;
 use crate::events::{ChangeEvent, ChangeHook};
 use crate::model::*;
@@ -204,7 +205,16 @@ pub trait AuditStore: Send + Sync {
 /// Everything a taskgate server needs from its database.
 #[async_trait]
 pub trait Store:
-    UserStore + TokenStore + OrgStore + ProjectStore + KeyStore + AuditStore + RunStore + Send + Sync
+    UserStore
+    + TokenStore
+    + OrgStore
+    + ProjectStore
+    + KeyStore
+    + AuditStore
+    + RunStore
+    + EngineStore
+    + Send
+    + Sync
 {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;

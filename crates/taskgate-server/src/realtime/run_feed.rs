@@ -108,7 +108,7 @@ fn row(run: &Run, skip: &HashSet<String>) -> Map<String, Value> {
         ("id", json!(run.id)),
         ("friendlyId", json!(run.friendly_id)),
         ("taskIdentifier", json!(run.task_identifier)),
-        ("status", json!(run.status)),
+        ("status", json!(run.status.as_str())),
         ("createdAt", ts(run.created_at)),
         ("updatedAt", ts(run.updated_at)),
         ("startedAt", opt_ts(run.started_at)),

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use taskgate_api::ErrorBody;
-use taskgate_core::run::is_final;
 use taskgate_core::scope::Resource;
 use taskgate_store::Run;
 
@@ -229,7 +228,7 @@ pub async fn send_input_stream(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    if is_final(&run.status) {
+    if run.status.is_final() {
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({ "ok": false, "error": "Cannot send to input stream on a completed run" })),
@@ -289,7 +288,7 @@ pub async fn append_to_stream(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    if is_final(&run.status) {
+    if run.status.is_final() {
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({ "ok": false, "message": "Cannot append to a stream of a completed run" })),

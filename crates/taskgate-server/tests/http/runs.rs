@@ -742,6 +742,78 @@ async fn one_time_tokens_create_one_batch(b: Backend) {
     app.cleanup().await;
 }
 
+async fn huge_durations_are_refused_by_name(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let once = one_time_token(&app, &key, json!(["trigger:tasks:t"])).await;
+    let cases = [
+        (json!({ "options": { "delay": "99999999999d" } }), "delay"),
+        (
+            json!({ "options": { "delay": "9223372036854775807s" } }),
+            "delay",
+        ),
+        (
+            json!({ "options": { "delay": "+275760-09-13T00:00:00Z" } }),
+            "delay",
+        ),
+        (json!({ "options": { "ttl": "99999999999d" } }), "ttl"),
+        (
+            json!({ "options": { "ttl": 9_223_372_036_854_775_807_i64 } }),
+            "ttl",
+        ),
+        (
+            json!({ "options": { "idempotencyKey": "k", "idempotencyKeyTTL": "9223372036854775807s" } }),
+            "idempotencyKeyTTL",
+        ),
+        (
+            json!({ "options": { "maxAttempts": 1_000_000 } }),
+            "maxAttempts",
+        ),
+    ];
+    for (credential, label) in [(&key, "secret key"), (&once, "public token")] {
+        for (body, field) in &cases {
+            let r = trigger(&app, credential, "t", body.clone()).await;
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "{label} {body}: {}",
+                r.text
+            );
+            let message = r.body["error"].as_str().unwrap();
+            assert!(message.contains(field), "{label}: {message} names {field}");
+        }
+    }
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/tasks/t/trigger",
+            Some(&key),
+            Some(json!({})),
+            &[
+                ("idempotency-key", "k"),
+                ("idempotency-key-ttl", "99999999999d"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // In a batch item too.
+    let r = app
+        .post("/api/v3/batches", &key, json!({ "runCount": 1 }))
+        .await;
+    let batch = r.body["id"].as_str().unwrap().to_string();
+    let line = json!({ "index": 0, "task": "t", "options": { "delay": "99999999999d" } });
+    let req = Request::post(format!("/api/v3/batches/{batch}/items"))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from(line.to_string()))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("delay"), "{}", r.text);
+    assert_eq!(run_count(&app, &key).await, 0, "nothing was created");
+    app.cleanup().await;
+}
+
 on_both!(
     triggered_runs_are_retrievable_with_the_sdks_fields,
     retried_triggers_get_the_run_of_their_first_attempt,
@@ -752,5 +824,6 @@ on_both!(
     delayed_and_ttl_runs_move_on_their_own,
     one_time_tokens_cannot_be_replayed_by_respelling,
     one_time_tokens_create_one_batch,
+    huge_durations_are_refused_by_name,
     batches_trigger_in_two_phases
 );

@@ -7,10 +7,12 @@
     reason = "test support: a failed step is a failed test"
 )]
 
+mod engine;
 mod keys;
 mod runs;
 mod tenancy;
 
+pub use engine::*;
 pub use keys::*;
 pub use runs::*;
 pub use tenancy::*;
@@ -115,7 +117,12 @@ macro_rules! conformance_suite {
             retried_requests_get_their_first_run,
             runs_list_in_pages_with_filters, runs_change_state_once_and_stop_when_final,
             due_runs_start_or_expire, streams_append_and_resume, batches_dedupe_items_and_seal,
-            batches_spend_one_time_tokens);
+            batches_spend_one_time_tokens, workers_register_with_daily_versions,
+            dequeue_takes_known_tasks_oldest_first, dequeue_honours_the_concurrency_limit,
+            attempts_start_complete_and_are_recorded, failed_attempts_keep_their_errors_and_retry,
+            the_sweeper_recovers_stalled_runs, env_vars_are_set_listed_and_deleted,
+            run_logs_stay_in_their_environment, dev_presence_is_remembered,
+            cancelling_a_queued_run_is_immediate_and_an_executing_one_waits);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use taskgate_core::engine::{EngineError, Event, ExecutionStatus, RunState, RunStatus};
 use taskgate_core::env::EnvType;
 use taskgate_core::ids::new_id;
 
@@ -10,38 +11,11 @@ use super::*;
 use crate::*;
 
 fn new_run(env_id: &str, task: &str, at: DateTime<Utc>, tags: &[&str]) -> Run {
+    let state = RunState::triggered(at, None, None, false);
     Run {
-        id: new_id(),
-        friendly_id: taskgate_core::ids::new_run_friendly_id(),
-        environment_id: env_id.to_string(),
-        task_identifier: task.to_string(),
-        status: "PENDING".into(),
         payload: Some("{\"a\":1}".into()),
-        payload_type: "application/json".into(),
-        output: None,
-        output_type: None,
-        error: None,
         tags: tags.iter().map(|t| t.to_string()).collect(),
-        metadata: None,
-        metadata_type: None,
-        idempotency_key: None,
-        idempotency_key_user: None,
-        idempotency_key_expires_at: None,
-        queue: None,
-        concurrency_key: None,
-        max_attempts: None,
-        machine: None,
-        ttl: None,
-        ttl_expires_at: None,
-        delay_until: None,
-        batch_id: None,
-        is_test: false,
-        created_at: at,
-        updated_at: at,
-        started_at: None,
-        completed_at: None,
-        expired_at: None,
-        version: 1,
+        ..Run::triggered(env_id, task, &state, at)
     }
 }
 
@@ -355,6 +329,15 @@ pub async fn runs_list_in_pages_with_filters(store: Arc<dyn Store>) {
     assert_eq!(newer, ids[2..4].to_vec());
 }
 
+/// An event through [`RunStore::apply_run_event`] with no snapshot check and no data.
+pub(super) fn plain(event: Event) -> RunEvent {
+    RunEvent {
+        event,
+        expected_snapshot: None,
+        data: EventData::default(),
+    }
+}
+
 pub async fn runs_change_state_once_and_stop_when_final(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let mut rx = store.subscribe();
@@ -364,70 +347,57 @@ pub async fn runs_change_state_once_and_stop_when_final(store: Arc<dyn Store>) {
         .unwrap()
         .run;
     let at = t0() + Duration::seconds(5);
-    let (after, changed) = store
-        .update_run(
-            &env,
-            &r.friendly_id,
-            RunUpdate {
-                status: "EXECUTING".into(),
-                at,
-                output: None,
-                error: None,
-            },
-        )
+    let cancel = || plain(Event::Cancel { finalize: false });
+    let done = store
+        .apply_run_event(&env, &r.friendly_id, cancel(), at)
         .await
-        .unwrap();
-    assert!(changed);
-    assert_eq!((after.version, after.started_at), (2, Some(at)));
-    let (done, _) = store
-        .update_run(
-            &env,
-            &r.friendly_id,
-            RunUpdate {
-                status: "CANCELED".into(),
-                at,
-                output: None,
-                error: None,
-            },
-        )
-        .await
-        .unwrap();
+        .unwrap()
+        .unwrap()
+        .run;
     assert_eq!(
-        (done.status.as_str(), done.completed_at, done.version),
-        ("CANCELED", Some(at), 3)
+        (
+            done.status,
+            done.execution_status,
+            done.completed_at,
+            done.version
+        ),
+        (RunStatus::Canceled, ExecutionStatus::Finished, Some(at), 2)
     );
-    let (same, changed) = store
-        .update_run(
-            &env,
-            &r.friendly_id,
-            RunUpdate {
-                status: "EXECUTING".into(),
-                at,
-                output: None,
-                error: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert!(
-        !changed && same.status == "CANCELED",
+    assert_ne!(done.snapshot_id, r.snapshot_id, "a new snapshot");
+    let stored = store.get_run(&env, &r.friendly_id).await.unwrap().unwrap();
+    assert_eq!(stored, done, "what was answered is what was stored");
+    assert_eq!(
+        store
+            .apply_run_event(&env, &r.friendly_id, cancel(), at)
+            .await
+            .unwrap()
+            .err(),
+        Some(Refusal::Engine(EngineError::AlreadyFinished)),
         "a final run does not change"
     );
     assert!(matches!(
-        store
-            .update_run(
-                &env,
-                "run_nope",
-                RunUpdate {
-                    status: "CANCELED".into(),
-                    at,
-                    output: None,
-                    error: None
-                }
-            )
-            .await,
+        store.apply_run_event(&env, "run_nope", cancel(), at).await,
         Err(StoreError::NotFound)
     ));
+    let other = store
+        .trigger_run(new_run(&env, "t", t0(), &[]), None, None, None, t0())
+        .await
+        .unwrap()
+        .run;
+    let stale = RunEvent {
+        expected_snapshot: Some("snapshot_old".into()),
+        ..cancel()
+    };
+    assert_eq!(
+        store
+            .apply_run_event(&env, &other.friendly_id, stale, at)
+            .await
+            .unwrap()
+            .err(),
+        Some(Refusal::StaleSnapshot {
+            latest: other.snapshot_id.clone()
+        })
+    );
     let mut versions = Vec::new();
     while let Ok(Ok(ev)) =
         tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await
@@ -440,24 +410,22 @@ pub async fn runs_change_state_once_and_stop_when_final(store: Arc<dyn Store>) {
                 versions.push(version);
             }
         }
-        if versions.len() == 3 {
+        if versions.len() == 2 {
             break;
         }
     }
-    assert_eq!(
-        versions,
-        vec![1, 2, 3],
-        "each change published once, in order"
-    );
+    assert_eq!(versions, vec![1, 2], "each change published once, in order");
 }
 
 pub async fn due_runs_start_or_expire(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
-    let mut delayed = new_run(&env, "t", t0(), &[]);
-    delayed.status = "DELAYED".into();
-    delayed.delay_until = Some(t0() + Duration::minutes(1));
-    let mut ttl = new_run(&env, "t", t0(), &[]);
-    ttl.ttl_expires_at = Some(t0() + Duration::minutes(5));
+    let delayed_state = RunState::triggered(t0(), Some(t0() + Duration::minutes(1)), None, false);
+    let delayed = Run {
+        delay_until: Some(t0() + Duration::minutes(1)),
+        ..Run::triggered(&env, "t", &delayed_state, t0())
+    };
+    let ttl_state = RunState::triggered(t0(), None, Some(t0() + Duration::minutes(5)), false);
+    let ttl = Run::triggered(&env, "t", &ttl_state, t0());
     let d = store
         .trigger_run(delayed, None, None, None, t0())
         .await
@@ -476,9 +444,9 @@ pub async fn due_runs_start_or_expire(store: Arc<dyn Store>) {
     assert_eq!(
         moved
             .iter()
-            .map(|r| (r.friendly_id.as_str(), r.status.as_str()))
+            .map(|r| (r.friendly_id.as_str(), r.status))
             .collect::<Vec<_>>(),
-        vec![(d.friendly_id.as_str(), "PENDING")]
+        vec![(d.friendly_id.as_str(), RunStatus::Pending)]
     );
     let expired = store
         .advance_due_runs(t0() + Duration::minutes(6))
@@ -486,8 +454,16 @@ pub async fn due_runs_start_or_expire(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(expired.len(), 1);
     let got = store.get_run(&env, &e.friendly_id).await.unwrap().unwrap();
-    assert_eq!(got.status, "EXPIRED");
+    assert_eq!(got.status, RunStatus::Expired);
     assert!(got.expired_at.is_some() && got.completed_at.is_some());
+    assert!(
+        store
+            .advance_due_runs(t0() + Duration::days(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is due any more"
+    );
 }
 
 pub async fn streams_append_and_resume(store: Arc<dyn Store>) {

@@ -14,7 +14,9 @@ use taskgate_core::ids::{new_batch_friendly_id, new_id};
 use taskgate_core::scope::Resource;
 use taskgate_store::{Batch, Idempotency, StoreError};
 
-use super::trigger::{build_run, parse_json_body, run_token_headers, TriggerBody, TriggerOptions};
+use super::trigger::{
+    build_run, check_queue_size, parse_json_body, run_token_headers, TriggerBody, TriggerOptions,
+};
 use crate::auth::extract::ApiAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -144,6 +146,9 @@ pub async fn stream_batch_items(
         principal.authorize("batchTrigger", &[Resource::with_id("tasks", &item.task)])?;
         items.push(item);
     }
+    // Items over the queue's limit fail fast, all of them, before any run is made: retrying
+    // cannot help, and half a batch of pre-failed runs would only fill the database.
+    check_queue_size(&state, &env_id, "", items.len() as u64).await?;
     let (mut accepted, mut deduplicated) = (0, 0);
     for item in items {
         let options: TriggerOptions = match item.options {
@@ -154,7 +159,7 @@ pub async fn stream_batch_items(
         };
         let (mut run, idempotency) = build_run(
             &state,
-            &env_id,
+            &principal.env.environment,
             &item.task,
             TriggerBody {
                 payload: item.payload,

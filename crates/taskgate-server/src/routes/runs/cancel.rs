@@ -7,16 +7,18 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use taskgate_api::ErrorBody;
-use taskgate_core::run::stored;
+use taskgate_core::engine::{EngineError, Event};
 use taskgate_core::scope::Resource;
-use taskgate_store::RunUpdate;
+use taskgate_store::{EventData, Refusal, RunEvent};
 
 use super::trigger::{build_run, TriggerBody, TriggerOptions};
 use crate::auth::extract::{ApiAuth, SecretKeyAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Cancels a run; a run that already finished is answered unchanged.
+/// Cancels a run. A queued, delayed or dequeued run ends at once; an executing one is
+/// `CANCELED` at once and its worker is told to stop (it confirms, or the run finishes
+/// without it after a minute). A run that already finished is answered unchanged.
 #[utoipa::path(post, path = "/api/v2/runs/{runId}/cancel", tag = "runs", params(("runId" = String, Path)),
     responses((status = 200, body = Object, description = "{\"id\": \"run_…\"}"), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -39,17 +41,24 @@ pub async fn cancel_run(
     if run.is_none() {
         return Err(ApiError::not_found("Resource not found"));
     }
-    let update = RunUpdate {
-        status: stored::CANCELED.into(),
-        at: state.now(),
-        output: None,
-        error: None,
+    let cancel = RunEvent {
+        event: Event::Cancel { finalize: false },
+        expected_snapshot: None,
+        data: EventData::default(),
     };
-    let (run, changed) = state.store.update_run(&env_id, &run_id, update).await?;
-    if changed {
-        tracing::info!(run.id = %run.friendly_id, "run canceled");
+    match state
+        .store
+        .apply_run_event(&env_id, &run_id, cancel, state.now())
+        .await?
+    {
+        Ok(applied) => {
+            tracing::info!(run.id = %applied.run.friendly_id, execution = %applied.run.execution_status, "run canceled");
+        }
+        // Finished already, or a cancellation already waits for its worker: nothing to do.
+        Err(Refusal::Engine(EngineError::AlreadyFinished | EngineError::NoChange)) => {}
+        Err(other) => return Err(ApiError::internal(format!("cancel refused: {other:?}"))),
     }
-    Ok(Json(json!({ "id": run.friendly_id })))
+    Ok(Json(json!({ "id": run_id })))
 }
 
 /// Overrides a replay may carry (4.8.3's `ReplayRunRequestBody`).
@@ -140,7 +149,14 @@ pub async fn replay_run(
             idempotency_key_options: None,
         },
     };
-    let (mut run, idempotency) = build_run(&state, &env_id, &old.task_identifier, body, None)?;
+    let (mut run, idempotency) = build_run(
+        &state,
+        &principal.env.environment,
+        &old.task_identifier,
+        body,
+        None,
+    )?;
+    run.is_replay = true;
     run.queue = match overrides.queue {
         Some(Value::String(q)) => Some(q),
         Some(q) => q.get("name").and_then(Value::as_str).map(str::to_string),

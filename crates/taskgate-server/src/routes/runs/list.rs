@@ -82,7 +82,7 @@ fn filter(params: &HashMap<String, String>, now: DateTime<Utc>) -> ApiResult<Run
     let mut bad = Vec::new();
     for s in list(params, "filter[status]") {
         match stored_statuses_for_filter(&s) {
-            Some(stored) => statuses.extend(stored.iter().map(|s| s.to_string())),
+            Some(stored) => statuses.extend(stored.iter().copied()),
             None => bad.push(s),
         }
     }

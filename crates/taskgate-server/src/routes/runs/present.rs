@@ -2,7 +2,7 @@
 //! optional fields are omitted rather than null, and enums carry exactly the SDK's values.
 
 use serde_json::{json, Map, Value};
-use taskgate_core::run::{api_status, status_flags};
+use taskgate_core::run::status_flags;
 use taskgate_core::time::iso_millis;
 use taskgate_store::Run;
 
@@ -27,7 +27,7 @@ fn put(m: &mut Map<String, Value>, key: &str, v: Option<Value>) {
 
 /// The fields every run shape has (`CommonRunFields`).
 pub fn common_fields(run: &Run) -> Map<String, Value> {
-    let api = api_status(&run.status);
+    let api = run.status.api_status();
     let flags = status_flags(api);
     let duration_ms = match (run.started_at, run.completed_at) {
         (Some(s), Some(c)) => (c - s).num_milliseconds().max(0),
@@ -117,7 +117,7 @@ pub fn retrieved(run: &Run) -> Value {
         "payload",
         decode_packet(run.payload.as_deref(), Some(&run.payload_type)),
     );
-    if api_status(&run.status) == "COMPLETED" {
+    if run.status.api_status() == "COMPLETED" {
         put(
             &mut m,
             "output",

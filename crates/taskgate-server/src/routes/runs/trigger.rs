@@ -8,13 +8,12 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use taskgate_api::ErrorBody;
+use taskgate_core::engine::{RunState, DEFAULT_DEV_TTL, MAX_TASK_RUN_ATTEMPTS};
+use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
-use taskgate_core::ids::{new_id, new_run_friendly_id};
-use taskgate_core::run::{
-    parse_delay, parse_idempotency_ttl, parse_ttl, stored, DEFAULT_IDEMPOTENCY_TTL,
-};
+use taskgate_core::run::{parse_delay, parse_idempotency_ttl, parse_ttl, DEFAULT_IDEMPOTENCY_TTL};
 use taskgate_core::scope::Resource;
-use taskgate_store::{Idempotency, RequestKey, Run, StoreError};
+use taskgate_store::{Environment, Idempotency, RequestKey, Run, StoreError};
 
 use crate::auth::extract::ApiAuth;
 use crate::auth::EnvPrincipal;
@@ -121,10 +120,12 @@ fn tags(v: Option<&Value>) -> ApiResult<Vec<String>> {
     Ok(unique)
 }
 
-/// The run a trigger body describes, and its idempotency, before it is stored.
+/// The run a trigger body describes, and its idempotency, before it is stored. Every
+/// duration is range-checked (400 naming the field); a development run without a TTL gets
+/// [`DEFAULT_DEV_TTL`].
 pub fn build_run(
     state: &AppState,
-    env_id: &str,
+    env: &Environment,
     task_id: &str,
     body: TriggerBody,
     idempotency_header: Option<(&str, Option<&str>)>,
@@ -153,22 +154,31 @@ pub fn build_run(
         Some((k, ttl)) => (Some(k.to_string()), ttl.map(str::to_string)),
         None => (o.idempotency_key.clone(), o.idempotency_key_ttl.clone()),
     };
+    let key_ttl = match key_ttl.as_deref() {
+        Some(t) => parse_idempotency_ttl(t).map_err(validation)?,
+        None => None,
+    };
     let idempotency = key.filter(|k| !k.is_empty()).map(|k| Idempotency {
         key: k,
         user_key: o.idempotency_key_options.and_then(|x| x.key),
-        expires_at: now
-            + key_ttl
-                .as_deref()
-                .and_then(parse_idempotency_ttl)
-                .unwrap_or(DEFAULT_IDEMPOTENCY_TTL),
+        expires_at: now + key_ttl.unwrap_or(DEFAULT_IDEMPOTENCY_TTL),
     });
     let delay_until = match &o.delay {
         Some(d) => parse_delay(d, now).map_err(validation)?,
         None => None,
     };
-    let ttl = match &o.ttl {
-        Some(t) => parse_ttl(t).map_err(validation)?,
-        None => None,
+    let development = env.env_type == EnvType::Development;
+    let (ttl_text, ttl) = match &o.ttl {
+        Some(t) => (
+            Some(
+                t.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| t.to_string()),
+            ),
+            parse_ttl(t).map_err(validation)?,
+        ),
+        None if development => (Some("10m".to_string()), Some(DEFAULT_DEV_TTL)),
+        None => (None, None),
     };
     let metadata = match o.metadata {
         None | Some(Value::Null) => None,
@@ -180,49 +190,32 @@ pub fn build_run(
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     };
-    let run = Run {
-        id: new_id(),
-        friendly_id: new_run_friendly_id(),
-        environment_id: env_id.to_string(),
-        task_identifier: task_id.to_string(),
-        status: if delay_until.is_some_and(|d| d > now) {
-            stored::DELAYED
-        } else {
-            stored::PENDING
+    let max_attempts = match o.max_attempts {
+        None => None,
+        Some(n) if (1..=i64::from(MAX_TASK_RUN_ATTEMPTS)).contains(&n) => Some(n),
+        Some(_) => {
+            return Err(validation(format!(
+                "maxAttempts must be from 1 to {MAX_TASK_RUN_ATTEMPTS}"
+            )))
         }
-        .to_string(),
+    };
+    let run_state = RunState::triggered(now, delay_until, ttl.map(|d| now + d), development);
+    let run = Run {
         payload,
         payload_type,
-        output: None,
-        output_type: None,
-        error: None,
         tags: tags(o.tags.as_ref())?,
         metadata_type: metadata
             .as_ref()
             .map(|_| o.metadata_type.unwrap_or_else(|| "application/json".into())),
         metadata,
-        idempotency_key: None,
-        idempotency_key_user: None,
-        idempotency_key_expires_at: None,
         queue: o.queue.and_then(|q| q.name),
         concurrency_key,
-        max_attempts: o.max_attempts,
+        max_attempts,
         machine: o.machine,
-        ttl: o.ttl.as_ref().map(|t| {
-            t.as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| t.to_string())
-        }),
-        ttl_expires_at: ttl.map(|d| now + d),
+        ttl: ttl_text,
         delay_until,
-        batch_id: None,
         is_test: o.test.unwrap_or(false),
-        created_at: now,
-        updated_at: now,
-        started_at: None,
-        completed_at: None,
-        expired_at: None,
-        version: 1,
+        ..Run::triggered(&env.id, task_id, &run_state, now)
     };
     Ok((run, idempotency))
 }
@@ -261,6 +254,33 @@ pub fn run_token_headers(
         value(Value::Object(claims).to_string())?,
     );
     Ok(headers)
+}
+
+/// Refuses `adding` more runs when the environment's queue is at the configured limit (422,
+/// upstream's words; the SDK does not retry it).
+pub async fn check_queue_size(
+    state: &AppState,
+    environment_id: &str,
+    task_id: &str,
+    adding: u64,
+) -> ApiResult<()> {
+    let Some(max) = state.config.max_queue_size else {
+        return Ok(());
+    };
+    let queued = state.store.queue_length(environment_id, max).await?;
+    if queued.saturating_add(adding) > max {
+        let what = if adding == 1 {
+            task_id.to_string()
+        } else {
+            format!("{adding} tasks")
+        };
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Cannot trigger {what} as the queue size limit for this environment has been reached. The maximum size is {max}"),
+        )
+        .should_retry(false));
+    }
+    Ok(())
 }
 
 /// The header SDK clients send with a fresh value per logical call, reused across its retries.
@@ -314,11 +334,12 @@ pub async fn trigger_task(
     let idem_header = header("idempotency-key").map(|k| (k, header("idempotency-key-ttl")));
     let (run, idempotency) = build_run(
         &state,
-        &principal.env.environment.id,
+        &principal.env.environment,
         &task_id,
         parsed,
         idem_header,
     )?;
+    check_queue_size(&state, &principal.env.environment.id, &task_id, 1).await?;
     let one_time = principal
         .jwt()
         .filter(|g| g.one_time_use)

@@ -1,0 +1,499 @@
+//! The run engine's storage: registered workers, the queue's dequeue, environment variables,
+//! run log records and development presence.
+//!
+//! Compiled into both backends (`#[path]` modules of `taskgate-store-sqlite` and
+//! `taskgate-store-postgres`) against their `backend` module: see `README.md` beside this file.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use taskgate_core::engine::{transition, Event, RetrySettings};
+use taskgate_core::time::to_millis;
+use taskgate_store::*;
+
+use crate::backend::*;
+use crate::count;
+use crate::error::map_err;
+use crate::rows::{s, s_opt, ts};
+use crate::runs::{commit_transition, run, run_event, RUN_COLS};
+
+const WORKER_COLS: &str =
+    "w.id, w.friendly_id, w.runtime_environment_id, w.version, w.content_hash, w.sdk_version,
+    w.cli_version, w.runtime, w.runtime_version, w.created_at";
+const TASK_COLS: &str =
+    "t.slug, t.file_path, t.export_name, t.retry_config, t.queue_name, t.machine,
+    t.max_duration_seconds, t.ttl, t.payload_schema, t.description, t.trigger_source";
+
+fn worker(row: &DbRow) -> StoreResult<Worker> {
+    Ok(Worker {
+        id: s(row, "id")?,
+        friendly_id: s(row, "friendly_id")?,
+        environment_id: s(row, "runtime_environment_id")?,
+        version: s(row, "version")?,
+        content_hash: s(row, "content_hash")?,
+        sdk_version: s_opt(row, "sdk_version")?,
+        cli_version: s_opt(row, "cli_version")?,
+        runtime: s_opt(row, "runtime")?,
+        runtime_version: s_opt(row, "runtime_version")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn task(row: &DbRow) -> StoreResult<WorkerTask> {
+    Ok(WorkerTask {
+        slug: s(row, "slug")?,
+        file_path: s(row, "file_path")?,
+        export_name: s_opt(row, "export_name")?,
+        retry_config: s_opt(row, "retry_config")?,
+        queue_name: s_opt(row, "queue_name")?,
+        machine: s_opt(row, "machine")?,
+        max_duration_seconds: row.try_get("max_duration_seconds").map_err(map_err)?,
+        ttl: s_opt(row, "ttl")?,
+        payload_schema: s_opt(row, "payload_schema")?,
+        description: s_opt(row, "description")?,
+        trigger_source: s_opt(row, "trigger_source")?,
+    })
+}
+
+/// Serialises the environment's dequeues and registrations (a row lock on PostgreSQL; the
+/// single writer connection already does it on SQLite).
+async fn lock_environment(conn: &mut DbConn, environment_id: &str) -> StoreResult<()> {
+    count("lock_environment");
+    sqlx::query(&format!(
+        "SELECT id FROM runtime_environments WHERE id = $1{FOR_UPDATE}"
+    ))
+    .bind(environment_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .ok_or(StoreError::NotFound)?;
+    Ok(())
+}
+
+async fn tasks_of(conn: &mut DbConn, worker_id: &str) -> StoreResult<Vec<WorkerTask>> {
+    count("worker_tasks");
+    let rows = sqlx::query(&format!(
+        "SELECT {TASK_COLS} FROM background_worker_tasks t WHERE t.worker_id = $1 ORDER BY t.slug"
+    ))
+    .bind(worker_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(task).collect()
+}
+
+/// The next version of an environment's workers on the day of `now`: `YYYYMMDD.N`.
+fn next_version(existing: &[String], now: DateTime<Utc>) -> String {
+    let day = now.format("%Y%m%d").to_string();
+    let highest = existing
+        .iter()
+        .filter_map(|v| v.strip_prefix(&day)?.strip_prefix('.')?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    format!("{day}.{}", highest + 1)
+}
+
+#[async_trait]
+impl EngineStore for Backend {
+    async fn register_worker(&self, w: NewWorker, now: DateTime<Utc>) -> StoreResult<Worker> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        lock_environment(&mut tx, &w.environment_id).await?;
+        count("worker_versions");
+        let day = now.format("%Y%m%d").to_string();
+        let versions: Vec<(String,)> = sqlx::query_as(
+            "SELECT version FROM background_workers WHERE runtime_environment_id = $1 AND version LIKE $2",
+        )
+        .bind(&w.environment_id)
+        .bind(format!("{day}.%"))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let versions: Vec<String> = versions.into_iter().map(|(v,)| v).collect();
+        let registered = Worker {
+            id: w.id.clone(),
+            friendly_id: w.friendly_id.clone(),
+            environment_id: w.environment_id.clone(),
+            version: next_version(&versions, now),
+            content_hash: w.content_hash.clone(),
+            sdk_version: w.sdk_version.clone(),
+            cli_version: w.cli_version.clone(),
+            runtime: w.runtime.clone(),
+            runtime_version: w.runtime_version.clone(),
+            created_at: now,
+        };
+        count("insert_worker");
+        sqlx::query(
+            "INSERT INTO background_workers (id, friendly_id, runtime_environment_id, version, content_hash,
+                 sdk_version, cli_version, runtime, runtime_version, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&registered.id)
+        .bind(&registered.friendly_id)
+        .bind(&registered.environment_id)
+        .bind(&registered.version)
+        .bind(&registered.content_hash)
+        .bind(registered.sdk_version.as_deref())
+        .bind(registered.cli_version.as_deref())
+        .bind(registered.runtime.as_deref())
+        .bind(registered.runtime_version.as_deref())
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for t in &w.tasks {
+            count("insert_worker_task");
+            sqlx::query(
+                "INSERT INTO background_worker_tasks (worker_id, slug, file_path, export_name, retry_config,
+                     queue_name, machine, max_duration_seconds, ttl, payload_schema, description, trigger_source)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&registered.id)
+            .bind(&t.slug)
+            .bind(&t.file_path)
+            .bind(t.export_name.as_deref())
+            .bind(t.retry_config.as_deref())
+            .bind(t.queue_name.as_deref())
+            .bind(t.machine.as_deref())
+            .bind(t.max_duration_seconds)
+            .bind(t.ttl.as_deref())
+            .bind(t.payload_schema.as_deref())
+            .bind(t.description.as_deref())
+            .bind(t.trigger_source.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        // Runs of tasks this worker knows may now be dequeueable: wake the queue's waiters.
+        let event = ChangeEvent::Queue {
+            environment_id: w.environment_id.clone(),
+        };
+        self.commit_and_publish(tx, vec![event]).await?;
+        Ok(registered)
+    }
+
+    async fn get_worker(
+        &self,
+        environment_id: &str,
+        friendly_id: &str,
+    ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>> {
+        let mut conn = self.reader.acquire().await.map_err(map_err)?;
+        count("get_worker");
+        let row = sqlx::query(&format!(
+            "SELECT {WORKER_COLS} FROM background_workers w WHERE w.runtime_environment_id = $1 AND w.friendly_id = $2"
+        ))
+        .bind(environment_id)
+        .bind(friendly_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        match row {
+            Some(row) => {
+                let w = worker(&row)?;
+                let tasks = tasks_of(&mut conn, &w.id).await?;
+                Ok(Some((w, tasks)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn current_worker(
+        &self,
+        environment_id: &str,
+    ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>> {
+        let mut conn = self.reader.acquire().await.map_err(map_err)?;
+        count("current_worker");
+        // Newest first; two registrations in the same millisecond are told apart by their
+        // version (`YYYYMMDD.N`: within a day, a longer N is a larger one).
+        let row = sqlx::query(&format!(
+            "SELECT {WORKER_COLS} FROM background_workers w WHERE w.runtime_environment_id = $1
+             ORDER BY w.created_at DESC, LENGTH(w.version) DESC, w.version DESC LIMIT 1"
+        ))
+        .bind(environment_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        match row {
+            Some(row) => {
+                let w = worker(&row)?;
+                let tasks = tasks_of(&mut conn, &w.id).await?;
+                Ok(Some((w, tasks)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn dequeue_run(
+        &self,
+        environment_id: &str,
+        worker_id: &str,
+        limits: DequeueLimits,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Dequeued>> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        lock_environment(&mut tx, environment_id).await?;
+        count("held_slots");
+        let (held,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM task_runs WHERE runtime_environment_id = $1
+             AND execution_status IN ('PENDING_EXECUTING', 'EXECUTING', 'PENDING_CANCEL')",
+        )
+        .bind(environment_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if held >= i64::from(limits.concurrency) {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        }
+        count("dequeue_worker");
+        let Some(worker_row) = sqlx::query(&format!(
+            "SELECT {WORKER_COLS} FROM background_workers w WHERE w.id = $1 AND w.runtime_environment_id = $2"
+        ))
+        .bind(worker_id)
+        .bind(environment_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?
+        else {
+            tx.rollback().await.map_err(map_err)?;
+            return Err(StoreError::NotFound);
+        };
+        let w = worker(&worker_row)?;
+        count("dequeue_candidate");
+        let candidate = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM task_runs r
+             WHERE r.runtime_environment_id = $1 AND r.execution_status = 'QUEUED'
+               AND r.status IN ('PENDING', 'RETRYING_AFTER_FAILURE') AND r.available_at <= $2
+               AND r.task_identifier IN (SELECT slug FROM background_worker_tasks WHERE worker_id = $3)
+             ORDER BY r.available_at, r.id LIMIT 1{FOR_UPDATE_SKIP_LOCKED}"
+        ))
+        .bind(environment_id)
+        .bind(to_millis(now))
+        .bind(&w.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = candidate else {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        };
+        let mut r = run(&row)?;
+        count("dequeue_task");
+        let task_row = sqlx::query(&format!(
+            "SELECT {TASK_COLS} FROM background_worker_tasks t WHERE t.worker_id = $1 AND t.slug = $2"
+        ))
+        .bind(&w.id)
+        .bind(&r.task_identifier)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let t = task(&task_row)?;
+        let event = Event::Dequeue {
+            max_attempts: None,
+            retry: t
+                .retry_config
+                .as_deref()
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+                .and_then(|v| RetrySettings::from_json(&v)),
+            max_duration_seconds: t.max_duration_seconds.and_then(|s| u32::try_from(s).ok()),
+        };
+        let transition = transition(&r.state(), &event, now)
+            .map_err(|e| StoreError::Other(format!("dequeue of run {}: {e}", r.id)))?;
+        r.worker_id = Some(w.id.clone());
+        r.task_version = Some(w.version.clone());
+        commit_transition(&mut tx, &mut r, &transition, now).await?;
+        let events = vec![run_event(&r)];
+        self.commit_and_publish(tx, events).await?;
+        Ok(Some(Dequeued {
+            run: r,
+            worker: w,
+            task: t,
+        }))
+    }
+
+    async fn queue_length(&self, environment_id: &str, up_to: u64) -> StoreResult<u64> {
+        count("queue_length");
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM task_runs WHERE runtime_environment_id = $1
+                 AND execution_status IN ('QUEUED', 'DELAYED') LIMIT $2) q",
+        )
+        .bind(environment_id)
+        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn set_env_vars(
+        &self,
+        environment_id: &str,
+        vars: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        for (key, sealed) in vars {
+            count("set_env_var");
+            sqlx::query(
+                "INSERT INTO environment_variables (runtime_environment_id, key, value_sealed, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (runtime_environment_id, key)
+                 DO UPDATE SET value_sealed = excluded.value_sealed, updated_at = excluded.updated_at",
+            )
+            .bind(environment_id)
+            .bind(key)
+            .bind(sealed)
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_env_vars(&self, environment_id: &str) -> StoreResult<Vec<EnvVar>> {
+        count("list_env_vars");
+        let rows = sqlx::query(
+            "SELECT key, value_sealed, created_at, updated_at FROM environment_variables
+             WHERE runtime_environment_id = $1 ORDER BY key",
+        )
+        .bind(environment_id)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(EnvVar {
+                    key: s(r, "key")?,
+                    value_sealed: s(r, "value_sealed")?,
+                    created_at: ts(r, "created_at")?,
+                    updated_at: ts(r, "updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_env_var(&self, environment_id: &str, key: &str) -> StoreResult<bool> {
+        count("delete_env_var");
+        let done = sqlx::query(
+            "DELETE FROM environment_variables WHERE runtime_environment_id = $1 AND key = $2",
+        )
+        .bind(environment_id)
+        .bind(key)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn append_run_logs(&self, environment_id: &str, logs: &[NewRunLog]) -> StoreResult<u64> {
+        if logs.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut stored = 0;
+        for log in logs {
+            count("append_run_log");
+            stored += sqlx::query(
+                "INSERT INTO task_run_logs (run_id, attempt_number, time_ms, severity, message, attributes)
+                 SELECT r.id, $3, $4, $5, $6, $7 FROM task_runs r
+                 WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2",
+            )
+            .bind(environment_id)
+            .bind(&log.run_friendly_id)
+            .bind(log.attempt_number)
+            .bind(to_millis(log.time))
+            .bind(&log.severity)
+            .bind(&log.message)
+            .bind(log.attributes.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(stored)
+    }
+
+    async fn list_run_logs(
+        &self,
+        run_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RunLog>> {
+        count("list_run_logs");
+        let rows = sqlx::query(
+            "SELECT seq, attempt_number, time_ms, severity, message, attributes FROM task_run_logs
+             WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(run_id)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunLog {
+                    seq: r.try_get("seq").map_err(map_err)?,
+                    attempt_number: r.try_get("attempt_number").map_err(map_err)?,
+                    time: ts(r, "time_ms")?,
+                    severity: s(r, "severity")?,
+                    message: s(r, "message")?,
+                    attributes: s_opt(r, "attributes")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn touch_dev_presence(
+        &self,
+        environment_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        count("touch_dev_presence");
+        sqlx::query(
+            "INSERT INTO dev_presence (runtime_environment_id, last_seen_at) VALUES ($1, $2)
+             ON CONFLICT (runtime_environment_id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+        )
+        .bind(environment_id)
+        .bind(to_millis(now))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn dev_presence(&self, environment_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        count("dev_presence");
+        let row =
+            sqlx::query("SELECT last_seen_at FROM dev_presence WHERE runtime_environment_id = $1")
+                .bind(environment_id)
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(map_err)?;
+        row.as_ref().map(|r| ts(r, "last_seen_at")).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::next_version;
+
+    #[test]
+    fn versions_count_up_within_a_day() {
+        let day = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 27, 9, 0, 0)
+            .single()
+            .unwrap_or_default();
+        assert_eq!(next_version(&[], day), "20261127.1");
+        let seen = [
+            "20261127.1".to_string(),
+            "20261127.9".into(),
+            "20261126.40".into(),
+        ];
+        assert_eq!(next_version(&seen, day), "20261127.10");
+    }
+}

@@ -1,0 +1,573 @@
+//! Conformance cases: the run engine's storage (workers, the queue, attempts, stalls,
+//! variables, logs, presence).
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use taskgate_core::engine::{
+    AttemptOutcome, AttemptStatus, Completion, EngineError, Event, ExecutionStatus, RunState,
+    RunStatus,
+};
+use taskgate_core::env::EnvType;
+use taskgate_core::ids::{new_id, new_worker_friendly_id};
+use taskgate_core::task_error::TaskRunError;
+
+use super::runs::plain;
+use super::*;
+use crate::*;
+
+async fn prod_env(store: &dyn Store) -> String {
+    let (_owner, _org, project) = fixture(store).await;
+    store
+        .find_root_environment(&project.id, EnvType::Production, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+fn task(slug: &str, retry: Option<&str>) -> WorkerTask {
+    WorkerTask {
+        slug: slug.into(),
+        file_path: format!("src/trigger/{slug}.ts"),
+        export_name: Some(slug.replace('-', "_")),
+        retry_config: retry.map(str::to_string),
+        queue_name: None,
+        machine: None,
+        max_duration_seconds: None,
+        ttl: None,
+        payload_schema: None,
+        description: None,
+        trigger_source: Some("STANDARD".into()),
+    }
+}
+
+async fn register(store: &dyn Store, env: &str, tasks: &[&str]) -> Worker {
+    store
+        .register_worker(
+            NewWorker {
+                id: new_id(),
+                friendly_id: new_worker_friendly_id(),
+                environment_id: env.into(),
+                content_hash: "abc".into(),
+                sdk_version: Some("4.8.3".into()),
+                cli_version: Some("4.8.3".into()),
+                runtime: Some("node".into()),
+                runtime_version: Some("20.20.2".into()),
+                tasks: tasks.iter().map(|t| task(t, None)).collect(),
+            },
+            t0(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn trigger(
+    store: &dyn Store,
+    env: &str,
+    task: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Run {
+    let state = RunState::triggered(at, None, None, false);
+    store
+        .trigger_run(Run::triggered(env, task, &state, at), None, None, None, at)
+        .await
+        .unwrap()
+        .run
+}
+
+const LIMIT: DequeueLimits = DequeueLimits { concurrency: 10 };
+
+pub async fn workers_register_with_daily_versions(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    assert!(store.current_worker(&env).await.unwrap().is_none());
+    let first = register(&*store, &env, &["b-task", "a-task"]).await;
+    let second = register(&*store, &env, &["a-task"]).await;
+    assert_eq!(
+        (first.version.as_str(), second.version.as_str()),
+        ("20260101.1", "20260101.2")
+    );
+    let (current, tasks) = store.current_worker(&env).await.unwrap().unwrap();
+    assert_eq!(current.friendly_id, second.friendly_id);
+    assert_eq!(tasks.len(), 1);
+    let (found, tasks) = store
+        .get_worker(&env, &first.friendly_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, first);
+    assert_eq!(
+        tasks.iter().map(|t| t.slug.as_str()).collect::<Vec<_>>(),
+        ["a-task", "b-task"]
+    );
+    assert_eq!(tasks[0], task("a-task", None));
+    assert!(store
+        .get_worker("another-env", &first.friendly_id)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+pub async fn dequeue_takes_known_tasks_oldest_first(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let w = register(&*store, &env, &["a", "b"]).await;
+    let unknown = trigger(&*store, &env, "c", t0()).await;
+    let a = trigger(&*store, &env, "a", t0() + Duration::seconds(1)).await;
+    let b = trigger(&*store, &env, "b", t0() + Duration::seconds(2)).await;
+    let now = t0() + Duration::seconds(3);
+    let first = store
+        .dequeue_run(&env, &w.id, LIMIT, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.run.friendly_id, a.friendly_id);
+    assert_eq!(
+        (first.run.status, first.run.execution_status),
+        (RunStatus::Dequeued, ExecutionStatus::PendingExecuting)
+    );
+    assert_eq!(first.run.worker_id.as_deref(), Some(w.id.as_str()));
+    assert_eq!(first.run.task_version.as_deref(), Some(w.version.as_str()));
+    assert_eq!(first.task.slug, "a");
+    assert_eq!(first.worker.friendly_id, w.friendly_id);
+    assert_ne!(first.run.snapshot_id, a.snapshot_id);
+    let second = store
+        .dequeue_run(&env, &w.id, LIMIT, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.run.friendly_id, b.friendly_id);
+    assert!(
+        store
+            .dequeue_run(&env, &w.id, LIMIT, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "a run of a task the worker does not know waits"
+    );
+    let c = store
+        .get_run(&env, &unknown.friendly_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status, RunStatus::Pending);
+    assert_eq!(store.queue_length(&env, 100).await.unwrap(), 1);
+    assert!(matches!(
+        store.dequeue_run(&env, "no-such-worker", LIMIT, now).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn dequeue_honours_the_concurrency_limit(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let w = register(&*store, &env, &["a"]).await;
+    for i in 0..8 {
+        trigger(&*store, &env, "a", t0() + Duration::milliseconds(i)).await;
+    }
+    let now = t0() + Duration::seconds(1);
+    let limits = DequeueLimits { concurrency: 3 };
+    // Concurrent dequeues, as from several nodes: the limit holds exactly.
+    let attempts = (0..8).map(|_| {
+        let (store, env, w) = (store.clone(), env.clone(), w.id.clone());
+        tokio::spawn(async move { store.dequeue_run(&env, &w, limits, now).await })
+    });
+    let mut taken = Vec::new();
+    for h in attempts {
+        if let Some(d) = h.await.unwrap().unwrap() {
+            taken.push(d.run);
+        }
+    }
+    assert_eq!(taken.len(), 3);
+    let mut ids: Vec<&str> = taken.iter().map(|r| r.friendly_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "no run handed out twice");
+    // Ending one frees its slot.
+    store
+        .apply_run_event(
+            &env,
+            &taken[0].friendly_id,
+            plain(Event::Cancel { finalize: true }),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .dequeue_run(&env, &w.id, limits, now)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .dequeue_run(&env, &w.id, limits, now)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+pub async fn attempts_start_complete_and_are_recorded(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let w = register(&*store, &env, &["a"]).await;
+    trigger(&*store, &env, "a", t0()).await;
+    let d = store
+        .dequeue_run(&env, &w.id, LIMIT, t0())
+        .await
+        .unwrap()
+        .unwrap();
+    let id = d.run.friendly_id.clone();
+    let start = |snapshot: &str| RunEvent {
+        event: Event::StartAttempt,
+        expected_snapshot: Some(snapshot.to_string()),
+        data: EventData::default(),
+    };
+    assert_eq!(
+        store
+            .apply_run_event(&env, &id, start("snapshot_stale"), t0())
+            .await
+            .unwrap()
+            .err(),
+        Some(Refusal::StaleSnapshot {
+            latest: d.run.snapshot_id.clone()
+        })
+    );
+    let at = t0() + Duration::seconds(1);
+    let started = store
+        .apply_run_event(&env, &id, start(&d.run.snapshot_id), at)
+        .await
+        .unwrap()
+        .unwrap()
+        .run;
+    assert_eq!(
+        (started.status, started.attempt_number, started.started_at),
+        (RunStatus::Executing, 1, Some(at))
+    );
+    let done_at = t0() + Duration::seconds(3);
+    let complete = RunEvent {
+        event: Event::Complete(Completion::Success),
+        expected_snapshot: Some(started.snapshot_id.clone()),
+        data: EventData {
+            output: Some(("{\"ok\":true}".into(), "application/json".into())),
+            metadata: None,
+        },
+    };
+    let applied = store
+        .apply_run_event(&env, &id, complete, done_at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        applied.transition.attempt_status,
+        Some(AttemptStatus::RunFinished)
+    );
+    let run = store.get_run(&env, &id).await.unwrap().unwrap();
+    assert_eq!(
+        (run.status, run.output.as_deref(), run.completed_at),
+        (
+            RunStatus::CompletedSuccessfully,
+            Some("{\"ok\":true}"),
+            Some(done_at)
+        )
+    );
+    assert_eq!(run.due_at(), None);
+    let attempts = store.list_attempts(&run.id).await.unwrap();
+    assert_eq!(
+        attempts,
+        vec![Attempt {
+            number: 1,
+            status: AttemptOutcome::Completed,
+            worker_id: Some(w.id.clone()),
+            started_at: at,
+            completed_at: Some(done_at),
+            error: None,
+        }]
+    );
+    // A finished run answers as finished, whatever snapshot the caller holds.
+    assert_eq!(
+        store
+            .apply_run_event(&env, &id, start(&started.snapshot_id), done_at)
+            .await
+            .unwrap()
+            .err(),
+        Some(Refusal::Engine(EngineError::AlreadyFinished))
+    );
+}
+
+pub async fn failed_attempts_keep_their_errors_and_retry(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let w = register(&*store, &env, &["a"]).await;
+    let mut run = Run::triggered(
+        &env,
+        "a",
+        &RunState::triggered(t0(), None, None, false),
+        t0(),
+    );
+    run.max_attempts = Some(2);
+    store
+        .trigger_run(run, None, None, None, t0())
+        .await
+        .unwrap();
+    let d = store
+        .dequeue_run(&env, &w.id, LIMIT, t0())
+        .await
+        .unwrap()
+        .unwrap();
+    let id = d.run.friendly_id;
+    let error = |n: u32| TaskRunError::String {
+        raw: format!("boom {n}"),
+    };
+    let fail = |n: u32| {
+        plain(Event::Complete(Completion::Failure {
+            error: error(n),
+            retry_delay_ms: Some(100),
+            jitter: 0.0,
+        }))
+    };
+    store
+        .apply_run_event(&env, &id, plain(Event::StartAttempt), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    let retry = store
+        .apply_run_event(&env, &id, fail(1), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        retry.transition.attempt_status,
+        Some(AttemptStatus::RetryImmediately)
+    );
+    store
+        .apply_run_event(&env, &id, plain(Event::StartAttempt), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    let last = store
+        .apply_run_event(&env, &id, fail(2), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.run.status, RunStatus::CompletedWithErrors);
+    let stored: TaskRunError =
+        serde_json::from_str(last.run.error.as_deref().unwrap_or("null")).unwrap();
+    assert_eq!(stored, error(2));
+    let attempts = store.list_attempts(&last.run.id).await.unwrap();
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.number, a.status, a.error.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, AttemptOutcome::Failed, Some(error(1))),
+            (2, AttemptOutcome::Failed, Some(error(2)))
+        ]
+    );
+}
+
+pub async fn the_sweeper_recovers_stalled_runs(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let w = register(&*store, &env, &["a"]).await;
+    trigger(&*store, &env, "a", t0()).await;
+    trigger(&*store, &env, "a", t0() + Duration::milliseconds(1)).await;
+    let now = t0() + Duration::seconds(1);
+    let never_started = store
+        .dequeue_run(&env, &w.id, LIMIT, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let silent = store
+        .dequeue_run(&env, &w.id, LIMIT, now)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .apply_run_event(
+            &env,
+            &silent.run.friendly_id,
+            plain(Event::StartAttempt),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let requeued = store
+        .advance_due_runs(now + Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        requeued
+            .iter()
+            .map(|r| (r.friendly_id.as_str(), r.status, r.execution_status))
+            .collect::<Vec<_>>(),
+        vec![(
+            never_started.run.friendly_id.as_str(),
+            RunStatus::Pending,
+            ExecutionStatus::Queued
+        )]
+    );
+    let stalled = store
+        .advance_due_runs(now + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(stalled.len(), 1);
+    assert_eq!(
+        (stalled[0].status, stalled[0].execution_status),
+        (RunStatus::CompletedWithErrors, ExecutionStatus::Finished)
+    );
+    let attempts = store.list_attempts(&stalled[0].id).await.unwrap();
+    assert_eq!(attempts[0].status, AttemptOutcome::Failed);
+    assert_eq!(
+        attempts[0].error.as_ref().and_then(TaskRunError::code),
+        Some("TASK_RUN_STALLED_EXECUTING")
+    );
+}
+
+pub async fn env_vars_are_set_listed_and_deleted(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let vars = [
+        ("B".to_string(), "v1.sealed-b".to_string()),
+        ("A".to_string(), "v1.sealed-a".to_string()),
+    ];
+    store.set_env_vars(&env, &vars, t0()).await.unwrap();
+    let later = t0() + Duration::seconds(1);
+    store
+        .set_env_vars(&env, &[("A".into(), "v1.sealed-a2".into())], later)
+        .await
+        .unwrap();
+    let listed = store.list_env_vars(&env).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|v| (
+                v.key.as_str(),
+                v.value_sealed.as_str(),
+                v.created_at,
+                v.updated_at
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            ("A", "v1.sealed-a2", t0(), later),
+            ("B", "v1.sealed-b", t0(), t0())
+        ]
+    );
+    assert!(store.delete_env_var(&env, "A").await.unwrap());
+    assert!(!store.delete_env_var(&env, "A").await.unwrap());
+    assert_eq!(store.list_env_vars(&env).await.unwrap().len(), 1);
+}
+
+pub async fn run_logs_stay_in_their_environment(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let r = trigger(&*store, &env, "a", t0()).await;
+    let log = |run: &str, message: &str| NewRunLog {
+        run_friendly_id: run.into(),
+        attempt_number: Some(1),
+        time: t0(),
+        severity: "info".into(),
+        message: message.into(),
+        attributes: Some("{\"k\":1}".into()),
+    };
+    let stored = store
+        .append_run_logs(
+            &env,
+            &[
+                log(&r.friendly_id, "one"),
+                log("run_unknown", "x"),
+                log(&r.friendly_id, "two"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, 2);
+    assert_eq!(
+        store
+            .append_run_logs("another-env", &[log(&r.friendly_id, "injected")])
+            .await
+            .unwrap(),
+        0,
+        "another environment cannot write to this run"
+    );
+    let logs = store.list_run_logs(&r.id, 0, 100).await.unwrap();
+    assert_eq!(
+        logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
+        ["one", "two"]
+    );
+    let rest = store.list_run_logs(&r.id, logs[0].seq, 100).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].attributes.as_deref(), Some("{\"k\":1}"));
+}
+
+pub async fn dev_presence_is_remembered(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    assert_eq!(store.dev_presence(&env).await.unwrap(), None);
+    store.touch_dev_presence(&env, t0()).await.unwrap();
+    store
+        .touch_dev_presence(&env, t0() + Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.dev_presence(&env).await.unwrap(),
+        Some(t0() + Duration::seconds(5))
+    );
+}
+
+pub async fn cancelling_a_queued_run_is_immediate_and_an_executing_one_waits(
+    store: Arc<dyn Store>,
+) {
+    let env = prod_env(&*store).await;
+    let w = register(&*store, &env, &["a"]).await;
+    let queued = trigger(&*store, &env, "a", t0() + Duration::seconds(1)).await;
+    let running = trigger(&*store, &env, "a", t0()).await;
+    let d = store
+        .dequeue_run(&env, &w.id, LIMIT, t0() + Duration::seconds(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.run.friendly_id, running.friendly_id);
+    store
+        .apply_run_event(&env, &running.friendly_id, plain(Event::StartAttempt), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    let cancel = || plain(Event::Cancel { finalize: false });
+    let q = store
+        .apply_run_event(&env, &queued.friendly_id, cancel(), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(q.run.execution_status, ExecutionStatus::Finished);
+    let e = store
+        .apply_run_event(&env, &running.friendly_id, cancel(), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (e.run.status, e.run.execution_status),
+        (RunStatus::Canceled, ExecutionStatus::PendingCancel)
+    );
+    assert_eq!(
+        store
+            .apply_run_event(&env, &running.friendly_id, cancel(), t0())
+            .await
+            .unwrap()
+            .err(),
+        Some(Refusal::Engine(EngineError::NoChange))
+    );
+    let confirm = plain(Event::Complete(Completion::Failure {
+        error: TaskRunError::internal("TASK_RUN_CANCELLED", "canceled"),
+        retry_delay_ms: None,
+        jitter: 0.0,
+    }));
+    let done = store
+        .apply_run_event(
+            &env,
+            &running.friendly_id,
+            confirm,
+            t0() + Duration::seconds(2),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.run.execution_status, ExecutionStatus::Finished);
+    assert_eq!(
+        store.list_attempts(&done.run.id).await.unwrap()[0].status,
+        AttemptOutcome::Canceled
+    );
+}

@@ -1,0 +1,172 @@
+//! What the run engine stores besides runs: registered workers and their tasks, the queue's
+//! dequeue, environment variables (sealed), run log records and development presence.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::StoreResult;
+use crate::runs::Run;
+
+/// A task as a worker registered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerTask {
+    /// The task id (`slug`), what runs name as their task identifier.
+    pub slug: String,
+    pub file_path: String,
+    pub export_name: Option<String>,
+    /// The task's retry settings, as JSON.
+    pub retry_config: Option<String>,
+    pub queue_name: Option<String>,
+    /// A machine preset name.
+    pub machine: Option<String>,
+    pub max_duration_seconds: Option<i64>,
+    /// The task's default TTL (`"10m"`, or seconds as text).
+    pub ttl: Option<String>,
+    /// The payload's JSON schema, as JSON text.
+    pub payload_schema: Option<String>,
+    pub description: Option<String>,
+    /// `STANDARD`, `SCHEDULED`, … as the manifest says.
+    pub trigger_source: Option<String>,
+}
+
+/// A registered worker: one build of an environment's tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worker {
+    pub id: String,
+    /// What the worker's CLI knows it by; dequeued messages carry it.
+    pub friendly_id: String,
+    pub environment_id: String,
+    /// `YYYYMMDD.N`, in registration order within the environment and day.
+    pub version: String,
+    pub content_hash: String,
+    pub sdk_version: Option<String>,
+    pub cli_version: Option<String>,
+    pub runtime: Option<String>,
+    pub runtime_version: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A worker to register; the store assigns its version.
+#[derive(Debug, Clone)]
+pub struct NewWorker {
+    pub id: String,
+    pub friendly_id: String,
+    pub environment_id: String,
+    pub content_hash: String,
+    pub sdk_version: Option<String>,
+    pub cli_version: Option<String>,
+    pub runtime: Option<String>,
+    pub runtime_version: Option<String>,
+    pub tasks: Vec<WorkerTask>,
+}
+
+/// A run handed to a worker by a dequeue, with what starting it needs.
+#[derive(Debug, Clone)]
+pub struct Dequeued {
+    pub run: Run,
+    pub worker: Worker,
+    pub task: WorkerTask,
+}
+
+/// An environment variable, its value still sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub key: String,
+    pub value_sealed: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One log record of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunLog {
+    /// Order of arrival (set by the store).
+    pub seq: i64,
+    pub attempt_number: Option<i64>,
+    pub time: DateTime<Utc>,
+    /// `info`, `warn`, `error`, `debug`, `log`… as the SDK names it.
+    pub severity: String,
+    pub message: String,
+    /// The record's attributes, as JSON text.
+    pub attributes: Option<String>,
+}
+
+/// A log record to store, for a run named by its friendly id.
+#[derive(Debug, Clone)]
+pub struct NewRunLog {
+    pub run_friendly_id: String,
+    pub attempt_number: Option<i64>,
+    pub time: DateTime<Utc>,
+    pub severity: String,
+    pub message: String,
+    pub attributes: Option<String>,
+}
+
+/// Limits a dequeue honours.
+#[derive(Debug, Clone, Copy)]
+pub struct DequeueLimits {
+    /// Runs of the environment a worker may hold at once.
+    pub concurrency: u32,
+}
+
+/// Workers, the queue, variables, logs and presence.
+#[async_trait]
+pub trait EngineStore: Send + Sync {
+    /// Registers a worker and its tasks, assigning the environment's next version of the
+    /// day (`20261127.1`, `.2`, …), in one transaction. It becomes the current worker.
+    async fn register_worker(&self, worker: NewWorker, now: DateTime<Utc>) -> StoreResult<Worker>;
+    /// A worker of the environment by friendly id, with its tasks.
+    async fn get_worker(
+        &self,
+        environment_id: &str,
+        friendly_id: &str,
+    ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>>;
+    /// The environment's newest worker, with its tasks.
+    async fn current_worker(
+        &self,
+        environment_id: &str,
+    ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>>;
+    /// Hands the environment's next dequeueable run of one of `worker`'s tasks to that worker,
+    /// in one transaction that also writes its new snapshot; `None` when the queue has none
+    /// or the environment already holds `limits.concurrency` runs. Dequeues of one
+    /// environment are serialised, so the limit is exact across nodes.
+    async fn dequeue_run(
+        &self,
+        environment_id: &str,
+        worker_id: &str,
+        limits: DequeueLimits,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Dequeued>>;
+    /// Runs of the environment waiting in its queue (queued or delayed), counting at most
+    /// `up_to` of them.
+    async fn queue_length(&self, environment_id: &str, up_to: u64) -> StoreResult<u64>;
+
+    /// Sets variables (inserting or replacing each), in one transaction.
+    async fn set_env_vars(
+        &self,
+        environment_id: &str,
+        vars: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// An environment's variables, by key.
+    async fn list_env_vars(&self, environment_id: &str) -> StoreResult<Vec<EnvVar>>;
+    /// Deletes a variable; false when it did not exist.
+    async fn delete_env_var(&self, environment_id: &str, key: &str) -> StoreResult<bool>;
+
+    /// Stores log records of the environment's runs; records naming a run of another
+    /// environment, or no run, are dropped. Returns how many were stored.
+    async fn append_run_logs(&self, environment_id: &str, logs: &[NewRunLog]) -> StoreResult<u64>;
+    /// A run's log records after `after_seq`, oldest first, at most `limit`.
+    async fn list_run_logs(
+        &self,
+        run_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RunLog>>;
+
+    /// Records that the environment's development CLI was seen at `now`.
+    async fn touch_dev_presence(&self, environment_id: &str, now: DateTime<Utc>)
+        -> StoreResult<()>;
+    /// When the environment's development CLI was last seen.
+    async fn dev_presence(&self, environment_id: &str) -> StoreResult<Option<DateTime<Utc>>>;
+}
