@@ -97,6 +97,10 @@ async function runCase(c, ctx) {
 
 async function cleanup(run, { keepDataDir }) {
   if (!run) return;
+  // Processes the cases started (a dev CLI) go before the server they talk to.
+  for (const stop of (run.ctx?.cleanups ?? []).reverse()) {
+    await stop().catch((e) => console.log(`# cleanup failed: ${e.message}`));
+  }
   await run.server?.stop({ keepDataDir });
   if (run.db) await dropDatabase(run.adminUrl, run.db.name);
 }
@@ -123,7 +127,8 @@ async function runBackend(backend, bin, cases, adminUrl) {
   console.log(`# ${backend}: server at ${run.server.url}`);
   process.env.TRIGGER_API_URL = run.server.url; // realtime stream helpers read it (errors-runs-sdk §5.1)
 
-  const ctx = { backend, url: run.server.url, adminToken: run.server.adminToken };
+  const ctx = { backend, url: run.server.url, adminToken: run.server.adminToken, cleanups: [] };
+  run.ctx = ctx;
   for (const c of cases) {
     if (pending.has(c.name) && !includePending) {
       console.log(`skip - ${c.name} (pending)`);

@@ -2,6 +2,8 @@
 //! their OpenAPI schemas. Field names follow trigger.dev's (camelCase) where a route is
 //! compatible with it; taskgate's additions are marked in their docs.
 
+pub mod engine;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

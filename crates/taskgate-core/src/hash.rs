@@ -1,12 +1,25 @@
 //! Hashing and constant-time comparison: the SHA-256 lookup hashes of keys and tokens
 //! (spec/auth.md §1.2 `hashApiKey`, §4.1 `hashedToken`, §3.8 one-time-use markers).
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
+}
+
+/// HMAC-SHA-256 of `data` under `key` (RFC 2104), for values the server derives from one of
+/// its secrets and later checks, such as the credential in a worker's OTLP endpoint.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC takes keys of any length (long ones are hashed first), so this cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => return [0u8; 32],
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 /// Lowercase hex SHA-256 of the UTF-8 string: the lookup hash of keys and tokens.
@@ -48,6 +61,11 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(hex::encode(sha256(b"abc")), sha256_hex("abc"));
+        // RFC 4231 test case 2.
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -10,9 +10,11 @@ pub mod openapi;
 pub mod realtime;
 pub mod router;
 pub mod routes;
+pub mod socketio;
 pub mod state;
 pub mod telemetry;
 pub mod vault;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +94,7 @@ pub async fn build_state_with_store(
         session_secret: Arc::new(session_secret),
         cache,
         watchers: Arc::new(realtime::Watchers::default()),
+        workers: Arc::new(workers::Workers::default()),
         policy: Arc::new(auth::policy::RolePolicy),
         config: Arc::new(config),
         metrics: telemetry::init_metrics(),

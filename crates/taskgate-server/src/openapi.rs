@@ -24,6 +24,8 @@ use utoipa::OpenApi;
         (name = "admin", description = "Platform administration (administrator's personal access token)"),
         (name = "runs", description = "Runs for the official SDK: trigger, batch, list, retrieve, cancel, replay"),
         (name = "realtime", description = "Run feed (Electric shape protocol) and run streams (SSE)"),
+        (name = "engine", description = "What `trigger.dev dev` runs against: worker registration, dequeue, attempts, presence, OTLP"),
+        (name = "envvars", description = "Environment variables (sealed at rest)"),
     )
 )]
 pub struct ApiDoc;

@@ -27,14 +27,47 @@ fn api_router(max_payload_bytes: usize) -> OpenApiRouter<AppState> {
     let payload_routes = OpenApiRouter::new()
         .routes(routes!(runs::trigger::trigger_task))
         .routes(routes!(runs::batch::stream_batch_items))
+        .routes(routes!(engine::attempts::complete_run_attempt))
         .layer(DefaultBodyLimit::max(
             max_payload_bytes.saturating_add(TRIGGER_ENVELOPE_BYTES),
         ));
+    // A worker's manifest carries its project's source files.
+    let registration = OpenApiRouter::new()
+        .routes(routes!(workers::create_background_worker))
+        .layer(DefaultBodyLimit::max(workers::MAX_REGISTRATION_BYTES));
+    let otlp = OpenApiRouter::new()
+        .routes(routes!(otel::export_logs))
+        .routes(routes!(otel::export_signal))
+        .routes(routes!(otel::export_anonymous))
+        .layer(DefaultBodyLimit::max(otel::MAX_OTLP_BYTES));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(payload_routes)
+        .merge(registration)
+        .merge(otlp)
+        .routes(routes!(engine::presence::dev_config))
+        .routes(routes!(engine::presence::dev_presence))
+        .routes(routes!(engine::presence::dev_disconnect))
+        .routes(routes!(engine::presence::platform_notifications))
+        .routes(routes!(engine::dequeue::dequeue))
+        .routes(routes!(engine::attempts::start_run_attempt))
+        .routes(routes!(engine::attempts::heartbeat_run))
+        .routes(routes!(engine::attempts::latest_snapshot))
+        .routes(routes!(engine::attempts::debug_log))
+        .routes(routes!(workers::dev_status))
+        .routes(routes!(workers::current_worker))
+        .routes(routes!(envvars::worker_env_vars))
+        .routes(routes!(envvars::list_env_vars, envvars::create_env_var))
+        .routes(routes!(
+            envvars::get_env_var,
+            envvars::update_env_var,
+            envvars::delete_env_var
+        ))
+        .routes(routes!(envvars::import_env_vars))
         .routes(routes!(runs::batch::create_batch))
         .routes(routes!(runs::list::list_runs))
         .routes(routes!(runs::retrieve::retrieve_run))
+        .routes(routes!(runs::history::list_run_attempts))
+        .routes(routes!(runs::history::list_run_logs))
         .routes(routes!(runs::cancel::cancel_run))
         .routes(routes!(runs::cancel::replay_run))
         .routes(routes!(realtime::run_feed::subscribe_to_run))
@@ -84,6 +117,8 @@ pub fn router(state: AppState) -> Router {
             get(move || async move { Json(api.as_ref().clone()) }),
         )
         .route("/api/docs", get(docs_page))
+        // The dev-worker channel is socket.io over WebSocket, not an HTTP API.
+        .route("/socket.io/", get(crate::socketio::socket_io))
         // Upstream answers every non-GET method on this route with the same action (§1.11).
         .route(
             "/admin/api/v1/revoked-api-keys/{revokedApiKeyId}",

@@ -12,6 +12,7 @@ use crate::auth::policy::AccessPolicy;
 use crate::config::Config;
 use crate::realtime::Watchers;
 use crate::vault::KeyVault;
+use crate::workers::Workers;
 
 /// Shared state. The router clones it into every request, so it is one `Arc`: a clone is a
 /// single reference count, whatever the state holds.
@@ -37,8 +38,10 @@ pub struct Shared {
     pub cache: Arc<AuthCache>,
     /// Decides what users may do; [`crate::auth::policy::RolePolicy`] unless replaced.
     pub policy: Arc<dyn AccessPolicy>,
-    /// Realtime requests waiting for a run or stream to change.
+    /// Realtime requests and dequeues waiting for a run, stream or queue to change.
     pub watchers: Arc<Watchers>,
+    /// Registered workers and dev presence, kept in memory.
+    pub workers: Arc<Workers>,
     pub config: Arc<Config>,
     pub metrics: Option<PrometheusHandle>,
 }

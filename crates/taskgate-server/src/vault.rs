@@ -13,6 +13,12 @@ use taskgate_store::{EnvKeys, KeyMaterial, KeyMinter};
 const ENV_KEY_AAD: &[u8] = b"taskgate:env-api-key";
 const PUBLIC_KEY_AAD: &[u8] = b"taskgate:env-public-key";
 
+/// Associated data of an environment variable's value: its environment and name, so a sealed
+/// value moved to another variable or environment does not open there.
+fn env_var_aad(environment_id: &str, key: &str) -> Vec<u8> {
+    format!("taskgate:env-var:{environment_id}:{key}").into_bytes()
+}
+
 /// Seals and opens environment keys.
 pub struct KeyVault {
     master: MasterKey,
@@ -47,6 +53,24 @@ impl KeyVault {
         self.master
             .decrypt(sealed, ENV_KEY_AAD)
             .map_err(|_| anyhow::anyhow!("an environment key could not be decrypted: is TASKGATE_ENCRYPTION_KEY the key it was sealed with?"))
+    }
+
+    /// Seals an environment variable's value, bound to its environment and name.
+    pub fn seal_env_var(&self, environment_id: &str, key: &str, value: &str) -> String {
+        self.master
+            .encrypt(value, &env_var_aad(environment_id, key))
+    }
+
+    /// Opens an environment variable's value sealed by [`Self::seal_env_var`].
+    pub fn open_env_var(
+        &self,
+        environment_id: &str,
+        key: &str,
+        sealed: &str,
+    ) -> anyhow::Result<SecretString> {
+        self.master
+            .decrypt(sealed, &env_var_aad(environment_id, key))
+            .map_err(|_| anyhow::anyhow!("an environment variable could not be decrypted: is TASKGATE_ENCRYPTION_KEY the key it was sealed with?"))
     }
 
     /// New keys for an environment, and the plaintext secret key (shown once).
@@ -92,5 +116,27 @@ mod tests {
         assert!(other.open_secret(&keys.secret.sealed).is_err());
         // A sealed public key is not accepted where a secret key is expected.
         assert!(vault.open_secret(&keys.public.sealed).is_err());
+    }
+
+    #[test]
+    fn env_var_values_open_only_where_they_were_sealed() {
+        let vault = KeyVault::new(MasterKey::generate());
+        let sealed = vault.seal_env_var("env1", "API_TOKEN", "s3cret");
+        assert!(!sealed.contains("s3cret"));
+        assert_eq!(
+            vault
+                .open_env_var("env1", "API_TOKEN", &sealed)
+                .unwrap()
+                .expose_secret(),
+            "s3cret"
+        );
+        assert!(vault.open_env_var("env2", "API_TOKEN", &sealed).is_err());
+        assert!(vault.open_env_var("env1", "OTHER", &sealed).is_err());
+        // A sealed key does not open as a variable, nor a variable as a key.
+        let (keys, _) = vault.mint_with_plaintext(EnvType::Production);
+        assert!(vault
+            .open_env_var("env1", "API_TOKEN", &keys.secret.sealed)
+            .is_err());
+        assert!(vault.open_secret(&sealed).is_err());
     }
 }

@@ -84,11 +84,13 @@ CREATE TABLE background_worker_tasks (
     PRIMARY KEY (worker_id, slug)
 );
 
--- An environment's variables; values are sealed under the master key, like keys.
+-- An environment's variables; values are sealed under the master key, like keys. A secret one
+-- is never shown again once set (listings redact it).
 CREATE TABLE environment_variables (
     runtime_environment_id  TEXT NOT NULL REFERENCES runtime_environments(id) ON DELETE CASCADE,
     key                     TEXT NOT NULL,
     value_sealed            TEXT NOT NULL,
+    is_secret               BOOLEAN NOT NULL DEFAULT FALSE,
     created_at              BIGINT NOT NULL,
     updated_at              BIGINT NOT NULL,
     PRIMARY KEY (runtime_environment_id, key)
@@ -100,14 +102,15 @@ CREATE TABLE dev_presence (
     last_seen_at            BIGINT NOT NULL
 );
 
--- Log records a run's worker exported over OTLP, in arrival order.
+-- Log records a run's worker exported over OTLP; read in time order, to the nanosecond the
+-- worker stamped (lines logged in one millisecond keep their order), `seq` breaking ties.
 CREATE TABLE task_run_logs (
     seq             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     run_id          TEXT NOT NULL REFERENCES task_runs(id) ON DELETE CASCADE,
     attempt_number  BIGINT,
-    time_ms         BIGINT NOT NULL,
+    time_unix_nano  BIGINT NOT NULL,
     severity        TEXT NOT NULL,
     message         TEXT NOT NULL,
     attributes      TEXT
 );
-CREATE INDEX task_run_logs_run_idx ON task_run_logs (run_id, seq);
+CREATE INDEX task_run_logs_run_idx ON task_run_logs (run_id, time_unix_nano, seq);

@@ -55,6 +55,12 @@ fn task(row: &DbRow) -> StoreResult<WorkerTask> {
     })
 }
 
+/// Nanoseconds since the epoch, the precision log records keep (until the year 2262; later
+/// times are clamped).
+fn to_nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
 /// Serialises the environment's dequeues and registrations (a row lock on PostgreSQL; the
 /// single writer connection already does it on SQLite).
 async fn lock_environment(conn: &mut DbConn, environment_id: &str) -> StoreResult<()> {
@@ -174,15 +180,16 @@ impl EngineStore for Backend {
     async fn get_worker(
         &self,
         environment_id: &str,
-        friendly_id: &str,
+        id_or_friendly_id: &str,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>> {
         let mut conn = self.reader.acquire().await.map_err(map_err)?;
         count("get_worker");
         let row = sqlx::query(&format!(
-            "SELECT {WORKER_COLS} FROM background_workers w WHERE w.runtime_environment_id = $1 AND w.friendly_id = $2"
+            "SELECT {WORKER_COLS} FROM background_workers w
+             WHERE w.runtime_environment_id = $1 AND (w.friendly_id = $2 OR w.id = $2)"
         ))
         .bind(environment_id)
-        .bind(friendly_id)
+        .bind(id_or_friendly_id)
         .fetch_optional(&mut *conn)
         .await
         .map_err(map_err)?;
@@ -228,7 +235,7 @@ impl EngineStore for Backend {
         worker_id: &str,
         limits: DequeueLimits,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<Dequeued>> {
+    ) -> StoreResult<DequeueOutcome> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         lock_environment(&mut tx, environment_id).await?;
         count("held_slots");
@@ -242,7 +249,7 @@ impl EngineStore for Backend {
         .map_err(map_err)?;
         if held >= i64::from(limits.concurrency) {
             tx.rollback().await.map_err(map_err)?;
-            return Ok(None);
+            return Ok(DequeueOutcome::AtCapacity);
         }
         count("dequeue_worker");
         let Some(worker_row) = sqlx::query(&format!(
@@ -273,8 +280,22 @@ impl EngineStore for Backend {
         .await
         .map_err(map_err)?;
         let Some(row) = candidate else {
+            count("dequeue_next_available");
+            let (next,): (Option<i64>,) = sqlx::query_as(
+                "SELECT MIN(r.available_at) FROM task_runs r
+                 WHERE r.runtime_environment_id = $1 AND r.execution_status = 'QUEUED'
+                   AND r.status IN ('PENDING', 'RETRYING_AFTER_FAILURE')
+                   AND r.task_identifier IN (SELECT slug FROM background_worker_tasks WHERE worker_id = $2)",
+            )
+            .bind(environment_id)
+            .bind(&w.id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
             tx.rollback().await.map_err(map_err)?;
-            return Ok(None);
+            return Ok(DequeueOutcome::Empty {
+                next_available_at: next.map(taskgate_core::time::from_millis),
+            });
         };
         let mut r = run(&row)?;
         count("dequeue_task");
@@ -303,11 +324,11 @@ impl EngineStore for Backend {
         commit_transition(&mut tx, &mut r, &transition, now).await?;
         let events = vec![run_event(&r)];
         self.commit_and_publish(tx, events).await?;
-        Ok(Some(Dequeued {
+        Ok(DequeueOutcome::Taken(Box::new(Dequeued {
             run: r,
             worker: w,
             task: t,
-        }))
+        })))
     }
 
     async fn queue_length(&self, environment_id: &str, up_to: u64) -> StoreResult<u64> {
@@ -327,34 +348,43 @@ impl EngineStore for Backend {
     async fn set_env_vars(
         &self,
         environment_id: &str,
-        vars: &[(String, String)],
+        vars: &[NewEnvVar],
+        overwrite: bool,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<u64> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        for (key, sealed) in vars {
+        let conflict = if overwrite {
+            "DO UPDATE SET value_sealed = excluded.value_sealed, is_secret = excluded.is_secret,
+                 updated_at = excluded.updated_at"
+        } else {
+            "DO NOTHING"
+        };
+        let mut written = 0;
+        for v in vars {
             count("set_env_var");
-            sqlx::query(
-                "INSERT INTO environment_variables (runtime_environment_id, key, value_sealed, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $4)
-                 ON CONFLICT (runtime_environment_id, key)
-                 DO UPDATE SET value_sealed = excluded.value_sealed, updated_at = excluded.updated_at",
-            )
+            written += sqlx::query(&format!(
+                "INSERT INTO environment_variables (runtime_environment_id, key, value_sealed, is_secret, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5)
+                 ON CONFLICT (runtime_environment_id, key) {conflict}"
+            ))
             .bind(environment_id)
-            .bind(key)
-            .bind(sealed)
+            .bind(&v.key)
+            .bind(&v.value_sealed)
+            .bind(v.is_secret)
             .bind(to_millis(now))
             .execute(&mut *tx)
             .await
-            .map_err(map_err)?;
+            .map_err(map_err)?
+            .rows_affected();
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(())
+        Ok(written)
     }
 
     async fn list_env_vars(&self, environment_id: &str) -> StoreResult<Vec<EnvVar>> {
         count("list_env_vars");
         let rows = sqlx::query(
-            "SELECT key, value_sealed, created_at, updated_at FROM environment_variables
+            "SELECT key, value_sealed, is_secret, created_at, updated_at FROM environment_variables
              WHERE runtime_environment_id = $1 ORDER BY key",
         )
         .bind(environment_id)
@@ -366,6 +396,7 @@ impl EngineStore for Backend {
                 Ok(EnvVar {
                     key: s(r, "key")?,
                     value_sealed: s(r, "value_sealed")?,
+                    is_secret: r.try_get("is_secret").map_err(map_err)?,
                     created_at: ts(r, "created_at")?,
                     updated_at: ts(r, "updated_at")?,
                 })
@@ -395,14 +426,14 @@ impl EngineStore for Backend {
         for log in logs {
             count("append_run_log");
             stored += sqlx::query(
-                "INSERT INTO task_run_logs (run_id, attempt_number, time_ms, severity, message, attributes)
+                "INSERT INTO task_run_logs (run_id, attempt_number, time_unix_nano, severity, message, attributes)
                  SELECT r.id, $3, $4, $5, $6, $7 FROM task_runs r
                  WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2",
             )
             .bind(environment_id)
             .bind(&log.run_friendly_id)
             .bind(log.attempt_number)
-            .bind(to_millis(log.time))
+            .bind(to_nanos(log.time))
             .bind(&log.severity)
             .bind(&log.message)
             .bind(log.attributes.as_deref())
@@ -418,15 +449,18 @@ impl EngineStore for Backend {
     async fn list_run_logs(
         &self,
         run_id: &str,
-        after_seq: i64,
+        after: Option<(DateTime<Utc>, i64)>,
         limit: u32,
     ) -> StoreResult<Vec<RunLog>> {
         count("list_run_logs");
+        let (after_ns, after_seq) = after.map_or((i64::MIN, i64::MIN), |(t, s)| (to_nanos(t), s));
         let rows = sqlx::query(
-            "SELECT seq, attempt_number, time_ms, severity, message, attributes FROM task_run_logs
-             WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            "SELECT seq, attempt_number, time_unix_nano, severity, message, attributes FROM task_run_logs
+             WHERE run_id = $1 AND (time_unix_nano > $2 OR (time_unix_nano = $2 AND seq > $3))
+             ORDER BY time_unix_nano, seq LIMIT $4",
         )
         .bind(run_id)
+        .bind(after_ns)
         .bind(after_seq)
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
@@ -437,7 +471,9 @@ impl EngineStore for Backend {
                 Ok(RunLog {
                     seq: r.try_get("seq").map_err(map_err)?,
                     attempt_number: r.try_get("attempt_number").map_err(map_err)?,
-                    time: ts(r, "time_ms")?,
+                    time: DateTime::from_timestamp_nanos(
+                        r.try_get("time_unix_nano").map_err(map_err)?,
+                    ),
                     severity: s(r, "severity")?,
                     message: s(r, "message")?,
                     attributes: s_opt(r, "attributes")?,

@@ -116,7 +116,7 @@ pub(crate) fn environment(row: &DbRow) -> StoreResult<Environment> {
 /// organization is (soft-)deleted.
 pub(crate) fn env_auth_columns() -> String {
     format!(
-        "{ENV_COLS}, p.external_ref, p.name AS project_name,
+        "{ENV_COLS}, p.external_ref, p.name AS project_name, p.slug AS project_slug,
          COALESCE(p.deleted_at, o.deleted_at) AS project_deleted_at,
          o.slug AS org_slug, o.title AS org_title, m.user_id AS member_user_id"
     )
@@ -138,6 +138,7 @@ pub(crate) fn env_auth(row: &DbRow) -> StoreResult<EnvironmentAuth> {
         environment: environment(row)?,
         project_ref: s(row, "external_ref")?,
         project_name: s(row, "project_name")?,
+        project_slug: s(row, "project_slug")?,
         project_deleted: ts_opt(row, "project_deleted_at")?.is_some(),
         organization_slug: s(row, "org_slug")?,
         organization_title: s(row, "org_title")?,

@@ -265,6 +265,7 @@ pub(crate) fn run_event(r: &Run) -> ChangeEvent {
         run_id: r.id.clone(),
         environment_id: r.environment_id.clone(),
         version: r.version,
+        execution_status: r.execution_status.as_str().to_string(),
     }
 }
 

@@ -68,19 +68,43 @@ pub struct Dequeued {
     pub task: WorkerTask,
 }
 
+/// What a dequeue found.
+#[derive(Debug, Clone)]
+pub enum DequeueOutcome {
+    /// A run, now the worker's.
+    Taken(Box<Dequeued>),
+    /// Nothing to take now; `next_available_at` is when a queued run of the worker's tasks
+    /// becomes available (a queued retry), if one is waiting for its time.
+    Empty {
+        next_available_at: Option<DateTime<Utc>>,
+    },
+    /// The environment holds as many runs as its concurrency limit allows.
+    AtCapacity,
+}
+
 /// An environment variable, its value still sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvVar {
     pub key: String,
     pub value_sealed: String,
+    /// Listings redact it.
+    pub is_secret: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A variable to set, its value already sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnvVar {
+    pub key: String,
+    pub value_sealed: String,
+    pub is_secret: bool,
 }
 
 /// One log record of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunLog {
-    /// Order of arrival (set by the store).
+    /// Order of arrival (set by the store); with `time`, the position for paging.
     pub seq: i64,
     pub attempt_number: Option<i64>,
     pub time: DateTime<Utc>,
@@ -115,11 +139,11 @@ pub trait EngineStore: Send + Sync {
     /// Registers a worker and its tasks, assigning the environment's next version of the
     /// day (`20261127.1`, `.2`, …), in one transaction. It becomes the current worker.
     async fn register_worker(&self, worker: NewWorker, now: DateTime<Utc>) -> StoreResult<Worker>;
-    /// A worker of the environment by friendly id, with its tasks.
+    /// A worker of the environment by friendly id or id, with its tasks.
     async fn get_worker(
         &self,
         environment_id: &str,
-        friendly_id: &str,
+        id_or_friendly_id: &str,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>>;
     /// The environment's newest worker, with its tasks.
     async fn current_worker(
@@ -127,27 +151,31 @@ pub trait EngineStore: Send + Sync {
         environment_id: &str,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>>;
     /// Hands the environment's next dequeueable run of one of `worker`'s tasks to that worker,
-    /// in one transaction that also writes its new snapshot; `None` when the queue has none
-    /// or the environment already holds `limits.concurrency` runs. Dequeues of one
-    /// environment are serialised, so the limit is exact across nodes.
+    /// in one transaction that also writes its new snapshot, unless the queue has none or the
+    /// environment already holds `limits.concurrency` runs. Dequeues of one environment are
+    /// serialised, so the limit is exact across nodes. `NotFound` for another environment's
+    /// worker.
     async fn dequeue_run(
         &self,
         environment_id: &str,
         worker_id: &str,
         limits: DequeueLimits,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<Dequeued>>;
+    ) -> StoreResult<DequeueOutcome>;
     /// Runs of the environment waiting in its queue (queued or delayed), counting at most
     /// `up_to` of them.
     async fn queue_length(&self, environment_id: &str, up_to: u64) -> StoreResult<u64>;
 
-    /// Sets variables (inserting or replacing each), in one transaction.
+    /// Sets variables (inserting or replacing each), in one transaction. With `overwrite`
+    /// false, existing variables keep their values and only new ones are added. Returns how
+    /// many were written.
     async fn set_env_vars(
         &self,
         environment_id: &str,
-        vars: &[(String, String)],
+        vars: &[NewEnvVar],
+        overwrite: bool,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<u64>;
     /// An environment's variables, by key.
     async fn list_env_vars(&self, environment_id: &str) -> StoreResult<Vec<EnvVar>>;
     /// Deletes a variable; false when it did not exist.
@@ -156,11 +184,12 @@ pub trait EngineStore: Send + Sync {
     /// Stores log records of the environment's runs; records naming a run of another
     /// environment, or no run, are dropped. Returns how many were stored.
     async fn append_run_logs(&self, environment_id: &str, logs: &[NewRunLog]) -> StoreResult<u64>;
-    /// A run's log records after `after_seq`, oldest first, at most `limit`.
+    /// A run's log records in time order (ties in arrival order), after the record at
+    /// `after` (its time and seq), at most `limit`.
     async fn list_run_logs(
         &self,
         run_id: &str,
-        after_seq: i64,
+        after: Option<(DateTime<Utc>, i64)>,
         limit: u32,
     ) -> StoreResult<Vec<RunLog>>;
 

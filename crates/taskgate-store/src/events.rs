@@ -59,11 +59,14 @@ pub enum ChangeEvent {
     OrgDeleted { organization_id: String },
     /// A personal access token was revoked.
     PatRevoked { pat_id: String },
-    /// A run changed state; `version` orders changes of one run.
+    /// A run changed state; `version` orders changes of one run. `execution_status` is its
+    /// execution snapshot's status afterwards, so a worker's channel can tell what concerns it.
     Run {
         run_id: String,
         environment_id: String,
         version: i64,
+        #[serde(default)]
+        execution_status: String,
     },
     /// An environment's queue may have runs a worker can now take (a new worker knows more
     /// tasks). Run changes wake the queue too; this is for what is not a run change.

@@ -123,6 +123,7 @@ pub struct EnvironmentAuth {
     pub environment: Environment,
     pub project_ref: String,
     pub project_name: String,
+    pub project_slug: String,
     pub project_deleted: bool,
     pub organization_slug: String,
     pub organization_title: String,

@@ -1,4 +1,4 @@
-//! Realtime: the run feed in ElectricSQL's long-poll protocol (spec errors-runs-sdk §4.1) and
+//! Realtime, and the wake-ups behind it: the run feed in ElectricSQL's long-poll protocol (spec errors-runs-sdk §4.1) and
 //! run streams over SSE (§4.2, §4.3), woken by [`Watchers`].
 //!
 //! A waiting request holds one `watch` receiver keyed by what it waits on; a change notifies
@@ -77,7 +77,22 @@ impl Watchers {
     /// Routes a store change to its watchers.
     pub fn on_change(&self, event: &ChangeEvent) {
         match event {
-            ChangeEvent::Run { run_id, .. } => self.notify(&run_key(run_id)),
+            ChangeEvent::Run {
+                run_id,
+                environment_id,
+                execution_status,
+                ..
+            } => {
+                self.notify(&run_key(run_id));
+                // Any run change may free a slot or queue a run: dequeues wait on this.
+                self.notify(&queue_key(environment_id));
+                // What the worker running it must act on at once: a cancellation, or the run
+                // ending without it.
+                if matches!(execution_status.as_str(), "PENDING_CANCEL" | "FINISHED") {
+                    self.notify(&worker_key(run_id));
+                }
+            }
+            ChangeEvent::Queue { environment_id } => self.notify(&queue_key(environment_id)),
             ChangeEvent::Stream { run_id, stream_id } => {
                 self.notify(&stream_key(run_id, stream_id))
             }
@@ -94,6 +109,16 @@ impl Watchers {
 
 pub fn run_key(run_id: &str) -> String {
     format!("run:{run_id}")
+}
+
+/// What a worker's channel waits on for one run it executes.
+pub fn worker_key(run_id: &str) -> String {
+    format!("worker:{run_id}")
+}
+
+/// What a dequeue of an environment waits on.
+pub fn queue_key(environment_id: &str) -> String {
+    format!("queue:{environment_id}")
 }
 
 pub fn stream_key(run_id: &str, stream_id: &str) -> String {
@@ -115,6 +140,7 @@ mod tests {
             run_id: "r1".into(),
             environment_id: "e".into(),
             version: 2,
+            execution_status: "EXECUTING".into(),
         });
         assert!(a.rx.has_changed().unwrap_or(false));
         assert!(!c.rx.has_changed().unwrap_or(true));

@@ -81,6 +81,7 @@ pub async fn environment_for_user(
         environment,
         project_ref: access.project.external_ref.clone(),
         project_name: access.project.name.clone(),
+        project_slug: access.project.slug.clone(),
         project_deleted: false,
         organization_slug: access.organization.slug.clone(),
         organization_title: access.organization.title.clone(),

@@ -4,14 +4,18 @@
 pub mod access;
 pub mod admin;
 pub mod auth_tokens;
+pub mod engine;
+pub mod envvars;
 pub mod health;
 pub mod keys;
 pub mod orgs;
+pub mod otel;
 pub mod projects;
 pub mod runs;
 pub mod tokens;
 pub mod user_actor;
 pub mod whoami;
+pub mod workers;
 
 use taskgate_api::*;
 use taskgate_store as store;

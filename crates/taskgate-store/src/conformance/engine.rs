@@ -42,6 +42,20 @@ fn task(slug: &str, retry: Option<&str>) -> WorkerTask {
     }
 }
 
+/// The run a dequeue took, or `None` when it took none.
+async fn take(
+    store: &dyn Store,
+    env: &str,
+    worker: &str,
+    limits: DequeueLimits,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Dequeued> {
+    match store.dequeue_run(env, worker, limits, now).await.unwrap() {
+        DequeueOutcome::Taken(d) => Some(*d),
+        _ => None,
+    }
+}
+
 async fn register(store: &dyn Store, env: &str, tasks: &[&str]) -> Worker {
     store
         .register_worker(
@@ -115,11 +129,7 @@ pub async fn dequeue_takes_known_tasks_oldest_first(store: Arc<dyn Store>) {
     let a = trigger(&*store, &env, "a", t0() + Duration::seconds(1)).await;
     let b = trigger(&*store, &env, "b", t0() + Duration::seconds(2)).await;
     let now = t0() + Duration::seconds(3);
-    let first = store
-        .dequeue_run(&env, &w.id, LIMIT, now)
-        .await
-        .unwrap()
-        .unwrap();
+    let first = take(&*store, &env, &w.id, LIMIT, now).await.unwrap();
     assert_eq!(first.run.friendly_id, a.friendly_id);
     assert_eq!(
         (first.run.status, first.run.execution_status),
@@ -130,18 +140,15 @@ pub async fn dequeue_takes_known_tasks_oldest_first(store: Arc<dyn Store>) {
     assert_eq!(first.task.slug, "a");
     assert_eq!(first.worker.friendly_id, w.friendly_id);
     assert_ne!(first.run.snapshot_id, a.snapshot_id);
-    let second = store
-        .dequeue_run(&env, &w.id, LIMIT, now)
-        .await
-        .unwrap()
-        .unwrap();
+    let second = take(&*store, &env, &w.id, LIMIT, now).await.unwrap();
     assert_eq!(second.run.friendly_id, b.friendly_id);
     assert!(
-        store
-            .dequeue_run(&env, &w.id, LIMIT, now)
-            .await
-            .unwrap()
-            .is_none(),
+        matches!(
+            store.dequeue_run(&env, &w.id, LIMIT, now).await.unwrap(),
+            DequeueOutcome::Empty {
+                next_available_at: None
+            }
+        ),
         "a run of a task the worker does not know waits"
     );
     let c = store
@@ -168,11 +175,11 @@ pub async fn dequeue_honours_the_concurrency_limit(store: Arc<dyn Store>) {
     // Concurrent dequeues, as from several nodes: the limit holds exactly.
     let attempts = (0..8).map(|_| {
         let (store, env, w) = (store.clone(), env.clone(), w.id.clone());
-        tokio::spawn(async move { store.dequeue_run(&env, &w, limits, now).await })
+        tokio::spawn(async move { take(&*store, &env, &w, limits, now).await })
     });
     let mut taken = Vec::new();
     for h in attempts {
-        if let Some(d) = h.await.unwrap().unwrap() {
+        if let Some(d) = h.await.unwrap() {
             taken.push(d.run);
         }
     }
@@ -192,27 +199,18 @@ pub async fn dequeue_honours_the_concurrency_limit(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .unwrap();
-    assert!(store
-        .dequeue_run(&env, &w.id, limits, now)
-        .await
-        .unwrap()
-        .is_some());
-    assert!(store
-        .dequeue_run(&env, &w.id, limits, now)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(take(&*store, &env, &w.id, limits, now).await.is_some());
+    assert!(matches!(
+        store.dequeue_run(&env, &w.id, limits, now).await.unwrap(),
+        DequeueOutcome::AtCapacity
+    ));
 }
 
 pub async fn attempts_start_complete_and_are_recorded(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let w = register(&*store, &env, &["a"]).await;
     trigger(&*store, &env, "a", t0()).await;
-    let d = store
-        .dequeue_run(&env, &w.id, LIMIT, t0())
-        .await
-        .unwrap()
-        .unwrap();
+    let d = take(&*store, &env, &w.id, LIMIT, t0()).await.unwrap();
     let id = d.run.friendly_id.clone();
     let start = |snapshot: &str| RunEvent {
         event: Event::StartAttempt,
@@ -305,11 +303,7 @@ pub async fn failed_attempts_keep_their_errors_and_retry(store: Arc<dyn Store>) 
         .trigger_run(run, None, None, None, t0())
         .await
         .unwrap();
-    let d = store
-        .dequeue_run(&env, &w.id, LIMIT, t0())
-        .await
-        .unwrap()
-        .unwrap();
+    let d = take(&*store, &env, &w.id, LIMIT, t0()).await.unwrap();
     let id = d.run.friendly_id;
     let error = |n: u32| TaskRunError::String {
         raw: format!("boom {n}"),
@@ -368,16 +362,8 @@ pub async fn the_sweeper_recovers_stalled_runs(store: Arc<dyn Store>) {
     trigger(&*store, &env, "a", t0()).await;
     trigger(&*store, &env, "a", t0() + Duration::milliseconds(1)).await;
     let now = t0() + Duration::seconds(1);
-    let never_started = store
-        .dequeue_run(&env, &w.id, LIMIT, now)
-        .await
-        .unwrap()
-        .unwrap();
-    let silent = store
-        .dequeue_run(&env, &w.id, LIMIT, now)
-        .await
-        .unwrap()
-        .unwrap();
+    let never_started = take(&*store, &env, &w.id, LIMIT, now).await.unwrap();
+    let silent = take(&*store, &env, &w.id, LIMIT, now).await.unwrap();
     store
         .apply_run_event(
             &env,
@@ -422,14 +408,39 @@ pub async fn the_sweeper_recovers_stalled_runs(store: Arc<dyn Store>) {
 
 pub async fn env_vars_are_set_listed_and_deleted(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
-    let vars = [
-        ("B".to_string(), "v1.sealed-b".to_string()),
-        ("A".to_string(), "v1.sealed-a".to_string()),
-    ];
-    store.set_env_vars(&env, &vars, t0()).await.unwrap();
+    let var = |k: &str, v: &str, secret: bool| NewEnvVar {
+        key: k.into(),
+        value_sealed: v.into(),
+        is_secret: secret,
+    };
+    let written = store
+        .set_env_vars(
+            &env,
+            &[
+                var("B", "v1.sealed-b", true),
+                var("A", "v1.sealed-a", false),
+            ],
+            true,
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, 2);
     let later = t0() + Duration::seconds(1);
     store
-        .set_env_vars(&env, &[("A".into(), "v1.sealed-a2".into())], later)
+        .set_env_vars(&env, &[var("A", "v1.sealed-a2", false)], true, later)
+        .await
+        .unwrap();
+    store
+        .set_env_vars(
+            &env,
+            &[
+                var("B", "v1.not-written", false),
+                var("C", "v1.sealed-c", false),
+            ],
+            false,
+            later,
+        )
         .await
         .unwrap();
     let listed = store.list_env_vars(&env).await.unwrap();
@@ -439,27 +450,30 @@ pub async fn env_vars_are_set_listed_and_deleted(store: Arc<dyn Store>) {
             .map(|v| (
                 v.key.as_str(),
                 v.value_sealed.as_str(),
+                v.is_secret,
                 v.created_at,
                 v.updated_at
             ))
             .collect::<Vec<_>>(),
         vec![
-            ("A", "v1.sealed-a2", t0(), later),
-            ("B", "v1.sealed-b", t0(), t0())
-        ]
+            ("A", "v1.sealed-a2", false, t0(), later),
+            ("B", "v1.sealed-b", true, t0(), t0()),
+            ("C", "v1.sealed-c", false, later, later)
+        ],
+        "overwrite replaces; without it, existing values stay"
     );
     assert!(store.delete_env_var(&env, "A").await.unwrap());
     assert!(!store.delete_env_var(&env, "A").await.unwrap());
-    assert_eq!(store.list_env_vars(&env).await.unwrap().len(), 1);
+    assert_eq!(store.list_env_vars(&env).await.unwrap().len(), 2);
 }
 
 pub async fn run_logs_stay_in_their_environment(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let r = trigger(&*store, &env, "a", t0()).await;
-    let log = |run: &str, message: &str| NewRunLog {
+    let log = |run: &str, message: &str, secs: i64| NewRunLog {
         run_friendly_id: run.into(),
         attempt_number: Some(1),
-        time: t0(),
+        time: t0() + Duration::seconds(secs),
         severity: "info".into(),
         message: message.into(),
         attributes: Some("{\"k\":1}".into()),
@@ -468,29 +482,37 @@ pub async fn run_logs_stay_in_their_environment(store: Arc<dyn Store>) {
         .append_run_logs(
             &env,
             &[
-                log(&r.friendly_id, "one"),
-                log("run_unknown", "x"),
-                log(&r.friendly_id, "two"),
+                log(&r.friendly_id, "second", 2),
+                log("run_unknown", "x", 0),
+                log(&r.friendly_id, "first", 1),
+                log(&r.friendly_id, "third", 2),
             ],
         )
         .await
         .unwrap();
-    assert_eq!(stored, 2);
+    assert_eq!(stored, 3);
     assert_eq!(
         store
-            .append_run_logs("another-env", &[log(&r.friendly_id, "injected")])
+            .append_run_logs("another-env", &[log(&r.friendly_id, "injected", 0)])
             .await
             .unwrap(),
         0,
         "another environment cannot write to this run"
     );
-    let logs = store.list_run_logs(&r.id, 0, 100).await.unwrap();
+    let logs = store.list_run_logs(&r.id, None, 100).await.unwrap();
     assert_eq!(
         logs.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
-        ["one", "two"]
+        ["first", "second", "third"],
+        "time order; arrival order among equal times"
     );
-    let rest = store.list_run_logs(&r.id, logs[0].seq, 100).await.unwrap();
-    assert_eq!(rest.len(), 1);
+    let rest = store
+        .list_run_logs(&r.id, Some((logs[1].time, logs[1].seq)), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
+        ["third"]
+    );
     assert_eq!(rest[0].attributes.as_deref(), Some("{\"k\":1}"));
 }
 
@@ -515,10 +537,8 @@ pub async fn cancelling_a_queued_run_is_immediate_and_an_executing_one_waits(
     let w = register(&*store, &env, &["a"]).await;
     let queued = trigger(&*store, &env, "a", t0() + Duration::seconds(1)).await;
     let running = trigger(&*store, &env, "a", t0()).await;
-    let d = store
-        .dequeue_run(&env, &w.id, LIMIT, t0() + Duration::seconds(1))
+    let d = take(&*store, &env, &w.id, LIMIT, t0() + Duration::seconds(1))
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(d.run.friendly_id, running.friendly_id);
     store

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod cancel;
+pub mod history;
 pub mod list;
 pub mod present;
 pub mod retrieve;

@@ -64,6 +64,11 @@ pub fn common_fields(run: &Run) -> Map<String, Value> {
     put(&mut m, "idempotencyKey", idem.map(Value::String));
     put(
         &mut m,
+        "version",
+        run.task_version.clone().map(Value::String),
+    );
+    put(
+        &mut m,
         "startedAt",
         run.started_at.map(|t| json!(iso_millis(t))),
     );
@@ -111,7 +116,7 @@ pub fn retrieved(run: &Run) -> Value {
     let mut m = common_fields(run);
     m.insert("triggerFunction".into(), json!("trigger"));
     m.insert("relatedRuns".into(), json!({}));
-    m.insert("attemptCount".into(), json!(0));
+    m.insert("attemptCount".into(), json!(run.attempt_number));
     put(
         &mut m,
         "payload",

@@ -1,0 +1,134 @@
+//! `POST /engine/v1/dev/dequeue`: a long poll. It answers at once with a run when the
+//! environment's queue has one for the caller's worker, else waits (up to
+//! `--dequeue-wait-seconds`, 10 s by default, as upstream) and answers the moment one is
+//! queued: any change to a run of the environment, on this node or another (PostgreSQL
+//! notifications), wakes it, as does a queued retry's time coming.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde_json::Map;
+use taskgate_api::engine::*;
+use taskgate_api::ErrorBody;
+use taskgate_store::{DequeueLimits, DequeueOutcome, Dequeued, EnvironmentAuth};
+
+use super::{env_type_name, lenient_body, machine, snapshot};
+use crate::auth::extract::SecretKeyAuth;
+use crate::error::ApiResult;
+use crate::realtime::queue_key;
+use crate::state::AppState;
+
+/// Takes the next run for the caller's worker, waiting for one.
+#[utoipa::path(post, path = "/engine/v1/dev/dequeue", tag = "engine",
+    request_body(content = DevDequeueRequest, content_type = "text/plain"),
+    responses((status = 200, body = DevDequeueResponse), (status = 401, body = ErrorBody)))]
+pub async fn dequeue(
+    State(state): State<AppState>,
+    SecretKeyAuth(principal): SecretKeyAuth,
+    body: Bytes,
+) -> ApiResult<Json<DevDequeueResponse>> {
+    let body: DevDequeueRequest = lenient_body(&body)?;
+    let env = principal.env.clone();
+    let env_id = env.environment.id.as_str();
+    state.workers.touch_presence(&state, env_id).await;
+    let worker = match body.current_worker.as_deref() {
+        Some(id) => state.workers.get(&state, env_id, id).await?,
+        None => None,
+    };
+    let worker = match worker {
+        Some(w) => w,
+        None => match state.store.current_worker(env_id).await? {
+            Some(w) => {
+                let w = std::sync::Arc::new(w);
+                state.workers.remember(w.clone());
+                w
+            }
+            None => return Ok(Json(empty())),
+        },
+    };
+    let limits = DequeueLimits {
+        concurrency: state.config.concurrency_limit,
+    };
+    let deadline = tokio::time::Instant::now() + state.config.dequeue_wait;
+    loop {
+        // Watch before looking, so a run queued while we look wakes the wait below.
+        let mut watch = state.watchers.watch(queue_key(env_id));
+        watch.rx.borrow_and_update();
+        let now = state.now();
+        let wake_at = match state
+            .store
+            .dequeue_run(env_id, &worker.0.id, limits, now)
+            .await?
+        {
+            DequeueOutcome::Taken(d) => {
+                tracing::info!(run.id = %d.run.friendly_id, task = %d.run.task_identifier, env.id = %env_id, worker.version = %d.worker.version, "run dequeued");
+                return Ok(Json(DevDequeueResponse {
+                    dequeued_messages: vec![message(&env, &d, now)],
+                }));
+            }
+            DequeueOutcome::Empty { next_available_at } => next_available_at,
+            DequeueOutcome::AtCapacity => None,
+        };
+        let wake = wake_at.map(|at| tokio::time::Instant::now() + until(at, now));
+        let until_deadline = tokio::time::sleep_until(match wake {
+            Some(w) if w < deadline => w,
+            _ => deadline,
+        });
+        tokio::select! {
+            _ = watch.rx.changed() => {}
+            _ = until_deadline => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Json(empty()));
+        }
+    }
+}
+
+fn empty() -> DevDequeueResponse {
+    DevDequeueResponse {
+        dequeued_messages: Vec::new(),
+    }
+}
+
+/// How long from `now` until `at` (zero when past).
+fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> std::time::Duration {
+    (at - now).to_std().unwrap_or_default()
+}
+
+/// A dequeued run in the CLI's shape.
+fn message(env: &EnvironmentAuth, d: &Dequeued, now: DateTime<Utc>) -> DequeuedMessage {
+    let e = &env.environment;
+    DequeuedMessage {
+        version: "1".into(),
+        snapshot: snapshot(&d.run),
+        dequeued_at: now,
+        completed_waitpoints: Vec::new(),
+        background_worker: DequeuedWorker {
+            id: d.worker.id.clone(),
+            friendly_id: d.worker.friendly_id.clone(),
+            version: d.worker.version.clone(),
+        },
+        deployment: NoDeployment {},
+        run: DequeuedRun {
+            id: d.run.friendly_id.clone(),
+            friendly_id: d.run.friendly_id.clone(),
+            is_test: d.run.is_test,
+            is_replay: d.run.is_replay,
+            machine: machine(&d.run, Some(&d.task)),
+            attempt_number: d.run.attempt_number + 1,
+            master_queue: e.id.clone(),
+            trace_context: Map::new(),
+        },
+        environment: DequeuedEnvironment {
+            id: e.id.clone(),
+            env_type: env_type_name(e.env_type).into(),
+        },
+        organization: IdRef {
+            id: e.organization_id.clone(),
+        },
+        project: IdRef {
+            id: e.project_id.clone(),
+        },
+    }
+}

@@ -1,0 +1,125 @@
+//! A development CLI's session: its settings, its presence stream (which is how taskgate knows
+//! a `trigger.dev dev` is connected), and the disconnect its watchdog sends when the CLI dies
+//! with runs in flight.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::Json;
+use futures::stream::{self, Stream};
+use taskgate_api::engine::*;
+use taskgate_api::ErrorBody;
+use taskgate_core::engine::Event;
+use taskgate_store::{EventData, RunEvent};
+
+use super::required_body;
+use crate::auth::extract::{AccessTokenPat, SecretKeyAuth};
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// Milliseconds the CLI waits between dequeues after one that found a run, and after one that
+/// found none (upstream's values; dequeues are long polls, so the second rarely matters).
+const DEQUEUE_INTERVAL_WITH_RUN_MS: u64 = 250;
+const DEQUEUE_INTERVAL_WITHOUT_RUN_MS: u64 = 1000;
+/// How often the presence stream sends a `time` event (upstream: 4 s).
+const PRESENCE_EVENT_INTERVAL: Duration = Duration::from_secs(4);
+/// How long a presence stream stays open before the CLI reconnects (upstream: 30 s).
+const PRESENCE_STREAM_DURATION: Duration = Duration::from_secs(30);
+/// Most runs one disconnect may name.
+const MAX_DISCONNECT_RUNS: usize = 1000;
+
+/// The CLI's settings for this environment.
+#[utoipa::path(get, path = "/engine/v1/dev/config", tag = "engine",
+    responses((status = 200, body = DevConfigResponse), (status = 401, body = ErrorBody)))]
+pub async fn dev_config(
+    State(state): State<AppState>,
+    SecretKeyAuth(principal): SecretKeyAuth,
+) -> Json<DevConfigResponse> {
+    Json(DevConfigResponse {
+        environment_id: principal.env.environment.id.clone(),
+        dequeue_interval_with_run: DEQUEUE_INTERVAL_WITH_RUN_MS,
+        dequeue_interval_without_run: DEQUEUE_INTERVAL_WITHOUT_RUN_MS,
+        max_concurrent_runs: state.config.concurrency_limit,
+        engine_url: state.config.public_url.clone(),
+    })
+}
+
+/// Server-sent events while the CLI is connected: `start`, then `time` every 4 s; the stream
+/// ends after 30 s and the CLI opens another. Each event records the CLI as present.
+#[utoipa::path(get, path = "/engine/v1/dev/presence", tag = "engine",
+    responses((status = 200, content_type = "text/event-stream", description = "start, then time events"), (status = 401, body = ErrorBody)))]
+pub async fn dev_presence(
+    State(state): State<AppState>,
+    SecretKeyAuth(principal): SecretKeyAuth,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let env_id = principal.env.environment.id.clone();
+    state.workers.touch_presence(&state, &env_id).await;
+    tracing::debug!(env.id = %env_id, "dev presence stream opened");
+    let ticks = (PRESENCE_STREAM_DURATION.as_secs() / PRESENCE_EVENT_INTERVAL.as_secs()) as usize;
+    let start = stream::once(async { Ok(SseEvent::default().event("start").data("connected")) });
+    let times = stream::unfold(
+        (state, env_id, 0usize),
+        move |(state, env_id, n)| async move {
+            if n >= ticks {
+                return None;
+            }
+            tokio::time::sleep(PRESENCE_EVENT_INTERVAL).await;
+            state.workers.touch_presence(&state, &env_id).await;
+            let event = SseEvent::default()
+                .event("time")
+                .data(state.now().to_rfc3339());
+            Some((Ok(event), (state, env_id, n + 1)))
+        },
+    );
+    Sse::new(futures::StreamExt::chain(start, times)).keep_alive(KeepAlive::default())
+}
+
+/// Cancels the runs a CLI left running when it died (its watchdog's last call). They end at
+/// once: no worker is left to confirm.
+#[utoipa::path(post, path = "/engine/v1/dev/disconnect", tag = "engine",
+    request_body(content = DevDisconnectRequest, content_type = "application/json"),
+    responses((status = 200, body = DevDisconnectResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn dev_disconnect(
+    State(state): State<AppState>,
+    SecretKeyAuth(principal): SecretKeyAuth,
+    body: Bytes,
+) -> ApiResult<Json<DevDisconnectResponse>> {
+    let body: DevDisconnectRequest = required_body(&body)?;
+    if body.run_friendly_ids.len() > MAX_DISCONNECT_RUNS {
+        return Err(crate::error::ApiError::invalid_body(format!(
+            "runFriendlyIds may name at most {MAX_DISCONNECT_RUNS} runs"
+        )));
+    }
+    let env_id = &principal.env.environment.id;
+    let mut cancelled = 0;
+    for run_id in &body.run_friendly_ids {
+        let event = RunEvent {
+            event: Event::Cancel { finalize: true },
+            expected_snapshot: None,
+            data: EventData::default(),
+        };
+        match state
+            .store
+            .apply_run_event(env_id, run_id, event, state.now())
+            .await
+        {
+            Ok(Ok(_)) => cancelled += 1,
+            Ok(Err(_)) | Err(taskgate_store::StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracing::info!(env.id = %env_id, runs = body.run_friendly_ids.len(), cancelled, "dev CLI disconnected with runs in flight");
+    Ok(Json(DevDisconnectResponse { cancelled }))
+}
+
+/// Notices for the CLI's banner: taskgate has none.
+#[utoipa::path(get, path = "/api/v1/platform-notifications", tag = "engine",
+    responses((status = 200, body = PlatformNotificationsResponse), (status = 401, body = ErrorBody)))]
+pub async fn platform_notifications(
+    AccessTokenPat(_user): AccessTokenPat,
+) -> Json<PlatformNotificationsResponse> {
+    Json(PlatformNotificationsResponse { notification: None })
+}

@@ -1,0 +1,560 @@
+//! The OTLP/HTTP sinks task processes export to: traces, logs and metrics, as JSON or
+//! protobuf. Log records that name a run become that run's log view; spans and metrics are
+//! accepted and counted (answering is what keeps the worker from waiting on its exporter).
+//!
+//! Exporters send no credentials, so the endpoint a worker is given carries one:
+//! `<public url>/otel/<environment id>.<mac>`, the mac an HMAC of the environment id under the
+//! server's session secret. Records are stored only under a valid credential, and only for
+//! runs of that environment; the plain `/otel/v1/*` paths answer but store nothing.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use prost::Message;
+use secrecy::ExposeSecret;
+use serde_json::{json, Map, Value};
+use taskgate_core::hash::{constant_time_eq, hmac_sha256};
+use taskgate_store::NewRunLog;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Largest export accepted.
+pub const MAX_OTLP_BYTES: usize = 8 * 1024 * 1024;
+/// Records kept from one export; a worker flushes often, so more in one is a runaway loop.
+const MAX_RECORDS: usize = 2000;
+/// Longest log message kept; longer ones are cut and marked.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// Largest attributes kept per record, as JSON.
+const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+/// Hex characters of the endpoint's mac (128 bits).
+const MAC_HEX_LEN: usize = 32;
+
+fn mac(state: &AppState, environment_id: &str) -> String {
+    let digest = hmac_sha256(
+        state.session_secret.expose_secret(),
+        format!("taskgate:otlp:{environment_id}").as_bytes(),
+    );
+    hex::encode(&digest[..MAC_HEX_LEN / 2])
+}
+
+/// The OTLP endpoint a worker of `environment_id` exports to.
+pub fn endpoint(state: &AppState, environment_id: &str) -> String {
+    format!(
+        "{}/otel/{environment_id}.{}",
+        state.config.public_url,
+        mac(state, environment_id)
+    )
+}
+
+/// The environment a path credential vouches for.
+fn verify(state: &AppState, credential: &str) -> Option<String> {
+    let (env_id, given) = credential.rsplit_once('.')?;
+    let expected = mac(state, env_id);
+    constant_time_eq(given.as_bytes(), expected.as_bytes()).then(|| env_id.to_string())
+}
+
+/// `{}`: what OTLP/HTTP exporters expect on success.
+fn accepted() -> Json<Value> {
+    Json(json!({}))
+}
+
+fn is_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-protobuf"))
+}
+
+/// Logs under a credential: stored for the environment's runs.
+#[utoipa::path(post, path = "/otel/{credential}/v1/logs", tag = "engine",
+    params(("credential" = String, Path, description = "environment id and mac, as given to the worker")),
+    request_body(content = Object, description = "OTLP ExportLogsServiceRequest, JSON or protobuf"),
+    responses((status = 200, body = Object), (status = 400, body = taskgate_api::ErrorBody), (status = 401, body = taskgate_api::ErrorBody)))]
+pub async fn export_logs(
+    State(state): State<AppState>,
+    Path(credential): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let env_id = verify(&state, &credential)
+        .ok_or_else(|| ApiError::unauthorized("Invalid OTLP endpoint credential"))?;
+    let records = if is_protobuf(&headers) {
+        proto::logs(&body)?
+    } else {
+        json_logs(&body)?
+    };
+    let logs: Vec<NewRunLog> = records.into_iter().filter_map(run_log).collect();
+    let stored = state.store.append_run_logs(&env_id, &logs).await?;
+    metrics::counter!("taskgate_otlp_log_records_total", "outcome" => "stored").increment(stored);
+    metrics::counter!("taskgate_otlp_log_records_total", "outcome" => "dropped")
+        .increment((logs.len() as u64).saturating_sub(stored));
+    Ok(accepted())
+}
+
+/// Spans and metrics under a credential: accepted and counted.
+#[utoipa::path(post, path = "/otel/{credential}/v1/{signal}", tag = "engine",
+    params(("credential" = String, Path), ("signal" = String, Path, description = "traces or metrics")),
+    request_body(content = Object, description = "OTLP export request, JSON or protobuf"),
+    responses((status = 200, body = Object), (status = 401, body = taskgate_api::ErrorBody), (status = 404, body = taskgate_api::ErrorBody)))]
+pub async fn export_signal(
+    State(state): State<AppState>,
+    Path((credential, signal)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    verify(&state, &credential)
+        .ok_or_else(|| ApiError::unauthorized("Invalid OTLP endpoint credential"))?;
+    count_signal(&signal)?;
+    Ok(accepted())
+}
+
+/// The plain collector paths (`/otel/v1/{traces,logs,metrics}`): answered, nothing stored,
+/// since nothing says whose the records are.
+#[utoipa::path(post, path = "/otel/v1/{signal}", tag = "engine",
+    params(("signal" = String, Path, description = "traces, logs or metrics")),
+    responses((status = 200, body = Object), (status = 404, body = taskgate_api::ErrorBody)))]
+pub async fn export_anonymous(Path(signal): Path<String>) -> ApiResult<Json<Value>> {
+    count_signal(&signal)?;
+    Ok(accepted())
+}
+
+fn count_signal(signal: &str) -> ApiResult<()> {
+    let signal = match signal {
+        "traces" => "traces",
+        "metrics" => "metrics",
+        "logs" => "logs",
+        _ => return Err(ApiError::not_found("Not found")),
+    };
+    metrics::counter!("taskgate_otlp_exports_total", "signal" => signal).increment(1);
+    Ok(())
+}
+
+/// A log record, decoded from either encoding.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LogRecord {
+    pub time_unix_nano: u64,
+    pub severity_text: String,
+    pub severity_number: i32,
+    pub body: Option<Value>,
+    /// The record's own attributes.
+    pub attributes: Map<String, Value>,
+    /// Its resource's (the process: environment, machine, SDK version…).
+    pub resource: Map<String, Value>,
+}
+
+/// A run's log record from an OTLP one, when it names a run.
+fn run_log(r: LogRecord) -> Option<NewRunLog> {
+    let text = |k: &str| {
+        r.attributes
+            .get(k)
+            .or_else(|| r.resource.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let run_id = text("ctx.run.id")
+        .or_else(|| text("$metadata.ctx.run.id"))
+        .or_else(|| text("run.id"))?;
+    let attempt = ["ctx.attempt.number", "$metadata.ctx.attempt.number"]
+        .iter()
+        .find_map(|k| r.attributes.get(*k))
+        .and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        });
+    let mut message = match &r.body {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str("...[truncated]");
+    }
+    // What the task logged; the SDK's own bookkeeping (`$…`) and the run context, which the
+    // run already is, are left out.
+    let attributes: Map<String, Value> = r
+        .attributes
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with('$') && !k.starts_with("ctx."))
+        .collect();
+    let mut json = Value::Object(attributes).to_string();
+    if json.len() > MAX_ATTRIBUTES_BYTES {
+        json = json!({ "truncated": true }).to_string();
+    }
+    let severity = if r.severity_text.is_empty() {
+        severity_name(r.severity_number).to_string()
+    } else {
+        r.severity_text.to_lowercase()
+    };
+    let time = i64::try_from(r.time_unix_nano)
+        .ok()
+        .filter(|n| *n > 0)
+        .map(DateTime::<Utc>::from_timestamp_nanos)
+        .unwrap_or_else(Utc::now);
+    Some(NewRunLog {
+        run_friendly_id: run_id,
+        attempt_number: attempt,
+        time,
+        severity,
+        message,
+        attributes: (json != "{}").then_some(json),
+    })
+}
+
+/// OTLP's severity numbers by range.
+fn severity_name(n: i32) -> &'static str {
+    match n {
+        1..=4 => "trace",
+        5..=8 => "debug",
+        9..=12 => "info",
+        13..=16 => "warn",
+        17..=20 => "error",
+        21..=24 => "fatal",
+        _ => "log",
+    }
+}
+
+/// An OTLP JSON `AnyValue` as plain JSON.
+fn any_value(v: &Value) -> Value {
+    let Some(o) = v.as_object() else {
+        return Value::Null;
+    };
+    if let Some(s) = o.get("stringValue") {
+        return s.clone();
+    }
+    if let Some(b) = o.get("boolValue") {
+        return b.clone();
+    }
+    if let Some(i) = o.get("intValue") {
+        // int64 is a string in OTLP JSON.
+        return match i {
+            Value::String(s) => s.parse::<i64>().map(Value::from).unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+    }
+    if let Some(d) = o.get("doubleValue") {
+        return d.clone();
+    }
+    if let Some(a) = o.get("arrayValue") {
+        let values = a.get("values").and_then(Value::as_array);
+        return Value::Array(
+            values
+                .map(|v| v.iter().map(any_value).collect())
+                .unwrap_or_default(),
+        );
+    }
+    if let Some(kv) = o.get("kvlistValue") {
+        return Value::Object(attributes(kv.get("values")));
+    }
+    Value::Null
+}
+
+/// OTLP JSON `KeyValue`s as a map.
+fn attributes(list: Option<&Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for kv in list.and_then(Value::as_array).into_iter().flatten() {
+        if let Some(k) = kv.get("key").and_then(Value::as_str) {
+            out.insert(
+                k.to_string(),
+                kv.get("value").map(any_value).unwrap_or(Value::Null),
+            );
+        }
+    }
+    out
+}
+
+/// The records of an OTLP JSON `ExportLogsServiceRequest`.
+pub fn json_logs(body: &[u8]) -> ApiResult<Vec<LogRecord>> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|_| ApiError::bad_request("Invalid OTLP JSON"))?;
+    let mut out = Vec::new();
+    for rl in v
+        .get("resourceLogs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let resource = attributes(rl.get("resource").and_then(|r| r.get("attributes")));
+        for sl in rl
+            .get("scopeLogs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for r in sl
+                .get("logRecords")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if out.len() >= MAX_RECORDS {
+                    return Ok(out);
+                }
+                let nanos = match r.get("timeUnixNano") {
+                    Some(Value::String(s)) => s.parse().unwrap_or(0),
+                    Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+                    _ => 0,
+                };
+                out.push(LogRecord {
+                    time_unix_nano: nanos,
+                    severity_text: r
+                        .get("severityText")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    severity_number: r
+                        .get("severityNumber")
+                        .and_then(Value::as_i64)
+                        .and_then(|n| i32::try_from(n).ok())
+                        .unwrap_or(0),
+                    body: r.get("body").map(any_value),
+                    attributes: attributes(r.get("attributes")),
+                    resource: resource.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// OTLP protobuf messages, as much of them as taskgate reads (unknown fields are skipped).
+pub mod proto {
+    use super::*;
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ExportLogsServiceRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub resource_logs: Vec<ResourceLogs>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ResourceLogs {
+        #[prost(message, optional, tag = "1")]
+        pub resource: Option<Resource>,
+        #[prost(message, repeated, tag = "2")]
+        pub scope_logs: Vec<ScopeLogs>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Resource {
+        #[prost(message, repeated, tag = "1")]
+        pub attributes: Vec<KeyValue>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ScopeLogs {
+        #[prost(message, repeated, tag = "2")]
+        pub log_records: Vec<ProtoLogRecord>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ProtoLogRecord {
+        #[prost(fixed64, tag = "1")]
+        pub time_unix_nano: u64,
+        #[prost(int32, tag = "2")]
+        pub severity_number: i32,
+        #[prost(string, tag = "3")]
+        pub severity_text: String,
+        #[prost(message, optional, tag = "5")]
+        pub body: Option<AnyValue>,
+        #[prost(message, repeated, tag = "6")]
+        pub attributes: Vec<KeyValue>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct KeyValue {
+        #[prost(string, tag = "1")]
+        pub key: String,
+        #[prost(message, optional, tag = "2")]
+        pub value: Option<AnyValue>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct AnyValue {
+        #[prost(oneof = "Value_", tags = "1, 2, 3, 4, 5, 6, 7")]
+        pub value: Option<Value_>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Value_ {
+        #[prost(string, tag = "1")]
+        StringValue(String),
+        #[prost(bool, tag = "2")]
+        BoolValue(bool),
+        #[prost(int64, tag = "3")]
+        IntValue(i64),
+        #[prost(double, tag = "4")]
+        DoubleValue(f64),
+        #[prost(message, tag = "5")]
+        ArrayValue(ArrayValue),
+        #[prost(message, tag = "6")]
+        KvlistValue(KeyValueList),
+        #[prost(bytes, tag = "7")]
+        BytesValue(Vec<u8>),
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ArrayValue {
+        #[prost(message, repeated, tag = "1")]
+        pub values: Vec<AnyValue>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct KeyValueList {
+        #[prost(message, repeated, tag = "1")]
+        pub values: Vec<KeyValue>,
+    }
+
+    fn value(v: &AnyValue) -> Value {
+        match &v.value {
+            Some(Value_::StringValue(s)) => Value::String(s.clone()),
+            Some(Value_::BoolValue(b)) => Value::Bool(*b),
+            Some(Value_::IntValue(i)) => Value::from(*i),
+            Some(Value_::DoubleValue(d)) => json!(d),
+            Some(Value_::ArrayValue(a)) => Value::Array(a.values.iter().map(value).collect()),
+            Some(Value_::KvlistValue(kv)) => Value::Object(map(&kv.values)),
+            Some(Value_::BytesValue(b)) => Value::String(hex::encode(b)),
+            None => Value::Null,
+        }
+    }
+
+    fn map(list: &[KeyValue]) -> Map<String, Value> {
+        list.iter()
+            .map(|kv| {
+                (
+                    kv.key.clone(),
+                    kv.value.as_ref().map(value).unwrap_or(Value::Null),
+                )
+            })
+            .collect()
+    }
+
+    /// The records of a protobuf `ExportLogsServiceRequest`.
+    pub fn logs(body: &[u8]) -> ApiResult<Vec<LogRecord>> {
+        let req = ExportLogsServiceRequest::decode(body)
+            .map_err(|_| ApiError::bad_request("Invalid OTLP protobuf"))?;
+        let mut out = Vec::new();
+        for rl in &req.resource_logs {
+            let resource = rl
+                .resource
+                .as_ref()
+                .map(|r| map(&r.attributes))
+                .unwrap_or_default();
+            for sl in &rl.scope_logs {
+                for r in &sl.log_records {
+                    if out.len() >= MAX_RECORDS {
+                        return Ok(out);
+                    }
+                    out.push(LogRecord {
+                        time_unix_nano: r.time_unix_nano,
+                        severity_text: r.severity_text.clone(),
+                        severity_number: r.severity_number,
+                        body: r.body.as_ref().map(value),
+                        attributes: map(&r.attributes),
+                        resource: resource.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::proto::*;
+    use super::*;
+
+    fn kv(key: &str, v: Value_) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(v) }),
+        }
+    }
+
+    #[test]
+    fn json_and_protobuf_exports_decode_to_the_same_records() {
+        let json_body = json!({"resourceLogs": [{
+            "resource": {"attributes": [{"key": "ctx.environment.id", "value": {"stringValue": "env1"}}]},
+            "scopeLogs": [{"logRecords": [{
+                "timeUnixNano": "1764244800000000000", "severityNumber": 9, "severityText": "INFO",
+                "body": {"stringValue": "hello"},
+                "attributes": [
+                    {"key": "$metadata.ctx.run.id", "value": {"stringValue": "run_1"}},
+                    {"key": "$metadata.ctx.attempt.number", "value": {"intValue": "2"}},
+                    {"key": "user", "value": {"kvlistValue": {"values": [{"key": "n", "value": {"intValue": "1"}}]}}}
+                ]
+            }]}]
+        }]});
+        let from_json = json_logs(json_body.to_string().as_bytes()).unwrap();
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![kv("ctx.environment.id", Value_::StringValue("env1".into()))],
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![ProtoLogRecord {
+                        time_unix_nano: 1_764_244_800_000_000_000,
+                        severity_number: 9,
+                        severity_text: "INFO".into(),
+                        body: Some(AnyValue {
+                            value: Some(Value_::StringValue("hello".into())),
+                        }),
+                        attributes: vec![
+                            kv("$metadata.ctx.run.id", Value_::StringValue("run_1".into())),
+                            kv("$metadata.ctx.attempt.number", Value_::IntValue(2)),
+                            kv(
+                                "user",
+                                Value_::KvlistValue(KeyValueList {
+                                    values: vec![kv("n", Value_::IntValue(1))],
+                                }),
+                            ),
+                        ],
+                    }],
+                }],
+            }],
+        };
+        let from_proto = logs(&req.encode_to_vec()).unwrap();
+        assert_eq!(from_json, from_proto);
+        let log = run_log(from_json[0].clone()).unwrap();
+        assert_eq!(
+            (
+                log.run_friendly_id.as_str(),
+                log.attempt_number,
+                log.severity.as_str(),
+                log.message.as_str()
+            ),
+            ("run_1", Some(2), "info", "hello")
+        );
+        assert_eq!(log.attributes.as_deref(), Some("{\"user\":{\"n\":1}}"));
+        assert_eq!(log.time.timestamp(), 1_764_244_800);
+    }
+
+    #[test]
+    fn records_without_a_run_are_skipped_and_garbage_is_400() {
+        let body = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "x"}}]}]}]});
+        let records = json_logs(body.to_string().as_bytes()).unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(run_log(records[0].clone()).is_none());
+        assert!(json_logs(b"not json").is_err());
+        assert!(proto::logs(b"\xff\xff\xff").is_err());
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let mut r = LogRecord {
+            body: Some(Value::String("é".repeat(MAX_MESSAGE_BYTES))),
+            ..Default::default()
+        };
+        r.attributes.insert("ctx.run.id".into(), json!("run_1"));
+        let log = run_log(r).unwrap();
+        assert!(log.message.len() <= MAX_MESSAGE_BYTES + 20);
+        assert!(log.message.ends_with("...[truncated]"));
+    }
+}

@@ -1,0 +1,298 @@
+//! The `/dev-worker` socket.io channel `trigger.dev dev` keeps open, so that a cancellation (or
+//! a run the engine ended on its own) reaches a running attempt at once instead of at the
+//! CLI's next 5-second snapshot poll.
+//!
+//! The CLI connects with socket.io-client v4 over the WebSocket transport only, so this speaks
+//! just that much of the protocols: Engine.IO v4 (`0` open with the ping settings, `2`/`3`
+//! ping and pong, `1` close) carrying Socket.IO v5 packets (`40` namespace connect, `41`
+//! disconnect, `42` events, `44` connect error). The client subscribes to runs with
+//! `run:subscribe {version, runFriendlyIds}` and unsubscribes with `run:unsubscribe`; the
+//! server emits `run:notify {version: "1", run: {friendlyId}}` when one needs the worker's
+//! attention, and the worker then reads the run's latest snapshot.
+//!
+//! The upgrade request carries the environment's secret key; a run is subscribed only if it
+//! belongs to that environment.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::auth::extract::SecretKeyAuth;
+use crate::error::ApiError;
+use crate::realtime::worker_key;
+use crate::state::AppState;
+
+/// The namespace the CLI connects to.
+const NAMESPACE: &str = "/dev-worker";
+/// Engine.IO ping settings sent in the open packet (socket.io's defaults).
+const PING_INTERVAL: Duration = Duration::from_secs(25);
+const PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Largest frame read; the CLI's packets are a few hundred bytes.
+const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Most runs one connection may be subscribed to (the CLI holds at most its concurrency).
+const MAX_SUBSCRIPTIONS: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct HandshakeQuery {
+    #[serde(rename = "EIO")]
+    eio: Option<String>,
+    transport: Option<String>,
+}
+
+/// `GET /socket.io/?EIO=4&transport=websocket`: the upgrade.
+pub async fn socket_io(
+    State(state): State<AppState>,
+    SecretKeyAuth(principal): SecretKeyAuth,
+    Query(q): Query<HandshakeQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    if q.eio.as_deref() != Some("4") || q.transport.as_deref() != Some("websocket") {
+        return Err(ApiError::bad_request(
+            "Only Engine.IO 4 over the websocket transport is served",
+        ));
+    }
+    let env_id = principal.env.environment.id.clone();
+    Ok(ws
+        .max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| serve(state, env_id, socket)))
+}
+
+/// One parsed client packet.
+#[derive(Debug, PartialEq)]
+enum Packet {
+    Pong,
+    Close,
+    Connect,
+    Disconnect,
+    Event { name: String, data: Value },
+    Other,
+}
+
+/// Parses an Engine.IO text frame holding a Socket.IO packet for our namespace.
+fn parse(frame: &str) -> Packet {
+    match frame.as_bytes().first() {
+        Some(b'3') => return Packet::Pong,
+        Some(b'1') => return Packet::Close,
+        Some(b'4') => {}
+        _ => return Packet::Other,
+    }
+    let sio = &frame[1..];
+    let (Some(kind), Some(rest)) = (sio.get(..1), sio.get(1..)) else {
+        return Packet::Other;
+    };
+    // `/dev-worker,` prefixes packets of a namespace other than `/`.
+    let Some(rest) = rest
+        .strip_prefix(NAMESPACE)
+        .map(|r| r.strip_prefix(',').unwrap_or(r))
+    else {
+        return Packet::Other;
+    };
+    match kind {
+        "0" => Packet::Connect,
+        "1" => Packet::Disconnect,
+        "2" => {
+            // An acknowledgement id may precede the payload; it is not answered.
+            let json = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            match serde_json::from_str::<Value>(json) {
+                Ok(Value::Array(mut items)) if !items.is_empty() => {
+                    let data = if items.len() > 1 {
+                        items.remove(1)
+                    } else {
+                        Value::Null
+                    };
+                    match items.first().and_then(Value::as_str) {
+                        Some(name) => Packet::Event {
+                            name: name.to_string(),
+                            data,
+                        },
+                        None => Packet::Other,
+                    }
+                }
+                _ => Packet::Other,
+            }
+        }
+        _ => Packet::Other,
+    }
+}
+
+fn event_frame(name: &str, data: Value) -> String {
+    format!("42{NAMESPACE},{}", json!([name, data]))
+}
+
+fn run_ids(data: &Value) -> Vec<String> {
+    data.get("runFriendlyIds")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn serve(state: AppState, env_id: String, socket: WebSocket) {
+    let (mut tx, mut rx) = socket.split();
+    let sid = taskgate_core::ids::new_id();
+    let open = json!({
+        "sid": sid, "upgrades": [], "pingInterval": PING_INTERVAL.as_millis() as u64,
+        "pingTimeout": PING_TIMEOUT.as_millis() as u64, "maxPayload": MAX_FRAME_BYTES,
+    });
+    if tx
+        .send(Message::Text(format!("0{open}").into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    metrics::gauge!("taskgate_dev_worker_sockets").increment(1.0);
+    // Subscriptions forward the friendly ids of runs needing attention here.
+    let (notify_tx, mut notify_rx) = mpsc::channel::<String>(64);
+    let mut subscriptions: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.tick().await;
+    let mut awaiting_pong: Option<tokio::time::Instant> = None;
+    loop {
+        let pong_deadline = async {
+            match awaiting_pong {
+                Some(since) => tokio::time::sleep_until(since + PING_TIMEOUT).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = ping.tick() => {
+                if tx.send(Message::Text("2".into())).await.is_err() { break; }
+                awaiting_pong.get_or_insert(tokio::time::Instant::now());
+            }
+            _ = pong_deadline => break,
+            Some(run) = notify_rx.recv() => {
+                let frame = event_frame("run:notify", json!({ "version": "1", "run": { "friendlyId": run } }));
+                if tx.send(Message::Text(frame.into())).await.is_err() { break; }
+            }
+            frame = rx.next() => {
+                let text = match frame {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => continue,
+                    _ => break,
+                };
+                match parse(&text) {
+                    Packet::Pong => awaiting_pong = None,
+                    Packet::Close => break,
+                    Packet::Connect => {
+                        let reply = format!("40{NAMESPACE},{}", json!({ "sid": sid }));
+                        if tx.send(Message::Text(reply.into())).await.is_err() { break; }
+                    }
+                    Packet::Disconnect => break,
+                    Packet::Event { name, data } if name == "run:subscribe" => {
+                        for run in run_ids(&data) {
+                            if subscriptions.len() >= MAX_SUBSCRIPTIONS || subscriptions.contains_key(&run) {
+                                continue;
+                            }
+                            if let Some(handle) = subscribe(&state, &env_id, &run, notify_tx.clone()).await {
+                                subscriptions.insert(run, handle);
+                            }
+                        }
+                    }
+                    Packet::Event { name, data } if name == "run:unsubscribe" => {
+                        for run in run_ids(&data) {
+                            if let Some(h) = subscriptions.remove(&run) { h.abort(); }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (_, h) in subscriptions {
+        h.abort();
+    }
+    metrics::gauge!("taskgate_dev_worker_sockets").decrement(1.0);
+}
+
+/// Watches one run of the environment; each change that needs the worker's attention sends
+/// its friendly id. `None` for a run that is not the environment's.
+async fn subscribe(
+    state: &AppState,
+    env_id: &str,
+    friendly_id: &str,
+    notify: mpsc::Sender<String>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let run = match state.store.get_run(env_id, friendly_id).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(env.id = %env_id, error = %e, "could not subscribe a worker to a run");
+            return None;
+        }
+    };
+    let mut watch = state.watchers.watch(worker_key(&run.id));
+    watch.rx.borrow_and_update();
+    let friendly = friendly_id.to_string();
+    Some(tokio::spawn(async move {
+        while watch.rx.changed().await.is_ok() {
+            if notify.send(friendly.clone()).await.is_err() {
+                break;
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_of_the_dev_worker_namespace_parse() {
+        assert_eq!(parse("3"), Packet::Pong);
+        assert_eq!(parse("40/dev-worker,"), Packet::Connect);
+        assert_eq!(parse("40/dev-worker,{\"token\":\"x\"}"), Packet::Connect);
+        assert_eq!(parse("41/dev-worker,"), Packet::Disconnect);
+        assert_eq!(
+            parse(r#"42/dev-worker,["run:subscribe",{"version":"1","runFriendlyIds":["run_a"]}]"#),
+            Packet::Event {
+                name: "run:subscribe".into(),
+                data: json!({"version":"1","runFriendlyIds":["run_a"]})
+            }
+        );
+        assert_eq!(
+            parse(r#"42/dev-worker,7["run:unsubscribe",{"runFriendlyIds":[]}]"#),
+            Packet::Event {
+                name: "run:unsubscribe".into(),
+                data: json!({"runFriendlyIds":[]})
+            }
+        );
+        assert_eq!(
+            parse("40"),
+            Packet::Other,
+            "the root namespace is not served"
+        );
+        assert_eq!(parse("42/other,[\"x\"]"), Packet::Other);
+        assert_eq!(parse("42/dev-worker,not json"), Packet::Other);
+        assert_eq!(parse(""), Packet::Other);
+        assert_eq!(parse("4"), Packet::Other);
+        assert_eq!(
+            parse("4é"),
+            Packet::Other,
+            "a multi-byte character after the type"
+        );
+    }
+
+    #[test]
+    fn notifications_are_socket_io_events() {
+        assert_eq!(
+            event_frame(
+                "run:notify",
+                json!({"version":"1","run":{"friendlyId":"run_a"}})
+            ),
+            r#"42/dev-worker,["run:notify",{"run":{"friendlyId":"run_a"},"version":"1"}]"#
+        );
+    }
+}
