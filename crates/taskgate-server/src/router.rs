@@ -111,7 +111,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, api) = api_router(state.config.max_payload_bytes).split_for_parts();
     let api = Arc::new(api);
     let body_limit = state.config.max_body_bytes;
-    routes
+    let app = routes
         .route(
             "/api/openapi.json",
             get(move || async move { Json(api.as_ref().clone()) }),
@@ -127,9 +127,15 @@ pub fn router(state: AppState) -> Router {
                 .delete(admin::update_revoked_api_key),
         )
         .fallback(|| async { ApiError::not_found("Not found") })
-        .route_layer(from_fn(track_requests))
         .layer(from_fn(require_authorization_header))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn(crate::cors::cors))
-        .with_state(state)
+        // Every response is counted and logged, refusals and preflights included.
+        .layer(from_fn(track_requests))
+        .with_state(state);
+    // A 405's `Allow` header is set by the route's method router after its own layers ran, so
+    // the JSON body that names the allowed methods is written out here, around everything.
+    Router::new()
+        .fallback_service(app)
+        .layer(from_fn(crate::telemetry::json_method_not_allowed))
 }

@@ -1,10 +1,13 @@
 //! Logging and metrics: `tracing` with JSON or pretty output (`TASKGATE_LOG_FORMAT`,
 //! `RUST_LOG`), a request span carrying the matched route, and Prometheus counters.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
@@ -44,22 +47,112 @@ pub fn init_metrics() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// Records `taskgate_http_requests_total` and `taskgate_http_request_duration_seconds` by
-/// method, route template (never the raw path, which holds ids) and status, inside a span.
-pub async fn track_requests(req: Request, next: Next) -> Response {
+/// What the credential extractors learn about the caller, for the access log: filled in while
+/// the handler runs, read when the response goes out.
+#[derive(Default)]
+pub struct RequestLog {
+    credential: parking_lot::Mutex<Option<(&'static str, String)>>,
+}
+
+impl RequestLog {
+    /// Records the credential that authenticated the request: its kind and an id that names
+    /// it without revealing it (an environment, a token's id).
+    pub fn note_credential(parts: &axum::http::request::Parts, kind: &'static str, id: &str) {
+        if let Some(log) = parts.extensions.get::<Arc<RequestLog>>() {
+            *log.credential.lock() = Some((kind, id.to_string()));
+        }
+    }
+}
+
+/// The method as a metric label and log field: the standard methods by name, anything else
+/// (a client can send any token as a method) as `OTHER`, so labels stay bounded.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Every response, matched or not: `taskgate_http_requests_total` and
+/// `taskgate_http_request_duration_seconds` by method, route template (never the raw path,
+/// which holds ids; `unmatched` for anything no route serves) and status, and one access-log
+/// line at info with the latency and, once authenticated, the credential's kind and id.
+pub async fn track_requests(mut req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
-    let span = tracing::info_span!("request", http.method = %method, http.route = %route, http.status = tracing::field::Empty);
+    let method = method_label(req.method());
+    let log = Arc::new(RequestLog::default());
+    req.extensions_mut().insert(log.clone());
+    let span = tracing::info_span!("request", http.method = method, http.route = %route, http.status = tracing::field::Empty);
     let start = Instant::now();
     let resp = next.run(req).instrument(span.clone()).await;
-    let status = resp.status().as_u16().to_string();
-    span.record("http.status", status.as_str());
-    let elapsed = start.elapsed().as_secs_f64();
-    metrics::counter!("taskgate_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.clone()).increment(1);
-    metrics::histogram!("taskgate_http_request_duration_seconds", "method" => method, "route" => route, "status" => status).record(elapsed);
+    let status = resp.status().as_u16();
+    span.record("http.status", status);
+    let elapsed = start.elapsed();
+    let credential = log.credential.lock().take();
+    let (kind, id) = match &credential {
+        Some((kind, id)) => (*kind, id.as_str()),
+        None => ("none", ""),
+    };
+    tracing::info!(
+        parent: &span,
+        http.method = method,
+        http.route = %route,
+        http.status = status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        credential.kind = kind,
+        credential.id = id,
+        "request"
+    );
+    let status = status.to_string();
+    metrics::counter!("taskgate_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.clone()).increment(1);
+    metrics::histogram!("taskgate_http_request_duration_seconds", "method" => method, "route" => route, "status" => status).record(elapsed.as_secs_f64());
     resp
+}
+
+/// Gives a 405 the JSON error body every other refusal has, naming the allowed methods.
+pub async fn json_method_not_allowed(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        method_not_allowed(resp)
+    } else {
+        resp
+    }
+}
+
+/// A 405 with `{"error": "Method Not Allowed: use …", "allowed": [...]}` from its `Allow`
+/// header.
+fn method_not_allowed(resp: Response) -> Response {
+    let allowed: Vec<String> = resp
+        .headers()
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let message = if allowed.is_empty() {
+        "Method Not Allowed".to_string()
+    } else {
+        format!("Method Not Allowed: use {}", allowed.join(", "))
+    };
+    let mut out = crate::error::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, message)
+        .with("allowed", allowed)
+        .into_response();
+    if let Some(allow) = resp.headers().get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
 }

@@ -332,6 +332,26 @@ impl Backend {
     }
 }
 
+impl Backend {
+    async fn get_run_on(
+        &self,
+        pool: &Pool,
+        environment_id: &str,
+        friendly_id: &str,
+    ) -> StoreResult<Option<Run>> {
+        count("get_run");
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2"
+        ))
+        .bind(environment_id)
+        .bind(friendly_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(run).transpose()
+    }
+}
+
 /// When expired request keys were last purged (epoch ms), so a busy node purges once a minute.
 static REQUEST_KEYS_PURGED_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
@@ -460,14 +480,17 @@ impl RunStore for Backend {
     }
 
     async fn get_run(&self, environment_id: &str, friendly_id: &str) -> StoreResult<Option<Run>> {
-        count("get_run");
-        let row = sqlx::query(&format!("SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2"))
-            .bind(environment_id)
-            .bind(friendly_id)
-            .fetch_optional(&self.reader)
+        self.get_run_on(&self.reader, environment_id, friendly_id)
             .await
-            .map_err(map_err)?;
-        row.as_ref().map(run).transpose()
+    }
+
+    async fn get_run_from_replica(
+        &self,
+        environment_id: &str,
+        friendly_id: &str,
+    ) -> StoreResult<Option<Run>> {
+        let pool = self.replica().unwrap_or(&self.reader);
+        self.get_run_on(pool, environment_id, friendly_id).await
     }
 
     async fn list_runs(

@@ -331,6 +331,13 @@ pub trait RunStore: Send + Sync {
     ) -> StoreResult<Triggered>;
     /// A run of an environment by friendly id.
     async fn get_run(&self, environment_id: &str, friendly_id: &str) -> StoreResult<Option<Run>>;
+    /// The same from the read replica when there is one (else the primary): for frequent reads
+    /// that can tell a stale row by its `version` and then ask [`RunStore::get_run`].
+    async fn get_run_from_replica(
+        &self,
+        environment_id: &str,
+        friendly_id: &str,
+    ) -> StoreResult<Option<Run>>;
     /// A page of an environment's runs, newest first; fetches `limit` rows.
     async fn list_runs(
         &self,

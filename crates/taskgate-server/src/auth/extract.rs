@@ -10,9 +10,10 @@ use taskgate_core::bearer::{self, TokenKind, MAX_BEARER_LEN};
 use super::env_key::authenticate_secret_key;
 use super::jwt::authenticate_public_jwt;
 use super::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
-use super::{EnvPrincipal, UserPrincipal};
+use super::{EnvCredential, EnvPrincipal, UserCredential, UserPrincipal};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::telemetry::RequestLog;
 
 /// The bearer token of the live resolver: a leading `Bearer ` removed, then trimmed; `None`
 /// when the header is missing, oversized or empty (spec/auth.md §2.1).
@@ -28,6 +29,28 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
 pub fn strict_bearer_token(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(axum::http::header::AUTHORIZATION)?;
     bearer::strip_bearer_strict(value.to_str().ok()?)
+}
+
+/// Tells the access log which environment credential authenticated the request.
+fn noted(parts: &Parts, p: EnvPrincipal) -> EnvPrincipal {
+    let env_id = p.env.environment.id.as_str();
+    let (kind, id) = match &p.credential {
+        EnvCredential::SecretKey { grace: None } => ("secret_key", env_id),
+        EnvCredential::SecretKey { grace: Some(g) } => ("grace_key", g.revoked_key_id()),
+        EnvCredential::PublicJwt(_) => ("public_jwt", env_id),
+    };
+    RequestLog::note_credential(parts, kind, id);
+    p
+}
+
+/// Tells the access log which user credential authenticated the request.
+fn noted_user(parts: &Parts, p: UserPrincipal) -> UserPrincipal {
+    let kind = match &p.credential {
+        UserCredential::Pat { .. } => "personal_access_token",
+        UserCredential::Uat { .. } => "user_actor_token",
+    };
+    RequestLog::note_credential(parts, kind, p.pat_id().unwrap_or(&p.user.id));
+    p
 }
 
 fn branch_header(parts: &Parts) -> Option<&str> {
@@ -47,12 +70,12 @@ impl FromRequestParts<AppState> for ApiAuth {
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
         // A JWT has dots; a secret key, the common case, skips classification.
-        if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
-            return authenticate_public_jwt(state, token).await.map(Self);
-        }
-        authenticate_secret_key(state, token, branch_header(parts), false)
-            .await
-            .map(Self)
+        let principal = if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
+            authenticate_public_jwt(state, token).await?
+        } else {
+            authenticate_secret_key(state, token, branch_header(parts), false).await?
+        };
+        Ok(Self(noted(parts, principal)))
     }
 }
 
@@ -65,9 +88,8 @@ impl FromRequestParts<AppState> for SecretKeyAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
-        authenticate_secret_key(state, token, branch_header(parts), false)
-            .await
-            .map(Self)
+        let principal = authenticate_secret_key(state, token, branch_header(parts), false).await?;
+        Ok(Self(noted(parts, principal)))
     }
 }
 
@@ -82,7 +104,7 @@ impl FromRequestParts<AppState> for LegacyKeyAuth {
         let missing = || ApiError::unauthorized("Invalid or Missing API key");
         let token = bearer_token(parts).ok_or_else(missing)?;
         match authenticate_secret_key(state, token, branch_header(parts), false).await {
-            Ok(p) => Ok(Self(p)),
+            Ok(p) => Ok(Self(noted(parts, p))),
             Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(missing()),
             Err(e) => Err(e),
         }
@@ -100,7 +122,7 @@ impl FromRequestParts<AppState> for AccessTokenPat {
         let refused = || ApiError::unauthorized("Invalid or Missing Access Token");
         let token = strict_bearer_token(parts).ok_or_else(refused)?;
         match authenticate_pat(state, token).await {
-            Ok(p) => Ok(Self(p)),
+            Ok(p) => Ok(Self(noted_user(parts, p))),
             Err(UserAuthFailure::Unavailable(e)) => Err(e),
             Err(_) => Err(refused()),
         }
@@ -118,7 +140,7 @@ impl FromRequestParts<AppState> for PatAuth {
         let token =
             bearer_token(parts).ok_or_else(|| ApiError::unauthorized("Invalid or Missing PAT"))?;
         match authenticate_pat(state, token).await {
-            Ok(p) => Ok(Self(p)),
+            Ok(p) => Ok(Self(noted_user(parts, p))),
             Err(UserAuthFailure::Missing) => Err(ApiError::unauthorized("Invalid or Missing PAT")),
             Err(UserAuthFailure::Invalid) => Err(ApiError::unauthorized("Invalid PAT")),
             Err(UserAuthFailure::Unavailable(e)) => Err(e),
@@ -138,7 +160,7 @@ impl FromRequestParts<AppState> for UserAuth {
             bearer_token(parts).ok_or_else(|| ApiError::unauthorized("Invalid or Missing PAT"))?;
         if token.starts_with(taskgate_core::uat::UAT_PREFIX) {
             return match authenticate_uat(state, token).await {
-                Ok(p) => Ok(Self(p)),
+                Ok(p) => Ok(Self(noted_user(parts, p))),
                 Err(UserAuthFailure::Unavailable(e)) => Err(e),
                 Err(_) => Err(ApiError::unauthorized("Invalid user-actor token")),
             };
@@ -160,7 +182,7 @@ impl FromRequestParts<AppState> for AdminAuth {
         let refused = || ApiError::unauthorized("Invalid or Missing API key");
         let token = strict_bearer_token(parts).ok_or_else(refused)?;
         let principal = match authenticate_pat(state, token).await {
-            Ok(p) => p,
+            Ok(p) => noted_user(parts, p),
             Err(UserAuthFailure::Unavailable(e)) => return Err(e),
             Err(_) => return Err(refused()),
         };

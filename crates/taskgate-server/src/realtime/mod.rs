@@ -12,16 +12,24 @@ pub mod streams;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use taskgate_store::ChangeEvent;
 use tokio::sync::watch;
 
-/// Who is waiting for what.
+/// Who is waiting for what, and the latest version of each recently changed run.
 #[derive(Default)]
 pub struct Watchers {
     map: Mutex<HashMap<String, watch::Sender<u64>>>,
+    versions: Mutex<HashMap<String, (i64, Instant)>>,
 }
+
+/// How long a run's latest version is remembered: far longer than any replica lags, so a
+/// read from the replica is known stale while it could be.
+const VERSION_MEMORY: Duration = Duration::from_secs(60);
+/// Versions remembered before old ones are dropped.
+const MAX_VERSIONS: usize = 100_000;
 
 /// A registration; dropping it unregisters.
 pub struct Watch {
@@ -65,6 +73,27 @@ impl Watchers {
         }
     }
 
+    /// The latest version of run `run_id` this node has heard of in the last minute, from
+    /// this node's changes or another's notifications; 0 when none.
+    pub fn known_version(&self, run_id: &str) -> i64 {
+        self.versions.lock().get(run_id).map_or(0, |(v, _)| *v)
+    }
+
+    fn remember_version(&self, run_id: &str, version: i64) {
+        let mut versions = self.versions.lock();
+        let now = Instant::now();
+        if versions.len() >= MAX_VERSIONS {
+            versions.retain(|_, (_, at)| now.duration_since(*at) < VERSION_MEMORY);
+            if versions.len() >= MAX_VERSIONS {
+                versions.clear();
+            }
+        }
+        let entry = versions.entry(run_id.to_string()).or_insert((version, now));
+        if version >= entry.0 {
+            *entry = (version, now);
+        }
+    }
+
     /// Keys being watched right now (for metrics and tests).
     pub fn len(&self) -> usize {
         self.map.lock().len()
@@ -81,8 +110,9 @@ impl Watchers {
                 run_id,
                 environment_id,
                 execution_status,
-                ..
+                version,
             } => {
+                self.remember_version(run_id, *version);
                 self.notify(&run_key(run_id));
                 // Any run change may free a slot or queue a run: dequeues wait on this.
                 self.notify(&queue_key(environment_id));

@@ -137,7 +137,77 @@ async fn browsers_may_call_with_public_tokens(b: Backend) {
     app.cleanup().await;
 }
 
+async fn sibling_paths_reach_their_own_routes(b: Backend) {
+    let app = TestApp::new(b).await;
+    let admin = app.admin_token.clone();
+    let (_, project) = app.org_and_project(&admin).await;
+    let key = app.env_key(&admin, &project, "dev").await;
+    // Each of these used to be taken for `{projectRef}/{env}` and refused as a PAT route.
+    let r = app
+        .get(&format!("/api/v1/projects/{project}/envvars"), &key)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .get(&format!("/api/v1/projects/{project}/dev-status"), &admin)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .get(&format!("/api/v1/projects/{project}/dev"), &admin)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.cleanup().await;
+}
+
+async fn a_wrong_method_is_a_json_405_naming_the_allowed_ones(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (project, key) = app.project_with_key("prod").await;
+    let r = app
+        .get(
+            &format!("/api/v1/projects/{project}/background-workers"),
+            &key,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.body["error"], "Method Not Allowed: use POST");
+    assert_eq!(r.body["allowed"], serde_json::json!(["POST"]));
+    assert_eq!(r.headers["allow"], "POST");
+    app.cleanup().await;
+}
+
+async fn every_response_is_counted_with_bounded_labels(b: Backend) {
+    let app = TestApp::new(b).await;
+    app.request(Method::GET, "/no/such/route/xyz123", None, None, &[])
+        .await;
+    let invented = Method::from_bytes(b"FROBNICATE42").unwrap();
+    app.request(invented, "/healthz", None, None, &[]).await;
+    app.request(Method::GET, "/api/v3/runs/run_x", None, None, &[])
+        .await;
+    let r = app.request(Method::GET, "/metrics", None, None, &[]).await;
+    let line = |needle: &str| {
+        r.text
+            .lines()
+            .any(|l| l.starts_with("taskgate_http_requests_total") && l.contains(needle))
+    };
+    assert!(
+        line(r#"route="unmatched""#) && line(r#"status="404""#),
+        "404s are counted"
+    );
+    assert!(
+        line(r#"method="OTHER""#),
+        "invented methods share one label"
+    );
+    assert!(!r.text.contains("FROBNICATE42") && !r.text.contains("xyz123"));
+    assert!(
+        line(r#"status="401""#),
+        "refusals before any handler are counted"
+    );
+    app.cleanup().await;
+}
+
 on_both!(
+    sibling_paths_reach_their_own_routes,
+    a_wrong_method_is_a_json_405_naming_the_allowed_ones,
+    every_response_is_counted_with_bounded_labels,
     browsers_may_call_with_public_tokens,
     health_and_readiness_answer,
     metrics_count_requests_by_route_template,

@@ -4,6 +4,7 @@
 mod common;
 
 mod admin;
+mod engine;
 mod health;
 mod keys;
 mod orgs;

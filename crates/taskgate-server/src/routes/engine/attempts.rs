@@ -229,7 +229,10 @@ pub async fn heartbeat_run(
     Ok(Json(HeartbeatResponse { ok: true }))
 }
 
-/// A run's latest execution snapshot (the CLI polls it every 5 s while executing).
+/// A run's latest execution snapshot (the CLI polls it every 5 s while executing). Served by
+/// the read replica when there is one, unless the replica's row is older than a change this
+/// node has heard of, in which case the primary answers: a worker shown an older snapshot
+/// would drop its run.
 #[utoipa::path(get, path = "/engine/v1/dev/runs/{runFriendlyId}/snapshots/latest", tag = "engine",
     params(("runFriendlyId" = String, Path)),
     responses((status = 200, body = LatestSnapshotResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -238,11 +241,15 @@ pub async fn latest_snapshot(
     SecretKeyAuth(principal): SecretKeyAuth,
     Path(run_id): Path<String>,
 ) -> ApiResult<Json<LatestSnapshotResponse>> {
-    let run = state
-        .store
-        .get_run(&principal.env.environment.id, &run_id)
-        .await?
-        .ok_or_else(run_not_found)?;
+    let env_id = &principal.env.environment.id;
+    let run = match state.store.get_run_from_replica(env_id, &run_id).await? {
+        Some(r) if r.version >= state.watchers.known_version(&r.id) => r,
+        _ => state
+            .store
+            .get_run(env_id, &run_id)
+            .await?
+            .ok_or_else(run_not_found)?,
+    };
     Ok(Json(LatestSnapshotResponse {
         execution: RunExecutionData {
             version: "1".into(),

@@ -256,6 +256,26 @@ pub fn run_token_headers(
     Ok(headers)
 }
 
+/// Says in the log when a development run has no `trigger.dev dev` to run it, since the run
+/// will only wait (and expire after its TTL). Best effort: a failed check is not an error.
+async fn warn_if_no_dev_worker(state: &AppState, run: &Run) {
+    let seen = state
+        .store
+        .dev_presence(&run.environment_id)
+        .await
+        .ok()
+        .flatten();
+    let connected = seen.is_some_and(|at| at + crate::workers::PRESENCE_TTL > state.now());
+    if !connected {
+        tracing::info!(
+            run.id = %run.friendly_id,
+            env.id = %run.environment_id,
+            ttl = ?run.ttl,
+            "run queued in a development environment with no trigger.dev dev connected: it runs when one connects, and expires after its TTL otherwise"
+        );
+    }
+}
+
 /// Refuses `adding` more runs when the environment's queue is at the configured limit (422,
 /// upstream's words; the SDK does not retry it).
 pub async fn check_queue_size(
@@ -364,8 +384,11 @@ pub async fn trigger_task(
         }
         Err(e) => return Err(e.into()),
     };
-    let id = triggered.run.friendly_id;
-    tracing::info!(run.id = %id, task = %task_id, env.id = %principal.env.environment.id, cached = triggered.cached, "run triggered");
+    let id = triggered.run.friendly_id.clone();
+    tracing::info!(run.id = %id, task = ?task_id, env.id = %principal.env.environment.id, cached = triggered.cached, "run triggered");
+    if triggered.run.is_development && !triggered.cached {
+        warn_if_no_dev_worker(&state, &triggered.run).await;
+    }
     let scopes = vec![
         format!("read:runs:{id}"),
         format!("write:inputStreams:{id}"),
