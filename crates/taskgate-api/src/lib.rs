@@ -3,6 +3,7 @@
 //! compatible with it; taskgate's additions are marked in their docs.
 
 pub mod engine;
+pub mod envvars;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
-//! Client subcommands: `login`, `whoami`, `mint-token`, `tokens list|create|revoke` and
-//! `keys rotate|grace|revoked`, talking to a running server with a personal access token kept
-//! in a profile (`profile`), over blocking HTTP (`http`), printed as text or JSON (`output`).
+//! Client subcommands: `login`, `whoami`, `mint-token`, `tokens list|create|revoke`,
+//! `keys rotate|grace|revoked` and `env list|get|set|import|unset`, talking to a running
+//! server with a personal access token kept in a profile (`profile`), over blocking HTTP
+//! (`http`), printed as text or JSON (`output`).
 
 mod http;
 mod output;
@@ -33,6 +34,8 @@ pub enum ClientCommand {
     Tokens(Tokens),
     /// Rotate environment secret keys and manage the old keys' grace windows.
     Keys(Keys),
+    /// An environment's variables (what its task processes get; sealed at rest).
+    Env(EnvVars),
 }
 
 /// What every client command takes.
@@ -165,6 +168,65 @@ impl Environment {
             self.env
         )
     }
+
+    /// `/api/v1/projects/{ref}/envvars/{env}` followed by `tail` (`""`, `/NAME`, `/import`).
+    fn envvars(&self, tail: &str) -> String {
+        format!(
+            "/api/v1/projects/{}/envvars/{}{tail}",
+            segment(&self.project),
+            self.env
+        )
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EnvVars {
+    #[command(subcommand)]
+    command: EnvCommand,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+enum EnvCommand {
+    /// List the variables (secret values redacted).
+    List(Environment),
+    /// Print one variable's value.
+    Get {
+        #[command(flatten)]
+        env: Environment,
+        name: String,
+    },
+    /// Set a variable; its value is read from standard input unless --value is given (a value
+    /// on the command line is visible to other users of the machine).
+    Set {
+        #[command(flatten)]
+        env: Environment,
+        name: String,
+        #[arg(long)]
+        value: Option<String>,
+        /// Redact it in listings from now on.
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Set the variables of a dotenv file (KEY=VALUE lines); existing ones keep their values
+    /// unless --override.
+    Import {
+        #[command(flatten)]
+        env: Environment,
+        #[arg(long)]
+        file: std::path::PathBuf,
+        #[arg(long = "override")]
+        replace: bool,
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Delete a variable.
+    Unset {
+        #[command(flatten)]
+        env: Environment,
+        name: String,
+    },
 }
 
 /// The answer of `POST /api/v1/auth/user-actor-token`.
@@ -182,6 +244,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::MintToken(m) => mint_token(&m),
         ClientCommand::Tokens(t) => tokens(&t),
         ClientCommand::Keys(k) => keys(&k),
+        ClientCommand::Env(e) => env_vars(&e),
     })
     .await?
 }
@@ -374,6 +437,112 @@ fn keys(k: &Keys) -> Result<()> {
     Ok(())
 }
 
+fn env_vars(e: &EnvVars) -> Result<()> {
+    use taskgate_api::envvars::*;
+    let client = e.common.client()?;
+    let body = match &e.command {
+        EnvCommand::List(env) => client.get(&env.envvars(""))?,
+        EnvCommand::Get { env, name } => {
+            client.get(&env.envvars(&format!("/{}", segment(name))))?
+        }
+        EnvCommand::Set {
+            env,
+            name,
+            value,
+            secret,
+        } => {
+            let value = match value {
+                Some(v) => v.clone(),
+                None => {
+                    let mut v = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut v)
+                        .context("cannot read the value from standard input")?;
+                    v.strip_suffix('\n').unwrap_or(&v).to_string()
+                }
+            };
+            let request = CreateEnvVarRequest {
+                name: name.clone(),
+                value,
+                is_secret: Some(*secret),
+            };
+            client.post(&env.envvars(""), &serde_json::to_value(request)?)?
+        }
+        EnvCommand::Import {
+            env,
+            file,
+            replace,
+            secret,
+        } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let request = ImportEnvVarsRequest {
+                variables: parse_dotenv(&text)?,
+                parent_variables: None,
+                r#override: Some(*replace),
+                is_secret: Some(*secret),
+            };
+            client.post(&env.envvars("/import"), &serde_json::to_value(request)?)?
+        }
+        EnvCommand::Unset { env, name } => {
+            client.delete(&env.envvars(&format!("/{}", segment(name))))?
+        }
+    };
+    if e.common.json {
+        return output::json(&body);
+    }
+    match &e.command {
+        EnvCommand::List(_) => {
+            let items: Vec<EnvVarItem> = parse(&body)?;
+            let rows: Vec<Vec<String>> = items
+                .into_iter()
+                .map(|v| {
+                    vec![
+                        v.name,
+                        v.value,
+                        if v.is_secret { "yes" } else { "no" }.into(),
+                    ]
+                })
+                .collect();
+            output::table(&["NAME", "VALUE", "SECRET"], &rows);
+        }
+        EnvCommand::Get { .. } => {
+            let value: EnvVarValue = parse(&body)?;
+            println!("{}", value.value);
+        }
+        EnvCommand::Set { name, .. } => println!("Set {name}"),
+        EnvCommand::Import { file, .. } => println!("Imported {}", file.display()),
+        EnvCommand::Unset { name, .. } => println!("Deleted {name}"),
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE` lines of a dotenv file: blank lines and `#` comments skipped, an optional
+/// `export ` prefix, values optionally in single or double quotes (`\n` in double quotes is
+/// a newline). A line without `=` is an error naming its number.
+fn parse_dotenv(text: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut vars = std::collections::BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| anyhow!("line {}: expected KEY=VALUE", n + 1))?;
+        let value = value.trim();
+        let value = if let Some(v) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            v.replace("\\n", "\n")
+        } else if let Some(v) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+            v.to_string()
+        } else {
+            value.to_string()
+        };
+        vars.insert(key.trim().to_string(), value);
+    }
+    Ok(vars)
+}
+
 /// `--expires-at` as the admin route takes it: `now` is `null` (ends the grace at once),
 /// `+DURATION` is that long after `now`, an ISO-8601 time (with an offset, or a bare date) is
 /// sent as written.
@@ -401,6 +570,21 @@ fn parse_expires_at(arg: &str, now: DateTime<Utc>) -> Result<Value> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dotenv_files_parse() {
+        let vars = parse_dotenv(
+            "# a comment\n\nA=1\nexport B = two words \nC=\"x\\ny\"\nD='single'\nE=a=b\n",
+        )
+        .unwrap();
+        assert_eq!(vars["A"], "1");
+        assert_eq!(vars["B"], "two words");
+        assert_eq!(vars["C"], "x\ny");
+        assert_eq!(vars["D"], "single");
+        assert_eq!(vars["E"], "a=b");
+        let err = parse_dotenv("A=1\nnot a variable\n").unwrap_err();
+        assert_eq!(err.to_string(), "line 2: expected KEY=VALUE");
+    }
 
     #[test]
     fn expires_at_forms() {

@@ -466,3 +466,106 @@ fn an_unreachable_server_is_named() {
     assert_eq!(run.code, 1);
     assert!(!config_file(home.path()).exists());
 }
+
+/// The CLI as [`cli`], with `input` on its standard input.
+fn cli_with_input(config_home: &Path, args: &[&str], input: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskgate"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", config_home)
+        .env("HOME", config_home)
+        .env_remove("TASKGATE_API_URL")
+        .env_remove("TASKGATE_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+#[test]
+fn env_commands_set_list_get_import_and_unset() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &[]);
+    let url = format!("http://{}", server.addr);
+    let admin = std::fs::read_to_string(data.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (status, _) = call(
+        &server.addr,
+        "POST",
+        "/api/v1/orgs",
+        Some(&admin),
+        Some(json!({ "title": "Acme" })),
+    );
+    assert_eq!(status, 201);
+    let (status, project) = call(
+        &server.addr,
+        "POST",
+        "/api/v1/orgs/acme/projects",
+        Some(&admin),
+        Some(json!({ "name": "Web" })),
+    );
+    assert_eq!(status, 201);
+    let project = project["externalRef"].as_str().unwrap().to_string();
+    let h = home.path();
+    let base = ["--api-url", url.as_str(), "--token", admin.as_str()];
+    let env = ["--project", project.as_str(), "--env", "dev"];
+    let with = |cmd: &[&str]| -> Vec<String> {
+        cmd.iter()
+            .chain(env.iter())
+            .chain(base.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let args = with(&["env", "set", "API_TOKEN", "--secret"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let set = cli_with_input(h, &args, "from-stdin-secret\n").ok();
+    assert_eq!(set.stdout.trim(), "Set API_TOKEN");
+    let args = with(&["env", "set", "REGION", "--value", "eu"]);
+    cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    let dotenv = home.path().join(".env");
+    std::fs::write(&dotenv, "# imported\nMODE=dev\nREGION=us\n").unwrap();
+    let file = dotenv.to_str().unwrap();
+    let args = with(&["env", "import", "--file", file]);
+    cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    let args = with(&["env", "list", "--json"]);
+    let list = cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    assert_eq!(
+        list.json(),
+        json!([
+            { "name": "API_TOKEN", "value": "<redacted>", "isSecret": true },
+            { "name": "MODE", "value": "dev", "isSecret": false },
+            { "name": "REGION", "value": "eu", "isSecret": false }
+        ]),
+        "an import keeps existing values unless told to override"
+    );
+    let args = with(&["env", "list"]);
+    let table = cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    assert!(table.stdout.contains("REGION") && !table.stdout.contains("from-stdin-secret"));
+    let args = with(&["env", "get", "API_TOKEN"]);
+    let got = cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    assert_eq!(got.stdout.trim(), "from-stdin-secret");
+    let args = with(&["env", "unset", "MODE"]);
+    cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    let args = with(&["env", "get", "MODE"]);
+    let missing = cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("Environment variable not found"),
+        "{}",
+        missing.stderr
+    );
+}

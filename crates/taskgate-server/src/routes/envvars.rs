@@ -14,12 +14,11 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::{Deserialize, Serialize};
 use taskgate_api::engine::EnvVarsResponse;
+use taskgate_api::envvars::*;
 use taskgate_api::ErrorBody;
 use taskgate_core::bearer::{self, TokenKind};
 use taskgate_store::{EnvironmentAuth, NewEnvVar};
-use utoipa::ToSchema;
 
 use super::access::{environment_for_user, require_key_access, url_env};
 use super::engine::{env_vars, required_body};
@@ -37,59 +36,6 @@ const MAX_VALUE_BYTES: usize = 64 * 1024;
 const MAX_IMPORT: usize = 1000;
 /// What a secret variable's value reads as in a listing.
 const REDACTED: &str = "<redacted>";
-
-/// A variable as listed.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EnvVarItem {
-    pub name: String,
-    /// `<redacted>` for a secret variable.
-    pub value: String,
-    pub is_secret: bool,
-}
-
-/// A variable's value.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EnvVarValue {
-    pub value: String,
-}
-
-/// `{"success": true}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EnvVarSuccess {
-    pub success: bool,
-}
-
-/// `POST …/envvars/{env}`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateEnvVarRequest {
-    pub name: String,
-    pub value: String,
-    #[serde(default)]
-    pub is_secret: Option<bool>,
-}
-
-/// `PUT …/envvars/{env}/{name}`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct UpdateEnvVarRequest {
-    pub value: String,
-}
-
-/// `POST …/envvars/{env}/import`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ImportEnvVarsRequest {
-    pub variables: BTreeMap<String, String>,
-    /// When set on a branch, these go to the branch's parent.
-    #[serde(default)]
-    pub parent_variables: Option<BTreeMap<String, String>>,
-    /// Replace existing values (default: keep them).
-    #[serde(default)]
-    pub r#override: Option<bool>,
-    #[serde(default)]
-    pub is_secret: Option<bool>,
-}
 
 /// A caller of the variable routes: a user, or an environment's own secret key.
 pub enum EnvVarCaller {
