@@ -23,6 +23,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_CONCURRENCY_LIMIT: u32 = 10;
 /// How long a worker's dequeue waits for a run: upstream's long poll, which the CLI expects.
 pub const DEFAULT_DEQUEUE_WAIT_SECONDS: u64 = 10;
+/// How long a worker waits after a dequeue that found a run: the CLI takes one run per
+/// dequeue, so this paces how fast a backlog starts (upstream's 250 ms caps a worker at four
+/// runs a second; waiting is the long poll's job, not this pause's).
+pub const DEFAULT_DEQUEUE_INTERVAL_MS: u64 = 25;
 /// Largest trigger payload stored inline (3 MiB, upstream's limit).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 3 * 1024 * 1024;
 
@@ -121,6 +125,11 @@ pub struct ServeArgs {
     /// Seconds a worker's dequeue waits for a run before answering empty (0 to 30) [default: 10].
     #[arg(long, env = "TASKGATE_DEQUEUE_WAIT_SECONDS", value_name = "SECONDS")]
     pub dequeue_wait_seconds: Option<u64>,
+
+    /// Milliseconds a worker waits after a dequeue that found a run before the next one (0 to
+    /// 5000) [default: 25].
+    #[arg(long, env = "TASKGATE_DEQUEUE_INTERVAL_MS", value_name = "MS")]
+    pub dequeue_interval_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -145,6 +154,7 @@ impl ServeArgs {
             concurrency_limit: self.concurrency_limit.or(base.concurrency_limit),
             max_queue_size: self.max_queue_size.or(base.max_queue_size),
             dequeue_wait_seconds: self.dequeue_wait_seconds.or(base.dequeue_wait_seconds),
+            dequeue_interval_ms: self.dequeue_interval_ms.or(base.dequeue_interval_ms),
         }
     }
 }
@@ -174,6 +184,8 @@ pub struct Config {
     pub max_queue_size: Option<u64>,
     /// How long a dequeue waits for a run (the long poll).
     pub dequeue_wait: std::time::Duration,
+    /// What workers wait between a dequeue that found a run and the next.
+    pub dequeue_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -209,6 +221,7 @@ impl std::fmt::Debug for Config {
             .field("concurrency_limit", &self.concurrency_limit)
             .field("max_queue_size", &self.max_queue_size)
             .field("dequeue_wait", &self.dequeue_wait)
+            .field("dequeue_interval", &self.dequeue_interval)
             .finish()
     }
 }
@@ -291,6 +304,10 @@ impl Config {
         if dequeue_wait_seconds > 30 {
             bail!("dequeue-wait-seconds: must be from 0 to 30, got {dequeue_wait_seconds}");
         }
+        let dequeue_interval_ms = a.dequeue_interval_ms.unwrap_or(DEFAULT_DEQUEUE_INTERVAL_MS);
+        if dequeue_interval_ms > 5000 {
+            bail!("dequeue-interval-ms: must be from 0 to 5000, got {dequeue_interval_ms}");
+        }
         let public_url = a
             .public_url
             .unwrap_or_else(|| format!("http://{listen}"))
@@ -319,6 +336,7 @@ impl Config {
             concurrency_limit,
             max_queue_size: a.max_queue_size,
             dequeue_wait: std::time::Duration::from_secs(dequeue_wait_seconds),
+            dequeue_interval: std::time::Duration::from_millis(dequeue_interval_ms),
         })
     }
 
@@ -343,6 +361,7 @@ impl Config {
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
             max_queue_size: None,
             dequeue_wait: std::time::Duration::from_secs(DEFAULT_DEQUEUE_WAIT_SECONDS),
+            dequeue_interval: std::time::Duration::from_millis(DEFAULT_DEQUEUE_INTERVAL_MS),
         }
     }
 }

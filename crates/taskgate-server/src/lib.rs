@@ -106,10 +106,15 @@ pub async fn build_state_with_store(
 /// Subscribes the cache to change events (before loading the revoked-token set, so nothing
 /// revoked in between is missed) and starts the usage flusher.
 async fn start_background(state: &AppState) -> anyhow::Result<()> {
-    let (cache, watchers) = (state.cache.clone(), state.watchers.clone());
+    let (cache, watchers, workers) = (
+        state.cache.clone(),
+        state.watchers.clone(),
+        state.workers.clone(),
+    );
     state.store.on_change(Arc::new(move |event| {
         cache.apply(event);
         watchers.on_change(event);
+        workers.on_change(event);
     }));
     let mut events = state.store.subscribe();
     let revoked = state

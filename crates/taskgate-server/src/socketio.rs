@@ -10,8 +10,8 @@
 //! server emits `run:notify {version: "1", run: {friendlyId}}` when one needs the worker's
 //! attention, and the worker then reads the run's latest snapshot.
 //!
-//! The upgrade request carries the environment's secret key; a run is subscribed only if it
-//! belongs to that environment.
+//! The upgrade request carries the environment's secret key; a subscription only ever hears
+//! of that environment's runs.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -196,9 +196,8 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
                             if subscriptions.len() >= MAX_SUBSCRIPTIONS || subscriptions.contains_key(&run) {
                                 continue;
                             }
-                            if let Some(handle) = subscribe(&state, &env_id, &run, notify_tx.clone()).await {
-                                subscriptions.insert(run, handle);
-                            }
+                            let handle = subscribe(&state, &env_id, &run, notify_tx.clone());
+                            subscriptions.insert(run, handle);
                         }
                     }
                     Packet::Event { name, data } if name == "run:unsubscribe" => {
@@ -218,31 +217,24 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
 }
 
 /// Watches one run of the environment; each change that needs the worker's attention sends
-/// its friendly id. `None` for a run that is not the environment's.
-async fn subscribe(
+/// its friendly id. A run of another environment is never signalled: the watch is keyed by
+/// this environment.
+fn subscribe(
     state: &AppState,
     env_id: &str,
     friendly_id: &str,
     notify: mpsc::Sender<String>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let run = match state.store.get_run(env_id, friendly_id).await {
-        Ok(Some(run)) => run,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!(env.id = %env_id, error = %e, "could not subscribe a worker to a run");
-            return None;
-        }
-    };
-    let mut watch = state.watchers.watch(worker_key(&run.id));
+) -> tokio::task::JoinHandle<()> {
+    let mut watch = state.watchers.watch(worker_key(env_id, friendly_id));
     watch.rx.borrow_and_update();
     let friendly = friendly_id.to_string();
-    Some(tokio::spawn(async move {
+    tokio::spawn(async move {
         while watch.rx.changed().await.is_ok() {
             if notify.send(friendly.clone()).await.is_err() {
                 break;
             }
         }
-    }))
+    })
 }
 
 #[cfg(test)]

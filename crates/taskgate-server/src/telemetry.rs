@@ -40,6 +40,17 @@ pub fn init_metrics() -> Option<PrometheusHandle> {
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 ])
                 .ok()?
+                // A dequeue's wake is sub-millisecond when all is well: finer buckets there.
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "taskgate_dequeue_wake_seconds".into(),
+                    ),
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005,
+                        0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25,
+                    ],
+                )
+                .ok()?
                 .install_recorder()
                 .ok()?;
             Some(handle)

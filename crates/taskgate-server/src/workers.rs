@@ -1,14 +1,15 @@
 //! What the server keeps in memory about the workers it serves: registered workers and their
-//! tasks (immutable once registered, so cached without expiry), and when each development
-//! environment's presence was last written (so a CLI polling every second costs one write
-//! per interval, not one per request).
+//! tasks (immutable once registered, so cached without expiry), environments' sealed
+//! variables (dropped on a change event from any node), and development presence (written
+//! at most once per interval per environment, read at most once per interval), so that a run
+//! costs the database no lookups a cache can answer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use taskgate_store::{Worker, WorkerTask};
+use taskgate_store::{ChangeEvent, EnvVar, Worker, WorkerTask};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -20,6 +21,11 @@ pub const PRESENCE_WRITE_INTERVAL: Duration = Duration::from_secs(5);
 pub const PRESENCE_TTL: chrono::Duration = chrono::Duration::seconds(15);
 /// Workers kept in memory; registrations beyond this evict the oldest entries first.
 const MAX_CACHED_WORKERS: usize = 4096;
+/// How long an environment's variables are trusted without a change event (the events make
+/// this a backstop, for a notification lost while a listener reconnects).
+const ENV_VARS_TTL: Duration = Duration::from_secs(60);
+/// How long a presence read answers "is a CLI connected" for a trigger's log line.
+const PRESENCE_READ_TTL: Duration = Duration::from_secs(5);
 
 /// A worker and its tasks.
 pub type WorkerWithTasks = Arc<(Worker, Vec<WorkerTask>)>;
@@ -29,7 +35,12 @@ pub type WorkerWithTasks = Arc<(Worker, Vec<WorkerTask>)>;
 pub struct Workers {
     cache: Mutex<HashMap<String, (Instant, WorkerWithTasks)>>,
     presence_written: Mutex<HashMap<String, Instant>>,
+    presence_read: Mutex<HashMap<String, (Instant, bool)>>,
+    env_vars: Mutex<HashMap<String, (Instant, EnvVars)>>,
 }
+
+/// An environment's variables as loaded, shared by the dequeues that read them.
+type EnvVars = Arc<Vec<EnvVar>>;
 
 impl Workers {
     /// A worker of `environment_id` by id or friendly id, from the cache or loaded once.
@@ -66,6 +77,56 @@ impl Workers {
         let now = Instant::now();
         cache.insert(w.0.id.clone(), (now, w.clone()));
         cache.insert(w.0.friendly_id.clone(), (now, w));
+    }
+
+    /// An environment's variables, sealed, from the cache or loaded once.
+    pub async fn env_vars(
+        &self,
+        state: &AppState,
+        environment_id: &str,
+    ) -> ApiResult<Arc<Vec<EnvVar>>> {
+        if let Some((at, vars)) = self.env_vars.lock().get(environment_id) {
+            if at.elapsed() < ENV_VARS_TTL {
+                return Ok(vars.clone());
+            }
+        }
+        let vars = Arc::new(state.store.list_env_vars(environment_id).await?);
+        let mut cache = self.env_vars.lock();
+        if cache.len() >= MAX_CACHED_WORKERS {
+            cache.clear();
+        }
+        cache.insert(environment_id.to_string(), (Instant::now(), vars.clone()));
+        Ok(vars)
+    }
+
+    /// Drops what a change made stale (registered as a store hook, so this node's changes and
+    /// other nodes' notifications both reach it).
+    pub fn on_change(&self, event: &ChangeEvent) {
+        match event {
+            ChangeEvent::EnvVars { environment_id } => {
+                self.env_vars.lock().remove(environment_id);
+            }
+            ChangeEvent::Resync => self.env_vars.lock().clear(),
+            _ => {}
+        }
+    }
+
+    /// Whether a development CLI is connected to the environment, read at most once per
+    /// [`PRESENCE_READ_TTL`].
+    pub async fn dev_connected(&self, state: &AppState, environment_id: &str) -> ApiResult<bool> {
+        if let Some((at, connected)) = self.presence_read.lock().get(environment_id) {
+            if at.elapsed() < PRESENCE_READ_TTL {
+                return Ok(*connected);
+            }
+        }
+        let seen = state.store.dev_presence(environment_id).await?;
+        let connected = seen.is_some_and(|at| at + PRESENCE_TTL > state.now());
+        let mut cache = self.presence_read.lock();
+        if cache.len() >= MAX_CACHED_WORKERS {
+            cache.clear();
+        }
+        cache.insert(environment_id.to_string(), (Instant::now(), connected));
+        Ok(connected)
     }
 
     /// Records that the environment's CLI is alive, writing it at most once per

@@ -167,16 +167,25 @@ impl PostgresStore {
         self.replica.as_ref()
     }
 
-    /// Sends `event` to every node when the surrounding transaction commits.
-    async fn notify_in(&self, conn: &mut PgConnection, event: &ChangeEvent) -> StoreResult<()> {
-        count("notify");
+    /// The channel and payload that tell every other node of `event`: what a write sends
+    /// with `pg_notify` in the same statement, when it can ([`Self::notify_in`] otherwise).
+    fn notification(&self, event: &ChangeEvent) -> StoreResult<Option<(String, String)>> {
         let note = Notification {
             origin: self.origin.clone(),
             event: event.clone(),
         };
         let payload = serde_json::to_string(&note).map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(Some((self.channel.clone(), payload)))
+    }
+
+    /// Sends `event` to every node when the surrounding transaction commits.
+    async fn notify_in(&self, conn: &mut PgConnection, event: &ChangeEvent) -> StoreResult<()> {
+        count("notify");
+        let Some((channel, payload)) = self.notification(event)? else {
+            return Ok(());
+        };
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&self.channel)
+            .bind(channel)
             .bind(payload)
             .execute(conn)
             .await

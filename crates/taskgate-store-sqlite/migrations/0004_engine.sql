@@ -9,6 +9,7 @@ ALTER TABLE task_runs ADD COLUMN snapshot_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE task_runs ADD COLUMN snapshot_description TEXT NOT NULL DEFAULT '';
 ALTER TABLE task_runs ADD COLUMN snapshot_at BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE task_runs ADD COLUMN attempt_number BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE task_runs ADD COLUMN attempt_started_at BIGINT;
 ALTER TABLE task_runs ADD COLUMN heartbeat_at BIGINT;
 ALTER TABLE task_runs ADD COLUMN available_at BIGINT;
 ALTER TABLE task_runs ADD COLUMN due_at BIGINT;
@@ -39,7 +40,8 @@ DROP INDEX task_runs_due_idx;
 CREATE INDEX task_runs_queue_idx ON task_runs (runtime_environment_id, execution_status, available_at);
 CREATE INDEX task_runs_due_at_idx ON task_runs (due_at) WHERE due_at IS NOT NULL;
 
--- One row per attempt, numbered from 1.
+-- One row per ended attempt, numbered from 1 (the attempt in progress is the run row's
+-- `attempt_number` and `attempt_started_at`: one write per attempt, not two).
 CREATE TABLE task_run_attempts (
     run_id        TEXT NOT NULL REFERENCES task_runs(id) ON DELETE CASCADE,
     number        BIGINT NOT NULL,

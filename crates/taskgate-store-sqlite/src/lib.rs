@@ -109,6 +109,11 @@ impl SqliteStore {
         Self::open(opts.get_filename()).await
     }
 
+    /// No other node to tell: SQLite serves one process.
+    fn notification(&self, _event: &ChangeEvent) -> StoreResult<Option<(String, String)>> {
+        Ok(None)
+    }
+
     /// Change events need no in-transaction step on SQLite: it serves one process.
     async fn notify_in(
         &self,

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 use taskgate_core::engine::{transition, Event, RetrySettings};
 use taskgate_core::time::to_millis;
 use taskgate_store::*;
@@ -15,7 +15,7 @@ use crate::backend::*;
 use crate::count;
 use crate::error::map_err;
 use crate::rows::{s, s_opt, ts};
-use crate::runs::{commit_transition, run, run_event, RUN_COLS};
+use crate::runs::{run, RUN_COLS};
 
 const WORKER_COLS: &str =
     "w.id, w.friendly_id, w.runtime_environment_id, w.version, w.content_hash, w.sdk_version,
@@ -232,82 +232,91 @@ impl EngineStore for Backend {
     async fn dequeue_run(
         &self,
         environment_id: &str,
-        worker_id: &str,
+        worker: &Worker,
+        tasks: &[WorkerTask],
         limits: DequeueLimits,
         now: DateTime<Utc>,
     ) -> StoreResult<DequeueOutcome> {
+        if worker.environment_id != environment_id {
+            return Err(StoreError::NotFound);
+        }
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        lock_environment(&mut tx, environment_id).await?;
-        count("held_slots");
-        let (held,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM task_runs WHERE runtime_environment_id = $1
-             AND execution_status IN ('PENDING_EXECUTING', 'EXECUTING', 'PENDING_CANCEL')",
-        )
+        // One statement locks the environment (serialising its dequeues, so the limit holds
+        // across nodes) and counts the runs holding its slots.
+        count("lock_environment_slots");
+        let held: Option<(i64,)> = sqlx::query_as(&format!(
+            "SELECT (SELECT COUNT(*) FROM task_runs r WHERE r.runtime_environment_id = e.id
+                     AND r.execution_status IN ('PENDING_EXECUTING', 'EXECUTING', 'PENDING_CANCEL'))
+             FROM runtime_environments e WHERE e.id = $1{FOR_UPDATE}"
+        ))
         .bind(environment_id)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
+        let Some((held,)) = held else {
+            tx.rollback().await.map_err(map_err)?;
+            return Err(StoreError::NotFound);
+        };
         if held >= i64::from(limits.concurrency) {
             tx.rollback().await.map_err(map_err)?;
             return Ok(DequeueOutcome::AtCapacity);
         }
-        count("dequeue_worker");
-        let Some(worker_row) = sqlx::query(&format!(
-            "SELECT {WORKER_COLS} FROM background_workers w WHERE w.id = $1 AND w.runtime_environment_id = $2"
-        ))
-        .bind(worker_id)
-        .bind(environment_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?
-        else {
+        if tasks.is_empty() {
             tx.rollback().await.map_err(map_err)?;
-            return Err(StoreError::NotFound);
+            return Ok(DequeueOutcome::Empty {
+                next_available_at: None,
+            });
+        }
+        let in_tasks = |q: &mut QueryBuilder<'_, Db>| {
+            q.push(" AND r.task_identifier IN (");
+            let mut sep = q.separated(", ");
+            for t in tasks {
+                sep.push_bind(t.slug.clone());
+            }
+            q.push(")");
         };
-        let w = worker(&worker_row)?;
         count("dequeue_candidate");
-        let candidate = sqlx::query(&format!(
+        let mut q: QueryBuilder<Db> = QueryBuilder::new(format!(
             "SELECT {RUN_COLS} FROM task_runs r
-             WHERE r.runtime_environment_id = $1 AND r.execution_status = 'QUEUED'
-               AND r.status IN ('PENDING', 'RETRYING_AFTER_FAILURE') AND r.available_at <= $2
-               AND r.task_identifier IN (SELECT slug FROM background_worker_tasks WHERE worker_id = $3)
-             ORDER BY r.available_at, r.id LIMIT 1{FOR_UPDATE_SKIP_LOCKED}"
-        ))
-        .bind(environment_id)
-        .bind(to_millis(now))
-        .bind(&w.id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
+             WHERE r.execution_status = 'QUEUED' AND r.status IN ('PENDING', 'RETRYING_AFTER_FAILURE')
+               AND r.runtime_environment_id = "
+        ));
+        q.push_bind(environment_id);
+        q.push(" AND r.available_at <= ").push_bind(to_millis(now));
+        in_tasks(&mut q);
+        q.push(format!(
+            " ORDER BY r.available_at, r.id LIMIT 1{FOR_UPDATE_SKIP_LOCKED}"
+        ));
+        let candidate = q.build().fetch_optional(&mut *tx).await.map_err(map_err)?;
         let Some(row) = candidate else {
             count("dequeue_next_available");
-            let (next,): (Option<i64>,) = sqlx::query_as(
+            let mut q: QueryBuilder<Db> = QueryBuilder::new(
                 "SELECT MIN(r.available_at) FROM task_runs r
-                 WHERE r.runtime_environment_id = $1 AND r.execution_status = 'QUEUED'
-                   AND r.status IN ('PENDING', 'RETRYING_AFTER_FAILURE')
-                   AND r.task_identifier IN (SELECT slug FROM background_worker_tasks WHERE worker_id = $2)",
-            )
-            .bind(environment_id)
-            .bind(&w.id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
+                 WHERE r.execution_status = 'QUEUED' AND r.status IN ('PENDING', 'RETRYING_AFTER_FAILURE')
+                   AND r.runtime_environment_id = ",
+            );
+            q.push_bind(environment_id);
+            in_tasks(&mut q);
+            let next: Option<i64> = q
+                .build()
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .try_get(0)
+                .map_err(map_err)?;
             tx.rollback().await.map_err(map_err)?;
             return Ok(DequeueOutcome::Empty {
                 next_available_at: next.map(taskgate_core::time::from_millis),
             });
         };
         let mut r = run(&row)?;
-        count("dequeue_task");
-        let task_row = sqlx::query(&format!(
-            "SELECT {TASK_COLS} FROM background_worker_tasks t WHERE t.worker_id = $1 AND t.slug = $2"
-        ))
-        .bind(&w.id)
-        .bind(&r.task_identifier)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let t = task(&task_row)?;
+        let t = tasks
+            .iter()
+            .find(|t| t.slug == r.task_identifier)
+            .cloned()
+            .ok_or_else(|| {
+                StoreError::Other(format!("no task {} in the worker", r.task_identifier))
+            })?;
         let event = Event::Dequeue {
             max_attempts: None,
             retry: t
@@ -319,14 +328,15 @@ impl EngineStore for Backend {
         };
         let transition = transition(&r.state(), &event, now)
             .map_err(|e| StoreError::Other(format!("dequeue of run {}: {e}", r.id)))?;
-        r.worker_id = Some(w.id.clone());
-        r.task_version = Some(w.version.clone());
-        commit_transition(&mut tx, &mut r, &transition, now).await?;
-        let events = vec![run_event(&r)];
-        self.commit_and_publish(tx, events).await?;
+        r.worker_id = Some(worker.id.clone());
+        r.task_version = Some(worker.version.clone());
+        let event = self
+            .commit_transition(&mut tx, &mut r, &transition, now)
+            .await?;
+        self.commit_local(tx, event.into_iter().collect()).await?;
         Ok(DequeueOutcome::Taken(Box::new(Dequeued {
             run: r,
-            worker: w,
+            worker: worker.clone(),
             task: t,
         })))
     }
@@ -377,7 +387,10 @@ impl EngineStore for Backend {
             .map_err(map_err)?
             .rows_affected();
         }
-        tx.commit().await.map_err(map_err)?;
+        let event = ChangeEvent::EnvVars {
+            environment_id: environment_id.to_string(),
+        };
+        self.commit_and_publish(tx, vec![event]).await?;
         Ok(written)
     }
 
@@ -405,15 +418,20 @@ impl EngineStore for Backend {
     }
 
     async fn delete_env_var(&self, environment_id: &str, key: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         count("delete_env_var");
         let done = sqlx::query(
             "DELETE FROM environment_variables WHERE runtime_environment_id = $1 AND key = $2",
         )
         .bind(environment_id)
         .bind(key)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        let event = ChangeEvent::EnvVars {
+            environment_id: environment_id.to_string(),
+        };
+        self.commit_and_publish(tx, vec![event]).await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -24,7 +24,7 @@ pub(crate) const RUN_COLS: &str = "r.id, r.friendly_id, r.runtime_environment_id
     r.output, r.output_type, r.error, r.tags, r.metadata, r.metadata_type, r.idempotency_key, r.idempotency_key_user,
     r.idempotency_key_expires_at, r.queue, r.concurrency_key, r.max_attempts, r.machine, r.ttl, r.ttl_expires_at,
     r.delay_until, r.batch_id, r.is_test, r.created_at, r.updated_at, r.started_at, r.completed_at, r.expired_at, r.version,
-    r.execution_status, r.snapshot_id, r.snapshot_description, r.snapshot_at, r.attempt_number, r.heartbeat_at,
+    r.execution_status, r.snapshot_id, r.snapshot_description, r.snapshot_at, r.attempt_number, r.attempt_started_at, r.heartbeat_at,
     r.available_at, r.worker_id, r.task_version, r.max_duration_seconds, r.retry_config, r.is_development, r.is_replay";
 
 /// A status column's value, refusing anything the engine does not know.
@@ -46,6 +46,7 @@ pub(crate) fn run(row: &DbRow) -> StoreResult<Run> {
         snapshot_description: s(row, "snapshot_description")?,
         snapshot_at: ts(row, "snapshot_at")?,
         attempt_number: row.try_get("attempt_number").map_err(map_err)?,
+        attempt_started_at: ts_opt(row, "attempt_started_at")?,
         heartbeat_at: ts_opt(row, "heartbeat_at")?,
         available_at: ts_opt(row, "available_at")?,
         worker_id: s_opt(row, "worker_id")?,
@@ -96,68 +97,91 @@ fn batch(row: &DbRow) -> StoreResult<Batch> {
     })
 }
 
-async fn insert_run(conn: &mut DbConn, r: &Run) -> StoreResult<()> {
+/// `statement`, and when `notify` is given, `pg_notify` of it in the same statement (one round
+/// trip): PostgreSQL tells other nodes of a write as it makes it.
+fn with_notify(statement: &str, notify: &Option<(String, String)>, next_param: usize) -> String {
+    match notify {
+        Some(_) => format!(
+            "WITH w AS ({statement} RETURNING id) SELECT pg_notify(${next_param}, ${}) FROM w",
+            next_param + 1
+        ),
+        None => statement.to_string(),
+    }
+}
+
+/// Inserts a run (and its tags), sending `notify` with it.
+async fn insert_run(
+    conn: &mut DbConn,
+    r: &Run,
+    notify: Option<(String, String)>,
+) -> StoreResult<()> {
     count("insert_run");
     let tags = serde_json::to_string(&r.tags).map_err(|e| StoreError::Other(e.to_string()))?;
-    sqlx::query(
+    let sql = with_notify(
         "INSERT INTO task_runs (id, friendly_id, runtime_environment_id, task_identifier, status, payload, payload_type,
              output, output_type, error, tags, metadata, metadata_type, idempotency_key, idempotency_key_user,
              idempotency_key_expires_at, queue, concurrency_key, max_attempts, machine, ttl, ttl_expires_at,
              delay_until, batch_id, is_test, created_at, updated_at, started_at, completed_at, expired_at, version,
              execution_status, snapshot_id, snapshot_description, snapshot_at, attempt_number, heartbeat_at,
-             available_at, due_at, worker_id, task_version, max_duration_seconds, retry_config, is_development, is_replay)
+             available_at, due_at, worker_id, task_version, max_duration_seconds, retry_config, is_development, is_replay,
+             attempt_started_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
                  $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42,
-                 $43, $44, $45)",
-    )
-    .bind(&r.id)
-    .bind(&r.friendly_id)
-    .bind(&r.environment_id)
-    .bind(&r.task_identifier)
-    .bind(r.status.as_str())
-    .bind(r.payload.as_deref())
-    .bind(&r.payload_type)
-    .bind(r.output.as_deref())
-    .bind(r.output_type.as_deref())
-    .bind(r.error.as_deref())
-    .bind(tags)
-    .bind(r.metadata.as_deref())
-    .bind(r.metadata_type.as_deref())
-    .bind(r.idempotency_key.as_deref())
-    .bind(r.idempotency_key_user.as_deref())
-    .bind(r.idempotency_key_expires_at.map(to_millis))
-    .bind(r.queue.as_deref())
-    .bind(r.concurrency_key.as_deref())
-    .bind(r.max_attempts)
-    .bind(r.machine.as_deref())
-    .bind(r.ttl.as_deref())
-    .bind(r.ttl_expires_at.map(to_millis))
-    .bind(r.delay_until.map(to_millis))
-    .bind(r.batch_id.as_deref())
-    .bind(r.is_test)
-    .bind(to_millis(r.created_at))
-    .bind(to_millis(r.updated_at))
-    .bind(r.started_at.map(to_millis))
-    .bind(r.completed_at.map(to_millis))
-    .bind(r.expired_at.map(to_millis))
-    .bind(r.version)
-    .bind(r.execution_status.as_str())
-    .bind(&r.snapshot_id)
-    .bind(&r.snapshot_description)
-    .bind(to_millis(r.snapshot_at))
-    .bind(r.attempt_number)
-    .bind(r.heartbeat_at.map(to_millis))
-    .bind(r.available_at.map(to_millis))
-    .bind(r.due_at().map(to_millis))
-    .bind(r.worker_id.as_deref())
-    .bind(r.task_version.as_deref())
-    .bind(r.max_duration_seconds)
-    .bind(r.retry_config.as_deref())
-    .bind(r.is_development)
-    .bind(r.is_replay)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+                 $43, $44, $45, $46)",
+        &notify,
+        47,
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(&r.id)
+        .bind(&r.friendly_id)
+        .bind(&r.environment_id)
+        .bind(&r.task_identifier)
+        .bind(r.status.as_str())
+        .bind(r.payload.as_deref())
+        .bind(&r.payload_type)
+        .bind(r.output.as_deref())
+        .bind(r.output_type.as_deref())
+        .bind(r.error.as_deref())
+        .bind(tags)
+        .bind(r.metadata.as_deref())
+        .bind(r.metadata_type.as_deref())
+        .bind(r.idempotency_key.as_deref())
+        .bind(r.idempotency_key_user.as_deref())
+        .bind(r.idempotency_key_expires_at.map(to_millis))
+        .bind(r.queue.as_deref())
+        .bind(r.concurrency_key.as_deref())
+        .bind(r.max_attempts)
+        .bind(r.machine.as_deref())
+        .bind(r.ttl.as_deref())
+        .bind(r.ttl_expires_at.map(to_millis))
+        .bind(r.delay_until.map(to_millis))
+        .bind(r.batch_id.as_deref())
+        .bind(r.is_test)
+        .bind(to_millis(r.created_at))
+        .bind(to_millis(r.updated_at))
+        .bind(r.started_at.map(to_millis))
+        .bind(r.completed_at.map(to_millis))
+        .bind(r.expired_at.map(to_millis))
+        .bind(r.version)
+        .bind(r.execution_status.as_str())
+        .bind(&r.snapshot_id)
+        .bind(&r.snapshot_description)
+        .bind(to_millis(r.snapshot_at))
+        .bind(r.attempt_number)
+        .bind(r.heartbeat_at.map(to_millis))
+        .bind(r.available_at.map(to_millis))
+        .bind(r.due_at().map(to_millis))
+        .bind(r.worker_id.as_deref())
+        .bind(r.task_version.as_deref())
+        .bind(r.max_duration_seconds)
+        .bind(r.retry_config.as_deref())
+        .bind(r.is_development)
+        .bind(r.is_replay)
+        .bind(r.attempt_started_at.map(to_millis));
+    if let Some((channel, payload)) = notify {
+        q = q.bind(channel).bind(payload);
+    }
+    q.execute(&mut *conn).await.map_err(map_err)?;
     for tag in &r.tags {
         count("insert_run_tag");
         sqlx::query(
@@ -172,97 +196,123 @@ async fn insert_run(conn: &mut DbConn, r: &Run) -> StoreResult<()> {
     Ok(())
 }
 
-/// Writes every column a transition or a completion can change (and `due_at`, derived).
-pub(crate) async fn write_run(conn: &mut DbConn, r: &Run) -> StoreResult<()> {
+/// Writes every column a transition or a completion can change (and `due_at`, derived),
+/// sending `notify` with it.
+pub(crate) async fn write_run(
+    conn: &mut DbConn,
+    r: &Run,
+    notify: Option<(String, String)>,
+) -> StoreResult<()> {
     count("write_run");
-    sqlx::query(
+    let sql = with_notify(
         "UPDATE task_runs SET status = $2, execution_status = $3, snapshot_id = $4, snapshot_description = $5,
              snapshot_at = $6, attempt_number = $7, heartbeat_at = $8, available_at = $9, due_at = $10,
              worker_id = $11, task_version = $12, max_duration_seconds = $13, retry_config = $14, max_attempts = $15,
              output = $16, output_type = $17, error = $18, metadata = $19, metadata_type = $20, started_at = $21,
-             completed_at = $22, expired_at = $23, updated_at = $24, version = $25
+             completed_at = $22, expired_at = $23, updated_at = $24, version = $25, attempt_started_at = $26
          WHERE id = $1",
-    )
-    .bind(&r.id)
-    .bind(r.status.as_str())
-    .bind(r.execution_status.as_str())
-    .bind(&r.snapshot_id)
-    .bind(&r.snapshot_description)
-    .bind(to_millis(r.snapshot_at))
-    .bind(r.attempt_number)
-    .bind(r.heartbeat_at.map(to_millis))
-    .bind(r.available_at.map(to_millis))
-    .bind(r.due_at().map(to_millis))
-    .bind(r.worker_id.as_deref())
-    .bind(r.task_version.as_deref())
-    .bind(r.max_duration_seconds)
-    .bind(r.retry_config.as_deref())
-    .bind(r.max_attempts)
-    .bind(r.output.as_deref())
-    .bind(r.output_type.as_deref())
-    .bind(r.error.as_deref())
-    .bind(r.metadata.as_deref())
-    .bind(r.metadata_type.as_deref())
-    .bind(r.started_at.map(to_millis))
-    .bind(r.completed_at.map(to_millis))
-    .bind(r.expired_at.map(to_millis))
-    .bind(to_millis(r.updated_at))
-    .bind(r.version)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+        &notify,
+        27,
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(&r.id)
+        .bind(r.status.as_str())
+        .bind(r.execution_status.as_str())
+        .bind(&r.snapshot_id)
+        .bind(&r.snapshot_description)
+        .bind(to_millis(r.snapshot_at))
+        .bind(r.attempt_number)
+        .bind(r.heartbeat_at.map(to_millis))
+        .bind(r.available_at.map(to_millis))
+        .bind(r.due_at().map(to_millis))
+        .bind(r.worker_id.as_deref())
+        .bind(r.task_version.as_deref())
+        .bind(r.max_duration_seconds)
+        .bind(r.retry_config.as_deref())
+        .bind(r.max_attempts)
+        .bind(r.output.as_deref())
+        .bind(r.output_type.as_deref())
+        .bind(r.error.as_deref())
+        .bind(r.metadata.as_deref())
+        .bind(r.metadata_type.as_deref())
+        .bind(r.started_at.map(to_millis))
+        .bind(r.completed_at.map(to_millis))
+        .bind(r.expired_at.map(to_millis))
+        .bind(to_millis(r.updated_at))
+        .bind(r.version)
+        .bind(r.attempt_started_at.map(to_millis));
+    if let Some((channel, payload)) = notify {
+        q = q.bind(channel).bind(payload);
+    }
+    q.execute(&mut *conn).await.map_err(map_err)?;
     Ok(())
 }
 
-/// Applies a transition to `r` and writes it, with the attempt it starts or ends: what every
-/// run event shares (worker events, cancellations, the sweeper, dequeues).
-pub(crate) async fn commit_transition(
-    conn: &mut DbConn,
-    r: &mut Run,
-    t: &Transition,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    r.apply(t, new_snapshot_friendly_id(), now);
-    match t.attempt {
-        AttemptChange::None => {}
-        AttemptChange::Started(number) => {
-            count("start_attempt");
-            sqlx::query(
-                "INSERT INTO task_run_attempts (run_id, number, status, worker_id, started_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&r.id)
-            .bind(i64::from(number))
-            .bind(AttemptOutcome::Executing.as_str())
-            .bind(r.worker_id.as_deref())
-            .bind(to_millis(now))
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+impl Backend {
+    /// Applies a transition to `r` and writes it, recording the attempt it ends: what every run
+    /// event shares (worker events, cancellations, the sweeper, dequeues). An attempt in
+    /// progress lives on the run row; its own row is written once, when it ends. Returns the
+    /// change event when there is one: already sent to other nodes with the write, it is this
+    /// node's to deliver after the commit ([`Self::commit_local`]).
+    pub(crate) async fn commit_transition(
+        &self,
+        conn: &mut DbConn,
+        r: &mut Run,
+        t: &Transition,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ChangeEvent>> {
+        let attempt_started_at = r.attempt_started_at.unwrap_or(r.snapshot_at);
+        r.apply(t, new_snapshot_friendly_id(), now);
+        match t.attempt {
+            AttemptChange::None => {}
+            AttemptChange::Started(_) => r.attempt_started_at = Some(now),
+            AttemptChange::Ended { outcome, ref error } => {
+                count("end_attempt");
+                let error = error.as_ref().and_then(|e| serde_json::to_string(e).ok());
+                sqlx::query(
+                    "INSERT INTO task_run_attempts (run_id, number, status, worker_id, started_at, completed_at, error)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&r.id)
+                .bind(r.attempt_number)
+                .bind(outcome.as_str())
+                .bind(r.worker_id.as_deref())
+                .bind(to_millis(attempt_started_at))
+                .bind(to_millis(now))
+                .bind(error)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            }
         }
-        AttemptChange::Ended { outcome, ref error } => {
-            count("end_attempt");
-            let error = error.as_ref().and_then(|e| serde_json::to_string(e).ok());
-            sqlx::query(
-                "UPDATE task_run_attempts SET status = $3, completed_at = $4, error = $5
-                 WHERE run_id = $1 AND number = $2 AND completed_at IS NULL",
-            )
-            .bind(&r.id)
-            .bind(r.attempt_number)
-            .bind(outcome.as_str())
-            .bind(to_millis(now))
-            .bind(error)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        }
+        let event = t.snapshot.is_some().then(|| run_event(r));
+        let note = match &event {
+            Some(e) => self.notification(e)?,
+            None => None,
+        };
+        write_run(conn, r, note).await?;
+        Ok(event)
     }
-    write_run(conn, r).await
+
+    /// Commits, then delivers `events` (already sent to other nodes inside the transaction)
+    /// to this node's hooks and subscribers.
+    pub(crate) async fn commit_local(
+        &self,
+        tx: sqlx::Transaction<'_, Db>,
+        events: Vec<ChangeEvent>,
+    ) -> StoreResult<()> {
+        tx.commit().await.map_err(map_err)?;
+        for e in events {
+            self.publish_local(e);
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn run_event(r: &Run) -> ChangeEvent {
     ChangeEvent::Run {
         run_id: r.id.clone(),
+        friendly_id: r.friendly_id.clone(),
         environment_id: r.environment_id.clone(),
         version: r.version,
         execution_status: r.execution_status.as_str().to_string(),
@@ -439,7 +489,8 @@ impl RunStore for Backend {
             new.idempotency_key_user = idem.user_key.clone();
             new.idempotency_key_expires_at = Some(idem.expires_at);
         }
-        insert_run(&mut tx, &new).await?;
+        let created = run_event(&new);
+        insert_run(&mut tx, &new, self.notification(&created)?).await?;
         if let Some(rk) = &request_key {
             count("insert_request_key");
             // An expired row of the same key is taken over; a live one means a concurrent
@@ -469,7 +520,7 @@ impl RunStore for Backend {
                 };
             }
         }
-        self.commit_and_publish(tx, vec![run_event(&new)]).await?;
+        self.commit_local(tx, vec![created]).await?;
         if request_key.is_some() {
             self.purge_request_keys(now).await;
         }
@@ -613,13 +664,8 @@ impl RunStore for Backend {
             r.metadata = Some(data);
             r.metadata_type = Some(kind);
         }
-        commit_transition(&mut tx, &mut r, &t, now).await?;
-        let events = if t.snapshot.is_some() {
-            vec![run_event(&r)]
-        } else {
-            Vec::new()
-        };
-        self.commit_and_publish(tx, events).await?;
+        let event = self.commit_transition(&mut tx, &mut r, &t, now).await?;
+        self.commit_local(tx, event.into_iter().collect()).await?;
         Ok(Ok(Applied {
             run: r,
             transition: t,
@@ -638,39 +684,40 @@ impl RunStore for Backend {
         .await
         .map_err(map_err)?;
         let mut changed = Vec::new();
+        let mut events = Vec::new();
         for row in &rows {
             let mut r = run(row)?;
             match transition(&r.state(), &Event::Tick, now) {
                 Ok(t) => {
-                    commit_transition(&mut tx, &mut r, &t, now).await?;
+                    events.extend(self.commit_transition(&mut tx, &mut r, &t, now).await?);
                     changed.push(r);
                 }
                 // Not due after all (the row's due time was stale): store the right one so
                 // the sweeper stops reading it.
                 Err(EngineError::NoChange | EngineError::AlreadyFinished) => {
-                    write_run(&mut tx, &r).await?;
+                    write_run(&mut tx, &r, None).await?;
                 }
                 Err(e @ EngineError::Illegal { .. }) => {
                     return Err(StoreError::Other(format!("sweeping run {}: {e}", r.id)))
                 }
             }
         }
-        let events = changed.iter().map(run_event).collect();
-        self.commit_and_publish(tx, events).await?;
+        self.commit_local(tx, events).await?;
         Ok(changed)
     }
 
-    async fn list_attempts(&self, run_id: &str) -> StoreResult<Vec<Attempt>> {
+    async fn list_attempts(&self, r: &Run) -> StoreResult<Vec<Attempt>> {
         count("list_attempts");
         let rows = sqlx::query(
             "SELECT number, status, worker_id, started_at, completed_at, error
              FROM task_run_attempts WHERE run_id = $1 ORDER BY number",
         )
-        .bind(run_id)
+        .bind(&r.id)
         .fetch_all(&self.reader)
         .await
         .map_err(map_err)?;
-        rows.iter()
+        let mut attempts = rows
+            .iter()
             .map(|row| {
                 Ok(Attempt {
                     number: row.try_get("number").map_err(map_err)?,
@@ -682,7 +729,22 @@ impl RunStore for Backend {
                         .and_then(|e| serde_json::from_str::<TaskRunError>(&e).ok()),
                 })
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        // An attempt runs while executing, and until its worker confirms a cancellation.
+        let running = r.execution_status == ExecutionStatus::PendingCancel
+            || (r.execution_status == ExecutionStatus::Executing
+                && r.status == RunStatus::Executing);
+        if running && attempts.last().is_none_or(|a| a.number < r.attempt_number) {
+            attempts.push(Attempt {
+                number: r.attempt_number,
+                status: AttemptOutcome::Executing,
+                worker_id: r.worker_id.clone(),
+                started_at: r.attempt_started_at.unwrap_or(r.snapshot_at),
+                completed_at: None,
+                error: None,
+            });
+        }
+        Ok(attempts)
     }
 
     async fn create_batch(

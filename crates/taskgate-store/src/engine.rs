@@ -150,15 +150,16 @@ pub trait EngineStore: Send + Sync {
         &self,
         environment_id: &str,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>>;
-    /// Hands the environment's next dequeueable run of one of `worker`'s tasks to that worker,
-    /// in one transaction that also writes its new snapshot, unless the queue has none or the
-    /// environment already holds `limits.concurrency` runs. Dequeues of one environment are
-    /// serialised, so the limit is exact across nodes. `NotFound` for another environment's
-    /// worker.
+    /// Hands the environment's next dequeueable run of one of `worker`'s `tasks` to that
+    /// worker, in one transaction that also writes its new snapshot, unless the queue has none
+    /// or the environment already holds `limits.concurrency` runs. Dequeues of one environment
+    /// are serialised, so the limit is exact across nodes. `NotFound` for another
+    /// environment's worker, or an environment that does not exist.
     async fn dequeue_run(
         &self,
         environment_id: &str,
-        worker_id: &str,
+        worker: &Worker,
+        tasks: &[WorkerTask],
         limits: DequeueLimits,
         now: DateTime<Utc>,
     ) -> StoreResult<DequeueOutcome>;

@@ -63,11 +63,15 @@ pub enum ChangeEvent {
     /// execution snapshot's status afterwards, so a worker's channel can tell what concerns it.
     Run {
         run_id: String,
+        #[serde(default)]
+        friendly_id: String,
         environment_id: String,
         version: i64,
         #[serde(default)]
         execution_status: String,
     },
+    /// An environment's variables changed.
+    EnvVars { environment_id: String },
     /// An environment's queue may have runs a worker can now take (a new worker knows more
     /// tasks). Run changes wake the queue too; this is for what is not a run change.
     Queue { environment_id: String },

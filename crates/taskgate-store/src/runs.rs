@@ -26,8 +26,9 @@ pub struct Run {
     pub snapshot_id: String,
     pub snapshot_description: String,
     pub snapshot_at: DateTime<Utc>,
-    /// Attempts started so far.
+    /// Attempts started so far, and when the latest began.
     pub attempt_number: i64,
+    pub attempt_started_at: Option<DateTime<Utc>>,
     pub heartbeat_at: Option<DateTime<Utc>>,
     /// Not dequeued before this; the queue's order.
     pub available_at: Option<DateTime<Utc>>,
@@ -145,6 +146,7 @@ impl Run {
             snapshot_description: "Run was triggered".into(),
             snapshot_at: now,
             attempt_number: 0,
+            attempt_started_at: None,
             heartbeat_at: None,
             available_at: state.available_at,
             worker_id: None,
@@ -358,8 +360,8 @@ pub trait RunStore: Send + Sync {
     /// Applies [`Event::Tick`] to every run due at `now` (delays ending, TTLs, stalls,
     /// exceeded durations, unconfirmed cancellations); returns the runs that changed.
     async fn advance_due_runs(&self, now: DateTime<Utc>) -> StoreResult<Vec<Run>>;
-    /// A run's attempts, oldest first.
-    async fn list_attempts(&self, run_id: &str) -> StoreResult<Vec<Attempt>>;
+    /// A run's attempts, oldest first, the one in progress (if any) last.
+    async fn list_attempts(&self, run: &Run) -> StoreResult<Vec<Attempt>>;
     /// Creates a batch, or returns the one with the same idempotency key. A one-time-use token
     /// marker is spent first, as for [`RunStore::trigger_run`]: a second use is
     /// `Conflict{"one_time_use_tokens"}`, whether or not the batch would be a cached one.

@@ -521,7 +521,10 @@ impl AuthCache {
                 self.pats.write().retain(|_, t| &t.value.token.id != pat_id);
             }
             ChangeEvent::Resync => self.clear(),
-            ChangeEvent::Run { .. } | ChangeEvent::Stream { .. } | ChangeEvent::Queue { .. } => {}
+            ChangeEvent::Run { .. }
+            | ChangeEvent::Stream { .. }
+            | ChangeEvent::Queue { .. }
+            | ChangeEvent::EnvVars { .. } => {}
         }
     }
 

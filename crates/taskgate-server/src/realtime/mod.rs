@@ -18,10 +18,18 @@ use parking_lot::Mutex;
 use taskgate_store::ChangeEvent;
 use tokio::sync::watch;
 
+/// What a watch channel carries: how many changes there have been, and when the last one was
+/// signalled (so a waiter can tell how long it took to act on it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Signal {
+    pub count: u64,
+    pub at: Option<Instant>,
+}
+
 /// Who is waiting for what, and the latest version of each recently changed run.
 #[derive(Default)]
 pub struct Watchers {
-    map: Mutex<HashMap<String, watch::Sender<u64>>>,
+    map: Mutex<HashMap<String, watch::Sender<Signal>>>,
     versions: Mutex<HashMap<String, (i64, Instant)>>,
 }
 
@@ -33,7 +41,7 @@ const MAX_VERSIONS: usize = 100_000;
 
 /// A registration; dropping it unregisters.
 pub struct Watch {
-    pub rx: watch::Receiver<u64>,
+    pub rx: watch::Receiver<Signal>,
     key: String,
     watchers: Arc<Watchers>,
 }
@@ -57,7 +65,7 @@ impl Watchers {
         let mut map = self.map.lock();
         let rx = map
             .entry(key.clone())
-            .or_insert_with(|| watch::channel(0).0)
+            .or_insert_with(|| watch::channel(Signal::default()).0)
             .subscribe();
         Watch {
             rx,
@@ -69,7 +77,10 @@ impl Watchers {
     /// Wakes everyone waiting on `key` (nothing to do when nobody is).
     pub fn notify(&self, key: &str) {
         if let Some(tx) = self.map.lock().get(key) {
-            tx.send_modify(|n| *n = n.wrapping_add(1));
+            tx.send_modify(|s| {
+                s.count = s.count.wrapping_add(1);
+                s.at = Some(Instant::now());
+            });
         }
     }
 
@@ -108,21 +119,35 @@ impl Watchers {
         match event {
             ChangeEvent::Run {
                 run_id,
+                friendly_id,
                 environment_id,
                 execution_status,
                 version,
             } => {
                 self.remember_version(run_id, *version);
                 self.notify(&run_key(run_id));
-                // Any run change may free a slot or queue a run: dequeues wait on this.
-                self.notify(&queue_key(environment_id));
+                // Dequeues wait for a run to become available (queued), or when the environment
+                // is at its concurrency limit, for a slot to free (a run finished, or went
+                // back to the queue); other changes cannot help them. An unknown status
+                // (another node's notification without one) wakes both.
+                match execution_status.as_str() {
+                    "QUEUED" | "" => {
+                        self.notify(&queue_key(environment_id));
+                        self.notify(&slots_key(environment_id));
+                    }
+                    "FINISHED" => self.notify(&slots_key(environment_id)),
+                    _ => {}
+                }
                 // What the worker running it must act on at once: a cancellation, or the run
                 // ending without it.
                 if matches!(execution_status.as_str(), "PENDING_CANCEL" | "FINISHED") {
-                    self.notify(&worker_key(run_id));
+                    self.notify(&worker_key(environment_id, friendly_id));
                 }
             }
-            ChangeEvent::Queue { environment_id } => self.notify(&queue_key(environment_id)),
+            ChangeEvent::Queue { environment_id } => {
+                self.notify(&queue_key(environment_id));
+                self.notify(&slots_key(environment_id));
+            }
             ChangeEvent::Stream { run_id, stream_id } => {
                 self.notify(&stream_key(run_id, stream_id))
             }
@@ -141,14 +166,22 @@ pub fn run_key(run_id: &str) -> String {
     format!("run:{run_id}")
 }
 
-/// What a worker's channel waits on for one run it executes.
-pub fn worker_key(run_id: &str) -> String {
-    format!("worker:{run_id}")
+/// What a worker's channel waits on for one run it executes, named as the worker names it
+/// (by friendly id) within its environment, so subscribing needs no lookup and reaches
+/// nothing of another environment.
+pub fn worker_key(environment_id: &str, friendly_id: &str) -> String {
+    format!("worker:{environment_id}:{friendly_id}")
 }
 
 /// What a dequeue of an environment waits on.
 pub fn queue_key(environment_id: &str) -> String {
     format!("queue:{environment_id}")
+}
+
+/// What a dequeue of an environment at its concurrency limit waits on: a run leaving its
+/// slot. New runs are not worth waking it for.
+pub fn slots_key(environment_id: &str) -> String {
+    format!("slots:{environment_id}")
 }
 
 pub fn stream_key(run_id: &str, stream_id: &str) -> String {
@@ -168,6 +201,7 @@ mod tests {
         assert_eq!(w.len(), 2);
         w.on_change(&ChangeEvent::Run {
             run_id: "r1".into(),
+            friendly_id: "run_1".into(),
             environment_id: "e".into(),
             version: 2,
             execution_status: "EXECUTING".into(),

@@ -140,13 +140,13 @@ pub(crate) async fn resolved(
     }
     sources.push(env.environment.id.clone());
     for env_id in sources {
-        for v in state.store.list_env_vars(&env_id).await? {
+        for v in state.workers.env_vars(state, &env_id).await?.iter() {
             let value = state
                 .vault
                 .open_env_var(&env_id, &v.key, &v.value_sealed)
                 .map_err(ApiError::internal)?;
             out.insert(
-                v.key,
+                v.key.clone(),
                 (
                     secrecy::ExposeSecret::expose_secret(&value).to_string(),
                     v.is_secret,

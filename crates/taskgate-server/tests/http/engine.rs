@@ -145,7 +145,7 @@ async fn dev_config_describes_the_environment(b: Backend) {
     let r = app.get("/engine/v1/dev/config", &key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["maxConcurrentRuns"], 7);
-    assert_eq!(r.body["dequeueIntervalWithRun"], 250);
+    assert_eq!(r.body["dequeueIntervalWithRun"], 25);
     assert_eq!(r.body["engineUrl"], "http://127.0.0.1:3030");
     let claims = app.whoami_env(&key).await;
     assert_eq!(r.body["environmentId"], claims.body["sub"]);
@@ -631,6 +631,53 @@ async fn a_waiting_dequeue_wakes_when_a_run_is_triggered(b: Backend) {
     app.cleanup().await;
 }
 
+async fn a_dequeue_waiting_at_the_limit_wakes_when_a_slot_frees(b: Backend) {
+    // A dequeue that found every slot taken waits for one to free, not for the deadline.
+    let app = TestApp::with_config(b, |c| {
+        c.dequeue_wait = std::time::Duration::from_secs(20);
+        c.concurrency_limit = 1;
+    })
+    .await;
+    let (project, key) = dev_project(&app).await;
+    let worker = register(&app, &project, &key, &["t"]).await;
+    trigger(&app, &key, "t", json!({})).await;
+    let second = trigger(&app, &key, "t", json!({})).await;
+    let first = dequeue(&app, &key, &worker).await.remove(0);
+    let started = start(&app, &key, &first).await;
+    let waiting = {
+        let router = app.router.clone();
+        let key = key.clone();
+        let body = json!({ "currentWorker": worker["id"] }).to_string();
+        tokio::spawn(async move {
+            let req = Request::post("/engine/v1/dev/dequeue")
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::from(body))
+                .unwrap();
+            TestApp::send_via(&router, req).await
+        })
+    };
+    while app.state.watchers.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let run = first["run"]["friendlyId"].clone();
+    complete(
+        &app,
+        &key,
+        &started,
+        json!({ "ok": true, "id": run, "outputType": "application/json" }),
+    )
+    .await;
+    let r = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the dequeue answered once the slot was free")
+        .unwrap();
+    assert_eq!(
+        r.body["dequeuedMessages"][0]["run"]["friendlyId"],
+        second.as_str()
+    );
+    app.cleanup().await;
+}
+
 async fn the_queue_size_limit_refuses_triggers(b: Backend) {
     let app = TestApp::with_config(b, |c| c.max_queue_size = Some(2)).await;
     let (_, key) = app.project_with_key("prod").await;
@@ -810,6 +857,7 @@ on_both!(
     dev_runs_expire_after_ten_minutes_without_a_worker,
     stalled_and_overlong_runs_are_recovered,
     the_concurrency_limit_holds,
+    a_dequeue_waiting_at_the_limit_wakes_when_a_slot_frees,
     a_waiting_dequeue_wakes_when_a_run_is_triggered,
     the_queue_size_limit_refuses_triggers,
     env_vars_are_sealed_and_reach_the_worker,

@@ -42,6 +42,20 @@ fn task(slug: &str, retry: Option<&str>) -> WorkerTask {
     }
 }
 
+/// A dequeue for the worker `worker_id` (as the server calls it, with the worker's tasks).
+async fn dequeue(
+    store: &dyn Store,
+    env: &str,
+    worker_id: &str,
+    limits: DequeueLimits,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<DequeueOutcome> {
+    let Some((worker, tasks)) = store.get_worker(env, worker_id).await? else {
+        return Err(StoreError::NotFound);
+    };
+    store.dequeue_run(env, &worker, &tasks, limits, now).await
+}
+
 /// The run a dequeue took, or `None` when it took none.
 async fn take(
     store: &dyn Store,
@@ -50,7 +64,7 @@ async fn take(
     limits: DequeueLimits,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Dequeued> {
-    match store.dequeue_run(env, worker, limits, now).await.unwrap() {
+    match dequeue(store, env, worker, limits, now).await.unwrap() {
         DequeueOutcome::Taken(d) => Some(*d),
         _ => None,
     }
@@ -144,7 +158,7 @@ pub async fn dequeue_takes_known_tasks_oldest_first(store: Arc<dyn Store>) {
     assert_eq!(second.run.friendly_id, b.friendly_id);
     assert!(
         matches!(
-            store.dequeue_run(&env, &w.id, LIMIT, now).await.unwrap(),
+            dequeue(&*store, &env, &w.id, LIMIT, now).await.unwrap(),
             DequeueOutcome::Empty {
                 next_available_at: None
             }
@@ -159,7 +173,7 @@ pub async fn dequeue_takes_known_tasks_oldest_first(store: Arc<dyn Store>) {
     assert_eq!(c.status, RunStatus::Pending);
     assert_eq!(store.queue_length(&env, 100).await.unwrap(), 1);
     assert!(matches!(
-        store.dequeue_run(&env, "no-such-worker", LIMIT, now).await,
+        dequeue(&*store, &env, "no-such-worker", LIMIT, now).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -201,7 +215,7 @@ pub async fn dequeue_honours_the_concurrency_limit(store: Arc<dyn Store>) {
         .unwrap();
     assert!(take(&*store, &env, &w.id, limits, now).await.is_some());
     assert!(matches!(
-        store.dequeue_run(&env, &w.id, limits, now).await.unwrap(),
+        dequeue(&*store, &env, &w.id, limits, now).await.unwrap(),
         DequeueOutcome::AtCapacity
     ));
 }
@@ -238,6 +252,15 @@ pub async fn attempts_start_complete_and_are_recorded(store: Arc<dyn Store>) {
         (started.status, started.attempt_number, started.started_at),
         (RunStatus::Executing, 1, Some(at))
     );
+    let in_progress = store.list_attempts(&started).await.unwrap();
+    assert_eq!(
+        in_progress
+            .iter()
+            .map(|a| (a.number, a.status, a.started_at, a.completed_at))
+            .collect::<Vec<_>>(),
+        vec![(1, AttemptOutcome::Executing, at, None)],
+        "the attempt in progress is listed"
+    );
     let done_at = t0() + Duration::seconds(3);
     let complete = RunEvent {
         event: Event::Complete(Completion::Success),
@@ -266,7 +289,7 @@ pub async fn attempts_start_complete_and_are_recorded(store: Arc<dyn Store>) {
         )
     );
     assert_eq!(run.due_at(), None);
-    let attempts = store.list_attempts(&run.id).await.unwrap();
+    let attempts = store.list_attempts(&run).await.unwrap();
     assert_eq!(
         attempts,
         vec![Attempt {
@@ -343,7 +366,7 @@ pub async fn failed_attempts_keep_their_errors_and_retry(store: Arc<dyn Store>) 
     let stored: TaskRunError =
         serde_json::from_str(last.run.error.as_deref().unwrap_or("null")).unwrap();
     assert_eq!(stored, error(2));
-    let attempts = store.list_attempts(&last.run.id).await.unwrap();
+    let attempts = store.list_attempts(&last.run).await.unwrap();
     assert_eq!(
         attempts
             .iter()
@@ -398,7 +421,7 @@ pub async fn the_sweeper_recovers_stalled_runs(store: Arc<dyn Store>) {
         (stalled[0].status, stalled[0].execution_status),
         (RunStatus::CompletedWithErrors, ExecutionStatus::Finished)
     );
-    let attempts = store.list_attempts(&stalled[0].id).await.unwrap();
+    let attempts = store.list_attempts(&stalled[0]).await.unwrap();
     assert_eq!(attempts[0].status, AttemptOutcome::Failed);
     assert_eq!(
         attempts[0].error.as_ref().and_then(TaskRunError::code),
@@ -587,7 +610,7 @@ pub async fn cancelling_a_queued_run_is_immediate_and_an_executing_one_waits(
         .unwrap();
     assert_eq!(done.run.execution_status, ExecutionStatus::Finished);
     assert_eq!(
-        store.list_attempts(&done.run.id).await.unwrap()[0].status,
+        store.list_attempts(&done.run).await.unwrap()[0].status,
         AttemptOutcome::Canceled
     );
 }

@@ -16,7 +16,7 @@ use taskgate_store::{DequeueLimits, DequeueOutcome, Dequeued, EnvironmentAuth};
 use super::{env_type_name, lenient_body, machine, snapshot};
 use crate::auth::extract::SecretKeyAuth;
 use crate::error::ApiResult;
-use crate::realtime::queue_key;
+use crate::realtime::{queue_key, slots_key};
 use crate::state::AppState;
 
 /// Takes the next run for the caller's worker, waiting for one.
@@ -51,24 +51,35 @@ pub async fn dequeue(
         concurrency: state.config.concurrency_limit,
     };
     let deadline = tokio::time::Instant::now() + state.config.dequeue_wait;
+    // When the signal that woke this wait was sent: a run's commit on this node, or its
+    // notification's arrival from another.
+    let mut woken_by: Option<std::time::Instant> = None;
     loop {
-        // Watch before looking, so a run queued while we look wakes the wait below.
-        let mut watch = state.watchers.watch(queue_key(env_id));
-        watch.rx.borrow_and_update();
+        // Watch before looking, so a run queued (or a slot freed) while we look wakes the
+        // wait below.
+        let mut queued = state.watchers.watch(queue_key(env_id));
+        queued.rx.borrow_and_update();
+        let mut freed = state.watchers.watch(slots_key(env_id));
+        freed.rx.borrow_and_update();
         let now = state.now();
-        let wake_at = match state
+        let (wake_at, watch) = match state
             .store
-            .dequeue_run(env_id, &worker.0.id, limits, now)
+            .dequeue_run(env_id, &worker.0, &worker.1, limits, now)
             .await?
         {
             DequeueOutcome::Taken(d) => {
-                tracing::info!(run.id = %d.run.friendly_id, task = %d.run.task_identifier, env.id = %env_id, worker.version = %d.worker.version, "run dequeued");
-                return Ok(Json(DevDequeueResponse {
+                tracing::info!(run.id = %d.run.friendly_id, task = ?d.run.task_identifier, env.id = %env_id, worker.version = %d.worker.version, "run dequeued");
+                let answer = Json(DevDequeueResponse {
                     dequeued_messages: vec![message(&env, &d, now)],
-                }));
+                });
+                if let Some(at) = woken_by {
+                    metrics::histogram!("taskgate_dequeue_wake_seconds")
+                        .record(at.elapsed().as_secs_f64());
+                }
+                return Ok(answer);
             }
-            DequeueOutcome::Empty { next_available_at } => next_available_at,
-            DequeueOutcome::AtCapacity => None,
+            DequeueOutcome::Empty { next_available_at } => (next_available_at, &mut queued),
+            DequeueOutcome::AtCapacity => (None, &mut freed),
         };
         let wake = wake_at.map(|at| tokio::time::Instant::now() + until(at, now));
         let until_deadline = tokio::time::sleep_until(match wake {
@@ -76,8 +87,8 @@ pub async fn dequeue(
             _ => deadline,
         });
         tokio::select! {
-            _ = watch.rx.changed() => {}
-            _ = until_deadline => {}
+            _ = watch.rx.changed() => woken_by = watch.rx.borrow().at,
+            _ = until_deadline => woken_by = None,
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(Json(empty()));

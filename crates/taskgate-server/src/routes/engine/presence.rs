@@ -20,9 +20,8 @@ use crate::auth::extract::{AccessTokenPat, SecretKeyAuth};
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-/// Milliseconds the CLI waits between dequeues after one that found a run, and after one that
-/// found none (upstream's values; dequeues are long polls, so the second rarely matters).
-const DEQUEUE_INTERVAL_WITH_RUN_MS: u64 = 250;
+/// Milliseconds the CLI waits after a dequeue that found none (upstream's; dequeues are long
+/// polls, so it rarely matters). After one that found a run: `--dequeue-interval-ms`.
 const DEQUEUE_INTERVAL_WITHOUT_RUN_MS: u64 = 1000;
 /// How often the presence stream sends a `time` event (upstream: 4 s).
 const PRESENCE_EVENT_INTERVAL: Duration = Duration::from_secs(4);
@@ -40,7 +39,7 @@ pub async fn dev_config(
 ) -> Json<DevConfigResponse> {
     Json(DevConfigResponse {
         environment_id: principal.env.environment.id.clone(),
-        dequeue_interval_with_run: DEQUEUE_INTERVAL_WITH_RUN_MS,
+        dequeue_interval_with_run: state.config.dequeue_interval.as_millis() as u64,
         dequeue_interval_without_run: DEQUEUE_INTERVAL_WITHOUT_RUN_MS,
         max_concurrent_runs: state.config.concurrency_limit,
         engine_url: state.config.public_url.clone(),

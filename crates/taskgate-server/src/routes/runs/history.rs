@@ -42,7 +42,7 @@ pub async fn list_run_attempts(
     let run = readable_run(&state, &principal, &run_id).await?;
     let data = state
         .store
-        .list_attempts(&run.id)
+        .list_attempts(&run)
         .await?
         .into_iter()
         .map(|a| RunAttemptResponse {

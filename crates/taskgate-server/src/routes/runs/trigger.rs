@@ -259,13 +259,11 @@ pub fn run_token_headers(
 /// Says in the log when a development run has no `trigger.dev dev` to run it, since the run
 /// will only wait (and expire after its TTL). Best effort: a failed check is not an error.
 async fn warn_if_no_dev_worker(state: &AppState, run: &Run) {
-    let seen = state
-        .store
-        .dev_presence(&run.environment_id)
+    let connected = state
+        .workers
+        .dev_connected(state, &run.environment_id)
         .await
-        .ok()
-        .flatten();
-    let connected = seen.is_some_and(|at| at + crate::workers::PRESENCE_TTL > state.now());
+        .unwrap_or(true);
     if !connected {
         tracing::info!(
             run.id = %run.friendly_id,
