@@ -109,6 +109,27 @@ fn with_notify(statement: &str, notify: &Option<(String, String)>, next_param: u
     }
 }
 
+/// The run of `environment_id`'s `task` holding idempotency key `key`, if any.
+async fn idempotent_run(
+    conn: &mut DbConn,
+    environment_id: &str,
+    task: &str,
+    key: &str,
+) -> StoreResult<Option<Run>> {
+    count("find_idempotent_run");
+    let row = sqlx::query(&format!(
+        "SELECT {RUN_COLS} FROM task_runs r
+         WHERE r.runtime_environment_id = $1 AND r.task_identifier = $2 AND r.idempotency_key = $3"
+    ))
+    .bind(environment_id)
+    .bind(task)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    row.as_ref().map(run).transpose()
+}
+
 /// Inserts a run (and its tags), sending `notify` with it.
 async fn insert_run(
     conn: &mut DbConn,
@@ -457,19 +478,14 @@ impl RunStore for Backend {
         }
         let mut new = new;
         if let Some(idem) = &idempotency {
-            count("find_idempotent_run");
-            let existing = sqlx::query(&format!(
-                "SELECT {RUN_COLS} FROM task_runs r
-                 WHERE r.runtime_environment_id = $1 AND r.task_identifier = $2 AND r.idempotency_key = $3"
-            ))
-            .bind(&new.environment_id)
-            .bind(&new.task_identifier)
-            .bind(&idem.key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if let Some(row) = existing {
-                let old = run(&row)?;
+            let existing = idempotent_run(
+                &mut tx,
+                &new.environment_id,
+                &new.task_identifier,
+                &idem.key,
+            )
+            .await?;
+            if let Some(old) = existing {
                 let expired = old.idempotency_key_expires_at.is_some_and(|at| at <= now);
                 if !expired && !old.status.releases_idempotency_key() {
                     tx.rollback().await.map_err(map_err)?;
@@ -490,7 +506,31 @@ impl RunStore for Backend {
             new.idempotency_key_expires_at = Some(idem.expires_at);
         }
         let created = run_event(&new);
-        insert_run(&mut tx, &new, self.notification(&created)?).await?;
+        match insert_run(&mut tx, &new, self.notification(&created)?).await {
+            Ok(()) => {}
+            // A concurrent trigger with the same idempotency key committed first (the insert
+            // waited for it): answer with its run, as any cached hit is answered.
+            Err(StoreError::Conflict { .. }) if idempotency.is_some() => {
+                tx.rollback().await.map_err(map_err)?;
+                let mut conn = self.writer.acquire().await.map_err(map_err)?;
+                let key = idempotency.as_ref().map(|i| i.key.as_str()).unwrap_or("");
+                return match idempotent_run(
+                    &mut conn,
+                    &new.environment_id,
+                    &new.task_identifier,
+                    key,
+                )
+                .await?
+                {
+                    Some(old) => Ok(Triggered {
+                        run: old,
+                        cached: true,
+                    }),
+                    None => Err(StoreError::conflict("task_runs_idempotency_uniq")),
+                };
+            }
+            Err(e) => return Err(e),
+        }
         if let Some(rk) = &request_key {
             count("insert_request_key");
             // An expired row of the same key is taken over; a live one means a concurrent
@@ -774,7 +814,7 @@ impl RunStore for Backend {
             }
         }
         count("create_batch");
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO batches (id, friendly_id, runtime_environment_id, run_count, idempotency_key, created_at, sealed)
              VALUES ($1, $2, $3, $4, $5, $6, FALSE)",
         )
@@ -786,7 +826,28 @@ impl RunStore for Backend {
         .bind(to_millis(b.created_at))
         .execute(&mut *tx)
         .await
-        .map_err(map_err)?;
+        .map_err(map_err);
+        match (inserted, &b.idempotency_key) {
+            (Ok(_), _) => {}
+            // A concurrent batch with the same key committed first: it is the answer.
+            (Err(StoreError::Conflict { .. }), Some(key)) => {
+                tx.rollback().await.map_err(map_err)?;
+                count("find_idempotent_batch");
+                let row = sqlx::query(
+                    "SELECT * FROM batches WHERE runtime_environment_id = $1 AND idempotency_key = $2",
+                )
+                .bind(&b.environment_id)
+                .bind(key)
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(map_err)?;
+                return match row {
+                    Some(row) => Ok((batch(&row)?, true)),
+                    None => Err(StoreError::conflict("batches_idempotency_uniq")),
+                };
+            }
+            (Err(e), _) => return Err(e),
+        }
         tx.commit().await.map_err(map_err)?;
         Ok((b, false))
     }

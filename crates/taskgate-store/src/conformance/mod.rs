@@ -122,7 +122,9 @@ macro_rules! conformance_suite {
             attempts_start_complete_and_are_recorded, failed_attempts_keep_their_errors_and_retry,
             the_sweeper_recovers_stalled_runs, env_vars_are_set_listed_and_deleted,
             run_logs_stay_in_their_environment, dev_presence_is_remembered,
-            cancelling_a_queued_run_is_immediate_and_an_executing_one_waits);
+            cancelling_a_queued_run_is_immediate_and_an_executing_one_waits,
+            concurrent_idempotent_triggers_share_one_run,
+            concurrent_idempotent_batches_share_one_batch);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(

@@ -590,3 +590,74 @@ pub async fn batches_dedupe_items_and_seal(store: Arc<dyn Store>) {
             .sealed
     );
 }
+
+/// Fifty triggers racing with one idempotency key create one run; every other answers with
+/// it, as a cached hit (on PostgreSQL the losers' inserts meet the unique index).
+pub async fn concurrent_idempotent_triggers_share_one_run(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let attempts = (0..50).map(|_| {
+        let (store, env) = (store.clone(), env.clone());
+        tokio::spawn(async move {
+            store
+                .trigger_run(
+                    new_run(&env, "email", t0(), &[]),
+                    Some(Idempotency {
+                        key: "race".into(),
+                        user_key: None,
+                        expires_at: t0() + Duration::days(1),
+                    }),
+                    None,
+                    None,
+                    t0(),
+                )
+                .await
+        })
+    });
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    for a in futures::future::join_all(attempts).await {
+        let triggered = a
+            .unwrap()
+            .expect("every racer is answered, none with a conflict");
+        created += usize::from(!triggered.cached);
+        ids.insert(triggered.run.friendly_id);
+    }
+    assert_eq!(created, 1, "one racer creates the run");
+    assert_eq!(ids.len(), 1, "every racer answers with it");
+}
+
+/// The same for batches.
+pub async fn concurrent_idempotent_batches_share_one_batch(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let attempts = (0..50).map(|_| {
+        let (store, env) = (store.clone(), env.clone());
+        tokio::spawn(async move {
+            store
+                .create_batch(
+                    Batch {
+                        id: new_id(),
+                        friendly_id: taskgate_core::ids::new_batch_friendly_id(),
+                        environment_id: env,
+                        run_count: 1,
+                        idempotency_key: Some("race".into()),
+                        created_at: t0(),
+                        sealed: false,
+                    },
+                    None,
+                    t0(),
+                )
+                .await
+        })
+    });
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    for a in futures::future::join_all(attempts).await {
+        let (b, cached) = a
+            .unwrap()
+            .expect("every racer is answered, none with a conflict");
+        created += usize::from(!cached);
+        ids.insert(b.friendly_id);
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1);
+}
