@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every taskgate test: formatting and lints, the Rust suites on SQLite and PostgreSQL,
-# the OpenAPI document check, and the compatibility suite with the official trigger.dev SDK
-# and CLI. Sets up what it needs on a fresh machine: a running local PostgreSQL (when the
+# the OpenAPI document check, a schema-driven fuzz run against the documented API, and the
+# compatibility suite with the official trigger.dev SDK and CLI. Sets up what it needs on a fresh machine: a running local PostgreSQL (when the
 # cluster is installed but stopped) and the compat suite's npm packages and those of its task
 # project (both from their lockfiles).
 #
 #   TASKGATE_TEST_DATABASE_URL   PostgreSQL for the tests (default: the local cluster's `test`)
 #   TASKGATE_SKIP_COMPAT=1       skip the compatibility suite (it is counted as not run)
+#   TASKGATE_FUZZ_SECONDS        time budget of the fuzz run (default 150)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,9 +40,13 @@ if ! diff -u docs/openapi.json target/openapi.json; then
   exit 1
 fi
 
+cargo build --release --locked -p taskgate
+
+log "schema-driven fuzzing of the documented API (schemathesis)"
+TASKGATE_BIN="$PWD/target/release/taskgate" bash tests/fuzz/run.sh --max-time "${TASKGATE_FUZZ_SECONDS:-150}"
+
 if [ "${TASKGATE_SKIP_COMPAT:-}" != "1" ]; then
   log "compatibility suite (@trigger.dev/sdk and trigger.dev CLI 4.8.3)"
-  cargo build --release --locked -p taskgate
   (cd tests/compat/dev && npm ci --no-audit --no-fund --loglevel=error)
   (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error && TASKGATE_BIN="$PWD/../../target/release/taskgate" npm test)
 fi

@@ -65,6 +65,10 @@ pub enum JwtError {
     /// `iss` or `aud` is wrong, or a time claim is not a number.
     #[error("claim validation failed")]
     ClaimInvalid,
+    /// The token's lifetime is not bounded by the server's ceiling: neither `iat` nor `exp`,
+    /// or no `iat` and an `exp` further away than the ceiling.
+    #[error("token lifetime over the limit")]
+    LifetimeTooLong,
 }
 
 impl JwtError {
@@ -200,6 +204,23 @@ impl Decoded<'_> {
     /// The payload, once [`Self::verify`] has succeeded.
     pub fn into_payload(self) -> Claims {
         self.payload
+    }
+
+    /// Applies a server's lifetime ceiling of `max_secs` to a verified token: it is expired
+    /// once `iat + max_secs` has passed, whatever its `exp` (a token without `exp` lives
+    /// until then). A token without `iat` must carry an `exp` at most `max_secs` away; one
+    /// with neither claim has no bounded lifetime and is refused.
+    pub fn check_lifetime(&self, now_secs: i64, max_secs: i64) -> Result<(), JwtError> {
+        let now = now_secs as f64;
+        match (
+            numeric(&self.payload, "iat")?,
+            numeric(&self.payload, "exp")?,
+        ) {
+            (Some(iat), _) if now >= iat + max_secs as f64 => Err(JwtError::Expired),
+            (Some(_), _) => Ok(()),
+            (None, Some(exp)) if exp - now <= max_secs as f64 => Ok(()),
+            (None, _) => Err(JwtError::LifetimeTooLong),
+        }
     }
 
     /// The one-time-use marker of this token: lowercase hex SHA-256 of `<header>.<payload>`.

@@ -294,5 +294,12 @@ mod tests {
             let _ = parse_idempotency_ttl(&s);
             let _ = parse_idempotency_ttl(&format!("{n}d"));
         }
+
+        #[test]
+        fn cursors_decode_what_they_encode_and_nothing_panics(c in proptest::num::i64::ANY, r in ".{0,40}", junk in ".{0,600}") {
+            let cursor = RunCursor { created_at_ms: c, run_id: r };
+            proptest::prop_assert_eq!(RunCursor::decode(&cursor.encode()), Some(cursor));
+            let _ = RunCursor::decode(&junk);
+        }
     }
 }

@@ -120,6 +120,42 @@ pub enum Ability {
 /// Actions that a `write` grant also covers (upstream's action aliases).
 const WRITE_ALIASES: &[&str] = &["trigger", "batchTrigger", "update"];
 
+/// The actions any route checks, plus `*`: a scope naming another action can never grant
+/// anything.
+pub const KNOWN_ACTIONS: &[&str] = &[
+    "read",
+    "write",
+    "trigger",
+    "batchTrigger",
+    "update",
+    "admin",
+    "*",
+];
+
+/// Checks that `s` is a scope that can grant something, for caps a user writes (a typo in a
+/// cap would otherwise silently grant nothing): bare `admin`, or `<action>:<type>[:<id>]` with
+/// a known action and a type of ASCII letters (or `all`).
+pub fn check_grammar(s: &str) -> Result<(), String> {
+    let hint = || {
+        format!(
+            "{s:?} is not a scope: expected admin, or <action>:<type>[:<id>] with an action among {}",
+            KNOWN_ACTIONS.join(", ")
+        )
+    };
+    let scope = Scope::parse(s).ok_or_else(hint)?;
+    if scope.is_full_access() && s.trim_end_matches(':') == "admin" {
+        return Ok(());
+    }
+    let type_ok = scope
+        .type_
+        .as_deref()
+        .is_some_and(|t| t.bytes().all(|b| b.is_ascii_alphabetic()));
+    if !KNOWN_ACTIONS.contains(&scope.action.as_str()) || !type_ok {
+        return Err(hint());
+    }
+    Ok(())
+}
+
 impl Ability {
     /// The ability of a list of scope strings; unparseable entries grant nothing.
     pub fn from_scopes(scopes: &[String]) -> Ability {

@@ -103,6 +103,18 @@ pub fn session_secret(config: &Config) -> anyhow::Result<SecretBox<Vec<u8>>> {
     Ok(SecretBox::new(Box::new(value.into_bytes())))
 }
 
+/// `<path>.new`, or `<path>.new.2`, `.3`… whichever does not exist yet.
+fn free_path(path: &Path) -> PathBuf {
+    let first = path.with_extension("new");
+    if !first.exists() {
+        return first;
+    }
+    (2u32..)
+        .map(|n| path.with_extension(format!("new.{n}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
 /// On an empty database, creates the administrator and writes its token file. Later starts
 /// change nothing. Returns the token file's path when it was written.
 pub async fn bootstrap_admin(
@@ -130,10 +142,25 @@ pub async fn bootstrap_admin(
     let created = store.bootstrap_admin(admin, pat, chrono::Utc::now()).await;
     match created {
         Ok(Some(_)) => {
-            std::fs::rename(&pending, &path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            tracing::info!(path = %path.display(), "created the administrator; its personal access token is in this file");
-            Ok(Some(path))
+            // A token file already here belongs to another database (an earlier start on the
+            // other backend, say): it is never overwritten, and the new one goes beside it.
+            let target = if path.exists() {
+                free_path(&path)
+            } else {
+                path.clone()
+            };
+            std::fs::rename(&pending, &target)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+            if target == path {
+                tracing::info!(path = %path.display(), "created the administrator; its personal access token is in this file");
+            } else {
+                tracing::warn!(
+                    path = %target.display(),
+                    existing = %path.display(),
+                    "created the administrator of a new database; its personal access token is in `path`, not in `existing`, which belongs to another database and was left as it was. Give each database its own --data-dir"
+                );
+            }
+            Ok(Some(target))
         }
         Ok(None) => {
             let _ = std::fs::remove_file(&pending);

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -29,6 +30,22 @@ pub const DEFAULT_DEQUEUE_WAIT_SECONDS: u64 = 10;
 pub const DEFAULT_DEQUEUE_INTERVAL_MS: u64 = 25;
 /// Largest trigger payload stored inline (3 MiB, upstream's limit).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 3 * 1024 * 1024;
+/// A request's head arrives in one packet or a few; ten seconds is generous to slow links and
+/// short for a client trickling headers to hold a connection.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
+/// Longer than clients keep idle connections (Node's fetch: 4 s; browsers: up to a minute),
+/// so the client, not the server, closes them and no request races a closing connection.
+pub const DEFAULT_KEEPALIVE_TIMEOUT_SECONDS: u64 = 60;
+/// Enough for the largest payload (3 MiB) over a slow link.
+pub const DEFAULT_BODY_TIMEOUT_SECONDS: u64 = 30;
+/// A request that has not answered in a minute is stuck; answering 503 frees the client.
+pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 60;
+/// Orchestrators send SIGKILL some 30 s after SIGTERM; ten seconds leaves room.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u64 = 10;
+/// taskgate's statements take milliseconds; ten seconds means the database is in trouble.
+pub const DEFAULT_STATEMENT_TIMEOUT_SECONDS: u64 = 10;
+/// Longest JWT lifetime unless configured: a year, as for user-actor tokens.
+pub const DEFAULT_MAX_JWT_TTL_SECONDS: i64 = 365 * 24 * 60 * 60;
 
 /// Options of `taskgate serve`. Every field is optional here so that the TOML file can fill in
 /// what neither a flag nor the environment set.
@@ -130,6 +147,58 @@ pub struct ServeArgs {
     /// 5000) [default: 25].
     #[arg(long, env = "TASKGATE_DEQUEUE_INTERVAL_MS", value_name = "MS")]
     pub dequeue_interval_ms: Option<u64>,
+
+    /// Seconds a client has to send a request's head (request line and headers) once it has
+    /// sent its first byte (1 to 300) [default: 10].
+    #[arg(
+        long,
+        env = "TASKGATE_HEADER_READ_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub header_read_timeout_seconds: Option<u64>,
+
+    /// Seconds an open connection may sit with no request before it is closed (1 to 3600)
+    /// [default: 60].
+    #[arg(
+        long,
+        env = "TASKGATE_KEEPALIVE_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub keepalive_timeout_seconds: Option<u64>,
+
+    /// Seconds a client has to send a request's whole body (1 to 3600; streams a task writes
+    /// to are exempt) [default: 30].
+    #[arg(long, env = "TASKGATE_BODY_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub body_timeout_seconds: Option<u64>,
+
+    /// Seconds a request may take from its head to its answer, body included (1 to 3600; long
+    /// polls, event streams and the worker channel keep their own limits) [default: 60].
+    #[arg(long, env = "TASKGATE_REQUEST_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub request_timeout_seconds: Option<u64>,
+
+    /// Seconds a shutdown waits for requests in flight before it cuts them off (0 to 3600);
+    /// a second SIGINT or SIGTERM ends the wait at once [default: 10].
+    #[arg(
+        long,
+        env = "TASKGATE_SHUTDOWN_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub shutdown_timeout_seconds: Option<u64>,
+
+    /// Seconds a PostgreSQL statement may run before the database cancels it and the request
+    /// answers 503 (1 to 3600) [default: 10].
+    #[arg(
+        long,
+        env = "TASKGATE_DATABASE_STATEMENT_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub database_statement_timeout_seconds: Option<u64>,
+
+    /// Longest lifetime of a JWT taskgate signs (`/api/v1/auth/jwt` and the user-actor
+    /// exchange), and of any JWT it accepts, counted from its `iat` (60 to 31536000)
+    /// [default: 31536000, 365 days].
+    #[arg(long, env = "TASKGATE_MAX_JWT_TTL_SECONDS", value_name = "SECONDS")]
+    pub max_jwt_ttl_seconds: Option<i64>,
 }
 
 impl ServeArgs {
@@ -155,6 +224,23 @@ impl ServeArgs {
             max_queue_size: self.max_queue_size.or(base.max_queue_size),
             dequeue_wait_seconds: self.dequeue_wait_seconds.or(base.dequeue_wait_seconds),
             dequeue_interval_ms: self.dequeue_interval_ms.or(base.dequeue_interval_ms),
+            header_read_timeout_seconds: self
+                .header_read_timeout_seconds
+                .or(base.header_read_timeout_seconds),
+            keepalive_timeout_seconds: self
+                .keepalive_timeout_seconds
+                .or(base.keepalive_timeout_seconds),
+            body_timeout_seconds: self.body_timeout_seconds.or(base.body_timeout_seconds),
+            request_timeout_seconds: self
+                .request_timeout_seconds
+                .or(base.request_timeout_seconds),
+            shutdown_timeout_seconds: self
+                .shutdown_timeout_seconds
+                .or(base.shutdown_timeout_seconds),
+            database_statement_timeout_seconds: self
+                .database_statement_timeout_seconds
+                .or(base.database_statement_timeout_seconds),
+            max_jwt_ttl_seconds: self.max_jwt_ttl_seconds.or(base.max_jwt_ttl_seconds),
         }
     }
 }
@@ -172,7 +258,9 @@ pub struct Config {
     pub session_secret: Option<SecretString>,
     pub grace: chrono::Duration,
     pub max_uat_ttl_seconds: i64,
-    pub public_url: String,
+    /// What clients are told to call this server by (`apiUrl`); without it, the URL each
+    /// request was made to (its `Host`).
+    pub public_url: Option<String>,
     pub max_body_bytes: usize,
     pub max_payload_bytes: usize,
     pub cache_ttl: std::time::Duration,
@@ -186,6 +274,40 @@ pub struct Config {
     pub dequeue_wait: std::time::Duration,
     /// What workers wait between a dequeue that found a run and the next.
     pub dequeue_interval: std::time::Duration,
+    /// How long connections, requests and the shutdown may take.
+    pub timeouts: Timeouts,
+    /// Longest lifetime of a JWT taskgate signs or accepts, in seconds.
+    pub max_jwt_ttl_seconds: i64,
+}
+
+/// How long each stage of serving may take; see the `*_timeout_seconds` options.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From a request's first byte to its last header.
+    pub header_read: Duration,
+    /// A connection with no request in flight and no byte of the next one.
+    pub keepalive: Duration,
+    /// From a request's head to its body's last byte.
+    pub body: Duration,
+    /// From a request's head to its answer (routes that stream or long-poll excepted).
+    pub request: Duration,
+    /// How long a shutdown waits for requests in flight.
+    pub shutdown: Duration,
+    /// How long a PostgreSQL statement may run.
+    pub database_statement: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header_read: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECONDS),
+            keepalive: Duration::from_secs(DEFAULT_KEEPALIVE_TIMEOUT_SECONDS),
+            body: Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECONDS),
+            request: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECONDS),
+            shutdown: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECONDS),
+            database_statement: Duration::from_secs(DEFAULT_STATEMENT_TIMEOUT_SECONDS),
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -222,6 +344,8 @@ impl std::fmt::Debug for Config {
             .field("max_queue_size", &self.max_queue_size)
             .field("dequeue_wait", &self.dequeue_wait)
             .field("dequeue_interval", &self.dequeue_interval)
+            .field("timeouts", &self.timeouts)
+            .field("max_jwt_ttl_seconds", &self.max_jwt_ttl_seconds)
             .finish()
     }
 }
@@ -240,29 +364,76 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-impl Config {
-    /// Layers the TOML file (if any) under `args` and validates the result, naming the field
-    /// that is wrong.
-    pub fn load(args: ServeArgs) -> anyhow::Result<Config> {
-        let merged = match &args.config {
-            Some(path) => args.clone().or(read_file(path)?),
-            None => args,
-        };
-        Self::validate(merged)
+/// Where each option was set, so that an error names it as the user wrote it: `--flag`,
+/// `TASKGATE_…` or `key (in file.toml)`. Options not listed are named by their key.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    names: std::collections::HashMap<String, String>,
+}
+
+impl Sources {
+    /// The sources clap saw: flags on the command line and environment variables.
+    pub fn from_matches(matches: &clap::ArgMatches) -> Sources {
+        use clap::parser::ValueSource;
+        let cmd = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        let mut names = std::collections::HashMap::new();
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let name = match matches.value_source(arg.get_id().as_str()) {
+                Some(ValueSource::CommandLine) => format!("--{long}"),
+                Some(ValueSource::EnvVariable) => match arg.get_env() {
+                    Some(env) => env.to_string_lossy().into_owned(),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            names.insert(long.to_string(), name);
+        }
+        Sources { names }
     }
 
-    fn validate(a: ServeArgs) -> anyhow::Result<Config> {
+    /// How the user wrote `option` (its kebab-case key).
+    pub fn name(&self, option: &str) -> String {
+        self.names
+            .get(option)
+            .cloned()
+            .unwrap_or_else(|| option.to_string())
+    }
+}
+
+impl Config {
+    /// Layers the TOML file (if any) under `args` and validates the result, naming the option
+    /// that is wrong as the user wrote it.
+    pub fn load(args: ServeArgs, sources: &Sources) -> anyhow::Result<Config> {
+        let mut sources = sources.clone();
+        let merged = match &args.config {
+            Some(path) => {
+                let (file, keys) = read_file(path)?;
+                for key in keys {
+                    sources
+                        .names
+                        .entry(key.clone())
+                        .or_insert_with(|| format!("{key} (in {})", path.display()));
+                }
+                args.clone().or(file)
+            }
+            None => args,
+        };
+        Self::validate(merged, &sources)
+    }
+
+    fn validate(a: ServeArgs, sources: &Sources) -> anyhow::Result<Config> {
+        let n = |option: &str| sources.name(option);
         let listen_raw = a.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen: SocketAddr = listen_raw.parse().with_context(|| {
-            format!("listen: {listen_raw:?} is not an address like 127.0.0.1:3030")
-        })?;
+        let listen = resolve_listen(&listen_raw).with_context(|| n("listen"))?;
         if let Some(url) = &a.database_url {
             if !(url.starts_with("postgres://")
                 || url.starts_with("postgresql://")
                 || url.starts_with("sqlite:"))
             {
                 bail!(
-                    "database-url: expected postgres://… or sqlite:…, got {}",
+                    "{}: expected postgres://… or sqlite:…, got {}",
+                    n("database-url"),
                     redact_url(url)
                 );
             }
@@ -273,46 +444,128 @@ impl Config {
                 .as_deref()
                 .is_some_and(|u| u.starts_with("postgres"))
         {
-            bail!("database-replica-url: a read replica needs a PostgreSQL database-url");
+            bail!(
+                "{}: a read replica needs a PostgreSQL database-url",
+                n("database-replica-url")
+            );
         }
         let grace_seconds = a.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
-        if grace_seconds < 0 {
-            bail!("grace-seconds: must not be negative, got {grace_seconds}");
-        }
+        in_range(
+            n("grace-seconds"),
+            grace_seconds,
+            0,
+            10 * 365 * 24 * 60 * 60,
+        )?;
         let max_uat = a
             .max_uat_ttl_seconds
             .unwrap_or(taskgate_core::uat::DEFAULT_MAX_UAT_TTL_SECONDS);
-        if max_uat <= 0 {
-            bail!("max-uat-ttl-seconds: must be positive, got {max_uat}");
-        }
+        in_range(
+            n("max-uat-ttl-seconds"),
+            max_uat,
+            1,
+            10 * 365 * 24 * 60 * 60,
+        )?;
+        let max_jwt = a.max_jwt_ttl_seconds.unwrap_or(DEFAULT_MAX_JWT_TTL_SECONDS);
+        in_range(
+            n("max-jwt-ttl-seconds"),
+            max_jwt,
+            60,
+            DEFAULT_MAX_JWT_TTL_SECONDS,
+        )?;
         let admin_email = a
             .admin_email
             .unwrap_or_else(|| "admin@taskgate.local".to_string());
         if !admin_email.contains('@') {
-            bail!("admin-email: {admin_email:?} is not an email address");
+            bail!(
+                "{}: {admin_email:?} is not an email address",
+                n("admin-email")
+            );
         }
         let concurrency_limit = a.concurrency_limit.unwrap_or(DEFAULT_CONCURRENCY_LIMIT);
-        if !(1..=1000).contains(&concurrency_limit) {
-            bail!("concurrency-limit: must be from 1 to 1000, got {concurrency_limit}");
-        }
+        in_range(n("concurrency-limit"), concurrency_limit, 1, 1000)?;
         if a.max_queue_size == Some(0) {
-            bail!("max-queue-size: must be at least 1 (leave it unset for no limit)");
+            bail!(
+                "{}: must be at least 1 (leave it unset for no limit)",
+                n("max-queue-size")
+            );
         }
         let dequeue_wait_seconds = a
             .dequeue_wait_seconds
             .unwrap_or(DEFAULT_DEQUEUE_WAIT_SECONDS);
-        if dequeue_wait_seconds > 30 {
-            bail!("dequeue-wait-seconds: must be from 0 to 30, got {dequeue_wait_seconds}");
-        }
+        in_range(n("dequeue-wait-seconds"), dequeue_wait_seconds, 0, 30)?;
         let dequeue_interval_ms = a.dequeue_interval_ms.unwrap_or(DEFAULT_DEQUEUE_INTERVAL_MS);
-        if dequeue_interval_ms > 5000 {
-            bail!("dequeue-interval-ms: must be from 0 to 5000, got {dequeue_interval_ms}");
-        }
-        let public_url = a
-            .public_url
-            .unwrap_or_else(|| format!("http://{listen}"))
-            .trim_end_matches('/')
-            .to_string();
+        in_range(n("dequeue-interval-ms"), dequeue_interval_ms, 0, 5000)?;
+        let realtime_poll_seconds = a.realtime_poll_seconds.unwrap_or(20);
+        in_range(n("realtime-poll-seconds"), realtime_poll_seconds, 1, 60)?;
+        let cache_ttl_seconds = a.cache_ttl_seconds.unwrap_or(300);
+        in_range(n("cache-ttl-seconds"), cache_ttl_seconds, 1, 24 * 60 * 60)?;
+        let max_body_bytes = a.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        in_range(n("max-body-bytes"), max_body_bytes, 1024, 1 << 30)?;
+        let max_payload_bytes = a.max_payload_bytes.unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES);
+        in_range(n("max-payload-bytes"), max_payload_bytes, 1024, 1 << 30)?;
+        let seconds = |option: &str, value: Option<u64>, default: u64, min: u64, max: u64| {
+            let v = value.unwrap_or(default);
+            in_range(n(option), v, min, max).map(|()| Duration::from_secs(v))
+        };
+        let timeouts = Timeouts {
+            header_read: seconds(
+                "header-read-timeout-seconds",
+                a.header_read_timeout_seconds,
+                DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
+                1,
+                300,
+            )?,
+            keepalive: seconds(
+                "keepalive-timeout-seconds",
+                a.keepalive_timeout_seconds,
+                DEFAULT_KEEPALIVE_TIMEOUT_SECONDS,
+                1,
+                3600,
+            )?,
+            body: seconds(
+                "body-timeout-seconds",
+                a.body_timeout_seconds,
+                DEFAULT_BODY_TIMEOUT_SECONDS,
+                1,
+                3600,
+            )?,
+            request: seconds(
+                "request-timeout-seconds",
+                a.request_timeout_seconds,
+                DEFAULT_REQUEST_TIMEOUT_SECONDS,
+                1,
+                3600,
+            )?,
+            shutdown: seconds(
+                "shutdown-timeout-seconds",
+                a.shutdown_timeout_seconds,
+                DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
+                0,
+                3600,
+            )?,
+            database_statement: seconds(
+                "database-statement-timeout-seconds",
+                a.database_statement_timeout_seconds,
+                DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+                1,
+                3600,
+            )?,
+        };
+        let public_url = match a.public_url {
+            Some(url) => {
+                let trimmed = url.trim_end_matches('/').to_string();
+                if !(trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+                    || trimmed.len() < "http://x".len()
+                {
+                    bail!(
+                        "{}: expected an http:// or https:// URL, got {url:?}",
+                        n("public-url")
+                    );
+                }
+                Some(trimmed)
+            }
+            None => None,
+        };
         Ok(Config {
             listen,
             data_dir: a
@@ -327,16 +580,16 @@ impl Config {
             grace: chrono::Duration::seconds(grace_seconds),
             max_uat_ttl_seconds: max_uat,
             public_url,
-            max_body_bytes: a.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
-            max_payload_bytes: a.max_payload_bytes.unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES),
-            cache_ttl: std::time::Duration::from_secs(a.cache_ttl_seconds.unwrap_or(300)),
-            realtime_poll: std::time::Duration::from_secs(
-                a.realtime_poll_seconds.unwrap_or(20).clamp(1, 60),
-            ),
+            max_body_bytes,
+            max_payload_bytes,
+            cache_ttl: Duration::from_secs(cache_ttl_seconds),
+            realtime_poll: Duration::from_secs(realtime_poll_seconds),
             concurrency_limit,
             max_queue_size: a.max_queue_size,
-            dequeue_wait: std::time::Duration::from_secs(dequeue_wait_seconds),
-            dequeue_interval: std::time::Duration::from_millis(dequeue_interval_ms),
+            dequeue_wait: Duration::from_secs(dequeue_wait_seconds),
+            dequeue_interval: Duration::from_millis(dequeue_interval_ms),
+            timeouts,
+            max_jwt_ttl_seconds: max_jwt,
         })
     }
 
@@ -353,7 +606,7 @@ impl Config {
             session_secret: None,
             grace: chrono::Duration::seconds(DEFAULT_GRACE_SECONDS),
             max_uat_ttl_seconds: taskgate_core::uat::DEFAULT_MAX_UAT_TTL_SECONDS,
-            public_url: "http://127.0.0.1:3030".into(),
+            public_url: Some("http://127.0.0.1:3030".into()),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             cache_ttl: std::time::Duration::from_secs(300),
@@ -362,50 +615,121 @@ impl Config {
             max_queue_size: None,
             dequeue_wait: std::time::Duration::from_secs(DEFAULT_DEQUEUE_WAIT_SECONDS),
             dequeue_interval: std::time::Duration::from_millis(DEFAULT_DEQUEUE_INTERVAL_MS),
+            timeouts: Timeouts::default(),
+            max_jwt_ttl_seconds: DEFAULT_MAX_JWT_TTL_SECONDS,
         }
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
+/// The file's options, and the keys it set.
+fn read_file(path: &Path) -> anyhow::Result<(ServeArgs, Vec<String>)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("config: cannot read {}", path.display()))?;
-    toml::from_str(&text).with_context(|| {
+    let invalid = || {
         format!(
             "config: {} is not a valid taskgate config file",
             path.display()
         )
-    })
+    };
+    let table: toml::Table = toml::from_str(&text).with_context(invalid)?;
+    let keys = table.keys().cloned().collect();
+    let args = ServeArgs::deserialize(table).with_context(invalid)?;
+    Ok((args, keys))
+}
+
+/// An error naming `option` unless `min <= value <= max`.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    option: String,
+    value: T,
+    min: T,
+    max: T,
+) -> anyhow::Result<()> {
+    if value < min || value > max {
+        bail!("{option}: must be from {min} to {max}, got {value}");
+    }
+    Ok(())
+}
+
+/// The address to bind: an IP address and port, or a host name (`localhost:3030`) resolved to
+/// its first address.
+fn resolve_listen(raw: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = raw.parse() {
+        return Ok(addr);
+    }
+    let hint = || format!("{raw:?} is not an address like 127.0.0.1:3030 or localhost:3030");
+    let (host, port) = raw.rsplit_once(':').with_context(hint)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        bail!("{}", hint());
+    }
+    let mut addrs = raw.to_socket_addrs().with_context(hint)?;
+    // Prefer IPv4, which every client of `localhost` can reach.
+    let all: Vec<SocketAddr> = addrs.by_ref().collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| all.first())
+        .copied()
+        .with_context(hint)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
     use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn load(args: ServeArgs) -> anyhow::Result<Config> {
+        Config::load(args, &Sources::default())
+    }
+
+    /// Parses `argv` as the binary does, with `env` set for the parse only.
+    fn load_cli(argv: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let _guard = ENV_LOCK.lock();
+        for (k, v) in env {
+            std::env::set_var(k, v);
+        }
+        let matches = Cli::command().try_get_matches_from(argv);
+        for (k, _) in env {
+            std::env::remove_var(k);
+        }
+        let matches = matches?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        Config::load(cli.serve, &Sources::from_matches(&matches))
+    }
+
+    static ENV_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
     #[test]
     fn flags_override_file_values() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("taskgate.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:4000\"\ngrace-seconds = 60\n").unwrap();
-        let args = ServeArgs {
+        let cfg = load(ServeArgs {
             config: Some(path),
             grace_seconds: Some(120),
             ..Default::default()
-        };
-        let cfg = Config::load(args).unwrap();
+        })
+        .unwrap();
         assert_eq!(cfg.listen.port(), 4000);
         assert_eq!(cfg.grace.num_seconds(), 120);
     }
 
     #[test]
-    fn bad_values_name_their_field() {
-        let err = Config::load(ServeArgs {
+    fn bad_values_name_their_option() {
+        let err = load(ServeArgs {
             listen: Some("nope".into()),
             ..Default::default()
         })
         .unwrap_err();
-        assert!(err.to_string().starts_with("listen:"), "{err}");
-        let err = Config::load(ServeArgs {
+        assert!(format!("{err:#}").starts_with("listen:"), "{err:#}");
+        let err = load(ServeArgs {
             database_url: Some("mysql://x".into()),
             ..Default::default()
         })
@@ -414,11 +738,97 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "no-such-option = 1\n").unwrap();
-        assert!(Config::load(ServeArgs {
+        assert!(load(ServeArgs {
             config: Some(path),
             ..Default::default()
         })
         .is_err());
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_not_clamped() {
+        for poll in [0, 61, 999] {
+            let err = load(ServeArgs {
+                realtime_poll_seconds: Some(poll),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("realtime-poll-seconds: must be from 1 to 60, got {poll}")
+            );
+        }
+        let err = load(ServeArgs {
+            request_timeout_seconds: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("request-timeout-seconds:"),
+            "{err}"
+        );
+        let err = load(ServeArgs {
+            max_jwt_ttl_seconds: Some(i64::MAX),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("max-jwt-ttl-seconds:"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_option_as_the_user_wrote_it() {
+        let err = load_cli(&["serve", "--realtime-poll-seconds", "0"], &[]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("--realtime-poll-seconds:"),
+            "{err}"
+        );
+        let err = load_cli(&["serve"], &[("TASKGATE_CONCURRENCY_LIMIT", "5000")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("TASKGATE_CONCURRENCY_LIMIT:"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taskgate.toml");
+        std::fs::write(&path, "dequeue-wait-seconds = 99\n").unwrap();
+        let err = load_cli(&["serve", "--config", path.to_str().unwrap()], &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("dequeue-wait-seconds (in {}):", path.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn host_names_are_resolved_for_listen() {
+        let cfg = load(ServeArgs {
+            listen: Some("localhost:3141".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 3141);
+        assert!(cfg.listen.ip().is_loopback());
+        for bad in ["localhost", ":3000", "localhost:99999"] {
+            assert!(
+                load(ServeArgs {
+                    listen: Some(bad.into()),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_url_must_be_http() {
+        let err = load(ServeArgs {
+            public_url: Some("ftp://x".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("public-url:"), "{err}");
+        let cfg = load(ServeArgs::default()).unwrap();
+        assert_eq!(cfg.public_url, None, "the request's Host is used");
     }
 
     #[test]
@@ -427,7 +837,7 @@ mod tests {
             redact_url("postgres://app:hunter2@db:5432/x"),
             "postgres://app:***@db:5432/x"
         );
-        let cfg = Config::load(ServeArgs {
+        let cfg = load(ServeArgs {
             database_url: Some("postgres://app:hunter2@db/x".into()),
             ..Default::default()
         })

@@ -1,5 +1,6 @@
-//! [`ApiJson`], the JSON body extractor of every route: malformed JSON, wrong types and
-//! oversized bodies become 400/413 with a clear message, never a 500.
+//! [`ApiJson`], the JSON body extractor of every route, and [`ApiQuery`], its query-string
+//! counterpart: malformed JSON, wrong types, bad query parameters and oversized bodies
+//! become JSON 400/413 answers with a clear message, never a 500 or a plain-text body.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -22,6 +23,30 @@ where
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// A query string, rejected with taskgate's error body (axum's own answer is plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::bad_request(format!(
+                "Invalid query: {}",
+                rejection.body_text()
+            ))),
         }
     }
 }

@@ -4,12 +4,15 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod cors;
+pub mod deadline;
 pub mod error;
 pub mod json;
 pub mod openapi;
+pub mod public_url;
 pub mod realtime;
 pub mod router;
 pub mod routes;
+pub mod serve;
 pub mod socketio;
 pub mod state;
 pub mod telemetry;
@@ -45,6 +48,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 url,
                 config.database_replica_url.as_deref(),
                 config.migrate_on_start,
+                Some(config.timeouts.database_statement),
             )
             .await
             .context("database-url: cannot open the PostgreSQL database")?;
@@ -98,6 +102,7 @@ pub async fn build_state_with_store(
         policy: Arc::new(auth::policy::RolePolicy),
         config: Arc::new(config),
         metrics: telemetry::init_metrics(),
+        shutdown: serve::Shutdown::default(),
     });
     start_background(&state).await?;
     Ok(state)
@@ -197,7 +202,8 @@ pub async fn flush_usage(cache: &AuthCache, store: &dyn Store) {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM, then drains in-flight requests.
+/// Runs the server until SIGINT or SIGTERM, then ends streams and drains other requests
+/// within the shutdown deadline (a second signal ends the wait at once).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = build_state(config, Arc::new(SystemClock)).await?;
@@ -206,18 +212,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listen: cannot bind {listen}"))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, backend = state.store.backend(), "taskgate listening");
-    let store = state.store.clone();
-    let cache = state.cache.clone();
-    axum::serve(listener, router::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    telemetry::log_panics();
+    let (store, cache) = (state.store.clone(), state.cache.clone());
+    let app = router::router(state.clone());
+    serve::serve(listener, app, state, signal(), async {
+        signal().await;
+    })
+    .await;
     flush_usage(&cache, &*store).await;
     store.close().await;
     tracing::info!("taskgate stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. Each call waits for a new signal: the first begins the
+/// shutdown, the second (awaited only after it) ends its wait.
+async fn signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -236,5 +246,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down");
 }

@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::missing_header::require_authorization_header;
+use crate::config::Timeouts;
 use crate::error::ApiError;
 use crate::openapi::{docs_page, ApiDoc};
 use crate::realtime;
@@ -19,10 +20,25 @@ use crate::routes::*;
 use crate::state::AppState;
 use crate::telemetry::track_requests;
 
+/// The body and request deadlines ([`crate::deadline`]) of every route that neither streams
+/// nor long-polls; the request deadline outermost, so that it covers reading the body.
+macro_rules! with_deadlines {
+    ($router:expr, $timeouts:expr) => {{
+        let t: Timeouts = $timeouts;
+        $router
+            .layer(from_fn(move |req, next| {
+                crate::deadline::body_deadline(t.body, req, next)
+            }))
+            .layer(from_fn(move |req, next| {
+                crate::deadline::request_deadline(t.request, req, next)
+            }))
+    }};
+}
+
 /// Room for a trigger body's envelope (options, encoding) around the largest payload.
 const TRIGGER_ENVELOPE_BYTES: usize = 1024 * 1024;
 
-fn api_router(max_payload_bytes: usize) -> OpenApiRouter<AppState> {
+fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<AppState> {
     // Routes that carry payloads get a body limit of their own; the rest the default.
     let payload_routes = OpenApiRouter::new()
         .routes(routes!(runs::trigger::trigger_task))
@@ -40,15 +56,20 @@ fn api_router(max_payload_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(otel::export_signal))
         .routes(routes!(otel::export_anonymous))
         .layer(DefaultBodyLimit::max(otel::MAX_OTLP_BYTES));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    // Long polls and streams keep their own limits: no request or body deadline.
+    let streaming = OpenApiRouter::new()
+        .routes(routes!(engine::presence::dev_presence))
+        .routes(routes!(engine::dequeue::dequeue))
+        .routes(routes!(realtime::run_feed::subscribe_to_run))
+        .routes(routes!(realtime::streams::read_stream))
+        .routes(routes!(realtime::streams::append_to_stream));
+    let bounded = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(payload_routes)
         .merge(registration)
         .merge(otlp)
         .routes(routes!(engine::presence::dev_config))
-        .routes(routes!(engine::presence::dev_presence))
         .routes(routes!(engine::presence::dev_disconnect))
         .routes(routes!(engine::presence::platform_notifications))
-        .routes(routes!(engine::dequeue::dequeue))
         .routes(routes!(engine::attempts::start_run_attempt))
         .routes(routes!(engine::attempts::heartbeat_run))
         .routes(routes!(engine::attempts::latest_snapshot))
@@ -70,10 +91,7 @@ fn api_router(max_payload_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(runs::history::list_run_logs))
         .routes(routes!(runs::cancel::cancel_run))
         .routes(routes!(runs::cancel::replay_run))
-        .routes(routes!(realtime::run_feed::subscribe_to_run))
-        .routes(routes!(realtime::streams::read_stream))
         .routes(routes!(realtime::streams::send_input_stream))
-        .routes(routes!(realtime::streams::append_to_stream))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
@@ -98,19 +116,28 @@ fn api_router(max_payload_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(admin::create_user))
         .routes(routes!(admin::create_user_token))
         .routes(routes!(admin::update_revoked_api_key))
-        .routes(routes!(admin::list_audit_events))
+        .routes(routes!(admin::list_audit_events));
+    with_deadlines!(bounded, timeouts).merge(streaming)
 }
 
 /// The OpenAPI document (what `GET /api/openapi.json` serves and `docs/openapi.json` holds).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_router(crate::config::DEFAULT_MAX_PAYLOAD_BYTES).into_openapi()
+    let mut doc = api_router(
+        crate::config::DEFAULT_MAX_PAYLOAD_BYTES,
+        Timeouts::default(),
+    )
+    .into_openapi();
+    // Applied once every route is in: what any route may answer besides its own outcomes.
+    utoipa::Modify::modify(&crate::openapi::CommonResponses, &mut doc);
+    doc
 }
 
 /// The application with its middleware.
 pub fn router(state: AppState) -> Router {
-    let (routes, api) = api_router(state.config.max_payload_bytes).split_for_parts();
+    let timeouts = state.config.timeouts;
+    let (routes, mut api) = api_router(state.config.max_payload_bytes, timeouts).split_for_parts();
+    utoipa::Modify::modify(&crate::openapi::CommonResponses, &mut api);
     let api = Arc::new(api);
-    let body_limit = state.config.max_body_bytes;
     let app = routes
         .route(
             "/api/openapi.json",
@@ -122,14 +149,30 @@ pub fn router(state: AppState) -> Router {
         // Upstream answers every non-GET method on this route with the same action (§1.11).
         .route(
             "/admin/api/v1/revoked-api-keys/{revokedApiKeyId}",
-            axum::routing::put(admin::update_revoked_api_key)
-                .patch(admin::update_revoked_api_key)
-                .delete(admin::update_revoked_api_key),
+            with_deadlines!(
+                axum::routing::put(admin::update_revoked_api_key)
+                    .patch(admin::update_revoked_api_key)
+                    .delete(admin::update_revoked_api_key),
+                timeouts
+            ),
         )
-        .fallback(|| async { ApiError::not_found("Not found") })
+        .fallback(|| async { ApiError::not_found("Not found") });
+    with_middleware(app, state)
+}
+
+/// `routes` with the middleware every route gets: authorization-header and body limits,
+/// CORS, panics answered 500, and every response counted and logged.
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    let app = routes
         .layer(from_fn(require_authorization_header))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn(crate::cors::cors))
+        // A panic answers 500 (logged once, by `telemetry::log_panics`), not a dropped
+        // connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            crate::telemetry::panic_response,
+        ))
         // Every response is counted and logged, refusals and preflights included.
         .layer(from_fn(track_requests))
         .with_state(state);

@@ -160,6 +160,8 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
     let mut awaiting_pong: Option<tokio::time::Instant> = None;
+    let shutdown = state.shutdown.wait();
+    tokio::pin!(shutdown);
     loop {
         let pong_deadline = async {
             match awaiting_pong {
@@ -173,6 +175,11 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
                 awaiting_pong.get_or_insert(tokio::time::Instant::now());
             }
             _ = pong_deadline => break,
+            // The server is stopping: close, and the CLI reconnects to the next one.
+            _ = &mut shutdown => {
+                let _ = tx.send(Message::Text("1".into())).await;
+                break;
+            }
             Some(run) = notify_rx.recv() => {
                 let frame = event_frame("run:notify", json!({ "version": "1", "run": { "friendlyId": run } }));
                 if tx.send(Message::Text(frame.into())).await.is_err() { break; }

@@ -44,6 +44,8 @@ pub struct Shared {
     pub workers: Arc<Workers>,
     pub config: Arc<Config>,
     pub metrics: Option<PrometheusHandle>,
+    /// Begun when the server starts shutting down: streams and long polls end at once.
+    pub shutdown: crate::serve::Shutdown,
 }
 
 impl AppState {

@@ -14,20 +14,102 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `json` (default when not a terminal) or `pretty`.
-pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init_logging() -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) => EnvFilter::try_new(&spec)
+            .map_err(|e| anyhow::anyhow!("RUST_LOG: {spec:?} is not a log filter: {e}"))?,
+        Err(_) => EnvFilter::new("info"),
+    };
     let format = std::env::var("TASKGATE_LOG_FORMAT").unwrap_or_else(|_| "pretty".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let result = if format == "json" {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
+    let result = match format.as_str() {
+        "json" => builder.json().flatten_event(true).try_init(),
+        "pretty" => builder.fmt_fields(escaped_fields()).try_init(),
+        other => anyhow::bail!("TASKGATE_LOG_FORMAT: expected pretty or json, got {other:?}"),
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;
+    Ok(())
+}
+
+/// Logs a panic as one error line (where, and its message cut and escaped), instead of the
+/// default hook's stderr dump and backtrace; the request that panicked is answered 500 by
+/// [`panic_response`].
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        metrics::counter!("taskgate_panics_total").increment(1);
+        tracing::error!(
+            panic = %loggable(&message, MAX_LOGGED_FIELD),
+            location = %location,
+            "panic (a request being served when it happened was answered 500)"
+        );
+    }));
+}
+
+/// What a request whose handler panicked is answered: a plain 500.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    crate::error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        .into_response()
+}
+
+/// Longest field value a log line carries; the rest is cut and counted.
+const MAX_LOGGED_FIELD: usize = 256;
+/// Longest message a log line carries.
+const MAX_LOGGED_MESSAGE: usize = 1024;
+
+/// The pretty format's field writer: every value is cut to a bounded length and has control
+/// and bidirectional-override characters escaped, so a client-chosen value (a task id with a
+/// newline, a 5,000-character name) can neither forge a line nor flood one. The JSON format
+/// escapes by construction; values that reach it are bounded where they are accepted.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            write!(w, "{}", loggable(&text, MAX_LOGGED_MESSAGE))
+        } else {
+            write!(w, "{field}={}", loggable(&text, MAX_LOGGED_FIELD))
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with control and bidi-override characters escaped, cut after `max` characters.
+pub fn loggable(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let risky =
+        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let long = text.chars().nth(max).is_some();
+    if !long && !text.chars().any(risky) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len().min(max * 2) + 32);
+    for c in text.chars().take(max) {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if risky(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    if long {
+        let rest = text.chars().count() - max;
+        out.push_str(&format!("…({rest} more characters)"));
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Installs the Prometheus recorder once per process; later calls get the same handle.
@@ -166,4 +248,67 @@ fn method_not_allowed(resp: Response) -> Response {
         out.headers_mut().insert(header::ALLOW, allow.clone());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable;
+
+    #[test]
+    fn control_characters_cannot_forge_a_line() {
+        let forged = "t\nINFO taskgate: admin token rotated\r\u{1b}[2J";
+        let out = loggable(forged, 256);
+        assert!(!out.contains('\n') && !out.contains('\r') && !out.contains('\u{1b}'));
+        assert_eq!(out, "t\\nINFO taskgate: admin token rotated\\r\\u{1b}[2J");
+    }
+
+    #[test]
+    fn bidi_overrides_are_escaped() {
+        assert_eq!(loggable("a\u{202E}b", 10), "a\\u{202e}b");
+    }
+
+    #[test]
+    fn long_values_are_cut_and_counted() {
+        let id = "x".repeat(5000);
+        let out = loggable(&id, 256);
+        assert_eq!(out, format!("{}…(4744 more characters)", "x".repeat(256)));
+    }
+
+    /// The pretty format as installed: a forged newline in a field stays on the event's line.
+    #[test]
+    fn the_pretty_format_writes_one_line_per_event() {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(super::escaped_fields())
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let task = "t\n2026-01-01T00:00:00Z  INFO taskgate: admin logged in";
+            tracing::info!(task = %task, debug = ?task, "run triggered");
+        });
+        let out = String::from_utf8(buffer.0.lock().clone()).unwrap_or_default();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains(r"task=t\n2026"), "{out}");
+    }
+
+    #[test]
+    fn plain_values_are_untouched() {
+        assert!(matches!(
+            loggable("run_1234", 256),
+            std::borrow::Cow::Borrowed("run_1234")
+        ));
+    }
 }

@@ -16,11 +16,35 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-/// Forwards 127.0.0.1:<port> to PostgreSQL until stopped; stopping drops every connection.
+/// Forwards 127.0.0.1:<port> to PostgreSQL until stopped; stopping drops every connection,
+/// freezing holds every byte (a database that hangs without closing anything).
 struct Proxy {
     port: u16,
     accept: Option<JoinHandle<()>>,
     conns: Arc<parking_lot::Mutex<Vec<JoinHandle<()>>>>,
+    frozen: tokio::sync::watch::Sender<bool>,
+}
+
+/// Copies `from` to `to`, holding bytes while `frozen`.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -29,12 +53,19 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let conns: Arc<parking_lot::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let tracked = conns.clone();
+        let (frozen, frozen_rx) = tokio::sync::watch::channel(false);
         let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 let upstream = upstream.clone();
+                let frozen = frozen_rx.clone();
                 tracked.lock().push(tokio::spawn(async move {
-                    if let Ok(mut out) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    if let Ok(out) = TcpStream::connect(upstream).await {
+                        let (in_r, in_w) = inbound.into_split();
+                        let (out_r, out_w) = out.into_split();
+                        tokio::join!(
+                            forward(in_r, out_w, frozen.clone()),
+                            forward(out_r, in_w, frozen)
+                        );
                     }
                 }));
             }
@@ -43,7 +74,12 @@ impl Proxy {
             port,
             accept: Some(accept),
             conns,
+            frozen,
         }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen.send_replace(frozen);
     }
 
     fn stop(&mut self) {
@@ -205,6 +241,65 @@ async fn postgres_outage_keeps_cached_keys_and_recovers() {
         send(&router, "GET", "/readyz", &admin, None).await.0,
         StatusCode::OK
     );
+    state.store.close().await;
+    taskgate_store_postgres::testing::drop_schema(&url, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_answers_503_within_the_request_deadline() {
+    let url = std::env::var("TASKGATE_TEST_DATABASE_URL")
+        .expect("TASKGATE_TEST_DATABASE_URL must name a PostgreSQL database");
+    let (direct, schema) = taskgate_store_postgres::testing::fresh_schema(&url)
+        .await
+        .unwrap();
+    let upstream = format!("{}:{}", direct.get_host(), direct.get_port());
+    let proxy = Proxy::start(0, upstream).await;
+    let opts = direct.port(proxy.port).host("127.0.0.1");
+    let store = taskgate_store_postgres::PostgresStore::connect_with(
+        opts,
+        None,
+        true,
+        format!("tg_{schema}"),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path());
+    config.timeouts.request = Duration::from_secs(2);
+    let state =
+        taskgate_server::build_state_with_store(config, Arc::new(SystemClock), Arc::new(store))
+            .await
+            .unwrap();
+    let router = taskgate_server::router::router(state.clone());
+    let admin = std::fs::read_to_string(dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(
+        send(&router, "GET", "/api/v1/orgs", &admin, None).await.0,
+        StatusCode::OK
+    );
+
+    proxy.freeze(true);
+    // The token is cached; listing needs the database, which never answers.
+    let began = Instant::now();
+    let (status, body) = send(&router, "GET", "/api/v1/orgs", &admin, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("request_timeout"))
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "answered after {:?}",
+        began.elapsed()
+    );
+
+    proxy.freeze(false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while send(&router, "GET", "/api/v1/orgs", &admin, None).await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "the server did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     state.store.close().await;
     taskgate_store_postgres::testing::drop_schema(&url, &schema).await;
 }

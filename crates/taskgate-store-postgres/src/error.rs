@@ -17,10 +17,13 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
                 StoreError::NotFound
             } else if code.starts_with("08")
                 || code.starts_with("57P")
+                || code == "57014"
+                || code == "55P03"
                 || code == "53300"
                 || code == "40001"
             {
-                // Connection exceptions, operator intervention (shutdown), too many connections,
+                // Connection exceptions, operator intervention (shutdown), a statement over
+                // its timeout, a lock not granted in time, too many connections,
                 // serialization failure under load: all "try again later".
                 StoreError::Unavailable(db.message().to_string())
             } else {

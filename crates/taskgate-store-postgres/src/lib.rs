@@ -89,8 +89,14 @@ struct Notification {
 }
 
 impl PostgresStore {
-    /// Connects to the primary (and the replica, if given), migrating when `migrate`.
-    pub async fn connect(url: &str, replica_url: Option<&str>, migrate: bool) -> StoreResult<Self> {
+    /// Connects to the primary (and the replica, if given), migrating when `migrate`. Every
+    /// statement is cancelled by the database after `statement_timeout` (migrations aside).
+    pub async fn connect(
+        url: &str,
+        replica_url: Option<&str>,
+        migrate: bool,
+        statement_timeout: Option<Duration>,
+    ) -> StoreResult<Self> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("invalid database url: {e}")))?;
         let replica = match replica_url {
@@ -100,7 +106,20 @@ impl PostgresStore {
             ),
             None => None,
         };
-        Self::connect_with(opts, replica, migrate, ChangeEvent::CHANNEL.to_string()).await
+        let limit = |o: PgConnectOptions| match statement_timeout {
+            Some(t) => o.options([("statement_timeout", format!("{}ms", t.as_millis()))]),
+            None => o,
+        };
+        if migrate {
+            Self::run_migrations(opts.clone()).await?;
+        }
+        Self::connect_with(
+            limit(opts),
+            replica.map(limit),
+            false,
+            ChangeEvent::CHANNEL.to_string(),
+        )
+        .await
     }
 
     /// Connects with explicit options; tests use this with a per-test `search_path` schema and
@@ -117,13 +136,10 @@ impl PostgresStore {
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(o)
         };
-        let writer = pool(opts.clone()).await.map_err(map_err)?;
         if migrate {
-            MIGRATOR
-                .run(&writer)
-                .await
-                .map_err(|e| StoreError::Other(format!("postgres migration failed: {e}")))?;
+            Self::run_migrations(opts.clone()).await?;
         }
+        let writer = pool(opts.clone()).await.map_err(map_err)?;
         let replica = match replica {
             Some(r) => Some(pool(r).await.map_err(map_err)?),
             None => None,
@@ -145,6 +161,22 @@ impl PostgresStore {
             events,
             listener,
         })
+    }
+
+    /// Applies pending migrations on a connection of their own, free of the statement
+    /// timeout (an index on a large table may take minutes).
+    async fn run_migrations(opts: PgConnectOptions) -> StoreResult<()> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(map_err)?;
+        let result = MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("postgres migration failed: {e}")));
+        pool.close().await;
+        result
     }
 
     /// Applies pending migrations (`taskgate migrate`).

@@ -88,13 +88,18 @@ impl Common {
     }
 }
 
+/// One `--cap` scope, checked before anything is sent.
+fn parse_cap_scope(s: &str) -> Result<String, String> {
+    taskgate_core::scope::check_grammar(s).map(|()| s.to_string())
+}
+
 #[derive(Debug, Args)]
 pub struct MintToken {
     /// Lifetime in seconds (server default 3600).
     #[arg(long)]
     ttl: Option<u64>,
     /// Scope cap, comma-separated (e.g. read:runs,write:runs); without it the token can only read.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_cap_scope)]
     cap: Option<Vec<String>>,
     /// The client named in the token and in what it is exchanged for.
     #[arg(long, default_value = "cli")]

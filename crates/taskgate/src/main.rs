@@ -5,8 +5,8 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use taskgate_server::config::{Config, ServeArgs};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use taskgate_server::config::{Config, ServeArgs, Sources};
 
 /// taskgate: a self-hostable control plane for trigger.dev-compatible task platforms.
 #[derive(Debug, Parser)]
@@ -33,7 +33,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => exit_for_clap_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => exit_for_clap_error(e),
+    };
+    let sources = matches
+        .subcommand_matches("serve")
+        .map(Sources::from_matches)
+        .unwrap_or_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,12 +58,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => {
-                taskgate_server::telemetry::init_logging();
-                let config = Config::load(*args)?;
+                taskgate_server::telemetry::init_logging()?;
+                let config = Config::load(*args, &sources)?;
                 taskgate_server::serve(config).await
             }
             Command::Migrate { database_url } => {
-                taskgate_server::telemetry::init_logging();
+                taskgate_server::telemetry::init_logging()?;
                 taskgate_store_postgres::PostgresStore::migrate(&database_url)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -74,4 +85,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Exits with clap's message, except that a bad value that came from an environment variable
+/// is reported under that variable's name rather than the flag's the user never typed.
+fn exit_for_clap_error(e: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+            let flag = arg.split_whitespace().next().unwrap_or_default();
+            let typed = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+            if let Some(env) = env_var_of(flag).filter(|_| !typed) {
+                let value = match e.get(ContextKind::InvalidValue) {
+                    Some(ContextValue::String(v)) => v.clone(),
+                    _ => String::new(),
+                };
+                eprintln!(
+                    "error: {env}: invalid value {value:?} (see taskgate serve --help for {flag})"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    e.exit()
+}
+
+/// The environment variable behind `--flag` of `serve`, when it is set.
+fn env_var_of(flag: &str) -> Option<String> {
+    let long = flag.strip_prefix("--")?;
+    let cmd = Cli::command();
+    let serve = cmd.find_subcommand("serve")?;
+    let arg = serve.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let env = arg.get_env()?.to_string_lossy().into_owned();
+    std::env::var_os(&env).map(|_| env)
 }

@@ -177,9 +177,19 @@ fn login_tokens_mint_and_keys() {
     let too_long = cli(h, &["mint-token", "--ttl", "999999999999"]);
     assert_eq!(too_long.code, 1);
     assert!(
-        too_long.stderr.contains("(HTTP 400)"),
-        "{}",
+        too_long
+            .stderr
+            .contains("ttlSeconds must be at most 31536000")
+            && too_long.stderr.contains("(HTTP 400)"),
+        "the server's detail is printed: {}",
         too_long.stderr
+    );
+    let bogus = cli(h, &["mint-token", "--cap", "bogus"]);
+    assert_eq!(bogus.code, 2, "a bad --cap is a usage error");
+    assert!(
+        bogus.stderr.contains("\"bogus\" is not a scope"),
+        "{}",
+        bogus.stderr
     );
 
     // An organization and a project, over plain HTTP.

@@ -506,3 +506,37 @@ mod canonical_encoding {
         }
     }
 }
+
+#[test]
+fn the_lifetime_ceiling_counts_from_iat() {
+    const DAY: i64 = 86_400;
+    let check = |claims: Value, now: i64| {
+        let Value::Object(m) = claims else {
+            unreachable!()
+        };
+        let t = sign_hs256(&m, b"k");
+        decode(&t).unwrap().check_lifetime(now, DAY)
+    };
+    // An `exp` a century away counts for a day from `iat`.
+    let long = json!({ "iat": NOW, "exp": NOW + 100 * 365 * DAY });
+    assert_eq!(check(long.clone(), NOW + DAY - 1), Ok(()));
+    assert_eq!(check(long, NOW + DAY), Err(JwtError::Expired));
+    // No `exp`: alive until `iat` + the ceiling.
+    assert_eq!(check(json!({ "iat": NOW }), NOW + 60), Ok(()));
+    assert_eq!(
+        check(json!({ "iat": NOW }), NOW + DAY),
+        Err(JwtError::Expired)
+    );
+    // No `iat`: the `exp` must be within the ceiling.
+    assert_eq!(check(json!({ "exp": NOW + 60 }), NOW), Ok(()));
+    assert_eq!(
+        check(json!({ "exp": NOW + 2 * DAY }), NOW),
+        Err(JwtError::LifetimeTooLong)
+    );
+    // Neither: no bounded lifetime.
+    assert_eq!(check(json!({}), NOW), Err(JwtError::LifetimeTooLong));
+    assert_eq!(
+        check(json!({ "iat": "yesterday" }), NOW),
+        Err(JwtError::ClaimInvalid)
+    );
+}

@@ -322,3 +322,30 @@ proptest! {
         prop_assert_eq!(parsed, Scope { action, type_: Some(kind), id: Some(id) });
     }
 }
+
+#[test]
+fn cap_grammar_accepts_what_can_grant_and_names_the_rest() {
+    for ok in [
+        "admin",
+        "read:runs",
+        "write:tasks",
+        "trigger:tasks:send-email",
+        "read:all",
+        "*:runs",
+        "read:tags:env:staging",
+    ] {
+        assert_eq!(check_grammar(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "bogus",
+        "",
+        "read",
+        "reed:runs",
+        "read:",
+        "read:run s",
+        ":runs",
+    ] {
+        let err = check_grammar(bad).unwrap_err();
+        assert!(err.contains("is not a scope"), "{bad}: {err}");
+    }
+}

@@ -37,28 +37,39 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
     }
     let now = state.now();
     let now_secs = now.timestamp();
+    let max_lifetime = state.config.max_jwt_ttl_seconds;
     let grace_key_id = match decoded.verify(env.signing_key.expose_secret().as_bytes(), now_secs) {
         Ok(()) => None,
         Err(JwtError::SignatureInvalid) => {
-            let found = env
-                .grace_keys
-                .iter()
-                .filter(|k| k.expires_at > now)
-                .find(|k| {
-                    decoded
-                        .verify(k.key.expose_secret().as_bytes(), now_secs)
-                        .is_ok()
-                });
-            match found {
-                Some(k) => {
+            // The first grace key the signature verifies under decides; a token that no key
+            // verifies is refused as unsigned, never as expired (that would confirm a guess).
+            let mut outcome = Err(JwtError::SignatureInvalid);
+            for k in env.grace_keys.iter().filter(|k| k.expires_at > now) {
+                match decoded.verify(k.key.expose_secret().as_bytes(), now_secs) {
+                    Err(JwtError::SignatureInvalid) => continue,
+                    Ok(()) => {
+                        outcome = Ok(k);
+                        break;
+                    }
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+            match outcome {
+                Ok(k) => {
                     k.usage.record(now);
                     Some(k.usage.revoked_key_id.clone())
                 }
-                None => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
+                Err(e) => return Err(refused(e, max_lifetime)),
             }
         }
-        Err(_) => return Err(ApiError::unauthorized(TOKEN_IS_INVALID)),
+        Err(e) => return Err(refused(e, max_lifetime)),
     };
+    decoded
+        .check_lifetime(now_secs, max_lifetime)
+        .map_err(|e| refused(e, max_lifetime))?;
     let one_time_use = decoded.payload().get("otu") == Some(&Value::Bool(true));
     // Keyed on the canonical signed bytes, never on the presented string (which a client
     // could vary), so a token is spent whatever spelling of it is sent again.
@@ -91,6 +102,27 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
         signing_key: env.signing_key.clone(),
         credential: EnvCredential::PublicJwt(grant),
     })
+}
+
+/// Upstream's refusal (`Public Access Token is invalid`), with a `detail` saying why. Only
+/// failures past the signature check say more than that the token is not accepted.
+fn refused(e: JwtError, max_lifetime: i64) -> ApiError {
+    let detail = match e {
+        JwtError::Expired => "The token has expired".to_string(),
+        JwtError::NotYetValid => "The token is not valid yet (nbf is in the future)".into(),
+        JwtError::ClaimInvalid => {
+            "The token's iss or aud is wrong, or a time claim is not a number".into()
+        }
+        JwtError::LifetimeTooLong => format!(
+            "The token's lifetime is not bounded: it needs an iat, or an exp at most {max_lifetime} s away"
+        ),
+        JwtError::UnsupportedAlgorithm => "Only HS256 tokens are accepted".into(),
+        JwtError::SignatureInvalid => {
+            "The signature does not match the environment's keys".into()
+        }
+        JwtError::Malformed => "The token is not a well-formed JWT".into(),
+    };
+    ApiError::unauthorized(TOKEN_IS_INVALID).with("detail", detail)
 }
 
 /// `scopes` as strings; a missing or non-array claim is deny-all (spec §3.2).

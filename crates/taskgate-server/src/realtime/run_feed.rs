@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,6 +20,7 @@ use taskgate_store::Run;
 use super::run_key;
 use crate::auth::extract::ApiAuth;
 use crate::error::{ApiError, ApiResult};
+use crate::json::ApiQuery;
 use crate::routes::runs::readable_run;
 use crate::state::AppState;
 
@@ -191,7 +192,7 @@ fn respond(
 }
 
 /// Subscribes to one run.
-#[utoipa::path(get, path = "/realtime/v1/runs/{runId}", tag = "realtime",
+#[utoipa::path(get, path = "/realtime/v1/runs/{runId}", tag = "realtime", security(("secretKey" = []), ("publicAccessToken" = [])),
     params(("runId" = String, Path), ("offset" = Option<String>, Query), ("handle" = Option<String>, Query),
            ("live" = Option<bool>, Query), ("cursor" = Option<String>, Query), ("skipColumns" = Option<String>, Query)),
     responses((status = 200, body = Object, description = "Electric shape messages"), (status = 401, body = ErrorBody),
@@ -200,7 +201,7 @@ pub async fn subscribe_to_run(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
     Path(run_id): Path<String>,
-    Query(params): Query<FeedParams>,
+    ApiQuery(params): ApiQuery<FeedParams>,
 ) -> ApiResult<Response> {
     let run = readable_run(&state, &principal, &run_id).await?;
     let mut skip: HashSet<String> = params
@@ -243,14 +244,20 @@ pub async fn subscribe_to_run(
     if current.version <= seen {
         let wait = jittered(state.config.realtime_poll);
         let deadline = tokio::time::Instant::now() + wait;
+        let shutdown = state.shutdown.wait();
+        tokio::pin!(shutdown);
         while current.version <= seen {
-            match tokio::time::timeout_at(deadline, watch.rx.changed()).await {
-                Ok(Ok(())) => {
-                    if let Some(r) = state.store.get_run(&env_id, &run_id).await? {
-                        current = r;
+            tokio::select! {
+                changed = tokio::time::timeout_at(deadline, watch.rx.changed()) => match changed {
+                    Ok(Ok(())) => {
+                        if let Some(r) = state.store.get_run(&env_id, &run_id).await? {
+                            current = r;
+                        }
                     }
-                }
-                _ => break,
+                    _ => break,
+                },
+                // The server is stopping: answer "up to date" now; the client polls again.
+                _ = &mut shutdown => break,
             }
         }
     }

@@ -106,16 +106,21 @@ impl Reader {
             if !self.queue.is_empty() {
                 continue;
             }
-            match tokio::time::timeout(self.idle, self.watch.rx.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return None,
+            tokio::select! {
+                changed = tokio::time::timeout(self.idle, self.watch.rx.changed()) => match changed {
+                    Ok(Ok(())) => continue,
+                    _ => return None,
+                },
+                // The server is stopping: end the stream; the client resumes from its last
+                // event id.
+                _ = self.state.shutdown.wait() => return None,
             }
         }
     }
 }
 
 /// Reads a run's output stream as server-sent events.
-#[utoipa::path(get, path = "/realtime/v1/streams/{runId}/{streamId}", tag = "realtime",
+#[utoipa::path(get, path = "/realtime/v1/streams/{runId}/{streamId}", tag = "realtime", security(("secretKey" = []), ("publicAccessToken" = [])),
     params(("runId" = String, Path), ("streamId" = String, Path), ("Timeout-Seconds" = Option<u64>, Header), ("Last-Event-ID" = Option<String>, Header)),
     responses((status = 200, content_type = "text/event-stream", description = "one event per line of each chunk"), (status = 400, description = "bad Timeout-Seconds"),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -191,7 +196,7 @@ async fn writable_run(state: &AppState, env_id: &str, run_id: &str) -> Result<Ru
 }
 
 /// Sends a record to a run's input stream: `{"data": any}`.
-#[utoipa::path(post, path = "/realtime/v1/streams/{runId}/input/{streamId}", tag = "realtime",
+#[utoipa::path(post, path = "/realtime/v1/streams/{runId}/input/{streamId}", tag = "realtime", security(("secretKey" = []), ("publicAccessToken" = [])),
     params(("runId" = String, Path), ("streamId" = String, Path)), request_body(content = Object, description = "{\"data\": any}"),
     responses((status = 200, body = Object, description = "{\"ok\": true}"), (status = 400, body = Object), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = Object)))]
@@ -253,7 +258,7 @@ pub async fn send_input_stream(
 
 /// Appends one part to a run's output stream (what a task's `streams.append` sends). `target`
 /// is `self`, `parent` or `root`; taskgate runs have no parents, so all three name the run.
-#[utoipa::path(post, path = "/realtime/v1/streams/{runId}/{target}/{streamId}/append", tag = "realtime",
+#[utoipa::path(post, path = "/realtime/v1/streams/{runId}/{target}/{streamId}/append", tag = "realtime", security(("secretKey" = [])),
     params(("runId" = String, Path), ("target" = String, Path, description = "self, parent or root"), ("streamId" = String, Path)),
     request_body(content = String, description = "the part, as text"),
     responses((status = 200, body = Object, description = "{\"ok\": true}"), (status = 400, body = Object), (status = 401, body = ErrorBody), (status = 404, body = Object)))]

@@ -34,7 +34,12 @@ pub fn require(
 
 /// The environment type named by a URL segment (`dev`, `staging`, `prod`, `preview`).
 pub fn url_env(env: &str) -> ApiResult<EnvType> {
-    EnvType::from_url_env(env).ok_or_else(|| ApiError::bad_request("Invalid Params"))
+    EnvType::from_url_env(env).ok_or_else(|| {
+        ApiError::bad_request("Invalid Params").with(
+            "detail",
+            "The environment must be one of dev, staging, prod or preview",
+        )
+    })
 }
 
 /// A project the user is a member of, by external ref.

@@ -21,7 +21,7 @@ use crate::json::{parse_lenient, ApiJson};
 use crate::state::AppState;
 
 /// Creates a user.
-#[utoipa::path(post, path = "/admin/api/v1/users", tag = "admin", request_body = CreateUserRequest,
+#[utoipa::path(post, path = "/admin/api/v1/users", tag = "admin", security(("personalAccessToken" = [])), request_body = CreateUserRequest,
     responses((status = 201, body = UserResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_user(
@@ -77,7 +77,7 @@ fn valid_email(email: &str) -> bool {
 }
 
 /// Creates a personal access token for a user; the plaintext is in this response only.
-#[utoipa::path(post, path = "/admin/api/v1/users/{userId}/personal-access-tokens", tag = "admin", request_body = CreateTokenRequest,
+#[utoipa::path(post, path = "/admin/api/v1/users/{userId}/personal-access-tokens", tag = "admin", security(("personalAccessToken" = [])), request_body = CreateTokenRequest,
     params(("userId" = String, Path)),
     responses((status = 201, body = CreatedTokenResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create_user_token(
@@ -97,8 +97,9 @@ pub async fn create_user_token(
 }
 
 /// Ends, extends or re-opens a revoked key's grace window (spec/auth.md §1.11). `expiresAt` is
-/// an ISO-8601 string or epoch milliseconds; `null` or a past time ends the grace at once.
-#[utoipa::path(post, path = "/admin/api/v1/revoked-api-keys/{revokedApiKeyId}", tag = "admin",
+/// an ISO-8601 string or epoch milliseconds; `null` or a past time ends the grace at once, and
+/// is recorded as ending at that moment.
+#[utoipa::path(post, path = "/admin/api/v1/revoked-api-keys/{revokedApiKeyId}", tag = "admin", security(("personalAccessToken" = [])),
     params(("revokedApiKeyId" = String, Path)),
     request_body(content = Object, description = "{\"expiresAt\": ISO-8601 string | epoch ms | null}"),
     responses((status = 200, body = UpdateRevokedKeyResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -115,6 +116,9 @@ pub async fn update_revoked_api_key(
         _ => return Err(ApiError::invalid_body("expiresAt is required")),
     };
     let now = state.now();
+    // A grace ended "at once" (null, or a past time) is recorded as ending now, so that the
+    // key's history says when it stopped working rather than 1970.
+    let expires_at = expires_at.max(now);
     let change = match state
         .store
         .set_revoked_key_expiry(&id, expires_at, &admin.actor(), now)
@@ -137,6 +141,7 @@ pub async fn update_revoked_api_key(
 
 /// Filters of the audit listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditParams {
     pub environment_id: Option<String>,
@@ -152,7 +157,7 @@ pub struct AuditParams {
 }
 
 /// Pages through the append-only audit log, newest first.
-#[utoipa::path(get, path = "/admin/api/v1/audit-events", tag = "admin", params(AuditParams),
+#[utoipa::path(get, path = "/admin/api/v1/audit-events", tag = "admin", security(("personalAccessToken" = [])), params(AuditParams),
     responses((status = 200, body = AuditEventListResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_audit_events(
     State(state): State<AppState>,

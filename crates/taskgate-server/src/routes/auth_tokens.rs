@@ -23,6 +23,19 @@ use crate::state::AppState;
 /// Longest lifetime of a token from `/api/v1/auth/public-tokens`.
 const MAX_PUBLIC_TOKEN_SECONDS: i64 = 30 * 24 * 60 * 60;
 
+/// Refuses to sign a token living longer than `--max-jwt-ttl-seconds` (taskgate's bound;
+/// upstream signs any `expirationTime`, up to `exp = 2^63 - 1`).
+pub fn within_ceiling(state: &AppState, exp: i64, now: i64) -> ApiResult<()> {
+    let max = state.config.max_jwt_ttl_seconds;
+    if exp.saturating_sub(now) > max {
+        return Err(ApiError::bad_request(format!(
+            "Expiration time must be at most {max} seconds from now"
+        ))
+        .with("code", "expiration_too_far"));
+    }
+    Ok(())
+}
+
 /// Signs `payload` (plus iss, aud, iat, exp) with the principal's signing key.
 pub(crate) fn sign_env_jwt(
     principal: &EnvPrincipal,
@@ -61,7 +74,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8], empty_ok: bool) -> A
 
 /// Mints a public access token for the key's environment (default lifetime 1 h; a number
 /// `expirationTime` is absolute epoch seconds, a string is relative, as jose).
-#[utoipa::path(post, path = "/api/v1/auth/jwt", tag = "public tokens",
+#[utoipa::path(post, path = "/api/v1/auth/jwt", tag = "public tokens", security(("secretKey" = [])),
     request_body(content = Object, description = "{claims?: {scopes?: string[]}, expirationTime?: number | string}"),
     responses((status = 200, body = TokenBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn mint_jwt(
@@ -73,6 +86,7 @@ pub async fn mint_jwt(
     let now = state.now().timestamp();
     let exp = jose_expiration(body.expiration_time.as_ref(), "1h", now)
         .map_err(|_| ApiError::bad_request("Invalid expiration time"))?;
+    within_ceiling(&state, exp, now)?;
     let mut payload = Map::new();
     payload.insert("sub".into(), json!(principal.env.environment.id));
     payload.insert("pub".into(), json!(true));
@@ -85,7 +99,7 @@ pub async fn mint_jwt(
 }
 
 /// The claims the official SDK self-signs a public token with: `{"sub", "pub": true}`.
-#[utoipa::path(post, path = "/api/v1/auth/jwt/claims", tag = "public tokens",
+#[utoipa::path(post, path = "/api/v1/auth/jwt/claims", tag = "public tokens", security(("secretKey" = [])),
     responses((status = 200, body = Object, description = "{\"sub\": environment id, \"pub\": true}"), (status = 401, body = ErrorBody)))]
 pub async fn jwt_claims(LegacyKeyAuth(principal): LegacyKeyAuth) -> Json<Value> {
     Json(json!({ "sub": principal.env.environment.id, "pub": true }))
@@ -111,7 +125,7 @@ struct RealtimeOptions {
 }
 
 /// Mints a scoped public access token; the scopes must lie within the caller's own access.
-#[utoipa::path(post, path = "/api/v1/auth/public-tokens", tag = "public tokens",
+#[utoipa::path(post, path = "/api/v1/auth/public-tokens", tag = "public tokens", security(("secretKey" = [])),
     request_body(content = Object, description = "{scopes: string[] (≥1), expirationTime?: string | number, oneTimeUse?: boolean, realtime?: {skipColumns?: string[]}}"),
     responses((status = 200, body = TokenBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_public_token(
@@ -150,6 +164,7 @@ pub async fn create_public_token(
             "Expiration time cannot exceed 30 days",
         ));
     }
+    within_ceiling(&state, exp, now)?;
     let mut payload = Map::new();
     payload.insert("sub".into(), json!(principal.env.environment.id));
     payload.insert("pub".into(), json!(true));
@@ -167,7 +182,7 @@ pub async fn create_public_token(
 
 /// What a credential resolves to (taskgate's addition): the environment it acts in, how it
 /// authenticated and, for a JWT, its acting user. Accepts secret keys and public JWTs.
-#[utoipa::path(get, path = "/api/v1/auth/credential", tag = "public tokens",
+#[utoipa::path(get, path = "/api/v1/auth/credential", tag = "public tokens", security(("secretKey" = []), ("publicAccessToken" = [])),
     responses((status = 200, body = CredentialDescription, description = "The environment and how the credential matched"),
               (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn describe_credential(

@@ -26,6 +26,7 @@ use super::workers::require_project;
 use crate::auth::extract::{bearer_token, SecretKeyAuth, UserAuth};
 use crate::auth::{EnvPrincipal, UserPrincipal};
 use crate::error::{ApiError, ApiResult};
+use crate::public_url::PublicUrl;
 use crate::state::AppState;
 
 /// Longest variable name.
@@ -158,12 +159,13 @@ pub(crate) async fn resolved(
 }
 
 /// What a worker's task processes get: the environment's variables and the platform's.
-#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/envvars", tag = "envvars",
+#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/envvars", tag = "envvars", security(("secretKey" = [])),
     params(("projectRef" = String, Path)),
     responses((status = 200, body = EnvVarsResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn worker_env_vars(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,
+    PublicUrl(base): PublicUrl,
     Path(project_ref): Path<String>,
 ) -> ApiResult<Json<EnvVarsResponse>> {
     require_project(&principal, &project_ref)?;
@@ -173,7 +175,7 @@ pub async fn worker_env_vars(
         .map(|(k, (v, _))| (k, v))
         .collect();
     // The platform's variables win: they say where this server is.
-    let platform = env_vars(&state, &principal.env).await?;
+    let platform = env_vars(&state, &base, &principal.env).await?;
     for key in [
         "TRIGGER_API_URL",
         "TRIGGER_STREAM_URL",
@@ -188,7 +190,7 @@ pub async fn worker_env_vars(
 }
 
 /// An environment's variables; secret ones redacted.
-#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/envvars/{env}", tag = "envvars",
+#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/envvars/{env}", tag = "envvars", security(("personalAccessToken" = []), ("userActorToken" = []), ("secretKey" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path, description = "dev, staging, prod or preview")),
     responses((status = 200, body = Vec<EnvVarItem>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_env_vars(
@@ -211,7 +213,7 @@ pub async fn list_env_vars(
 }
 
 /// Sets one variable (replacing its value).
-#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/envvars/{env}", tag = "envvars",
+#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/envvars/{env}", tag = "envvars", security(("personalAccessToken" = []), ("userActorToken" = []), ("secretKey" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path)),
     request_body = CreateEnvVarRequest,
     responses((status = 200, body = EnvVarSuccess), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -243,7 +245,7 @@ pub async fn create_env_var(
 }
 
 /// One variable's value (secret ones too: the caller may read this environment's secrets).
-#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/envvars/{env}/{name}", tag = "envvars",
+#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/envvars/{env}/{name}", tag = "envvars", security(("personalAccessToken" = []), ("userActorToken" = []), ("secretKey" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = EnvVarValue), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_env_var(
@@ -261,7 +263,7 @@ pub async fn get_env_var(
 }
 
 /// Changes an existing variable's value.
-#[utoipa::path(put, path = "/api/v1/projects/{projectRef}/envvars/{env}/{name}", tag = "envvars",
+#[utoipa::path(put, path = "/api/v1/projects/{projectRef}/envvars/{env}/{name}", tag = "envvars", security(("personalAccessToken" = []), ("userActorToken" = []), ("secretKey" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path), ("name" = String, Path)),
     request_body = UpdateEnvVarRequest,
     responses((status = 200, body = EnvVarSuccess), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -291,7 +293,7 @@ pub async fn update_env_var(
 }
 
 /// Deletes a variable.
-#[utoipa::path(delete, path = "/api/v1/projects/{projectRef}/envvars/{env}/{name}", tag = "envvars",
+#[utoipa::path(delete, path = "/api/v1/projects/{projectRef}/envvars/{env}/{name}", tag = "envvars", security(("personalAccessToken" = []), ("userActorToken" = []), ("secretKey" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = EnvVarSuccess), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_env_var(
@@ -310,7 +312,7 @@ pub async fn delete_env_var(
 }
 
 /// Sets many variables at once; existing ones keep their values unless `override` is set.
-#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/envvars/{env}/import", tag = "envvars",
+#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/envvars/{env}/import", tag = "envvars", security(("personalAccessToken" = []), ("userActorToken" = []), ("secretKey" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path)),
     request_body = ImportEnvVarsRequest,
     responses((status = 200, body = EnvVarSuccess), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]

@@ -9,7 +9,7 @@ use taskgate_api::HealthResponse;
 use crate::state::AppState;
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthResponse)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = HealthResponse)))]
 pub async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok".into(),
@@ -17,7 +17,7 @@ pub async fn healthz() -> Json<HealthResponse> {
 }
 
 /// The database answers; 503 when it does not.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
     match state.store.ping().await {
@@ -41,7 +41,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
 
 /// Prometheus metrics: requests by route template and status, request latency, database
 /// queries by operation, pool and cache sizes.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, content_type = "text/plain", description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let (keys, negative, envs) = state.cache.sizes();

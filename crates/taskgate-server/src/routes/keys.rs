@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 /// Generates a new secret key. The old key keeps working until `revokedApiKey.expiresAt`
 /// (now + the configured grace, 24 h by default); an administrator can end or extend that.
-#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/{env}/regenerate-api-key", tag = "keys",
+#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/{env}/regenerate-api-key", tag = "keys", security(("personalAccessToken" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path, description = "dev, staging, prod or preview")),
     responses((status = 200, body = RegenerateApiKeyResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -64,7 +64,7 @@ pub async fn regenerate_api_key(
 
 /// The revoked keys of an environment with their grace windows and how much each is still
 /// used, so an operator can see when clients have moved over.
-#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/{env}/revoked-api-keys", tag = "keys",
+#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/{env}/revoked-api-keys", tag = "keys", security(("personalAccessToken" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path, description = "dev, staging, prod or preview")),
     responses((status = 200, body = RevokedKeyListResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_revoked_api_keys(

@@ -78,9 +78,10 @@ pub(crate) fn required_name(
     max: usize,
 ) -> Result<String, crate::error::ApiError> {
     let v = value.trim();
-    if v.is_empty() || v.chars().count() > max {
+    if v.is_empty() || v.chars().count() > max || v.chars().any(taskgate_core::text::is_unsafe_char)
+    {
         return Err(crate::error::ApiError::invalid_body(format!(
-            "{field} must be 1 to {max} characters"
+            "{field} must be 1 to {max} characters, without control characters or bidirectional overrides"
         )));
     }
     Ok(v.to_string())

@@ -16,7 +16,7 @@ use crate::json::ApiJson;
 use crate::state::AppState;
 
 /// Organizations the caller belongs to.
-#[utoipa::path(get, path = "/api/v1/orgs", tag = "tenancy",
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
     responses((status = 200, body = Vec<OrgResponse>), (status = 401, body = ErrorBody)))]
 pub async fn list_orgs(
     State(state): State<AppState>,
@@ -29,7 +29,7 @@ pub async fn list_orgs(
 }
 
 /// Creates an organization; the caller becomes its owner.
-#[utoipa::path(post, path = "/api/v1/orgs", tag = "tenancy", request_body = CreateOrgRequest,
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])), request_body = CreateOrgRequest,
     responses((status = 201, body = OrgResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_org(
     State(state): State<AppState>,
@@ -67,9 +67,9 @@ pub async fn create_org(
 }
 
 /// Members of an organization (any member may list them).
-#[utoipa::path(get, path = "/api/v1/orgs/{orgParam}/members", tag = "tenancy",
+#[utoipa::path(get, path = "/api/v1/orgs/{orgParam}/members", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
     params(("orgParam" = String, Path, description = "organization id or slug")),
-    responses((status = 200, body = Vec<MemberResponse>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<MemberResponse>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_members(
     State(state): State<AppState>,
     UserAuth(user): UserAuth,
@@ -92,7 +92,7 @@ pub async fn list_members(
 
 /// Adds an existing user to an organization with a role; they get a dev environment in every
 /// project.
-#[utoipa::path(post, path = "/api/v1/orgs/{orgParam}/members", tag = "tenancy", request_body = AddMemberRequest,
+#[utoipa::path(post, path = "/api/v1/orgs/{orgParam}/members", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])), request_body = AddMemberRequest,
     params(("orgParam" = String, Path, description = "organization id or slug")),
     responses((status = 201, body = MemberResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn add_member(
@@ -170,7 +170,7 @@ fn member_response(m: &taskgate_store::Member) -> MemberResponse {
 
 /// Soft-deletes an organization (owners only): its projects' keys and tokens stop working at
 /// once; its rows are kept.
-#[utoipa::path(delete, path = "/api/v1/orgs/{orgParam}", tag = "tenancy",
+#[utoipa::path(delete, path = "/api/v1/orgs/{orgParam}", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
     params(("orgParam" = String, Path, description = "organization id or slug")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn delete_org(

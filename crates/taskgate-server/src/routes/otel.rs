@@ -40,11 +40,10 @@ fn mac(state: &AppState, environment_id: &str) -> String {
     hex::encode(&digest[..MAC_HEX_LEN / 2])
 }
 
-/// The OTLP endpoint a worker of `environment_id` exports to.
-pub fn endpoint(state: &AppState, environment_id: &str) -> String {
+/// The OTLP endpoint a worker of `environment_id` exports to, under `base` (the public URL).
+pub fn endpoint(state: &AppState, base: &str, environment_id: &str) -> String {
     format!(
-        "{}/otel/{environment_id}.{}",
-        state.config.public_url,
+        "{base}/otel/{environment_id}.{}",
         mac(state, environment_id)
     )
 }
@@ -69,7 +68,7 @@ fn is_protobuf(headers: &HeaderMap) -> bool {
 }
 
 /// Logs under a credential: stored for the environment's runs.
-#[utoipa::path(post, path = "/otel/{credential}/v1/logs", tag = "engine",
+#[utoipa::path(post, path = "/otel/{credential}/v1/logs", tag = "engine", security(()),
     params(("credential" = String, Path, description = "environment id and mac, as given to the worker")),
     request_body(content = Object, description = "OTLP ExportLogsServiceRequest, JSON or protobuf"),
     responses((status = 200, body = Object), (status = 400, body = taskgate_api::ErrorBody), (status = 401, body = taskgate_api::ErrorBody)))]
@@ -95,7 +94,7 @@ pub async fn export_logs(
 }
 
 /// Spans and metrics under a credential: accepted and counted.
-#[utoipa::path(post, path = "/otel/{credential}/v1/{signal}", tag = "engine",
+#[utoipa::path(post, path = "/otel/{credential}/v1/{signal}", tag = "engine", security(()),
     params(("credential" = String, Path), ("signal" = String, Path, description = "traces or metrics")),
     request_body(content = Object, description = "OTLP export request, JSON or protobuf"),
     responses((status = 200, body = Object), (status = 401, body = taskgate_api::ErrorBody), (status = 404, body = taskgate_api::ErrorBody)))]
@@ -111,7 +110,7 @@ pub async fn export_signal(
 
 /// The plain collector paths (`/otel/v1/{traces,logs,metrics}`): answered, nothing stored,
 /// since nothing says whose the records are.
-#[utoipa::path(post, path = "/otel/v1/{signal}", tag = "engine",
+#[utoipa::path(post, path = "/otel/v1/{signal}", tag = "engine", security(()),
     params(("signal" = String, Path, description = "traces, logs or metrics")),
     responses((status = 200, body = Object), (status = 404, body = taskgate_api::ErrorBody)))]
 pub async fn export_anonymous(Path(signal): Path<String>) -> ApiResult<Json<Value>> {

@@ -22,7 +22,7 @@ use crate::json::ApiJson;
 use crate::state::AppState;
 
 /// Live projects of an organization.
-#[utoipa::path(get, path = "/api/v1/orgs/{orgParam}/projects", tag = "tenancy",
+#[utoipa::path(get, path = "/api/v1/orgs/{orgParam}/projects", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
     params(("orgParam" = String, Path, description = "organization id or slug")),
     responses((status = 200, body = Vec<ProjectResponse>), (status = 403, body = ErrorBody)))]
 pub async fn list_projects(
@@ -43,7 +43,7 @@ pub async fn list_projects(
 
 /// Creates a project with staging, production and preview environments and a development
 /// environment for every member.
-#[utoipa::path(post, path = "/api/v1/orgs/{orgParam}/projects", tag = "tenancy", request_body = CreateProjectRequest,
+#[utoipa::path(post, path = "/api/v1/orgs/{orgParam}/projects", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])), request_body = CreateProjectRequest,
     params(("orgParam" = String, Path, description = "organization id or slug")),
     responses((status = 201, body = ProjectResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_project(
@@ -89,7 +89,7 @@ pub async fn create_project(
 }
 
 /// An environment's secret key (upstream shape); `dev` is the caller's own dev environment.
-#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/{env}", tag = "keys",
+#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/{env}", tag = "keys", security(("personalAccessToken" = []), ("userActorToken" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path, description = "dev, staging, prod or preview"),
            ("x-trigger-branch" = Option<String>, Header)),
     responses((status = 200, body = EnvironmentKeyResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -108,14 +108,14 @@ pub async fn get_environment_key(
     Ok(Json(EnvironmentKeyResponse {
         api_key: key.expose_secret().to_string(),
         name: access.project.name,
-        api_url: state.config.public_url.clone(),
+        api_url: crate::public_url::public_url(&state, &headers),
         project_id: access.project.id,
     }))
 }
 
 /// Creates (or re-opens) a branch child of the project's preview environment or the caller's
 /// dev environment. Clients then use the parent's key with `x-trigger-branch`.
-#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/branches", tag = "keys", request_body = UpsertBranchRequest,
+#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/branches", tag = "keys", security(("personalAccessToken" = []), ("userActorToken" = [])), request_body = UpsertBranchRequest,
     params(("projectRef" = String, Path)),
     responses((status = 200, body = BranchResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn upsert_branch(
@@ -130,8 +130,9 @@ pub async fn upsert_branch(
         _ => return Err(ApiError::invalid_body("env must be preview or dev")),
     };
     let branch = taskgate_core::branch::sanitize_branch(Some(&body.branch))
-        .filter(|b| b.len() <= 255 && !(env_type == EnvType::Development && b == "default"))
+        .filter(|b| !(env_type == EnvType::Development && b == "default"))
         .ok_or_else(|| ApiError::invalid_body("branch is not a usable branch name"))?;
+    taskgate_core::text::check_branch_name(&branch).map_err(ApiError::invalid_body)?;
     let access = project_for_user(&state, &user, &project_ref).await?;
     require(
         &state,
@@ -159,7 +160,7 @@ pub async fn upsert_branch(
 }
 
 /// Soft-deletes a project: its keys and tokens stop working at once; its rows are kept.
-#[utoipa::path(delete, path = "/api/v1/projects/{projectRef}", tag = "tenancy", params(("projectRef" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/projects/{projectRef}", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])), params(("projectRef" = String, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_project(
     State(state): State<AppState>,

@@ -51,7 +51,7 @@ fn token_response(t: PersonalAccessToken) -> TokenResponse {
 }
 
 /// Creates a personal access token for the caller; the plaintext is in this response only.
-#[utoipa::path(post, path = "/api/v1/personal-access-tokens", tag = "tokens", request_body = CreateTokenRequest,
+#[utoipa::path(post, path = "/api/v1/personal-access-tokens", tag = "tokens", security(("personalAccessToken" = [])), request_body = CreateTokenRequest,
     responses((status = 201, body = CreatedTokenResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn create_token(
     State(state): State<AppState>,
@@ -64,7 +64,7 @@ pub async fn create_token(
 }
 
 /// The caller's tokens, revoked ones included, never their plaintext.
-#[utoipa::path(get, path = "/api/v1/personal-access-tokens", tag = "tokens",
+#[utoipa::path(get, path = "/api/v1/personal-access-tokens", tag = "tokens", security(("personalAccessToken" = [])),
     responses((status = 200, body = TokenListResponse), (status = 401, body = ErrorBody)))]
 pub async fn list_tokens(
     State(state): State<AppState>,
@@ -78,7 +78,7 @@ pub async fn list_tokens(
 
 /// Revokes one of the caller's tokens, and with it every user-actor token minted from it and
 /// every environment JWT exchanged from either, at once.
-#[utoipa::path(delete, path = "/api/v1/personal-access-tokens/{id}", tag = "tokens", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/personal-access-tokens/{id}", tag = "tokens", security(("personalAccessToken" = [])), params(("id" = String, Path)),
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_token(
     State(state): State<AppState>,

@@ -34,7 +34,7 @@ const PAT_CLIENT: &str = "personal-access-token";
 
 /// Mints a user-actor token from a personal access token: `{cap?, client?, ttlSeconds?}`,
 /// default lifetime 3600 s, ceiling configurable (365 days by default); over it is a 400.
-#[utoipa::path(post, path = "/api/v1/auth/user-actor-token", tag = "user tokens",
+#[utoipa::path(post, path = "/api/v1/auth/user-actor-token", tag = "user tokens", security(("personalAccessToken" = [])),
     request_body(content = Object, description = "{cap?: string[], client?: string (1–255), ttlSeconds?: integer}"),
     responses((status = 200, body = Object, description = "{\"token\": \"tr_uat_…\", \"expiresInSeconds\": n}"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -61,6 +61,10 @@ pub async fn mint_user_actor_token(
         ),
         Some(_) => return Err(ApiError::invalid_body("cap must be an array of strings")),
     };
+    for scope in cap.iter().flatten() {
+        taskgate_core::scope::check_grammar(scope)
+            .map_err(|e| ApiError::invalid_body(format!("cap: {e}")))?;
+    }
     let client = match body.get("client") {
         None => None,
         Some(Value::String(c)) if (1..=255).contains(&c.chars().count()) => Some(c.clone()),
@@ -120,7 +124,7 @@ fn assert_environment_claim(claims: &UatClaims, env_id: &str) -> ApiResult<()> {
 
 /// Exchanges a personal access token or user-actor token for an environment JWT whose `act`
 /// claim names the user. Scopes are clamped to role ∩ cap (denied ones dropped, as upstream).
-#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/{env}/jwt", tag = "user tokens",
+#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/{env}/jwt", tag = "user tokens", security(("personalAccessToken" = []), ("userActorToken" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path, description = "dev, staging, prod or preview"),
            ("x-trigger-branch" = Option<String>, Header)),
     request_body(content = Object, description = "{claims?: {scopes?: string[]}, expirationTime?: number | string}"),
@@ -163,7 +167,10 @@ pub async fn exchange_env_jwt(
                 Some(r) if !r.is_empty() => r,
                 _ => cap,
             };
-            let exp = uat_expiry(body.expiration_time.as_ref(), now).min(claims.expires_at);
+            // Never past the user-actor token itself, nor past the JWT ceiling.
+            let exp = uat_expiry(body.expiration_time.as_ref(), now)
+                .min(claims.expires_at)
+                .min(now.saturating_add(state.config.max_jwt_ttl_seconds));
             (
                 Some(within(&wanted, &ceiling)),
                 exp,
@@ -176,6 +183,7 @@ pub async fn exchange_env_jwt(
         UserCredential::Pat { .. } => {
             let exp = jose_expiration(body.expiration_time.as_ref(), "1h", now)
                 .map_err(|_| ApiError::bad_request("Invalid expiration time"))?;
+            super::auth_tokens::within_ceiling(&state, exp, now)?;
             (
                 requested.map(|r| within(&r, &ceiling)),
                 exp,

@@ -1,15 +1,18 @@
 //! `GET /api/v2/whoami`, what the official CLI calls to recognise a logged-in profile.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use taskgate_api::*;
 
 use crate::auth::extract::AccessTokenPat;
 use crate::error::ApiResult;
+use crate::json::ApiQuery;
+use crate::public_url::PublicUrl;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct WhoAmIParams {
     /// Adds the project when the caller can access it.
@@ -17,14 +20,14 @@ pub struct WhoAmIParams {
 }
 
 /// The user behind a personal access token (spec errors-runs-sdk §6.3).
-#[utoipa::path(get, path = "/api/v2/whoami", tag = "tokens", params(WhoAmIParams),
+#[utoipa::path(get, path = "/api/v2/whoami", tag = "tokens", security(("personalAccessToken" = [])), params(WhoAmIParams),
     responses((status = 200, body = WhoAmIResponse), (status = 401, body = ErrorBody)))]
 pub async fn whoami(
     State(state): State<AppState>,
     AccessTokenPat(user): AccessTokenPat,
-    Query(params): Query<WhoAmIParams>,
+    PublicUrl(base): PublicUrl,
+    ApiQuery(params): ApiQuery<WhoAmIParams>,
 ) -> ApiResult<Json<WhoAmIResponse>> {
-    let base = state.config.public_url.clone();
     let project = match params.project_ref.as_deref() {
         Some(r) => state
             .store

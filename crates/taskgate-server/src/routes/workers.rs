@@ -100,6 +100,10 @@ fn worker_task(t: &TaskManifest) -> ApiResult<WorkerTask> {
 
 /// Refuses a manifest that defines a task id twice, naming where (upstream's words).
 fn no_duplicate_ids(tasks: &[TaskManifest]) -> ApiResult<()> {
+    for t in tasks {
+        taskgate_core::text::check_task_id(&t.id)
+            .map_err(|e| ApiError::invalid_body(format!("task {:?}: {e}", t.id)))?;
+    }
     let mut seen = HashSet::new();
     let mut duplicates = Vec::new();
     for t in tasks {
@@ -128,7 +132,7 @@ fn no_duplicate_ids(tasks: &[TaskManifest]) -> ApiResult<()> {
 }
 
 /// Registers a build of the project's tasks as the environment's current worker.
-#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/background-workers", tag = "engine",
+#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/background-workers", tag = "engine", security(("secretKey" = [])),
     params(("projectRef" = String, Path)),
     request_body = CreateBackgroundWorkerRequest,
     responses((status = 200, body = CreateBackgroundWorkerResponse), (status = 400, body = ErrorBody),
@@ -182,7 +186,7 @@ pub async fn create_background_worker(
 }
 
 /// Whether a `trigger.dev dev` is connected to the caller's development environment.
-#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/dev-status", tag = "engine",
+#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/dev-status", tag = "engine", security(("personalAccessToken" = []), ("userActorToken" = [])),
     params(("projectRef" = String, Path)),
     responses((status = 200, body = DevStatusResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn dev_status(
@@ -197,7 +201,7 @@ pub async fn dev_status(
 }
 
 /// The environment's current worker and its tasks (`current` is the only tag served).
-#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/{env}/workers/{tagName}", tag = "engine",
+#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/{env}/workers/{tagName}", tag = "engine", security(("personalAccessToken" = []), ("userActorToken" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path, description = "dev, staging, prod or preview"),
            ("tagName" = String, Path, description = "current"), ("x-trigger-branch" = Option<String>, Header)),
     responses((status = 200, body = CurrentWorkerResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -260,7 +264,7 @@ pub async fn current_worker(
         urls: WorkerUrls {
             runs: format!(
                 "{}/orgs/{}/projects/{}/env/{env_slug}/runs?versions={}",
-                state.config.public_url,
+                crate::public_url::public_url(&state, &headers),
                 access.organization.slug,
                 access.project.slug,
                 worker.version

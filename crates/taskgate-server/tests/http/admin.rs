@@ -136,7 +136,54 @@ async fn the_audit_log_pages_and_filters(b: Backend) {
     app.cleanup().await;
 }
 
+async fn an_existing_admin_token_file_is_never_overwritten(b: Backend) {
+    let app = TestApp::new(b).await;
+    let file = app.data_dir().join("admin-token");
+    let before = std::fs::read_to_string(&file).unwrap();
+    // The same data dir, another (empty) database: as when a start on the other backend
+    // follows a first one.
+    let other_dir = tempfile::tempdir().unwrap();
+    let (other, schema): (std::sync::Arc<dyn taskgate_store::Store>, _) = match b {
+        Backend::Sqlite => (
+            std::sync::Arc::new(
+                taskgate_store_sqlite::SqliteStore::open(&other_dir.path().join("t.db"))
+                    .await
+                    .unwrap(),
+            ),
+            None,
+        ),
+        Backend::Postgres => {
+            let (s, schema, url) = taskgate_store_postgres::testing::fresh_schema_store()
+                .await
+                .unwrap()
+                .unwrap();
+            (std::sync::Arc::new(s), Some((url, schema)))
+        }
+    };
+    let written = taskgate_server::bootstrap::bootstrap_admin(&*other, &app.state.config)
+        .await
+        .unwrap()
+        .expect("the new database got its administrator");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        before,
+        "left as it was"
+    );
+    assert_eq!(written, app.data_dir().join("admin-token.new"));
+    let token = std::fs::read_to_string(&written).unwrap();
+    assert!(token.trim().starts_with("tr_pat_") && token != before);
+    // And the first database's administrator still gets in with the first file.
+    let r = app.get("/api/v1/orgs", before.trim()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    other.close().await;
+    if let Some((url, schema)) = schema {
+        taskgate_store_postgres::testing::drop_schema(&url, &schema).await;
+    }
+    app.cleanup().await;
+}
+
 on_both!(
+    an_existing_admin_token_file_is_never_overwritten,
     only_administrators_manage_users,
     the_audit_log_pages_and_filters
 );

@@ -70,7 +70,7 @@ impl TestApp {
 
     pub async fn with_config(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
         if std::env::var("TEST_LOG").is_ok() {
-            taskgate_server::telemetry::init_logging();
+            let _ = taskgate_server::telemetry::init_logging();
         }
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());

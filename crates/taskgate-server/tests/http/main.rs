@@ -12,5 +12,6 @@ mod projects;
 mod public_tokens;
 mod realtime;
 mod runs;
+mod serving;
 mod tokens;
 mod user_actor;

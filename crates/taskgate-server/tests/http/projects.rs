@@ -74,6 +74,10 @@ async fn unknown_projects_and_environments_are_clear(b: Backend) {
         (r.status, r.body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("Invalid Params"))
     );
+    assert_eq!(
+        r.body["detail"],
+        "The environment must be one of dev, staging, prod or preview"
+    );
     let r = app
         .request(
             axum::http::Method::GET,
@@ -148,7 +152,79 @@ async fn keys_are_not_stored_in_plaintext(b: Backend) {
     app.cleanup().await;
 }
 
+async fn names_with_control_characters_are_refused(b: Backend) {
+    let app = TestApp::new(b).await;
+    let token = app.admin_token.clone();
+    let (org, project) = app.org_and_project(&token).await;
+    for branch in ["\u{0}", " ", ".", "..", "a\nb", "x\u{202E}y"] {
+        let r = app
+            .post(
+                &format!("/api/v1/projects/{project}/branches"),
+                &token,
+                json!({ "env": "preview", "branch": branch }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{branch:?}: {}", r.text);
+        assert!(
+            r.body["issues"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("branch must be 1 to 255 bytes"),
+            "{}",
+            r.text
+        );
+    }
+    let r = app
+        .post(
+            &format!("/api/v1/projects/{project}/branches"),
+            &token,
+            json!({ "env": "preview", "branch": "feature/login" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/v1/orgs/{org}/projects"),
+            &token,
+            json!({ "name": "evil\u{202E}gpj.exe" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let key = app.env_key(&token, &project, "prod").await;
+    for task in ["a%00b", "a%0Ab", &"x".repeat(129)] {
+        let r = app
+            .post(&format!("/api/v1/tasks/{task}/trigger"), &key, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{task}: {}", r.text);
+        assert!(r.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("A task id must be"));
+    }
+    app.cleanup().await;
+}
+
+async fn api_url_follows_the_request_without_a_public_url(b: Backend) {
+    let app = TestApp::with_config(b, |c| c.public_url = None).await;
+    let token = app.admin_token.clone();
+    let (_, project) = app.org_and_project(&token).await;
+    let path = format!("/api/v1/projects/{project}/prod");
+    let get = |headers: &'static [(&'static str, &'static str)]| {
+        app.request(axum::http::Method::GET, &path, Some(&token), None, headers)
+    };
+    let r = get(&[("host", "taskgate.internal:3030")]).await;
+    assert_eq!(r.body["apiUrl"], "http://taskgate.internal:3030");
+    let r = get(&[("host", "tg.example.com"), ("x-forwarded-proto", "https")]).await;
+    assert_eq!(r.body["apiUrl"], "https://tg.example.com");
+    // A Host that is not a plain authority is not put into a URL.
+    let r = get(&[("host", "evil.com/phish")]).await;
+    assert_eq!(r.body["apiUrl"], "http://127.0.0.1:0");
+    app.cleanup().await;
+}
+
 on_both!(
+    api_url_follows_the_request_without_a_public_url,
+    names_with_control_characters_are_refused,
     a_project_gets_every_environment_with_upstream_key_formats,
     unknown_projects_and_environments_are_clear,
     keys_are_not_stored_in_plaintext

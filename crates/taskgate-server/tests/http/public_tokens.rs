@@ -403,7 +403,95 @@ async fn an_expired_token_is_never_retried_with_old_keys(b: Backend) {
     app.cleanup().await;
 }
 
+async fn an_expired_token_says_it_expired(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let env = env_id(&app, &key).await;
+    let token = sign(claims(&env, 60), &key);
+    app.clock.advance(Duration::minutes(2));
+    let r = credential(&app, &token).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["error"], "Public Access Token is invalid");
+    assert_eq!(r.body["detail"], "The token has expired");
+    // A forged token is not told whether it would have expired.
+    let forged = sign(claims(&env, -60), "not-the-key");
+    let r = credential(&app, &forged).await;
+    assert_eq!(
+        r.body["detail"],
+        "The signature does not match the environment's keys"
+    );
+    app.cleanup().await;
+}
+
+async fn minted_lifetimes_are_bounded_by_the_ceiling(b: Backend) {
+    let app = TestApp::with_config(b, |c| c.max_jwt_ttl_seconds = 86_400).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let now = t0().timestamp();
+    for (route, body) in [
+        ("/api/v1/auth/jwt", json!({ "expirationTime": i64::MAX })),
+        ("/api/v1/auth/jwt", json!({ "expirationTime": "2d" })),
+        (
+            "/api/v1/auth/jwt",
+            json!({ "expirationTime": now + 86_401 }),
+        ),
+    ] {
+        let r = app.post(route, &key, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{route} {body}");
+        assert_eq!(
+            r.body["error"],
+            "Expiration time must be at most 86400 seconds from now"
+        );
+    }
+    let r = app
+        .post("/api/v1/auth/jwt", &key, json!({ "expirationTime": "1d" }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/auth/public-tokens",
+            &key,
+            json!({ "scopes": ["read:runs"], "expirationTime": "2d" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    app.cleanup().await;
+}
+
+async fn a_token_without_exp_lives_until_iat_plus_the_ceiling(b: Backend) {
+    let app = TestApp::with_config(b, |c| c.max_jwt_ttl_seconds = 3600).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let env = env_id(&app, &key).await;
+    let now = t0().timestamp();
+    let no_exp = sign(
+        json!({ "sub": env, "pub": true, "scopes": ["read:runs"], "iss": jwt::ISSUER, "aud": jwt::AUDIENCE, "iat": now }),
+        &key,
+    );
+    let far_exp = sign(claims(&env, 100 * 365 * 86_400), &key);
+    let neither = sign(
+        json!({ "sub": env, "pub": true, "iss": jwt::ISSUER, "aud": jwt::AUDIENCE }),
+        &key,
+    );
+    assert_eq!(credential(&app, &no_exp).await.status, StatusCode::OK);
+    assert_eq!(credential(&app, &far_exp).await.status, StatusCode::OK);
+    let r = credential(&app, &neither).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("The token's lifetime is not bounded"));
+    app.clock.advance(Duration::hours(1));
+    for t in [&no_exp, &far_exp] {
+        let r = credential(&app, t).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.body["detail"], "The token has expired");
+    }
+    app.cleanup().await;
+}
+
 on_both!(
+    an_expired_token_says_it_expired,
+    minted_lifetimes_are_bounded_by_the_ceiling,
+    a_token_without_exp_lives_until_iat_plus_the_ceiling,
     tokens_survive_a_rotation_until_the_grace_ends,
     minted_tokens_are_signed_with_the_current_key,
     public_tokens_route_checks_scopes_and_expiry,

@@ -546,7 +546,26 @@ async fn operators_can_plug_in_their_own_policy(b: Backend) {
     app.cleanup().await;
 }
 
+async fn a_cap_that_cannot_grant_is_refused(b: Backend) {
+    let app = TestApp::new(b).await;
+    let admin = app.admin_token.clone();
+    let r = mint(&app, &admin, json!({ "cap": ["read:runs", "bogus"] })).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.body["issues"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cap: \"bogus\" is not a scope"),
+        "{}",
+        r.text
+    );
+    let r = mint(&app, &admin, json!({ "cap": ["read:runs"] })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.cleanup().await;
+}
+
 on_both!(
+    a_cap_that_cannot_grant_is_refused,
     operators_can_plug_in_their_own_policy,
     user_actor_tokens_are_minted_from_pats_only,
     the_uat_ceiling_is_configurable,

@@ -77,12 +77,8 @@ impl Client {
             }
             Err(ureq::Error::Status(status, response)) => {
                 let reason = response.status_text().to_string();
-                let message = response
-                    .into_json::<Value>()
-                    .ok()
-                    .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-                    .unwrap_or(reason);
-                bail!("{message} (HTTP {status})")
+                let body = response.into_json::<Value>().ok();
+                bail!("{} (HTTP {status})", describe_error(body.as_ref(), &reason))
             }
             Err(ureq::Error::Transport(t)) => {
                 let mut detail = t.kind().to_string();
@@ -110,14 +106,65 @@ pub fn segment(s: &str) -> String {
         .collect()
 }
 
+/// A server's error answer as one line: its `error`, then what it says more precisely (the
+/// `issues` of a validation failure, or a `detail`), e.g. `Invalid request body:
+/// ttlSeconds must be at most 31536000`.
+fn describe_error(body: Option<&Value>, reason: &str) -> String {
+    let Some(body) = body else {
+        return reason.to_string();
+    };
+    let error = body
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or(reason)
+        .to_string();
+    let mut more: Vec<String> = body
+        .get("issues")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("message").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    if let Some(d) = body.get("detail").and_then(Value::as_str) {
+        more.push(d.to_string());
+    }
+    if more.is_empty() {
+        error
+    } else {
+        format!("{error}: {}", more.join("; "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::segment;
+    use serde_json::json;
+
+    use super::{describe_error, segment};
 
     #[test]
     fn segments_are_encoded() {
         assert_eq!(segment("proj_abc-1.2~"), "proj_abc-1.2~");
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
         assert_eq!(segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn errors_carry_the_servers_detail() {
+        let body = json!({ "error": "Invalid request body", "issues": [{ "message": "ttlSeconds must be at most 31536000" }] });
+        assert_eq!(
+            describe_error(Some(&body), "Bad Request"),
+            "Invalid request body: ttlSeconds must be at most 31536000"
+        );
+        let body = json!({ "error": "Invalid Params", "detail": "The environment must be one of dev, staging, prod or preview" });
+        assert_eq!(
+            describe_error(Some(&body), "Bad Request"),
+            "Invalid Params: The environment must be one of dev, staging, prod or preview"
+        );
+        assert_eq!(
+            describe_error(Some(&json!({ "error": "Not found" })), "x"),
+            "Not found"
+        );
+        assert_eq!(describe_error(None, "Bad Gateway"), "Bad Gateway");
     }
 }

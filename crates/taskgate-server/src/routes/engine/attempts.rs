@@ -17,6 +17,8 @@ use taskgate_core::engine::{AttemptStatus, Completion, EngineError, Event, RunSt
 use taskgate_core::task_error::TaskRunError;
 use taskgate_store::{Applied, EventData, Refusal, RunEvent};
 
+use crate::public_url::PublicUrl;
+
 use super::{env_vars, execution, lenient_body, required_body, run_not_found, run_ref, snapshot};
 use crate::auth::extract::SecretKeyAuth;
 use crate::auth::EnvPrincipal;
@@ -53,7 +55,7 @@ async fn apply(
 }
 
 /// Starts an attempt of a dequeued run (or the next attempt of one retrying at once).
-#[utoipa::path(post, path = "/engine/v1/dev/runs/{runFriendlyId}/snapshots/{snapshotFriendlyId}/attempts/start", tag = "engine",
+#[utoipa::path(post, path = "/engine/v1/dev/runs/{runFriendlyId}/snapshots/{snapshotFriendlyId}/attempts/start", tag = "engine", security(("secretKey" = [])),
     params(("runFriendlyId" = String, Path), ("snapshotFriendlyId" = String, Path)),
     request_body(content = Object, content_type = "text/plain", description = "{isWarmStart?}"),
     responses((status = 200, body = StartAttemptResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -61,6 +63,7 @@ async fn apply(
 pub async fn start_run_attempt(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,
+    PublicUrl(base): PublicUrl,
     Path((run_id, snapshot_id)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<StartAttemptResponse>> {
@@ -102,7 +105,7 @@ pub async fn start_run_attempt(
             ))
         })?;
     let execution = execution(env, &run, worker, task);
-    let mut vars = env_vars(&state, env).await?;
+    let mut vars = env_vars(&state, &base, env).await?;
     vars.insert("TRIGGER_RUN_ID".into(), run.friendly_id.clone());
     vars.insert(
         "TRIGGER_MACHINE_PRESET".into(),
@@ -119,7 +122,7 @@ pub async fn start_run_attempt(
 
 /// Records how an attempt ended and answers what happens next (finished, retry now, retry
 /// from the queue).
-#[utoipa::path(post, path = "/engine/v1/dev/runs/{runFriendlyId}/snapshots/{snapshotFriendlyId}/attempts/complete", tag = "engine",
+#[utoipa::path(post, path = "/engine/v1/dev/runs/{runFriendlyId}/snapshots/{snapshotFriendlyId}/attempts/complete", tag = "engine", security(("secretKey" = [])),
     params(("runFriendlyId" = String, Path), ("snapshotFriendlyId" = String, Path)),
     request_body(content = CompleteAttemptRequest, content_type = "text/plain"),
     responses((status = 200, body = CompleteAttemptResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -203,7 +206,7 @@ pub async fn complete_run_attempt(
 }
 
 /// Keeps an executing attempt alive (workers call it every 30 s).
-#[utoipa::path(post, path = "/engine/v1/dev/runs/{runFriendlyId}/snapshots/{snapshotFriendlyId}/heartbeat", tag = "engine",
+#[utoipa::path(post, path = "/engine/v1/dev/runs/{runFriendlyId}/snapshots/{snapshotFriendlyId}/heartbeat", tag = "engine", security(("secretKey" = [])),
     params(("runFriendlyId" = String, Path), ("snapshotFriendlyId" = String, Path)),
     request_body(content = Object, content_type = "text/plain", description = "{cpu?, memory?}"),
     responses((status = 200, body = HeartbeatResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -233,7 +236,7 @@ pub async fn heartbeat_run(
 /// the read replica when there is one, unless the replica's row is older than a change this
 /// node has heard of, in which case the primary answers: a worker shown an older snapshot
 /// would drop its run.
-#[utoipa::path(get, path = "/engine/v1/dev/runs/{runFriendlyId}/snapshots/latest", tag = "engine",
+#[utoipa::path(get, path = "/engine/v1/dev/runs/{runFriendlyId}/snapshots/latest", tag = "engine", security(("secretKey" = [])),
     params(("runFriendlyId" = String, Path)),
     responses((status = 200, body = LatestSnapshotResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn latest_snapshot(
@@ -262,7 +265,7 @@ pub async fn latest_snapshot(
 
 /// The CLI's debug log of a run. Its lines describe the CLI's own bookkeeping, not the task,
 /// so they are read (for a clear error on a bad body) and dropped.
-#[utoipa::path(post, path = "/engine/v1/dev/runs/{runFriendlyId}/logs/debug", tag = "engine",
+#[utoipa::path(post, path = "/engine/v1/dev/runs/{runFriendlyId}/logs/debug", tag = "engine", security(("secretKey" = [])),
     params(("runFriendlyId" = String, Path)),
     request_body(content = Object, content_type = "text/plain", description = "{time, message, properties?}"),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]

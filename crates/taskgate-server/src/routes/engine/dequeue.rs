@@ -20,7 +20,7 @@ use crate::realtime::{queue_key, slots_key};
 use crate::state::AppState;
 
 /// Takes the next run for the caller's worker, waiting for one.
-#[utoipa::path(post, path = "/engine/v1/dev/dequeue", tag = "engine",
+#[utoipa::path(post, path = "/engine/v1/dev/dequeue", tag = "engine", security(("secretKey" = [])),
     request_body(content = DevDequeueRequest, content_type = "text/plain"),
     responses((status = 200, body = DevDequeueResponse), (status = 401, body = ErrorBody)))]
 pub async fn dequeue(
@@ -89,6 +89,8 @@ pub async fn dequeue(
         tokio::select! {
             _ = watch.rx.changed() => woken_by = watch.rx.borrow().at,
             _ = until_deadline => woken_by = None,
+            // The server is stopping: answer empty now; the worker asks again elsewhere.
+            _ = state.shutdown.wait() => return Ok(Json(empty())),
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(Json(empty()));

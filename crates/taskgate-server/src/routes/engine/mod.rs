@@ -203,6 +203,7 @@ pub fn execution(
 /// platform's, which win: where the API and the OTLP collector are.
 pub async fn env_vars(
     state: &AppState,
+    base: &str,
     env: &EnvironmentAuth,
 ) -> ApiResult<BTreeMap<String, String>> {
     let mut vars: BTreeMap<String, String> = crate::routes::envvars::resolved(state, env)
@@ -210,10 +211,9 @@ pub async fn env_vars(
         .into_iter()
         .map(|(k, (v, _))| (k, v))
         .collect();
-    let base = state.config.public_url.clone();
-    let otel = crate::routes::otel::endpoint(state, &env.environment.id);
-    vars.insert("TRIGGER_API_URL".into(), base.clone());
-    vars.insert("TRIGGER_STREAM_URL".into(), base);
+    let otel = crate::routes::otel::endpoint(state, base, &env.environment.id);
+    vars.insert("TRIGGER_API_URL".into(), base.to_string());
+    vars.insert("TRIGGER_STREAM_URL".into(), base.to_string());
     vars.insert("TRIGGER_OTEL_EXPORTER_OTLP_ENDPOINT".into(), otel.clone());
     vars.insert("OTEL_EXPORTER_OTLP_ENDPOINT".into(), otel);
     Ok(vars)

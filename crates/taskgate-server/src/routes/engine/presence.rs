@@ -18,6 +18,7 @@ use taskgate_store::{EventData, RunEvent};
 use super::required_body;
 use crate::auth::extract::{AccessTokenPat, SecretKeyAuth};
 use crate::error::ApiResult;
+use crate::public_url::PublicUrl;
 use crate::state::AppState;
 
 /// Milliseconds the CLI waits after a dequeue that found none (upstream's; dequeues are long
@@ -31,24 +32,25 @@ const PRESENCE_STREAM_DURATION: Duration = Duration::from_secs(30);
 const MAX_DISCONNECT_RUNS: usize = 1000;
 
 /// The CLI's settings for this environment.
-#[utoipa::path(get, path = "/engine/v1/dev/config", tag = "engine",
+#[utoipa::path(get, path = "/engine/v1/dev/config", tag = "engine", security(("secretKey" = [])),
     responses((status = 200, body = DevConfigResponse), (status = 401, body = ErrorBody)))]
 pub async fn dev_config(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,
+    PublicUrl(base): PublicUrl,
 ) -> Json<DevConfigResponse> {
     Json(DevConfigResponse {
         environment_id: principal.env.environment.id.clone(),
         dequeue_interval_with_run: state.config.dequeue_interval.as_millis() as u64,
         dequeue_interval_without_run: DEQUEUE_INTERVAL_WITHOUT_RUN_MS,
         max_concurrent_runs: state.config.concurrency_limit,
-        engine_url: state.config.public_url.clone(),
+        engine_url: base,
     })
 }
 
 /// Server-sent events while the CLI is connected: `start`, then `time` every 4 s; the stream
 /// ends after 30 s and the CLI opens another. Each event records the CLI as present.
-#[utoipa::path(get, path = "/engine/v1/dev/presence", tag = "engine",
+#[utoipa::path(get, path = "/engine/v1/dev/presence", tag = "engine", security(("secretKey" = [])),
     responses((status = 200, content_type = "text/event-stream", description = "start, then time events"), (status = 401, body = ErrorBody)))]
 pub async fn dev_presence(
     State(state): State<AppState>,
@@ -57,6 +59,7 @@ pub async fn dev_presence(
     let env_id = principal.env.environment.id.clone();
     state.workers.touch_presence(&state, &env_id).await;
     tracing::debug!(env.id = %env_id, "dev presence stream opened");
+    let state_shutdown = state.shutdown.wait();
     let ticks = (PRESENCE_STREAM_DURATION.as_secs() / PRESENCE_EVENT_INTERVAL.as_secs()) as usize;
     let start = stream::once(async { Ok(SseEvent::default().event("start").data("connected")) });
     let times = stream::unfold(
@@ -73,12 +76,15 @@ pub async fn dev_presence(
             Some((Ok(event), (state, env_id, n + 1)))
         },
     );
-    Sse::new(futures::StreamExt::chain(start, times)).keep_alive(KeepAlive::default())
+    // The stream ends at once when the server stops; the CLI opens another.
+    let events =
+        futures::StreamExt::take_until(futures::StreamExt::chain(start, times), state_shutdown);
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 /// Cancels the runs a CLI left running when it died (its watchdog's last call). They end at
 /// once: no worker is left to confirm.
-#[utoipa::path(post, path = "/engine/v1/dev/disconnect", tag = "engine",
+#[utoipa::path(post, path = "/engine/v1/dev/disconnect", tag = "engine", security(("secretKey" = [])),
     request_body(content = DevDisconnectRequest, content_type = "application/json"),
     responses((status = 200, body = DevDisconnectResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn dev_disconnect(
@@ -115,7 +121,7 @@ pub async fn dev_disconnect(
 }
 
 /// Notices for the CLI's banner: taskgate has none.
-#[utoipa::path(get, path = "/api/v1/platform-notifications", tag = "engine",
+#[utoipa::path(get, path = "/api/v1/platform-notifications", tag = "engine", security(("personalAccessToken" = [])),
     responses((status = 200, body = PlatformNotificationsResponse), (status = 401, body = ErrorBody)))]
 pub async fn platform_notifications(
     AccessTokenPat(_user): AccessTokenPat,

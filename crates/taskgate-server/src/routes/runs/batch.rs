@@ -36,7 +36,7 @@ struct CreateBatchBody {
 
 /// Phase one: a batch expecting `runCount` items. A one-time-use token is spent here, by the
 /// batch's creation; phase two accepts the same token for the batch's items.
-#[utoipa::path(post, path = "/api/v3/batches", tag = "runs",
+#[utoipa::path(post, path = "/api/v3/batches", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])),
     request_body(content = Object, description = "{runCount, taskIdentifiers?, idempotencyKey?}"),
     responses((status = 202, body = Object, description = "{id, runCount, isCached, idempotencyKey?}"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -111,7 +111,7 @@ struct BatchItem {
 
 /// Phase two: the items, one JSON object per line. Items are deduplicated by index, so the
 /// SDK may resend the whole stream.
-#[utoipa::path(post, path = "/api/v3/batches/{batchId}/items", tag = "runs", params(("batchId" = String, Path)),
+#[utoipa::path(post, path = "/api/v3/batches/{batchId}/items", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])), params(("batchId" = String, Path)),
     request_body(content = String, content_type = "application/x-ndjson", description = "{index, task, payload?, options?} per line"),
     responses((status = 200, body = Object, description = "{id, itemsAccepted, itemsDeduplicated, sealed, enqueuedCount, expectedCount}"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -143,6 +143,8 @@ pub async fn stream_batch_items(
                 item.index, batch.run_count
             )));
         }
+        taskgate_core::text::check_task_id(&item.task)
+            .map_err(|e| ApiError::bad_request(format!("Validation error: line {}: {e}", n + 1)))?;
         principal.authorize("batchTrigger", &[Resource::with_id("tasks", &item.task)])?;
         items.push(item);
     }

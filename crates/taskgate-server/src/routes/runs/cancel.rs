@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// Cancels a run. A queued, delayed or dequeued run ends at once; an executing one is
 /// `CANCELED` at once and its worker is told to stop (it confirms, or the run finishes
 /// without it after a minute). A run that already finished is answered unchanged.
-#[utoipa::path(post, path = "/api/v2/runs/{runId}/cancel", tag = "runs", params(("runId" = String, Path)),
+#[utoipa::path(post, path = "/api/v2/runs/{runId}/cancel", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])), params(("runId" = String, Path)),
     responses((status = 200, body = Object, description = "{\"id\": \"run_…\"}"), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn cancel_run(
@@ -101,7 +101,7 @@ struct ReplayBody {
 }
 
 /// Triggers a new run of the same task with the same payload (or the given overrides).
-#[utoipa::path(post, path = "/api/v1/runs/{runId}/replay", tag = "runs", params(("runId" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/runs/{runId}/replay", tag = "runs", security(("secretKey" = [])), params(("runId" = String, Path)),
     request_body(content = Object, description = "optional ReplayRunRequestBody overrides"),
     responses((status = 200, body = Object, description = "{\"id\": \"<new run id>\"}"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]

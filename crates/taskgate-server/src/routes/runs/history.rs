@@ -1,7 +1,7 @@
 //! What happened inside a run (taskgate's additions to the runs API): its attempts, and the
 //! log records its worker exported.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 use taskgate_api::engine::*;
@@ -10,6 +10,7 @@ use taskgate_api::ErrorBody;
 use super::readable_run;
 use crate::auth::extract::ApiAuth;
 use crate::error::{ApiError, ApiResult};
+use crate::json::ApiQuery;
 use crate::state::AppState;
 
 /// Log records per page unless asked otherwise, and at most.
@@ -17,6 +18,7 @@ const DEFAULT_LOG_PAGE: u32 = 100;
 const MAX_LOG_PAGE: u32 = 1000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsParams {
     /// Records after this position (a previous page's `next`).
     pub after: Option<String>,
@@ -32,7 +34,7 @@ fn parse_cursor(s: &str) -> Option<(chrono::DateTime<chrono::Utc>, i64)> {
 }
 
 /// A run's attempts, oldest first.
-#[utoipa::path(get, path = "/api/v1/runs/{runId}/attempts", tag = "runs", params(("runId" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/runs/{runId}/attempts", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])), params(("runId" = String, Path)),
     responses((status = 200, body = RunAttemptsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_run_attempts(
     State(state): State<AppState>,
@@ -57,14 +59,14 @@ pub async fn list_run_attempts(
 }
 
 /// A run's log records in time order.
-#[utoipa::path(get, path = "/api/v1/runs/{runId}/logs", tag = "runs", params(("runId" = String, Path), LogsParams),
+#[utoipa::path(get, path = "/api/v1/runs/{runId}/logs", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])), params(("runId" = String, Path), LogsParams),
     responses((status = 200, body = RunLogsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_run_logs(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
     Path(run_id): Path<String>,
-    Query(params): Query<LogsParams>,
+    ApiQuery(params): ApiQuery<LogsParams>,
 ) -> ApiResult<Json<RunLogsResponse>> {
     let limit = params.limit.unwrap_or(DEFAULT_LOG_PAGE);
     if !(1..=MAX_LOG_PAGE).contains(&limit) {

@@ -142,7 +142,7 @@ fn filter(params: &HashMap<String, String>, now: DateTime<Utc>) -> ApiResult<Run
 }
 
 /// Runs of the caller's environment, newest first.
-#[utoipa::path(get, path = "/api/v1/runs", tag = "runs",
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])),
     params(("filter[status]" = Option<String>, Query), ("filter[taskIdentifier]" = Option<String>, Query), ("filter[tag]" = Option<String>, Query),
            ("filter[batch]" = Option<String>, Query), ("filter[isTest]" = Option<bool>, Query), ("filter[createdAt][from]" = Option<i64>, Query),
            ("filter[createdAt][to]" = Option<i64>, Query), ("filter[createdAt][period]" = Option<String>, Query), ("filter[queue]" = Option<String>, Query),

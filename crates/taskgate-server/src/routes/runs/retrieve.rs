@@ -11,7 +11,7 @@ use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// A run with exactly the fields the SDK's `RetrieveRunResponse` requires.
-#[utoipa::path(get, path = "/api/v3/runs/{runId}", tag = "runs", params(("runId" = String, Path)),
+#[utoipa::path(get, path = "/api/v3/runs/{runId}", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])), params(("runId" = String, Path)),
     responses((status = 200, body = Object, description = "RetrieveRunResponse"), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn retrieve_run(

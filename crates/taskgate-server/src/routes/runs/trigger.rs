@@ -333,7 +333,7 @@ fn request_key(
 
 /// Triggers a run of `taskId`; answers `{id, isCached}` with a JWT for the run in
 /// `x-trigger-jwt`.
-#[utoipa::path(post, path = "/api/v1/tasks/{taskId}/trigger", tag = "runs",
+#[utoipa::path(post, path = "/api/v1/tasks/{taskId}/trigger", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])),
     params(("taskId" = String, Path), ("idempotency-key" = Option<String>, Header), ("idempotency-key-ttl" = Option<String>, Header),
            ("x-trigger-request-idempotency-key" = Option<String>, Header, description = "Reused across the retries of one call: a retry within 1 h answers with the run the first attempt created")),
     request_body(content = Object, description = "{payload?, options?: {payloadType, idempotencyKey, idempotencyKeyTTL, tags, delay, ttl, queue, concurrencyKey, maxAttempts, metadata, metadataType, machine, test}}"),
@@ -346,6 +346,7 @@ pub async fn trigger_task(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    taskgate_core::text::check_task_id(&task_id).map_err(ApiError::bad_request)?;
     let parsed: TriggerBody = parse_json_body(&body)?;
     principal.authorize("trigger", &[Resource::with_id("tasks", &task_id)])?;
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
