@@ -52,37 +52,40 @@ pub const DEFAULT_MAX_JWT_TTL_SECONDS: i64 = 365 * 24 * 60 * 60;
 #[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServeArgs {
-    /// TOML file with any of these options (kebab-case keys); flags and env override it.
+    /// TOML file with any of these options (kebab-case keys); flags and env override it
+    /// [default: none].
     #[arg(long, env = "TASKGATE_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
-    /// Address to listen on.
+    /// Address to listen on: IP:port or host:port [default: 127.0.0.1:3030].
     #[arg(long, env = "TASKGATE_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
 
-    /// Directory for the embedded database, generated secrets and the admin token.
+    /// Directory for the embedded database, generated secrets and the admin token
+    /// [default: ./taskgate-data].
     #[arg(long, env = "TASKGATE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// PostgreSQL URL (postgres://…). Without it taskgate uses embedded SQLite in the data dir.
+    /// PostgreSQL URL (postgres://…) [default: none, embedded SQLite in the data dir].
     #[arg(long, env = "DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
 
-    /// Optional PostgreSQL read replica for read-only lookups (misses fall back to the primary).
+    /// PostgreSQL read replica for read-only lookups; misses fall back to the primary
+    /// [default: none].
     #[arg(long, env = "TASKGATE_DATABASE_REPLICA_URL", value_name = "URL")]
     pub database_replica_url: Option<String>,
 
-    /// Apply PostgreSQL migrations on start (SQLite always migrates on start).
+    /// Apply PostgreSQL migrations on start; SQLite always migrates on start [default: true].
     #[arg(long, env = "TASKGATE_MIGRATE_ON_START")]
     pub migrate_on_start: Option<bool>,
 
-    /// Email of the administrator created on first start.
+    /// Email of the administrator created on first start [default: admin@taskgate.local].
     #[arg(long, env = "TASKGATE_ADMIN_EMAIL", value_name = "EMAIL")]
     pub admin_email: Option<String>,
 
-    /// Master key sealing environment keys at rest (32 bytes, hex or base64). Generated into
-    /// the data dir on first start when unset.
+    /// Master key sealing environment keys at rest (32 bytes, hex or base64) [default:
+    /// generated into the data dir on first start].
     #[arg(
         long,
         env = "TASKGATE_ENCRYPTION_KEY",
@@ -92,7 +95,8 @@ pub struct ServeArgs {
     #[serde(skip)]
     pub encryption_key: Option<String>,
 
-    /// Secret signing user-actor tokens. Generated into the data dir on first start when unset.
+    /// Secret signing user-actor tokens, at least 32 characters [default: generated into the
+    /// data dir on first start].
     #[arg(
         long,
         env = "TASKGATE_SESSION_SECRET",
@@ -102,31 +106,36 @@ pub struct ServeArgs {
     #[serde(skip)]
     pub session_secret: Option<String>,
 
-    /// Grace window of a rotated secret key, in seconds.
+    /// Grace window of a rotated secret key, in seconds (0 to 315360000) [default: 86400].
     #[arg(long, env = "TASKGATE_GRACE_SECONDS", value_name = "SECONDS")]
     pub grace_seconds: Option<i64>,
 
-    /// Longest lifetime a user-actor token may be minted with, in seconds.
+    /// Longest lifetime a user-actor token may be minted with, in seconds (1 to 315360000)
+    /// [default: 31536000].
     #[arg(long, env = "TASKGATE_MAX_UAT_TTL_SECONDS", value_name = "SECONDS")]
     pub max_uat_ttl_seconds: Option<i64>,
 
-    /// Public URL of this server, returned as `apiUrl` (defaults to http://<listen>).
+    /// Public URL of this server, returned as `apiUrl` and given to workers [default: the URL
+    /// each request was made to, from its Host header].
     #[arg(long, env = "TASKGATE_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
-    /// Largest request body of the JSON routes, in bytes.
+    /// Largest request body of the JSON routes, in bytes (1024 to 1073741824)
+    /// [default: 1048576].
     #[arg(long, env = "TASKGATE_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
 
-    /// Largest trigger payload, in bytes.
+    /// Largest trigger payload, in bytes (1024 to 1073741824) [default: 3145728].
     #[arg(long, env = "TASKGATE_MAX_PAYLOAD_BYTES", value_name = "BYTES")]
     pub max_payload_bytes: Option<usize>,
 
-    /// Seconds a cached key, token or environment is trusted without a change notification.
+    /// Seconds a cached key, token or environment is trusted without a change notification
+    /// (1 to 86400) [default: 300].
     #[arg(long, env = "TASKGATE_CACHE_TTL_SECONDS", value_name = "SECONDS")]
     pub cache_ttl_seconds: Option<u64>,
 
-    /// Seconds a live realtime request waits for a change (1 to 60; Electric clients expect about 20).
+    /// Seconds a live realtime request waits for a change (1 to 60; Electric clients expect
+    /// about 20) [default: 20].
     #[arg(long, env = "TASKGATE_REALTIME_POLL_SECONDS", value_name = "SECONDS")]
     pub realtime_poll_seconds: Option<u64>,
 
@@ -135,7 +144,7 @@ pub struct ServeArgs {
     pub concurrency_limit: Option<u32>,
 
     /// Most runs an environment may have waiting in its queue; triggers beyond it are refused
-    /// (422). Unlimited when unset.
+    /// (422) [default: unlimited].
     #[arg(long, env = "TASKGATE_MAX_QUEUE_SIZE", value_name = "RUNS")]
     pub max_queue_size: Option<u64>,
 
