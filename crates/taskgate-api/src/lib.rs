@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod envvars;
+pub mod errors;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod duration;
 pub mod engine;
 pub mod env;
+pub mod errors;
 pub mod hash;
 pub mod ids;
 pub mod jwt;

@@ -44,6 +44,8 @@ pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 60;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u64 = 10;
 /// taskgate's statements take milliseconds; ten seconds means the database is in trouble.
 pub const DEFAULT_STATEMENT_TIMEOUT_SECONDS: u64 = 10;
+/// How long error count buckets are kept unless configured (upstream's default retention).
+pub const DEFAULT_ERROR_RETENTION_DAYS: i64 = 30;
 /// Longest JWT lifetime unless configured: a year, as for user-actor tokens.
 pub const DEFAULT_MAX_JWT_TTL_SECONDS: i64 = 365 * 24 * 60 * 60;
 
@@ -203,6 +205,12 @@ pub struct ServeArgs {
     )]
     pub database_statement_timeout_seconds: Option<u64>,
 
+    /// Days an error group's per-minute, per-hour and per-day counts are kept: the oldest
+    /// window the errors list can count (1 to 365; all-time counts are kept regardless)
+    /// [default: 30].
+    #[arg(long, env = "TASKGATE_ERROR_RETENTION_DAYS", value_name = "DAYS")]
+    pub error_retention_days: Option<i64>,
+
     /// Longest lifetime of a JWT taskgate signs (`/api/v1/auth/jwt` and the user-actor
     /// exchange), and of any JWT it accepts, counted from its `iat` (60 to 31536000)
     /// [default: 31536000, 365 days].
@@ -250,6 +258,7 @@ impl ServeArgs {
                 .database_statement_timeout_seconds
                 .or(base.database_statement_timeout_seconds),
             max_jwt_ttl_seconds: self.max_jwt_ttl_seconds.or(base.max_jwt_ttl_seconds),
+            error_retention_days: self.error_retention_days.or(base.error_retention_days),
         }
     }
 }
@@ -287,6 +296,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Longest lifetime of a JWT taskgate signs or accepts, in seconds.
     pub max_jwt_ttl_seconds: i64,
+    /// How long error count buckets are kept (the errors list's oldest window).
+    pub error_retention: chrono::Duration,
 }
 
 /// How long each stage of serving may take; see the `*_timeout_seconds` options.
@@ -355,6 +366,7 @@ impl std::fmt::Debug for Config {
             .field("dequeue_interval", &self.dequeue_interval)
             .field("timeouts", &self.timeouts)
             .field("max_jwt_ttl_seconds", &self.max_jwt_ttl_seconds)
+            .field("error_retention", &self.error_retention)
             .finish()
     }
 }
@@ -474,6 +486,10 @@ impl Config {
             1,
             10 * 365 * 24 * 60 * 60,
         )?;
+        let error_retention_days = a
+            .error_retention_days
+            .unwrap_or(DEFAULT_ERROR_RETENTION_DAYS);
+        in_range(n("error-retention-days"), error_retention_days, 1, 365)?;
         let max_jwt = a.max_jwt_ttl_seconds.unwrap_or(DEFAULT_MAX_JWT_TTL_SECONDS);
         in_range(
             n("max-jwt-ttl-seconds"),
@@ -599,6 +615,7 @@ impl Config {
             dequeue_interval: Duration::from_millis(dequeue_interval_ms),
             timeouts,
             max_jwt_ttl_seconds: max_jwt,
+            error_retention: chrono::Duration::days(error_retention_days),
         })
     }
 
@@ -626,6 +643,7 @@ impl Config {
             dequeue_interval: std::time::Duration::from_millis(DEFAULT_DEQUEUE_INTERVAL_MS),
             timeouts: Timeouts::default(),
             max_jwt_ttl_seconds: DEFAULT_MAX_JWT_TTL_SECONDS,
+            error_retention: chrono::Duration::days(DEFAULT_ERROR_RETENTION_DAYS),
         }
     }
 }

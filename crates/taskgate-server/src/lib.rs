@@ -38,6 +38,10 @@ const REPLICA_LAG_ALLOWANCE: Duration = Duration::from_secs(2);
 const RUN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// How often usage of grace-window keys is written to the database.
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+/// How often ignores past their time are reopened.
+const ERROR_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// How often error count buckets past the retention are deleted.
+const ERROR_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Opens the store named by the configuration: PostgreSQL for a `postgres://` URL, SQLite for
 /// a `sqlite:` URL, else SQLite in the data directory.
@@ -167,6 +171,41 @@ async fn start_background(state: &AppState) -> anyhow::Result<()> {
             tick.tick().await;
             if let Err(e) = store.advance_due_runs(clock.now()).await {
                 tracing::debug!(error = %e, "could not advance due runs; will retry");
+            }
+        }
+    });
+
+    // Error groups: ignores whose time has passed are reopened (reads already see them so),
+    // and count buckets past the retention are deleted.
+    let (store, clock) = (state.store.clone(), state.clock.clone());
+    let retention = state.config.error_retention;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ERROR_SWEEP_INTERVAL);
+        let mut last_purge: Option<std::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            let now = clock.now();
+            match store.reopen_expired_ignores(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(groups = n, "reopened error groups whose ignore expired"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not reopen expired ignores; will retry")
+                }
+            }
+            if last_purge.is_none_or(|at| at.elapsed() >= ERROR_PURGE_INTERVAL) {
+                last_purge = Some(std::time::Instant::now());
+                // A day of margin: a window starting at the retention's edge reads the day
+                // bucket it starts in.
+                let cutoff = now - retention - chrono::Duration::days(1);
+                match store.purge_error_buckets(cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(rows = n, "deleted error count buckets past the retention")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not delete old error count buckets; will retry")
+                    }
+                }
             }
         }
     });

@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         (name = "realtime", description = "Run feed (Electric shape protocol) and run streams (SSE)"),
         (name = "engine", description = "What `trigger.dev dev` runs against: worker registration, dequeue, attempts, presence, OTLP"),
         (name = "envvars", description = "Environment variables (sealed at rest)"),
+        (name = "errors", description = "Failed runs grouped by the fingerprint of their error; triage with attribution"),
     ),
     servers((url = "/", description = "The server serving this document")),
     modifiers(&SecuritySchemes)

@@ -20,12 +20,16 @@ pub(crate) mod backend {
     pub const FOR_UPDATE: &str = "";
     pub const FOR_UPDATE_OF_R: &str = "";
     pub const FOR_UPDATE_SKIP_LOCKED: &str = "";
+    /// Makes a text comparison byte-wise (PostgreSQL's default collation is not; SQLite's is).
+    pub const BYTEWISE: &str = "";
 }
 
 #[path = "../../taskgate-store/sql/audit.rs"]
 mod audit;
 #[path = "../../taskgate-store/sql/engine.rs"]
 mod engine;
+#[path = "../../taskgate-store/sql/errors.rs"]
+mod errors;
 #[path = "../../taskgate-store/sql/keys.rs"]
 mod keys;
 #[path = "../../taskgate-store/sql/orgs.rs"]

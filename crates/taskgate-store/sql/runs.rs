@@ -283,6 +283,7 @@ impl Backend {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ChangeEvent>> {
         let attempt_started_at = r.attempt_started_at.unwrap_or(r.snapshot_at);
+        let was_final = r.status.is_final();
         r.apply(t, new_snapshot_friendly_id(), now);
         match t.attempt {
             AttemptChange::None => {}
@@ -312,6 +313,25 @@ impl Backend {
             None => None,
         };
         write_run(conn, r, note).await?;
+        // A run that has just failed for good is one occurrence of its error's group, counted
+        // in this transaction so that a group's counts never disagree with its runs.
+        if !was_final && r.status.is_error_outcome() {
+            if let Some(error) = r
+                .error
+                .as_deref()
+                .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+            {
+                let occurrence = ErrorOccurrence {
+                    environment_id: &r.environment_id,
+                    task_identifier: &r.task_identifier,
+                    task_version: r.task_version.as_deref(),
+                    error: &error,
+                    run_created_at: r.created_at,
+                };
+                self.record_occurrence(conn, &occurrence, Some(&r.id), now)
+                    .await?;
+            }
+        }
         Ok(event)
     }
 
@@ -616,6 +636,9 @@ impl RunStore for Backend {
         }
         if let Some(b) = &filter.batch_id {
             q.push(" AND r.batch_id = ").push_bind(b);
+        }
+        if let Some(fp) = &filter.error_fingerprint {
+            q.push(" AND r.error_fingerprint = ").push_bind(fp);
         }
         if let Some(t) = filter.is_test {
             q.push(" AND r.is_test = ").push_bind(t);

@@ -9,6 +9,7 @@
 pub mod conformance;
 mod engine;
 mod error;
+mod errors;
 mod events;
 mod model;
 mod runs;
@@ -16,6 +17,7 @@ mod traits;
 
 pub use engine::*;
 pub use error::{StoreError, StoreResult};
+pub use errors::*;
 pub use events::{ChangeEvent, ChangeFanout, ChangeHook};
 pub use model::*;
 pub use runs::*;

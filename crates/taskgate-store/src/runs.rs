@@ -112,6 +112,8 @@ pub struct RunFilter {
     pub machines: Vec<String>,
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
+    /// Only runs counted under this error fingerprint.
+    pub error_fingerprint: Option<String>,
 }
 
 /// One page request: `limit` rows strictly after (or before) a `(created_at, id)` position.

@@ -9,6 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::engine::EngineStore;
 use crate::error::StoreResult;
+use crate::errors::ErrorStore;
 use crate::events::{ChangeEvent, ChangeHook};
 use crate::model::*;
 use crate::runs::RunStore;
@@ -213,6 +214,7 @@ pub trait Store:
     + AuditStore
     + RunStore
     + EngineStore
+    + ErrorStore
     + Send
     + Sync
 {

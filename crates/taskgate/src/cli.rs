@@ -1,8 +1,9 @@
 //! Client subcommands: `login`, `whoami`, `mint-token`, `tokens list|create|revoke`,
-//! `keys rotate|grace|revoked` and `env list|get|set|import|unset`, talking to a running
+//! `keys rotate|grace|revoked`, `env list|get|set|import|unset` and `errors …`, talking to a running
 //! server with a personal access token kept in a profile (`profile`), over blocking HTTP
 //! (`http`), printed as text or JSON (`output`).
 
+mod errors;
 mod http;
 mod output;
 mod profile;
@@ -36,6 +37,8 @@ pub enum ClientCommand {
     Keys(Keys),
     /// An environment's variables (what its task processes get; sealed at rest).
     Env(EnvVars),
+    /// Failed runs grouped by error: list, inspect and triage them as yourself.
+    Errors(Box<errors::Errors>),
 }
 
 /// What every client command takes.
@@ -68,7 +71,7 @@ impl std::fmt::Debug for Common {
 
 impl Common {
     /// A client for the flags' (or environment's) URL and token, else the profile's.
-    fn client(&self) -> Result<Client> {
+    pub(crate) fn client(&self) -> Result<Client> {
         let saved = match (&self.api_url, &self.token) {
             (Some(_), Some(_)) => None,
             _ => profile::load(&self.profile)?,
@@ -157,7 +160,7 @@ enum KeysCommand {
 }
 
 #[derive(Debug, Args)]
-struct Environment {
+pub(crate) struct Environment {
     /// The project's reference (proj_…).
     #[arg(long)]
     project: String,
@@ -166,7 +169,7 @@ struct Environment {
 }
 
 impl Environment {
-    fn path(&self, tail: &str) -> String {
+    pub(crate) fn path(&self, tail: &str) -> String {
         format!(
             "/api/v1/projects/{}/{}/{tail}",
             segment(&self.project),
@@ -250,12 +253,13 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Tokens(t) => tokens(&t),
         ClientCommand::Keys(k) => keys(&k),
         ClientCommand::Env(e) => env_vars(&e),
+        ClientCommand::Errors(e) => errors::run(&e),
     })
     .await?
 }
 
 /// A wire type out of a JSON answer.
-fn parse<T: DeserializeOwned>(body: &Value) -> Result<T> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &Value) -> Result<T> {
     serde_json::from_value(body.clone()).context("the server's answer has an unexpected shape")
 }
 

@@ -579,3 +579,164 @@ fn env_commands_set_list_get_import_and_unset() {
         missing.stderr
     );
 }
+
+/// A development run of task `t` that fails for good with a TypeError, through the routes the
+/// `trigger.dev dev` CLI calls. Returns the dev key.
+fn failed_dev_run(addr: &str, admin: &str, project: &str) -> String {
+    let (_, env) = call(
+        addr,
+        "GET",
+        &format!("/api/v1/projects/{project}/dev"),
+        Some(admin),
+        None,
+    );
+    let key = env["apiKey"].as_str().unwrap().to_string();
+    let manifest = json!({
+        "localOnly": true, "engine": "V2", "supportsLazyAttempts": true,
+        "metadata": { "packageVersion": "4.8.3", "cliPackageVersion": "4.8.3", "contentHash": "h",
+            "runtime": "node", "runtimeVersion": "20.20.2", "queues": [], "sourceFiles": [],
+            "tasks": [{ "id": "t", "filePath": "src/t.ts", "exportName": "t" }] }
+    });
+    let (status, worker) = call(
+        addr,
+        "POST",
+        &format!("/api/v1/projects/{project}/background-workers"),
+        Some(&key),
+        Some(manifest),
+    );
+    assert_eq!(status, 200, "{worker}");
+    let (_, run) = call(
+        addr,
+        "POST",
+        "/api/v1/tasks/t/trigger",
+        Some(&key),
+        Some(json!({ "options": { "maxAttempts": 1 } })),
+    );
+    let run = run["id"].as_str().unwrap().to_string();
+    let (_, dequeued) = call(
+        addr,
+        "POST",
+        "/engine/v1/dev/dequeue",
+        Some(&key),
+        Some(json!({ "currentWorker": worker["id"] })),
+    );
+    let m = &dequeued["dequeuedMessages"][0];
+    let snapshot = m["snapshot"]["friendlyId"].as_str().unwrap();
+    let (_, started) = call(
+        addr,
+        "POST",
+        &format!("/engine/v1/dev/runs/{run}/snapshots/{snapshot}/attempts/start"),
+        Some(&key),
+        Some(json!({})),
+    );
+    let snapshot = started["snapshot"]["friendlyId"].as_str().unwrap();
+    let error = json!({ "type": "BUILT_IN_ERROR", "name": "TypeError",
+        "message": "Cannot read properties of undefined (reading 'x')", "stackTrace": "TypeError: x" });
+    let (status, done) = call(
+        addr,
+        "POST",
+        &format!("/engine/v1/dev/runs/{run}/snapshots/{snapshot}/attempts/complete"),
+        Some(&key),
+        Some(json!({ "completion": { "ok": false, "id": run, "error": error } })),
+    );
+    assert_eq!(status, 200, "{done}");
+    key
+}
+
+#[test]
+fn errors_commands_list_show_and_triage_as_the_user() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &["--dequeue-wait-seconds", "0"]);
+    let url = format!("http://{}", server.addr);
+    let admin = std::fs::read_to_string(data.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    call(
+        &server.addr,
+        "POST",
+        "/api/v1/orgs",
+        Some(&admin),
+        Some(json!({ "title": "Acme" })),
+    );
+    let (_, project) = call(
+        &server.addr,
+        "POST",
+        "/api/v1/orgs/acme/projects",
+        Some(&admin),
+        Some(json!({ "name": "Web" })),
+    );
+    let project = project["externalRef"].as_str().unwrap().to_string();
+    let (_, me) = call(&server.addr, "GET", "/api/v2/whoami", Some(&admin), None);
+    let me = me["userId"].as_str().unwrap().to_string();
+    failed_dev_run(&server.addr, &admin, &project);
+    let h = home.path();
+    let run = |cmd: &[&str]| {
+        let mut args: Vec<&str> = vec!["errors"];
+        args.extend_from_slice(cmd);
+        args.extend_from_slice(&[
+            "--project",
+            &project,
+            "--env",
+            "dev",
+            "--api-url",
+            &url,
+            "--token",
+            &admin,
+        ]);
+        cli(h, &args).ok()
+    };
+    let id = "error_131c37334a407e47";
+    let list = run(&["list"]);
+    assert!(
+        list.stdout.contains(id) && list.stdout.contains("TypeError: Cannot read properties"),
+        "{}",
+        list.stdout
+    );
+    let listed = run(&["list", "--json"]).json();
+    assert_eq!(listed["data"][0]["count"], 1);
+
+    let resolved = run(&["resolve", id, "--version", "20261127.2", "--json"]).json();
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["resolvedBy"], me.as_str(), "recorded as the user");
+    let shown = run(&["show", id]);
+    assert!(
+        shown.stdout.contains("resolved") && shown.stdout.contains("in 20261127.2"),
+        "{}",
+        shown.stdout
+    );
+    let ignored = run(&["ignore", id, "--for", "2h", "--reason", "known", "--json"]).json();
+    assert_eq!(ignored["status"], "ignored");
+    assert_eq!(ignored["ignoredReason"], "known");
+    run(&["unresolve", id]);
+    let history = run(&["activity", id, "--json"]).json();
+    let actions: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["unresolved", "ignored", "resolved"]);
+    assert!(history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["actorUserId"] == me.as_str()));
+    let text = run(&["activity", id]);
+    assert!(text.stdout.contains("known"), "{}", text.stdout);
+    // A bad id is the server's 400, printed with its detail.
+    let mut args = vec![
+        "errors",
+        "show",
+        "nope",
+        "--project",
+        &project,
+        "--env",
+        "dev",
+    ];
+    args.extend_from_slice(&["--api-url", &url, "--token", &admin]);
+    let bad = cli(h, &args);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("Params Error"), "{}", bad.stderr);
+}

@@ -3,10 +3,17 @@
 // The cases share one dev session per backend and run in this order.
 
 import { runs, tasks } from "@trigger.dev/sdk";
-import { RetrieveRunResponse } from "@trigger.dev/core/v3";
+import {
+  ErrorGroupDetail,
+  IgnoreErrorRequestBody,
+  ListErrorsResponse,
+  RetrieveRunResponse,
+} from "@trigger.dev/core/v3";
 import { as, http } from "../lib/api.mjs";
 import { assert, expectStatus } from "../lib/check.mjs";
 import { devSession } from "../lib/dev.mjs";
+import { describe, mint } from "../lib/cli.mjs";
+import { fingerprint } from "../lib/fingerprint.mjs";
 
 /** Polls a run until it is completed (or failed, canceled…); returns the retrieved run. */
 async function finished(ctx, key, id, timeoutMs = 30_000) {
@@ -100,6 +107,67 @@ export default [
       assert.equal(run.status, "FAILED");
       assert.equal(run.error?.message, "no second chance");
       assert.equal(run.attemptCount, 1);
+    },
+  },
+  {
+    name: "dev: a failed run is an error group whose id is its error's fingerprint, and lists the run",
+    timeout: 60_000,
+    async run({ ctx }) {
+      const s = await session(ctx);
+      const { id } = await as(ctx, s.devKey, () => tasks.trigger("compat-once", {}));
+      const run = await finished(ctx, s.devKey, id);
+      assert.equal(run.status, "FAILED");
+      // The worker reported a thrown Error: a BUILT_IN_ERROR with this name and message.
+      const fp = fingerprint({ type: "BUILT_IN_ERROR", name: run.error.name, message: run.error.message });
+      const list = await http(ctx, "GET", "/api/v1/errors?filter[taskIdentifier]=compat-once", { token: s.devKey });
+      expectStatus(list, 200);
+      const page = ListErrorsResponse.parse(list.body);
+      const group = page.data.find((g) => g.id === `error_${fp}`);
+      assert.ok(group, `no group error_${fp} in ${JSON.stringify(list.body)}`);
+      assert.equal(group.errorMessage, "no second chance");
+      assert.equal(group.status, "unresolved");
+      const detail = await http(ctx, "GET", `/api/v1/errors/error_${fp}`, { token: s.devKey });
+      expectStatus(detail, 200);
+      const parsed = ErrorGroupDetail.parse(detail.body);
+      assert.match(parsed.affectedVersions[0] ?? "", /^\d{8}\.\d+$/);
+      const failed = await http(ctx, "GET", `/api/v1/runs?filter[error]=error_${fp}`, { token: s.devKey });
+      expectStatus(failed, 200);
+      assert.ok(failed.body.data.some((r) => r.id === id), JSON.stringify(failed.body));
+      s.errorId = `error_${fp}`;
+    },
+  },
+  {
+    name: "dev: triage with a JWT exchanged from a CLI-minted user-actor token names the user",
+    timeout: 90_000,
+    async run({ ctx }) {
+      const s = await session(ctx);
+      assert.ok(s.errorId, "the previous case made a group");
+      const me = await http(ctx, "GET", "/api/v2/whoami", { token: s.pat });
+      const { token: uat } = await mint(ctx, s.pat, "read:apiKeys,read:errors,write:errors");
+      const exchanged = await http(ctx, "POST", `/api/v1/projects/${s.ref}/dev/jwt`, { token: uat, body: {} });
+      expectStatus(exchanged, 200);
+      const jwt = exchanged.body.token;
+      const resolved = await http(ctx, "POST", `/api/v1/errors/${s.errorId}/resolve`, {
+        token: jwt,
+        body: { resolvedInVersion: "20990101.1" },
+      });
+      expectStatus(resolved, 200);
+      const r = ErrorGroupDetail.parse(resolved.body);
+      assert.equal(r.status, "resolved");
+      assert.equal(r.resolvedBy, me.body.userId);
+      const body = IgnoreErrorRequestBody.parse({ duration: 3_600_000, reason: "compat" });
+      const ignored = await http(ctx, "POST", `/api/v1/errors/${s.errorId}/ignore`, { token: s.devKey, body });
+      expectStatus(ignored, 200);
+      const i = ErrorGroupDetail.parse(ignored.body);
+      assert.equal(i.status, "ignored");
+      assert.equal(i.ignoredByUserId, null, "an environment key acts for nobody");
+      const history = await http(ctx, "GET", `/api/v1/errors/${s.errorId}/activity`, { token: s.devKey });
+      expectStatus(history, 200);
+      assert.deepEqual(
+        history.body.data.map((a) => [a.action, a.actorUserId]),
+        [["ignored", null], ["resolved", me.body.userId]],
+        describe({ code: 0, stdout: JSON.stringify(history.body), stderr: "" }),
+      );
     },
   },
   {

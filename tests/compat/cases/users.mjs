@@ -2,57 +2,10 @@
 // §5.8): whoami, mint-token, and exchanging a user-actor token for an
 // environment JWT.
 
-import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import os from "node:os";
-import path from "node:path";
 import { GetJWTResponse, WhoAmIResponseSchema } from "@trigger.dev/core/v3";
 import { envClaims, http, newProject } from "../lib/api.mjs";
 import { assert, decodeJwt, expectError, expectStatus } from "../lib/check.mjs";
-
-const require = createRequire(import.meta.url);
-const cliPackage = require.resolve("trigger.dev/package.json");
-const cliBin = path.join(path.dirname(cliPackage), require(cliPackage).bin.trigger);
-const CLI_TIMEOUT_MS = 60_000;
-const UAT_RE = /^tr_uat_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/;
-
-/**
- * Run the installed CLI with a config profile holding `pat` for this server,
- * in a scratch HOME/XDG_CONFIG_HOME so no real login state is read or written.
- */
-async function cli(ctx, pat, args) {
-  const home = await mkdtemp(path.join(os.tmpdir(), "taskgate-compat-cli-"));
-  try {
-    await mkdir(path.join(home, "xdg/trigger"), { recursive: true });
-    const config = {
-      version: 2,
-      currentProfile: "default",
-      profiles: { default: { accessToken: pat, apiUrl: ctx.url } },
-    };
-    await writeFile(path.join(home, "xdg/trigger/config.json"), JSON.stringify(config), { mode: 0o600 });
-    const env = { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: path.join(home, "xdg"), CI: "1", NO_COLOR: "1" };
-    return await new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [cliBin, ...args, "--skip-telemetry"],
-        { cwd: home, env, timeout: CLI_TIMEOUT_MS, maxBuffer: 10 * 1024 * 1024 },
-        (err, stdout, stderr) => resolve({ code: err ? (err.code ?? err.signal) : 0, stdout, stderr }),
-      );
-    });
-  } finally {
-    await rm(home, { recursive: true, force: true });
-  }
-}
-
-const describe = (r) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
-
-async function mint(ctx, pat, cap) {
-  const r = await cli(ctx, pat, ["mint-token", "--ttl", "3600", "--cap", cap]);
-  assert.equal(r.code, 0, describe(r));
-  assert.match(r.stdout, UAT_RE, describe(r));
-  return { ...r, token: r.stdout.trim() };
-}
+import { cli, CLI_TIMEOUT_MS, describe, mint, UAT_RE } from "../lib/cli.mjs";
 
 const exchange = (ctx, token, ref, body) =>
   http(ctx, "POST", `/api/v1/projects/${ref}/prod/jwt`, { token, body });

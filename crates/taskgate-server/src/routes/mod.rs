@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth_tokens;
 pub mod engine;
 pub mod envvars;
+pub mod errors;
 pub mod health;
 pub mod keys;
 pub mod orgs;

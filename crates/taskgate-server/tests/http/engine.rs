@@ -71,7 +71,7 @@ pub(crate) async fn register(app: &TestApp, project: &str, key: &str, tasks: &[&
     r.body
 }
 
-async fn trigger(app: &TestApp, key: &str, task: &str, body: Value) -> String {
+pub(crate) async fn trigger(app: &TestApp, key: &str, task: &str, body: Value) -> String {
     let r = app
         .post(&format!("/api/v1/tasks/{task}/trigger"), key, body)
         .await;
@@ -79,7 +79,7 @@ async fn trigger(app: &TestApp, key: &str, task: &str, body: Value) -> String {
     r.body["id"].as_str().unwrap().to_string()
 }
 
-async fn dequeue(app: &TestApp, key: &str, worker: &Value) -> Vec<Value> {
+pub(crate) async fn dequeue(app: &TestApp, key: &str, worker: &Value) -> Vec<Value> {
     let r = post_text(
         app,
         "/engine/v1/dev/dequeue",
@@ -96,7 +96,7 @@ fn attempt_path(run: &str, snapshot: &str, action: &str) -> String {
 }
 
 /// Starts the attempt of a dequeued message; returns the start answer.
-async fn start(app: &TestApp, key: &str, message: &Value) -> Value {
+pub(crate) async fn start(app: &TestApp, key: &str, message: &Value) -> Value {
     let run = message["run"]["friendlyId"].as_str().unwrap();
     let snap = message["snapshot"]["friendlyId"].as_str().unwrap();
     let r = post_text(
@@ -110,7 +110,12 @@ async fn start(app: &TestApp, key: &str, message: &Value) -> Value {
     r.body
 }
 
-async fn complete(app: &TestApp, key: &str, started: &Value, completion: Value) -> Response {
+pub(crate) async fn complete(
+    app: &TestApp,
+    key: &str,
+    started: &Value,
+    completion: Value,
+) -> Response {
     let run = started["run"]["friendlyId"].as_str().unwrap();
     let snap = started["snapshot"]["friendlyId"].as_str().unwrap();
     post_text(
@@ -129,7 +134,7 @@ async fn retrieve(app: &TestApp, key: &str, run: &str) -> Value {
 }
 
 /// A dev setup with a registered worker knowing `tasks`.
-async fn with_worker(b: Backend, tasks: &[&str]) -> (TestApp, String, String, Value) {
+pub(crate) async fn with_worker(b: Backend, tasks: &[&str]) -> (TestApp, String, String, Value) {
     let app = TestApp::with_config(b, |c| {
         c.dequeue_wait = std::time::Duration::ZERO;
     })

@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod engine;
+mod errors;
 mod health;
 mod keys;
 mod orgs;

@@ -16,7 +16,7 @@ use super::runs::plain;
 use super::*;
 use crate::*;
 
-async fn prod_env(store: &dyn Store) -> String {
+pub(super) async fn prod_env(store: &dyn Store) -> String {
     let (_owner, _org, project) = fixture(store).await;
     store
         .find_root_environment(&project.id, EnvType::Production, None)
@@ -57,7 +57,7 @@ async fn dequeue(
 }
 
 /// The run a dequeue took, or `None` when it took none.
-async fn take(
+pub(super) async fn take(
     store: &dyn Store,
     env: &str,
     worker: &str,
@@ -70,7 +70,7 @@ async fn take(
     }
 }
 
-async fn register(store: &dyn Store, env: &str, tasks: &[&str]) -> Worker {
+pub(super) async fn register(store: &dyn Store, env: &str, tasks: &[&str]) -> Worker {
     store
         .register_worker(
             NewWorker {
@@ -104,7 +104,7 @@ async fn trigger(
         .run
 }
 
-const LIMIT: DequeueLimits = DequeueLimits { concurrency: 10 };
+pub(super) const LIMIT: DequeueLimits = DequeueLimits { concurrency: 10 };
 
 pub async fn workers_register_with_daily_versions(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;

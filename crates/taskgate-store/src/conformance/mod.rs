@@ -8,11 +8,13 @@
 )]
 
 mod engine;
+mod errors;
 mod keys;
 mod runs;
 mod tenancy;
 
 pub use engine::*;
+pub use errors::*;
 pub use keys::*;
 pub use runs::*;
 pub use tenancy::*;
@@ -124,7 +126,12 @@ macro_rules! conformance_suite {
             run_logs_stay_in_their_environment, dev_presence_is_remembered,
             cancelling_a_queued_run_is_immediate_and_an_executing_one_waits,
             concurrent_idempotent_triggers_share_one_run,
-            concurrent_idempotent_batches_share_one_batch);
+            concurrent_idempotent_batches_share_one_batch,
+            a_run_that_fails_for_good_is_one_occurrence_of_its_group,
+            groups_list_by_their_count_in_the_window, error_pages_go_both_ways,
+            triage_is_recorded_with_its_actor, resolved_groups_reopen_when_they_fail_again,
+            ignores_end_on_time_rate_or_total, a_resolve_racing_an_occurrence_loses_neither,
+            purging_buckets_keeps_all_time_counts);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(

@@ -138,6 +138,15 @@ fn filter(params: &HashMap<String, String>, now: DateTime<Utc>) -> ApiResult<Run
         machines,
         created_from,
         created_to: if period.is_some() { None } else { to },
+        error_fingerprint: match params.get("filter[error]") {
+            None => None,
+            Some(id) => Some(taskgate_core::errors::parse_group_id(id).ok_or_else(|| {
+                query_error(
+                    "filter[error]",
+                    "must be an error id: error_ followed by 16 lowercase hex characters",
+                )
+            })?),
+        },
     })
 }
 
@@ -146,7 +155,7 @@ fn filter(params: &HashMap<String, String>, now: DateTime<Utc>) -> ApiResult<Run
     params(("filter[status]" = Option<String>, Query), ("filter[taskIdentifier]" = Option<String>, Query), ("filter[tag]" = Option<String>, Query),
            ("filter[batch]" = Option<String>, Query), ("filter[isTest]" = Option<bool>, Query), ("filter[createdAt][from]" = Option<i64>, Query),
            ("filter[createdAt][to]" = Option<i64>, Query), ("filter[createdAt][period]" = Option<String>, Query), ("filter[queue]" = Option<String>, Query),
-           ("filter[machine]" = Option<String>, Query), ("page[size]" = Option<u32>, Query), ("page[after]" = Option<String>, Query), ("page[before]" = Option<String>, Query)),
+           ("filter[machine]" = Option<String>, Query), ("filter[error]" = Option<String>, Query, description = "runs counted under this error group (error_<fingerprint>)"), ("page[size]" = Option<u32>, Query), ("page[after]" = Option<String>, Query), ("page[before]" = Option<String>, Query)),
     responses((status = 200, body = Object, description = "{data: ListRunResponseItem[], pagination: {next?, previous?}}"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_runs(

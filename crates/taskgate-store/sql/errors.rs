@@ -1,0 +1,661 @@
+//! Error groups: recording a failed run as an occurrence of its group (inside the
+//! transaction that finalises the run), listing groups by their count in a window, triage,
+//! and the history of every change.
+//!
+//! Compiled into both backends (`#[path]` modules of `taskgate-store-sqlite` and
+//! `taskgate-store-postgres`) against their `backend` module: see `README.md` beside this file.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Row};
+use taskgate_core::errors::{
+    buckets_of, fingerprint, granularity, newest_versions, on_occurrence, on_tick, sample,
+    window_buckets, GroupStatus, Occurrence, Reopening, TriageState, FINGERPRINT_VERSION,
+};
+use taskgate_core::ids::new_id;
+use taskgate_core::time::to_millis;
+use taskgate_store::*;
+
+use crate::backend::*;
+use crate::count;
+use crate::error::map_err;
+use crate::rows::{s, s_opt, ts, ts_opt};
+
+/// The version of the all-versions buckets.
+const ALL_VERSIONS: &str = "*";
+/// Versions fetched for a detail's `affectedVersions` before the newest five are kept.
+const VERSIONS_FETCHED: i64 = 100;
+/// Expired ignores reopened per sweep (the rest wait for the next one).
+const REOPEN_BATCH: i64 = 500;
+
+/// The columns of a group, unqualified (for `RETURNING`).
+const GROUP_FIELDS: &[&str] = &[
+    "id",
+    "environment_id",
+    "task_identifier",
+    "fingerprint",
+    "fingerprint_version",
+    "error_type",
+    "error_message",
+    "sample_stack",
+    "first_seen",
+    "last_seen",
+    "occurrence_count",
+    "status",
+    "resolved_at",
+    "resolved_in_version",
+    "resolved_by",
+    "ignored_at",
+    "ignored_until",
+    "ignored_until_occurrence_rate",
+    "ignored_until_total_occurrences",
+    "ignored_at_occurrence_count",
+    "ignored_reason",
+    "ignored_by_user_id",
+];
+
+/// The group columns, each prefixed with `prefix` (`"g."`, or `""`).
+fn group_cols(prefix: &str) -> String {
+    GROUP_FIELDS
+        .iter()
+        .map(|f| format!("{prefix}{f}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn triage(row: &DbRow) -> StoreResult<TriageState> {
+    let status: String = s(row, "status")?;
+    Ok(TriageState {
+        status: GroupStatus::from_db(&status)
+            .ok_or_else(|| StoreError::Other(format!("corrupt error group status {status:?}")))?,
+        resolved_at: ts_opt(row, "resolved_at")?,
+        resolved_in_version: s_opt(row, "resolved_in_version")?,
+        resolved_by: s_opt(row, "resolved_by")?,
+        ignored_at: ts_opt(row, "ignored_at")?,
+        ignored_until: ts_opt(row, "ignored_until")?,
+        ignored_until_occurrence_rate: row
+            .try_get("ignored_until_occurrence_rate")
+            .map_err(map_err)?,
+        ignored_until_total_occurrences: row
+            .try_get("ignored_until_total_occurrences")
+            .map_err(map_err)?,
+        ignored_at_occurrence_count: row
+            .try_get("ignored_at_occurrence_count")
+            .map_err(map_err)?,
+        ignored_reason: s_opt(row, "ignored_reason")?,
+        ignored_by_user_id: s_opt(row, "ignored_by_user_id")?,
+    })
+}
+
+fn group(row: &DbRow) -> StoreResult<ErrorGroup> {
+    Ok(ErrorGroup {
+        id: s(row, "id")?,
+        environment_id: s(row, "environment_id")?,
+        task_identifier: s(row, "task_identifier")?,
+        fingerprint: s(row, "fingerprint")?,
+        fingerprint_version: row.try_get("fingerprint_version").map_err(map_err)?,
+        error_type: s(row, "error_type")?,
+        error_message: s(row, "error_message")?,
+        sample_stack: s(row, "sample_stack")?,
+        first_seen: ts(row, "first_seen")?,
+        last_seen: ts(row, "last_seen")?,
+        occurrence_count: row.try_get("occurrence_count").map_err(map_err)?,
+        triage: triage(row)?,
+    })
+}
+
+fn activity(row: &DbRow) -> StoreResult<ErrorActivity> {
+    Ok(ErrorActivity {
+        seq: row.try_get("seq").map_err(map_err)?,
+        task_identifier: s(row, "task_identifier")?,
+        action: s(row, "action")?,
+        occurred_at: ts(row, "occurred_at")?,
+        actor_user_id: s_opt(row, "actor_user_id")?,
+        credential_kind: s(row, "credential_kind")?,
+        credential_id: s_opt(row, "credential_id")?,
+        reason: s_opt(row, "reason")?,
+        detail: s_opt(row, "detail")?,
+    })
+}
+
+/// Writes `state` onto group `id`.
+async fn write_triage(
+    conn: &mut DbConn,
+    id: &str,
+    state: &TriageState,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    count("write_error_triage");
+    sqlx::query(
+        "UPDATE error_groups SET status = $2, resolved_at = $3, resolved_in_version = $4, resolved_by = $5,
+             ignored_at = $6, ignored_until = $7, ignored_until_occurrence_rate = $8,
+             ignored_until_total_occurrences = $9, ignored_at_occurrence_count = $10,
+             ignored_reason = $11, ignored_by_user_id = $12, updated_at = $13
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(state.status.as_db())
+    .bind(state.resolved_at.map(to_millis))
+    .bind(state.resolved_in_version.as_deref())
+    .bind(state.resolved_by.as_deref())
+    .bind(state.ignored_at.map(to_millis))
+    .bind(state.ignored_until.map(to_millis))
+    .bind(state.ignored_until_occurrence_rate)
+    .bind(state.ignored_until_total_occurrences)
+    .bind(state.ignored_at_occurrence_count)
+    .bind(state.ignored_reason.as_deref())
+    .bind(state.ignored_by_user_id.as_deref())
+    .bind(to_millis(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// One history entry.
+struct Entry<'a> {
+    group: &'a ErrorGroup,
+    action: &'a str,
+    actor: &'a TriageActor,
+    reason: Option<&'a str>,
+    detail: Option<String>,
+    at: DateTime<Utc>,
+}
+
+async fn append_activity(conn: &mut DbConn, e: Entry<'_>) -> StoreResult<()> {
+    count("append_error_activity");
+    sqlx::query(
+        "INSERT INTO error_group_activity (environment_id, fingerprint, task_identifier, action, occurred_at,
+             actor_user_id, credential_kind, credential_id, reason, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&e.group.environment_id)
+    .bind(&e.group.fingerprint)
+    .bind(&e.group.task_identifier)
+    .bind(e.action)
+    .bind(to_millis(e.at))
+    .bind(e.actor.user_id.as_deref())
+    .bind(&e.actor.credential_kind)
+    .bind(e.actor.credential_id.as_deref())
+    .bind(e.reason)
+    .bind(e.detail)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Reopens `g` for `why`: unresolved, every triage field cleared, the history told.
+async fn reopen(
+    conn: &mut DbConn,
+    g: &ErrorGroup,
+    why: &Reopening,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    write_triage(conn, &g.id, &TriageState::unresolved(), now).await?;
+    append_activity(
+        conn,
+        Entry {
+            group: g,
+            action: why.action(),
+            actor: &TriageActor::system(),
+            reason: None,
+            detail: Some(why.detail()),
+            at: now,
+        },
+    )
+    .await
+}
+
+/// The detail of `fingerprint`'s most recently seen group, read within `conn`.
+async fn detail(
+    conn: &mut DbConn,
+    environment_id: &str,
+    fingerprint: &str,
+) -> StoreResult<Option<ErrorGroupDetail>> {
+    count("get_error_group");
+    let row = sqlx::query(&format!(
+        "SELECT {},
+             (SELECT MIN(f.first_seen) FROM error_groups f WHERE f.environment_id = g.environment_id AND f.fingerprint = g.fingerprint) AS fp_first_seen,
+             (SELECT MAX(f.last_seen) FROM error_groups f WHERE f.environment_id = g.environment_id AND f.fingerprint = g.fingerprint) AS fp_last_seen
+         FROM error_groups g WHERE g.environment_id = $1 AND g.fingerprint = $2
+         ORDER BY g.last_seen DESC, g.task_identifier LIMIT 1",
+        group_cols("g.")
+    ))
+    .bind(environment_id)
+    .bind(fingerprint)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    count("error_group_versions");
+    let versions: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT c.version FROM error_counts c JOIN error_groups g ON g.id = c.group_id
+         WHERE g.environment_id = $1 AND g.fingerprint = $2 AND c.granularity = $3 AND c.version <> $4
+         LIMIT $5",
+    )
+    .bind(environment_id)
+    .bind(fingerprint)
+    .bind(granularity::ALL_TIME)
+    .bind(ALL_VERSIONS)
+    .bind(VERSIONS_FETCHED)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(Some(ErrorGroupDetail {
+        group: group(&row)?,
+        fingerprint_first_seen: ts(&row, "fp_first_seen")?,
+        fingerprint_last_seen: ts(&row, "fp_last_seen")?,
+        affected_versions: newest_versions(versions.into_iter().map(|(v,)| v).collect(), 5),
+    }))
+}
+
+impl Backend {
+    /// Records a failed run as an occurrence of its group, in the caller's transaction: the
+    /// group's aggregates and buckets, the run's fingerprint, and a reopening when the
+    /// occurrence calls for one. `None` (and nothing written) for an error that is not
+    /// grouped.
+    pub(crate) async fn record_occurrence(
+        &self,
+        conn: &mut DbConn,
+        o: &ErrorOccurrence<'_>,
+        run_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<String>> {
+        let fp = fingerprint(o.error);
+        if fp.is_empty() {
+            return Ok(None);
+        }
+        let sample = sample(o.error);
+        let created = to_millis(o.run_created_at);
+        let now_ms = to_millis(now);
+        let minute = now_ms - now_ms.rem_euclid(60_000);
+        count("upsert_error_group");
+        let row = sqlx::query(&format!(
+            "INSERT INTO error_groups (id, environment_id, task_identifier, fingerprint, fingerprint_version,
+                 error_type, error_message, sample_stack, first_seen, last_seen, occurrence_count,
+                 rate_minute, rate_count, status, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1, $10, 1, 'UNRESOLVED', $11)
+             ON CONFLICT (environment_id, task_identifier, fingerprint) DO UPDATE SET
+                 first_seen = CASE WHEN excluded.first_seen < error_groups.first_seen
+                                   THEN excluded.first_seen ELSE error_groups.first_seen END,
+                 last_seen = CASE WHEN excluded.last_seen > error_groups.last_seen
+                                  THEN excluded.last_seen ELSE error_groups.last_seen END,
+                 occurrence_count = error_groups.occurrence_count + 1,
+                 error_type = excluded.error_type,
+                 error_message = excluded.error_message,
+                 sample_stack = excluded.sample_stack,
+                 rate_count = CASE WHEN error_groups.rate_minute = excluded.rate_minute
+                                   THEN error_groups.rate_count + 1 ELSE 1 END,
+                 rate_minute = excluded.rate_minute,
+                 updated_at = excluded.updated_at
+             RETURNING {}, rate_count",
+            group_cols("")
+        ))
+        .bind(new_id())
+        .bind(o.environment_id)
+        .bind(o.task_identifier)
+        .bind(&fp)
+        .bind(FINGERPRINT_VERSION)
+        .bind(&sample.error_type)
+        .bind(&sample.error_message)
+        .bind(&sample.stack)
+        .bind(created)
+        .bind(minute)
+        .bind(now_ms)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        let g = group(&row)?;
+        let this_minute: i64 = row.try_get("rate_count").map_err(map_err)?;
+
+        let versions: Vec<&str> = std::iter::once(ALL_VERSIONS)
+            .chain(
+                o.task_version
+                    .filter(|v| !v.is_empty() && *v != ALL_VERSIONS),
+            )
+            .collect();
+        count("count_error_occurrence");
+        let mut q: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO error_counts (environment_id, version, granularity, bucket, group_id, count) ",
+        );
+        q.push_values(
+            versions
+                .iter()
+                .flat_map(|v| buckets_of(created).map(|b| (*v, b))),
+            |mut row, (version, (gran, bucket))| {
+                row.push_bind(o.environment_id)
+                    .push_bind(version)
+                    .push_bind(gran)
+                    .push_bind(bucket)
+                    .push_bind(&g.id)
+                    .push_bind(1i64);
+            },
+        );
+        q.push(
+            " ON CONFLICT (environment_id, version, granularity, bucket, group_id)
+              DO UPDATE SET count = error_counts.count + 1",
+        );
+        q.build().execute(&mut *conn).await.map_err(map_err)?;
+
+        if let Some(run_id) = run_id {
+            count("mark_run_fingerprint");
+            sqlx::query("UPDATE task_runs SET error_fingerprint = $2 WHERE id = $1")
+                .bind(run_id)
+                .bind(&fp)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        }
+
+        let occurrence = Occurrence {
+            version: o.task_version,
+            total: g.occurrence_count,
+            this_minute,
+            at: now,
+        };
+        if let Some(why) = on_occurrence(&g.triage, &occurrence) {
+            reopen(conn, &g, &why, now).await?;
+        }
+        Ok(Some(fp))
+    }
+}
+
+#[async_trait]
+impl ErrorStore for Backend {
+    async fn list_error_groups(
+        &self,
+        environment_id: &str,
+        query: &ErrorListQuery,
+    ) -> StoreResult<ErrorPage> {
+        let ranges = window_buckets(to_millis(query.from), to_millis(query.to));
+        if ranges.is_empty() {
+            return Ok(ErrorPage {
+                rows: Vec::new(),
+                has_more: false,
+            });
+        }
+        let mut q: QueryBuilder<Db> = QueryBuilder::new(format!(
+            "SELECT {}, w.n,
+                 (SELECT MIN(f.first_seen) FROM error_groups f WHERE f.environment_id = g.environment_id AND f.fingerprint = g.fingerprint) AS fp_first_seen,
+                 (SELECT MAX(f.last_seen) FROM error_groups f WHERE f.environment_id = g.environment_id AND f.fingerprint = g.fingerprint) AS fp_last_seen
+             FROM (SELECT c.group_id, CAST(SUM(c.count) AS BIGINT) AS n FROM error_counts c
+                   WHERE c.environment_id = ",
+            group_cols("g.")
+        ));
+        q.push_bind(environment_id);
+        q.push(" AND c.version IN (");
+        {
+            let mut versions = q.separated(", ");
+            if query.versions.is_empty() {
+                versions.push_bind(ALL_VERSIONS);
+            }
+            for v in &query.versions {
+                versions.push_bind(v.clone());
+            }
+        }
+        q.push(") AND (");
+        for (i, (gran, from, to)) in ranges.iter().enumerate() {
+            if i > 0 {
+                q.push(" OR ");
+            }
+            q.push("(c.granularity = ")
+                .push_bind(*gran)
+                .push(" AND c.bucket >= ")
+                .push_bind(*from)
+                .push(" AND c.bucket < ")
+                .push_bind(*to)
+                .push(")");
+        }
+        q.push(") GROUP BY c.group_id) w JOIN error_groups g ON g.id = w.group_id WHERE g.environment_id = ");
+        q.push_bind(environment_id);
+        if !query.task_identifiers.is_empty() {
+            q.push(" AND g.task_identifier IN (");
+            let mut tasks = q.separated(", ");
+            for t in &query.task_identifiers {
+                tasks.push_bind(t.clone());
+            }
+            q.push(")");
+        }
+        let mut statuses = query.statuses.clone();
+        statuses.dedup();
+        let all = [
+            GroupStatus::Unresolved,
+            GroupStatus::Resolved,
+            GroupStatus::Ignored,
+        ];
+        if !statuses.is_empty() && !all.iter().all(|s| statuses.contains(s)) {
+            // As a read at `now` sees it: an ignore past its time is unresolved.
+            q.push(
+                " AND (CASE WHEN g.status = 'IGNORED' AND g.ignored_until IS NOT NULL AND g.ignored_until <= ",
+            )
+            .push_bind(to_millis(query.now))
+            .push(" THEN 'UNRESOLVED' ELSE g.status END) IN (");
+            let mut wanted = q.separated(", ");
+            for st in &statuses {
+                wanted.push_bind(st.as_db());
+            }
+            q.push(")");
+        }
+        if let Some(term) = query.search.as_deref().filter(|t| !t.is_empty()) {
+            let escaped = term
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = format!("%{escaped}%");
+            q.push(" AND (LOWER(g.error_type) LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR LOWER(g.error_message) LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\')");
+        }
+        let backward = matches!(query.cursor, Some((_, PageDirection::Before)));
+        if let Some((c, direction)) = &query.cursor {
+            let op = match direction {
+                PageDirection::After => "<",
+                PageDirection::Before => ">",
+            };
+            q.push(format!(" AND (w.n {op} "))
+                .push_bind(c.occurrence_count)
+                .push(" OR (w.n = ")
+                .push_bind(c.occurrence_count)
+                .push(format!(" AND (g.fingerprint{BYTEWISE} {op} "))
+                .push_bind(c.fingerprint.clone())
+                .push(format!("{BYTEWISE} OR (g.fingerprint = "))
+                .push_bind(c.fingerprint.clone())
+                .push(format!(" AND g.task_identifier{BYTEWISE} {op} "))
+                .push_bind(c.task_identifier.clone())
+                .push(format!("{BYTEWISE}))))"));
+        }
+        let order = if backward { "ASC" } else { "DESC" };
+        q.push(format!(
+            " ORDER BY w.n {order}, g.fingerprint{BYTEWISE} {order}, g.task_identifier{BYTEWISE} {order} LIMIT "
+        ))
+        .push_bind(i64::from(query.size) + 1);
+        count("list_error_groups");
+        let rows = q.build().fetch_all(&self.reader).await.map_err(map_err)?;
+        let has_more = rows.len() > query.size as usize;
+        let mut listed = rows
+            .iter()
+            .take(query.size as usize)
+            .map(|row| {
+                Ok(ListedErrorGroup {
+                    group: group(row)?,
+                    count: row.try_get("n").map_err(map_err)?,
+                    fingerprint_first_seen: ts(row, "fp_first_seen")?,
+                    fingerprint_last_seen: ts(row, "fp_last_seen")?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        if backward {
+            listed.reverse();
+        }
+        Ok(ErrorPage {
+            rows: listed,
+            has_more,
+        })
+    }
+
+    async fn get_error_group(
+        &self,
+        environment_id: &str,
+        fingerprint: &str,
+    ) -> StoreResult<Option<ErrorGroupDetail>> {
+        let mut conn = self.reader.acquire().await.map_err(map_err)?;
+        detail(&mut conn, environment_id, fingerprint).await
+    }
+
+    async fn triage_error_group(
+        &self,
+        environment_id: &str,
+        fingerprint: &str,
+        action: TriageAction,
+        actor: &TriageActor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ErrorGroupDetail>> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("lock_error_groups");
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM error_groups g WHERE g.environment_id = $1 AND g.fingerprint = $2
+             ORDER BY g.task_identifier{FOR_UPDATE}",
+            group_cols("g.")
+        ))
+        .bind(environment_id)
+        .bind(fingerprint)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if rows.is_empty() {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        }
+        for row in &rows {
+            let g = group(row)?;
+            let (state, reason, detail) = match &action {
+                TriageAction::Resolve { in_version } => (
+                    TriageState::resolved(now, in_version.clone(), actor.user_id.clone()),
+                    None,
+                    in_version.as_ref().map(|v| format!("in version {v}")),
+                ),
+                TriageAction::Ignore(ignore) => (
+                    TriageState::ignored(now, ignore, g.occurrence_count, actor.user_id.clone()),
+                    ignore.reason.as_deref(),
+                    ignore_conditions(ignore),
+                ),
+                TriageAction::Unresolve => (TriageState::unresolved(), None, None),
+            };
+            write_triage(&mut tx, &g.id, &state, now).await?;
+            append_activity(
+                &mut tx,
+                Entry {
+                    group: &g,
+                    action: action.action(),
+                    actor,
+                    reason,
+                    detail,
+                    at: now,
+                },
+            )
+            .await?;
+        }
+        let answer = detail(&mut tx, environment_id, fingerprint).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(answer)
+    }
+
+    async fn list_error_activity(
+        &self,
+        environment_id: &str,
+        fingerprint: &str,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<ErrorActivity>> {
+        count("list_error_activity");
+        let rows = sqlx::query(
+            "SELECT seq, task_identifier, action, occurred_at, actor_user_id, credential_kind, credential_id,
+                    reason, detail
+             FROM error_group_activity
+             WHERE environment_id = $1 AND fingerprint = $2 AND seq < $3
+             ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(environment_id)
+        .bind(fingerprint)
+        .bind(before_seq.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(activity).collect()
+    }
+
+    async fn record_error_occurrence(
+        &self,
+        occurrence: ErrorOccurrence<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<String>> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let fp = self
+            .record_occurrence(&mut tx, &occurrence, None, now)
+            .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(fp)
+    }
+
+    async fn reopen_expired_ignores(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("expired_ignores");
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM error_groups g
+             WHERE g.status = 'IGNORED' AND g.ignored_until IS NOT NULL AND g.ignored_until <= $1
+             ORDER BY g.ignored_until LIMIT $2{FOR_UPDATE}",
+            group_cols("g.")
+        ))
+        .bind(to_millis(now))
+        .bind(REOPEN_BATCH)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let mut reopened = 0;
+        for row in &rows {
+            let g = group(row)?;
+            if let Some(why) = on_tick(&g.triage, now) {
+                reopen(&mut tx, &g, &why, now).await?;
+                reopened += 1;
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(reopened)
+    }
+
+    async fn purge_error_buckets(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        count("purge_error_buckets");
+        let done = sqlx::query(
+            "DELETE FROM error_counts WHERE granularity IN ($1, $2, $3) AND bucket < $4",
+        )
+        .bind(granularity::MINUTE)
+        .bind(granularity::HOUR)
+        .bind(granularity::DAY)
+        .bind(to_millis(before))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// What an ignore's history entry says of its conditions.
+fn ignore_conditions(i: &taskgate_core::errors::Ignore) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(ms) = i.duration_ms {
+        parts.push(format!("for {ms} ms"));
+    }
+    if let Some(rate) = i.occurrence_rate {
+        parts.push(format!("until more than {rate} per minute"));
+    }
+    if let Some(total) = i.total_occurrences {
+        parts.push(format!("until {total} more occurrences"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}

@@ -1,0 +1,658 @@
+//! Conformance cases: error groups (ingestion with the run, listing, triage, history and the
+//! lifecycle that reopens groups).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use taskgate_core::engine::{Completion, Event, RunState, RunStatus};
+use taskgate_core::errors::{GroupStatus, Ignore};
+use taskgate_core::task_error::TaskRunError;
+
+use super::engine::{prod_env, register, take, LIMIT};
+use super::runs::plain;
+use super::*;
+use crate::*;
+
+/// A minute into the test's day (occurrences are bucketed by the minute).
+fn at(minute: i64) -> DateTime<Utc> {
+    t0() + Duration::minutes(minute)
+}
+
+fn string_error(raw: &str) -> Value {
+    json!({ "type": "STRING_ERROR", "raw": raw })
+}
+
+async fn occur(
+    store: &dyn Store,
+    env: &str,
+    task: &str,
+    version: Option<&str>,
+    error: &Value,
+    minute: i64,
+) -> String {
+    store
+        .record_error_occurrence(
+            ErrorOccurrence {
+                environment_id: env,
+                task_identifier: task,
+                task_version: version,
+                error,
+                run_created_at: at(minute),
+            },
+            at(minute),
+        )
+        .await
+        .unwrap()
+        .expect("grouped")
+}
+
+fn query(from: i64, to: i64) -> ErrorListQuery {
+    ErrorListQuery {
+        task_identifiers: Vec::new(),
+        versions: Vec::new(),
+        statuses: Vec::new(),
+        search: None,
+        from: at(from),
+        to: at(to),
+        size: 25,
+        cursor: None,
+        now: at(to),
+    }
+}
+
+async fn list(store: &dyn Store, env: &str, q: &ErrorListQuery) -> Vec<(String, String, i64)> {
+    store
+        .list_error_groups(env, q)
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| (r.group.task_identifier, r.group.fingerprint, r.count))
+        .collect()
+}
+
+fn user(id: &str) -> TriageActor {
+    TriageActor {
+        user_id: Some(id.into()),
+        credential_kind: "public_jwt".into(),
+        credential_id: Some("env-1".into()),
+    }
+}
+
+pub async fn a_run_that_fails_for_good_is_one_occurrence_of_its_group(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let w = register(&*store, &env, &["a"]).await;
+    let mut run = Run::triggered(
+        &env,
+        "a",
+        &RunState::triggered(t0(), None, None, false),
+        t0(),
+    );
+    run.max_attempts = Some(2);
+    store
+        .trigger_run(run, None, None, None, t0())
+        .await
+        .unwrap();
+    let d = take(&*store, &env, &w.id, LIMIT, t0()).await.unwrap();
+    let id = d.run.friendly_id;
+    let fail = || {
+        plain(Event::Complete(Completion::Failure {
+            error: TaskRunError::String {
+                raw: "boom for user 12345".into(),
+            },
+            retry_delay_ms: Some(100),
+            jitter: 0.0,
+        }))
+    };
+    for _ in 0..2 {
+        store
+            .apply_run_event(&env, &id, plain(Event::StartAttempt), t0())
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .apply_run_event(&env, &id, fail(), t0())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let group = store
+        .get_error_group(&env, "120ca518cbb995ad")
+        .await
+        .unwrap()
+        .expect("the final failure made a group (upstream's fingerprint)");
+    assert_eq!(
+        group.group.occurrence_count, 1,
+        "a retried attempt is not an occurrence"
+    );
+    assert_eq!(
+        (
+            group.group.error_type.as_str(),
+            group.group.error_message.as_str()
+        ),
+        ("Error", "boom for user 12345")
+    );
+    assert_eq!(group.group.first_seen, t0(), "the run's creation");
+    let runs = store
+        .list_runs(
+            &env,
+            &RunFilter {
+                error_fingerprint: Some("120ca518cbb995ad".into()),
+                ..RunFilter::default()
+            },
+            &RunPage {
+                limit: 10,
+                after: None,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.iter()
+            .map(|r| r.friendly_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![id.as_str()]
+    );
+    assert_eq!(
+        store.get_run(&env, &id).await.unwrap().map(|r| r.status),
+        Some(RunStatus::CompletedWithErrors)
+    );
+}
+
+pub async fn groups_list_by_their_count_in_the_window(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let e = |s: &str| string_error(s);
+    // Three occurrences of A (minutes 10, 70, 2000), two of B, one of C in another task.
+    let a = occur(&*store, &env, "t1", Some("20260101.1"), &e("alpha"), 10).await;
+    occur(&*store, &env, "t1", Some("20260101.2"), &e("alpha"), 70).await;
+    occur(&*store, &env, "t1", Some("20260101.2"), &e("alpha"), 2000).await;
+    let b = occur(&*store, &env, "t1", None, &e("beta 100% done"), 20).await;
+    occur(&*store, &env, "t1", None, &e("beta 100% done"), 21).await;
+    let c = occur(&*store, &env, "t2", Some("20260101.1"), &e("Gamma"), 30).await;
+    // Another environment's occurrences never show.
+    let other = prod_env(&*store).await;
+    occur(&*store, &other, "t1", None, &e("alpha"), 10).await;
+
+    assert_eq!(
+        list(&*store, &env, &query(0, 3000)).await,
+        vec![
+            ("t1".into(), a.clone(), 3),
+            ("t1".into(), b.clone(), 2),
+            ("t2".into(), c.clone(), 1)
+        ]
+    );
+    // Exact to the minute at both ends: minutes 20..=70.
+    assert_eq!(
+        list(&*store, &env, &query(20, 70)).await,
+        vec![
+            ("t1".into(), b.clone(), 2),
+            ("t1".into(), a.clone(), 1),
+            ("t2".into(), c.clone(), 1)
+        ]
+    );
+    assert_eq!(
+        list(&*store, &env, &query(22, 69)).await,
+        vec![("t2".into(), c.clone(), 1)]
+    );
+    // Versions restrict what is counted.
+    let mut q = query(0, 3000);
+    q.versions = vec!["20260101.2".into()];
+    assert_eq!(
+        list(&*store, &env, &q).await,
+        vec![("t1".into(), a.clone(), 2)]
+    );
+    // Tasks, and a search that is a substring of type or message, case-insensitive and
+    // literal (`%` is not a wildcard).
+    let mut q = query(0, 3000);
+    q.task_identifiers = vec!["t2".into()];
+    assert_eq!(list(&*store, &env, &q).await.len(), 1);
+    let mut q = query(0, 3000);
+    q.search = Some("gamma".into());
+    assert_eq!(list(&*store, &env, &q).await[0].1, c);
+    q.search = Some("0% d".into());
+    assert_eq!(list(&*store, &env, &q).await[0].1, b);
+    q.search = Some("a%a".into());
+    assert!(list(&*store, &env, &q).await.is_empty());
+    // The group keeps all-time figures.
+    let detail = store.get_error_group(&env, &a).await.unwrap().unwrap();
+    assert_eq!(detail.group.occurrence_count, 3);
+    assert_eq!(
+        (detail.fingerprint_first_seen, detail.fingerprint_last_seen),
+        (at(10), at(2000))
+    );
+    assert_eq!(detail.affected_versions, vec!["20260101.2", "20260101.1"]);
+}
+
+pub async fn error_pages_go_both_ways(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    // Groups with 5, 4, 3, 2, 1 occurrences.
+    let mut expected = Vec::new();
+    for (i, n) in [5, 4, 3, 2, 1].iter().enumerate() {
+        let fp = {
+            let mut fp = String::new();
+            for _ in 0..*n {
+                fp = occur(
+                    &*store,
+                    &env,
+                    "t",
+                    None,
+                    &string_error(&format!("error {}", ["a", "b", "c", "d", "e"][i])),
+                    5,
+                )
+                .await;
+            }
+            fp
+        };
+        expected.push((fp, *n as i64));
+    }
+    let page = |cursor: Option<(ErrorCursor, PageDirection)>| {
+        let store = store.clone();
+        let env = env.clone();
+        async move {
+            let mut q = query(0, 10);
+            q.size = 2;
+            q.cursor = cursor;
+            store.list_error_groups(&env, &q).await.unwrap()
+        }
+    };
+    let cursor_of = |r: &ListedErrorGroup| ErrorCursor {
+        occurrence_count: r.count,
+        fingerprint: r.group.fingerprint.clone(),
+        task_identifier: r.group.task_identifier.clone(),
+    };
+    let counts = |p: &ErrorPage| p.rows.iter().map(|r| r.count).collect::<Vec<_>>();
+    let first = page(None).await;
+    assert_eq!((counts(&first), first.has_more), (vec![5, 4], true));
+    let second = page(Some((cursor_of(&first.rows[1]), PageDirection::After))).await;
+    assert_eq!((counts(&second), second.has_more), (vec![3, 2], true));
+    let third = page(Some((cursor_of(&second.rows[1]), PageDirection::After))).await;
+    assert_eq!((counts(&third), third.has_more), (vec![1], false));
+    let back = page(Some((cursor_of(&third.rows[0]), PageDirection::Before))).await;
+    assert_eq!((counts(&back), back.has_more), (vec![3, 2], true));
+    let start = page(Some((cursor_of(&back.rows[0]), PageDirection::Before))).await;
+    assert_eq!((counts(&start), start.has_more), (vec![5, 4], false));
+    assert_eq!(start.rows[0].group.fingerprint, expected[0].0);
+}
+
+pub async fn triage_is_recorded_with_its_actor(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let fp = occur(&*store, &env, "t", None, &string_error("boom"), 1).await;
+    occur(&*store, &env, "t2", None, &string_error("boom"), 2).await;
+    assert_eq!(
+        store
+            .triage_error_group(
+                &env,
+                "0000000000000000",
+                TriageAction::Unresolve,
+                &user("u1"),
+                at(3)
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    let resolved = store
+        .triage_error_group(
+            &env,
+            &fp,
+            TriageAction::Resolve {
+                in_version: Some("20260101.5".into()),
+            },
+            &user("u1"),
+            at(3),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let t = &resolved.group.triage;
+    assert_eq!(
+        (
+            t.status,
+            t.resolved_at,
+            t.resolved_in_version.as_deref(),
+            t.resolved_by.as_deref()
+        ),
+        (
+            GroupStatus::Resolved,
+            Some(at(3)),
+            Some("20260101.5"),
+            Some("u1")
+        )
+    );
+    let ignore = Ignore {
+        duration_ms: Some(3_600_000),
+        occurrence_rate: Some(2.5),
+        total_occurrences: Some(10),
+        reason: Some("known flake".into()),
+    };
+    let key = TriageActor {
+        user_id: None,
+        credential_kind: "secret_key".into(),
+        credential_id: Some("env-1".into()),
+    };
+    let ignored = store
+        .triage_error_group(&env, &fp, TriageAction::Ignore(ignore), &key, at(4))
+        .await
+        .unwrap()
+        .unwrap();
+    let t = &ignored.group.triage;
+    assert_eq!(t.status, GroupStatus::Ignored);
+    assert_eq!(t.resolved_at, None, "an ignore clears the resolve");
+    assert_eq!(t.ignored_until, Some(at(64)));
+    assert_eq!(t.ignored_until_occurrence_rate, Some(2.5));
+    assert_eq!(t.ignored_until_total_occurrences, Some(10));
+    assert_eq!(t.ignored_by_user_id, None, "a key acts for nobody");
+    store
+        .triage_error_group(&env, &fp, TriageAction::Unresolve, &user("u2"), at(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let history = store
+        .list_error_activity(&env, &fp, None, 10)
+        .await
+        .unwrap();
+    // Two tasks share the fingerprint: each of their groups has its entries.
+    let actions: Vec<(&str, &str, Option<&str>)> = history
+        .iter()
+        .map(|a| {
+            (
+                a.action.as_str(),
+                a.task_identifier.as_str(),
+                a.actor_user_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("unresolved", "t2", Some("u2")),
+            ("unresolved", "t", Some("u2")),
+            ("ignored", "t2", None),
+            ("ignored", "t", None),
+            ("resolved", "t2", Some("u1")),
+            ("resolved", "t", Some("u1")),
+        ]
+    );
+    assert_eq!(history[3].reason.as_deref(), Some("known flake"));
+    assert_eq!(history[3].credential_kind, "secret_key");
+    let older = store
+        .list_error_activity(&env, &fp, Some(history[1].seq), 2)
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 2);
+    assert_eq!(older[0].seq, history[2].seq);
+}
+
+pub async fn resolved_groups_reopen_when_they_fail_again(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let e = string_error("regress");
+    let fp = occur(&*store, &env, "t", Some("20260101.1"), &e, 1).await;
+    let resolve = |version: Option<&str>, minute: i64| {
+        let store = store.clone();
+        let (env, fp) = (env.clone(), fp.clone());
+        let version = version.map(str::to_string);
+        async move {
+            store
+                .triage_error_group(
+                    &env,
+                    &fp,
+                    TriageAction::Resolve {
+                        in_version: version,
+                    },
+                    &user("u"),
+                    at(minute),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let status = |store: Arc<dyn Store>, env: String, fp: String| async move {
+        store
+            .get_error_group(&env, &fp)
+            .await
+            .unwrap()
+            .unwrap()
+            .group
+            .triage
+            .status
+    };
+    resolve(None, 2).await;
+    occur(&*store, &env, "t", Some("20260101.1"), &e, 3).await;
+    assert_eq!(
+        status(store.clone(), env.clone(), fp.clone()).await,
+        GroupStatus::Unresolved,
+        "reopened at once, without any job"
+    );
+    // Resolved in .10: an occurrence from .9 is counted but does not reopen; .10 does.
+    resolve(Some("20260101.10"), 4).await;
+    occur(&*store, &env, "t", Some("20260101.9"), &e, 5).await;
+    assert_eq!(
+        status(store.clone(), env.clone(), fp.clone()).await,
+        GroupStatus::Resolved
+    );
+    occur(&*store, &env, "t", Some("20260101.10"), &e, 6).await;
+    assert_eq!(
+        status(store.clone(), env.clone(), fp.clone()).await,
+        GroupStatus::Unresolved
+    );
+    let history = store
+        .list_error_activity(&env, &fp, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|a| (a.action.as_str(), a.detail.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("regressed", Some("failed again in version 20260101.10")),
+            ("resolved", Some("in version 20260101.10")),
+            ("regressed", Some("failed again in version 20260101.1")),
+            ("resolved", None),
+        ]
+    );
+    assert_eq!(history[0].credential_kind, "system");
+    let detail = store.get_error_group(&env, &fp).await.unwrap().unwrap();
+    assert_eq!(detail.group.occurrence_count, 4);
+}
+
+pub async fn ignores_end_on_time_rate_or_total(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let ignore = |fp: String, i: Ignore, minute: i64| {
+        let store = store.clone();
+        let env = env.clone();
+        async move {
+            store
+                .triage_error_group(&env, &fp, TriageAction::Ignore(i), &user("u"), at(minute))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let status = |fp: String| {
+        let store = store.clone();
+        let env = env.clone();
+        async move {
+            store
+                .get_error_group(&env, &fp)
+                .await
+                .unwrap()
+                .unwrap()
+                .group
+                .triage
+                .status
+        }
+    };
+    // By time: a list at a later time already sees it unresolved; the sweep records it.
+    let timed = occur(&*store, &env, "t", None, &string_error("timed"), 0).await;
+    ignore(
+        timed.clone(),
+        Ignore {
+            duration_ms: Some(60_000),
+            ..Ignore::default()
+        },
+        1,
+    )
+    .await;
+    let mut q = query(0, 10);
+    q.statuses = vec![GroupStatus::Ignored];
+    q.now = at(1);
+    assert_eq!(list(&*store, &env, &q).await.len(), 1);
+    q.now = at(2);
+    assert!(list(&*store, &env, &q).await.is_empty(), "past its time");
+    q.statuses = vec![GroupStatus::Unresolved];
+    assert_eq!(list(&*store, &env, &q).await.len(), 1);
+    assert_eq!(store.reopen_expired_ignores(at(1)).await.unwrap(), 0);
+    assert_eq!(store.reopen_expired_ignores(at(2)).await.unwrap(), 1);
+    assert_eq!(status(timed.clone()).await, GroupStatus::Unresolved);
+
+    // By total: ten more occurrences.
+    let total = occur(&*store, &env, "t", None, &string_error("total"), 0).await;
+    ignore(
+        total.clone(),
+        Ignore {
+            total_occurrences: Some(3),
+            ..Ignore::default()
+        },
+        1,
+    )
+    .await;
+    for minute in [2, 3] {
+        occur(&*store, &env, "t", None, &string_error("total"), minute).await;
+    }
+    assert_eq!(status(total.clone()).await, GroupStatus::Ignored);
+    occur(&*store, &env, "t", None, &string_error("total"), 4).await;
+    assert_eq!(status(total.clone()).await, GroupStatus::Unresolved);
+
+    // By rate: more than 2 arrivals within one minute.
+    let rate = occur(&*store, &env, "t", None, &string_error("rate"), 0).await;
+    ignore(
+        rate.clone(),
+        Ignore {
+            occurrence_rate: Some(2.0),
+            ..Ignore::default()
+        },
+        1,
+    )
+    .await;
+    for minute in [5, 6, 7] {
+        occur(&*store, &env, "t", None, &string_error("rate"), minute).await;
+    }
+    assert_eq!(
+        status(rate.clone()).await,
+        GroupStatus::Ignored,
+        "one a minute"
+    );
+    for _ in 0..3 {
+        occur(&*store, &env, "t", None, &string_error("rate"), 8).await;
+    }
+    assert_eq!(status(rate.clone()).await, GroupStatus::Unresolved);
+    let history = store
+        .list_error_activity(&env, &rate, None, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        history[0].detail.as_deref(),
+        Some("3 occurrences within a minute")
+    );
+}
+
+/// A resolve and occurrences racing: both kinds are kept, in one order, and the final state
+/// follows from it.
+pub async fn a_resolve_racing_an_occurrence_loses_neither(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let e = string_error("race");
+    let fp = occur(&*store, &env, "t", None, &e, 0).await;
+    for round in 0..10 {
+        let resolving = {
+            let (store, env, fp) = (store.clone(), env.clone(), fp.clone());
+            tokio::spawn(async move {
+                store
+                    .triage_error_group(
+                        &env,
+                        &fp,
+                        TriageAction::Resolve { in_version: None },
+                        &user("u"),
+                        at(10 + round),
+                    )
+                    .await
+                    .unwrap()
+            })
+        };
+        let failing = {
+            let (store, env, e) = (store.clone(), env.clone(), e.clone());
+            tokio::spawn(async move {
+                store
+                    .record_error_occurrence(
+                        ErrorOccurrence {
+                            environment_id: &env,
+                            task_identifier: "t",
+                            task_version: None,
+                            error: &e,
+                            run_created_at: at(10 + round),
+                        },
+                        at(10 + round),
+                    )
+                    .await
+                    .unwrap()
+            })
+        };
+        resolving.await.unwrap();
+        failing.await.unwrap();
+        let detail = store.get_error_group(&env, &fp).await.unwrap().unwrap();
+        let last = store
+            .list_error_activity(&env, &fp, None, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        match last.action.as_str() {
+            // The occurrence came after the resolve: it reopened the group.
+            "regressed" => assert_eq!(detail.group.triage.status, GroupStatus::Unresolved),
+            // The resolve came last: resolved, the occurrence counted before it.
+            "resolved" => assert_eq!(detail.group.triage.status, GroupStatus::Resolved),
+            other => panic!("unexpected {other}"),
+        }
+        assert_eq!(
+            detail.group.occurrence_count,
+            2 + round,
+            "no occurrence lost"
+        );
+    }
+    let history = store
+        .list_error_activity(&env, &fp, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        history.iter().filter(|a| a.action == "resolved").count(),
+        10,
+        "no resolve lost"
+    );
+}
+
+pub async fn purging_buckets_keeps_all_time_counts(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let fp = occur(&*store, &env, "t", Some("1.0"), &string_error("old"), 0).await;
+    occur(
+        &*store,
+        &env,
+        "t",
+        Some("1.0"),
+        &string_error("old"),
+        3 * 24 * 60,
+    )
+    .await;
+    let purged = store.purge_error_buckets(at(2 * 24 * 60)).await.unwrap();
+    assert_eq!(
+        purged, 6,
+        "the first occurrence's minute, hour and day, for * and 1.0"
+    );
+    assert_eq!(
+        list(&*store, &env, &query(0, 4 * 24 * 60)).await,
+        vec![("t".into(), fp.clone(), 1)]
+    );
+    let detail = store.get_error_group(&env, &fp).await.unwrap().unwrap();
+    assert_eq!(detail.group.occurrence_count, 2);
+    assert_eq!(detail.affected_versions, vec!["1.0"]);
+}
