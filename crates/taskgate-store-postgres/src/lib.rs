@@ -339,11 +339,18 @@ impl Store for PostgresStore {
     }
 }
 
-/// Table and column names of the applied schema, for the cross-backend schema test.
-pub async fn schema_columns(store: &PostgresStore) -> StoreResult<Vec<(String, String)>> {
+/// Every column of the applied schema, for the cross-backend schema test.
+pub async fn schema_columns(
+    store: &PostgresStore,
+) -> StoreResult<Vec<taskgate_store::SchemaColumn>> {
     use sqlx::Row;
     let rows = sqlx::query(
-        "SELECT table_name::text, column_name::text FROM information_schema.columns
+        "SELECT table_name::text, column_name::text,
+                CASE data_type WHEN 'double precision' THEN 'real'
+                               WHEN 'timestamp with time zone' THEN 'timestamptz'
+                               ELSE data_type::text END,
+                is_nullable = 'YES'
+         FROM information_schema.columns
          WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_sqlx%'
          ORDER BY 1, 2",
     )
@@ -352,10 +359,12 @@ pub async fn schema_columns(store: &PostgresStore) -> StoreResult<Vec<(String, S
     .map_err(map_err)?;
     rows.iter()
         .map(|r| {
-            Ok((
-                r.try_get(0).map_err(map_err)?,
-                r.try_get(1).map_err(map_err)?,
-            ))
+            Ok(taskgate_store::SchemaColumn {
+                table: r.try_get(0).map_err(map_err)?,
+                column: r.try_get(1).map_err(map_err)?,
+                sql_type: r.try_get(2).map_err(map_err)?,
+                nullable: r.try_get(3).map_err(map_err)?,
+            })
         })
         .collect()
 }

@@ -7,7 +7,7 @@ use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
 use taskgate_store::conformance::{fixture, unseal};
 use taskgate_store::*;
-use taskgate_store_postgres::testing::{drop_schema, fresh_schema, TEST_DATABASE_URL};
+use taskgate_store_postgres::testing::{fresh_schema, TEST_DATABASE_URL};
 use taskgate_store_postgres::PostgresStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,6 +51,5 @@ async fn lookups_fall_back_to_the_primary_when_the_replica_lags() {
         .is_none());
 
     store.close().await;
-    drop_schema(&url, &p_schema).await;
-    drop_schema(&url, &r_schema).await;
+    drop((p_schema, r_schema));
 }

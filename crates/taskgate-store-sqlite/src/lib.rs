@@ -187,11 +187,16 @@ impl Store for SqliteStore {
     }
 }
 
-/// Table and column names of the applied schema, for the cross-backend schema test.
-pub async fn schema_columns(store: &SqliteStore) -> StoreResult<Vec<(String, String)>> {
+/// Every column of the applied schema, for the cross-backend schema test.
+pub async fn schema_columns(store: &SqliteStore) -> StoreResult<Vec<taskgate_store::SchemaColumn>> {
     use sqlx::Row;
     let rows = sqlx::query(
-        "SELECT m.name AS table_name, p.name AS column_name
+        // An INTEGER PRIMARY KEY is the table's 64-bit rowid: PostgreSQL's BIGINT identity.
+        "SELECT m.name AS table_name, p.name AS column_name,
+                CASE WHEN p.pk = 1 AND lower(p.type) = 'integer'
+                          AND (SELECT count(*) FROM pragma_table_info(m.name) k WHERE k.pk > 0) = 1
+                     THEN 'bigint' ELSE lower(p.type) END,
+                p.\"notnull\" = 0 AND p.pk = 0
          FROM sqlite_master m JOIN pragma_table_info(m.name) p
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx_%'
          ORDER BY 1, 2",
@@ -201,10 +206,12 @@ pub async fn schema_columns(store: &SqliteStore) -> StoreResult<Vec<(String, Str
     .map_err(map_err)?;
     rows.iter()
         .map(|r| {
-            Ok((
-                r.try_get(0).map_err(map_err)?,
-                r.try_get(1).map_err(map_err)?,
-            ))
+            Ok(taskgate_store::SchemaColumn {
+                table: r.try_get(0).map_err(map_err)?,
+                column: r.try_get(1).map_err(map_err)?,
+                sql_type: r.try_get(2).map_err(map_err)?,
+                nullable: r.try_get(3).map_err(map_err)?,
+            })
         })
         .collect()
 }

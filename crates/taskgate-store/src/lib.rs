@@ -22,3 +22,17 @@ pub use events::{ChangeEvent, ChangeFanout, ChangeHook};
 pub use model::*;
 pub use runs::*;
 pub use traits::*;
+
+/// One column of an applied schema, in a form both backends can state, so a test can show
+/// that their schemas have not drifted apart.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SchemaColumn {
+    pub table: String,
+    pub column: String,
+    /// The declared type, lower case, with each backend's spelling of the same type mapped to
+    /// one name (`double precision` and `real` are `real`; `timestamp with time zone` is
+    /// `timestamptz`).
+    pub sql_type: String,
+    /// Whether the column accepts NULL (a primary key column never does).
+    pub nullable: bool,
+}

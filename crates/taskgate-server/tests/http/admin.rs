@@ -153,11 +153,11 @@ async fn an_existing_admin_token_file_is_never_overwritten(b: Backend) {
             None,
         ),
         Backend::Postgres => {
-            let (s, schema, url) = taskgate_store_postgres::testing::fresh_schema_store()
+            let (s, schema) = taskgate_store_postgres::testing::fresh_schema_store()
                 .await
                 .unwrap()
                 .unwrap();
-            (std::sync::Arc::new(s), Some((url, schema)))
+            (std::sync::Arc::new(s), Some(schema))
         }
     };
     let written = taskgate_server::bootstrap::bootstrap_admin(&*other, &app.state.config)
@@ -176,9 +176,7 @@ async fn an_existing_admin_token_file_is_never_overwritten(b: Backend) {
     let r = app.get("/api/v1/orgs", before.trim()).await;
     assert_eq!(r.status, StatusCode::OK);
     other.close().await;
-    if let Some((url, schema)) = schema {
-        taskgate_store_postgres::testing::drop_schema(&url, &schema).await;
-    }
+    drop(schema);
     app.cleanup().await;
 }
 

@@ -47,7 +47,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub admin_token: String,
     dir: tempfile::TempDir,
-    pg_schema: Option<(String, String)>,
+    /// Dropped after the fields above, so the store is gone before its schema is.
+    pg_schema: Option<taskgate_store_postgres::testing::TestSchema>,
 }
 
 pub fn t0() -> DateTime<Utc> {
@@ -84,11 +85,11 @@ impl TestApp {
                 (Arc::new(s), None)
             }
             Backend::Postgres => {
-                let (s, schema, url) = taskgate_store_postgres::testing::fresh_schema_store()
+                let (s, schema) = taskgate_store_postgres::testing::fresh_schema_store()
                     .await
                     .unwrap()
                     .expect("TASKGATE_TEST_DATABASE_URL must name a PostgreSQL database for the PostgreSQL tests");
-                (Arc::new(s), Some((url, schema)))
+                (Arc::new(s), Some(schema))
             }
         };
         let state =
@@ -113,11 +114,10 @@ impl TestApp {
         self.dir.path()
     }
 
+    /// Closes the store and drops the test's PostgreSQL schema. A test that panics before
+    /// calling this still loses its schema, when the app is dropped.
     pub async fn cleanup(self) {
         self.state.store.close().await;
-        if let Some((url, schema)) = &self.pg_schema {
-            taskgate_store_postgres::testing::drop_schema(url, schema).await;
-        }
     }
 
     pub async fn request(

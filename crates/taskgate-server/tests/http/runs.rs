@@ -122,10 +122,15 @@ async fn retried_triggers_get_the_run_of_their_first_attempt(b: Backend) {
         serde_json::from_str(retry.headers["x-trigger-jwt-claims"].to_str().unwrap()).unwrap();
     assert_eq!(claims["scopes"][0], format!("read:runs:{id}"));
     // The key is scoped to the task, and another call's key is another run.
-    let other_task = send(key.clone(), "sms", uuid.clone()).await;
-    assert_ne!(other_task.body["id"].as_str(), Some(id.as_str()));
-    let other_call = send(key.clone(), "email", "another-call".into()).await;
-    assert_ne!(other_call.body["id"].as_str(), Some(id.as_str()));
+    for (task, call) in [("sms", uuid.clone()), ("email", "another-call".into())] {
+        let other = send(key.clone(), task, call).await;
+        assert_eq!(other.status, StatusCode::OK, "{}", other.text);
+        let other_id = other.body["id"].as_str().unwrap_or_default();
+        assert!(
+            other_id.starts_with("run_") && other_id != id,
+            "{task}: a new run, got {other_id:?}"
+        );
+    }
     let r = app
         .get("/api/v1/runs?filter[taskIdentifier]=email", &key)
         .await;
@@ -515,7 +520,7 @@ async fn cancel_and_replay(b: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let new_id = r.body["id"].as_str().unwrap();
-    assert_ne!(new_id, id);
+    assert!(new_id.starts_with("run_") && new_id != id, "{new_id}");
     let replayed = app.get(&format!("/api/v3/runs/{new_id}"), &key).await.body;
     assert_eq!(
         (

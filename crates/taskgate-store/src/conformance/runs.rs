@@ -96,7 +96,8 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
             t0(),
         )
         .await;
-    assert!(once.is_ok());
+    let once = once.unwrap();
+    assert!(!once.cached, "the token's first use triggers a run");
     let twice = store
         .trigger_run(
             new_run(&env, "email", t0(), &[]),
