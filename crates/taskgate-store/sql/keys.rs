@@ -139,9 +139,7 @@ impl KeyStore for Backend {
         let event = ChangeEvent::EnvKeys {
             environment_id: environment_id.to_string(),
         };
-        self.notify_in(&mut tx, &event).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.publish_local(event);
+        self.commit_and_publish(tx, vec![event]).await?;
         let environment = Environment {
             api_key_sealed: keys.secret.sealed,
             api_key_last_four: keys.secret.last_four,
@@ -239,9 +237,7 @@ impl KeyStore for Backend {
         let event = ChangeEvent::EnvKeys {
             environment_id: before.runtime_environment_id.clone(),
         };
-        self.notify_in(&mut tx, &event).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.publish_local(event);
+        self.commit_and_publish(tx, vec![event]).await?;
         let previous_expires_at = before.expires_at;
         Ok(GraceChange {
             revoked: RevokedApiKey {

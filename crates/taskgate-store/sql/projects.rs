@@ -302,9 +302,7 @@ impl ProjectStore for Backend {
         let event = ChangeEvent::EnvKeys {
             environment_id: parent.id,
         };
-        self.notify_in(&mut tx, &event).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.publish_local(event);
+        self.commit_and_publish(tx, vec![event]).await?;
         Ok(env)
     }
 

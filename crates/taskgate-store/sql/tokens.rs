@@ -126,9 +126,7 @@ impl TokenStore for Backend {
         let event = ChangeEvent::PatRevoked {
             pat_id: pat_id.to_string(),
         };
-        self.notify_in(&mut tx, &event).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.publish_local(event);
+        self.commit_and_publish(tx, vec![event]).await?;
         Ok(pat)
     }
 

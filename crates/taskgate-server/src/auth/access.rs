@@ -1,5 +1,7 @@
-//! What a user may do where: project and environment resolution for user credentials
-//! (spec/auth.md §2.5) and the user's effective ability, role ∩ cap for a user-actor token.
+//! What a user may do where: resolving the project and environment a user credential names
+//! (a member reaches every environment of the org's projects, and their own development
+//! environment only), and the user's effective ability: their role, intersected with the
+//! token's cap for a user-actor token.
 
 use axum::http::StatusCode;
 use taskgate_core::branch::sanitize_branch;

@@ -4,6 +4,7 @@
 //! picks the extractor that accepts exactly the credentials upstream accepts there, so the
 //! error statuses and strings match spec/auth.md §2.7.
 
+pub mod access;
 pub mod cache;
 pub mod env_key;
 pub mod extract;

@@ -96,7 +96,7 @@ pub async fn create_user_token(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Ends, extends or re-opens a revoked key's grace window (spec/auth.md §1.11). `expiresAt` is
+/// Ends, extends or re-opens a revoked key's grace window. `expiresAt` is
 /// an ISO-8601 string or epoch milliseconds; `null` or a past time ends the grace at once, and
 /// is recorded as ending at that moment.
 #[utoipa::path(post, path = "/admin/api/v1/revoked-api-keys/{revokedApiKeyId}", tag = "admin", security(("personalAccessToken" = [])),

@@ -20,9 +20,9 @@ use taskgate_api::ErrorBody;
 use taskgate_core::bearer::{self, TokenKind};
 use taskgate_store::{EnvironmentAuth, NewEnvVar};
 
-use super::access::{environment_for_user, require_key_access, url_env};
 use super::engine::{env_vars, required_body};
 use super::workers::require_project;
+use crate::auth::access::{environment_for_user, require_key_access, url_env};
 use crate::auth::extract::{bearer_token, SecretKeyAuth, UserAuth};
 use crate::auth::{EnvPrincipal, UserPrincipal};
 use crate::error::{ApiError, ApiResult};

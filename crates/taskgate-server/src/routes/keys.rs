@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use taskgate_api::*;
 use taskgate_core::rotation::{grace_active, grace_expiry};
 
-use super::access::{environment_for_user, require_key_access};
+use crate::auth::access::{environment_for_user, require_key_access};
 use crate::auth::extract::AccessTokenPat;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -24,7 +24,7 @@ pub async fn regenerate_api_key(
     headers: HeaderMap,
     AccessTokenPat(user): AccessTokenPat,
 ) -> ApiResult<Json<RegenerateApiKeyResponse>> {
-    super::access::url_env(&env)?;
+    crate::auth::access::url_env(&env)?;
     if headers.contains_key("x-trigger-branch") {
         // Branch children authenticate with their parent's key: rotating a child's own key
         // would change nothing clients use (an upstream quirk taskgate does not keep).

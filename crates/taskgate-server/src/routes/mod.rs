@@ -1,7 +1,6 @@
 //! The HTTP routes, one module per resource. Handlers extract and authorize, call one store use
 //! case and map the result to a wire type from `taskgate-api`.
 
-pub mod access;
 pub mod admin;
 pub mod auth_tokens;
 pub mod engine;

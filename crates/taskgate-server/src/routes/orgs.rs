@@ -8,8 +8,8 @@ use taskgate_core::role::{can_manage_member, Role};
 use taskgate_core::scope::Resource;
 use taskgate_store::StoreError;
 
-use super::access::require;
 use super::{org_response, required_name, slugify};
+use crate::auth::access::require;
 use crate::auth::extract::UserAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;

@@ -10,11 +10,11 @@ use taskgate_core::ids::new_project_ref;
 use taskgate_core::scope::Resource;
 use taskgate_store::StoreError;
 
-use super::access::{
-    client_key_sealed, environment_for_user, project_for_user, require, require_key_access,
-};
 use super::orgs::membership;
 use super::{project_response, required_name, slugify};
+use crate::auth::access::{
+    client_key_sealed, environment_for_user, project_for_user, require, require_key_access,
+};
 use crate::auth::env_key::open_key;
 use crate::auth::extract::UserAuth;
 use crate::error::{ApiError, ApiResult};

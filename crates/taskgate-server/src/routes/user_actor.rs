@@ -16,10 +16,10 @@ use taskgate_core::duration::{jose_expiration, parse_duration_ms, ExpirationInpu
 use taskgate_core::scope::{scopes_within_ability, Ability};
 use taskgate_core::uat::{self, UatClaims};
 
-use super::access::{
+use super::auth_tokens::sign_env_jwt;
+use crate::auth::access::{
     client_key_sealed, effective_ability, environment_for_user, require_key_access,
 };
-use super::auth_tokens::sign_env_jwt;
 use crate::auth::env_key::open_key;
 use crate::auth::extract::{bearer_token, PatAuth};
 use crate::auth::policy::CAPLESS_SCOPES;
@@ -138,7 +138,7 @@ pub async fn exchange_env_jwt(
     body: Bytes,
 ) -> ApiResult<Json<TokenBody>> {
     let user = authenticate_user(&state, &parts).await?;
-    super::access::url_env(&env)?;
+    crate::auth::access::url_env(&env)?;
     let branch = headers
         .get("x-trigger-branch")
         .and_then(|v| v.to_str().ok());

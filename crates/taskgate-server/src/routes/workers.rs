@@ -15,8 +15,8 @@ use taskgate_core::hash::sha256_hex;
 use taskgate_core::ids::{new_id, new_worker_friendly_id};
 use taskgate_store::{NewWorker, WorkerTask};
 
-use super::access::environment_for_user;
 use super::engine::required_body;
+use crate::auth::access::environment_for_user;
 use crate::auth::extract::{SecretKeyAuth, UserAuth};
 use crate::auth::EnvPrincipal;
 use crate::error::{ApiError, ApiResult};

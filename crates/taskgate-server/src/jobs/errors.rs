@@ -1,0 +1,46 @@
+//! Error groups over time: ignores whose time has passed are reopened (reads already report
+//! them so), and count buckets past the retention are deleted.
+
+use std::time::{Duration, Instant};
+
+use crate::state::AppState;
+
+/// How often ignores past their time are reopened.
+const ERROR_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// How often error count buckets past the retention are deleted.
+const ERROR_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+pub fn start(state: &AppState) {
+    let (store, clock) = (state.store.clone(), state.clock.clone());
+    let retention = state.config.error_retention;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ERROR_SWEEP_INTERVAL);
+        let mut last_purge: Option<Instant> = None;
+        loop {
+            tick.tick().await;
+            let now = clock.now();
+            match store.reopen_expired_ignores(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(groups = n, "reopened error groups whose ignore expired"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not reopen expired ignores; will retry")
+                }
+            }
+            if last_purge.is_none_or(|at| at.elapsed() >= ERROR_PURGE_INTERVAL) {
+                last_purge = Some(Instant::now());
+                // A day of margin: a window starting at the retention's edge reads the day
+                // bucket it starts in.
+                let cutoff = now - retention - chrono::Duration::days(1);
+                match store.purge_error_buckets(cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(rows = n, "deleted error count buckets past the retention")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not delete old error count buckets; will retry")
+                    }
+                }
+            }
+        }
+    });
+}

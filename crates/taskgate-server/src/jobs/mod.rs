@@ -1,0 +1,29 @@
+//! Background jobs: the work a node does on its own rather than for a request.
+//!
+//! - [`changes`]: applies every change event (from this node or, through the store's
+//!   notifications, from the others) to the auth cache, realtime watchers and connected
+//!   workers, and re-applies it once a read replica has caught up;
+//! - [`runs`]: starts delayed runs, expires queued runs past their TTL and recovers stalled
+//!   ones;
+//! - [`errors`]: reopens error groups whose ignore has ended and deletes count buckets past the
+//!   retention;
+//! - [`usage`]: writes the use of grace-window keys, counted in memory, to the store.
+//!
+//! Each job logs a failure and tries again on its next tick; none of them ends the server.
+
+pub mod changes;
+pub mod errors;
+pub mod runs;
+pub mod usage;
+
+use crate::state::AppState;
+
+/// Starts every job. The change subscription is in place before this returns, so nothing
+/// changed after start-up is missed.
+pub async fn start(state: &AppState) -> anyhow::Result<()> {
+    changes::start(state).await?;
+    runs::start(state);
+    errors::start(state);
+    usage::start(state);
+    Ok(())
+}
