@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod envvars;
 pub mod errors;
+pub mod runs;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

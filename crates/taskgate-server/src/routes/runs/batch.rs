@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use taskgate_api::runs::{CreateBatchResponse, StreamBatchItemsResponse};
 use taskgate_api::ErrorBody;
 use taskgate_core::hash::sha256_hex;
 use taskgate_core::ids::{new_batch_friendly_id, new_id};
@@ -38,7 +39,7 @@ struct CreateBatchBody {
 /// batch's creation; phase two accepts the same token for the batch's items.
 #[utoipa::path(post, path = "/api/v3/batches", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])),
     request_body(content = Object, description = "{runCount, taskIdentifiers?, idempotencyKey?}"),
-    responses((status = 202, body = Object, description = "{id, runCount, isCached, idempotencyKey?}"), (status = 400, body = ErrorBody),
+    responses((status = 202, body = CreateBatchResponse), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_batch(
     State(state): State<AppState>,
@@ -91,12 +92,13 @@ pub async fn create_batch(
         vec![format!("read:batch:{}", batch.friendly_id)],
         state.now().timestamp(),
     )?;
-    let mut out =
-        json!({ "id": batch.friendly_id, "runCount": batch.run_count, "isCached": cached });
-    if let Some(k) = batch.idempotency_key {
-        out["idempotencyKey"] = json!(k);
-    }
-    Ok((StatusCode::ACCEPTED, headers, Json(out)).into_response())
+    let created = CreateBatchResponse {
+        id: batch.friendly_id,
+        run_count: batch.run_count,
+        is_cached: cached,
+        idempotency_key: batch.idempotency_key,
+    };
+    Ok((StatusCode::ACCEPTED, headers, Json(created)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,14 +115,14 @@ struct BatchItem {
 /// SDK may resend the whole stream.
 #[utoipa::path(post, path = "/api/v3/batches/{batchId}/items", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])), params(("batchId" = String, Path)),
     request_body(content = String, content_type = "application/x-ndjson", description = "{index, task, payload?, options?} per line"),
-    responses((status = 200, body = Object, description = "{id, itemsAccepted, itemsDeduplicated, sealed, enqueuedCount, expectedCount}"),
+    responses((status = 200, body = StreamBatchItemsResponse),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn stream_batch_items(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
     Path(batch_id): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StreamBatchItemsResponse>> {
     let env_id = principal.env.environment.id.clone();
     let batch = state
         .store
@@ -193,12 +195,12 @@ pub async fn stream_batch_items(
         }
     }
     let (count, sealed) = state.store.seal_batch(&batch.id).await?;
-    Ok(Json(json!({
-        "id": batch.friendly_id,
-        "itemsAccepted": accepted,
-        "itemsDeduplicated": deduplicated,
-        "sealed": sealed,
-        "enqueuedCount": count,
-        "expectedCount": batch.run_count,
-    })))
+    Ok(Json(StreamBatchItemsResponse {
+        id: batch.friendly_id,
+        items_accepted: accepted,
+        items_deduplicated: deduplicated,
+        sealed,
+        enqueued_count: count,
+        expected_count: batch.run_count,
+    }))
 }

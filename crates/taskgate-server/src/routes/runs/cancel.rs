@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use taskgate_api::runs::RunIdResponse;
 use taskgate_api::ErrorBody;
 use taskgate_core::engine::{EngineError, Event};
 use taskgate_core::scope::Resource;
@@ -20,13 +21,13 @@ use crate::state::AppState;
 /// `CANCELED` at once and its worker is told to stop (it confirms, or the run finishes
 /// without it after a minute). A run that already finished is answered unchanged.
 #[utoipa::path(post, path = "/api/v2/runs/{runId}/cancel", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])), params(("runId" = String, Path)),
-    responses((status = 200, body = Object, description = "{\"id\": \"run_…\"}"), (status = 401, body = ErrorBody),
+    responses((status = 200, body = RunIdResponse, description = "the canceled run"), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn cancel_run(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
     Path(run_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunIdResponse>> {
     let env_id = principal.env.environment.id.clone();
     let run = state.store.get_run(&env_id, &run_id).await?;
     // Authorization before the not-found check, so an under-scoped token learns nothing.
@@ -58,7 +59,7 @@ pub async fn cancel_run(
         Err(Refusal::Engine(EngineError::AlreadyFinished | EngineError::NoChange)) => {}
         Err(other) => return Err(ApiError::internal(format!("cancel refused: {other:?}"))),
     }
-    Ok(Json(json!({ "id": run_id })))
+    Ok(Json(RunIdResponse { id: run_id }))
 }
 
 /// Overrides a replay may carry (4.8.3's `ReplayRunRequestBody`).
@@ -103,14 +104,14 @@ struct ReplayBody {
 /// Triggers a new run of the same task with the same payload (or the given overrides).
 #[utoipa::path(post, path = "/api/v1/runs/{runId}/replay", tag = "runs", security(("secretKey" = [])), params(("runId" = String, Path)),
     request_body(content = Object, description = "optional ReplayRunRequestBody overrides"),
-    responses((status = 200, body = Object, description = "{\"id\": \"<new run id>\"}"), (status = 400, body = ErrorBody),
+    responses((status = 200, body = RunIdResponse, description = "the new run"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn replay_run(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,
     Path(run_id): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunIdResponse>> {
     let overrides: ReplayBody = match crate::json::parse_lenient(&body)? {
         Value::Null => ReplayBody::default(),
         v => serde_json::from_value(v)
@@ -167,5 +168,7 @@ pub async fn replay_run(
         .trigger_run(run, idempotency, None, None, state.now())
         .await?;
     tracing::info!(run.id = %triggered.run.friendly_id, replay_of = %old.friendly_id, "run replayed");
-    Ok(Json(json!({ "id": triggered.run.friendly_id })))
+    Ok(Json(RunIdResponse {
+        id: triggered.run.friendly_id,
+    }))
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{json, Value};
+use serde_json::json;
+use taskgate_api::runs::{ListRunsResponse, RunPagination};
 use taskgate_api::ErrorBody;
 use taskgate_core::duration::parse_jose_relative;
 use taskgate_core::run::{stored_statuses_for_filter, RunCursor};
@@ -156,13 +157,13 @@ fn filter(params: &HashMap<String, String>, now: DateTime<Utc>) -> ApiResult<Run
            ("filter[batch]" = Option<String>, Query), ("filter[isTest]" = Option<bool>, Query), ("filter[createdAt][from]" = Option<i64>, Query),
            ("filter[createdAt][to]" = Option<i64>, Query), ("filter[createdAt][period]" = Option<String>, Query), ("filter[queue]" = Option<String>, Query),
            ("filter[machine]" = Option<String>, Query), ("filter[error]" = Option<String>, Query, description = "runs counted under this error group (error_<fingerprint>)"), ("page[size]" = Option<u32>, Query), ("page[after]" = Option<String>, Query), ("page[before]" = Option<String>, Query)),
-    responses((status = 200, body = Object, description = "{data: ListRunResponseItem[], pagination: {next?, previous?}}"),
+    responses((status = 200, body = ListRunsResponse),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_runs(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ListRunsResponse>> {
     let Query(params) =
         query.map_err(|e| ApiError::bad_request("Query Error").with("details", e.body_text()))?;
     let now = state.now();
@@ -219,26 +220,19 @@ pub async fn list_runs(
         }
         .encode()
     };
-    let mut pagination = serde_json::Map::new();
     let (next, previous) = if backwards {
         (true, more)
     } else {
         (more, had_position)
     };
-    if next {
-        if let Some(last) = runs.last() {
-            pagination.insert("next".into(), json!(at(last)));
-        }
-    }
-    if previous {
-        if let Some(first) = runs.first() {
-            pagination.insert("previous".into(), json!(at(first)));
-        }
-    }
+    let pagination = RunPagination {
+        next: runs.last().filter(|_| next).map(at),
+        previous: runs.first().filter(|_| previous).map(at),
+    };
     let env = &principal.env.environment;
-    let data: Vec<Value> = runs
+    let data = runs
         .iter()
         .map(|r| present::list_item(r, &env.id, &env.slug))
         .collect();
-    Ok(Json(json!({ "data": data, "pagination": pagination })))
+    Ok(Json(ListRunsResponse { data, pagination }))
 }

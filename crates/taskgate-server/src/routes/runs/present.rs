@@ -1,7 +1,10 @@
-//! How a run is shown to the 4.8.3 SDK: zod decides whether our JSON parses (§1.5), so
-//! optional fields are omitted rather than null, and enums carry exactly the SDK's values.
+//! How a stored run becomes the wire types of `taskgate_api::runs`: packets decoded, errors in
+//! the SDK's shape, internal bookkeeping left out.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
+use taskgate_api::runs::{
+    RelatedRuns, RetrieveRunResponse, RunEnvironment, RunFields, RunListItem, SerializedError,
+};
 use taskgate_core::run::status_flags;
 use taskgate_core::time::iso_millis;
 use taskgate_store::Run;
@@ -19,79 +22,48 @@ pub fn decode_packet(data: Option<&str>, kind: Option<&str>) -> Option<Value> {
     }
 }
 
-fn put(m: &mut Map<String, Value>, key: &str, v: Option<Value>) {
-    if let Some(v) = v {
-        m.insert(key.to_string(), v);
-    }
-}
-
 /// The fields every run shape has (`CommonRunFields`).
-pub fn common_fields(run: &Run) -> Map<String, Value> {
+pub fn run_fields(run: &Run) -> RunFields {
     let api = run.status.api_status();
     let flags = status_flags(api);
     let duration_ms = match (run.started_at, run.completed_at) {
         (Some(s), Some(c)) => (c - s).num_milliseconds().max(0),
         _ => 0,
     };
-    let mut m = match json!({
-        "id": run.friendly_id,
-        "status": api,
-        "taskIdentifier": run.task_identifier,
-        "isQueued": flags.is_queued,
-        "isExecuting": flags.is_executing,
-        "isWaiting": flags.is_waiting,
-        "isCompleted": flags.is_completed,
-        "isSuccess": flags.is_success,
-        "isFailed": flags.is_failed,
-        "isCancelled": flags.is_cancelled,
-        "isTest": run.is_test,
-        "createdAt": iso_millis(run.created_at),
-        "updatedAt": iso_millis(run.updated_at),
-        "tags": run.tags,
-        "costInCents": 0,
-        "baseCostInCents": 0,
-        "durationMs": duration_ms,
-        "depth": 0,
-        "taskKind": "STANDARD",
-    }) {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    let idem = run
-        .idempotency_key_user
-        .clone()
-        .or_else(|| run.idempotency_key.clone());
-    put(&mut m, "idempotencyKey", idem.map(Value::String));
-    put(
-        &mut m,
-        "version",
-        run.task_version.clone().map(Value::String),
-    );
-    put(
-        &mut m,
-        "startedAt",
-        run.started_at.map(|t| json!(iso_millis(t))),
-    );
-    put(
-        &mut m,
-        "finishedAt",
-        run.completed_at.map(|t| json!(iso_millis(t))),
-    );
-    put(
-        &mut m,
-        "delayedUntil",
-        run.delay_until.map(|t| json!(iso_millis(t))),
-    );
-    put(
-        &mut m,
-        "expiredAt",
-        run.expired_at.map(|t| json!(iso_millis(t))),
-    );
-    put(&mut m, "ttl", run.ttl.clone().map(Value::String));
-    let metadata = decode_packet(run.metadata.as_deref(), run.metadata_type.as_deref())
-        .filter(Value::is_object);
-    put(&mut m, "metadata", metadata.map(strip_stream_keys));
-    m
+    RunFields {
+        id: run.friendly_id.clone(),
+        status: api.to_string(),
+        task_identifier: run.task_identifier.clone(),
+        is_queued: flags.is_queued,
+        is_executing: flags.is_executing,
+        is_waiting: flags.is_waiting,
+        is_completed: flags.is_completed,
+        is_success: flags.is_success,
+        is_failed: flags.is_failed,
+        is_cancelled: flags.is_cancelled,
+        is_test: run.is_test,
+        created_at: iso_millis(run.created_at),
+        updated_at: iso_millis(run.updated_at),
+        tags: run.tags.clone(),
+        cost_in_cents: 0,
+        base_cost_in_cents: 0,
+        duration_ms,
+        depth: 0,
+        task_kind: "STANDARD".into(),
+        idempotency_key: run
+            .idempotency_key_user
+            .clone()
+            .or_else(|| run.idempotency_key.clone()),
+        version: run.task_version.clone(),
+        started_at: run.started_at.map(iso_millis),
+        finished_at: run.completed_at.map(iso_millis),
+        delayed_until: run.delay_until.map(iso_millis),
+        expired_at: run.expired_at.map(iso_millis),
+        ttl: run.ttl.clone(),
+        metadata: decode_packet(run.metadata.as_deref(), run.metadata_type.as_deref())
+            .filter(Value::is_object)
+            .map(strip_stream_keys),
+    }
 }
 
 /// Upstream hides its internal stream bookkeeping keys from metadata.
@@ -105,66 +77,67 @@ fn strip_stream_keys(mut v: Value) -> Value {
 }
 
 /// A list item: the common fields plus `env`.
-pub fn list_item(run: &Run, env_id: &str, env_slug: &str) -> Value {
-    let mut m = common_fields(run);
-    m.insert("env".into(), json!({ "id": env_id, "name": env_slug }));
-    Value::Object(m)
+pub fn list_item(run: &Run, env_id: &str, env_slug: &str) -> RunListItem {
+    RunListItem {
+        run: run_fields(run),
+        env: RunEnvironment {
+            id: env_id.to_string(),
+            name: env_slug.to_string(),
+        },
+    }
 }
 
 /// The retrieve shape (`RetrieveRunResponse`).
-pub fn retrieved(run: &Run) -> Value {
-    let mut m = common_fields(run);
-    m.insert("triggerFunction".into(), json!("trigger"));
-    m.insert("relatedRuns".into(), json!({}));
-    m.insert("attemptCount".into(), json!(run.attempt_number));
-    put(
-        &mut m,
-        "payload",
-        decode_packet(run.payload.as_deref(), Some(&run.payload_type)),
-    );
-    if run.status.api_status() == "COMPLETED" {
-        put(
-            &mut m,
-            "output",
-            decode_packet(run.output.as_deref(), run.output_type.as_deref()),
-        );
-    }
-    put(
-        &mut m,
-        "error",
-        run.error
+pub fn retrieved(run: &Run) -> RetrieveRunResponse {
+    let output = if run.status.api_status() == "COMPLETED" {
+        decode_packet(run.output.as_deref(), run.output_type.as_deref())
+    } else {
+        None
+    };
+    RetrieveRunResponse {
+        run: run_fields(run),
+        trigger_function: "trigger".into(),
+        related_runs: RelatedRuns::default(),
+        attempt_count: run.attempt_number,
+        payload: decode_packet(run.payload.as_deref(), Some(&run.payload_type)),
+        output,
+        error: run
+            .error
             .as_deref()
             .and_then(|e| serde_json::from_str::<Value>(e).ok())
-            .map(error_object),
-    );
-    put(&mut m, "batchId", run.batch_id.clone().map(Value::String));
-    Value::Object(m)
+            .map(|e| error_object(&e)),
+        batch_id: run.batch_id.clone(),
+    }
 }
 
 /// A stored `TaskRunError` as the SDK's `SerializedError` (`createJsonErrorObject`).
-fn error_object(e: Value) -> Value {
+fn error_object(e: &Value) -> SerializedError {
     let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+    let message = |message: String| SerializedError {
+        message,
+        name: None,
+        stack_trace: None,
+    };
     match text("type").as_deref() {
-        Some("BUILT_IN_ERROR") => {
-            let mut m = Map::new();
-            m.insert("message".into(), json!(text("message").unwrap_or_default()));
-            put(&mut m, "name", text("name").map(Value::String));
-            put(&mut m, "stackTrace", text("stackTrace").map(Value::String));
-            Value::Object(m)
-        }
-        Some("INTERNAL_ERROR") => {
-            json!({ "message": format!("trigger.dev internal error ({})", text("code").unwrap_or_default()) })
-        }
-        Some("STRING_ERROR") | Some("CUSTOM_ERROR") => {
-            json!({ "message": text("raw").unwrap_or_default() })
-        }
-        _ => json!({ "message": text("message").unwrap_or_else(|| "Unknown error".into()) }),
+        Some("BUILT_IN_ERROR") => SerializedError {
+            message: text("message").unwrap_or_default(),
+            name: text("name"),
+            stack_trace: text("stackTrace"),
+        },
+        Some("INTERNAL_ERROR") => message(format!(
+            "trigger.dev internal error ({})",
+            text("code").unwrap_or_default()
+        )),
+        Some("STRING_ERROR") | Some("CUSTOM_ERROR") => message(text("raw").unwrap_or_default()),
+        _ => message(text("message").unwrap_or_else(|| "Unknown error".into())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use taskgate_core::engine::{ExecutionStatus, RunStatus};
 
     #[test]
     fn packets_decode_by_type() {
@@ -186,20 +159,125 @@ mod tests {
 
     #[test]
     fn errors_take_the_sdks_shape() {
+        let shown = |e: Value| serde_json::to_value(error_object(&e)).unwrap_or_default();
         assert_eq!(
-            error_object(json!({ "type": "STRING_ERROR", "raw": "boom" })),
+            shown(json!({ "type": "STRING_ERROR", "raw": "boom" })),
             json!({ "message": "boom" })
         );
         assert_eq!(
-            error_object(
+            shown(
                 json!({ "type": "BUILT_IN_ERROR", "name": "TypeError", "message": "x", "stackTrace": "at y" })
             ),
             json!({ "message": "x", "name": "TypeError", "stackTrace": "at y" })
         );
         assert_eq!(
-            error_object(json!({ "type": "INTERNAL_ERROR", "code": "TASK_RUN_CRASHED" }))
-                ["message"],
-            "trigger.dev internal error (TASK_RUN_CRASHED)"
+            shown(json!({ "type": "INTERNAL_ERROR", "code": "TASK_RUN_CRASHED" })),
+            json!({ "message": "trigger.dev internal error (TASK_RUN_CRASHED)" })
         );
+    }
+
+    /// A run as stored, with every optional field empty.
+    fn queued() -> Run {
+        let at = chrono::DateTime::from_timestamp_millis(1_780_000_000_123).unwrap_or_default();
+        Run {
+            id: "c1".into(),
+            friendly_id: "run_1".into(),
+            environment_id: "env".into(),
+            task_identifier: "email".into(),
+            status: RunStatus::Pending,
+            execution_status: ExecutionStatus::Queued,
+            snapshot_id: "snapshot_1".into(),
+            snapshot_description: "queued".into(),
+            snapshot_at: at,
+            attempt_number: 0,
+            attempt_started_at: None,
+            heartbeat_at: None,
+            available_at: Some(at),
+            worker_id: None,
+            task_version: None,
+            max_duration_seconds: None,
+            retry_config: None,
+            is_development: false,
+            is_replay: false,
+            payload: Some(r#"{"to":"a@example.com"}"#.into()),
+            payload_type: "application/json".into(),
+            output: None,
+            output_type: None,
+            error: None,
+            tags: vec![],
+            metadata: None,
+            metadata_type: None,
+            idempotency_key: None,
+            idempotency_key_user: None,
+            idempotency_key_expires_at: None,
+            queue: Some("task/email".into()),
+            concurrency_key: None,
+            max_attempts: None,
+            machine: None,
+            ttl: None,
+            ttl_expires_at: None,
+            delay_until: None,
+            batch_id: None,
+            is_test: false,
+            created_at: at,
+            updated_at: at,
+            started_at: None,
+            completed_at: None,
+            expired_at: None,
+            version: 1,
+        }
+    }
+
+    fn completed() -> Run {
+        let run = queued();
+        let started = run.created_at + chrono::Duration::milliseconds(250);
+        let done = started + chrono::Duration::milliseconds(1_500);
+        Run {
+            status: RunStatus::CompletedSuccessfully,
+            execution_status: ExecutionStatus::Finished,
+            attempt_number: 1,
+            task_version: Some("20261127.3".into()),
+            output: Some(r#"{"sent":true}"#.into()),
+            output_type: Some("application/json".into()),
+            tags: vec!["user_1".into()],
+            metadata: Some(r#"{"progress":1,"$$streams":["s"]}"#.into()),
+            metadata_type: Some("application/json".into()),
+            idempotency_key: Some("hashed".into()),
+            idempotency_key_user: Some("welcome-1".into()),
+            ttl: Some("1h".into()),
+            batch_id: Some("batch_1".into()),
+            started_at: Some(started),
+            completed_at: Some(done),
+            updated_at: done,
+            ..run
+        }
+    }
+
+    #[test]
+    fn a_queued_run_omits_what_it_does_not_have() {
+        insta::assert_json_snapshot!(retrieved(&queued()));
+    }
+
+    #[test]
+    fn a_completed_run_shows_its_output_and_timings() {
+        insta::assert_json_snapshot!(retrieved(&completed()));
+    }
+
+    #[test]
+    fn a_failed_run_shows_its_error_and_no_output() {
+        let run = Run {
+            status: RunStatus::CompletedWithErrors,
+            error: Some(
+                r#"{"type":"BUILT_IN_ERROR","name":"Error","message":"boom","stackTrace":"Error: boom"}"#
+                    .into(),
+            ),
+            ..completed()
+        };
+        insta::assert_json_snapshot!(retrieved(&run));
+    }
+
+    #[test]
+    fn a_listed_run_names_its_environment() {
+        insta::assert_json_snapshot!(list_item(&completed(), "env_1", "prod"));
     }
 }

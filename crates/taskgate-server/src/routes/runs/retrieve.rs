@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde_json::Value;
+use taskgate_api::runs::RetrieveRunResponse;
 use taskgate_api::ErrorBody;
 
 use super::{present, readable_run};
@@ -12,13 +12,13 @@ use crate::state::AppState;
 
 /// A run with exactly the fields the SDK's `RetrieveRunResponse` requires.
 #[utoipa::path(get, path = "/api/v3/runs/{runId}", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])), params(("runId" = String, Path)),
-    responses((status = 200, body = Object, description = "RetrieveRunResponse"), (status = 401, body = ErrorBody),
+    responses((status = 200, body = RetrieveRunResponse), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn retrieve_run(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
     Path(run_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RetrieveRunResponse>> {
     let run = readable_run(&state, &principal, &run_id).await?;
     Ok(Json(present::retrieved(&run)))
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use taskgate_api::runs::TriggerTaskResponse;
 use taskgate_api::ErrorBody;
 use taskgate_core::engine::{RunState, DEFAULT_DEV_TTL, MAX_TASK_RUN_ATTEMPTS};
 use taskgate_core::env::EnvType;
@@ -337,7 +338,7 @@ fn request_key(
     params(("taskId" = String, Path), ("idempotency-key" = Option<String>, Header), ("idempotency-key-ttl" = Option<String>, Header),
            ("x-trigger-request-idempotency-key" = Option<String>, Header, description = "Reused across the retries of one call: a retry within 1 h answers with the run the first attempt created")),
     request_body(content = Object, description = "{payload?, options?: {payloadType, idempotencyKey, idempotencyKeyTTL, tags, delay, ttl, queue, concurrencyKey, maxAttempts, metadata, metadataType, machine, test}}"),
-    responses((status = 200, body = Object, description = "{\"id\": \"run_…\", \"isCached\": false}"), (status = 400, body = ErrorBody),
+    responses((status = 200, body = TriggerTaskResponse), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn trigger_task(
     State(state): State<AppState>,
@@ -393,5 +394,9 @@ pub async fn trigger_task(
         format!("write:inputStreams:{id}"),
     ];
     let jwt = run_token_headers(&principal, scopes, state.now().timestamp())?;
-    Ok((jwt, Json(json!({ "id": id, "isCached": triggered.cached }))).into_response())
+    let answer = TriggerTaskResponse {
+        id,
+        is_cached: triggered.cached,
+    };
+    Ok((jwt, Json(answer)).into_response())
 }
