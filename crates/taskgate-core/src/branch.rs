@@ -48,7 +48,6 @@ pub fn branch_env_slug(parent_slug: &str, branch: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use proptest::prelude::*;
 

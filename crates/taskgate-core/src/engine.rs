@@ -877,5 +877,4 @@ impl<'a> Next<'a> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -87,7 +87,6 @@ pub fn is_branchable_root(env_type: EnvType, has_parent: bool) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -47,7 +47,6 @@ pub fn new_worker_friendly_id() -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::collections::{HashMap, HashSet};
 

@@ -290,5 +290,4 @@ pub fn verify_hs256(token: &str, key: &[u8], now_secs: i64) -> Result<Claims, Jw
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

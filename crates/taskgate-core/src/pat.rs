@@ -47,7 +47,6 @@ pub fn looks_like_pat(token: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use secrecy::ExposeSecret;
 

@@ -132,7 +132,6 @@ pub fn can_manage_member(actor: Role, target_current: Role, target_new: Option<R
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

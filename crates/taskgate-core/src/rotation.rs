@@ -95,7 +95,6 @@ fn parse_date_string(s: &str) -> Option<DateTime<Utc>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::TimeZone;
     use serde_json::json;

@@ -180,7 +180,6 @@ pub fn parse_idempotency_ttl(s: &str) -> Result<Option<Duration>, String> {
 pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::days(30);
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 

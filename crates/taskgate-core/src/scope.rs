@@ -237,5 +237,4 @@ pub fn scopes_grant_full_access(scopes: &[String]) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -262,7 +262,6 @@ pub fn truncate_stack(stack: &str, max_frames: usize) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use serde_json::json;
 

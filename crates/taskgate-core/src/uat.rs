@@ -154,5 +154,4 @@ pub fn validate_ttl(ttl: Option<&Value>, max: i64) -> Result<i64, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -700,7 +700,6 @@ fn resolve_listen(raw: &str) -> anyhow::Result<SocketAddr> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use clap::{CommandFactory, FromArgMatches, Parser};
 

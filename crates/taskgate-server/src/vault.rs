@@ -94,7 +94,6 @@ impl KeyMinter for KeyVault {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,7 +1,10 @@
 //! A database outage under a running server (PostgreSQL behind a TCP proxy the test can cut):
 //! cached credentials keep working, anything that needs the database is a 503 (never a 401),
 //! and everything recovers when the database returns.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions report failures by panicking"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! Two taskgate nodes on one PostgreSQL database: a change made through one node reaches the
 //! other's caches and realtime subscribers through LISTEN/NOTIFY.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions report failures by panicking"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

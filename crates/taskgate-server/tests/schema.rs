@@ -1,6 +1,5 @@
 //! The two backends' schemas have the same tables and columns, with the same types and
 //! nullability, so neither can drift.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use taskgate_store::{SchemaColumn, Store};
 

@@ -2,7 +2,11 @@
 //! (also when the test panics).
 //! Needs `TASKGATE_TEST_DATABASE_URL` (the README's test command sets it up); without it each
 //! test fails saying so, so that a run without PostgreSQL can never pass silently.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions report failures by panicking"
+)]
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,6 +1,5 @@
 //! A read replica that has not caught up never makes a row look missing: lookups it misses
 //! are answered by the primary.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{TimeZone, Utc};
 use taskgate_core::env::EnvType;

@@ -1,5 +1,8 @@
 //! The storage conformance suite on SQLite: a fresh database file per test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions report failures by panicking"
+)]
 
 use std::future::Future;
 use std::sync::Arc;

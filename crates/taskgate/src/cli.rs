@@ -576,7 +576,6 @@ fn parse_expires_at(arg: &str, now: DateTime<Utc>) -> Result<Value> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,10 @@
 //! The client subcommands against the real server binary on a loopback port: login, whoami,
 //! tokens, mint-token and keys, each as a person (text) and as a script (`--json`) uses them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions report failures by panicking"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,6 +1,10 @@
 //! End to end: the real binary on port 0, a fresh data directory, and nothing but HTTP.
 //! Runs on SQLite, and on PostgreSQL (a fresh schema) with `TASKGATE_TEST_DATABASE_URL`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions report failures by panicking"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

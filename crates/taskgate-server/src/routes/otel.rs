@@ -465,7 +465,6 @@ pub mod proto {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::proto::*;
     use super::*;

@@ -1,5 +1,9 @@
 //! HTTP tests, in-process through the router, each on SQLite and on PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions report failures by panicking"
+)]
 
 mod common;
 

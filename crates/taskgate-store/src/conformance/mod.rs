@@ -1,7 +1,7 @@
 //! The conformance suite: behaviour every backend must show, run by each backend's own tests
 //! through [`conformance_suite!`](crate::conformance_suite). Cases live by area in the
 //! submodules; the helpers here build fixtures they share.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "test support: a failed step is a failed test"

@@ -1,5 +1,5 @@
 //! Shared by the binary's tests: the real server on a loopback port, and a plain HTTP call.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

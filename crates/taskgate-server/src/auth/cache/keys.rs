@@ -204,7 +204,6 @@ impl AuthCache {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod lookup_tests {
     use super::*;
 

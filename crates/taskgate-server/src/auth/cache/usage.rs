@@ -90,7 +90,6 @@ impl AuthCache {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod grace_use_tests {
     use std::time::Duration;
 
