@@ -264,7 +264,19 @@ impl Backend {
         run_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<String>> {
-        let fp = fingerprint(o.error);
+        self.record_fingerprinted(conn, o, fingerprint(o.error), run_id, now)
+            .await
+    }
+
+    /// [`Self::record_occurrence`] with the error's fingerprint already computed.
+    async fn record_fingerprinted(
+        &self,
+        conn: &mut DbConn,
+        o: &ErrorOccurrence<'_>,
+        fp: String,
+        run_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<String>> {
         if fp.is_empty() {
             return Ok(None);
         }
@@ -377,39 +389,42 @@ impl ErrorStore for Backend {
                 has_more: false,
             });
         }
+        // The page is chosen first; the fingerprint-wide first and last occurrence are read
+        // for its rows only.
         let mut q: QueryBuilder<Db> = QueryBuilder::new(format!(
-            "SELECT {}, w.n,
-                 (SELECT MIN(f.first_seen) FROM error_groups f WHERE f.environment_id = g.environment_id AND f.fingerprint = g.fingerprint) AS fp_first_seen,
-                 (SELECT MAX(f.last_seen) FROM error_groups f WHERE f.environment_id = g.environment_id AND f.fingerprint = g.fingerprint) AS fp_last_seen
-             FROM (SELECT c.group_id, CAST(SUM(c.count) AS BIGINT) AS n FROM error_counts c
-                   WHERE c.environment_id = ",
+            "SELECT p.*,
+                 (SELECT MIN(f.first_seen) FROM error_groups f WHERE f.environment_id = p.environment_id AND f.fingerprint = p.fingerprint) AS fp_first_seen,
+                 (SELECT MAX(f.last_seen) FROM error_groups f WHERE f.environment_id = p.environment_id AND f.fingerprint = p.fingerprint) AS fp_last_seen
+             FROM (SELECT {}, w.n
+             FROM (SELECT u.group_id, CAST(SUM(u.count) AS BIGINT) AS n FROM (",
             group_cols("g.")
         ));
-        q.push_bind(environment_id);
-        q.push(" AND c.version IN (");
-        {
-            let mut versions = q.separated(", ");
-            if query.versions.is_empty() {
-                versions.push_bind(ALL_VERSIONS);
-            }
-            for v in &query.versions {
-                versions.push_bind(v.clone());
-            }
-        }
-        q.push(") AND (");
+        // One index range per bucket range: an OR across them would read every bucket of
+        // the environment's versions.
         for (i, (gran, from, to)) in ranges.iter().enumerate() {
             if i > 0 {
-                q.push(" OR ");
+                q.push(" UNION ALL ");
             }
-            q.push("(c.granularity = ")
+            q.push("SELECT c.group_id, c.count FROM error_counts c WHERE c.environment_id = ")
+                .push_bind(environment_id)
+                .push(" AND c.version IN (");
+            {
+                let mut versions = q.separated(", ");
+                if query.versions.is_empty() {
+                    versions.push_bind(ALL_VERSIONS);
+                }
+                for v in &query.versions {
+                    versions.push_bind(v.clone());
+                }
+            }
+            q.push(") AND c.granularity = ")
                 .push_bind(*gran)
                 .push(" AND c.bucket >= ")
                 .push_bind(*from)
                 .push(" AND c.bucket < ")
-                .push_bind(*to)
-                .push(")");
+                .push_bind(*to);
         }
-        q.push(") GROUP BY c.group_id) w JOIN error_groups g ON g.id = w.group_id WHERE g.environment_id = ");
+        q.push(") u GROUP BY u.group_id) w JOIN error_groups g ON g.id = w.group_id WHERE g.environment_id = ");
         q.push_bind(environment_id);
         if !query.task_identifiers.is_empty() {
             q.push(" AND g.task_identifier IN (");
@@ -473,7 +488,10 @@ impl ErrorStore for Backend {
         q.push(format!(
             " ORDER BY w.n {order}, g.fingerprint{BYTEWISE} {order}, g.task_identifier{BYTEWISE} {order} LIMIT "
         ))
-        .push_bind(i64::from(query.size) + 1);
+        .push_bind(i64::from(query.size) + 1)
+        .push(format!(
+            ") p ORDER BY p.n {order}, p.fingerprint{BYTEWISE} {order}, p.task_identifier{BYTEWISE} {order}"
+        ));
         count("list_error_groups");
         let rows = q.build().fetch_all(&self.reader).await.map_err(map_err)?;
         let has_more = rows.len() > query.size as usize;
@@ -590,17 +608,29 @@ impl ErrorStore for Backend {
         rows.iter().map(activity).collect()
     }
 
-    async fn record_error_occurrence(
+    async fn record_error_occurrences(
         &self,
-        occurrence: ErrorOccurrence<'_>,
+        occurrences: &[ErrorOccurrence<'_>],
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<String>> {
+    ) -> StoreResult<Vec<Option<String>>> {
+        // Groups are written in one order (task, then fingerprint) whatever the callers'
+        // order, so concurrent batches that share groups cannot deadlock; one group's
+        // occurrences keep their order.
+        let mut order: Vec<(usize, &str, String)> = occurrences
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (i, o.task_identifier, fingerprint(o.error)))
+            .collect();
+        order.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
+        let mut fingerprints = vec![None; occurrences.len()];
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let fp = self
-            .record_occurrence(&mut tx, &occurrence, None, now)
-            .await?;
+        for (i, _, fp) in order {
+            fingerprints[i] = self
+                .record_fingerprinted(&mut tx, &occurrences[i], fp, None, now)
+                .await?;
+        }
         tx.commit().await.map_err(map_err)?;
-        Ok(fp)
+        Ok(fingerprints)
     }
 
     async fn reopen_expired_ignores(&self, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -198,13 +198,14 @@ pub trait ErrorStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<ErrorActivity>>;
 
-    /// Records one occurrence in its own transaction (what run completion does inside its).
-    /// Returns the group's fingerprint, or `None` for an error that is not grouped.
-    async fn record_error_occurrence(
+    /// Records occurrences in one transaction (what run completion does for one run inside
+    /// its own); a group's occurrences are applied in the order given. Returns each one's
+    /// fingerprint, in the order given, `None` for an error that is not grouped.
+    async fn record_error_occurrences(
         &self,
-        occurrence: ErrorOccurrence<'_>,
+        occurrences: &[ErrorOccurrence<'_>],
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<String>>;
+    ) -> StoreResult<Vec<Option<String>>>;
 
     /// Reopens ignored groups whose duration has passed, recording why; how many.
     async fn reopen_expired_ignores(&self, now: DateTime<Utc>) -> StoreResult<u64>;

@@ -20,18 +20,19 @@ async fn seed(app: &TestApp, env: &str, task: &str, raw: &str, times: usize) -> 
         fp = app
             .state
             .store
-            .record_error_occurrence(
-                ErrorOccurrence {
+            .record_error_occurrences(
+                &[ErrorOccurrence {
                     environment_id: env,
                     task_identifier: task,
                     task_version: Some("20260301.1"),
                     error: &error,
                     run_created_at: app.state.now(),
-                },
+                }],
                 app.state.now(),
             )
             .await
             .unwrap()
+            .remove(0)
             .unwrap();
     }
     format!("error_{fp}")

@@ -32,18 +32,19 @@ async fn occur(
     minute: i64,
 ) -> String {
     store
-        .record_error_occurrence(
-            ErrorOccurrence {
+        .record_error_occurrences(
+            &[ErrorOccurrence {
                 environment_id: env,
                 task_identifier: task,
                 task_version: version,
                 error,
                 run_created_at: at(minute),
-            },
+            }],
             at(minute),
         )
         .await
         .unwrap()
+        .remove(0)
         .expect("grouped")
 }
 
@@ -585,14 +586,14 @@ pub async fn a_resolve_racing_an_occurrence_loses_neither(store: Arc<dyn Store>)
             let (store, env, e) = (store.clone(), env.clone(), e.clone());
             tokio::spawn(async move {
                 store
-                    .record_error_occurrence(
-                        ErrorOccurrence {
+                    .record_error_occurrences(
+                        &[ErrorOccurrence {
                             environment_id: &env,
                             task_identifier: "t",
                             task_version: None,
                             error: &e,
                             run_created_at: at(10 + round),
-                        },
+                        }],
                         at(10 + round),
                     )
                     .await
@@ -655,4 +656,45 @@ pub async fn purging_buckets_keeps_all_time_counts(store: Arc<dyn Store>) {
     let detail = store.get_error_group(&env, &fp).await.unwrap().unwrap();
     assert_eq!(detail.group.occurrence_count, 2);
     assert_eq!(detail.affected_versions, vec!["1.0"]);
+}
+
+/// Two batches that share groups, given in opposite orders, both land: the store writes
+/// groups in one order, so neither waits on the other in a cycle.
+pub async fn concurrent_batches_sharing_groups_both_land(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let errors: Vec<Value> = (0..40)
+        .map(|i| string_error(&format!("shared {i}")))
+        .collect();
+    let mut batches = Vec::new();
+    for reversed in [false, true] {
+        let (store, env, errors) = (store.clone(), env.clone(), errors.clone());
+        batches.push(tokio::spawn(async move {
+            let mut occurrences: Vec<ErrorOccurrence<'_>> = errors
+                .iter()
+                .map(|error| ErrorOccurrence {
+                    environment_id: &env,
+                    task_identifier: "t",
+                    task_version: None,
+                    error,
+                    run_created_at: at(1),
+                })
+                .collect();
+            if reversed {
+                occurrences.reverse();
+            }
+            let recorded = store
+                .record_error_occurrences(&occurrences, at(2))
+                .await
+                .map(|fps| fps.into_iter().flatten().count())
+                .map_err(|e| e.to_string());
+            (recorded, reversed)
+        }));
+    }
+    for batch in batches {
+        let (recorded, reversed) = batch.await.unwrap();
+        assert_eq!(recorded, Ok(40), "reversed: {reversed}");
+    }
+    let page = list(&*store, &env, &query(0, 10)).await;
+    assert_eq!(page.len(), 25, "the first page of 40 groups");
+    assert!(page.iter().all(|(_, _, n)| *n == 2), "{page:?}");
 }

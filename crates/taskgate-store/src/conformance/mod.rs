@@ -131,7 +131,7 @@ macro_rules! conformance_suite {
             groups_list_by_their_count_in_the_window, error_pages_go_both_ways,
             triage_is_recorded_with_its_actor, resolved_groups_reopen_when_they_fail_again,
             ignores_end_on_time_rate_or_total, a_resolve_racing_an_occurrence_loses_neither,
-            purging_buckets_keeps_all_time_counts);
+            purging_buckets_keeps_all_time_counts, concurrent_batches_sharing_groups_both_land);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(
