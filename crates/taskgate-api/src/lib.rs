@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod envvars;
 pub mod errors;
+pub mod realtime;
 pub mod runs;
 
 use chrono::{DateTime, Utc};
@@ -298,6 +299,25 @@ pub struct CredentialDescription<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenBody {
     pub token: String,
+}
+
+/// `POST /api/v1/auth/user-actor-token`: a delegated user-actor token (`tr_uat_…`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserActorTokenResponse {
+    pub token: String,
+    /// Its lifetime from now.
+    pub expires_in_seconds: i64,
+}
+
+/// `POST /api/v1/auth/jwt/claims`: the claims the official SDK self-signs a public token with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JwtClaimsResponse {
+    /// The environment's id.
+    pub sub: String,
+    /// Always true: a public token.
+    #[serde(rename = "pub")]
+    pub public: bool,
 }
 
 /// `GET /healthz`, `GET /readyz`.

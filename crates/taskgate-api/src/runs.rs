@@ -177,6 +177,28 @@ pub struct StreamBatchItemsResponse {
     pub expected_count: i64,
 }
 
+/// The answer of a stream write: `{"ok": true}`, or `ok: false` with the reason, in `error`
+/// for input streams and in `message` for output-stream appends (as upstream words them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StreamWriteResponse {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl StreamWriteResponse {
+    /// The write was stored.
+    pub fn stored() -> Self {
+        Self {
+            ok: true,
+            error: None,
+            message: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,21 +3,22 @@
 //! and everything recovers when the database returns.
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     reason = "test helpers outside #[test] functions report failures by panicking"
 )]
+
+#[path = "http/common.rs"]
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 use taskgate_core::time::SystemClock;
 use taskgate_server::config::Config;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 /// Forwards 127.0.0.1:<port> to PostgreSQL until stopped; stopping drops every connection,
 /// freezing holds every byte (a database that hangs without closing anything).
@@ -102,20 +103,8 @@ async fn send(
     token: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let r = common::call(router, method, path, token, body).await;
+    (r.status, r.body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

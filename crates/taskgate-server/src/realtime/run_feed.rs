@@ -1,5 +1,5 @@
 //! `GET /realtime/v1/runs/{runId}` (`runs.subscribeToRun`): ElectricSQL's shape protocol,
-//! served natively (spec errors-runs-sdk §4.1). A snapshot answers `[insert, up-to-date]`;
+//! served natively. A snapshot answers `[insert, up-to-date]`;
 //! a live request waits (about 20 s) for the run's version to pass the client's offset and
 //! answers `[update, up-to-date]`, or `[up-to-date]` on timeout.
 
@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use taskgate_api::realtime::{ChangeHeaders, ShapeMessage};
 use taskgate_api::ErrorBody;
 use taskgate_store::Run;
 
@@ -139,16 +140,14 @@ fn row(run: &Run, skip: &HashSet<String>) -> Map<String, Value> {
         .collect()
 }
 
-fn change(run: &Run, operation: &str, skip: &HashSet<String>) -> Value {
-    json!({
-        "key": format!("\"public\".\"TaskRun\"/\"{}\"", run.id),
-        "value": row(run, skip),
-        "headers": { "operation": operation },
-    })
-}
-
-fn up_to_date() -> Value {
-    json!({ "headers": { "control": "up-to-date" } })
+fn change(run: &Run, operation: &str, skip: &HashSet<String>) -> ShapeMessage {
+    ShapeMessage::Change {
+        key: format!("\"public\".\"TaskRun\"/\"{}\"", run.id),
+        value: row(run, skip),
+        headers: ChangeHeaders {
+            operation: operation.to_string(),
+        },
+    }
 }
 
 fn offset(run: &Run) -> String {
@@ -160,7 +159,7 @@ fn header(v: &str) -> ApiResult<HeaderValue> {
 }
 
 fn respond(
-    messages: Vec<Value>,
+    messages: Vec<ShapeMessage>,
     handle: &str,
     offset: &str,
     schema: Option<&Map<String, Value>>,
@@ -188,14 +187,14 @@ fn respond(
         "access-control-expose-headers",
         HeaderValue::from_static("*"),
     );
-    Ok((h, Json(Value::Array(messages))).into_response())
+    Ok((h, Json(messages)).into_response())
 }
 
 /// Subscribes to one run.
 #[utoipa::path(get, path = "/realtime/v1/runs/{runId}", tag = "realtime", security(("secretKey" = []), ("publicAccessToken" = [])),
     params(("runId" = String, Path), ("offset" = Option<String>, Query), ("handle" = Option<String>, Query),
            ("live" = Option<bool>, Query), ("cursor" = Option<String>, Query), ("skipColumns" = Option<String>, Query)),
-    responses((status = 200, body = Object, description = "Electric shape messages"), (status = 401, body = ErrorBody),
+    responses((status = 200, body = Vec<ShapeMessage>, description = "Electric shape messages"), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn subscribe_to_run(
     State(state): State<AppState>,
@@ -229,7 +228,7 @@ pub async fn subscribe_to_run(
     let client_offset = params.offset.as_deref().unwrap_or("-1");
     let live = params.live.as_deref() == Some("true") && has_handle && client_offset != "-1";
     if !live {
-        let body = vec![change(&run, "insert", &skip), up_to_date()];
+        let body = vec![change(&run, "insert", &skip), ShapeMessage::up_to_date()];
         return respond(body, &handle, &offset(&run), Some(&schema), false);
     }
     let seen: i64 = client_offset
@@ -264,14 +263,23 @@ pub async fn subscribe_to_run(
     drop(watch);
     if current.version > seen {
         respond(
-            vec![change(&current, "update", &skip), up_to_date()],
+            vec![
+                change(&current, "update", &skip),
+                ShapeMessage::up_to_date(),
+            ],
             &handle,
             &offset(&current),
             None,
             true,
         )
     } else {
-        respond(vec![up_to_date()], &handle, client_offset, None, true)
+        respond(
+            vec![ShapeMessage::up_to_date()],
+            &handle,
+            client_offset,
+            None,
+            true,
+        )
     }
 }
 

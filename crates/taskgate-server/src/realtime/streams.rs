@@ -1,4 +1,4 @@
-//! Run streams: the v1 SSE reader (spec errors-runs-sdk §4.2), input-stream sends (§4.3) and
+//! Run streams: the v1 SSE reader, input-stream sends and
 //! the append a task uses to write an output stream. Chunks are stored, so they survive a
 //! restart, and a reader that reconnects with its `Last-Event-ID` resumes after it.
 
@@ -13,6 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use taskgate_api::runs::StreamWriteResponse;
 use taskgate_api::ErrorBody;
 use taskgate_core::scope::Resource;
 use taskgate_store::Run;
@@ -188,7 +189,11 @@ async fn writable_run(state: &AppState, env_id: &str, run_id: &str) -> Result<Ru
         Ok(Some(run)) => Ok(run),
         Ok(None) => Err((
             StatusCode::NOT_FOUND,
-            Json(json!({ "ok": false, "error": "Run not found" })),
+            Json(StreamWriteResponse {
+                ok: false,
+                error: Some("Run not found".into()),
+                message: None,
+            }),
         )
             .into_response()),
         Err(e) => Err(ApiError::from(e).into_response()),
@@ -198,8 +203,8 @@ async fn writable_run(state: &AppState, env_id: &str, run_id: &str) -> Result<Ru
 /// Sends a record to a run's input stream: `{"data": any}`.
 #[utoipa::path(post, path = "/realtime/v1/streams/{runId}/input/{streamId}", tag = "realtime", security(("secretKey" = []), ("publicAccessToken" = [])),
     params(("runId" = String, Path), ("streamId" = String, Path)), request_body(content = Object, description = "{\"data\": any}"),
-    responses((status = 200, body = Object, description = "{\"ok\": true}"), (status = 400, body = Object), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = Object)))]
+    responses((status = 200, body = StreamWriteResponse), (status = 400, body = StreamWriteResponse), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = StreamWriteResponse)))]
 pub async fn send_input_stream(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
@@ -212,14 +217,22 @@ pub async fn send_input_stream(
     let bad = || {
         (
             StatusCode::BAD_REQUEST,
-            Json(json!({ "ok": false, "error": "Invalid request body" })),
+            Json(StreamWriteResponse {
+                ok: false,
+                error: Some("Invalid request body".into()),
+                message: None,
+            }),
         )
             .into_response()
     };
     if body.len() > MAX_CHUNK_BYTES {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
-            Json(json!({ "ok": false, "error": "Request body too large" })),
+            Json(StreamWriteResponse {
+                ok: false,
+                error: Some("Request body too large".into()),
+                message: None,
+            }),
         )
             .into_response();
     }
@@ -236,7 +249,11 @@ pub async fn send_input_stream(
     if run.status.is_final() {
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({ "ok": false, "error": "Cannot send to input stream on a completed run" })),
+            Json(StreamWriteResponse {
+                ok: false,
+                error: Some("Cannot send to input stream on a completed run".into()),
+                message: None,
+            }),
         )
             .into_response();
     }
@@ -251,7 +268,7 @@ pub async fn send_input_stream(
         )
         .await
     {
-        Ok(_) => Json(json!({ "ok": true })).into_response(),
+        Ok(_) => Json(StreamWriteResponse::stored()).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -261,7 +278,7 @@ pub async fn send_input_stream(
 #[utoipa::path(post, path = "/realtime/v1/streams/{runId}/{target}/{streamId}/append", tag = "realtime", security(("secretKey" = [])),
     params(("runId" = String, Path), ("target" = String, Path, description = "self, parent or root"), ("streamId" = String, Path)),
     request_body(content = String, description = "the part, as text"),
-    responses((status = 200, body = Object, description = "{\"ok\": true}"), (status = 400, body = Object), (status = 401, body = ErrorBody), (status = 404, body = Object)))]
+    responses((status = 200, body = StreamWriteResponse), (status = 400, body = StreamWriteResponse), (status = 401, body = ErrorBody), (status = 404, body = StreamWriteResponse)))]
 pub async fn append_to_stream(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,
@@ -271,21 +288,33 @@ pub async fn append_to_stream(
     if !matches!(target.as_str(), "self" | "parent" | "root") {
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({ "ok": false, "message": "target must be self, parent or root" })),
+            Json(StreamWriteResponse {
+                ok: false,
+                error: None,
+                message: Some("target must be self, parent or root".into()),
+            }),
         )
             .into_response();
     }
     if body.len() > MAX_CHUNK_BYTES {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
-            Json(json!({ "ok": false, "message": "Request body too large" })),
+            Json(StreamWriteResponse {
+                ok: false,
+                error: None,
+                message: Some("Request body too large".into()),
+            }),
         )
             .into_response();
     }
     let Ok(part) = std::str::from_utf8(&body) else {
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({ "ok": false, "message": "Stream parts must be UTF-8 text" })),
+            Json(StreamWriteResponse {
+                ok: false,
+                error: None,
+                message: Some("Stream parts must be UTF-8 text".into()),
+            }),
         )
             .into_response();
     };
@@ -296,7 +325,11 @@ pub async fn append_to_stream(
     if run.status.is_final() {
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({ "ok": false, "message": "Cannot append to a stream of a completed run" })),
+            Json(StreamWriteResponse {
+                ok: false,
+                error: None,
+                message: Some("Cannot append to a stream of a completed run".into()),
+            }),
         )
             .into_response();
     }
@@ -305,7 +338,7 @@ pub async fn append_to_stream(
         .append_stream_chunk(&run.id, &stream_id, part, state.now())
         .await
     {
-        Ok(_) => Json(json!({ "ok": true })).into_response(),
+        Ok(_) => Json(StreamWriteResponse::stored()).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

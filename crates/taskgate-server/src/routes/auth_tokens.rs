@@ -1,4 +1,4 @@
-//! Minting public access tokens (spec/auth.md §3.4 A–C). Tokens are always signed with the
+//! Minting public access tokens. Tokens are always signed with the
 //! environment's canonical current key (the parent's for a branch child), never with the key
 //! the caller presented, so a token minted with a grace-window key validates after the grace.
 
@@ -100,9 +100,12 @@ pub async fn mint_jwt(
 
 /// The claims the official SDK self-signs a public token with: `{"sub", "pub": true}`.
 #[utoipa::path(post, path = "/api/v1/auth/jwt/claims", tag = "public tokens", security(("secretKey" = [])),
-    responses((status = 200, body = Object, description = "{\"sub\": environment id, \"pub\": true}"), (status = 401, body = ErrorBody)))]
-pub async fn jwt_claims(LegacyKeyAuth(principal): LegacyKeyAuth) -> Json<Value> {
-    Json(json!({ "sub": principal.env.environment.id, "pub": true }))
+    responses((status = 200, body = JwtClaimsResponse), (status = 401, body = ErrorBody)))]
+pub async fn jwt_claims(LegacyKeyAuth(principal): LegacyKeyAuth) -> Json<JwtClaimsResponse> {
+    Json(JwtClaimsResponse {
+        sub: principal.env.environment.id.clone(),
+        public: true,
+    })
 }
 
 #[derive(Debug, Deserialize)]

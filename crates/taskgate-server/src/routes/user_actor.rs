@@ -1,5 +1,5 @@
-//! Delegated user-actor tokens (spec/auth.md §5.3) and the exchange of a user credential for an
-//! environment JWT naming the acting user (§5.8). taskgate intersects with the user's role:
+//! Delegated user-actor tokens and the exchange of a user credential for an
+//! environment JWT naming the acting user. taskgate intersects with the user's role:
 //! whatever a token asks for, it never gets more than role ∩ cap.
 
 use std::sync::Arc;
@@ -36,13 +36,13 @@ const PAT_CLIENT: &str = "personal-access-token";
 /// default lifetime 3600 s, ceiling configurable (365 days by default); over it is a 400.
 #[utoipa::path(post, path = "/api/v1/auth/user-actor-token", tag = "user tokens", security(("personalAccessToken" = [])),
     request_body(content = Object, description = "{cap?: string[], client?: string (1–255), ttlSeconds?: integer}"),
-    responses((status = 200, body = Object, description = "{\"token\": \"tr_uat_…\", \"expiresInSeconds\": n}"),
+    responses((status = 200, body = UserActorTokenResponse),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn mint_user_actor_token(
     State(state): State<AppState>,
     PatAuth(user): PatAuth,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserActorTokenResponse>> {
     // Unparseable or empty bodies count as `{}` (upstream).
     let body = parse_lenient(&body).unwrap_or(Value::Null);
     let body = match body {
@@ -87,7 +87,10 @@ pub async fn mint_user_actor_token(
         expires_at: now + ttl,
     };
     let token = uat::sign_uat(&claims, state.session_secret.expose_secret(), now);
-    Ok(Json(json!({ "token": token, "expiresInSeconds": ttl })))
+    Ok(Json(UserActorTokenResponse {
+        token,
+        expires_in_seconds: ttl,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,7 +112,7 @@ fn forbidden_environment(message: &str) -> ApiError {
     ApiError::forbidden(message).with("code", "forbidden_environment")
 }
 
-/// An environment claim on a user-actor token binds it to that environment (spec §5.6).
+/// An environment claim on a user-actor token binds it to that environment.
 fn assert_environment_claim(claims: &UatClaims, env_id: &str) -> ApiResult<()> {
     match claims.environment_id.as_deref() {
         None if claims.client.as_deref() == Some("dashboard-agent") => Err(forbidden_environment(
@@ -225,7 +228,7 @@ fn within(requested: &[String], ceiling: &Ability) -> Vec<String> {
         .collect()
 }
 
-/// A UAT exchange's expiry (spec §5.8 step 10): a number above 1e9 is absolute, a smaller one
+/// A UAT exchange's expiry: a number above 1e9 is absolute, a smaller one
 /// relative; a string is a `parse-duration` duration (unitless = ms); otherwise 1 h.
 fn uat_expiry(input: Option<&ExpirationInput>, now: i64) -> i64 {
     const DEFAULT: i64 = 3600;

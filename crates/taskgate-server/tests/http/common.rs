@@ -51,6 +51,26 @@ pub struct TestApp {
     pg_schema: Option<taskgate_store_postgres::testing::TestSchema>,
 }
 
+/// Sends one request through `router` with a bearer token and, when given, a JSON body: for
+/// tests that build their own routers (several nodes on one database, a database behind a
+/// proxy).
+pub async fn call(
+    router: &Router,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Response {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
+        .unwrap();
+    TestApp::send_via(router, req).await
+}
+
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
         .single()
