@@ -159,7 +159,7 @@ async fn changes_on_one_node_reach_the_other() {
             (started.elapsed(), body)
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    common::until_watching(&nodes[1].1, 1).await;
     send(
         a,
         "POST",

@@ -71,6 +71,19 @@ pub async fn call(
     TestApp::send_via(router, req).await
 }
 
+/// Waits until `state` has `keys` keys watched: a long poll or stream reader has registered,
+/// so a change made now reaches it. Fails after 10 s.
+pub async fn until_watching(state: &AppState, keys: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while state.watchers.len() < keys {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reader started watching"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
         .single()

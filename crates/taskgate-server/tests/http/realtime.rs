@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{Backend, TestApp};
+use crate::common::{until_watching, Backend, TestApp};
 use crate::on_both;
 use crate::runs::trigger_id;
 
@@ -90,7 +90,7 @@ async fn the_feed_snapshots_then_long_polls_changes(b: Backend) {
             )
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_watching(&app.state, 1).await;
     app.request(
         Method::POST,
         &format!("/api/v2/runs/{id}/cancel"),
@@ -270,7 +270,7 @@ async fn streams_are_stored_and_resume_after_the_last_id(b: Backend) {
             .to_string()
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_watching(&app.state, 1).await;
     app.send(
         Request::post(format!("/realtime/v1/streams/{id}/self/out/append"))
             .header("authorization", format!("Bearer {key}"))
