@@ -1,5 +1,5 @@
-//! The `Authorization` header: extracting the token and recognising its kind by shape alone
-//! (spec/auth.md §2.1, §2.2, §3.5), before any lookup.
+//! The `Authorization` header: extracting the token and recognising its kind by shape alone,
+//! before any lookup.
 
 use base64::Engine;
 use serde_json::Value;

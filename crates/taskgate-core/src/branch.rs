@@ -1,4 +1,4 @@
-//! Branch names from the `x-trigger-branch` header (spec/auth.md §1.4) and the slugs of branch
+//! Branch names from the `x-trigger-branch` header and the slugs of branch
 //! environments (§1.1).
 
 /// Git ref prefixes stripped (once) from a branch header.

@@ -1,5 +1,5 @@
 //! Sealing secrets at rest with AES-256-GCM under the server's master key. Environment keys are
-//! also the HMAC keys of their JWTs (spec/auth.md §3.3), so the server must be able to read them
+//! also the HMAC keys of their JWTs, so the server must be able to read them
 //! back: they are stored sealed, never in plain text, and looked up by hash.
 //!
 //! Sealed format `v1.` + base64url(nonce ‖ ciphertext ‖ tag), with a fresh random 96-bit nonce

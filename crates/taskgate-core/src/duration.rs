@@ -1,6 +1,5 @@
-//! Expiry inputs: jose's relative-time strings and `expirationTime` semantics (spec/auth.md
-//! §3.1, §3.4 C, §5.3) and the npm `parse-duration` strings of the user-actor exchange (§5.8
-//! step 10). Pure functions of their inputs and `now`; arithmetic saturates, never panics.
+//! Expiry inputs: jose's relative-time strings and `expirationTime` semantics, and the npm
+//! `parse-duration` strings of the user-actor exchange. Pure functions of their inputs and `now`; arithmetic saturates, never panics.
 
 use serde::Deserialize;
 

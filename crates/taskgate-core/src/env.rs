@@ -1,5 +1,4 @@
-//! Environment types and the names they go by in URLs, slugs, key prefixes and the database
-//! (spec/auth.md §1.1, §1.2, §2.5).
+//! Environment types and the names they go by in URLs, slugs, key prefixes and the database.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,5 @@
 //! Hashing and constant-time comparison: the SHA-256 lookup hashes of keys and tokens
-//! (spec/auth.md §1.2 `hashApiKey`, §4.1 `hashedToken`, §3.8 one-time-use markers).
+//! (upstream's `hashApiKey` and `hashedToken`) and one-time-use markers.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};

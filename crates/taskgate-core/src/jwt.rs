@@ -1,4 +1,4 @@
-//! Compact JWS with HS256 (spec/auth.md §3.1–§3.6), written by hand so the protected header
+//! Compact JWS with HS256, written by hand so the protected header
 //! is byte-for-byte upstream's `{"alg":"HS256"}` and the token cannot choose its algorithm.
 //!
 //! Verification accepts only `alg: "HS256"`. Upstream (jose) also accepts HS384/HS512 for a

@@ -1,4 +1,4 @@
-//! Environment key formats (spec/auth.md §1.2, tests §6.20): generation, recognition of
+//! Environment key formats: generation, recognition of
 //! additional keys, and the display forms. Authentication itself never validates a root key's
 //! shape (stored keys of older lengths must keep working); only additional keys are recognised
 //! by format.

@@ -2,7 +2,7 @@
 //! JWTs, user-actor tokens, rotation rules, sealing secrets, the run engine's state machine,
 //! task errors, and the clock.
 //! Everything here is a pure function of its inputs (time included), so it is tested without
-//! a database or a server. The wire contract it implements is `spec/auth.md` (trigger.dev v4).
+//! a database or a server. The wire contract it implements is trigger.dev v4's.
 
 pub mod bearer;
 pub mod branch;

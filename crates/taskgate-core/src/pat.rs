@@ -1,4 +1,4 @@
-//! Personal access token format (spec/auth.md §4.1): generation, display and the cheap shape
+//! Personal access token format: generation, display and the cheap shape
 //! check made before any lookup.
 
 use secrecy::SecretString;

@@ -1,4 +1,4 @@
-//! Organization roles and what they permit, written in the scope grammar (spec/auth.md §3.7)
+//! Organization roles and what they permit, written in the scope grammar
 //! so a role and a user-actor token's cap intersect with [`Ability::And`].
 //!
 //! | role | may |

@@ -1,4 +1,4 @@
-//! Key rotation's grace window as pure functions of `now` (spec/auth.md §1.8, §1.10, §1.11):
+//! Key rotation's grace window as pure functions of `now`:
 //! when a rotated key stops working, whether it still works, and the admin route's
 //! `expiresAt` coercion.
 

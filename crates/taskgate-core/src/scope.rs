@@ -1,4 +1,4 @@
-//! The scope grammar and abilities (spec/auth.md §3.7, tests §6.21): what a public JWT, an
+//! The scope grammar and abilities: what a public JWT, an
 //! additional key, a role or a user-actor token's cap permits.
 //!
 //! A scope is `action:type[:id]`; only the first two colons split, so ids may contain colons

@@ -1,4 +1,4 @@
-//! Delegated user-actor tokens (spec/auth.md §5.1, §5.3, §5.4): `tr_uat_` + an HS256 JWS signed
+//! Delegated user-actor tokens: `tr_uat_` + an HS256 JWS signed
 //! with the server's session secret. Stateless: the source PAT's liveness is re-checked by the
 //! server at every use, not here.
 

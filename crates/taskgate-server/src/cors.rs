@@ -1,4 +1,4 @@
-//! CORS for browser clients, which hold public access tokens (spec errors-runs-sdk §1.2): any
+//! CORS for browser clients, which hold public access tokens: any
 //! origin may call and may read every response header (the run token headers, Electric's
 //! headers). No cookies are involved, so `*` grants nothing a bearer token does not.
 //!

@@ -12,7 +12,7 @@ use taskgate_store::StoreError;
 pub struct ApiError {
     pub status: StatusCode,
     pub body: Map<String, Value>,
-    /// `x-should-retry` for the official SDK (spec errors-runs-sdk §1.4).
+    /// `x-should-retry` for the official SDK.
     pub should_retry: Option<bool>,
 }
 
@@ -55,7 +55,7 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
-    /// The route builders' authorization failure (spec auth.md §2.4 step 8).
+    /// The route builders' authorization failure.
     pub fn scope_denied() -> Self {
         Self::forbidden("Unauthorized")
             .with("code", "unauthorized")

@@ -57,7 +57,7 @@ pub async fn project_for_user(
         .ok_or_else(|| ApiError::not_found("Project not found"))
 }
 
-/// Resolves `{projectRef}/{env}` plus an optional `x-trigger-branch` for a user (spec §2.5):
+/// Resolves `{projectRef}/{env}` plus an optional `x-trigger-branch` for a user:
 /// DEVELOPMENT means the caller's own dev environment; a branch pivots to the child.
 pub async fn environment_for_user(
     state: &AppState,

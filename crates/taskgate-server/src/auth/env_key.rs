@@ -1,5 +1,4 @@
-//! Environment secret keys: the two-step lookup behind the cache, and branch resolution
-//! (spec/auth.md §1.4–§1.6).
+//! Environment secret keys: the two-step lookup behind the cache, and branch resolution.
 
 use std::sync::Arc;
 
@@ -31,7 +30,7 @@ pub async fn authenticate_secret_key(
     allow_preview_parent: bool,
 ) -> ApiResult<EnvPrincipal> {
     // Taskgate issues no additional (`tr_<env>_sk_`) keys, so their lookup is disabled as on
-    // upstream's default; public keys (`pk_`) are dead on every route (spec §1.7).
+    // upstream's default; public keys (`pk_`) are dead on every route.
     if is_additional_key(token) || token.starts_with("pk_") {
         return Err(ApiError::unauthorized(INVALID_API_KEY));
     }
@@ -130,7 +129,7 @@ async fn lookup_key(
     }
 }
 
-/// Pivots a branchable root to the child named by `branch` (spec §1.6 `resolveBranch`).
+/// Pivots a branchable root to the child named by `branch` (upstream's `resolveBranch`).
 pub async fn resolve_branch(
     state: &AppState,
     root: &Arc<EnvironmentAuth>,

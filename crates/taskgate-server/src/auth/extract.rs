@@ -1,6 +1,6 @@
 //! Axum extractors, one per credential policy. Each reads the `Authorization` header, rejects
 //! oversized or malformed values before any lookup, and words its failures as the upstream
-//! route family does (spec/auth.md §2.3, §2.7).
+//! route family does.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::telemetry::RequestLog;
 
 /// The bearer token of the live resolver: a leading `Bearer ` removed, then trimmed; `None`
-/// when the header is missing, oversized or empty (spec/auth.md §2.1).
+/// when the header is missing, oversized or empty.
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(axum::http::header::AUTHORIZATION)?;
     if value.len() > MAX_BEARER_LEN {
@@ -172,7 +172,7 @@ impl FromRequestParts<AppState> for UserAuth {
 }
 
 /// A platform administrator's personal access token: every `/admin/api/*` route. User-actor
-/// tokens are refused even for an administrator (spec §5.7).
+/// tokens are refused even for an administrator.
 pub struct AdminAuth(pub UserPrincipal);
 
 impl FromRequestParts<AppState> for AdminAuth {

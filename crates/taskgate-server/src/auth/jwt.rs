@@ -1,4 +1,4 @@
-//! Public access tokens (spec/auth.md §3.6, live path): HS256 JWTs with `pub: true`, verified
+//! Public access tokens: HS256 JWTs with `pub: true`, verified
 //! with the subject environment's signing key (the parent's for a branch child) and, only when
 //! the signature does not verify, with that signing environment's keys still in their grace
 //! window. Expired or malformed tokens are never retried against old keys. Keys come from the
@@ -125,7 +125,7 @@ fn refused(e: JwtError, max_lifetime: i64) -> ApiError {
     ApiError::unauthorized(TOKEN_IS_INVALID).with("detail", detail)
 }
 
-/// `scopes` as strings; a missing or non-array claim is deny-all (spec §3.2).
+/// `scopes` as strings; a missing or non-array claim is deny-all.
 fn scopes(claims: &Map<String, Value>) -> Vec<String> {
     match claims.get("scopes") {
         Some(Value::Array(items)) => items
@@ -136,7 +136,7 @@ fn scopes(claims: &Map<String, Value>) -> Vec<String> {
     }
 }
 
-/// `act.sub` when it is a string; a malformed `act` is ignored, not an error (spec §3.6).
+/// `act.sub` when it is a string; a malformed `act` is ignored, not an error.
 fn acting_user(claims: &Map<String, Value>) -> Option<ActingUser> {
     let act = claims.get("act")?.as_object()?;
     let sub = act.get("sub")?.as_str()?;

@@ -1,5 +1,5 @@
 //! Upstream answers a request to `/api/*` without an `Authorization` header from its rate
-//! limiter, before any route runs, with a problem+json 401 (spec/auth.md §2.6). The same paths
+//! limiter, before any route runs, with a problem+json 401. The same paths
 //! upstream exempts are exempt here, as are taskgate's own unauthenticated documents.
 
 use axum::extract::Request;

@@ -2,7 +2,7 @@
 //! runs. Environment credentials (secret keys, public JWTs) become an [`EnvPrincipal`]; user
 //! credentials (personal access tokens, user-actor tokens) a [`UserPrincipal`]. Each route
 //! picks the extractor that accepts exactly the credentials upstream accepts there, so the
-//! error statuses and strings match spec/auth.md §2.7.
+//! error statuses and strings match upstream's.
 
 pub mod access;
 pub mod cache;

@@ -1,4 +1,4 @@
-//! Personal access tokens and user-actor tokens (spec/auth.md §4, §5).
+//! Personal access tokens and user-actor tokens.
 
 use secrecy::ExposeSecret;
 use taskgate_core::hash::sha256_hex;

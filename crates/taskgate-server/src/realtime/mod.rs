@@ -1,4 +1,4 @@
-//! Realtime, and the wake-ups behind it: the run feed in ElectricSQL's long-poll protocol (spec errors-runs-sdk §4.1) and
+//! Realtime, and the wake-ups behind it: the run feed in ElectricSQL's long-poll protocol and
 //! run streams over SSE (§4.2, §4.3), woken by [`Watchers`].
 //!
 //! A waiting request holds one `watch` receiver keyed by what it waits on; a change notifies

@@ -19,7 +19,7 @@ pub struct WhoAmIParams {
     pub project_ref: Option<String>,
 }
 
-/// The user behind a personal access token (spec errors-runs-sdk §6.3).
+/// The user behind a personal access token.
 #[utoipa::path(get, path = "/api/v2/whoami", tag = "tokens", security(("personalAccessToken" = [])), params(WhoAmIParams),
     responses((status = 200, body = WhoAmIResponse), (status = 401, body = ErrorBody)))]
 pub async fn whoami(

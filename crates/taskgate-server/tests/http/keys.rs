@@ -1,5 +1,5 @@
 //! Secret keys: authentication, rotation with a grace window, the administrator's control of
-//! it, branches, caching and database failure (spec/auth.md §6.12, §6.13, §6.17, §6.18).
+//! it, branches, caching and database failure.
 
 use axum::http::{Method, StatusCode};
 use chrono::Duration;

@@ -1,4 +1,4 @@
-//! Public access tokens: minting, validation across rotations, bad input (spec/auth.md §3).
+//! Public access tokens: minting, validation across rotations, bad input.
 
 use axum::http::{Method, StatusCode};
 use base64::Engine;

@@ -1,4 +1,4 @@
-//! Runs: trigger, list, retrieve, cancel, replay, batches (spec errors-runs-sdk §3).
+//! Runs: trigger, list, retrieve, cancel, replay, batches.
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

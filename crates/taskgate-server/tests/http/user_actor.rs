@@ -1,4 +1,4 @@
-//! Roles, user-actor tokens and the exchange for environment JWTs (spec/auth.md §5, §6.1–§6.7).
+//! Roles, user-actor tokens and the exchange for environment JWTs.
 
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};

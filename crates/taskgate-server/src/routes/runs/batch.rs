@@ -1,4 +1,4 @@
-//! Two-phase batch trigger, as the 4.8.3 SDK uses it (spec errors-runs-sdk §3.2):
+//! Two-phase batch trigger, as the 4.8.3 SDK uses it:
 //! `POST /api/v3/batches`, then the items as NDJSON to `POST /api/v3/batches/{id}/items`.
 
 use axum::body::Bytes;

@@ -1,4 +1,4 @@
-//! Cancel and replay (spec errors-runs-sdk §3.5).
+//! Cancel and replay.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};

@@ -1,4 +1,4 @@
-//! `GET /api/v1/runs` (spec errors-runs-sdk §3.3): filters, a 7-day default window and
+//! `GET /api/v1/runs`: filters, a 7-day default window and
 //! cursors the SDK's iterator follows.
 
 use std::collections::HashMap;

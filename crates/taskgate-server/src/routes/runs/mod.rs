@@ -1,4 +1,4 @@
-//! Runs for the official SDK (spec errors-runs-sdk §3): trigger, batch trigger, list,
+//! Runs for the official SDK: trigger, batch trigger, list,
 //! retrieve, cancel and replay, and how a run is shown.
 
 pub mod batch;

@@ -1,4 +1,4 @@
-//! `GET /api/v3/runs/{runId}` (spec errors-runs-sdk §3.4).
+//! `GET /api/v3/runs/{runId}`.
 
 use axum::extract::{Path, State};
 use axum::Json;

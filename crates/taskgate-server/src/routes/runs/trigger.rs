@@ -1,4 +1,4 @@
-//! `POST /api/v1/tasks/{taskId}/trigger` (spec errors-runs-sdk §3.1).
+//! `POST /api/v1/tasks/{taskId}/trigger`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -310,8 +310,8 @@ const MAX_REQUEST_KEY_LEN: usize = 256;
 /// span about 10 s.
 const REQUEST_KEY_WINDOW: chrono::Duration = chrono::Duration::hours(1);
 
-/// The request key of a trigger, scoped to its environment and task (spec errors-runs-sdk
-/// §3.1: SHA-256 over the JSON `[key, envId, taskId]`). An empty header is no key.
+/// The request key of a trigger, scoped to its environment and task
+/// (SHA-256 over the JSON `[key, envId, taskId]`, as upstream). An empty header is no key.
 fn request_key(
     header: Option<&str>,
     environment_id: &str,
