@@ -35,7 +35,10 @@ bin="${TASKGATE_BIN:-$root/target/debug/taskgate}"
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
-"$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/server.log" 2>&1 &
+# Long polls answer within 2 s here: schemathesis gives each request 10 s, and a dequeue or a
+# live realtime read that waited its full default (10 s, 20 s) would be reported as a timeout.
+"$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
+  --dequeue-wait-seconds 2 --realtime-poll-seconds 2 >"$work/server.log" 2>&1 &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null || true
