@@ -509,7 +509,7 @@ pub async fn ignores_end_on_time_rate_or_total(store: Arc<dyn Store>) {
     assert_eq!(store.reopen_expired_ignores(at(2)).await.unwrap(), 1);
     assert_eq!(status(timed.clone()).await, GroupStatus::Unresolved);
 
-    // By total: ten more occurrences.
+    // By total: the third occurrence after the ignore ends it.
     let total = occur(&*store, &env, "t", None, &string_error("total"), 0).await;
     ignore(
         total.clone(),
