@@ -294,64 +294,96 @@ pub fn newest_versions(mut versions: Vec<String>, limit: usize) -> Vec<String> {
 }
 
 /// Bucket sizes of occurrence counts, as stored (`granularity`).
+///
+/// Besides minutes, an occurrence counts in spans of 2^k hours for every k up to
+/// [`SPAN_LEVELS`](granularity::SPAN_LEVELS) − 1, each aligned to the epoch: a window then
+/// reads a handful of buckets per group whatever its length (see [`window_buckets`]).
 pub mod granularity {
     pub const MINUTE: i32 = 0;
-    pub const HOUR: i32 = 1;
-    pub const DAY: i32 = 2;
     /// One bucket (start 0) per group and version, never purged.
     pub const ALL_TIME: i32 = 3;
+    /// The granularity of spans of 2^k hours is `SPAN + k`.
+    pub const SPAN: i32 = 10;
+    /// Spans of 1, 2, 4, … 1,024 hours (42 days and a bit).
+    pub const SPAN_LEVELS: i32 = 11;
+
+    /// The granularity of spans of 2^`level` hours.
+    pub const fn span(level: i32) -> i32 {
+        SPAN + level
+    }
 }
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
-const DAY_MS: i64 = 24 * HOUR_MS;
+/// Buckets per occurrence and version: its minute, every span, all time.
+pub const BUCKETS_PER_OCCURRENCE: usize = granularity::SPAN_LEVELS as usize + 2;
 
-/// The buckets an occurrence at `at_ms` counts in: its minute, hour and day, and all time.
-pub fn buckets_of(at_ms: i64) -> [(i32, i64); 4] {
-    [
-        (granularity::MINUTE, at_ms - at_ms.rem_euclid(MINUTE_MS)),
-        (granularity::HOUR, at_ms - at_ms.rem_euclid(HOUR_MS)),
-        (granularity::DAY, at_ms - at_ms.rem_euclid(DAY_MS)),
-        (granularity::ALL_TIME, 0),
-    ]
+/// The buckets an occurrence at `at_ms` counts in: its minute, the span of every level that
+/// holds it, and all time. Each is `(granularity, bucket start)`.
+pub fn buckets_of(at_ms: i64) -> [(i32, i64); BUCKETS_PER_OCCURRENCE] {
+    let mut out = [(granularity::ALL_TIME, 0); BUCKETS_PER_OCCURRENCE];
+    out[0] = (granularity::MINUTE, at_ms - at_ms.rem_euclid(MINUTE_MS));
+    for level in 0..granularity::SPAN_LEVELS {
+        let size = HOUR_MS << level;
+        out[1 + level as usize] = (granularity::span(level), at_ms - at_ms.rem_euclid(size));
+    }
+    out
 }
 
 /// The fewest buckets whose counts add up to the occurrences of the minutes from `from_ms`'s
-/// to `to_ms`'s, both included (upstream counts whole minutes): whole days in the middle,
-/// whole hours around them, single minutes at the ends. Each is `(granularity, first bucket
-/// start, end)`, the end exclusive.
-pub fn window_buckets(from_ms: i64, to_ms: i64) -> Vec<(i32, i64, i64)> {
+/// to `to_ms`'s, both included (upstream counts whole minutes). Each is `(granularity, first
+/// bucket start, end, sign)`, the end exclusive: the window's count is the sum of the counts
+/// in every range times its sign.
+///
+/// Single minutes up to the first whole hour, then, from each hour on, the longest span that
+/// starts there (a span of 2^k hours starts at multiples of 2^k hours) and fits, so the spans
+/// double in length towards the middle of the window and halve towards its end, and single
+/// minutes after the last whole hour. A long window thus reads at most about twenty buckets
+/// per group, a day typically two or three.
+///
+/// With `open_end` (for a window that ends now), the last span may reach past the end, which
+/// spares the halving spans and the trailing minutes, and the minutes from the end to the
+/// span's end are subtracted: nothing is normally stored there, so that costs a read of an
+/// empty range, and the count stays exact if something is.
+pub fn window_buckets(from_ms: i64, to_ms: i64, open_end: bool) -> Vec<(i32, i64, i64, i64)> {
     let floor = |t: i64, unit: i64| t - t.rem_euclid(unit);
-    let ceil = |t: i64, unit: i64| {
-        let f = floor(t, unit);
-        if f == t {
-            t
-        } else {
-            f.saturating_add(unit)
-        }
-    };
     let start = floor(from_ms, MINUTE_MS);
     let end = floor(to_ms, MINUTE_MS).saturating_add(MINUTE_MS);
     let mut out = Vec::new();
     if start >= end {
         return out;
     }
-    let (h0, h1) = (ceil(start, HOUR_MS), floor(end, HOUR_MS));
-    if h0 >= h1 {
-        out.push((granularity::MINUTE, start, end));
+    let first_hour = match floor(start, HOUR_MS) {
+        h if h == start => start,
+        h => h.saturating_add(HOUR_MS),
+    };
+    let last_hour = if open_end { end } else { floor(end, HOUR_MS) };
+    if first_hour >= last_hour {
+        out.push((granularity::MINUTE, start, end, 1));
         return out;
     }
-    let (d0, d1) = (ceil(h0, DAY_MS), floor(h1, DAY_MS));
-    out.push((granularity::MINUTE, start, h0));
-    if d0 >= d1 {
-        out.push((granularity::HOUR, h0, h1));
-    } else {
-        out.push((granularity::HOUR, h0, d0));
-        out.push((granularity::DAY, d0, d1));
-        out.push((granularity::HOUR, d1, h1));
+    out.push((granularity::MINUTE, start, first_hour, 1));
+    let mut at = first_hour;
+    while at < last_hour {
+        // The longest span that starts at `at` (and, unless the end is open, fits).
+        let mut level = granularity::SPAN_LEVELS - 1;
+        loop {
+            let size = HOUR_MS << level;
+            let aligned = at.rem_euclid(size) == 0;
+            if level == 0 || (aligned && (open_end || at.saturating_add(size) <= last_hour)) {
+                break;
+            }
+            level -= 1;
+        }
+        out.push((granularity::span(level), at, at + 1, 1));
+        at = at.saturating_add(HOUR_MS << level);
     }
-    out.push((granularity::MINUTE, h1, end));
-    out.retain(|(_, a, b)| a < b);
+    if open_end {
+        out.push((granularity::MINUTE, end, at, -1));
+    } else {
+        out.push((granularity::MINUTE, last_hour, end, 1));
+    }
+    out.retain(|(_, a, b, _)| a < b);
     out
 }
 

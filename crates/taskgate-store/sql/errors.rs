@@ -382,7 +382,10 @@ impl ErrorStore for Backend {
         environment_id: &str,
         query: &ErrorListQuery,
     ) -> StoreResult<ErrorPage> {
-        let ranges = window_buckets(to_millis(query.from), to_millis(query.to));
+        // A window that runs to the present may take spans that reach past its end, less
+        // the minutes after it (which are empty): fewer buckets per group.
+        let open_end = query.to >= query.now;
+        let ranges = window_buckets(to_millis(query.from), to_millis(query.to), open_end);
         if ranges.is_empty() {
             return Ok(ErrorPage {
                 rows: Vec::new(),
@@ -401,13 +404,16 @@ impl ErrorStore for Backend {
         ));
         // One index range per bucket range: an OR across them would read every bucket of
         // the environment's versions.
-        for (i, (gran, from, to)) in ranges.iter().enumerate() {
+        for (i, (gran, from, to, sign)) in ranges.iter().enumerate() {
             if i > 0 {
                 q.push(" UNION ALL ");
             }
-            q.push("SELECT c.group_id, c.count FROM error_counts c WHERE c.environment_id = ")
-                .push_bind(environment_id)
-                .push(" AND c.version IN (");
+            let count = if *sign < 0 { "-c.count" } else { "c.count" };
+            q.push(format!(
+                "SELECT c.group_id, {count} AS count FROM error_counts c WHERE c.environment_id = "
+            ))
+            .push_bind(environment_id)
+            .push(" AND c.version IN (");
             {
                 let mut versions = q.separated(", ");
                 if query.versions.is_empty() {
@@ -424,7 +430,7 @@ impl ErrorStore for Backend {
                 .push(" AND c.bucket < ")
                 .push_bind(*to);
         }
-        q.push(") u GROUP BY u.group_id) w JOIN error_groups g ON g.id = w.group_id WHERE g.environment_id = ");
+        q.push(") u GROUP BY u.group_id HAVING SUM(u.count) > 0) w JOIN error_groups g ON g.id = w.group_id WHERE g.environment_id = ");
         q.push_bind(environment_id);
         if !query.task_identifiers.is_empty() {
             q.push(" AND g.task_identifier IN (");
@@ -661,12 +667,18 @@ impl ErrorStore for Backend {
 
     async fn purge_error_buckets(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         count("purge_error_buckets");
+        // A bucket goes once it ends before `before`: a span that started earlier but runs
+        // past it is kept (no window reads it, since none starts before the retention, but
+        // new occurrences still land in it and deleting it would only have them write it
+        // again).
         let done = sqlx::query(
-            "DELETE FROM error_counts WHERE granularity IN ($1, $2, $3) AND bucket < $4",
+            "DELETE FROM error_counts WHERE granularity <> $1 AND bucket + CASE
+                 WHEN granularity = $2 THEN 60000
+                 ELSE CAST(3600000 AS BIGINT) << (granularity - $3) END <= $4",
         )
+        .bind(granularity::ALL_TIME)
         .bind(granularity::MINUTE)
-        .bind(granularity::HOUR)
-        .bind(granularity::DAY)
+        .bind(granularity::SPAN)
         .bind(to_millis(before))
         .execute(&self.writer)
         .await

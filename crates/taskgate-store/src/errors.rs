@@ -210,7 +210,7 @@ pub trait ErrorStore: Send + Sync {
     /// Reopens ignored groups whose duration has passed, recording why; how many.
     async fn reopen_expired_ignores(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
-    /// Deletes minute, hour and day buckets that start before `before` (all-time counts are
-    /// kept); how many rows.
+    /// Deletes minute and span buckets that end by `before` (all-time counts are kept);
+    /// how many rows.
     async fn purge_error_buckets(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }

@@ -285,40 +285,80 @@ fn an_ignore_duration_that_overflows_never_ends() {
 }
 
 #[test]
-fn windows_decompose_into_days_hours_and_minutes() {
+fn windows_decompose_into_minutes_and_spans() {
     let t = |d: i64, h: i64, m: i64| ((d * 24 + h) * 60 + m) * 60_000;
+    let span = |level: i32, at: i64| (granularity::span(level), at, at + 1, 1);
     // Within one hour: minutes only, the last minute included.
     assert_eq!(
-        window_buckets(t(0, 1, 5) + 30_000, t(0, 1, 9)),
-        vec![(granularity::MINUTE, t(0, 1, 5), t(0, 1, 10))]
+        window_buckets(t(0, 1, 5) + 30_000, t(0, 1, 9), false),
+        vec![(granularity::MINUTE, t(0, 1, 5), t(0, 1, 10), 1)]
     );
-    // Across days.
+    // Hours 23 to 74: spans double while they start on their own multiple, then halve.
     assert_eq!(
-        window_buckets(t(0, 22, 30), t(3, 2, 15)),
+        window_buckets(t(0, 22, 30), t(3, 2, 15), false),
         vec![
-            (granularity::MINUTE, t(0, 22, 30), t(0, 23, 0)),
-            (granularity::HOUR, t(0, 23, 0), t(1, 0, 0)),
-            (granularity::DAY, t(1, 0, 0), t(3, 0, 0)),
-            (granularity::HOUR, t(3, 0, 0), t(3, 2, 0)),
-            (granularity::MINUTE, t(3, 2, 0), t(3, 2, 16)),
+            (granularity::MINUTE, t(0, 22, 30), t(0, 23, 0), 1),
+            span(0, t(0, 23, 0)),
+            span(3, t(1, 0, 0)),
+            span(5, t(1, 8, 0)),
+            span(3, t(2, 16, 0)),
+            span(1, t(3, 0, 0)),
+            (granularity::MINUTE, t(3, 2, 0), t(3, 2, 16), 1),
         ]
     );
-    assert!(window_buckets(t(1, 0, 0), t(0, 0, 0)).is_empty());
+    // Open at the end: the last span runs past it, less the minutes after the end.
+    assert_eq!(
+        window_buckets(t(0, 22, 30), t(3, 2, 15), true),
+        vec![
+            (granularity::MINUTE, t(0, 22, 30), t(0, 23, 0), 1),
+            span(0, t(0, 23, 0)),
+            span(3, t(1, 0, 0)),
+            span(5, t(1, 8, 0)),
+            span(6, t(2, 16, 0)),
+            (granularity::MINUTE, t(3, 2, 16), t(5, 8, 0), -1),
+        ]
+    );
+    assert!(window_buckets(t(1, 0, 0), t(0, 0, 0), false).is_empty());
+    // A year reads few buckets: at most two spans a level and the longest ones in between.
+    let year = window_buckets(t(0, 0, 7), t(365, 13, 59), false);
+    assert!(
+        year.len() <= 2 * granularity::SPAN_LEVELS as usize + 10,
+        "{}",
+        year.len()
+    );
+}
+
+#[test]
+fn an_occurrence_counts_in_its_minute_every_span_and_all_time() {
+    let at = 1_700_000_123_456;
+    let buckets = buckets_of(at);
+    assert_eq!(buckets[0], (granularity::MINUTE, 1_700_000_100_000));
+    assert_eq!(buckets[1], (granularity::span(0), 1_699_999_200_000));
+    assert_eq!(
+        buckets[BUCKETS_PER_OCCURRENCE - 1],
+        (granularity::ALL_TIME, 0)
+    );
+    for (level, (g, start)) in (0..).zip(&buckets[1..BUCKETS_PER_OCCURRENCE - 1]) {
+        let size = 3_600_000i64 << level;
+        assert_eq!(*g, granularity::span(level));
+        assert!(*start <= at && at < start + size && start % size == 0);
+    }
 }
 
 proptest! {
-    /// Every minute of the window is in exactly one bucket, and nothing outside it is.
+    /// Every minute of the window is counted once, and no minute outside it is, whether or
+    /// not the window is open at its end.
     #[test]
-    fn window_buckets_cover_each_minute_once(from in 0i64..20_000_000_000, len in 0i64..400_000_000, probe in 0i64..20_400_000_000) {
+    fn window_buckets_count_each_minute_once(from in 0i64..20_000_000_000, len in 0i64..400_000_000, probe in 0i64..20_400_000_000, open_end: bool) {
         let to = from + len;
-        let ranges = window_buckets(from, to);
+        let ranges = window_buckets(from, to, open_end);
         let minute = probe - probe.rem_euclid(60_000);
         let inside = minute >= from - from.rem_euclid(60_000) && minute <= to - to.rem_euclid(60_000);
-        let covering = ranges.iter().filter(|(g, a, b)| {
+        let counted: i64 = ranges.iter().filter(|(g, a, b, _)| {
             let start = buckets_of(minute).iter().find(|(bg, _)| bg == g).map(|(_, s)| *s).unwrap_or(-1);
             start >= *a && start < *b
-        }).count();
-        prop_assert_eq!(covering, usize::from(inside));
+        }).map(|(_, _, _, sign)| sign).sum();
+        prop_assert_eq!(counted, i64::from(inside));
     }
 
     /// The fingerprint is stable under every normalisation it claims: the same message with

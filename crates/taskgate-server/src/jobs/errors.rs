@@ -28,8 +28,9 @@ pub fn start(state: &AppState) {
             }
             if last_purge.is_none_or(|at| at.elapsed() >= ERROR_PURGE_INTERVAL) {
                 last_purge = Some(Instant::now());
-                // A day of margin: a window starting at the retention's edge reads the day
-                // bucket it starts in.
+                // A window reads only buckets that start inside it, and no window starts
+                // before the retention; the day of margin keeps a purge clear of a window
+                // being read at the retention's edge.
                 let cutoff = now - retention - chrono::Duration::days(1);
                 match store.purge_error_buckets(cutoff).await {
                     Ok(0) => {}

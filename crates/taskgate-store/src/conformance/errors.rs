@@ -632,6 +632,79 @@ pub async fn a_resolve_racing_an_occurrence_loses_neither(store: Arc<dyn Store>)
     );
 }
 
+/// Counts in windows of every shape, open at the end or not, match a count of the
+/// occurrences themselves: the spans a window reads cover each of its minutes once.
+pub async fn window_counts_are_exact_over_days_and_weeks(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    const LAST: i64 = 20 * 24 * 60;
+    // 90 occurrences of three errors in two versions, spread over 20 days by a fixed LCG.
+    let mut seed: i64 = 17;
+    let mut occurred: Vec<(String, &str, i64)> = Vec::new();
+    for i in 0..90 {
+        seed = (seed * 1_103_515_245 + 12_345).rem_euclid(1 << 31);
+        let minute = seed % LAST;
+        let message = ["alpha", "beta", "gamma"][i % 3];
+        let version = ["1.0", "2.0"][i % 2];
+        let fp = occur(
+            &*store,
+            &env,
+            "t",
+            Some(version),
+            &string_error(message),
+            minute,
+        )
+        .await;
+        occurred.push((fp, version, minute));
+    }
+    let expected = |from: i64, to: i64, version: Option<&str>| {
+        let mut counts: Vec<(String, i64)> = Vec::new();
+        for (fp, v, minute) in &occurred {
+            if (from..=to).contains(minute) && version.is_none_or(|want| want == *v) {
+                match counts.iter_mut().find(|(f, _)| f == fp) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((fp.clone(), 1)),
+                }
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+        counts
+    };
+    let windows = [
+        (0, LAST),
+        (7, 61),
+        (59, 121),
+        (90, 3 * 24 * 60 + 17),
+        (24 * 60 - 1, 9 * 24 * 60 + 1),
+        (1000, 1000 + 7 * 24 * 60),
+        (LAST - 24 * 60, LAST),
+        (5 * 60 + 30, LAST - 301),
+    ];
+    for (from, to) in windows {
+        for version in [None, Some("2.0")] {
+            for open_end in [false, true] {
+                let mut q = query(from, to);
+                q.versions = version.map(|v| vec![v.to_string()]).unwrap_or_default();
+                // Open at the end only when nothing is stored past it, as at a real `now`.
+                q.now = if open_end && to >= LAST {
+                    at(to)
+                } else {
+                    at(LAST + 60)
+                };
+                let got: Vec<(String, i64)> = list(&*store, &env, &q)
+                    .await
+                    .into_iter()
+                    .map(|(_, fp, n)| (fp, n))
+                    .collect();
+                assert_eq!(
+                    got,
+                    expected(from, to, version),
+                    "minutes {from}..={to} {version:?}"
+                );
+            }
+        }
+    }
+}
+
 pub async fn purging_buckets_keeps_all_time_counts(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let fp = occur(&*store, &env, "t", Some("1.0"), &string_error("old"), 0).await;
@@ -646,11 +719,14 @@ pub async fn purging_buckets_keeps_all_time_counts(store: Arc<dyn Store>) {
     .await;
     let purged = store.purge_error_buckets(at(2 * 24 * 60)).await.unwrap();
     assert_eq!(
-        purged, 6,
-        "the first occurrence's minute, hour and day, for * and 1.0"
+        purged, 16,
+        "for * and 1.0: the first occurrence's minute and its spans of up to 64 hours, which \
+         end by hour 48 (the 32- and 64-hour ones began 16 hours before it); its longer \
+         spans run past hour 48 and stay"
     );
+    // A window inside what is kept still counts the second occurrence.
     assert_eq!(
-        list(&*store, &env, &query(0, 4 * 24 * 60)).await,
+        list(&*store, &env, &query(2 * 24 * 60, 4 * 24 * 60)).await,
         vec![("t".into(), fp.clone(), 1)]
     );
     let detail = store.get_error_group(&env, &fp).await.unwrap().unwrap();

@@ -12,6 +12,7 @@ mod errors;
 mod keys;
 mod runs;
 mod tenancy;
+pub mod upgrades;
 
 pub use engine::*;
 pub use errors::*;
@@ -128,7 +129,8 @@ macro_rules! conformance_suite {
             concurrent_idempotent_triggers_share_one_run,
             concurrent_idempotent_batches_share_one_batch,
             a_run_that_fails_for_good_is_one_occurrence_of_its_group,
-            groups_list_by_their_count_in_the_window, error_pages_go_both_ways,
+            groups_list_by_their_count_in_the_window, window_counts_are_exact_over_days_and_weeks,
+            error_pages_go_both_ways,
             triage_is_recorded_with_its_actor, resolved_groups_reopen_when_they_fail_again,
             ignores_end_on_time_rate_or_total, a_resolve_racing_an_occurrence_loses_neither,
             purging_buckets_keeps_all_time_counts, concurrent_batches_sharing_groups_both_land);
