@@ -18,69 +18,22 @@
 // database is created and dropped with psql).
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import http from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const opt = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
+import { Client, freePort, opt, pct, sleep } from "./lib.mjs";
+
 const BACKEND = opt("backend", "sqlite");
 const SAMPLES = Number(opt("samples", 200));
 const SKIP_CLI = process.argv.includes("--skip-cli");
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = process.env.TASKGATE_BIN ?? join(root, "target/release/taskgate");
 const devDir = join(root, "tests/compat/dev");
-const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const api = new Client({ maxSockets: Infinity });
+const request = (...args) => api.request(...args);
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-let BASE;
-function request(method, path, token, body, contentType = "application/json") {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      `${BASE}${path}`,
-      {
-        method,
-        agent,
-        headers: {
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(data ? { "content-type": contentType, "content-length": Buffer.byteLength(data) } : {}),
-        },
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c) => (text += c));
-        res.on("end", () => {
-          let json = null;
-          try {
-            json = text ? JSON.parse(text) : null;
-          } catch {
-            json = text;
-          }
-          resolve({ status: res.statusCode, body: json, at: performance.now() });
-        });
-      },
-    );
-    req.setTimeout(120_000, () => req.destroy(new Error(`timeout ${method} ${path}`)));
-    req.on("error", reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
 
 async function ok(promise, what) {
   const r = await promise;
@@ -88,10 +41,6 @@ async function ok(promise, what) {
   return r.body;
 }
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
 const round = (x, d = 2) => +x.toFixed(d);
 
 /** Prometheus text → { name{labels}: value }. */
@@ -211,7 +160,7 @@ async function endToEnd(serverPid, admin, org) {
   const home = mkdtempSync(join(tmpdir(), "taskgate-bench-cli-"));
   const cli = spawn(process.execPath, [join(devDir, "node_modules/trigger.dev/dist/esm/index.js"), "dev", "--skip-platform-notifications", "--skip-update-check", "--skip-mcp-install", "--skip-rules-install"], {
     cwd: devDir,
-    env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: home, TRIGGER_ACCESS_TOKEN: admin, TRIGGER_API_URL: BASE, TASKGATE_COMPAT_PROJECT_REF: ref, AI_AGENT: "taskgate-bench" },
+    env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: home, TRIGGER_ACCESS_TOKEN: admin, TRIGGER_API_URL: api.base, TASKGATE_COMPAT_PROJECT_REF: ref, AI_AGENT: "taskgate-bench" },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -300,7 +249,7 @@ async function main() {
     extra.push("--database-url", pgUrl.replace(/\/[^/]*$/, `/${db}`));
   }
   const port = await freePort();
-  BASE = `http://127.0.0.1:${port}`;
+  api.base = `http://127.0.0.1:${port}`;
   const server = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dir, "--dequeue-wait-seconds", "30", ...extra], {
     env: { ...process.env, RUST_LOG: "warn", TASKGATE_LOG_FORMAT: "json" },
     stdio: ["ignore", "ignore", "inherit"],
@@ -320,7 +269,7 @@ async function main() {
     console.log(JSON.stringify(result, null, 1));
   } finally {
     server.kill("SIGKILL");
-    agent.destroy();
+    api.agent.destroy();
     rmSync(dir, { recursive: true, force: true });
     if (db) {
       await sleep(300);

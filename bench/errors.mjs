@@ -10,16 +10,12 @@
 // (a fresh database is created and dropped with psql).
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import http from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const opt = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
+import { Client, freePort, opt, pct } from "./lib.mjs";
+
 const BACKEND = opt("backend", "sqlite");
 const RUNS = Number(opt("runs", 1_000_000));
 const GROUPS = Number(opt("groups", 10_000));
@@ -27,48 +23,15 @@ const SAMPLES = Number(opt("samples", 200));
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = process.env.TASKGATE_BIN ?? join(root, "target/release/taskgate");
 const seeder = join(root, "target/release/examples/seed_errors");
-const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+const api = new Client({ maxSockets: 4 });
+const request = (...args) => api.request(...args);
 const PG = process.env.TASKGATE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-let BASE;
-function request(method, path, token, body) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      `${BASE}${path}`,
-      {
-        method,
-        agent,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}),
-        },
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c) => (text += c));
-        res.on("end", () => resolve({ status: res.statusCode, body: text ? JSON.parse(text) : null }));
-      },
-    );
-    req.setTimeout(120_000, () => req.destroy(new Error(`timeout ${method} ${path}`)));
-    req.on("error", reject);
-    req.end(data);
-  });
-}
 
 async function startServer(dir, extra) {
   const port = await freePort();
-  BASE = `http://127.0.0.1:${port}`;
+  api.base = `http://127.0.0.1:${port}`;
   const server = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dir, ...extra], {
     env: { ...process.env, RUST_LOG: "warn", TASKGATE_LOG_FORMAT: "json" },
     stdio: ["ignore", "ignore", "inherit"],
@@ -88,8 +51,6 @@ async function stop(server) {
   await exited;
 }
 
-const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-
 async function timeQuery(key, path) {
   for (let i = 0; i < 5; i++) await request("GET", path, key); // warm caches
   const ms = [];
@@ -101,9 +62,8 @@ async function timeQuery(key, path) {
     if (r.status !== 200) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body)}`);
     rows = r.body.data.length;
   }
-  ms.sort((a, b) => a - b);
   const round = (x) => Math.round(x * 100) / 100;
-  return { path, rows, p50Ms: round(quantile(ms, 0.5)), p95Ms: round(quantile(ms, 0.95)), samples: SAMPLES };
+  return { path, rows, p50Ms: round(pct(ms, 50)), p95Ms: round(pct(ms, 95)), samples: SAMPLES };
 }
 
 async function main() {
@@ -162,7 +122,7 @@ async function main() {
     server = undefined;
   } finally {
     if (server) server.kill("SIGKILL");
-    agent.destroy();
+    api.agent.destroy();
     rmSync(dir, { recursive: true, force: true });
     if (db) {
       await new Promise((r) => setTimeout(r, 200));

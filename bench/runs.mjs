@@ -8,16 +8,12 @@
 // TASKGATE_TEST_DATABASE_URL (a fresh database is created and dropped with psql).
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import http from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const opt = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
+import { Client, freePort, opt, pct } from "./lib.mjs";
+
 const BACKEND = opt("backend", "sqlite");
 const SUBSCRIBERS = Number(opt("subscribers", 1000));
 const SECONDS = Number(opt("seconds", 5));
@@ -25,49 +21,11 @@ const CONCURRENCY = 16; // trigger workers
 const SAMPLES = 200; // change-to-visible measurements
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = process.env.TASKGATE_BIN ?? join(root, "target/release/taskgate");
-const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+const api = new Client({ maxSockets: Infinity });
+const request = (...args) => api.request(...args);
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-let BASE;
-function request(method, path, token, body) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      `${BASE}${path}`,
-      {
-        method,
-        agent,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}),
-        },
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c) => (text += c));
-        res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: text ? JSON.parse(text) : null }));
-      },
-    );
-    req.setTimeout(120_000, () => req.destroy(new Error(`timeout ${method} ${path}`)));
-    req.on("error", reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
 const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024;
 
 async function main() {
@@ -81,7 +39,7 @@ async function main() {
     extra.push("--database-url", url.replace(/\/[^/]*$/, `/${db}`));
   }
   const port = await freePort();
-  BASE = `http://127.0.0.1:${port}`;
+  api.base = `http://127.0.0.1:${port}`;
   const server = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dir, "--realtime-poll-seconds", "60", ...extra], {
     env: { ...process.env, RUST_LOG: "warn", TASKGATE_LOG_FORMAT: "json" },
     stdio: ["ignore", "ignore", "inherit"],
@@ -163,7 +121,7 @@ async function main() {
     await Promise.allSettled(idlePolls);
   } finally {
     server.kill("SIGKILL");
-    agent.destroy();
+    api.agent.destroy();
     rmSync(dir, { recursive: true, force: true });
     if (db) {
       await new Promise((r) => setTimeout(r, 200));

@@ -1,0 +1,74 @@
+// What every benchmark script shares: its options, a free port, an HTTP client for a
+// taskgate on loopback, and percentiles.
+import http from "node:http";
+import { createServer } from "node:net";
+
+/** The value after `--name` on the command line, else `fallback`. */
+export const opt = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+};
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A TCP port that was free a moment ago, on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The `p`th percentile (0–100) of `xs`, nearest rank. */
+export const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+/**
+ * Keep-alive requests to one server (`client.base`, set once it listens). Each answers
+ * `{ status, headers, body, at }`: the body parsed as JSON when it is JSON, `at` the
+ * `performance.now()` of its end. Requests time out after two minutes.
+ */
+export class Client {
+  constructor({ maxSockets = Infinity } = {}) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets });
+    this.base = undefined;
+  }
+
+  request(method, path, token, body, contentType = "application/json") {
+    return new Promise((resolve, reject) => {
+      const data = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request(
+        `${this.base}${path}`,
+        {
+          method,
+          agent: this.agent,
+          headers: {
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+            ...(data ? { "content-type": contentType, "content-length": Buffer.byteLength(data) } : {}),
+          },
+        },
+        (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (c) => (text += c));
+          res.on("end", () => {
+            let json = null;
+            try {
+              json = text ? JSON.parse(text) : null;
+            } catch {
+              json = text;
+            }
+            resolve({ status: res.statusCode, headers: res.headers, body: json, at: performance.now() });
+          });
+        },
+      );
+      req.setTimeout(120_000, () => req.destroy(new Error(`timeout ${method} ${path}`)));
+      req.on("error", reject);
+      req.end(data);
+    });
+  }
+}
