@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use taskgate_core::time::SystemClock;
 use taskgate_server::config::Config;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -126,18 +125,8 @@ async fn postgres_outage_keeps_cached_keys_and_recovers() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let state = taskgate_server::build_state_with_store(
-        Config::for_tests(dir.path()),
-        Arc::new(SystemClock),
-        Arc::new(store),
-    )
-    .await
-    .unwrap();
-    let router = taskgate_server::router::router(state.clone());
-    let admin = std::fs::read_to_string(dir.path().join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (router, state) = common::node(store, Config::for_tests(dir.path())).await;
+    let admin = common::admin_token(dir.path());
 
     let (_, org) = send(
         &router,
@@ -258,15 +247,8 @@ async fn a_frozen_database_answers_503_within_the_request_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
     config.timeouts.request = Duration::from_secs(2);
-    let state =
-        taskgate_server::build_state_with_store(config, Arc::new(SystemClock), Arc::new(store))
-            .await
-            .unwrap();
-    let router = taskgate_server::router::router(state.clone());
-    let admin = std::fs::read_to_string(dir.path().join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (router, state) = common::node(store, config).await;
+    let admin = common::admin_token(dir.path());
     assert_eq!(
         send(&router, "GET", "/api/v1/orgs", &admin, None).await.0,
         StatusCode::OK

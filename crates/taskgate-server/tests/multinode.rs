@@ -9,12 +9,10 @@
 #[path = "http/common.rs"]
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use taskgate_core::time::SystemClock;
 use taskgate_server::config::Config;
 
 async fn send(
@@ -49,18 +47,11 @@ async fn changes_on_one_node_reach_the_other() {
         .await
         .unwrap();
         let mut config = Config::for_tests(dir.path());
-        config.realtime_poll = Duration::from_secs(10);
-        let state =
-            taskgate_server::build_state_with_store(config, Arc::new(SystemClock), Arc::new(store))
-                .await
-                .unwrap();
-        nodes.push((taskgate_server::router::router(state.clone()), state));
+        config.realtime_poll = Duration::from_secs(120);
+        nodes.push(common::node(store, config).await);
     }
     let (a, b) = (&nodes[0].0, &nodes[1].0);
-    let admin = std::fs::read_to_string(dir.path().join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let admin = common::admin_token(dir.path());
     let (_, _, org) = send(
         a,
         "POST",
@@ -152,11 +143,10 @@ async fn changes_on_one_node_reach_the_other() {
     let poll = {
         let (b, key, run_id) = (b.clone(), new_key.clone(), run_id.clone());
         tokio::spawn(async move {
-            let started = Instant::now();
             let path =
                 format!("/realtime/v1/runs/{run_id}?handle={handle}&live=true&offset={offset}");
             let (_, _, body) = send(&b, "GET", &path, &key, None).await;
-            (started.elapsed(), body)
+            body
         })
     };
     common::until_watching(&nodes[1].1, 1).await;
@@ -168,12 +158,13 @@ async fn changes_on_one_node_reach_the_other() {
         None,
     )
     .await;
-    let (elapsed, body) = poll.await.unwrap();
+    // The poll window is far longer than this wait: an answer within it came with the
+    // notification.
+    let body = tokio::time::timeout(Duration::from_secs(60), poll)
+        .await
+        .expect("the change arrives with the notification, not at the poll's end")
+        .unwrap();
     assert_eq!(body[0]["value"]["status"], "CANCELED", "{body}");
-    assert!(
-        elapsed < Duration::from_secs(3),
-        "the change arrived with the notification, not the poll timeout: {elapsed:?}"
-    );
 
     for (_, state) in &nodes {
         state.store.close().await;

@@ -71,6 +71,25 @@ pub async fn call(
     TestApp::send_via(router, req).await
 }
 
+/// A node on `store` with `config` and the system clock, as `taskgate serve` builds one: its
+/// router and state. For tests that make their own stores (several nodes on one database, a
+/// database behind a proxy); [`TestApp`] is the rest's.
+pub async fn node(store: impl Store + 'static, config: Config) -> (Router, AppState) {
+    let clock = Arc::new(taskgate_core::time::SystemClock);
+    let state = taskgate_server::build_state_with_store(config, clock, Arc::new(store))
+        .await
+        .unwrap();
+    (taskgate_server::router::router(state.clone()), state)
+}
+
+/// The admin token a node wrote into its data directory `dir`.
+pub fn admin_token(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 /// Waits until `state` has `keys` keys watched: a long poll or stream reader has registered,
 /// so a change made now reaches it. Fails after 10 s.
 pub async fn until_watching(state: &AppState, keys: usize) {
@@ -129,10 +148,7 @@ impl TestApp {
             taskgate_server::build_state_with_store(config, clock.clone() as Arc<dyn Clock>, store)
                 .await
                 .unwrap();
-        let admin_token = std::fs::read_to_string(dir.path().join("admin-token"))
-            .unwrap()
-            .trim()
-            .to_string();
+        let admin_token = admin_token(dir.path());
         TestApp {
             router: taskgate_server::router::router(state.clone()),
             state,
