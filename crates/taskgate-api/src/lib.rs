@@ -134,6 +134,50 @@ pub struct ProjectResponse {
     pub organization: OrgResponse,
 }
 
+/// One entry of `GET /api/v1/projects/runtimes`: a project's production environment and the
+/// runtime of its current deployment. taskgate runs tasks on the developer's own workers and
+/// deploys nothing, so `deployment` is always null.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectRuntimeResponse {
+    pub organization: RuntimeOrganization,
+    pub project: RuntimeProject,
+    pub environment: RuntimeEnvironment,
+    pub deployment: Option<RuntimeDeployment>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeOrganization {
+    pub title: String,
+    pub slug: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeProject {
+    pub name: String,
+    pub slug: String,
+    pub external_ref: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeEnvironment {
+    pub slug: String,
+}
+
+/// A deployment's runtime (upstream's shape; taskgate has none to report).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeDeployment {
+    pub runtime: Option<String>,
+    pub runtime_version: Option<String>,
+    pub node_major: Option<u32>,
+    pub deployed_at: Option<DateTime<Utc>>,
+    pub short_code: String,
+}
+
 /// `GET /api/v1/projects/{projectRef}/{env}` (upstream shape).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -13,7 +13,6 @@ use utoipa_axum::routes;
 
 use crate::auth::missing_header::require_authorization_header;
 use crate::config::Timeouts;
-use crate::error::ApiError;
 use crate::openapi::{docs_page, ApiDoc};
 use crate::realtime;
 use crate::routes::*;
@@ -107,7 +106,9 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(projects::list_projects, projects::create_project))
         .routes(routes!(projects::get_environment_key))
         .routes(routes!(projects::upsert_branch))
-        .routes(routes!(projects::delete_project))
+        .routes(routes!(projects::list_all_projects))
+        .routes(routes!(projects::list_project_runtimes))
+        .routes(routes!(projects::get_project, projects::delete_project))
         .routes(routes!(keys::regenerate_api_key))
         .routes(routes!(keys::list_revoked_api_keys))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
@@ -162,7 +163,8 @@ pub fn router(state: AppState) -> Router {
                 timeouts
             ),
         )
-        .fallback(|| async { ApiError::not_found("Not found") });
+        .merge(unserved::routes())
+        .fallback(unserved::fallback);
     with_middleware(app, state)
 }
 

@@ -13,6 +13,7 @@ pub mod otel;
 pub mod projects;
 pub mod runs;
 pub mod tokens;
+pub mod unserved;
 pub mod user_actor;
 pub mod whoami;
 pub mod workers;

@@ -8,7 +8,7 @@ use taskgate_api::*;
 use taskgate_core::env::EnvType;
 use taskgate_core::ids::new_project_ref;
 use taskgate_core::scope::Resource;
-use taskgate_store::StoreError;
+use taskgate_store::{Organization, Project, StoreError};
 
 use super::orgs::membership;
 use super::{project_response, required_name, slugify};
@@ -17,6 +17,7 @@ use crate::auth::access::{
 };
 use crate::auth::env_key::open_key;
 use crate::auth::extract::UserAuth;
+use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -39,6 +40,89 @@ pub async fn list_projects(
             .map(|p| project_response(p, &m.organization))
             .collect(),
     ))
+}
+
+/// Live projects of every organization the caller belongs to (upstream's shape; what the
+/// CLI's `projects list` and the MCP server's `list_projects` read).
+#[utoipa::path(get, path = "/api/v1/projects", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
+    responses((status = 200, body = Vec<ProjectResponse>), (status = 401, body = ErrorBody)))]
+pub async fn list_all_projects(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+) -> ApiResult<Json<Vec<ProjectResponse>>> {
+    let projects = readable_projects(&state, &user).await?;
+    Ok(Json(
+        projects
+            .iter()
+            .map(|(p, org)| project_response(p, org))
+            .collect(),
+    ))
+}
+
+/// The runtime of each project's current production deployment (upstream's shape). taskgate
+/// deploys nothing, so each project's production environment is listed with no deployment.
+#[utoipa::path(get, path = "/api/v1/projects/runtimes", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
+    responses((status = 200, body = Vec<ProjectRuntimeResponse>), (status = 401, body = ErrorBody)))]
+pub async fn list_project_runtimes(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+) -> ApiResult<Json<Vec<ProjectRuntimeResponse>>> {
+    let projects = readable_projects(&state, &user).await?;
+    Ok(Json(
+        projects
+            .into_iter()
+            .map(|(p, org)| ProjectRuntimeResponse {
+                organization: RuntimeOrganization {
+                    title: org.title,
+                    slug: org.slug,
+                },
+                project: RuntimeProject {
+                    name: p.name,
+                    slug: p.slug,
+                    external_ref: p.external_ref,
+                },
+                environment: RuntimeEnvironment {
+                    slug: EnvType::Production.slug().to_string(),
+                },
+                deployment: None,
+            })
+            .collect(),
+    ))
+}
+
+/// Live projects of the caller's organizations, in each of which the caller may read projects
+/// (a token capped below that sees none of that organization's).
+async fn readable_projects(
+    state: &AppState,
+    user: &UserPrincipal,
+) -> ApiResult<Vec<(Project, Organization)>> {
+    let mut out = Vec::new();
+    for m in state.store.list_orgs_for_user(&user.user.id).await? {
+        if require(state, user, m.role, "read", Resource::new("project")).is_err() {
+            continue;
+        }
+        for p in state.store.list_projects(&m.organization.id).await? {
+            out.push((p, m.organization.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// One project the caller's organization holds, by its ref (upstream's shape).
+#[utoipa::path(get, path = "/api/v1/projects/{projectRef}", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
+    params(("projectRef" = String, Path)),
+    responses((status = 200, body = ProjectResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_project(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path(project_ref): Path<String>,
+) -> ApiResult<Json<ProjectResponse>> {
+    let access = project_for_user(&state, &user, &project_ref).await?;
+    require(&state, &user, access.role, "read", Resource::new("project"))?;
+    Ok(Json(project_response(
+        &access.project,
+        &access.organization,
+    )))
 }
 
 /// Creates a project with staging, production and preview environments and a development

@@ -222,7 +222,104 @@ async fn api_url_follows_the_request_without_a_public_url(b: Backend) {
     app.cleanup().await;
 }
 
+/// Two users with an organization and a project each: (first user's token, its project ref,
+/// second user's token, its project ref).
+async fn two_tenants(app: &TestApp) -> (String, String, String, String) {
+    let mine = app.admin_token.clone();
+    let (_, my_ref) = app.org_and_project(&mine).await;
+    let (_, theirs) = app.user("other@example.com").await;
+    let (_, their_ref) = app.org_and_project(&theirs).await;
+    (mine, my_ref, theirs, their_ref)
+}
+
+async fn every_project_of_the_callers_organizations_is_listed(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (mine, my_ref, theirs, their_ref) = two_tenants(&app).await;
+    let r = app.get("/api/v1/projects", &mine).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let refs: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["externalRef"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs, vec![my_ref.as_str()]);
+    assert_eq!(r.body[0]["organization"]["title"], "Acme");
+    let r = app.get("/api/v1/projects", &theirs).await;
+    assert_eq!(r.body[0]["externalRef"], their_ref.as_str());
+    assert_eq!(
+        app.get("/api/v1/projects", "tr_pat_nope").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    app.cleanup().await;
+}
+
+async fn a_project_is_read_by_its_ref_by_members_only(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (mine, my_ref, theirs, _) = two_tenants(&app).await;
+    let r = app.get(&format!("/api/v1/projects/{my_ref}"), &mine).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["externalRef"], my_ref.as_str());
+    assert_eq!(r.body["name"], "Web");
+    assert_eq!(r.body["slug"], "web");
+    let r = app
+        .get(&format!("/api/v1/projects/{my_ref}"), &theirs)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["error"], "Project not found");
+    app.cleanup().await;
+}
+
+async fn runtimes_list_each_production_environment_undeployed(b: Backend) {
+    let app = TestApp::new(b).await;
+    let mine = app.admin_token.clone();
+    let (org, my_ref) = app.org_and_project(&mine).await;
+    let (_, theirs) = app.user("other@example.com").await;
+    app.org_and_project(&theirs).await;
+    let r = app.get("/api/v1/projects/runtimes", &mine).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body,
+        json!([{
+            "organization": { "title": "Acme", "slug": org },
+            "project": { "name": "Web", "slug": "web", "externalRef": my_ref },
+            "environment": { "slug": "prod" },
+            "deployment": null,
+        }])
+    );
+    app.cleanup().await;
+}
+
+async fn routes_taskgate_does_not_serve_say_so(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (mine, my_ref, _, _) = two_tenants(&app).await;
+    for (path, subject) in [
+        ("/api/v1/deployments/latest".to_string(), "deployments"),
+        ("/api/v1/query/dashboards".to_string(), "dashboards"),
+        (
+            format!("/api/v1/projects/{my_ref}/monitoring-alerts"),
+            "alerts",
+        ),
+    ] {
+        let r = app.get(&path, &mine).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        let error = r.body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&format!("taskgate does not serve {subject}:")),
+            "{path}: {error}"
+        );
+    }
+    let r = app.get("/api/v1/nothing-here", &mine).await;
+    assert_eq!(r.body, json!({ "error": "Not found" }));
+    app.cleanup().await;
+}
+
 on_both!(
+    every_project_of_the_callers_organizations_is_listed,
+    a_project_is_read_by_its_ref_by_members_only,
+    runtimes_list_each_production_environment_undeployed,
+    routes_taskgate_does_not_serve_say_so,
     api_url_follows_the_request_without_a_public_url,
     names_with_control_characters_are_refused,
     a_project_gets_every_environment_with_upstream_key_formats,
