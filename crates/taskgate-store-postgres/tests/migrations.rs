@@ -1,9 +1,5 @@
 //! Migrations carry stored data forward: a database written by an older taskgate reads the
 //! same after the upgrade.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers outside #[test] functions report failures by panicking"
-)]
 
 use std::path::Path;
 
@@ -14,27 +10,17 @@ use taskgate_store::Store;
 use taskgate_store_postgres::testing::{fresh_schema, TEST_DATABASE_URL};
 use taskgate_store_postgres::PostgresStore;
 
-/// A copy of this crate's migrations up to `last` in `dir`.
-fn migrations_up_to(last: u32, dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    for entry in std::fs::read_dir(source).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let version: u32 = name[..4].parse().unwrap();
-        if version <= last {
-            std::fs::copy(&path, dir.join(&name)).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hour_and_day_counts_become_spans_of_every_length() {
     let url = std::env::var(TEST_DATABASE_URL)
         .expect("TASKGATE_TEST_DATABASE_URL must name a PostgreSQL database");
     let (opts, schema) = fresh_schema(&url).await.unwrap();
     let dir = std::env::temp_dir().join(format!("taskgate-migrations-{schema}"));
-    migrations_up_to(6, &dir);
+    migrations_up_to(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"),
+        6,
+        &dir,
+    );
     let conn = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(opts.clone())

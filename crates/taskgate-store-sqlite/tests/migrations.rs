@@ -13,20 +13,6 @@ use sqlx::SqlitePool;
 use taskgate_store::conformance::upgrades::*;
 use taskgate_store_sqlite::SqliteStore;
 
-/// A copy of this crate's migrations up to `last` in `dir`.
-fn migrations_up_to(last: u32, dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    for entry in std::fs::read_dir(source).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let version: u32 = name[..4].parse().unwrap();
-        if version <= last {
-            std::fs::copy(&path, dir.join(&name)).unwrap();
-        }
-    }
-}
-
 async fn pool(db: &Path) -> SqlitePool {
     let opts = SqliteConnectOptions::new()
         .filename(db)
@@ -44,7 +30,11 @@ async fn hour_and_day_counts_become_spans_of_every_length() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("taskgate.db");
     let old = dir.path().join("migrations");
-    migrations_up_to(6, &old);
+    migrations_up_to(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"),
+        6,
+        &old,
+    );
     let conn = pool(&db).await;
     let older = Migrator::new(old.as_path()).await.unwrap();
     older.run(&conn).await.unwrap();

@@ -2,6 +2,22 @@
 //! The backends' migration tests write the "before" rows with the older migrations applied,
 //! run the rest, and check the result here; the SQL is the same on both.
 
+use std::path::Path;
+
+/// Copies the migrations in `source` numbered up to `last` (`0006_….sql` is 6) into `dir`, so
+/// that a test can build the database an older taskgate left behind.
+pub fn migrations_up_to(source: &Path, last: u32, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let version: u32 = name[..4].parse().unwrap();
+        if version <= last {
+            std::fs::copy(&path, dir.join(&name)).unwrap();
+        }
+    }
+}
+
 /// One hour in milliseconds.
 const HOUR: i64 = 3_600_000;
 
