@@ -151,6 +151,21 @@ export default [
     },
   },
   {
+    name: "runs: replay with a JWT exchanged from a PAT, with the scopes the MCP server asks for",
+    async run({ ctx }) {
+      const p = await newProject(ctx);
+      const { id } = await as(ctx, p.prodKey, () => trigger(6));
+      const scopes = [`read:runs:${id}`, `write:runs:${id}`, "trigger:tasks:compat-task"];
+      const res = await http(ctx, "POST", `/api/v1/projects/${p.ref}/prod/jwt`, { token: p.pat, body: { claims: { scopes } } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const replay = await as(ctx, res.body.token, () => runs.replay(id));
+      expectRunId(replay.id);
+      assert.notEqual(replay.id, id);
+      const run = await as(ctx, p.prodKey, () => runs.retrieve(replay.id));
+      assert.deepEqual(run.payload, { n: 6 });
+    },
+  },
+  {
     name: "batch: batchTrigger of 3 items creates 3 visible runs",
     async run({ ctx }) {
       const p = await newProject(ctx);

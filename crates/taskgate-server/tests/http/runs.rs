@@ -427,6 +427,68 @@ async fn runs_list_pages_filters_and_cursors(b: Backend) {
     app.cleanup().await;
 }
 
+/// A public token with `scopes`, minted with `key`.
+async fn public_token(app: &TestApp, key: &str, scopes: &[String]) -> String {
+    let r = app
+        .post(
+            "/api/v1/auth/public-tokens",
+            key,
+            json!({ "scopes": scopes }),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    r.body["token"].as_str().unwrap().to_string()
+}
+
+async fn a_public_token_replays_with_write_and_trigger_scopes(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let id = trigger_id(&app, &key, "email", json!({ "payload": "{}" })).await;
+    let replay = |token: String, run: String| {
+        let app = &app;
+        async move {
+            app.request(
+                Method::POST,
+                &format!("/api/v1/runs/{run}/replay"),
+                Some(&token),
+                None,
+                &[],
+            )
+            .await
+        }
+    };
+    // What the MCP server's replay_run asks for.
+    let scopes = [
+        format!("read:runs:{id}"),
+        format!("write:runs:{id}"),
+        "trigger:tasks:email".to_string(),
+    ];
+    let r = replay(public_token(&app, &key, &scopes).await, id.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let new_id = r.body["id"].as_str().unwrap();
+    assert!(new_id.starts_with("run_") && new_id != id, "{new_id}");
+    // Either scope alone is not enough: a replay acts on the run and starts a run of the task.
+    for partial in [&scopes[..2], &scopes[2..]] {
+        let r = replay(public_token(&app, &key, partial).await, id.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{partial:?}: {}", r.text);
+    }
+    // Another run's scopes do not reach this one, and an unknown run is not revealed.
+    let other = [
+        "write:runs:run_other".to_string(),
+        "trigger:tasks:email".to_string(),
+    ];
+    let token = public_token(&app, &key, &other).await;
+    assert_eq!(
+        replay(token.clone(), id.clone()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        replay(token, "run_nope".into()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    app.cleanup().await;
+}
+
 async fn cancel_and_replay(b: Backend) {
     let app = TestApp::new(b).await;
     let (_, key) = app.project_with_key("prod").await;
@@ -563,7 +625,7 @@ async fn cancel_and_replay(b: Backend) {
         (r.status, r.body["error"].as_str()),
         (StatusCode::NOT_FOUND, Some("Run not found"))
     );
-    // Replay takes secret keys only, as upstream.
+    // A read-only token may not replay (what it needs: the public-token case above).
     assert_eq!(
         app.request(
             Method::POST,
@@ -574,7 +636,7 @@ async fn cancel_and_replay(b: Backend) {
         )
         .await
         .status,
-        StatusCode::UNAUTHORIZED
+        StatusCode::FORBIDDEN
     );
     app.cleanup().await;
 }
@@ -826,6 +888,7 @@ on_both!(
     jwts_trigger_and_read_within_their_scopes,
     runs_list_pages_filters_and_cursors,
     cancel_and_replay,
+    a_public_token_replays_with_write_and_trigger_scopes,
     delayed_and_ttl_runs_move_on_their_own,
     one_time_tokens_cannot_be_replayed_by_respelling,
     one_time_tokens_create_one_batch,

@@ -13,7 +13,7 @@ use taskgate_core::scope::Resource;
 use taskgate_store::{EventData, Refusal, RunEvent};
 
 use super::trigger::{build_run, TriggerBody, TriggerOptions};
-use crate::auth::extract::{ApiAuth, SecretKeyAuth};
+use crate::auth::extract::ApiAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -102,13 +102,18 @@ struct ReplayBody {
 }
 
 /// Triggers a new run of the same task with the same payload (or the given overrides).
-#[utoipa::path(post, path = "/api/v1/runs/{runId}/replay", tag = "runs", security(("secretKey" = [])), params(("runId" = String, Path)),
+///
+/// A public token may replay too (upstream refuses them; the CLI's MCP server sends one): it
+/// needs `write:runs:{runId}`, since it acts on the run, and `trigger:tasks:{taskId}`, since
+/// it starts a run of the task (or the broader `write:runs`, `trigger:tasks`, `write:all`,
+/// `admin`).
+#[utoipa::path(post, path = "/api/v1/runs/{runId}/replay", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])), params(("runId" = String, Path)),
     request_body(content = Object, description = "optional ReplayRunRequestBody overrides"),
     responses((status = 200, body = RunIdResponse, description = "the new run"), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn replay_run(
     State(state): State<AppState>,
-    SecretKeyAuth(principal): SecretKeyAuth,
+    ApiAuth(principal): ApiAuth,
     Path(run_id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<RunIdResponse>> {
@@ -118,11 +123,16 @@ pub async fn replay_run(
             .map_err(|e| ApiError::bad_request(format!("Validation error: {e}")))?,
     };
     let env_id = principal.env.environment.id.clone();
-    let old = state
-        .store
-        .get_run(&env_id, &run_id)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Run not found"))?;
+    let old = state.store.get_run(&env_id, &run_id).await?;
+    // Authorization before the not-found check, so an under-scoped token learns nothing.
+    match &old {
+        Some(r) => {
+            principal.authorize("write", &[Resource::with_id("runs", &r.friendly_id)])?;
+            principal.authorize("trigger", &[Resource::with_id("tasks", &r.task_identifier)])?;
+        }
+        None => principal.authorize("write", &[Resource::with_id("runs", &run_id)])?,
+    }
+    let old = old.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Run not found"))?;
     let body = TriggerBody {
         payload: overrides
             .payload
