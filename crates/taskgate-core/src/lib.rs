@@ -20,6 +20,7 @@ pub mod role;
 pub mod rotation;
 pub mod run;
 pub mod scope;
+pub mod signin;
 pub mod task_error;
 pub mod text;
 pub mod time;

@@ -40,6 +40,8 @@ mod projects;
 mod rows;
 #[path = "../../taskgate-store/sql/runs.rs"]
 mod runs;
+#[path = "../../taskgate-store/sql/sessions.rs"]
+mod sessions;
 #[path = "../../taskgate-store/sql/tokens.rs"]
 mod tokens;
 #[path = "../../taskgate-store/sql/users.rs"]

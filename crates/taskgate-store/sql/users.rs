@@ -58,6 +58,52 @@ impl UserStore for Backend {
         Ok(created)
     }
 
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        count("list_users");
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM users u ORDER BY u.created_at, u.id",
+            rows::USER_COLS
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(rows::user).collect()
+    }
+
+    async fn set_user_admin(
+        &self,
+        user_id: &str,
+        admin: bool,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("set_user_admin");
+        let done = sqlx::query("UPDATE users SET admin = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(admin)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM users u WHERE u.id = $1",
+            rows::USER_COLS
+        ))
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let user = rows::user(&row)?;
+        let mut rec = AuditRecord::new(audit_action::USER_ADMIN_CHANGED, actor);
+        rec.target_id = Some(user_id);
+        audit::insert(&mut tx, rec, now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(user)
+    }
+
     async fn get_user(&self, id: &str) -> StoreResult<User> {
         count("get_user");
         let row = sqlx::query(&format!(

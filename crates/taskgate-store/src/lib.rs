@@ -13,6 +13,7 @@ mod errors;
 mod events;
 mod model;
 mod runs;
+mod sessions;
 mod traits;
 
 pub use engine::*;
@@ -21,6 +22,7 @@ pub use errors::*;
 pub use events::{ChangeEvent, ChangeFanout, ChangeHook};
 pub use model::*;
 pub use runs::*;
+pub use sessions::*;
 pub use traits::*;
 
 /// One column of an applied schema, in a form both backends can state, so a test can show

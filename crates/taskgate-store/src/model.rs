@@ -253,5 +253,6 @@ pub mod audit_action {
     pub const PAT_CREATED: &str = "personal_access_token.created";
     pub const PAT_REVOKED: &str = "personal_access_token.revoked";
     pub const USER_CREATED: &str = "user.created";
+    pub const USER_ADMIN_CHANGED: &str = "user.admin_changed";
     pub const MEMBER_ADDED: &str = "member.added";
 }

@@ -13,6 +13,7 @@ use crate::errors::ErrorStore;
 use crate::events::{ChangeEvent, ChangeHook};
 use crate::model::*;
 use crate::runs::RunStore;
+use crate::sessions::SessionStore;
 
 /// Users and first-run bootstrap.
 #[async_trait]
@@ -26,6 +27,17 @@ pub trait UserStore: Send + Sync {
     ) -> StoreResult<User>;
     async fn get_user(&self, id: &str) -> StoreResult<User>;
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// Every user, oldest first.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Sets or clears a user's administrator flag, audited; `NotFound` for an unknown user.
+    /// Sessions an administrator started end when the flag is cleared.
+    async fn set_user_admin(
+        &self,
+        user_id: &str,
+        admin: bool,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
     /// On an empty database only: creates the administrator and its first personal access
     /// token in one transaction. Returns `None` (and changes nothing) when any user exists.
     async fn bootstrap_admin(
@@ -215,6 +227,7 @@ pub trait Store:
     + RunStore
     + EngineStore
     + ErrorStore
+    + SessionStore
     + Send
     + Sync
 {

@@ -11,6 +11,7 @@ mod engine;
 mod errors;
 mod keys;
 mod runs;
+mod sessions;
 mod tenancy;
 pub mod upgrades;
 
@@ -18,6 +19,7 @@ pub use engine::*;
 pub use errors::*;
 pub use keys::*;
 pub use runs::*;
+pub use sessions::*;
 pub use tenancy::*;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -133,7 +135,10 @@ macro_rules! conformance_suite {
             error_pages_go_both_ways,
             triage_is_recorded_with_its_actor, resolved_groups_reopen_when_they_fail_again,
             ignores_end_on_time_rate_or_total, a_resolve_racing_an_occurrence_loses_neither,
-            purging_buckets_keeps_all_time_counts, concurrent_batches_sharing_groups_both_land);
+            purging_buckets_keeps_all_time_counts, concurrent_batches_sharing_groups_both_land,
+            sign_in_links_work_once_and_not_after_expiry,
+            sessions_live_until_ended_expired_or_demoted,
+            authorization_codes_are_approved_once_and_redeemed_once);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(
