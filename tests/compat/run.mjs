@@ -127,7 +127,16 @@ async function runBackend(backend, bin, cases, adminUrl) {
   console.log(`# ${backend}: server at ${run.server.url}`);
   process.env.TRIGGER_API_URL = run.server.url; // realtime stream helpers read it (errors-runs-sdk §5.1)
 
-  const ctx = { backend, url: run.server.url, adminToken: run.server.adminToken, cleanups: [] };
+  const ctx = {
+    backend,
+    url: run.server.url,
+    adminToken: run.server.adminToken,
+    cleanups: [],
+    // What `taskgate login-link` needs to reach the same database as the server.
+    bin,
+    dataDir: run.server.dataDir,
+    databaseUrl: run.db?.url,
+  };
   run.ctx = ctx;
   for (const c of cases) {
     if (pending.has(c.name) && !includePending) {

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod envvars;
 pub mod errors;
+pub mod login;
 pub mod realtime;
 pub mod runs;
 

@@ -190,7 +190,7 @@ mod tests {
         let cookie = sign_session_cookie(SECRET, token.expose_secret());
         assert_eq!(
             verify_session_cookie(SECRET, &cookie),
-            Some(token.expose_secret().as_str())
+            Some(token.expose_secret())
         );
         assert_eq!(verify_session_cookie(b"another secret", &cookie), None);
         let (t, sig) = cookie.rsplit_once('.').unwrap();

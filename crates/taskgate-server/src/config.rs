@@ -86,6 +86,16 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKGATE_ADMIN_EMAIL", value_name = "EMAIL")]
     pub admin_email: Option<String>,
 
+    /// Who may sign in to the dashboard without being created first: comma-separated emails
+    /// and `@domain` entries. A signed-in newcomer becomes a user [default: existing users only].
+    #[arg(long, env = "TASKGATE_SIGN_IN_ALLOW", value_name = "LIST")]
+    pub sign_in_allow: Option<String>,
+
+    /// Emails made administrators when they sign in to the dashboard, comma-separated (they
+    /// may sign in even when the allow-list does not name them) [default: none].
+    #[arg(long, env = "TASKGATE_ADMIN_EMAILS", value_name = "LIST")]
+    pub admin_emails: Option<String>,
+
     /// Master key sealing environment keys at rest (32 bytes, hex or base64) [default:
     /// generated into the data dir on first start].
     #[arg(
@@ -228,6 +238,8 @@ impl ServeArgs {
             database_replica_url: self.database_replica_url.or(base.database_replica_url),
             migrate_on_start: self.migrate_on_start.or(base.migrate_on_start),
             admin_email: self.admin_email.or(base.admin_email),
+            sign_in_allow: self.sign_in_allow.or(base.sign_in_allow),
+            admin_emails: self.admin_emails.or(base.admin_emails),
             encryption_key: self.encryption_key.or(base.encryption_key),
             session_secret: self.session_secret.or(base.session_secret),
             grace_seconds: self.grace_seconds.or(base.grace_seconds),
@@ -263,6 +275,32 @@ impl ServeArgs {
     }
 }
 
+/// A comma-separated list of emails (and, when `domains`, `@domain` entries), lower case.
+fn email_list(name: String, list: Option<&str>, domains: bool) -> anyhow::Result<Vec<String>> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let at = entry.find('@');
+            let shaped = match at {
+                Some(0) => domains && entry.len() > 1,
+                Some(i) => i + 1 < entry.len() && entry[i + 1..].find('@').is_none(),
+                None => false,
+            };
+            if !shaped || entry.len() > 254 || entry.chars().any(char::is_whitespace) {
+                bail!(
+                    "{name}: {entry:?} is not an email address{}",
+                    if domains { " or an @domain" } else { "" }
+                );
+            }
+            Ok(entry.to_ascii_lowercase())
+        })
+        .collect()
+}
+
 /// Validated configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -272,6 +310,11 @@ pub struct Config {
     pub database_replica_url: Option<String>,
     pub migrate_on_start: bool,
     pub admin_email: String,
+    /// Emails (`ada@example.com`) and domains (`@example.com`) that may sign in to the
+    /// dashboard as new users, lower case.
+    pub sign_in_allow: Vec<String>,
+    /// Emails made administrators when they sign in, lower case.
+    pub admin_emails: Vec<String>,
     pub encryption_key: Option<SecretString>,
     pub session_secret: Option<SecretString>,
     pub grace: chrono::Duration,
@@ -345,6 +388,8 @@ impl std::fmt::Debug for Config {
             )
             .field("migrate_on_start", &self.migrate_on_start)
             .field("admin_email", &"[redacted]")
+            .field("sign_in_allow", &self.sign_in_allow.len())
+            .field("admin_emails", &self.admin_emails.len())
             .field(
                 "encryption_key",
                 &self.encryption_key.as_ref().map(|_| "[redacted]"),
@@ -506,6 +551,8 @@ impl Config {
                 n("admin-email")
             );
         }
+        let sign_in_allow = email_list(n("sign-in-allow"), a.sign_in_allow.as_deref(), true)?;
+        let admin_emails = email_list(n("admin-emails"), a.admin_emails.as_deref(), false)?;
         let concurrency_limit = a.concurrency_limit.unwrap_or(DEFAULT_CONCURRENCY_LIMIT);
         in_range(n("concurrency-limit"), concurrency_limit, 1, 1000)?;
         if a.max_queue_size == Some(0) {
@@ -600,6 +647,8 @@ impl Config {
             database_replica_url: a.database_replica_url,
             migrate_on_start: a.migrate_on_start.unwrap_or(true),
             admin_email,
+            sign_in_allow,
+            admin_emails,
             encryption_key: a.encryption_key.map(SecretString::from),
             session_secret: a.session_secret.map(SecretString::from),
             grace: chrono::Duration::seconds(grace_seconds),
@@ -619,6 +668,23 @@ impl Config {
         })
     }
 
+    /// Whether `email` may sign in to the dashboard as a new user: named by the allow-list
+    /// (itself or its domain) or by the admin emails.
+    pub fn may_sign_up(&self, email: &str) -> bool {
+        let email = email.to_ascii_lowercase();
+        let domain = email.rfind('@').map(|i| &email[i..]);
+        self.admin_emails.contains(&email)
+            || self
+                .sign_in_allow
+                .iter()
+                .any(|entry| *entry == email || Some(entry.as_str()) == domain)
+    }
+
+    /// Whether `email` is one of the admin emails.
+    pub fn is_admin_email(&self, email: &str) -> bool {
+        self.admin_emails.contains(&email.to_ascii_lowercase())
+    }
+
     /// A configuration for tests: SQLite in `data_dir`, an ephemeral port.
     pub fn for_tests(data_dir: &Path) -> Config {
         Config {
@@ -628,6 +694,8 @@ impl Config {
             database_replica_url: None,
             migrate_on_start: true,
             admin_email: "admin@taskgate.local".into(),
+            sign_in_allow: Vec::new(),
+            admin_emails: Vec::new(),
             encryption_key: None,
             session_secret: None,
             grace: chrono::Duration::seconds(DEFAULT_GRACE_SECONDS),

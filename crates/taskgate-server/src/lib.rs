@@ -25,6 +25,7 @@ pub use jobs::usage::flush_usage;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::Router;
 use taskgate_core::time::{Clock, SystemClock};
 use taskgate_store::Store;
 
@@ -103,8 +104,9 @@ pub async fn build_state_with_store(
 }
 
 /// Runs the server until SIGINT or SIGTERM, then ends streams and drains other requests
-/// within the shutdown deadline (a second signal ends the wait at once).
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// within the shutdown deadline (a second signal ends the wait at once). `pages` are served
+/// beside the API (the binary passes the dashboard's).
+pub async fn serve(config: Config, pages: Router<AppState>) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = build_state(config, Arc::new(SystemClock)).await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -112,9 +114,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listen: cannot bind {listen}"))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, backend = state.store.backend(), "taskgate listening");
+    tracing::info!(
+        url = %format!("{}/login", public_url::configured_url(&state.config)),
+        "dashboard: sign in with a one-time link printed by `taskgate login-link --email <your email>` on this host (links are never logged)"
+    );
     telemetry::log_panics();
     let (store, cache) = (state.store.clone(), state.cache.clone());
-    let app = router::router(state.clone());
+    let app = router::router_with(state.clone(), pages);
     serve::serve(listener, app, state, signal(), async {
         signal().await;
     })

@@ -24,6 +24,22 @@ impl FromRequestParts<AppState> for PublicUrl {
     }
 }
 
+/// The URL this server is reached by when there is no request to ask: `--public-url`, else
+/// the listen address (a wildcard address as the loopback one).
+pub fn configured_url(config: &crate::config::Config) -> String {
+    if let Some(url) = &config.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
+}
+
 /// `--public-url`, else `<scheme>://<Host>` of the request (the scheme from
 /// `X-Forwarded-Proto` when it is `https`), else the listen address.
 pub fn public_url(state: &AppState, headers: &HeaderMap) -> String {

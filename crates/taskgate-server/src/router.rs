@@ -114,6 +114,8 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(whoami::whoami))
+        .routes(routes!(cli_login::create_authorization_code))
+        .routes(routes!(cli_login::redeem_authorization_code))
         .routes(routes!(auth_tokens::mint_jwt))
         .routes(routes!(auth_tokens::jwt_claims))
         .routes(routes!(auth_tokens::create_public_token))
@@ -139,8 +141,15 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The application with its middleware.
+/// The application with its middleware: the API alone.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API and `pages` (the dashboard, from its own crate), behind the same middleware. Pages
+/// get the request and body deadlines; a path neither serves falls through to the API's JSON
+/// 404.
+pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
     let timeouts = state.config.timeouts;
     let (routes, mut api) = api_router(state.config.max_payload_bytes, timeouts).split_for_parts();
     utoipa::Modify::modify(&crate::openapi::CommonResponses, &mut api);
@@ -164,6 +173,7 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .merge(unserved::routes())
+        .merge(with_deadlines!(pages, timeouts))
         .fallback(unserved::fallback);
     with_middleware(app, state)
 }

@@ -26,6 +26,16 @@ enum Command {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
     },
+    /// Print a one-time link that signs EMAIL in to the dashboard (run it on the server's
+    /// host, with the same database options as `serve`).
+    LoginLink {
+        /// The user's email. A new user is created when they first sign in if
+        /// --sign-in-allow or --admin-emails admits them.
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
     /// Print the OpenAPI 3.1 document of every route (what docs/openapi.json holds).
     Openapi,
     #[command(flatten)]
@@ -43,6 +53,7 @@ fn main() -> ExitCode {
     };
     let sources = matches
         .subcommand_matches("serve")
+        .or_else(|| matches.subcommand_matches("login-link"))
         .map(Sources::from_matches)
         .unwrap_or_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -60,7 +71,11 @@ fn main() -> ExitCode {
             Command::Serve(args) => {
                 taskgate_server::telemetry::init_logging()?;
                 let config = Config::load(*args, &sources)?;
-                taskgate_server::serve(config).await
+                taskgate_server::serve(config, taskgate_dashboard::pages()).await
+            }
+            Command::LoginLink { email, serve } => {
+                let config = Config::load(*serve, &sources)?;
+                login_link(&config, &email).await
             }
             Command::Migrate { database_url } => {
                 taskgate_server::telemetry::init_logging()?;
@@ -85,6 +100,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Issues and prints a sign-in link: the link is a secret, so it goes to stdout only, never
+/// to a log.
+async fn login_link(config: &Config, email: &str) -> anyhow::Result<()> {
+    taskgate_server::bootstrap::ensure_data_dir(&config.data_dir)?;
+    let store = taskgate_server::open_store(config).await?;
+    let base = taskgate_server::public_url::configured_url(config);
+    let now = chrono::Utc::now();
+    let issued = taskgate_dashboard::issue_link(&*store, config, &base, email, now).await;
+    store.close().await;
+    let link = issued?;
+    println!("{}", secrecy::ExposeSecret::expose_secret(&link));
+    eprintln!(
+        "This link signs {email} in once, within {} minutes. Open it in your browser.",
+        taskgate_core::signin::SIGN_IN_LINK_TTL.num_minutes()
+    );
+    Ok(())
 }
 
 /// Exits with clap's message, except that a bad value that came from an environment variable

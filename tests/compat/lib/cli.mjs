@@ -42,6 +42,22 @@ export async function cli(ctx, pat, args) {
   }
 }
 
+/**
+ * Run the installed CLI in `home` (a scratch HOME and XDG_CONFIG_HOME whose login state
+ * persists between calls), as a person at a terminal outside CI would.
+ */
+export function cliIn(home, args) {
+  const env = { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: path.join(home, "xdg"), NO_COLOR: "1" };
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [cliBin, ...args, "--skip-telemetry"],
+      { cwd: home, env, timeout: CLI_TIMEOUT_MS, maxBuffer: 10 * 1024 * 1024 },
+      (err, stdout, stderr) => resolve({ code: err ? (err.code ?? err.signal) : 0, stdout, stderr }),
+    );
+  });
+}
+
 export const describe = (r) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 export async function mint(ctx, pat, cap) {

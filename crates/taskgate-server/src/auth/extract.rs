@@ -48,6 +48,7 @@ fn noted_user(parts: &Parts, p: UserPrincipal) -> UserPrincipal {
     let kind = match &p.credential {
         UserCredential::Pat { .. } => "personal_access_token",
         UserCredential::Uat { .. } => "user_actor_token",
+        UserCredential::Session { .. } => "dashboard_session",
     };
     RequestLog::note_credential(parts, kind, p.pat_id().unwrap_or(&p.user.id));
     p

@@ -105,8 +105,16 @@ impl EnvPrincipal {
 /// How a user principal authenticated.
 #[derive(Debug, Clone)]
 pub enum UserCredential {
-    Pat { pat_id: String },
-    Uat { claims: UatClaims },
+    Pat {
+        pat_id: String,
+    },
+    Uat {
+        claims: UatClaims,
+    },
+    /// A signed-in dashboard session: the user's whole role, as with a PAT.
+    Session {
+        session_id: String,
+    },
 }
 
 /// A user acting through a personal access token or a user-actor token.
@@ -122,6 +130,7 @@ impl UserPrincipal {
         match &self.credential {
             UserCredential::Pat { pat_id } => Some(pat_id),
             UserCredential::Uat { claims } => claims.pat.as_deref(),
+            UserCredential::Session { .. } => None,
         }
     }
 
@@ -130,6 +139,9 @@ impl UserPrincipal {
         let (kind, id) = match &self.credential {
             UserCredential::Pat { pat_id } => ("personal_access_token", Some(pat_id.clone())),
             UserCredential::Uat { claims } => ("user_actor_token", claims.pat.clone()),
+            UserCredential::Session { session_id } => {
+                ("dashboard_session", Some(session_id.clone()))
+            }
         };
         taskgate_store::Actor {
             user_id: Some(self.user.id.clone()),

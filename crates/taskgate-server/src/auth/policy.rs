@@ -33,7 +33,7 @@ pub trait AccessPolicy: Send + Sync {
     fn ability(&self, principal: &UserPrincipal, role: Role) -> Ability {
         let by_role = self.role_ability(role);
         match &principal.credential {
-            UserCredential::Pat { .. } => by_role,
+            UserCredential::Pat { .. } | UserCredential::Session { .. } => by_role,
             UserCredential::Uat { claims } => {
                 let cap: Vec<String> = match &claims.cap {
                     Some(cap) => cap.clone(),

@@ -11,11 +11,12 @@ use serde_json::Value;
 use taskgate_api::*;
 use taskgate_core::rotation::parse_admin_expires_at;
 use taskgate_core::time::iso_millis;
-use taskgate_store::{AuditQuery, NewUser, StoreError};
+use taskgate_store::{AuditQuery, GraceChange, NewUser, StoreError, StoreResult};
 
 use super::tokens::issue_pat;
 use super::{required_name, user_response};
 use crate::auth::extract::AdminAuth;
+use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{parse_lenient, ApiJson};
 use crate::state::AppState;
@@ -115,20 +116,11 @@ pub async fn update_revoked_api_key(
         Some(Some(v)) => parse_admin_expires_at(v).map_err(ApiError::invalid_body)?,
         _ => return Err(ApiError::invalid_body("expiresAt is required")),
     };
-    let now = state.now();
-    // A grace ended "at once" (null, or a past time) is recorded as ending now, so that the
-    // key's history says when it stopped working rather than 1970.
-    let expires_at = expires_at.max(now);
-    let change = match state
-        .store
-        .set_revoked_key_expiry(&id, expires_at, &admin.actor(), now)
-        .await
-    {
+    let change = match change_grace(&state, &admin, &id, expires_at).await {
         Ok(change) => change,
         Err(StoreError::NotFound) => return Err(ApiError::not_found("Revoked API key not found")),
         Err(e) => return Err(e.into()),
     };
-    tracing::info!(revoked_key.id = %id, env.id = %change.revoked.runtime_environment_id, "grace window changed");
     Ok(Json(UpdateRevokedKeyResponse {
         success: true,
         revoked_api_key: UpdatedRevokedKey {
@@ -137,6 +129,25 @@ pub async fn update_revoked_api_key(
             expires_at: iso_millis(change.revoked.expires_at),
         },
     }))
+}
+
+/// Sets when a revoked key's grace window ends, as `admin` (an administrator: the caller
+/// checks). A time in the past ends it now, recorded as now so the key's history says when it
+/// stopped working. The dashboard's "End now" and "Extend" go through here too.
+pub async fn change_grace(
+    state: &AppState,
+    admin: &UserPrincipal,
+    revoked_key_id: &str,
+    expires_at: DateTime<Utc>,
+) -> StoreResult<GraceChange> {
+    let now = state.now();
+    let expires_at = expires_at.max(now);
+    let change = state
+        .store
+        .set_revoked_key_expiry(revoked_key_id, expires_at, &admin.actor(), now)
+        .await?;
+    tracing::info!(revoked_key.id = %revoked_key_id, env.id = %change.revoked.runtime_environment_id, "grace window changed");
+    Ok(change)
 }
 
 /// Filters of the audit listing.

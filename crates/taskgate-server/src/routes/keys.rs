@@ -3,12 +3,14 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use taskgate_api::*;
 use taskgate_core::rotation::{grace_active, grace_expiry};
+use taskgate_store::{EnvironmentAuth, Rotation};
 
 use crate::auth::access::{environment_for_user, require_key_access};
 use crate::auth::extract::AccessTokenPat;
+use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -32,14 +34,27 @@ pub async fn regenerate_api_key(
             "Branch environments use their parent's key: rotate the parent environment (omit x-trigger-branch)",
         ));
     }
-    let (access, env) = environment_for_user(&state, &user, &project_ref, &env, None).await?;
-    require_key_access(
-        &state,
-        &user,
-        access.role,
-        "write",
-        env.environment.env_type,
-    )?;
+    let (_, plaintext, rotation) = rotate(&state, &user, &project_ref, &env).await?;
+    Ok(Json(RegenerateApiKeyResponse {
+        api_key: plaintext.expose_secret().to_string(),
+        revoked_api_key: RevokedKeyRef {
+            id: rotation.revoked.id,
+            expires_at: rotation.revoked.expires_at,
+        },
+    }))
+}
+
+/// Rotates the secret key of `{project_ref}/{env}` for `user`, if their role lets them write
+/// its keys: the new key's plaintext and the rotation (the old key's grace window). The
+/// dashboard's "Regenerate" goes through here too.
+pub async fn rotate(
+    state: &AppState,
+    user: &UserPrincipal,
+    project_ref: &str,
+    env: &str,
+) -> ApiResult<(EnvironmentAuth, SecretString, Rotation)> {
+    let (access, env) = environment_for_user(state, user, project_ref, env, None).await?;
+    require_key_access(state, user, access.role, "write", env.environment.env_type)?;
     let now = state.now();
     let (keys, plaintext) = state.vault.mint_with_plaintext(env.environment.env_type);
     let rotation = state
@@ -53,13 +68,7 @@ pub async fn regenerate_api_key(
         )
         .await?;
     tracing::info!(env.id = %env.environment.id, revoked_key.id = %rotation.revoked.id, "secret key rotated");
-    Ok(Json(RegenerateApiKeyResponse {
-        api_key: plaintext.expose_secret().to_string(),
-        revoked_api_key: RevokedKeyRef {
-            id: rotation.revoked.id,
-            expires_at: rotation.revoked.expires_at,
-        },
-    }))
+    Ok((env, plaintext, rotation))
 }
 
 /// The revoked keys of an environment with their grace windows and how much each is still

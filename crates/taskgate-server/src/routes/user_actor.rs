@@ -183,7 +183,7 @@ pub async fn exchange_env_jwt(
                     .unwrap_or_else(|| PAT_CLIENT.to_string()),
             )
         }
-        UserCredential::Pat { .. } => {
+        UserCredential::Pat { .. } | UserCredential::Session { .. } => {
             let exp = jose_expiration(body.expiration_time.as_ref(), "1h", now)
                 .map_err(|_| ApiError::bad_request("Invalid expiration time"))?;
             super::auth_tokens::within_ceiling(&state, exp, now)?;

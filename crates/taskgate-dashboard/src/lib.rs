@@ -1,0 +1,42 @@
+//! taskgate's web dashboard, served by the same binary as the API: server-rendered HTML on the
+//! same store and the same authorization code as the API (a page can do nothing its user could
+//! not do over the API), with no build step and no third-party requests.
+//!
+//! - sign-in with one-time links and server-side sessions ([`signin`], [`session`]);
+//! - the consent page of `trigger.dev login` ([`consent`]);
+//! - an environment's API keys with their grace windows ([`apikeys`]).
+//!
+//! Every page is sent with a strict Content-Security-Policy and works without JavaScript;
+//! every form posts, carries the session's CSRF token and answers with a redirect.
+
+pub mod apikeys;
+pub mod assets;
+pub mod consent;
+pub mod home;
+pub mod layout;
+pub mod session;
+pub mod signin;
+
+use axum::routing::{get, post};
+use axum::Router;
+use taskgate_server::state::AppState;
+
+pub use signin::issue_link;
+
+/// The dashboard's routes, to serve beside the API (`taskgate_server::router::router_with`).
+pub fn pages() -> Router<AppState> {
+    const KEYS: &str = "/orgs/{org}/projects/{project}/env/{env}/apikeys";
+    Router::new()
+        .route("/", get(home::home))
+        .route("/login", get(signin::login_page))
+        .route("/magic", get(signin::magic))
+        .route("/logout", post(signin::logout))
+        .route(
+            "/account/authorization-code/{code}",
+            get(consent::consent_page).post(consent::approve),
+        )
+        .route(KEYS, get(apikeys::keys_page))
+        .route(&format!("{KEYS}/regenerate"), post(apikeys::regenerate))
+        .route(&format!("{KEYS}/grace/{{id}}"), post(apikeys::grace))
+        .route("/assets/{file}", get(assets::asset))
+}

@@ -1,0 +1,249 @@
+//! Signing in with a one-time link, and signing out.
+//!
+//! A link is issued by `taskgate login-link --email …` on the server's host ([`issue_link`]);
+//! it works once, for [`SIGN_IN_LINK_TTL`], and is never written to a log.
+
+use anyhow::bail;
+use axum::extract::{Form, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use maud::html;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use taskgate_core::hash::sha256_hex;
+use taskgate_core::signin::{
+    new_session_token, new_sign_in_token, SIGN_IN_LINKS_PER_WINDOW, SIGN_IN_LINK_TTL,
+    SIGN_IN_LINK_WINDOW,
+};
+use taskgate_server::config::Config;
+use taskgate_server::state::AppState;
+use taskgate_store::{Actor, NewSession, NewSignInLink, NewUser, Store, User};
+
+use crate::layout::{page, see_other, send, PageError, PageResult};
+use crate::session::{
+    self, cookie, local_path, set_cookie, signed_in, SignedIn, NEXT_COOKIE, SESSION_COOKIE,
+    SESSION_TTL,
+};
+
+/// Issues a one-time sign-in link for `email` and returns it, as
+/// `<base_url>/magic?token=…`. Refused when no user has that email and the configuration does
+/// not admit it as a newcomer, or after [`SIGN_IN_LINKS_PER_WINDOW`] links for one email
+/// within [`SIGN_IN_LINK_WINDOW`].
+pub async fn issue_link(
+    store: &dyn Store,
+    config: &Config,
+    base_url: &str,
+    email: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<SecretString> {
+    let email = email.trim();
+    if !email.contains('@') || email.len() > 254 {
+        bail!("{email:?} is not an email address");
+    }
+    let known = find_user(store, email).await?.is_some();
+    if !known && !config.may_sign_up(email) {
+        bail!(
+            "no user has the email {email:?}, and --sign-in-allow / --admin-emails do not admit it"
+        );
+    }
+    let recent = store
+        .count_sign_in_links(email, now - SIGN_IN_LINK_WINDOW)
+        .await?;
+    if recent >= SIGN_IN_LINKS_PER_WINDOW {
+        bail!(
+            "{recent} sign-in links were issued for {email:?} in the last {} minutes: wait before asking for another",
+            SIGN_IN_LINK_WINDOW.num_minutes()
+        );
+    }
+    let token = new_sign_in_token();
+    store
+        .create_sign_in_link(
+            NewSignInLink {
+                token_hash: sha256_hex(token.expose_secret()),
+                email: email.to_string(),
+                expires_at: now + SIGN_IN_LINK_TTL,
+            },
+            now,
+        )
+        .await?;
+    Ok(SecretString::from(format!(
+        "{}/magic?token={}",
+        base_url.trim_end_matches('/'),
+        token.expose_secret()
+    )))
+}
+
+/// The user with `email`, matched exactly and then case-insensitively.
+async fn find_user(store: &dyn Store, email: &str) -> taskgate_store::StoreResult<Option<User>> {
+    if let Some(u) = store.find_user_by_email(email).await? {
+        return Ok(Some(u));
+    }
+    store.find_user_by_email(&email.to_ascii_lowercase()).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`: how to sign in. Remembers where to return once signed in.
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> PageResult {
+    let next = local_path(q.next.as_deref());
+    if signed_in(&headers, &state).await?.is_some() {
+        return Ok(see_other(&next));
+    }
+    let body = html! {
+        h1 { "Sign in to taskgate" }
+        div.panel {
+            p { "This server signs you in with a one-time link. Ask its operator for one, or, on the server's host, run:" }
+            pre { code { "taskgate login-link --email you@example.com" } }
+            p.muted { "The link works once, for " (SIGN_IN_LINK_TTL.num_minutes()) " minutes. Open it in this browser." }
+        }
+    };
+    let mut resp = send(page("Sign in", None, body));
+    if next != "/" {
+        if let Some(c) = set_cookie(
+            &state,
+            &headers,
+            NEXT_COOKIE,
+            &session::encode(&next),
+            SIGN_IN_LINK_TTL,
+        ) {
+            resp.headers_mut().append(header::SET_COOKIE, c);
+        }
+    }
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MagicQuery {
+    token: Option<String>,
+}
+
+/// `GET /magic?token=…`: spends a sign-in link and starts a session.
+pub async fn magic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<MagicQuery>,
+) -> PageResult {
+    let token = q.token.filter(|t| t.len() <= 128).unwrap_or_default();
+    let now = state.now();
+    let spent = state
+        .store
+        .consume_sign_in_link(&sha256_hex(&token), now)
+        .await?;
+    let Some(email) = spent else {
+        return Err(PageError::bad_request(
+            "This sign-in link has expired or was already used. Ask for a new one.",
+        ));
+    };
+    let user = user_for_sign_in(&state, &email, now).await?;
+    let session_token = new_session_token();
+    state
+        .store
+        .create_session(
+            NewSession {
+                token_hash: sha256_hex(session_token.expose_secret()),
+                user_id: user.id.clone(),
+                expires_at: now + SESSION_TTL,
+            },
+            now,
+        )
+        .await?;
+    tracing::info!(user.id = %user.id, "dashboard sign-in");
+    let next = cookie(&headers, NEXT_COOKIE)
+        .and_then(session::decode)
+        .map(|p| local_path(Some(&p)))
+        .unwrap_or_else(|| "/".into());
+    let mut resp = see_other(&next);
+    let h = resp.headers_mut();
+    if let Some(c) = session::session_cookie(&state, &headers, &session_token) {
+        h.append(header::SET_COOKIE, c);
+    }
+    if let Some(c) = set_cookie(&state, &headers, NEXT_COOKIE, "", chrono::Duration::zero()) {
+        h.append(header::SET_COOKIE, c);
+    }
+    Ok(resp)
+}
+
+/// The user signing in as `email`: an existing one (made an administrator if the admin emails
+/// name them), or a new one when the configuration admits them.
+async fn user_for_sign_in(state: &AppState, email: &str, now: DateTime<Utc>) -> PageResult<User> {
+    let system = Actor {
+        user_id: None,
+        credential_id: None,
+        credential_kind: "dashboard_sign_in".into(),
+    };
+    let config = &state.config;
+    match find_user(&*state.store, email).await? {
+        Some(user) if !user.admin && config.is_admin_email(&user.email) => Ok(state
+            .store
+            .set_user_admin(&user.id, true, &system, now)
+            .await?),
+        Some(user) => Ok(user),
+        None if config.may_sign_up(email) => Ok(state
+            .store
+            .create_user(
+                NewUser {
+                    email: email.to_string(),
+                    name: None,
+                    admin: config.is_admin_email(email),
+                },
+                &system,
+                now,
+            )
+            .await?),
+        None => Err(PageError::forbidden(
+            "This email address isn't allowed to sign in on this instance.",
+        )),
+    }
+}
+
+/// A form that carries nothing but its CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+impl CsrfForm {
+    pub fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+/// `POST /logout`: ends the session everywhere (it is the database row that ends).
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: SignedIn,
+    Form(form): Form<CsrfForm>,
+) -> PageResult {
+    who.check_csrf(&state, form.csrf.as_deref())?;
+    state
+        .store
+        .end_session(&who.token_hash(), state.now())
+        .await?;
+    let mut resp = see_other("/login").into_response();
+    if let Some(c) = set_cookie(
+        &state,
+        &headers,
+        SESSION_COOKIE,
+        "",
+        chrono::Duration::zero(),
+    ) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(resp)
+}
+
+/// The response to a form that could not be read.
+pub fn bad_form() -> Response {
+    PageError::bad_request("The form could not be read. Reload the page and try again.")
+        .into_response()
+}

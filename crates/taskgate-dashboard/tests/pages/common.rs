@@ -1,0 +1,361 @@
+//! The harness: an app per test on a fresh SQLite file or PostgreSQL schema, a browser-like
+//! cookie jar, and helpers that sign in and post forms.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, TimeZone, Utc};
+use http_body_util::BodyExt;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use taskgate_core::time::{Clock, ManualClock};
+use taskgate_dashboard::session::encode;
+use taskgate_server::config::Config;
+use taskgate_server::state::AppState;
+use taskgate_store::Store;
+use tower::ServiceExt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates `<case>` tests in modules `sqlite` and `postgres` from `async fn <case>(Backend)`.
+#[macro_export]
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() { super::$case($crate::common::Backend::Sqlite).await }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() { super::$case($crate::common::Backend::Postgres).await }
+            )*
+        }
+    };
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().unwrap()
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub text: String,
+}
+
+impl Page {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The `Set-Cookie` line that sets `name`, if any.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+
+    /// The value of the first `name="…" value="…"` attribute pair of an input named `name`.
+    pub fn input_value(&self, name: &str) -> Option<String> {
+        let at = self.text.find(&format!("name=\"{name}\""))?;
+        let tag_start = self.text[..at].rfind('<')?;
+        let tag_end = at + self.text[at..].find('>')?;
+        let tag = &self.text[tag_start..tag_end];
+        let v = tag.find("value=\"")? + 7;
+        Some(tag[v..v + tag[v..].find('"')?].to_string())
+    }
+
+    /// The value of attribute `attr` on the first element that has it.
+    pub fn attr(&self, attr: &str) -> Option<String> {
+        let at = self.text.find(&format!("{attr}=\""))? + attr.len() + 2;
+        Some(self.text[at..at + self.text[at..].find('"')?].to_string())
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub admin_token: String,
+    /// Cookies the "browser" holds, by name.
+    pub jar: std::sync::Mutex<HashMap<String, String>>,
+    dir: tempfile::TempDir,
+    /// Dropped after the fields above, so the store is gone before its schema is.
+    pg_schema: Option<taskgate_store_postgres::testing::TestSchema>,
+}
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> TestApp {
+        Self::with_config(backend, |_| {}).await
+    }
+
+    pub async fn with_config(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path());
+        tweak(&mut config);
+        let clock = Arc::new(ManualClock::new(t0()));
+        let (store, pg_schema): (Arc<dyn Store>, _) = match backend {
+            Backend::Sqlite => {
+                let s = taskgate_store_sqlite::SqliteStore::open(&dir.path().join("taskgate.db"))
+                    .await
+                    .unwrap();
+                (Arc::new(s), None)
+            }
+            Backend::Postgres => {
+                let (s, schema) = taskgate_store_postgres::testing::fresh_schema_store()
+                    .await
+                    .unwrap()
+                    .expect("TASKGATE_TEST_DATABASE_URL must name a PostgreSQL database for the PostgreSQL tests");
+                (Arc::new(s), Some(schema))
+            }
+        };
+        let state =
+            taskgate_server::build_state_with_store(config, clock.clone() as Arc<dyn Clock>, store)
+                .await
+                .unwrap();
+        let admin_token = std::fs::read_to_string(dir.path().join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        TestApp {
+            router: taskgate_server::router::router_with(
+                state.clone(),
+                taskgate_dashboard::pages(),
+            ),
+            state,
+            clock,
+            admin_token,
+            jar: Default::default(),
+            dir,
+            pg_schema,
+        }
+    }
+
+    /// Closes the store (a PostgreSQL schema is dropped with the app, even after a panic).
+    pub async fn cleanup(self) {
+        self.state.store.close().await;
+    }
+
+    /// Sends a request as the browser would: with the jar's cookies, keeping the cookies the
+    /// answer sets.
+    pub async fn send(&self, req: axum::http::request::Builder, body: Body) -> Page {
+        let cookies: Vec<String> = self
+            .jar
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let req = if cookies.is_empty() {
+            req
+        } else {
+            req.header(header::COOKIE, cookies.join("; "))
+        };
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        for line in headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            let pair = line.split(';').next().unwrap_or("");
+            if let Some((k, v)) = pair.split_once('=') {
+                let mut jar = self.jar.lock().unwrap();
+                if line.contains("Max-Age=0") {
+                    jar.remove(k);
+                } else {
+                    jar.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        Page {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).to_string(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        self.send(Request::builder().uri(path), Body::empty()).await
+    }
+
+    /// Posts a form (`application/x-www-form-urlencoded`).
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        self.send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+            Body::from(body.join("&")),
+        )
+        .await
+    }
+
+    /// An API call with a bearer token and a JSON body, outside the browser's jar.
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Page {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Page {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).to_string(),
+        }
+    }
+
+    /// A one-time sign-in link's path and query, as `taskgate login-link` issues it.
+    pub async fn link(&self, email: &str) -> String {
+        let link = taskgate_dashboard::issue_link(
+            &*self.state.store,
+            &self.state.config,
+            "http://127.0.0.1:3030",
+            email,
+            self.clock.now(),
+        )
+        .await
+        .unwrap();
+        link.expose_secret()
+            .trim_start_matches("http://127.0.0.1:3030")
+            .to_string()
+    }
+
+    /// Signs the browser in as `email`.
+    pub async fn sign_in(&self, email: &str) {
+        let link = self.link(email).await;
+        let page = self.get(&link).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text);
+        assert!(self.jar.lock().unwrap().contains_key("tg_session"));
+    }
+
+    /// The CSRF token on the page at `path`.
+    pub async fn csrf(&self, path: &str) -> String {
+        let page = self.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        page.input_value("_csrf").expect("the page has a form")
+    }
+
+    /// A user with a personal access token: (id, token).
+    pub async fn user(&self, email: &str) -> (String, String) {
+        let r = self
+            .api(
+                Method::POST,
+                "/admin/api/v1/users",
+                Some(&self.admin_token),
+                Some(serde_json::json!({ "email": email })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let r = self
+            .api(
+                Method::POST,
+                &format!("/admin/api/v1/users/{id}/personal-access-tokens"),
+                Some(&self.admin_token),
+                Some(serde_json::json!({ "name": "test" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        (id, r.json()["token"].as_str().unwrap().to_string())
+    }
+
+    /// An org owned by `token`'s user with one project: (org slug, project ref).
+    pub async fn org_and_project(&self, token: &str) -> (String, String) {
+        let r = self
+            .api(
+                Method::POST,
+                "/api/v1/orgs",
+                Some(token),
+                Some(serde_json::json!({ "title": "Acme" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let slug = r.json()["slug"].as_str().unwrap().to_string();
+        let r = self
+            .api(
+                Method::POST,
+                &format!("/api/v1/orgs/{slug}/projects"),
+                Some(token),
+                Some(serde_json::json!({ "name": "Web" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        (slug, r.json()["externalRef"].as_str().unwrap().to_string())
+    }
+
+    /// The secret key of `env` over the API.
+    pub async fn env_key(&self, token: &str, project: &str, env: &str) -> String {
+        let r = self
+            .api(
+                Method::GET,
+                &format!("/api/v1/projects/{project}/{env}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.json()["apiKey"].as_str().unwrap().to_string()
+    }
+
+    /// Whether `key` authenticates an API request now.
+    pub async fn key_works(&self, key: &str) -> bool {
+        let r = self
+            .api(Method::POST, "/api/v1/auth/jwt/claims", Some(key), None)
+            .await;
+        r.status == StatusCode::OK
+    }
+}

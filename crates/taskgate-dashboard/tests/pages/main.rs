@@ -1,0 +1,12 @@
+//! The dashboard driven in-process through the whole router (API and pages), on SQLite and on
+//! PostgreSQL, with a manual clock.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions report failures by panicking"
+)]
+
+mod apikeys;
+mod cli_login;
+mod common;
+mod signin;

@@ -1,0 +1,207 @@
+//! Signing in with a one-time link, sessions, sign-out and CSRF.
+
+use axum::http::StatusCode;
+use chrono::Duration;
+
+use taskgate_core::time::Clock;
+
+use crate::common::{Backend, TestApp};
+
+async fn a_link_signs_in_once_with_an_http_only_cookie(b: Backend) {
+    let app = TestApp::new(b).await;
+    let link = app.link("admin@taskgate.local").await;
+    let page = app.get(&link).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/");
+    let cookie = page.set_cookie("tg_session").unwrap();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    assert!(!cookie.contains("Secure"), "no Secure flag over plain HTTP");
+    let home = app.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.text.contains("admin@taskgate.local"));
+
+    app.jar.lock().unwrap().clear();
+    let again = app.get(&link).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.text.contains("expired or was already used"));
+    assert!(app.jar.lock().unwrap().get("tg_session").is_none());
+    app.cleanup().await;
+}
+
+async fn a_link_expires_after_fifteen_minutes(b: Backend) {
+    let app = TestApp::new(b).await;
+    let link = app.link("admin@taskgate.local").await;
+    app.clock.advance(Duration::minutes(15));
+    assert_eq!(app.get(&link).await.status, StatusCode::BAD_REQUEST);
+    app.cleanup().await;
+}
+
+async fn links_are_refused_to_strangers_and_rate_limited(b: Backend) {
+    let app = TestApp::new(b).await;
+    let err = taskgate_dashboard::issue_link(
+        &*app.state.store,
+        &app.state.config,
+        "http://x",
+        "stranger@example.com",
+        app.clock.now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("--sign-in-allow"), "{err}");
+    for _ in 0..5 {
+        app.link("admin@taskgate.local").await;
+    }
+    let err = taskgate_dashboard::issue_link(
+        &*app.state.store,
+        &app.state.config,
+        "http://x",
+        "admin@taskgate.local",
+        app.clock.now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("wait before asking"), "{err}");
+    app.clock.advance(Duration::minutes(16));
+    app.link("admin@taskgate.local").await;
+    app.cleanup().await;
+}
+
+async fn the_allow_list_admits_newcomers_and_admin_emails_make_admins(b: Backend) {
+    let app = TestApp::with_config(b, |c| {
+        c.sign_in_allow = vec!["@example.com".into()];
+        c.admin_emails = vec!["boss@corp.example".into()];
+    })
+    .await;
+    app.sign_in("new@example.com").await;
+    let home = app.get("/").await;
+    assert!(home.text.contains("new@example.com"));
+    assert!(!home.text.contains("href=\"/admin\""));
+    let user = app
+        .state
+        .store
+        .find_user_by_email("new@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!user.admin);
+
+    app.jar.lock().unwrap().clear();
+    app.sign_in("boss@corp.example").await;
+    let boss = app
+        .state
+        .store
+        .find_user_by_email("boss@corp.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(boss.admin, "an admin email signs in as an administrator");
+    app.cleanup().await;
+}
+
+async fn a_page_without_a_session_sends_to_sign_in_and_back(b: Backend) {
+    let app = TestApp::new(b).await;
+    let wanted = "/account/authorization-code/abc";
+    let page = app.get(wanted).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.location(),
+        "/login?next=/account/authorization-code/abc"
+    );
+    let login = app.get(page.location()).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.text.contains("taskgate login-link --email"));
+    let link = app.link("admin@taskgate.local").await;
+    let signed = app.get(&link).await;
+    assert_eq!(signed.location(), wanted);
+    app.cleanup().await;
+}
+
+async fn sign_out_ends_the_session_on_the_server(b: Backend) {
+    let app = TestApp::new(b).await;
+    app.sign_in("admin@taskgate.local").await;
+    let session = app.jar.lock().unwrap().get("tg_session").cloned().unwrap();
+    let csrf = app.csrf("/").await;
+    let out = app.post_form("/logout", &[("_csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/login");
+    assert!(app.jar.lock().unwrap().get("tg_session").is_none());
+    // The old cookie, replayed, no longer signs anyone in.
+    app.jar.lock().unwrap().insert("tg_session".into(), session);
+    let page = app.get("/").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(page.location().starts_with("/login"));
+    app.cleanup().await;
+}
+
+async fn a_form_without_the_csrf_token_is_refused(b: Backend) {
+    let app = TestApp::new(b).await;
+    app.sign_in("admin@taskgate.local").await;
+    let csrf = app.csrf("/").await;
+    let refused = app.post_form("/logout", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let wrong = app
+        .post_form("/logout", &[("_csrf", "not-the-token")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/").await.status, StatusCode::OK, "still signed in");
+    assert_eq!(
+        app.post_form("/logout", &[("_csrf", &csrf)]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    app.cleanup().await;
+}
+
+async fn a_forged_cookie_is_not_a_session(b: Backend) {
+    let app = TestApp::new(b).await;
+    app.sign_in("admin@taskgate.local").await;
+    let session = app.jar.lock().unwrap().get("tg_session").cloned().unwrap();
+    let (token, _) = session.rsplit_once('.').unwrap();
+    app.jar
+        .lock()
+        .unwrap()
+        .insert("tg_session".into(), format!("{token}.forged"));
+    assert_eq!(app.get("/").await.status, StatusCode::SEE_OTHER);
+    app.cleanup().await;
+}
+
+async fn pages_carry_a_strict_policy_and_hashed_assets(b: Backend) {
+    let app = TestApp::new(b).await;
+    let login = app.get("/login").await;
+    let csp = login.headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert_eq!(login.headers["cache-control"], "no-store");
+    assert_eq!(login.headers["referrer-policy"], "no-referrer");
+    let css = login.attr("href").filter(|h| h.ends_with(".css")).unwrap();
+    let asset = app.get(&css).await;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert!(asset.headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    assert_eq!(
+        app.get("/assets/app.000000000000.css").await.status,
+        StatusCode::NOT_FOUND
+    );
+    app.cleanup().await;
+}
+
+crate::on_both!(
+    a_link_signs_in_once_with_an_http_only_cookie,
+    a_link_expires_after_fifteen_minutes,
+    links_are_refused_to_strangers_and_rate_limited,
+    the_allow_list_admits_newcomers_and_admin_emails_make_admins,
+    a_page_without_a_session_sends_to_sign_in_and_back,
+    sign_out_ends_the_session_on_the_server,
+    a_form_without_the_csrf_token_is_refused,
+    a_forged_cookie_is_not_a_session,
+    pages_carry_a_strict_policy_and_hashed_assets,
+);
