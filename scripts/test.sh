@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every taskgate test: formatting and lints, the Rust suites on SQLite and PostgreSQL,
 # the OpenAPI document check, a schema-driven fuzz run against the documented API, and the
-# compatibility suite with the official trigger.dev SDK and CLI. Sets up what it needs on a fresh machine: a running local PostgreSQL (when the
-# cluster is installed but stopped) and the compat suite's npm packages and those of its task
-# project (both from their lockfiles).
+# compatibility suite with the official trigger.dev SDK and CLI, and the dashboard in headless
+# Chromium. Sets up what it needs on a fresh machine: a running local PostgreSQL (when the
+# cluster is installed but stopped), the npm packages of the compat suite, its task project and
+# the browser suite (from their lockfiles), and Debian's chromium package.
 #
 #   TASKGATE_TEST_DATABASE_URL   PostgreSQL for the tests (default: the local cluster's `test`)
 #   TASKGATE_SKIP_COMPAT=1       skip the compatibility suite (it is counted as not run)
+#   TASKGATE_SKIP_BROWSER=1      skip the browser suite
 #   TASKGATE_FUZZ_SECONDS        time budget of the fuzz run (default 150)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,4 +51,16 @@ if [ "${TASKGATE_SKIP_COMPAT:-}" != "1" ]; then
   log "compatibility suite (@trigger.dev/sdk and trigger.dev CLI 4.8.3)"
   (cd tests/compat/dev && npm ci --no-audit --no-fund --loglevel=error)
   (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error && TASKGATE_BIN="$PWD/../../target/release/taskgate" npm test)
+fi
+
+if [ "${TASKGATE_SKIP_BROWSER:-}" != "1" ]; then
+  log "dashboard in headless Chromium (Debian's chromium package, driven by puppeteer-core)"
+  if ! command -v chromium >/dev/null; then
+    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get install -y -q chromium >/dev/null || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q chromium >/dev/null; }
+  fi
+  # The browser cases drive the official CLI from the compat suite's packages.
+  [ -d tests/compat/node_modules ] || (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && CHROMIUM="$(command -v chromium)" TASKGATE_BIN="$PWD/../../target/release/taskgate" npm test)
 fi
