@@ -230,6 +230,35 @@ const cases = [
     },
   },
   {
+    name: "tokens: create a personal access token (shown once), mint a user-actor token, revoke",
+    async run(ctx) {
+      const user = await createUser(ctx);
+      const page = await newPage(ctx);
+      await withAxe(page);
+      await signIn(ctx, page, user.email);
+      await page.goto(`${ctx.url}/account/tokens`);
+      await check(ctx, page, "tokens");
+      await page.type("#name", "browser");
+      await Promise.all([page.waitForNavigation(), page.click("#create-heading ~ form button[type=submit]")]);
+      const shown = await page.$eval("main", (m) => m.innerText);
+      const pat = shown.match(/tr_pat_[A-Za-z0-9]+/)?.[0];
+      assert.ok(pat, shown);
+      assert.equal((await http(ctx, "GET", "/api/v1/orgs", { token: pat })).status, 200);
+      await page.select("#ttl", "86400");
+      await page.type("#cap", "read:all");
+      await Promise.all([page.waitForNavigation(), page.click("#uat-heading ~ form button[type=submit]")]);
+      const minted = await page.$eval("main", (m) => m.innerText);
+      const uat = minted.match(/tr_uat_[A-Za-z0-9._-]+/)?.[0];
+      assert.ok(uat, minted);
+      assert.ok(!minted.includes(pat), "the token is gone after the next page");
+      assert.equal((await http(ctx, "GET", "/api/v1/orgs", { token: uat })).status, 200);
+      await Promise.all([page.waitForNavigation(), page.click('button[aria-label="Revoke browser"]')]);
+      assert.equal((await http(ctx, "GET", "/api/v1/orgs", { token: pat })).status, 401);
+      assert.equal((await http(ctx, "GET", "/api/v1/orgs", { token: uat })).status, 401);
+      await page.close();
+    },
+  },
+  {
     name: "login: trigger.dev login (official CLI 4.8.3) completes through the consent page",
     async run(ctx) {
       const user = await createUser(ctx);

@@ -38,6 +38,7 @@ pub fn page(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
                     @if let Some(v) = viewer {
                         nav aria-label="Main" {
                             a href="/" { "Projects" }
+                            a href="/account/tokens" { "Tokens" }
                         }
                         span.muted { (v.user.email) }
                         form method="post" action="/logout" {

@@ -4,7 +4,8 @@
 //!
 //! - sign-in with one-time links and server-side sessions ([`signin`], [`session`]);
 //! - the consent page of `trigger.dev login` ([`consent`]);
-//! - an environment's API keys with their grace windows ([`apikeys`]).
+//! - an environment's API keys with their grace windows ([`apikeys`]);
+//! - personal access tokens and user-actor tokens ([`tokens`]).
 //!
 //! Every page is sent with a strict Content-Security-Policy and works without JavaScript;
 //! every form posts, carries the session's CSRF token and answers with a redirect.
@@ -16,6 +17,7 @@ pub mod home;
 pub mod layout;
 pub mod session;
 pub mod signin;
+pub mod tokens;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -38,5 +40,11 @@ pub fn pages() -> Router<AppState> {
         .route(KEYS, get(apikeys::keys_page))
         .route(&format!("{KEYS}/regenerate"), post(apikeys::regenerate))
         .route(&format!("{KEYS}/grace/{{id}}"), post(apikeys::grace))
+        .route(
+            "/account/tokens",
+            get(tokens::tokens_page).post(tokens::create),
+        )
+        .route("/account/tokens/user-actor", post(tokens::mint))
+        .route("/account/tokens/{id}/revoke", post(tokens::revoke))
         .route("/assets/{file}", get(assets::asset))
 }

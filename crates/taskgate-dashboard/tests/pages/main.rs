@@ -10,3 +10,4 @@ mod apikeys;
 mod cli_login;
 mod common;
 mod signin;
+mod tokens;

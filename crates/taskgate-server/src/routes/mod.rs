@@ -74,7 +74,7 @@ pub(crate) fn slugify(s: &str) -> String {
 }
 
 /// Trims a required name field and checks its length.
-pub(crate) fn required_name(
+pub fn required_name(
     field: &str,
     value: &str,
     max: usize,

@@ -17,7 +17,7 @@ use crate::json::ApiJson;
 use crate::state::AppState;
 
 /// Creates a token for `user_id`; stores only its hash and display form.
-pub(crate) async fn issue_pat(
+pub async fn issue_pat(
     state: &AppState,
     user_id: &str,
     name: &str,

@@ -76,6 +76,23 @@ pub async fn mint_user_actor_token(
     };
     let ttl = uat::validate_ttl(body.get("ttlSeconds"), state.config.max_uat_ttl_seconds)
         .map_err(ApiError::invalid_body)?;
+    let token = sign_user_actor_token(&state, &user, cap, client, ttl);
+    Ok(Json(UserActorTokenResponse {
+        token,
+        expires_in_seconds: ttl,
+    }))
+}
+
+/// Signs a user-actor token for `user`, bound to the personal access token behind their
+/// credential (revoking it revokes this token): `cap` narrows it (`None` is capless), `ttl`
+/// (seconds, already checked against the ceiling) bounds it. The dashboard mints through here.
+pub fn sign_user_actor_token(
+    state: &AppState,
+    user: &UserPrincipal,
+    cap: Option<Vec<String>>,
+    client: Option<String>,
+    ttl: i64,
+) -> String {
     let now = state.now().timestamp();
     let claims = UatClaims {
         user_id: user.user.id.clone(),
@@ -86,11 +103,7 @@ pub async fn mint_user_actor_token(
         cap,
         expires_at: now + ttl,
     };
-    let token = uat::sign_uat(&claims, state.session_secret.expose_secret(), now);
-    Ok(Json(UserActorTokenResponse {
-        token,
-        expires_in_seconds: ttl,
-    }))
+    uat::sign_uat(&claims, state.session_secret.expose_secret(), now)
 }
 
 #[derive(Debug, Default, Deserialize)]
