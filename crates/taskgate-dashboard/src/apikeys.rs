@@ -14,13 +14,13 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use taskgate_core::hash::hmac_sha256;
 use taskgate_core::rotation::grace_active;
-use taskgate_server::auth::access::{client_key_sealed, environment_for_user, require_key_access};
+use taskgate_server::auth::access::{client_key_sealed, require_key_access};
 use taskgate_server::routes::admin::change_grace;
 use taskgate_server::routes::keys::rotate;
 use taskgate_server::state::AppState;
-use taskgate_store::{EnvironmentAuth, ProjectAccess, StoreError};
+use taskgate_store::{EnvironmentAuth, StoreError};
 
-use crate::home::ENVIRONMENTS;
+use crate::envs::{self, env_title};
 use crate::layout::{page, see_other, send, time, PageError, PageResult};
 use crate::session::{flash, take_flash, SignedIn};
 
@@ -42,14 +42,6 @@ const EXTEND_CHOICES: [(i64, &str); 4] = [
     (72, "3 days"),
     (168, "7 days"),
 ];
-
-fn env_title(env: &str) -> &'static str {
-    ENVIRONMENTS
-        .iter()
-        .find(|(slug, _)| *slug == env)
-        .map(|(_, title)| *title)
-        .unwrap_or("Unknown")
-}
 
 /// The two words a user types to confirm regenerating this key: fixed for one key and
 /// session, so the form needs no server-side state, and different after every rotation.
@@ -80,20 +72,16 @@ async fn environment(
     org: &str,
     project: &str,
     env: &str,
-) -> PageResult<(ProjectAccess, EnvironmentAuth)> {
-    let principal = who.principal();
-    let (access, auth) = environment_for_user(state, &principal, project, env, None).await?;
-    if access.organization.slug != org {
-        return Err(PageError::not_found());
-    }
+) -> PageResult<envs::PageEnv> {
+    let page = envs::resolve(state, who, org, project, env).await?;
     require_key_access(
         state,
-        &principal,
-        access.role,
+        &who.principal(),
+        page.access.role,
         "read",
-        auth.environment.env_type,
+        page.auth.environment.env_type,
     )?;
-    Ok((access, auth))
+    Ok(page)
 }
 
 fn base(org: &str, project: &str, env: &str) -> String {
@@ -107,7 +95,8 @@ pub async fn keys_page(
     who: SignedIn,
     Path((org, project, env)): Path<(String, String, String)>,
 ) -> PageResult {
-    let (access, auth) = environment(&state, &who, &org, &project, &env).await?;
+    let page_env = environment(&state, &who, &org, &project, &env).await?;
+    let (access, auth) = (&page_env.access, &page_env.auth);
     let sealed = client_key_sealed(&state, &auth.environment).await?;
     let key = state.vault.open_secret(&sealed).map_err(|_| {
         PageError::new(
@@ -138,10 +127,10 @@ pub async fn keys_page(
     let (flash_message, clear) = take_flash(&state, &headers);
     let title = env_title(&env);
     let here = base(&org, &project, &env);
-    let words = confirmation(&state, &who, &auth);
+    let words = confirmation(&state, &who, auth);
     let grace_hours = state.config.grace.num_hours();
     let body = html! {
-        p.muted { a href="/" { (auth.organization_title) } " / " (auth.project_name) " / " (title) }
+        (page_env.nav("apikeys"))
         h1 { "API keys" }
         @if let Some(m) = &flash_message {
             div.panel.flash role="status" { (m) }
@@ -286,7 +275,7 @@ pub async fn regenerate(
     Form(form): Form<RegenerateForm>,
 ) -> PageResult {
     who.check_csrf(&state, form.csrf.as_deref())?;
-    let (_, auth) = environment(&state, &who, &org, &project, &env).await?;
+    let auth = environment(&state, &who, &org, &project, &env).await?.auth;
     if form.confirm.as_deref().map(str::trim) != Some(confirmation(&state, &who, &auth).as_str()) {
         return Err(PageError::bad_request(
             "The confirmation text did not match. Go back and type the words shown.",
@@ -328,7 +317,7 @@ pub async fn grace(
             "Only an administrator can change a grace window.",
         ));
     }
-    let (_, auth) = environment(&state, &who, &org, &project, &env).await?;
+    let auth = environment(&state, &who, &org, &project, &env).await?.auth;
     let key = match state.store.get_revoked_key(&id).await {
         Ok(k) if k.runtime_environment_id == auth.environment.id => k,
         Ok(_) | Err(StoreError::NotFound) => return Err(PageError::not_found()),

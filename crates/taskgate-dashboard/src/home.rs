@@ -40,7 +40,7 @@ pub async fn home(State(state): State<AppState>, who: SignedIn) -> PageResult {
                         thead { tr {
                             th scope="col" { "Project" }
                             th scope="col" { "Reference" }
-                            th scope="col" { "API keys" }
+                            th scope="col" { "Environments" }
                         } }
                         tbody {
                             @for p in projects {
@@ -49,7 +49,7 @@ pub async fn home(State(state): State<AppState>, who: SignedIn) -> PageResult {
                                     td { code { (p.external_ref) } }
                                     td.row-actions {
                                         @for (env, title) in ENVIRONMENTS {
-                                            a href=(format!("/orgs/{}/projects/{}/env/{env}/apikeys", m.organization.slug, p.external_ref)) {
+                                            a href=(format!("/orgs/{}/projects/{}/env/{env}/runs", m.organization.slug, p.external_ref)) {
                                                 (title)
                                             }
                                         }

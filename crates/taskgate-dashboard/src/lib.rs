@@ -5,7 +5,8 @@
 //! - sign-in with one-time links and server-side sessions ([`signin`], [`session`]);
 //! - the consent page of `trigger.dev login` ([`consent`]);
 //! - an environment's API keys with their grace windows ([`apikeys`]);
-//! - personal access tokens and user-actor tokens ([`tokens`]).
+//! - personal access tokens and user-actor tokens ([`tokens`]);
+//! - an environment's runs, one run, cancel and replay ([`runs`]).
 //!
 //! Every page is sent with a strict Content-Security-Policy and works without JavaScript;
 //! every form posts, carries the session's CSRF token and answers with a redirect.
@@ -13,8 +14,10 @@
 pub mod apikeys;
 pub mod assets;
 pub mod consent;
+pub mod envs;
 pub mod home;
 pub mod layout;
+pub mod runs;
 pub mod session;
 pub mod signin;
 pub mod tokens;
@@ -27,6 +30,7 @@ pub use signin::issue_link;
 
 /// The dashboard's routes, to serve beside the API (`taskgate_server::router::router_with`).
 pub fn pages() -> Router<AppState> {
+    const ENV: &str = "/orgs/{org}/projects/{project}/env/{env}";
     const KEYS: &str = "/orgs/{org}/projects/{project}/env/{env}/apikeys";
     Router::new()
         .route("/", get(home::home))
@@ -36,6 +40,16 @@ pub fn pages() -> Router<AppState> {
         .route(
             "/account/authorization-code/{code}",
             get(consent::consent_page).post(consent::approve),
+        )
+        .route(&format!("{ENV}/runs"), get(runs::runs_page))
+        .route(&format!("{ENV}/runs/{{run}}"), get(runs::run_page))
+        .route(
+            &format!("{ENV}/runs/{{run}}/cancel"),
+            post(runs::cancel_run),
+        )
+        .route(
+            &format!("{ENV}/runs/{{run}}/replay"),
+            post(runs::replay_run),
         )
         .route(KEYS, get(apikeys::keys_page))
         .route(&format!("{KEYS}/regenerate"), post(apikeys::regenerate))

@@ -622,6 +622,7 @@ impl RunStore for Backend {
             .collect();
         push_in(&mut q, "r.status", &statuses);
         push_in(&mut q, "r.task_identifier", &filter.task_identifiers);
+        push_in(&mut q, "r.task_version", &filter.versions);
         push_in(&mut q, "r.queue", &filter.queues);
         push_in(&mut q, "r.machine", &filter.machines);
         if !filter.tags.is_empty() {

@@ -105,6 +105,8 @@ pub struct Triggered {
 pub struct RunFilter {
     pub statuses: Vec<RunStatus>,
     pub task_identifiers: Vec<String>,
+    /// Worker versions (`20261127.1`) the runs were locked to.
+    pub versions: Vec<String>,
     pub tags: Vec<String>,
     pub batch_id: Option<String>,
     pub is_test: Option<bool>,

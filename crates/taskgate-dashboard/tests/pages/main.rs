@@ -9,5 +9,6 @@
 mod apikeys;
 mod cli_login;
 mod common;
+mod runs;
 mod signin;
 mod tokens;

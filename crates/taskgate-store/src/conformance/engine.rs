@@ -172,6 +172,30 @@ pub async fn dequeue_takes_known_tasks_oldest_first(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(c.status, RunStatus::Pending);
     assert_eq!(store.queue_length(&env, 100).await.unwrap(), 1);
+    // The runs list filters by the worker version a run was locked to.
+    let page = RunPage {
+        limit: 10,
+        after: None,
+        before: None,
+    };
+    let of_version = |v: &str| RunFilter {
+        versions: vec![v.to_string()],
+        ..RunFilter::default()
+    };
+    let listed = store
+        .list_runs(&env, &of_version(&w.version), &page)
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = listed.iter().map(|r| r.friendly_id.clone()).collect();
+    ids.sort();
+    let mut want = vec![a.friendly_id.clone(), b.friendly_id.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(store
+        .list_runs(&env, &of_version("19990101.1"), &page)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(matches!(
         dequeue(&*store, &env, "no-such-worker", LIMIT, now).await,
         Err(StoreError::NotFound)

@@ -10,7 +10,7 @@ use taskgate_api::runs::RunIdResponse;
 use taskgate_api::ErrorBody;
 use taskgate_core::engine::{EngineError, Event};
 use taskgate_core::scope::Resource;
-use taskgate_store::{EventData, Refusal, RunEvent};
+use taskgate_store::{Environment, EventData, Refusal, Run, RunEvent};
 
 use super::trigger::{build_run, TriggerBody, TriggerOptions};
 use crate::auth::extract::ApiAuth;
@@ -42,6 +42,14 @@ pub async fn cancel_run(
     if run.is_none() {
         return Err(ApiError::not_found("Resource not found"));
     }
+    cancel(&state, &env_id, &run_id).await?;
+    Ok(Json(RunIdResponse { id: run_id }))
+}
+
+/// Cancels a run of `env_id` the caller may write (the caller checks). A run that already
+/// finished, or whose cancellation already waits for its worker, is left as it is. The
+/// dashboard's "Cancel" goes through here too.
+pub async fn cancel(state: &AppState, env_id: &str, run_id: &str) -> ApiResult<()> {
     let cancel = RunEvent {
         event: Event::Cancel { finalize: false },
         expected_snapshot: None,
@@ -49,23 +57,22 @@ pub async fn cancel_run(
     };
     match state
         .store
-        .apply_run_event(&env_id, &run_id, cancel, state.now())
+        .apply_run_event(env_id, run_id, cancel, state.now())
         .await?
     {
         Ok(applied) => {
             tracing::info!(run.id = %applied.run.friendly_id, execution = %applied.run.execution_status, "run canceled");
         }
-        // Finished already, or a cancellation already waits for its worker: nothing to do.
         Err(Refusal::Engine(EngineError::AlreadyFinished | EngineError::NoChange)) => {}
         Err(other) => return Err(ApiError::internal(format!("cancel refused: {other:?}"))),
     }
-    Ok(Json(RunIdResponse { id: run_id }))
+    Ok(())
 }
 
 /// Overrides a replay may carry (4.8.3's `ReplayRunRequestBody`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReplayBody {
+pub struct ReplayOverrides {
     payload: Option<Value>,
     payload_type: Option<String>,
     metadata: Option<Value>,
@@ -117,8 +124,8 @@ pub async fn replay_run(
     Path(run_id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<RunIdResponse>> {
-    let overrides: ReplayBody = match crate::json::parse_lenient(&body)? {
-        Value::Null => ReplayBody::default(),
+    let overrides: ReplayOverrides = match crate::json::parse_lenient(&body)? {
+        Value::Null => ReplayOverrides::default(),
         v => serde_json::from_value(v)
             .map_err(|e| ApiError::bad_request(format!("Validation error: {e}")))?,
     };
@@ -133,6 +140,20 @@ pub async fn replay_run(
         None => principal.authorize("write", &[Resource::with_id("runs", &run_id)])?,
     }
     let old = old.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Run not found"))?;
+    let run = replay(&state, &principal.env.environment, &old, overrides).await?;
+    Ok(Json(RunIdResponse {
+        id: run.friendly_id,
+    }))
+}
+
+/// Triggers a new run of `old`'s task in `env` with `old`'s payload and options, or the
+/// given overrides (the caller has authorized). The dashboard's "Replay" goes through here.
+pub async fn replay(
+    state: &AppState,
+    env: &Environment,
+    old: &Run,
+    overrides: ReplayOverrides,
+) -> ApiResult<Run> {
     let body = TriggerBody {
         payload: overrides
             .payload
@@ -160,13 +181,7 @@ pub async fn replay_run(
             idempotency_key_options: None,
         },
     };
-    let (mut run, idempotency) = build_run(
-        &state,
-        &principal.env.environment,
-        &old.task_identifier,
-        body,
-        None,
-    )?;
+    let (mut run, idempotency) = build_run(state, env, &old.task_identifier, body, None)?;
     run.is_replay = true;
     run.queue = match overrides.queue {
         Some(Value::String(q)) => Some(q),
@@ -178,7 +193,5 @@ pub async fn replay_run(
         .trigger_run(run, idempotency, None, None, state.now())
         .await?;
     tracing::info!(run.id = %triggered.run.friendly_id, replay_of = %old.friendly_id, "run replayed");
-    Ok(Json(RunIdResponse {
-        id: triggered.run.friendly_id,
-    }))
+    Ok(triggered.run)
 }

@@ -129,6 +129,7 @@ fn filter(params: &HashMap<String, String>, now: DateTime<Utc>) -> ApiResult<Run
     Ok(RunFilter {
         statuses,
         task_identifiers: list(params, "filter[taskIdentifier]"),
+        versions: list(params, "filter[version]"),
         tags: list(params, "filter[tag]"),
         batch_id: params.get("filter[batch]").cloned(),
         is_test,
@@ -153,7 +154,7 @@ fn filter(params: &HashMap<String, String>, now: DateTime<Utc>) -> ApiResult<Run
 
 /// Runs of the caller's environment, newest first.
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])),
-    params(("filter[status]" = Option<String>, Query), ("filter[taskIdentifier]" = Option<String>, Query), ("filter[tag]" = Option<String>, Query),
+    params(("filter[status]" = Option<String>, Query), ("filter[taskIdentifier]" = Option<String>, Query), ("filter[version]" = Option<String>, Query, description = "worker versions, comma-separated"), ("filter[tag]" = Option<String>, Query),
            ("filter[batch]" = Option<String>, Query), ("filter[isTest]" = Option<bool>, Query), ("filter[createdAt][from]" = Option<i64>, Query),
            ("filter[createdAt][to]" = Option<i64>, Query), ("filter[createdAt][period]" = Option<String>, Query), ("filter[queue]" = Option<String>, Query),
            ("filter[machine]" = Option<String>, Query), ("filter[error]" = Option<String>, Query, description = "runs counted under this error group (error_<fingerprint>)"), ("page[size]" = Option<u32>, Query), ("page[after]" = Option<String>, Query), ("page[before]" = Option<String>, Query)),
