@@ -60,7 +60,9 @@ if [ "${TASKGATE_SKIP_BROWSER:-}" != "1" ]; then
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get install -y -q chromium >/dev/null || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q chromium >/dev/null; }
   fi
-  # The browser cases drive the official CLI from the compat suite's packages.
+  # The browser cases drive the official CLI and a `trigger.dev dev` worker from the compat
+  # suite's packages.
   [ -d tests/compat/node_modules ] || (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error)
+  [ -d tests/compat/dev/node_modules ] || (cd tests/compat/dev && npm ci --no-audit --no-fund --loglevel=error)
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && CHROMIUM="$(command -v chromium)" TASKGATE_BIN="$PWD/../../target/release/taskgate" npm test)
 fi

@@ -19,6 +19,9 @@ import { createDatabase, dropDatabase, findBinary, startServer } from "../compat
 import { createOrg, createPat, createProject, createUser, getEnv, http } from "../compat/lib/api.mjs";
 import { assert } from "../compat/lib/check.mjs";
 import { cliIn, describe } from "../compat/lib/cli.mjs";
+import { devSession } from "../compat/lib/dev.mjs";
+import { as, owner } from "../compat/lib/api.mjs";
+import { runs, tasks } from "../compat/lib/sdk.mjs";
 import { loginLink } from "../compat/lib/dashboard.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -290,6 +293,87 @@ const cases = [
     },
   },
   {
+    name: "runs: filters survive the URL; a failed run's page shows its error; cancel and replay work",
+    async run(ctx) {
+      const w = await worker(ctx);
+      const page = await newPage(ctx);
+      await withAxe(page);
+      await signIn(ctx, page, w.email);
+      await page.goto(`${ctx.url}${w.base}/runs`);
+      await check(ctx, page, "runs");
+      await page.select("#status", "FAILED");
+      await page.select("#task", "compat-throws");
+      await Promise.all([page.waitForNavigation(), page.click('form[aria-label="Filter runs"] button[type=submit]')]);
+      const url = new URL(page.url());
+      assert.equal(url.searchParams.get("status"), "FAILED");
+      assert.equal(url.searchParams.get("task"), "compat-throws");
+      await page.reload();
+      assert.equal(await page.$eval("#status", (s) => s.value), "FAILED", "the filter survives a reload");
+      const listed = await page.$eval("main", (m) => m.innerText);
+      assert.ok(listed.includes(w.failed) && !listed.includes(w.succeeded), listed);
+      await Promise.all([page.waitForNavigation(), page.click(`a[href$="/runs/${w.failed}"]`)]);
+      const detail = await page.$eval("main", (m) => m.innerText);
+      assert.ok(detail.includes("TypeError: Intentional failure: browser"), detail);
+      await check(ctx, page, "run");
+      await Promise.all([page.waitForNavigation(), page.click('form[action$="/replay"] button')]);
+      assert.ok((await page.$eval("main", (m) => m.innerText)).includes(`Replayed ${w.failed}`));
+      // A run that waits (a delayed one) can be canceled from its page.
+      const { id: delayed } = await as(ctx, w.devKey, () => tasks.trigger("compat-hello", { name: "later" }, { delay: "1h" }));
+      await page.goto(`${ctx.url}${w.base}/runs/${delayed}`);
+      await Promise.all([page.waitForNavigation(), page.click('form[action$="/cancel"] button')]);
+      assert.ok((await page.$eval("main", (m) => m.innerText)).includes("CANCELED"));
+      await page.close();
+    },
+  },
+  {
+    name: "errors: filters survive the URL; resolve, ignore and unresolve show in the history with the user",
+    async run(ctx) {
+      const w = await worker(ctx);
+      const page = await newPage(ctx);
+      await withAxe(page);
+      await signIn(ctx, page, w.email);
+      await page.goto(`${ctx.url}${w.base}/errors`);
+      await page.type("#search", "intentional");
+      await page.select("#period", "7d");
+      await Promise.all([page.waitForNavigation(), page.click('form[aria-label="Filter errors"] button[type=submit]')]);
+      const url = new URL(page.url());
+      assert.equal(url.searchParams.get("search"), "intentional");
+      assert.equal(url.searchParams.get("period"), "7d");
+      await page.reload();
+      assert.equal(await page.$eval("#search", (s) => s.value), "intentional");
+      await check(ctx, page, "errors");
+      await Promise.all([page.waitForNavigation(), page.click('a[href*="/errors/error_"]')]);
+      await check(ctx, page, "error");
+      await page.type("#version", "20990101.1");
+      await Promise.all([page.waitForNavigation(), page.click('form[action$="/resolve"] button')]);
+      let text = await page.$eval("main", (m) => m.innerText);
+      assert.ok(text.includes("Marked as resolved in version 20990101.1."), text);
+      await Promise.all([page.waitForNavigation(), page.click('form[action$="/unresolve"] button')]);
+      // The custom ignore needs a condition; the form says so.
+      await page.click("#custom-ignore summary");
+      await page.type("#reason", "noisy");
+      await Promise.all([page.waitForNavigation(), page.click("#custom-ignore button[type=submit]")]);
+      const error = await page.$eval("#custom-ignore-error", (e) => e.textContent);
+      assert.ok(error.includes("Give an occurrence rate, a total, or both"), error);
+      assert.equal(await page.$eval("#reason", (e) => e.value), "noisy", "what was typed is kept");
+      // Keyboard only: Tab to "Ignore for 1 hour" and press Enter.
+      await page.goto(page.url().replace(/\/ignore$/, ""));
+      let focused = "";
+      for (let i = 0; i < 60 && focused !== "Ignore for 1 hour"; i++) {
+        await page.keyboard.press("Tab");
+        focused = await page.evaluate(() => document.activeElement?.textContent?.trim() ?? "");
+      }
+      assert.equal(focused, "Ignore for 1 hour", "Tab reaches the row's actions");
+      await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+      text = await page.$eval("main", (m) => m.innerText);
+      assert.ok(text.includes("Marked as ignored."), text);
+      for (const action of ["resolved", "unresolved", "ignored"]) {
+        assert.ok(new RegExp(`${action}\\t${w.email.replace(/[.]/g, "\\.")}\\tdashboard_session`).test(text), `${action} by ${w.email}:\n${text}`);
+      }
+      await page.close();
+    },
+  },
+  {
     name: "no-js: every page renders and its forms work with JavaScript off",
     async run(ctx) {
       const p = await ownedProject(ctx);
@@ -313,6 +397,24 @@ const cases = [
     },
   },
 ];
+
+/**
+ * A `trigger.dev dev` worker (the official CLI, from the compat suite) on the run's shared
+ * project, with one failed and one successful run: { email, base, devKey, failed, succeeded }.
+ */
+async function worker(ctx) {
+  ctx.worker ??= (async () => {
+    const s = await devSession(ctx);
+    const { user, org } = await owner(ctx);
+    const finished = (id) => as(ctx, s.devKey, () => runs.poll(id, { pollIntervalMs: 250 }));
+    const failed = (await as(ctx, s.devKey, () => tasks.trigger("compat-throws", { reason: "browser" }))).id;
+    const succeeded = (await as(ctx, s.devKey, () => tasks.trigger("compat-hello", { name: "browser" }))).id;
+    await finished(failed);
+    await finished(succeeded);
+    return { email: user.email, base: `/orgs/${org.slug}/projects/${s.ref}/env/dev`, devKey: s.devKey, failed, succeeded };
+  })();
+  return ctx.worker;
+}
 
 /** The same page, audited: axe needs script, so the audit reloads it with JavaScript on. */
 async function withAxePage(ctx, page) {
@@ -345,6 +447,7 @@ async function runBackend(backend, bin, selected, adminUrl) {
       dataDir: server.dataDir,
       databaseUrl: db?.url,
       browser,
+      cleanups: [],
     };
     console.log(`# ${backend}: server at ${server.url}`);
     for (const c of selected) {
@@ -357,6 +460,7 @@ async function runBackend(backend, bin, selected, adminUrl) {
       }
     }
     if (failed) console.log(server.logs().split("\n").slice(-40).map((l) => `# ${l}`).join("\n"));
+    for (const stop of ctx.cleanups.reverse()) await stop().catch((e) => console.log(`# cleanup failed: ${e.message}`));
   } finally {
     await browser?.close();
     await server?.stop();

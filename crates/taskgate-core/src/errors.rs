@@ -330,6 +330,70 @@ pub fn buckets_of(at_ms: i64) -> [(i32, i64); BUCKETS_PER_OCCURRENCE] {
     out
 }
 
+/// How an activity chart of a window draws its bars from stored buckets: one bar per bucket
+/// of one granularity, so a chart reads one index range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Series {
+    pub granularity: i32,
+    /// The first bar's bucket start (ms), aligned to the bar size.
+    pub first: i64,
+    /// A bar's length (ms).
+    pub size: i64,
+    pub bars: usize,
+}
+
+impl Series {
+    /// The smallest stored bucket size (a minute, or a span of 2^k hours) that draws the
+    /// window from `from_ms` to `to_ms` in at most `max_bars` bars; the first bar holds
+    /// `from_ms` and the last `to_ms`. `None` for an empty window.
+    pub fn of(from_ms: i64, to_ms: i64, max_bars: usize) -> Option<Series> {
+        if to_ms < from_ms || max_bars == 0 {
+            return None;
+        }
+        let sizes = std::iter::once((granularity::MINUTE, MINUTE_MS)).chain(
+            (0..granularity::SPAN_LEVELS).map(|level| (granularity::span(level), HOUR_MS << level)),
+        );
+        let mut chosen = None;
+        for (granularity, size) in sizes {
+            let first = from_ms - from_ms.rem_euclid(size);
+            let bars = usize::try_from((to_ms - first) / size + 1).unwrap_or(usize::MAX);
+            chosen = Some(Series {
+                granularity,
+                first,
+                size,
+                bars,
+            });
+            if bars <= max_bars {
+                break;
+            }
+        }
+        // Beyond the longest span, the latest `max_bars` spans.
+        chosen.map(|s| {
+            if s.bars <= max_bars {
+                s
+            } else {
+                let skip = (s.bars - max_bars) as i64;
+                Series {
+                    first: s.first + skip * s.size,
+                    bars: max_bars,
+                    ..s
+                }
+            }
+        })
+    }
+
+    /// The end (exclusive) of the last bar.
+    pub fn end(&self) -> i64 {
+        self.first + self.size * self.bars as i64
+    }
+
+    /// The bar a bucket start falls in, if any.
+    pub fn bar_of(&self, bucket: i64) -> Option<usize> {
+        (bucket >= self.first && bucket < self.end())
+            .then(|| ((bucket - self.first) / self.size) as usize)
+    }
+}
+
 /// The fewest buckets whose counts add up to the occurrences of the minutes from `from_ms`'s
 /// to `to_ms`'s, both included (upstream counts whole minutes). Each is `(granularity, first
 /// bucket start, end, sign)`, the end exclusive: the window's count is the sum of the counts

@@ -150,12 +150,22 @@ impl IntoResponse for PageError {
 /// The API's refusals keep their status and words: a page refuses what the API would.
 impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
-        let message = e
+        let mut message = e
             .body
             .get("error")
             .and_then(|v| v.as_str())
             .unwrap_or("Something went wrong.")
             .to_string();
+        // Upstream-shaped query errors name the parameter and the problem in `details`.
+        if let Some(detail) = e
+            .body
+            .get("details")
+            .and_then(|d| d.get(0))
+            .and_then(|d| d.get("message"))
+            .and_then(|m| m.as_str())
+        {
+            message = format!("{message}: {detail}");
+        }
         Self::new(e.status, message)
     }
 }

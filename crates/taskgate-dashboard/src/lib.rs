@@ -6,7 +6,8 @@
 //! - the consent page of `trigger.dev login` ([`consent`]);
 //! - an environment's API keys with their grace windows ([`apikeys`]);
 //! - personal access tokens and user-actor tokens ([`tokens`]);
-//! - an environment's runs, one run, cancel and replay ([`runs`]).
+//! - an environment's runs, one run, cancel and replay ([`runs`]);
+//! - an environment's error groups, one group, triage and its history ([`errors`]).
 //!
 //! Every page is sent with a strict Content-Security-Policy and works without JavaScript;
 //! every form posts, carries the session's CSRF token and answers with a redirect.
@@ -15,6 +16,7 @@ pub mod apikeys;
 pub mod assets;
 pub mod consent;
 pub mod envs;
+pub mod errors;
 pub mod home;
 pub mod layout;
 pub mod runs;
@@ -50,6 +52,17 @@ pub fn pages() -> Router<AppState> {
         .route(
             &format!("{ENV}/runs/{{run}}/replay"),
             post(runs::replay_run),
+        )
+        .route(&format!("{ENV}/errors"), get(errors::errors_page))
+        .route(&format!("{ENV}/errors/{{id}}"), get(errors::error_page))
+        .route(
+            &format!("{ENV}/errors/{{id}}/resolve"),
+            post(errors::resolve),
+        )
+        .route(&format!("{ENV}/errors/{{id}}/ignore"), post(errors::ignore))
+        .route(
+            &format!("{ENV}/errors/{{id}}/unresolve"),
+            post(errors::unresolve),
         )
         .route(KEYS, get(apikeys::keys_page))
         .route(&format!("{KEYS}/regenerate"), post(apikeys::regenerate))

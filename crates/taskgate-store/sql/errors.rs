@@ -639,6 +639,50 @@ impl ErrorStore for Backend {
         Ok(fingerprints)
     }
 
+    async fn error_count_series(
+        &self,
+        environment_id: &str,
+        group_ids: &[String],
+        granularity: i32,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<(String, i64, i64)>> {
+        if group_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        count("error_count_series");
+        let mut q: QueryBuilder<Db> = QueryBuilder::new(
+            "SELECT c.group_id, c.bucket, c.count FROM error_counts c WHERE c.environment_id = ",
+        );
+        q.push_bind(environment_id)
+            .push(" AND c.version = ")
+            .push_bind(ALL_VERSIONS)
+            .push(" AND c.granularity = ")
+            .push_bind(granularity)
+            .push(" AND c.bucket >= ")
+            .push_bind(from)
+            .push(" AND c.bucket < ")
+            .push_bind(to)
+            .push(" AND c.group_id IN (");
+        {
+            let mut ids = q.separated(", ");
+            for id in group_ids {
+                ids.push_bind(id.clone());
+            }
+        }
+        q.push(") ORDER BY c.group_id, c.bucket");
+        let rows = q.build().fetch_all(&self.reader).await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    s(r, "group_id")?,
+                    r.try_get::<i64, _>("bucket").map_err(map_err)?,
+                    r.try_get::<i64, _>("count").map_err(map_err)?,
+                ))
+            })
+            .collect()
+    }
+
     async fn reopen_expired_ignores(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         count("expired_ignores");

@@ -400,3 +400,44 @@ proptest! {
         prop_assert_eq!(compare_versions(&a, &a), Ordering::Equal);
     }
 }
+
+mod series {
+    use super::super::{granularity, Series};
+
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+
+    #[test]
+    fn an_hour_is_drawn_in_minutes_and_a_day_in_hours() {
+        let s = Series::of(10 * HOUR, 11 * HOUR, 61).unwrap();
+        assert_eq!(
+            (s.granularity, s.size, s.bars),
+            (granularity::MINUTE, MIN, 61)
+        );
+        let s = Series::of(10 * HOUR + 5 * MIN, 34 * HOUR + 5 * MIN, 48).unwrap();
+        assert_eq!((s.granularity, s.size), (granularity::span(0), HOUR));
+        assert_eq!((s.first, s.bars), (10 * HOUR, 25));
+        assert_eq!(s.bar_of(10 * HOUR), Some(0));
+        assert_eq!(s.bar_of(34 * HOUR), Some(24));
+        assert_eq!(s.bar_of(35 * HOUR), None);
+        assert_eq!(s.bar_of(9 * HOUR), None);
+    }
+
+    #[test]
+    fn a_week_is_drawn_in_spans_of_four_hours() {
+        let s = Series::of(0, 7 * 24 * HOUR, 48).unwrap();
+        assert_eq!((s.granularity, s.size), (granularity::span(2), 4 * HOUR));
+        assert!(s.bars <= 48);
+        assert!(s.first <= 0 && s.end() > 7 * 24 * HOUR);
+    }
+
+    #[test]
+    fn windows_past_the_longest_span_keep_the_latest_bars() {
+        let end = 100_000 * HOUR;
+        let s = Series::of(0, end, 10).unwrap();
+        assert_eq!(s.size, 1024 * HOUR);
+        assert_eq!(s.bars, 10);
+        assert!(s.bar_of(end - end.rem_euclid(1024 * HOUR)).is_some());
+        assert_eq!(Series::of(5, 4, 10), None);
+    }
+}

@@ -9,6 +9,7 @@
 mod apikeys;
 mod cli_login;
 mod common;
+mod errors;
 mod runs;
 mod signin;
 mod tokens;

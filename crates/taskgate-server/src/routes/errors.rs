@@ -112,7 +112,8 @@ fn decode_cursor(s: &str) -> Option<ErrorCursor> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn cursor_of(r: &ListedErrorGroup) -> String {
+/// The list position just past `r`.
+pub fn cursor_of(r: &ListedErrorGroup) -> String {
     encode_cursor(&ErrorCursor {
         occurrence_count: r.count,
         fingerprint: r.group.fingerprint.clone(),
@@ -120,8 +121,9 @@ fn cursor_of(r: &ListedErrorGroup) -> String {
     })
 }
 
-/// The list query, validated as upstream does.
-fn list_query(
+/// The list query, validated as upstream does, from the API's query parameters
+/// (`filter[status]`, `page[after]`, …). The dashboard's list goes through here too.
+pub fn list_query(
     params: &HashMap<String, String>,
     now: DateTime<Utc>,
     retention: Duration,
@@ -245,7 +247,7 @@ fn detail(d: StoredDetail, now: DateTime<Utc>) -> ErrorGroupDetail {
 }
 
 /// The fingerprint a path's error id names; malformed ids are 400 (upstream: 500).
-fn fingerprint_of(error_id: &str) -> ApiResult<String> {
+pub fn fingerprint_of(error_id: &str) -> ApiResult<String> {
     parse_group_id(error_id).ok_or_else(|| {
         ApiError::bad_request("Params Error").with(
             "details",
@@ -418,20 +420,34 @@ async fn triage(
     let fp = fingerprint_of(error_id)?;
     principal.authorize("write", &[Resource::with_id("errors", error_id)])?;
     let now = state.now();
+    let updated = apply_triage(
+        state,
+        &principal.env.environment.id,
+        &fp,
+        action,
+        &actor(principal),
+    )
+    .await?;
+    Ok(Json(detail(updated, now)))
+}
+
+/// Applies a triage action to `fingerprint`'s groups in `env_id` as `actor` (the caller has
+/// authorized); 404 when there is no such group. The dashboard triages through here.
+pub async fn apply_triage(
+    state: &AppState,
+    env_id: &str,
+    fingerprint: &str,
+    action: TriageAction,
+    actor: &TriageActor,
+) -> ApiResult<StoredDetail> {
     let name = action.action();
     let updated = state
         .store
-        .triage_error_group(
-            &principal.env.environment.id,
-            &fp,
-            action,
-            &actor(principal),
-            now,
-        )
+        .triage_error_group(env_id, fingerprint, action, actor, state.now())
         .await?
         .ok_or_else(|| ApiError::not_found("Resource not found"))?;
-    tracing::info!(env.id = %principal.env.environment.id, error.fingerprint = %fp, action = name, "error group triaged");
-    Ok(Json(detail(updated, now)))
+    tracing::info!(env.id = %env_id, error.fingerprint = %fingerprint, action = name, "error group triaged");
+    Ok(updated)
 }
 
 /// Marks the group resolved; a later occurrence (from `resolvedInVersion` on, when given)
@@ -446,17 +462,20 @@ pub async fn resolve_error(
     body: Bytes,
 ) -> ApiResult<Json<ErrorGroupDetail>> {
     let body: ResolveErrorRequest = parse_json_body(&body)?;
-    if let Some(v) = &body.resolved_in_version {
+    let action = resolve_action(body.resolved_in_version)?;
+    triage(&state, &principal, &error_id, action).await
+}
+
+/// A resolve, optionally in a version (1 to 255 characters, no control characters).
+pub fn resolve_action(in_version: Option<String>) -> ApiResult<TriageAction> {
+    if let Some(v) = &in_version {
         if v.is_empty() || v.chars().count() > MAX_VERSION || v.chars().any(char::is_control) {
             return Err(validation(format!(
                 "resolvedInVersion must be 1 to {MAX_VERSION} characters at \"resolvedInVersion\""
             )));
         }
     }
-    let action = TriageAction::Resolve {
-        in_version: body.resolved_in_version,
-    };
-    triage(&state, &principal, &error_id, action).await
+    Ok(TriageAction::Resolve { in_version })
 }
 
 /// A positive whole number no larger than `max`, or the validation error naming `field`.
@@ -482,6 +501,13 @@ pub async fn ignore_error(
     body: Bytes,
 ) -> ApiResult<Json<ErrorGroupDetail>> {
     let body: IgnoreErrorRequest = parse_json_body(&body)?;
+    let ignore = ignore_action(body)?;
+    triage(&state, &principal, &error_id, ignore).await
+}
+
+/// An ignore, validated: a duration (ms, at most ten years), an occurrence rate (per minute),
+/// a total of new occurrences, each positive, and a reason of at most 1,000 characters.
+pub fn ignore_action(body: IgnoreErrorRequest) -> ApiResult<TriageAction> {
     let occurrence_rate = match body.occurrence_rate {
         None => None,
         Some(r) if r.is_finite() && r > 0.0 && r <= MAX_RATE => Some(r),
@@ -500,13 +526,12 @@ pub async fn ignore_error(
             "reason must be at most {MAX_REASON} characters at \"reason\""
         )));
     }
-    let ignore = Ignore {
+    Ok(TriageAction::Ignore(Ignore {
         duration_ms: positive_int("duration", body.duration, MAX_IGNORE_MS)?,
         occurrence_rate,
         total_occurrences: positive_int("totalOccurrences", body.total_occurrences, MAX_TOTAL)?,
         reason: body.reason,
-    };
-    triage(&state, &principal, &error_id, TriageAction::Ignore(ignore)).await
+    }))
 }
 
 /// Marks the group unresolved, clearing its resolve or ignore. Any body is ignored.

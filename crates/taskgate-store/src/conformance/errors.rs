@@ -774,3 +774,47 @@ pub async fn concurrent_batches_sharing_groups_both_land(store: Arc<dyn Store>) 
     assert_eq!(page.len(), 25, "the first page of 40 groups");
     assert!(page.iter().all(|(_, _, n)| *n == 2), "{page:?}");
 }
+
+pub async fn activity_series_count_each_bucket_of_a_group(store: Arc<dyn Store>) {
+    use taskgate_core::errors::Series;
+    let env = prod_env(&*store).await;
+    let e = string_error("flaky");
+    // Occurrences at minutes 5, 6 and 125: hours 0, 0 and 2 of the test's day.
+    occur(&*store, &env, "t", Some("20260101.1"), &e, 5).await;
+    occur(&*store, &env, "t", Some("20260101.2"), &e, 6).await;
+    occur(&*store, &env, "t", None, &e, 125).await;
+    occur(&*store, &env, "t", None, &string_error("other"), 7).await;
+    let page = store.list_error_groups(&env, &query(0, 200)).await.unwrap();
+    let flaky = page
+        .rows
+        .iter()
+        .find(|r| r.group.error_message == "flaky")
+        .unwrap()
+        .group
+        .id
+        .clone();
+    let from = at(0).timestamp_millis();
+    let series = Series::of(from, at(179).timestamp_millis(), 48).unwrap();
+    assert_eq!(series.bars, 3, "three hours, one bar each");
+    let rows = store
+        .error_count_series(
+            &env,
+            std::slice::from_ref(&flaky),
+            series.granularity,
+            series.first,
+            series.end(),
+        )
+        .await
+        .unwrap();
+    let mut bars = vec![0; series.bars];
+    for (group, bucket, count) in &rows {
+        assert_eq!(group, &flaky);
+        bars[series.bar_of(*bucket).unwrap()] += count;
+    }
+    assert_eq!(bars, vec![2, 0, 1]);
+    assert!(store
+        .error_count_series(&env, &[], series.granularity, series.first, series.end())
+        .await
+        .unwrap()
+        .is_empty());
+}
