@@ -95,6 +95,14 @@ pub struct OrgResponse {
     pub created_at: DateTime<Utc>,
 }
 
+/// `PATCH /api/v1/orgs/{orgParam}/members/{memberId}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMemberRoleRequest {
+    /// `owner`, `admin`, `developer` or `viewer`.
+    pub role: String,
+}
+
 /// `POST /api/v1/orgs/{orgParam}/members`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -33,6 +33,7 @@ pub async fn home(State(state): State<AppState>, who: SignedIn) -> PageResult {
                     (m.organization.title) " "
                     span.muted { "(" (m.role.as_str()) ")" }
                 }
+                p { a href=(format!("/orgs/{}/settings/team", m.organization.slug)) { "Team of " (m.organization.title) } }
                 @if projects.is_empty() {
                     p.muted { "No projects." }
                 } @else {

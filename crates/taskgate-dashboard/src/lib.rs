@@ -7,7 +7,8 @@
 //! - an environment's API keys with their grace windows ([`apikeys`]);
 //! - personal access tokens and user-actor tokens ([`tokens`]);
 //! - an environment's runs, one run, cancel and replay ([`runs`]);
-//! - an environment's error groups, one group, triage and its history ([`errors`]).
+//! - an environment's error groups, one group, triage and its history ([`errors`]);
+//! - an organization's members and roles ([`team`]).
 //!
 //! Every page is sent with a strict Content-Security-Policy and works without JavaScript;
 //! every form posts, carries the session's CSRF token and answers with a redirect.
@@ -22,6 +23,7 @@ pub mod layout;
 pub mod runs;
 pub mod session;
 pub mod signin;
+pub mod team;
 pub mod tokens;
 
 use axum::routing::{get, post};
@@ -73,5 +75,17 @@ pub fn pages() -> Router<AppState> {
         )
         .route("/account/tokens/user-actor", post(tokens::mint))
         .route("/account/tokens/{id}/revoke", post(tokens::revoke))
+        .route(
+            "/orgs/{org}/settings/team",
+            get(team::team_page).post(team::add_member),
+        )
+        .route(
+            "/orgs/{org}/settings/team/{member}/role",
+            post(team::set_role),
+        )
+        .route(
+            "/orgs/{org}/settings/team/{member}/remove",
+            post(team::remove),
+        )
         .route("/assets/{file}", get(assets::asset))
 }

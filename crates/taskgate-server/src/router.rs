@@ -103,6 +103,7 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(orgs::list_orgs, orgs::create_org))
         .routes(routes!(orgs::delete_org))
         .routes(routes!(orgs::list_members, orgs::add_member))
+        .routes(routes!(orgs::set_member_role, orgs::remove_member))
         .routes(routes!(projects::list_projects, projects::create_project))
         .routes(routes!(projects::get_environment_key))
         .routes(routes!(projects::upsert_branch))

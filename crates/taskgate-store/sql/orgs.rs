@@ -194,6 +194,118 @@ impl OrgStore for Backend {
         .map_err(map_err)?;
         rows.iter().map(member).collect()
     }
+
+    async fn set_member_role(
+        &self,
+        organization_id: &str,
+        member_id: &str,
+        role: Role,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Member> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let (mut found, owners) = member_for_change(&mut tx, organization_id, member_id).await?;
+        if found.role == Role::Owner && role != Role::Owner && owners <= 1 {
+            return Err(last_owner());
+        }
+        count("set_member_role");
+        sqlx::query("UPDATE org_members SET role = $2 WHERE id = $1")
+            .bind(member_id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        found.role = role;
+        let mut rec = AuditRecord::new(audit_action::MEMBER_ROLE_CHANGED, actor);
+        rec.organization_id = Some(organization_id);
+        rec.target_id = Some(member_id);
+        audit::insert(&mut tx, rec, now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(found)
+    }
+
+    async fn remove_member(
+        &self,
+        organization_id: &str,
+        member_id: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Member> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let (found, owners) = member_for_change(&mut tx, organization_id, member_id).await?;
+        if found.role == Role::Owner && owners <= 1 {
+            return Err(last_owner());
+        }
+        count("remove_member_envs");
+        // Their development environments and those environments' branches go with them.
+        let envs: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM runtime_environments WHERE org_member_id = $1
+             UNION SELECT c.id FROM runtime_environments c JOIN runtime_environments p
+               ON c.parent_environment_id = p.id WHERE p.org_member_id = $1",
+        )
+        .bind(member_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        count("remove_member");
+        sqlx::query("DELETE FROM org_members WHERE id = $1")
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut rec = AuditRecord::new(audit_action::MEMBER_REMOVED, actor);
+        rec.organization_id = Some(organization_id);
+        rec.target_id = Some(member_id);
+        audit::insert(&mut tx, rec, now).await?;
+        let events = envs
+            .into_iter()
+            .map(|environment_id| ChangeEvent::EnvKeys { environment_id })
+            .collect();
+        self.commit_and_publish(tx, events).await?;
+        Ok(found)
+    }
+}
+
+/// The member `member_id` of `organization_id`, locked, and how many owners the organization
+/// has; `NotFound` for another organization's member.
+async fn member_for_change(
+    conn: &mut DbConn,
+    organization_id: &str,
+    member_id: &str,
+) -> StoreResult<(Member, i64)> {
+    count("member_for_change");
+    let row = sqlx::query(&format!(
+        "SELECT m.id AS member_id, m.organization_id, m.role, m.created_at AS member_created_at, {}
+         FROM org_members m JOIN users u ON u.id = m.user_id
+         WHERE m.organization_id = $1 AND m.id = $2",
+        rows::USER_COLS
+    ))
+    .bind(organization_id)
+    .bind(member_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let found = row
+        .as_ref()
+        .map(member)
+        .transpose()?
+        .ok_or(StoreError::NotFound)?;
+    // Every owner row is locked, so two demotions cannot each leave the other as the last.
+    let owners = sqlx::query(&format!(
+        "SELECT id FROM org_members WHERE organization_id = $1 AND role = 'owner' {FOR_UPDATE}"
+    ))
+    .bind(organization_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .len();
+    Ok((found, i64::try_from(owners).unwrap_or(i64::MAX)))
+}
+
+fn last_owner() -> StoreError {
+    StoreError::Conflict {
+        constraint: "last_owner".into(),
+    }
 }
 
 fn member(row: &DbRow) -> StoreResult<Member> {

@@ -255,4 +255,6 @@ pub mod audit_action {
     pub const USER_CREATED: &str = "user.created";
     pub const USER_ADMIN_CHANGED: &str = "user.admin_changed";
     pub const MEMBER_ADDED: &str = "member.added";
+    pub const MEMBER_ROLE_CHANGED: &str = "member.role_changed";
+    pub const MEMBER_REMOVED: &str = "member.removed";
 }

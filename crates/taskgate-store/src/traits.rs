@@ -113,6 +113,26 @@ pub trait OrgStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Member>;
     async fn list_members(&self, organization_id: &str) -> StoreResult<Vec<Member>>;
+    /// Changes a member's role, audited. `NotFound` for a member of another organization;
+    /// `Conflict{"last_owner"}` when it would leave the organization without an owner.
+    async fn set_member_role(
+        &self,
+        organization_id: &str,
+        member_id: &str,
+        role: Role,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Member>;
+    /// Removes a member, audited, with their development environments (and everything in
+    /// them), whose keys stop working at once on every node. `NotFound` and
+    /// `Conflict{"last_owner"}` as [`OrgStore::set_member_role`].
+    async fn remove_member(
+        &self,
+        organization_id: &str,
+        member_id: &str,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Member>;
     /// Soft-deletes an organization: it, its projects and their keys disappear from every lookup.
     async fn soft_delete_org(&self, organization_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
 }

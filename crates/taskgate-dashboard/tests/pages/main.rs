@@ -12,4 +12,5 @@ mod common;
 mod errors;
 mod runs;
 mod signin;
+mod team;
 mod tokens;

@@ -11,6 +11,7 @@ use taskgate_store::StoreError;
 use super::{org_response, required_name, slugify};
 use crate::auth::access::require;
 use crate::auth::extract::UserAuth;
+use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -101,13 +102,26 @@ pub async fn add_member(
     Path(org_param): Path<String>,
     ApiJson(body): ApiJson<AddMemberRequest>,
 ) -> ApiResult<(StatusCode, Json<MemberResponse>)> {
-    let membership = membership(&state, &user.user.id, &org_param).await?;
     let role = Role::parse(&body.role).ok_or_else(|| {
         ApiError::invalid_body("role must be one of owner, admin, developer, viewer")
     })?;
+    let member = add(&state, &user, &org_param, &body.email, role).await?;
+    Ok((StatusCode::CREATED, Json(member_response(&member))))
+}
+
+/// Adds the existing user with `email` to `org_param` with `role`, as `user`, if their role
+/// allows it. The dashboard's team page goes through here.
+pub async fn add(
+    state: &AppState,
+    user: &UserPrincipal,
+    org_param: &str,
+    email: &str,
+    role: Role,
+) -> ApiResult<taskgate_store::Member> {
+    let membership = membership(state, &user.user.id, org_param).await?;
     require(
-        &state,
-        &user,
+        state,
+        user,
         membership.role,
         "write",
         Resource::new("members"),
@@ -117,7 +131,7 @@ pub async fn add_member(
     }
     let target = state
         .store
-        .find_user_by_email(body.email.trim())
+        .find_user_by_email(email.trim())
         .await?
         .ok_or_else(|| ApiError::not_found("User not found"))?;
     let org_id = &membership.organization.id;
@@ -133,7 +147,7 @@ pub async fn add_member(
         )
         .await
     {
-        Ok(member) => Ok((StatusCode::CREATED, Json(member_response(&member)))),
+        Ok(member) => Ok(member),
         Err(StoreError::Conflict { .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "User is already a member of this organization",
@@ -143,9 +157,98 @@ pub async fn add_member(
     }
 }
 
+/// Changes a member's role, within what the caller's role may manage (an admin cannot make
+/// or unmake owners); the last owner cannot step down.
+#[utoipa::path(patch, path = "/api/v1/orgs/{orgParam}/members/{memberId}", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])), request_body = SetMemberRoleRequest,
+    params(("orgParam" = String, Path, description = "organization id or slug"), ("memberId" = String, Path)),
+    responses((status = 200, body = MemberResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn set_member_role(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path((org_param, member_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<SetMemberRoleRequest>,
+) -> ApiResult<Json<MemberResponse>> {
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        ApiError::invalid_body("role must be one of owner, admin, developer, viewer")
+    })?;
+    let member = change_member(&state, &user, &org_param, &member_id, Some(role)).await?;
+    Ok(Json(member_response(&member)))
+}
+
+/// Removes a member with their development environments; the last owner cannot leave.
+#[utoipa::path(delete, path = "/api/v1/orgs/{orgParam}/members/{memberId}", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
+    params(("orgParam" = String, Path, description = "organization id or slug"), ("memberId" = String, Path)),
+    responses((status = 200, body = MemberResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path((org_param, member_id)): Path<(String, String)>,
+) -> ApiResult<Json<MemberResponse>> {
+    let member = change_member(&state, &user, &org_param, &member_id, None).await?;
+    Ok(Json(member_response(&member)))
+}
+
+/// Gives `member_id` of `org_param` the role `role`, or removes them (`None`), as `user`, if
+/// their role allows it. The dashboard's team page goes through here.
+pub async fn change_member(
+    state: &AppState,
+    user: &UserPrincipal,
+    org_param: &str,
+    member_id: &str,
+    role: Option<Role>,
+) -> ApiResult<taskgate_store::Member> {
+    let membership = membership(state, &user.user.id, org_param).await?;
+    require(
+        state,
+        user,
+        membership.role,
+        "write",
+        Resource::new("members"),
+    )?;
+    let org_id = &membership.organization.id;
+    let target = state
+        .store
+        .list_members(org_id)
+        .await?
+        .into_iter()
+        .find(|m| m.id == member_id)
+        .ok_or_else(|| ApiError::not_found("Member not found"))?;
+    if !can_manage_member(membership.role, target.role, role) {
+        return Err(ApiError::forbidden("Unauthorized").with("code", "role_not_allowed"));
+    }
+    let now = state.now();
+    let changed = match role {
+        Some(r) => {
+            state
+                .store
+                .set_member_role(org_id, member_id, r, &user.actor(), now)
+                .await
+        }
+        None => {
+            state
+                .store
+                .remove_member(org_id, member_id, &user.actor(), now)
+                .await
+        }
+    };
+    match changed {
+        Ok(m) => {
+            tracing::info!(org.id = %org_id, member.id = %member_id, role = role.map(Role::as_str).unwrap_or("removed"), "membership changed");
+            Ok(m)
+        }
+        Err(StoreError::Conflict { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "An organization keeps at least one owner: make another member an owner first",
+        )
+        .with("code", "last_owner")),
+        Err(StoreError::NotFound) => Err(ApiError::not_found("Member not found")),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The caller's membership of `org_param`. A non-member gets 403 `Unauthorized`, the same
 /// answer as for an organization that does not exist, so neither leaks the other.
-pub(crate) async fn membership(
+pub async fn membership(
     state: &AppState,
     user_id: &str,
     org_param: &str,
@@ -157,7 +260,7 @@ pub(crate) async fn membership(
         .ok_or_else(|| ApiError::forbidden("Unauthorized"))
 }
 
-fn member_response(m: &taskgate_store::Member) -> MemberResponse {
+pub fn member_response(m: &taskgate_store::Member) -> MemberResponse {
     MemberResponse {
         id: m.id.clone(),
         user_id: m.user_id.clone(),

@@ -301,7 +301,98 @@ async fn deleting_an_org_ends_its_keys(b: Backend) {
     app.cleanup().await;
 }
 
+async fn members_change_role_and_leave_as_the_role_rules_allow(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, owner) = app.user("owner@example.com").await;
+    let (_, admin) = app.user("admin2@example.com").await;
+    let (_, dev) = app.user("dev@example.com").await;
+    let (org, project) = app.org_and_project(&owner).await;
+    let add = |email: &str, role: &str| json!({ "email": email, "role": role });
+    for (email, role) in [
+        ("admin2@example.com", "admin"),
+        ("dev@example.com", "developer"),
+    ] {
+        let r = app
+            .post(
+                &format!("/api/v1/orgs/{org}/members"),
+                &owner,
+                add(email, role),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let members = app
+        .get(&format!("/api/v1/orgs/{org}/members"), &owner)
+        .await;
+    let id_of = |email: &str| {
+        members
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == email)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (owner_id, dev_id) = (id_of("owner@example.com"), id_of("dev@example.com"));
+    let dev_key = app.env_key(&dev, &project, "dev").await;
+    assert_eq!(app.whoami_env(&dev_key).await.status, StatusCode::OK);
+    let path = |id: &str| format!("/api/v1/orgs/{org}/members/{id}");
+    let patch = |token: String, id: String, role: &'static str| {
+        let (app, path) = (&app, path(&id));
+        async move {
+            app.request(
+                Method::PATCH,
+                &path,
+                Some(&token),
+                Some(json!({ "role": role })),
+                &[],
+            )
+            .await
+        }
+    };
+    let r = patch(admin.clone(), dev_id.clone(), "viewer").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["role"], "viewer");
+    let r = patch(admin.clone(), dev_id.clone(), "owner").await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "an admin cannot make owners"
+    );
+    let r = patch(dev.clone(), dev_id.clone(), "admin").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "a viewer changes nothing");
+    let r = patch(owner.clone(), owner_id.clone(), "admin").await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.body["code"], "last_owner");
+    let r = patch(owner.clone(), dev_id.clone(), "wizard").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = patch(owner.clone(), "no-such-member".into(), "admin").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = app
+        .request(Method::DELETE, &path(&dev_id), Some(&admin), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        app.get(&format!("/api/v1/projects/{project}"), &dev)
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "a removed member loses the project"
+    );
+    assert_eq!(
+        app.whoami_env(&dev_key).await.status,
+        StatusCode::UNAUTHORIZED,
+        "and their dev key stops working at once"
+    );
+    app.cleanup().await;
+}
+
 on_both!(
+    members_change_role_and_leave_as_the_role_rules_allow,
     deleting_an_org_ends_its_keys,
     creating_an_org_makes_the_creator_its_owner,
     members_get_a_dev_environment_in_every_project,

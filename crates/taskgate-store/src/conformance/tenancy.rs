@@ -307,3 +307,106 @@ pub async fn soft_deleted_projects_disappear(store: Arc<dyn Store>) {
         Err(StoreError::NotFound)
     ));
 }
+
+pub async fn members_change_role_and_leave_with_their_dev_environments(store: Arc<dyn Store>) {
+    let (owner, org, project) = fixture(&*store).await;
+    let ada = user(&*store, &format!("{}@example.com", new_id())).await;
+    let member = store
+        .add_member(
+            &org.id,
+            &ada.id,
+            Role::Developer,
+            &TestMinter,
+            &system(),
+            t0(),
+        )
+        .await
+        .unwrap();
+    let owner_member = store
+        .list_members(&org.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.user_id == owner.id)
+        .unwrap();
+    let changed = store
+        .set_member_role(&org.id, &member.id, Role::Viewer, &system(), t0())
+        .await
+        .unwrap();
+    assert_eq!(changed.role, Role::Viewer);
+    assert!(matches!(
+        store
+            .set_member_role(&org.id, &owner_member.id, Role::Admin, &system(), t0())
+            .await,
+        Err(StoreError::Conflict { constraint }) if constraint == "last_owner"
+    ));
+    assert!(matches!(
+        store.remove_member(&org.id, &owner_member.id, &system(), t0()).await,
+        Err(StoreError::Conflict { constraint }) if constraint == "last_owner"
+    ));
+    let (other_owner, other_org, _) = fixture(&*store).await;
+    let _ = other_owner;
+    assert!(matches!(
+        store
+            .set_member_role(&other_org.id, &member.id, Role::Admin, &system(), t0())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    let dev = store
+        .find_root_environment(&project.id, EnvType::Development, Some(&member.id))
+        .await
+        .unwrap()
+        .unwrap();
+    let dev_key_hash = sha256_hex(&unseal(&dev.api_key_sealed));
+    assert!(store
+        .find_env_by_key_hash(&dev_key_hash, t0())
+        .await
+        .unwrap()
+        .is_some());
+    let mut events = store.subscribe();
+    store
+        .remove_member(&org.id, &member.id, &system(), t0())
+        .await
+        .unwrap();
+    assert!(store
+        .find_membership(&ada.id, &org.slug)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        store
+            .find_env_by_key_hash(&dev_key_hash, t0())
+            .await
+            .unwrap()
+            .is_none(),
+        "the member's dev key stops working"
+    );
+    let event = events.recv().await.unwrap();
+    assert_eq!(
+        event,
+        ChangeEvent::EnvKeys {
+            environment_id: dev.id.clone()
+        }
+    );
+    let audit = store
+        .list_audit_events(&AuditQuery {
+            action: Some(audit_action::MEMBER_REMOVED.into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    // Promoting a second owner lets the first step down.
+    let bob = user(&*store, &format!("{}@example.com", new_id())).await;
+    let bob_member = store
+        .add_member(&org.id, &bob.id, Role::Owner, &TestMinter, &system(), t0())
+        .await
+        .unwrap();
+    let _ = bob_member;
+    store
+        .set_member_role(&org.id, &owner_member.id, Role::Admin, &system(), t0())
+        .await
+        .unwrap();
+}
