@@ -374,6 +374,35 @@ const cases = [
     },
   },
   {
+    name: "team and admin: the pages render, pass axe-core, and their forms work",
+    async run(ctx) {
+      const p = await ownedProject(ctx);
+      const member = await createUser(ctx);
+      const page = await newPage(ctx);
+      await withAxe(page);
+      await signIn(ctx, page, p.user.email);
+      await page.goto(`${ctx.url}/orgs/${p.org.slug}/settings/team`);
+      await check(ctx, page, "team");
+      await page.type("#email", member.email);
+      await page.select("#role", "viewer");
+      await Promise.all([page.waitForNavigation(), page.click("#add-heading ~ form button[type=submit]")]);
+      assert.ok((await page.$eval("main", (m) => m.innerText)).includes(`Added ${member.email} as viewer.`));
+      await page.close();
+
+      const admin = await createUser(ctx, { admin: true });
+      const adminPage = await newPage(ctx);
+      await withAxe(adminPage);
+      await signIn(ctx, adminPage, admin.email);
+      await adminPage.goto(`${ctx.url}/admin`);
+      await check(ctx, adminPage, "admin");
+      await adminPage.goto(`${ctx.url}/admin/audit?action=member.added`);
+      await check(ctx, adminPage, "audit");
+      const audit = await adminPage.$eval("main", (m) => m.innerText);
+      assert.ok(audit.includes("member.added") && audit.includes(p.user.email), audit);
+      await adminPage.close();
+    },
+  },
+  {
     name: "no-js: every page renders and its forms work with JavaScript off",
     async run(ctx) {
       const p = await ownedProject(ctx);

@@ -22,6 +22,13 @@ pub struct ErrorBody {
     pub code: Option<String>,
 }
 
+/// `PATCH /admin/api/v1/users/{userId}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetUserAdminRequest {
+    pub admin: bool,
+}
+
 /// `POST /admin/api/v1/users`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

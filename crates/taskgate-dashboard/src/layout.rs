@@ -39,6 +39,7 @@ pub fn page(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/" { "Projects" }
                             a href="/account/tokens" { "Tokens" }
+                            @if v.user.admin { a href="/admin" { "Admin" } }
                         }
                         span.muted { (v.user.email) }
                         form method="post" action="/logout" {

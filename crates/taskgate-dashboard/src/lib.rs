@@ -8,11 +8,13 @@
 //! - personal access tokens and user-actor tokens ([`tokens`]);
 //! - an environment's runs, one run, cancel and replay ([`runs`]);
 //! - an environment's error groups, one group, triage and its history ([`errors`]);
-//! - an organization's members and roles ([`team`]).
+//! - an organization's members and roles ([`team`]);
+//! - for administrators: users, organizations and the audit log ([`admin`]).
 //!
 //! Every page is sent with a strict Content-Security-Policy and works without JavaScript;
 //! every form posts, carries the session's CSRF token and answers with a redirect.
 
+pub mod admin;
 pub mod apikeys;
 pub mod assets;
 pub mod consent;
@@ -87,5 +89,9 @@ pub fn pages() -> Router<AppState> {
             "/orgs/{org}/settings/team/{member}/remove",
             post(team::remove),
         )
+        .route("/admin", get(admin::admin_page))
+        .route("/admin/audit", get(admin::audit_page))
+        .route("/admin/users", post(admin::create_user))
+        .route("/admin/users/{id}/admin", post(admin::set_user_admin))
         .route("/assets/{file}", get(assets::asset))
 }

@@ -123,7 +123,9 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(auth_tokens::describe_credential))
         .routes(routes!(user_actor::mint_user_actor_token))
         .routes(routes!(user_actor::exchange_env_jwt))
-        .routes(routes!(admin::create_user))
+        .routes(routes!(admin::create_user, admin::list_users))
+        .routes(routes!(admin::set_user_admin))
+        .routes(routes!(admin::list_organizations))
         .routes(routes!(admin::create_user_token))
         .routes(routes!(admin::update_revoked_api_key))
         .routes(routes!(admin::list_audit_events));

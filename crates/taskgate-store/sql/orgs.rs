@@ -81,6 +81,18 @@ impl OrgStore for Backend {
         rows.iter().map(membership).collect()
     }
 
+    async fn list_organizations(&self) -> StoreResult<Vec<Organization>> {
+        count("list_organizations");
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM organizations o WHERE o.deleted_at IS NULL ORDER BY o.created_at, o.id",
+            rows::ORG_COLS
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(rows::org).collect()
+    }
+
     async fn find_membership(
         &self,
         user_id: &str,

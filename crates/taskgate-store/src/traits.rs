@@ -95,6 +95,8 @@ pub trait OrgStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Organization>;
     async fn list_orgs_for_user(&self, user_id: &str) -> StoreResult<Vec<OrgMembership>>;
+    /// Every live organization, oldest first (for administrators).
+    async fn list_organizations(&self) -> StoreResult<Vec<Organization>>;
     /// The organization named by id or slug, if `user_id` is a member.
     async fn find_membership(
         &self,

@@ -6,6 +6,7 @@
     reason = "test helpers outside #[test] functions report failures by panicking"
 )]
 
+mod admin;
 mod apikeys;
 mod cli_login;
 mod common;

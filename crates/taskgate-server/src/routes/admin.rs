@@ -11,7 +11,7 @@ use serde_json::Value;
 use taskgate_api::*;
 use taskgate_core::rotation::parse_admin_expires_at;
 use taskgate_core::time::iso_millis;
-use taskgate_store::{AuditQuery, GraceChange, NewUser, StoreError, StoreResult};
+use taskgate_store::{AuditQuery, GraceChange, NewUser, StoreError, StoreResult, User};
 
 use super::tokens::issue_pat;
 use super::{required_name, user_response};
@@ -30,6 +30,17 @@ pub async fn create_user(
     AdminAuth(admin): AdminAuth,
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> ApiResult<(StatusCode, Json<UserResponse>)> {
+    let user = new_user(&state, &admin, body).await?;
+    Ok((StatusCode::CREATED, Json(user_response(&user))))
+}
+
+/// Creates a user as `admin` (an administrator: the caller checks). The dashboard's admin
+/// page goes through here.
+pub async fn new_user(
+    state: &AppState,
+    admin: &UserPrincipal,
+    body: CreateUserRequest,
+) -> ApiResult<User> {
     let email = body.email.trim().to_ascii_lowercase();
     if !valid_email(&email) {
         return Err(ApiError::invalid_body(
@@ -51,7 +62,7 @@ pub async fn create_user(
         .create_user(new, &admin.actor(), state.now())
         .await
     {
-        Ok(user) => Ok((StatusCode::CREATED, Json(user_response(&user)))),
+        Ok(user) => Ok(user),
         Err(StoreError::Conflict { .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "A user with this email already exists",
@@ -59,6 +70,70 @@ pub async fn create_user(
         .with("code", "email_taken")),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Every user, oldest first.
+#[utoipa::path(get, path = "/admin/api/v1/users", tag = "admin", security(("personalAccessToken" = [])),
+    responses((status = 200, body = Vec<UserResponse>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    AdminAuth(_admin): AdminAuth,
+) -> ApiResult<Json<Vec<UserResponse>>> {
+    let users = state.store.list_users().await?;
+    Ok(Json(users.iter().map(user_response).collect()))
+}
+
+/// Sets or clears a user's administrator flag. Clearing it ends the dashboard sessions they
+/// began as an administrator, at once.
+#[utoipa::path(patch, path = "/admin/api/v1/users/{userId}", tag = "admin", security(("personalAccessToken" = [])), request_body = SetUserAdminRequest,
+    params(("userId" = String, Path)),
+    responses((status = 200, body = UserResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_user_admin(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(user_id): Path<String>,
+    ApiJson(body): ApiJson<SetUserAdminRequest>,
+) -> ApiResult<Json<UserResponse>> {
+    let user = set_admin(&state, &admin, &user_id, body.admin).await?;
+    Ok(Json(user_response(&user)))
+}
+
+/// Sets a user's administrator flag as `admin` (the caller checks). An administrator cannot
+/// clear their own flag, so the server always keeps one.
+pub async fn set_admin(
+    state: &AppState,
+    admin: &UserPrincipal,
+    user_id: &str,
+    flag: bool,
+) -> ApiResult<User> {
+    if !flag && admin.user.id == user_id {
+        return Err(ApiError::bad_request(
+            "You cannot remove your own administrator flag: ask another administrator",
+        ));
+    }
+    match state
+        .store
+        .set_user_admin(user_id, flag, &admin.actor(), state.now())
+        .await
+    {
+        Ok(user) => {
+            tracing::info!(user.id = %user_id, admin = flag, "administrator flag changed");
+            Ok(user)
+        }
+        Err(StoreError::NotFound) => Err(ApiError::not_found("User not found")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every live organization.
+#[utoipa::path(get, path = "/admin/api/v1/orgs", tag = "admin", security(("personalAccessToken" = [])),
+    responses((status = 200, body = Vec<OrgResponse>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_organizations(
+    State(state): State<AppState>,
+    AdminAuth(_admin): AdminAuth,
+) -> ApiResult<Json<Vec<OrgResponse>>> {
+    let orgs = state.store.list_organizations().await?;
+    Ok(Json(orgs.iter().map(super::org_response).collect()))
 }
 
 /// A plausible email: one `@`, something on each side, a dot in the domain, no spaces.

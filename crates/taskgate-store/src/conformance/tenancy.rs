@@ -398,6 +398,15 @@ pub async fn members_change_role_and_leave_with_their_dev_environments(store: Ar
         .await
         .unwrap();
     assert_eq!(audit.len(), 1);
+    let all = store.list_organizations().await.unwrap();
+    assert!(all.iter().any(|o| o.id == org.id) && all.iter().any(|o| o.id == other_org.id));
+    store.soft_delete_org(&other_org.id, t0()).await.unwrap();
+    assert!(!store
+        .list_organizations()
+        .await
+        .unwrap()
+        .iter()
+        .any(|o| o.id == other_org.id));
     // Promoting a second owner lets the first step down.
     let bob = user(&*store, &format!("{}@example.com", new_id())).await;
     let bob_member = store
