@@ -22,6 +22,7 @@ pub mod envs;
 pub mod errors;
 pub mod home;
 pub mod layout;
+pub mod mail;
 pub mod runs;
 pub mod session;
 pub mod signin;
@@ -41,6 +42,7 @@ pub fn pages() -> Router<AppState> {
     Router::new()
         .route("/", get(home::home))
         .route("/login", get(signin::login_page))
+        .route("/login/magic", post(signin::email_link))
         .route("/magic", get(signin::magic))
         .route("/logout", post(signin::logout))
         .route(

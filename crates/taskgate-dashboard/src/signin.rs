@@ -99,10 +99,20 @@ pub async fn login_page(
     }
     let body = html! {
         h1 { "Sign in to taskgate" }
-        div.panel {
-            p { "This server signs you in with a one-time link. Ask its operator for one, or, on the server's host, run:" }
-            pre { code { "taskgate login-link --email you@example.com" } }
-            p.muted { "The link works once, for " (SIGN_IN_LINK_TTL.num_minutes()) " minutes. Open it in this browser." }
+        @if state.config.smtp.is_some() {
+            form.panel method="post" action="/login/magic" {
+                label for="email" { "Email" }
+                input #email name="email" type="email" required autocomplete="email" size="32";
+                " "
+                button.primary type="submit" { "Email me a sign-in link" }
+                p.muted { "The link works once, for " (SIGN_IN_LINK_TTL.num_minutes()) " minutes. Open it in this browser." }
+            }
+        } @else {
+            div.panel {
+                p { "This server signs you in with a one-time link. Ask its operator for one, or, on the server's host, run:" }
+                pre { code { "taskgate login-link --email you@example.com" } }
+                p.muted { "The link works once, for " (SIGN_IN_LINK_TTL.num_minutes()) " minutes. Open it in this browser." }
+            }
         }
     };
     let mut resp = send(page("Sign in", None, body));
@@ -118,6 +128,51 @@ pub async fn login_page(
         }
     }
     Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EmailForm {
+    email: Option<String>,
+}
+
+/// `POST /login/magic`: emails a sign-in link. The answer is the same whether or not the
+/// address may sign in, so the form does not tell who has an account; refusals are logged.
+pub async fn email_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<EmailForm>,
+) -> PageResult {
+    let Some(smtp) = &state.config.smtp else {
+        return Err(PageError::not_found_with(
+            "This server does not send email: sign-in links come from `taskgate login-link` on its host.",
+        ));
+    };
+    let email = form.email.as_deref().map(str::trim).unwrap_or("");
+    if !email.contains('@') || email.len() > 254 {
+        return Err(PageError::bad_request(
+            "Enter the email address you sign in with.",
+        ));
+    }
+    let base = taskgate_server::public_url::public_url(&state, &headers);
+    match issue_link(&*state.store, &state.config, &base, email, state.now()).await {
+        Ok(link) => {
+            if let Err(e) = crate::mail::send_sign_in_link(smtp, email, &link).await {
+                tracing::error!(error = %format!("{e:#}"), "could not email a sign-in link");
+                return Err(PageError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "The server could not send email just now. Try again in a minute, or ask its operator for a link.",
+                ));
+            }
+            tracing::info!("sign-in link emailed");
+        }
+        Err(e) => tracing::info!(reason = %e, "sign-in link not sent"),
+    }
+    let body = html! {
+        h1 { "Check your email" }
+        p.panel role="status" { "If " strong { (email) } " may sign in here, a sign-in link is on its way. It works once, for "
+            (SIGN_IN_LINK_TTL.num_minutes()) " minutes." }
+    };
+    Ok(send(page("Check your email", None, body)))
 }
 
 #[derive(Debug, Deserialize)]

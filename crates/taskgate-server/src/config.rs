@@ -96,6 +96,22 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKGATE_ADMIN_EMAILS", value_name = "LIST")]
     pub admin_emails: Option<String>,
 
+    /// SMTP server that sends dashboard sign-in links: `smtps://user:pass@host[:465]`,
+    /// `smtp://user:pass@host[:587]?tls=required` (STARTTLS), or `smtp://host:port` without
+    /// TLS (a relay on this host only) [default: none; links come from `taskgate login-link`].
+    #[arg(
+        long,
+        env = "TASKGATE_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    #[serde(skip)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of sign-in emails, `Name <address>` or an address; required with --smtp-url.
+    #[arg(long, env = "TASKGATE_SMTP_FROM", value_name = "ADDRESS")]
+    pub smtp_from: Option<String>,
+
     /// Master key sealing environment keys at rest (32 bytes, hex or base64) [default:
     /// generated into the data dir on first start].
     #[arg(
@@ -240,6 +256,8 @@ impl ServeArgs {
             admin_email: self.admin_email.or(base.admin_email),
             sign_in_allow: self.sign_in_allow.or(base.sign_in_allow),
             admin_emails: self.admin_emails.or(base.admin_emails),
+            smtp_url: self.smtp_url.or(base.smtp_url),
+            smtp_from: self.smtp_from.or(base.smtp_from),
             encryption_key: self.encryption_key.or(base.encryption_key),
             session_secret: self.session_secret.or(base.session_secret),
             grace_seconds: self.grace_seconds.or(base.grace_seconds),
@@ -273,6 +291,14 @@ impl ServeArgs {
             error_retention_days: self.error_retention_days.or(base.error_retention_days),
         }
     }
+}
+
+/// The SMTP server and sender of sign-in emails.
+#[derive(Clone)]
+pub struct Smtp {
+    /// May hold a password.
+    pub url: SecretString,
+    pub from: String,
 }
 
 /// A comma-separated list of emails (and, when `domains`, `@domain` entries), lower case.
@@ -315,6 +341,8 @@ pub struct Config {
     pub sign_in_allow: Vec<String>,
     /// Emails made administrators when they sign in, lower case.
     pub admin_emails: Vec<String>,
+    /// Where sign-in links are emailed from, when they are.
+    pub smtp: Option<Smtp>,
     pub encryption_key: Option<SecretString>,
     pub session_secret: Option<SecretString>,
     pub grace: chrono::Duration,
@@ -390,6 +418,7 @@ impl std::fmt::Debug for Config {
             .field("admin_email", &"[redacted]")
             .field("sign_in_allow", &self.sign_in_allow.len())
             .field("admin_emails", &self.admin_emails.len())
+            .field("smtp", &self.smtp.as_ref().map(|s| &s.from))
             .field(
                 "encryption_key",
                 &self.encryption_key.as_ref().map(|_| "[redacted]"),
@@ -553,6 +582,26 @@ impl Config {
         }
         let sign_in_allow = email_list(n("sign-in-allow"), a.sign_in_allow.as_deref(), true)?;
         let admin_emails = email_list(n("admin-emails"), a.admin_emails.as_deref(), false)?;
+        let smtp = match (a.smtp_url, a.smtp_from) {
+            (None, None) => None,
+            (None, Some(_)) => bail!("{}: needs --smtp-url as well", n("smtp-from")),
+            (Some(_), None) => bail!(
+                "{}: needs --smtp-from, the sender of sign-in emails",
+                n("smtp-url")
+            ),
+            (Some(url), Some(from)) => {
+                if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                    bail!("{}: must start with smtp:// or smtps://", n("smtp-url"));
+                }
+                if !from.contains('@') || from.len() > 320 || from.chars().any(char::is_control) {
+                    bail!("{}: {from:?} is not a sender address", n("smtp-from"));
+                }
+                Some(Smtp {
+                    url: SecretString::from(url),
+                    from,
+                })
+            }
+        };
         let concurrency_limit = a.concurrency_limit.unwrap_or(DEFAULT_CONCURRENCY_LIMIT);
         in_range(n("concurrency-limit"), concurrency_limit, 1, 1000)?;
         if a.max_queue_size == Some(0) {
@@ -649,6 +698,7 @@ impl Config {
             admin_email,
             sign_in_allow,
             admin_emails,
+            smtp,
             encryption_key: a.encryption_key.map(SecretString::from),
             session_secret: a.session_secret.map(SecretString::from),
             grace: chrono::Duration::seconds(grace_seconds),
@@ -696,6 +746,7 @@ impl Config {
             admin_email: "admin@taskgate.local".into(),
             sign_in_allow: Vec::new(),
             admin_emails: Vec::new(),
+            smtp: None,
             encryption_key: None,
             session_secret: None,
             grace: chrono::Duration::seconds(DEFAULT_GRACE_SECONDS),

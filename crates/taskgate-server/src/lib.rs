@@ -114,10 +114,12 @@ pub async fn serve(config: Config, pages: Router<AppState>) -> anyhow::Result<()
         .with_context(|| format!("listen: cannot bind {listen}"))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, backend = state.store.backend(), "taskgate listening");
-    tracing::info!(
-        url = %format!("{}/login", public_url::configured_url(&state.config)),
-        "dashboard: sign in with a one-time link printed by `taskgate login-link --email <your email>` on this host (links are never logged)"
-    );
+    let login = format!("{}/login", public_url::configured_url(&state.config));
+    if state.config.smtp.is_some() {
+        tracing::info!(url = %login, "dashboard: sign-in links are emailed; `taskgate login-link --email <your email>` on this host prints one too");
+    } else {
+        tracing::info!(url = %login, "dashboard: sign in with a one-time link printed by `taskgate login-link --email <your email>` on this host (no email is configured; links are never logged)");
+    }
     telemetry::log_panics();
     let (store, cache) = (state.store.clone(), state.cache.clone());
     let app = router::router_with(state.clone(), pages);

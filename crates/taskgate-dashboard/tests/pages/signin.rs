@@ -194,7 +194,74 @@ async fn pages_carry_a_strict_policy_and_hashed_assets(b: Backend) {
     app.cleanup().await;
 }
 
+async fn an_emailed_link_signs_in_and_the_form_tells_nobody_who_has_an_account(b: Backend) {
+    let (port, inbox) = crate::common::fake_smtp().await;
+    let app = TestApp::with_config(b, |c| {
+        c.smtp = Some(taskgate_server::config::Smtp {
+            url: format!("smtp://127.0.0.1:{port}").into(),
+            from: "taskgate <noreply@example.com>".into(),
+        });
+    })
+    .await;
+    let login = app.get("/login").await;
+    assert!(login.text.contains("Email me a sign-in link"));
+    let sent = app
+        .post_form("/login/magic", &[("email", "admin@taskgate.local")])
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
+    assert!(sent.text.contains("a sign-in link is on its way"));
+    let stranger = app
+        .post_form("/login/magic", &[("email", "stranger@example.com")])
+        .await;
+    assert_eq!(stranger.status, StatusCode::OK);
+    assert_eq!(
+        stranger.text.replace("stranger@example.com", "X"),
+        sent.text.replace("admin@taskgate.local", "X"),
+        "the same answer for an address that may not sign in"
+    );
+    let mail = inbox.lock().unwrap().clone();
+    assert_eq!(mail.len(), 1, "only the user got an email");
+    // Undo quoted-printable soft breaks and escapes, then find the link.
+    let text = mail[0].replace("=\n", "").replace("=3D", "=");
+    let at = text.find("/magic?token=").unwrap();
+    let link: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    assert!(text.contains("To: admin@taskgate.local"), "{text}");
+    let signed = app.get(&link).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/").await.status, StatusCode::OK);
+    app.cleanup().await;
+}
+
+async fn a_failing_mail_server_is_a_clear_error_and_no_email_means_no_form(b: Backend) {
+    let app = TestApp::with_config(b, |c| {
+        c.smtp = Some(taskgate_server::config::Smtp {
+            url: "smtp://127.0.0.1:1".to_string().into(),
+            from: "noreply@example.com".into(),
+        });
+    })
+    .await;
+    let down = app
+        .post_form("/login/magic", &[("email", "admin@taskgate.local")])
+        .await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(down.text.contains("could not send email"));
+    assert!(!down.text.contains("tgl_"), "no link in the answer");
+    app.cleanup().await;
+    let plain = TestApp::new(b).await;
+    assert!(!plain.get("/login").await.text.contains("Email me"));
+    let refused = plain
+        .post_form("/login/magic", &[("email", "admin@taskgate.local")])
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    plain.cleanup().await;
+}
+
 crate::on_both!(
+    an_emailed_link_signs_in_and_the_form_tells_nobody_who_has_an_account,
+    a_failing_mail_server_is_a_clear_error_and_no_email_means_no_form,
     a_link_signs_in_once_with_an_http_only_cookie,
     a_link_expires_after_fifteen_minutes,
     links_are_refused_to_strangers_and_rate_limited,
