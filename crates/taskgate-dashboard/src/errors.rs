@@ -130,15 +130,16 @@ fn chart(series: &Series, bars: &[i64], width: u32, height: u32) -> Markup {
     }
 }
 
-/// Each group's bars over `from..to`.
+/// Bars over `from..to` by group and version (`*` for all versions when `versions` is empty).
 async fn series_of(
     state: &AppState,
     env_id: &str,
     group_ids: &[String],
+    versions: &[String],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     max_bars: usize,
-) -> PageResult<(Option<Series>, HashMap<String, Vec<i64>>)> {
+) -> PageResult<(Option<Series>, HashMap<(String, String), Vec<i64>>)> {
     let Some(series) = Series::of(from.timestamp_millis(), to.timestamp_millis(), max_bars) else {
         return Ok((None, HashMap::new()));
     };
@@ -147,15 +148,17 @@ async fn series_of(
         .error_count_series(
             env_id,
             group_ids,
+            versions,
             series.granularity,
             series.first,
             series.end(),
         )
         .await?;
-    let mut bars: HashMap<String, Vec<i64>> = HashMap::new();
-    for (group, bucket, count) in rows {
+    let mut bars: HashMap<(String, String), Vec<i64>> = HashMap::new();
+    for (group, version, bucket, count) in rows {
         if let Some(i) = series.bar_of(bucket) {
-            bars.entry(group).or_insert_with(|| vec![0; series.bars])[i] += count;
+            bars.entry((group, version))
+                .or_insert_with(|| vec![0; series.bars])[i] += count;
         }
     }
     Ok((Some(series), bars))
@@ -193,7 +196,8 @@ pub async fn errors_page(
     let env_id = pe.auth.environment.id.clone();
     let page_rows = state.store.list_error_groups(&env_id, &query).await?;
     let ids: Vec<String> = page_rows.rows.iter().map(|r| r.group.id.clone()).collect();
-    let (series, bars) = series_of(&state, &env_id, &ids, query.from, query.to, LIST_BARS).await?;
+    let (series, bars) =
+        series_of(&state, &env_id, &ids, &[], query.from, query.to, LIST_BARS).await?;
     let tasks: Vec<String> = match state.store.current_worker(&env_id).await? {
         Some((_, tasks)) => tasks.into_iter().map(|t| t.slug).collect(),
         None => Vec::new(),
@@ -214,7 +218,7 @@ pub async fn errors_page(
     let (message, clear) = take_flash(&state, &headers);
     let body = html! {
         (pe.nav("errors"))
-        h1 { "Errors" }
+        h1 data-refresh="60" { "Errors" }
         @if let Some(m) = &message { div.panel.flash role="status" { (m) } }
         form.panel.row-actions method="get" aria-label="Filter errors" {
             div {
@@ -277,7 +281,7 @@ pub async fn errors_page(
                             td { (r.count) }
                             td {
                                 @if let Some(s) = &series {
-                                    (chart(s, bars.get(&r.group.id).map(Vec::as_slice).unwrap_or(&vec![0; s.bars]), 120, 24))
+                                    (chart(s, bars.get(&(r.group.id.clone(), "*".to_string())).map(Vec::as_slice).unwrap_or(&vec![0; s.bars]), 120, 24))
                                 }
                             }
                             td { (time(r.fingerprint_first_seen)) }
@@ -351,6 +355,7 @@ async fn render_detail(
         state,
         env_id,
         std::slice::from_ref(&d.group.id),
+        &d.affected_versions,
         from,
         now,
         DETAIL_BARS,
@@ -502,9 +507,15 @@ async fn render_detail(
                 }
             }
         }
-        h2 { "Occurrences, last 7 days" }
+        h2 { "Occurrences in the last 7 days, by version" }
         @if let Some(s) = &series {
-            (chart(s, bars.get(&d.group.id).map(Vec::as_slice).unwrap_or(&vec![0; s.bars]), 720, 80))
+            @if d.affected_versions.is_empty() { p.muted { "No version recorded." } }
+            @for v in &d.affected_versions {
+                figure {
+                    figcaption { "Version " (v) }
+                    (chart(s, bars.get(&(d.group.id.clone(), v.clone())).map(Vec::as_slice).unwrap_or(&vec![0; s.bars]), 720, 48))
+                }
+            }
         }
         h2 { "Runs" }
         @if runs.is_empty() {

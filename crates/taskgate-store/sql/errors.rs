@@ -643,21 +643,29 @@ impl ErrorStore for Backend {
         &self,
         environment_id: &str,
         group_ids: &[String],
+        versions: &[String],
         granularity: i32,
         from: i64,
         to: i64,
-    ) -> StoreResult<Vec<(String, i64, i64)>> {
+    ) -> StoreResult<Vec<(String, String, i64, i64)>> {
         if group_ids.is_empty() {
             return Ok(Vec::new());
         }
         count("error_count_series");
         let mut q: QueryBuilder<Db> = QueryBuilder::new(
-            "SELECT c.group_id, c.bucket, c.count FROM error_counts c WHERE c.environment_id = ",
+            "SELECT c.group_id, c.version, c.bucket, c.count FROM error_counts c WHERE c.environment_id = ",
         );
-        q.push_bind(environment_id)
-            .push(" AND c.version = ")
-            .push_bind(ALL_VERSIONS)
-            .push(" AND c.granularity = ")
+        q.push_bind(environment_id).push(" AND c.version IN (");
+        {
+            let mut vs = q.separated(", ");
+            if versions.is_empty() {
+                vs.push_bind(ALL_VERSIONS);
+            }
+            for v in versions {
+                vs.push_bind(v.clone());
+            }
+        }
+        q.push(") AND c.granularity = ")
             .push_bind(granularity)
             .push(" AND c.bucket >= ")
             .push_bind(from)
@@ -670,12 +678,13 @@ impl ErrorStore for Backend {
                 ids.push_bind(id.clone());
             }
         }
-        q.push(") ORDER BY c.group_id, c.bucket");
+        q.push(") ORDER BY c.group_id, c.version, c.bucket");
         let rows = q.build().fetch_all(&self.reader).await.map_err(map_err)?;
         rows.iter()
             .map(|r| {
                 Ok((
                     s(r, "group_id")?,
+                    s(r, "version")?,
                     r.try_get::<i64, _>("bucket").map_err(map_err)?,
                     r.try_get::<i64, _>("count").map_err(map_err)?,
                 ))

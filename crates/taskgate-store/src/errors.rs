@@ -207,17 +207,19 @@ pub trait ErrorStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Option<String>>>;
 
-    /// The all-versions counts of `group_ids` in the buckets of `granularity` starting in
-    /// `from..to` (ms), as `(group id, bucket start, count)`: what an activity chart draws
+    /// The counts of `group_ids` in the buckets of `granularity` starting in `from..to` (ms),
+    /// for each of `versions` (all versions together when empty), as `(group id, version,
+    /// bucket start, count)`, the version `*` for all: what an activity chart draws
     /// (`taskgate_core::errors::Series` chooses the granularity and range).
     async fn error_count_series(
         &self,
         environment_id: &str,
         group_ids: &[String],
+        versions: &[String],
         granularity: i32,
         from: i64,
         to: i64,
-    ) -> StoreResult<Vec<(String, i64, i64)>>;
+    ) -> StoreResult<Vec<(String, String, i64, i64)>>;
 
     /// Reopens ignored groups whose duration has passed, recording why; how many.
     async fn reopen_expired_ignores(&self, now: DateTime<Utc>) -> StoreResult<u64>;

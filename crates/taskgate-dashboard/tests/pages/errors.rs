@@ -96,6 +96,11 @@ async fn triage_from_the_page_is_recorded_with_the_signed_in_user(b: Backend) {
     assert_eq!(detail.status, StatusCode::OK, "{}", detail.text);
     assert!(detail.text.contains("Nobody has triaged this error yet."));
     assert!(detail.text.contains("20260301.1"), "affected versions");
+    assert!(
+        detail.text.contains("<figcaption>Version 20260301.1</figcaption>"),
+        "occurrences over time, by version"
+    );
+    assert!(detail.text.contains("2 occurrences in"), "{}", detail.text);
     let csrf = detail.input_value("_csrf").unwrap();
 
     let resolved = app

@@ -796,24 +796,56 @@ pub async fn activity_series_count_each_bucket_of_a_group(store: Arc<dyn Store>)
     let from = at(0).timestamp_millis();
     let series = Series::of(from, at(179).timestamp_millis(), 48).unwrap();
     assert_eq!(series.bars, 3, "three hours, one bar each");
+    let bars_of = |rows: &[(String, String, i64, i64)], version: &str| {
+        let mut bars = vec![0; series.bars];
+        for (group, v, bucket, count) in rows {
+            assert_eq!(group, &flaky);
+            if v == version {
+                bars[series.bar_of(*bucket).unwrap()] += count;
+            }
+        }
+        bars
+    };
     let rows = store
         .error_count_series(
             &env,
             std::slice::from_ref(&flaky),
+            &[],
             series.granularity,
             series.first,
             series.end(),
         )
         .await
         .unwrap();
-    let mut bars = vec![0; series.bars];
-    for (group, bucket, count) in &rows {
-        assert_eq!(group, &flaky);
-        bars[series.bar_of(*bucket).unwrap()] += count;
-    }
-    assert_eq!(bars, vec![2, 0, 1]);
+    assert_eq!(bars_of(&rows, "*"), vec![2, 0, 1]);
+    let versions = ["20260101.1".to_string(), "20260101.2".to_string()];
+    let by_version = store
+        .error_count_series(
+            &env,
+            std::slice::from_ref(&flaky),
+            &versions,
+            series.granularity,
+            series.first,
+            series.end(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bars_of(&by_version, "20260101.1"), vec![1, 0, 0]);
+    assert_eq!(bars_of(&by_version, "20260101.2"), vec![1, 0, 0]);
+    assert_eq!(
+        bars_of(&by_version, "*"),
+        vec![0, 0, 0],
+        "only the versions asked for"
+    );
     assert!(store
-        .error_count_series(&env, &[], series.granularity, series.first, series.end())
+        .error_count_series(
+            &env,
+            &[],
+            &[],
+            series.granularity,
+            series.first,
+            series.end()
+        )
         .await
         .unwrap()
         .is_empty());
