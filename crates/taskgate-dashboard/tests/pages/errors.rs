@@ -97,7 +97,9 @@ async fn triage_from_the_page_is_recorded_with_the_signed_in_user(b: Backend) {
     assert!(detail.text.contains("Nobody has triaged this error yet."));
     assert!(detail.text.contains("20260301.1"), "affected versions");
     assert!(
-        detail.text.contains("<figcaption>Version 20260301.1</figcaption>"),
+        detail
+            .text
+            .contains("<figcaption>Version 20260301.1</figcaption>"),
         "occurrences over time, by version"
     );
     assert!(detail.text.contains("2 occurrences in"), "{}", detail.text);
