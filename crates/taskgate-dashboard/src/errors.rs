@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Duration, Utc};
 use maud::{html, Markup};
@@ -27,8 +27,8 @@ use taskgate_store::{
 };
 
 use crate::envs::{self, PageEnv};
-use crate::layout::{page, see_other, send, send_with, time, PageError, PageResult, CSP};
-use crate::session::{encode, flash, take_flash, SignedIn};
+use crate::layout::{page, send, send_with, time, PageError, PageResult, CSP};
+use crate::session::{clearing_flash, encode, redirect_with_flash, take_flash, SignedIn};
 
 /// Most bars in a list row's activity chart (a day is 25 hourly bars, its ends partial), and in
 /// a detail's.
@@ -296,11 +296,10 @@ pub async fn errors_page(
             @if let Some(r) = next { a href=(format!("?{filters}{sep}after={}", cursor_of(r))) { "Less frequent →" } }
         }
     };
-    let mut resp = send(page("Errors", Some(&who.viewer()), body));
-    if let Some(c) = clear {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(clearing_flash(
+        send(page("Errors", Some(&who.viewer()), body)),
+        clear,
+    ))
 }
 
 /// The group a path names, if the user may read it.
@@ -329,11 +328,8 @@ pub async fn error_page(
 ) -> PageResult {
     let pe = envs::resolve(&state, &who, &org, &project, &env).await?;
     let (message, clear) = take_flash(&state, &headers);
-    let mut resp = render_detail(&state, &who, &pe, &error_id, message.as_deref(), None).await?;
-    if let Some(c) = clear {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    let resp = render_detail(&state, &who, &pe, &error_id, message.as_deref(), None).await?;
+    Ok(clearing_flash(resp, clear))
 }
 
 /// The detail page, with a message after an action, or the custom-ignore form's error.
@@ -414,7 +410,7 @@ async fn render_detail(
         div.panel {
             p { strong { (d.group.error_type) } ": " (d.group.error_message) }
             @if !d.group.sample_stack.is_empty() {
-                details { summary { "Stack trace" } pre { code { (d.group.sample_stack) } } }
+                details { summary { "Stack trace" } pre tabindex="0" { code { (d.group.sample_stack) } } }
             }
             dl {
                 dt { "Status" } dd { (status_badge(status)) }
@@ -602,11 +598,12 @@ async fn act(
         &[Resource::with_id("errors", error_id)],
     )?;
     apply_triage(state, &pe.auth.environment.id, &fp, action, &actor(who)).await?;
-    let mut resp = see_other(&format!("{}/errors/{}", pe.base(), group_id(&fp)));
-    if let Some(c) = flash(state, headers, message) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(redirect_with_flash(
+        state,
+        headers,
+        &format!("{}/errors/{}", pe.base(), group_id(&fp)),
+        message,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

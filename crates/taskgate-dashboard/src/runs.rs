@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use chrono::{DateTime, Duration, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -21,8 +21,8 @@ use taskgate_server::state::AppState;
 use taskgate_store::{Run, RunFilter, RunPage};
 
 use crate::envs::{self, PageEnv};
-use crate::layout::{page, see_other, send, time, PageError, PageResult};
-use crate::session::{encode, flash, take_flash, SignedIn};
+use crate::layout::{page, send, time, PageError, PageResult};
+use crate::session::{clearing_flash, encode, redirect_with_flash, take_flash, SignedIn};
 
 /// Runs per page.
 const PAGE_SIZE: u32 = 25;
@@ -240,11 +240,10 @@ pub async fn runs_page(
             p { a href=(href) { "Older runs →" } }
         }
     };
-    let mut resp = send(page("Runs", Some(&who.viewer()), body));
-    if let Some(c) = clear {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(clearing_flash(
+        send(page("Runs", Some(&who.viewer()), body)),
+        clear,
+    ))
 }
 
 fn status_badge(r: &Run) -> Markup {
@@ -284,9 +283,9 @@ fn error_line(error: &Value) -> Markup {
 /// A packet shown as pretty JSON (or text), or a dash.
 fn packet(data: Option<&str>, kind: Option<&str>) -> Markup {
     match decode_packet(data, kind) {
-        Some(Value::String(s)) => html! { pre { code { (s) } } },
+        Some(Value::String(s)) => html! { pre tabindex="0" { code { (s) } } },
         Some(v) => {
-            html! { pre { code { (serde_json::to_string_pretty(&v).unwrap_or_default()) } } }
+            html! { pre tabindex="0" { code { (serde_json::to_string_pretty(&v).unwrap_or_default()) } } }
         }
         None => html! { p.muted { "None" } },
     }
@@ -407,7 +406,7 @@ pub async fn run_page(
             div.panel role="note" {
                 p { (error_line(e)) }
                 @let stack = sample(e).stack;
-                @if !stack.is_empty() { pre { code { (stack) } } }
+                @if !stack.is_empty() { pre tabindex="0" { code { (stack) } } }
             }
         } @else {
             h2 { "Output" }
@@ -437,15 +436,14 @@ pub async fn run_page(
             }
         }
     };
-    let mut resp = send(page(
-        &format!("Run {}", run.friendly_id),
-        Some(&who.viewer()),
-        body,
-    ));
-    if let Some(c) = clear {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(clearing_flash(
+        send(page(
+            &format!("Run {}", run.friendly_id),
+            Some(&who.viewer()),
+            body,
+        )),
+        clear,
+    ))
 }
 
 /// `POST …/runs/{run}/cancel`.
@@ -467,11 +465,12 @@ pub async fn cancel_run(
     )?;
     cancel(&state, &pe.auth.environment.id, &run.friendly_id).await?;
     let here = format!("{}/runs/{}", pe.base(), run.friendly_id);
-    let mut resp = see_other(&here);
-    if let Some(c) = flash(&state, &headers, "Run canceled.") {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(redirect_with_flash(
+        &state,
+        &headers,
+        &here,
+        "Run canceled.",
+    ))
 }
 
 /// `POST …/runs/{run}/replay`: a new run with the same payload; goes to it.
@@ -504,10 +503,7 @@ pub async fn replay_run(
         ReplayOverrides::default(),
     )
     .await?;
-    let mut resp = see_other(&format!("{}/runs/{}", pe.base(), new.friendly_id));
     let message = format!("Replayed {} as this run.", old.friendly_id);
-    if let Some(c) = flash(&state, &headers, &message) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    let location = format!("{}/runs/{}", pe.base(), new.friendly_id);
+    Ok(redirect_with_flash(&state, &headers, &location, &message))
 }

@@ -110,7 +110,7 @@ pub async fn login_page(
         } @else {
             div.panel {
                 p { "This server signs you in with a one-time link. Ask its operator for one, or, on the server's host, run:" }
-                pre { code { "taskgate login-link --email you@example.com" } }
+                pre tabindex="0" { code { "taskgate login-link --email you@example.com" } }
                 p.muted { "The link works once, for " (SIGN_IN_LINK_TTL.num_minutes()) " minutes. Open it in this browser." }
             }
         }
