@@ -9,13 +9,13 @@
 // Needs target/release/taskgate and the seeder (cargo build --release -p taskgate, then
 // cargo build --release -p taskgate-server --example seed_errors), and for postgres
 // TASKGATE_TEST_DATABASE_URL (a fresh database is created and dropped with psql).
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Client, freePort, opt, pct } from "./lib.mjs";
+import { Client, opt, pct, startServer, stopServer } from "./lib.mjs";
 
 const BACKEND = opt("backend", "sqlite");
 const RUNS = Number(opt("runs", 100_000));
@@ -28,28 +28,6 @@ const seeder = join(root, "target/release/examples/seed_errors");
 const api = new Client({ maxSockets: 16 });
 const request = (...args) => api.request(...args);
 const PG = process.env.TASKGATE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-
-async function startServer(dir, extra) {
-  const port = await freePort();
-  api.base = `http://127.0.0.1:${port}`;
-  const server = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dir, ...extra], {
-    env: { ...process.env, RUST_LOG: "warn", TASKGATE_LOG_FORMAT: "json" },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  for (let i = 0; ; i++) {
-    try {
-      if ((await request("GET", "/healthz", "")).status === 200) return server;
-    } catch {}
-    if (i > 200) throw new Error("server did not start");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function stop(server) {
-  const exited = new Promise((r) => server.once("exit", r));
-  server.kill("SIGTERM");
-  await exited;
-}
 
 /** Triggers `n` runs of five tasks, `concurrency` at a time. */
 async function triggerRuns(key, n, concurrency = 16) {
@@ -111,7 +89,7 @@ async function main() {
   }
   let server;
   try {
-    server = await startServer(dir, extra);
+    server = await startServer(api, bin, dir, extra);
     const admin = readFileSync(join(dir, "admin-token"), "utf8").trim();
     const org = (await request("POST", "/api/v1/orgs", admin, { title: "Bench" })).body;
     const project = (await request("POST", `/api/v1/orgs/${org.slug}/projects`, admin, { name: "Bench" })).body;
@@ -120,7 +98,7 @@ async function main() {
     const started = Date.now();
     await triggerRuns(key, RUNS);
     const runSeconds = (Date.now() - started) / 1000;
-    await stop(server);
+    await stopServer(server);
 
     const seedStarted = Date.now();
     execFileSync(
@@ -132,7 +110,7 @@ async function main() {
     const seedSeconds = (Date.now() - seedStarted) / 1000;
     if (BACKEND === "postgres") execFileSync("psql", [databaseUrl, "-qc", "VACUUM ANALYZE"]);
 
-    server = await startServer(dir, extra);
+    server = await startServer(api, bin, dir, extra);
     const cookie = await signIn(dir, extra, "admin@taskgate.local");
     const base = `/orgs/${org.slug}/projects/${project.externalRef}/env/prod`;
     const runs = (await request("GET", "/api/v1/runs?page[size]=1", key)).body.data;
@@ -153,7 +131,7 @@ async function main() {
     const results = [];
     for (const p of pages) results.push(await timePage(cookie, p));
     console.log(JSON.stringify({ backend: BACKEND, runs: RUNS, groups: GROUPS, occurrences: OCCURRENCES, runSeconds, seedSeconds, pages: results }, null, 1));
-    await stop(server);
+    await stopServer(server);
     server = undefined;
   } finally {
     if (server) server.kill("SIGKILL");

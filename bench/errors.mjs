@@ -8,13 +8,13 @@
 // Needs target/release/taskgate and the seeder (cargo build --release -p taskgate
 // -p taskgate-server --example seed_errors), and for postgres TASKGATE_TEST_DATABASE_URL
 // (a fresh database is created and dropped with psql).
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Client, freePort, opt, pct } from "./lib.mjs";
+import { Client, opt, pct, startServer, stopServer } from "./lib.mjs";
 
 const BACKEND = opt("backend", "sqlite");
 const RUNS = Number(opt("runs", 1_000_000));
@@ -28,28 +28,6 @@ const request = (...args) => api.request(...args);
 const PG = process.env.TASKGATE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
 
-
-async function startServer(dir, extra) {
-  const port = await freePort();
-  api.base = `http://127.0.0.1:${port}`;
-  const server = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dir, ...extra], {
-    env: { ...process.env, RUST_LOG: "warn", TASKGATE_LOG_FORMAT: "json" },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  for (let i = 0; ; i++) {
-    try {
-      if ((await request("GET", "/healthz", "")).status === 200) return server;
-    } catch {}
-    if (i > 200) throw new Error("server did not start");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function stop(server) {
-  const exited = new Promise((r) => server.once("exit", r));
-  server.kill("SIGTERM");
-  await exited;
-}
 
 async function timeQuery(key, path) {
   for (let i = 0; i < 5; i++) await request("GET", path, key); // warm caches
@@ -79,13 +57,13 @@ async function main() {
   }
   let server;
   try {
-    server = await startServer(dir, extra);
+    server = await startServer(api, bin, dir, extra);
     const admin = readFileSync(join(dir, "admin-token"), "utf8").trim();
     const org = (await request("POST", "/api/v1/orgs", admin, { title: "Bench" })).body;
     const project = (await request("POST", `/api/v1/orgs/${org.slug}/projects`, admin, { name: "Bench" })).body;
     const key = (await request("GET", `/api/v1/projects/${project.externalRef}/prod`, admin)).body.apiKey;
     const env = (await request("POST", "/api/v1/auth/jwt/claims", key)).body.sub;
-    await stop(server);
+    await stopServer(server);
 
     const seedStarted = Date.now();
     const seeded = JSON.parse(
@@ -103,7 +81,7 @@ async function main() {
       execFileSync("psql", [databaseUrl, "-qc", "VACUUM ANALYZE"]);
     }
 
-    server = await startServer(dir, extra);
+    server = await startServer(api, bin, dir, extra);
     // A tenth of the groups resolved, so the status filter has something to sort out.
     const page = await request("GET", "/api/v1/errors?filter[period]=30d&page[size]=100", key);
     for (const g of page.body.data.slice(0, 10)) {
@@ -118,7 +96,7 @@ async function main() {
     const results = [];
     for (const q of queries) results.push(await timeQuery(key, q));
     console.log(JSON.stringify({ backend: BACKEND, runs: RUNS, groups: GROUPS, seedSeconds, ingestion: seeded, list: results }, null, 1));
-    await stop(server);
+    await stopServer(server);
     server = undefined;
   } finally {
     if (server) server.kill("SIGKILL");

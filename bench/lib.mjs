@@ -72,3 +72,31 @@ export class Client {
     });
   }
 }
+
+/**
+ * Starts `bin serve` on a free loopback port with `dir` as its data directory and `extra`
+ * options, points `client` at it, and resolves once `/healthz` answers (20 s at most).
+ */
+export async function startServer(client, bin, dir, extra = []) {
+  const { spawn } = await import("node:child_process");
+  const port = await freePort();
+  client.base = `http://127.0.0.1:${port}`;
+  const server = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dir, ...extra], {
+    env: { ...process.env, RUST_LOG: "warn", TASKGATE_LOG_FORMAT: "json" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  for (let i = 0; ; i++) {
+    try {
+      if ((await client.request("GET", "/healthz", "")).status === 200) return server;
+    } catch {}
+    if (i > 200) throw new Error("server did not start");
+    await sleep(100);
+  }
+}
+
+/** Stops a server from `startServer` and waits for it to exit. */
+export async function stopServer(server) {
+  const exited = new Promise((r) => server.once("exit", r));
+  server.kill("SIGTERM");
+  await exited;
+}

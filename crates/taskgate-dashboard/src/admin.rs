@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::html;
 use serde::Deserialize;
@@ -14,8 +14,8 @@ use taskgate_server::routes::admin::{new_user, set_admin};
 use taskgate_server::state::AppState;
 use taskgate_store::{audit_action, AuditQuery};
 
-use crate::layout::{page, see_other, send, time, PageError, PageResult};
-use crate::session::{flash, take_flash, SignedIn};
+use crate::layout::{page, send, time, PageError, PageResult};
+use crate::session::{clearing_flash, redirect_with_flash, take_flash, SignedIn};
 
 /// Audit entries per page.
 const AUDIT_PAGE: u32 = 50;
@@ -118,19 +118,14 @@ pub async fn admin_page(
             }
         }
     };
-    let mut resp = send(page("Administration", Some(&who.viewer()), body));
-    if let Some(c) = clear {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(clearing_flash(
+        send(page("Administration", Some(&who.viewer()), body)),
+        clear,
+    ))
 }
 
 fn back(state: &AppState, headers: &HeaderMap, message: &str) -> axum::response::Response {
-    let mut resp = see_other("/admin");
-    if let Some(c) = flash(state, headers, message) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    resp
+    redirect_with_flash(state, headers, "/admin", message)
 }
 
 /// `POST /admin/users`.

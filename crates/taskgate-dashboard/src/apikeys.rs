@@ -7,7 +7,7 @@
 //! `routes::admin::change_grace`) and the same role checks.
 
 use axum::extract::{Form, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use chrono::Duration;
 use maud::{html, Markup};
 use secrecy::ExposeSecret;
@@ -21,8 +21,8 @@ use taskgate_server::state::AppState;
 use taskgate_store::{EnvironmentAuth, StoreError};
 
 use crate::envs::{self, env_title};
-use crate::layout::{page, see_other, send, time, PageError, PageResult};
-use crate::session::{flash, take_flash, SignedIn};
+use crate::layout::{page, send, time, PageError, PageResult};
+use crate::session::{clearing_flash, redirect_with_flash, take_flash, SignedIn};
 
 /// Words of the typed confirmation: short, distinct, easy to type.
 const WORDS: [&str; 64] = [
@@ -229,11 +229,10 @@ pub async fn keys_page(
             }
         }
     };
-    let mut resp = send(page("API keys", Some(&who.viewer()), body));
-    if let Some(c) = clear {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(clearing_flash(
+        send(page("API keys", Some(&who.viewer()), body)),
+        clear,
+    ))
 }
 
 /// An administrator's controls of one key's grace window.
@@ -288,11 +287,12 @@ pub async fn regenerate(
         plaintext.expose_secret(),
         rotation.revoked.expires_at.format("%Y-%m-%d %H:%M UTC"),
     );
-    let mut resp = see_other(&base(&org, &project, &env));
-    if let Some(c) = flash(&state, &headers, &message) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(redirect_with_flash(
+        &state,
+        &headers,
+        &base(&org, &project, &env),
+        &message,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -344,9 +344,10 @@ pub async fn grace(
             change.revoked.expires_at.format("%Y-%m-%d %H:%M UTC")
         )
     };
-    let mut resp = see_other(&base(&org, &project, &env));
-    if let Some(c) = flash(&state, &headers, &message) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(redirect_with_flash(
+        &state,
+        &headers,
+        &base(&org, &project, &env),
+        &message,
+    ))
 }

@@ -193,6 +193,28 @@ pub fn flash(state: &AppState, headers: &HeaderMap, message: &str) -> Option<Hea
     )
 }
 
+/// A 303 to `location` (post/redirect/get) carrying `message` for the page there.
+pub fn redirect_with_flash(
+    state: &AppState,
+    headers: &HeaderMap,
+    location: &str,
+    message: &str,
+) -> Response {
+    let mut resp = see_other(location);
+    if let Some(c) = flash(state, headers, message) {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+/// `resp`, clearing the flash cookie it showed (the second value of [`take_flash`]).
+pub fn clearing_flash(mut resp: Response, clear: Option<HeaderValue>) -> Response {
+    if let Some(c) = clear {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
 /// The flash message of this request, if any, and the header that clears it.
 pub fn take_flash(state: &AppState, headers: &HeaderMap) -> (Option<String>, Option<HeaderValue>) {
     let Some(raw) = cookie(headers, FLASH_COOKIE) else {

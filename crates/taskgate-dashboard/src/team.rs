@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 
 use axum::extract::{Form, Path, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use maud::html;
 use taskgate_core::role::{can_manage_member, Role};
 use taskgate_server::routes::orgs::{add, change_member, membership};
 use taskgate_server::state::AppState;
 
-use crate::layout::{page, see_other, send, time, PageError, PageResult};
-use crate::session::{flash, take_flash, SignedIn};
+use crate::layout::{page, send, time, PageError, PageResult};
+use crate::session::{clearing_flash, redirect_with_flash, take_flash, SignedIn};
 
 fn path(org: &str) -> String {
     format!("/orgs/{org}/settings/team")
@@ -105,11 +105,10 @@ pub async fn team_page(
             }
         }
     };
-    let mut resp = send(page("Team", Some(&who.viewer()), body));
-    if let Some(c) = clear {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(clearing_flash(
+        send(page("Team", Some(&who.viewer()), body)),
+        clear,
+    ))
 }
 
 fn role_of(form: &HashMap<String, String>) -> PageResult<Role> {
@@ -124,11 +123,7 @@ fn back(
     org: &str,
     message: &str,
 ) -> axum::response::Response {
-    let mut resp = see_other(&path(org));
-    if let Some(c) = flash(state, headers, message) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    resp
+    redirect_with_flash(state, headers, &path(org), message)
 }
 
 /// `POST`: adds a member.

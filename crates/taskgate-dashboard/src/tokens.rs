@@ -6,7 +6,7 @@
 //! checks and audit records.
 
 use axum::extract::{Form, Path, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use maud::html;
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,8 +18,8 @@ use taskgate_server::routes::user_actor::sign_user_actor_token;
 use taskgate_server::state::AppState;
 use taskgate_store::StoreError;
 
-use crate::layout::{page, see_other, send, time, PageError, PageResult};
-use crate::session::{flash, take_flash, SignedIn};
+use crate::layout::{page, send, time, PageError, PageResult};
+use crate::session::{clearing_flash, redirect_with_flash, take_flash, SignedIn};
 
 const PATH: &str = "/account/tokens";
 /// Lifetimes offered for a user-actor token, in seconds.
@@ -117,11 +117,10 @@ pub async fn tokens_page(
             }
         }
     };
-    let mut resp = send(page("Tokens", Some(&who.viewer()), body));
-    if let Some(c) = clear {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    Ok(resp)
+    Ok(clearing_flash(
+        send(page("Tokens", Some(&who.viewer()), body)),
+        clear,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,7 +150,7 @@ pub async fn create(
         "Created the token \"{name}\": {} (shown once here; copy it now, you will not be able to see it again).",
         created.token
     );
-    Ok(with_flash(&state, &headers, &message))
+    Ok(redirect_with_flash(&state, &headers, PATH, &message))
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,7 +183,7 @@ pub async fn revoke(
         Err(e) => return Err(e.into()),
     };
     let message = format!("Revoked the token \"{}\".", revoked.name);
-    Ok(with_flash(&state, &headers, &message))
+    Ok(redirect_with_flash(&state, &headers, PATH, &message))
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,13 +237,5 @@ pub async fn mint(
         "Minted a user-actor token from \"{}\", valid for {} seconds: {token} (shown once here; copy it now).",
         source.name, ttl
     );
-    Ok(with_flash(&state, &headers, &message))
-}
-
-fn with_flash(state: &AppState, headers: &HeaderMap, message: &str) -> axum::response::Response {
-    let mut resp = see_other(PATH);
-    if let Some(c) = flash(state, headers, message) {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    resp
+    Ok(redirect_with_flash(&state, &headers, PATH, &message))
 }
