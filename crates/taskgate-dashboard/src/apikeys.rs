@@ -175,6 +175,13 @@ pub async fn keys_page(
                     input type="hidden" name="_csrf" value=(who.csrf());
                     label for="confirm" { "Enter this text below to confirm: " strong.mono { (words) } }
                     input #confirm name="confirm" autocomplete="off" required data-confirm=(words);
+                    @if admin {
+                        label for="grace" { "As an administrator, keep the previous key valid for" }
+                        select #grace name="grace" {
+                            option value="" selected { "the default (" (grace_hours) " hours)" }
+                            @for (h, label) in EXTEND_CHOICES { option value=(h) { (label) } }
+                        }
+                    }
                     " "
                     button.danger type="submit" { "Regenerate" }
                 }
@@ -263,6 +270,8 @@ pub struct RegenerateForm {
     #[serde(rename = "_csrf")]
     csrf: Option<String>,
     confirm: Option<String>,
+    /// An administrator's grace for the previous key, in hours (one of [`EXTEND_CHOICES`]).
+    grace: Option<String>,
 }
 
 /// `POST …/regenerate`: rotates the key once the confirmation matches.
@@ -280,7 +289,30 @@ pub async fn regenerate(
             "The confirmation text did not match. Go back and type the words shown.",
         ));
     }
-    let (_, plaintext, rotation) = rotate(&state, &who.principal(), &project, &env).await?;
+    // Checked before rotating, so a bad choice changes nothing.
+    let grace = match form.grace.as_deref().filter(|g| !g.is_empty()) {
+        None => None,
+        Some(_) if !who.session.user.admin => {
+            return Err(PageError::forbidden(
+                "Only an administrator can choose another grace window.",
+            ))
+        }
+        Some(g) => Some(
+            g.parse::<i64>()
+                .ok()
+                .filter(|h| EXTEND_CHOICES.iter().any(|(c, _)| c == h))
+                .ok_or_else(|| {
+                    PageError::bad_request("Choose one of the offered grace windows.")
+                })?,
+        ),
+    };
+    let (_, plaintext, mut rotation) = rotate(&state, &who.principal(), &project, &env).await?;
+    if let Some(hours) = grace {
+        let until = state.now() + Duration::hours(hours);
+        rotation.revoked = change_grace(&state, &who.principal(), &rotation.revoked.id, until)
+            .await?
+            .revoked;
+    }
     let message = format!(
         "API keys regenerated for {} environment. The new key is {} (shown once here; copy it now). The previous key works until {}.",
         env_title(&env).to_lowercase(),

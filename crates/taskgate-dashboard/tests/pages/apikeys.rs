@@ -215,7 +215,48 @@ async fn members_without_admin_cannot_change_a_grace_and_strangers_see_nothing(b
     app.cleanup().await;
 }
 
+async fn an_administrator_picks_another_grace_when_regenerating(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (path, _, old) = keys_page(&app).await;
+    let page = app.get(&path).await;
+    assert!(page.text.contains("keep the previous key valid for"));
+    let csrf = page.input_value("_csrf").unwrap();
+    let words = page.attr("data-confirm").unwrap();
+    let odd = app
+        .post_form(
+            &format!("{path}/regenerate"),
+            &[("_csrf", &csrf), ("confirm", &words), ("grace", "5")],
+        )
+        .await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST);
+    assert!(
+        app.get(&path)
+            .await
+            .text
+            .contains("None: no previous key still works."),
+        "nothing rotated"
+    );
+    let done = app
+        .post_form(
+            &format!("{path}/regenerate"),
+            &[("_csrf", &csrf), ("confirm", &words), ("grace", "1")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let page = app.get(&path).await;
+    assert!(
+        page.text
+            .contains("Valid until <time datetime=\"2026-03-01T13:00:00Z\">"),
+        "{}",
+        page.text
+    );
+    app.clock.advance(chrono::Duration::minutes(61));
+    assert!(!app.key_works(&old).await, "the hour is over");
+    app.cleanup().await;
+}
+
 crate::on_both!(
+    an_administrator_picks_another_grace_when_regenerating,
     the_page_shows_the_key_masked_and_how_to_use_it,
     regenerating_needs_the_typed_words,
     after_regenerating_the_old_key_is_listed_in_its_grace_and_still_works,
