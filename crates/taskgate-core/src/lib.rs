@@ -16,6 +16,7 @@ pub mod ids;
 pub mod jwt;
 pub mod keys;
 pub mod pat;
+pub mod ratelimit;
 pub mod role;
 pub mod rotation;
 pub mod run;

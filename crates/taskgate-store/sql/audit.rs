@@ -22,6 +22,7 @@ pub(crate) struct AuditRecord<'a> {
     pub target_id: Option<&'a str>,
     pub old_expires_at: Option<DateTime<Utc>>,
     pub new_expires_at: Option<DateTime<Utc>>,
+    pub detail: Option<String>,
 }
 
 impl<'a> AuditRecord<'a> {
@@ -34,6 +35,7 @@ impl<'a> AuditRecord<'a> {
             target_id: None,
             old_expires_at: None,
             new_expires_at: None,
+            detail: None,
         }
     }
 }
@@ -46,8 +48,8 @@ pub(crate) async fn insert(
     count("audit_insert");
     sqlx::query(
         "INSERT INTO audit_events (id, occurred_at, action, actor_user_id, credential_id, credential_kind,
-                                   organization_id, environment_id, target_id, old_expires_at, new_expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                   organization_id, environment_id, target_id, old_expires_at, new_expires_at, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(new_id())
     .bind(to_millis(now))
@@ -60,6 +62,7 @@ pub(crate) async fn insert(
     .bind(rec.target_id)
     .bind(rec.old_expires_at.map(to_millis))
     .bind(rec.new_expires_at.map(to_millis))
+    .bind(rec.detail.as_deref())
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use taskgate_core::env::EnvType;
 use taskgate_core::ids::new_id;
+use taskgate_core::ratelimit::LimitConfig;
 use taskgate_core::role::Role;
 use taskgate_core::time::to_millis;
 use taskgate_store::*;
@@ -91,6 +92,60 @@ impl OrgStore for Backend {
         .await
         .map_err(map_err)?;
         rows.iter().map(rows::org).collect()
+    }
+
+    async fn org_rate_limit(&self, organization_id: &str) -> StoreResult<Option<LimitConfig>> {
+        count("org_rate_limit");
+        let row = sqlx::query(
+            "SELECT api_rate_limit FROM organizations WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(organization_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?
+        .ok_or(StoreError::NotFound)?;
+        rows::rate_limit(&row)
+    }
+
+    async fn set_org_rate_limit(
+        &self,
+        organization_id: &str,
+        limit: Option<&LimitConfig>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let new = limit
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("set_org_rate_limit_read");
+        let row = sqlx::query(
+            "SELECT api_rate_limit FROM organizations WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(organization_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .ok_or(StoreError::NotFound)?;
+        let old = rows::rate_limit(&row)?;
+        count("set_org_rate_limit");
+        sqlx::query("UPDATE organizations SET api_rate_limit = $2 WHERE id = $1")
+            .bind(organization_id)
+            .bind(new.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let detail = serde_json::json!({ "old": old, "new": limit }).to_string();
+        let mut rec = AuditRecord::new(audit_action::ORG_RATE_LIMIT_CHANGED, actor);
+        rec.organization_id = Some(organization_id);
+        rec.target_id = Some(organization_id);
+        rec.detail = Some(detail);
+        audit::insert(&mut tx, rec, now).await?;
+        let event = ChangeEvent::OrgRateLimit {
+            organization_id: organization_id.to_string(),
+        };
+        self.commit_and_publish(tx, vec![event]).await
     }
 
     async fn find_membership(

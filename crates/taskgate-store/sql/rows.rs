@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use taskgate_core::env::EnvType;
+use taskgate_core::ratelimit::LimitConfig;
 use taskgate_core::role::Role;
 use taskgate_core::time::from_millis;
 use taskgate_store::*;
@@ -69,6 +70,17 @@ pub(crate) fn org(row: &DbRow) -> StoreResult<Organization> {
         slug: s(row, "org_slug")?,
         created_at: ts(row, "org_created_at")?,
     })
+}
+
+/// An organization's `api_rate_limit` column. A value this version cannot read (written by a
+/// later one) is an error, not a silent fall back to the default.
+pub(crate) fn rate_limit(row: &DbRow) -> StoreResult<Option<LimitConfig>> {
+    s_opt(row, "api_rate_limit")?
+        .map(|raw| {
+            serde_json::from_str(&raw)
+                .map_err(|e| StoreError::Other(format!("unreadable organization rate limit: {e}")))
+        })
+        .transpose()
 }
 
 pub(crate) fn role(row: &DbRow, col: &str) -> StoreResult<Role> {
@@ -178,5 +190,6 @@ pub(crate) fn audit_event(row: &DbRow) -> StoreResult<AuditEvent> {
         target_id: s_opt(row, "target_id")?,
         old_expires_at: ts_opt(row, "old_expires_at")?,
         new_expires_at: ts_opt(row, "new_expires_at")?,
+        detail: s_opt(row, "detail")?,
     })
 }

@@ -57,6 +57,8 @@ pub enum ChangeEvent {
     ProjectDeleted { project_id: String },
     /// An organization (and so everything in it) was soft-deleted.
     OrgDeleted { organization_id: String },
+    /// An organization's API rate limit changed.
+    OrgRateLimit { organization_id: String },
     /// A personal access token was revoked.
     PatRevoked { pat_id: String },
     /// A run changed state; `version` orders changes of one run. `execution_status` is its

@@ -232,6 +232,8 @@ pub struct AuditEvent {
     pub target_id: Option<String>,
     pub old_expires_at: Option<DateTime<Utc>>,
     pub new_expires_at: Option<DateTime<Utc>>,
+    /// What changed, as JSON, for events that carry more than an expiry.
+    pub detail: Option<String>,
 }
 
 /// Filters for paging through the audit log, newest first.
@@ -257,4 +259,5 @@ pub mod audit_action {
     pub const MEMBER_ADDED: &str = "member.added";
     pub const MEMBER_ROLE_CHANGED: &str = "member.role_changed";
     pub const MEMBER_REMOVED: &str = "member.removed";
+    pub const ORG_RATE_LIMIT_CHANGED: &str = "organization.rate_limit_changed";
 }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use taskgate_core::env::EnvType;
+use taskgate_core::ratelimit::LimitConfig;
 use taskgate_core::role::Role;
 use tokio::sync::broadcast;
 
@@ -97,6 +98,18 @@ pub trait OrgStore: Send + Sync {
     async fn list_orgs_for_user(&self, user_id: &str) -> StoreResult<Vec<OrgMembership>>;
     /// Every live organization, oldest first (for administrators).
     async fn list_organizations(&self) -> StoreResult<Vec<Organization>>;
+    /// A live organization's API rate limit (`None`: the server's default); `NotFound` for an
+    /// unknown or deleted organization.
+    async fn org_rate_limit(&self, organization_id: &str) -> StoreResult<Option<LimitConfig>>;
+    /// Sets (`Some`) or clears an organization's API rate limit, audited with the old and new
+    /// configuration, and tells every node. `NotFound` as [`OrgStore::org_rate_limit`].
+    async fn set_org_rate_limit(
+        &self,
+        organization_id: &str,
+        limit: Option<&LimitConfig>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// The organization named by id or slug, if `user_id` is a member.
     async fn find_membership(
         &self,

@@ -138,6 +138,7 @@ macro_rules! conformance_suite {
             purging_buckets_keeps_all_time_counts, concurrent_batches_sharing_groups_both_land,
             activity_series_count_each_bucket_of_a_group,
             members_change_role_and_leave_with_their_dev_environments,
+            org_rate_limits_are_set_cleared_and_audited,
             sign_in_links_work_once_and_not_after_expiry,
             sessions_live_until_ended_expired_or_demoted,
             authorization_codes_are_approved_once_and_redeemed_once);

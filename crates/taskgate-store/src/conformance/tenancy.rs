@@ -419,3 +419,66 @@ pub async fn members_change_role_and_leave_with_their_dev_environments(store: Ar
         .await
         .unwrap();
 }
+
+pub async fn org_rate_limits_are_set_cleared_and_audited(store: Arc<dyn Store>) {
+    use taskgate_core::ratelimit::{Interval, LimitConfig};
+    let (_, org, _) = fixture(&*store).await;
+    assert_eq!(store.org_rate_limit(&org.id).await.unwrap(), None);
+    let limit = LimitConfig::token_bucket(5, Interval::parse("1m").unwrap(), 10).unwrap();
+    let mut events = store.subscribe();
+    store
+        .set_org_rate_limit(&org.id, Some(&limit), &system(), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.org_rate_limit(&org.id).await.unwrap(),
+        Some(limit.clone())
+    );
+    assert_eq!(
+        events.recv().await.unwrap(),
+        ChangeEvent::OrgRateLimit {
+            organization_id: org.id.clone()
+        }
+    );
+    store
+        .set_org_rate_limit(&org.id, None, &system(), t0())
+        .await
+        .unwrap();
+    assert_eq!(store.org_rate_limit(&org.id).await.unwrap(), None);
+    let audit = store
+        .list_audit_events(&AuditQuery {
+            action: Some(audit_action::ORG_RATE_LIMIT_CHANGED.into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let ours: Vec<_> = audit
+        .iter()
+        .filter(|e| e.organization_id.as_deref() == Some(org.id.as_str()))
+        .collect();
+    assert_eq!(ours.len(), 2);
+    let detail = |i: usize| -> serde_json::Value {
+        serde_json::from_str(ours[i].detail.as_deref().unwrap()).unwrap()
+    };
+    // Newest first: the clearing, then the setting.
+    assert_eq!(detail(0)["old"]["maxTokens"], 10);
+    assert!(detail(0)["new"].is_null());
+    assert!(detail(1)["old"].is_null());
+    assert_eq!(detail(1)["new"]["interval"], "1m");
+    assert!(matches!(
+        store.org_rate_limit("nope").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .set_org_rate_limit("nope", None, &system(), t0())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store.soft_delete_org(&org.id, t0()).await.unwrap();
+    assert!(matches!(
+        store.org_rate_limit(&org.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
