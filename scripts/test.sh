@@ -3,10 +3,13 @@
 # the OpenAPI document check, a schema-driven fuzz run against the documented API, and the
 # compatibility suite with the official trigger.dev SDK and CLI, and the dashboard in headless
 # Chromium. Sets up what it needs on a fresh machine: a running local PostgreSQL (when the
-# cluster is installed but stopped), the npm packages of the compat suite, its task project and
-# the browser suite (from their lockfiles), and Debian's chromium package.
+# cluster is installed but stopped), a running local Redis (likewise), the npm packages of
+# the compat suite, its task project and the browser suite (from their lockfiles), and
+# Debian's chromium package.
 #
 #   TASKGATE_TEST_DATABASE_URL   PostgreSQL for the tests (default: the local cluster's `test`)
+#   TASKGATE_TEST_REDIS_URL      Redis for the shared rate-limit test (default: a local one,
+#                                started if it is installed and not running)
 #   TASKGATE_SKIP_COMPAT=1       skip the compatibility suite (it is counted as not run)
 #   TASKGATE_SKIP_BROWSER=1      skip the browser suite
 #   TASKGATE_FUZZ_SECONDS        time budget of the fuzz run (default 150)
@@ -25,6 +28,16 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   fi
 fi
 pg_isready -h 127.0.0.1 -p 5432 -q || { echo "PostgreSQL is not reachable at 127.0.0.1:5432; set TASKGATE_TEST_DATABASE_URL" >&2; exit 1; }
+
+# Redis holds the rate-limit buckets several nodes share; one test runs two nodes on it.
+export TASKGATE_TEST_REDIS_URL="${TASKGATE_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+if [ "$TASKGATE_TEST_REDIS_URL" = redis://127.0.0.1:6379 ] && ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  if command -v redis-server >/dev/null; then
+    log "starting a local Redis"
+    redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no >/dev/null
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+fi
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

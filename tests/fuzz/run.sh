@@ -38,7 +38,9 @@ base="http://127.0.0.1:$port"
 # Long polls answer within 2 s here: schemathesis gives each request 10 s, and a dequeue or a
 # live realtime read that waited its full default (10 s, 20 s) would be reported as a timeout.
 "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
-  --dequeue-wait-seconds 2 --realtime-poll-seconds 2 >"$work/server.log" 2>&1 &
+  --dequeue-wait-seconds 2 --realtime-poll-seconds 2 \
+  --api-rate-limit-refill-rate 1000000 --api-rate-limit-interval 1s --api-rate-limit-max 1000000 \
+  --api-rate-limit-jwt-tokens 1000000 >"$work/server.log" 2>&1 &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null || true

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod envvars;
 pub mod errors;
 pub mod login;
+pub mod ratelimit;
 pub mod realtime;
 pub mod runs;
 
@@ -282,6 +283,10 @@ pub struct AuditEventResponse {
     pub old_expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_expires_at: Option<DateTime<Utc>>,
+    /// What changed, for events that carry more than an expiry (a rate limit's `old` and
+    /// `new` configuration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use secrecy::SecretString;
 use serde::Deserialize;
+use taskgate_core::ratelimit::{Interval, LimitConfig};
 
 /// Default listen address: loopback, so a first start exposes nothing to the network.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3030";
@@ -242,6 +243,53 @@ pub struct ServeArgs {
     /// [default: 31536000, 365 days].
     #[arg(long, env = "TASKGATE_MAX_JWT_TTL_SECONDS", value_name = "SECONDS")]
     pub max_jwt_ttl_seconds: Option<i64>,
+
+    /// Rate-limit `/api/*` requests per credential, as upstream does [default: true].
+    #[arg(long, env = "TASKGATE_API_RATE_LIMIT", value_name = "BOOL")]
+    pub api_rate_limit: Option<bool>,
+
+    /// Tokens the default bucket regains every --api-rate-limit-interval (1 to 1000000)
+    /// [default: 250].
+    #[arg(long, env = "TASKGATE_API_RATE_LIMIT_REFILL_RATE", value_name = "N")]
+    pub api_rate_limit_refill_rate: Option<u32>,
+
+    /// How often the default bucket refills, e.g. `10s`, `1m` (1s to 1h) [default: 10s].
+    #[arg(
+        long,
+        env = "TASKGATE_API_RATE_LIMIT_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub api_rate_limit_interval: Option<String>,
+
+    /// Most tokens the default bucket holds: the burst (at least the refill rate, at most
+    /// 1000000) [default: 750].
+    #[arg(long, env = "TASKGATE_API_RATE_LIMIT_MAX", value_name = "N")]
+    pub api_rate_limit_max: Option<u32>,
+
+    /// Window of the public-JWT limit (1s to 1h) [default: 1m].
+    #[arg(
+        long,
+        env = "TASKGATE_API_RATE_LIMIT_JWT_WINDOW",
+        value_name = "DURATION"
+    )]
+    pub api_rate_limit_jwt_window: Option<String>,
+
+    /// Requests a public JWT (or the user acting through JWTs) may make per window
+    /// (1 to 1000000) [default: 60].
+    #[arg(long, env = "TASKGATE_API_RATE_LIMIT_JWT_TOKENS", value_name = "N")]
+    pub api_rate_limit_jwt_tokens: Option<u32>,
+
+    /// Redis shared by every node for rate-limit buckets: `redis://[user:pass@]host[:port][/db]`
+    /// or `rediss://…`. Without it each node limits on its own; while it is unreachable each
+    /// node falls back to its own buckets [default: none].
+    #[arg(
+        long,
+        env = "TASKGATE_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    #[serde(skip)]
+    pub redis_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -289,6 +337,21 @@ impl ServeArgs {
                 .or(base.database_statement_timeout_seconds),
             max_jwt_ttl_seconds: self.max_jwt_ttl_seconds.or(base.max_jwt_ttl_seconds),
             error_retention_days: self.error_retention_days.or(base.error_retention_days),
+            api_rate_limit: self.api_rate_limit.or(base.api_rate_limit),
+            api_rate_limit_refill_rate: self
+                .api_rate_limit_refill_rate
+                .or(base.api_rate_limit_refill_rate),
+            api_rate_limit_interval: self
+                .api_rate_limit_interval
+                .or(base.api_rate_limit_interval),
+            api_rate_limit_max: self.api_rate_limit_max.or(base.api_rate_limit_max),
+            api_rate_limit_jwt_window: self
+                .api_rate_limit_jwt_window
+                .or(base.api_rate_limit_jwt_window),
+            api_rate_limit_jwt_tokens: self
+                .api_rate_limit_jwt_tokens
+                .or(base.api_rate_limit_jwt_tokens),
+            redis_url: self.redis_url.or(base.redis_url),
         }
     }
 }
@@ -369,6 +432,36 @@ pub struct Config {
     pub max_jwt_ttl_seconds: i64,
     /// How long error count buckets are kept (the errors list's oldest window).
     pub error_retention: chrono::Duration,
+    /// The API's rate limits; `None` when turned off.
+    pub rate_limits: Option<RateLimits>,
+    /// Redis for rate-limit buckets shared by every node. May hold a password.
+    pub redis_url: Option<SecretString>,
+}
+
+/// The API's default limits: the bucket of a secret key's organization without an override
+/// (and of an unknown credential), and the window of a public JWT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    pub default: LimitConfig,
+    pub jwt: LimitConfig,
+}
+
+impl Default for RateLimits {
+    /// Upstream's: 250 tokens every 10 s up to 750; 60 JWT requests a minute.
+    fn default() -> Self {
+        let interval = |s| Interval::parse(s).unwrap_or_else(|| unreachable!("{s} is valid"));
+        RateLimits {
+            default: LimitConfig::TokenBucket {
+                refill_rate: 250,
+                interval: interval("10s"),
+                max_tokens: 750,
+            },
+            jwt: LimitConfig::FixedWindow {
+                window: interval("1m"),
+                tokens: 60,
+            },
+        }
+    }
 }
 
 /// How long each stage of serving may take; see the `*_timeout_seconds` options.
@@ -441,6 +534,14 @@ impl std::fmt::Debug for Config {
             .field("timeouts", &self.timeouts)
             .field("max_jwt_ttl_seconds", &self.max_jwt_ttl_seconds)
             .field("error_retention", &self.error_retention)
+            .field("rate_limits", &self.rate_limits)
+            .field(
+                "redis_url",
+                &self
+                    .redis_url
+                    .as_ref()
+                    .map(|u| redact_url(secrecy::ExposeSecret::expose_secret(u))),
+            )
             .finish()
     }
 }
@@ -519,6 +620,7 @@ impl Config {
 
     fn validate(a: ServeArgs, sources: &Sources) -> anyhow::Result<Config> {
         let n = |option: &str| sources.name(option);
+        let rate_limits = Self::rate_limits(&a, &n)?;
         let listen_raw = a.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = resolve_listen(&listen_raw).with_context(|| n("listen"))?;
         if let Some(url) = &a.database_url {
@@ -571,6 +673,17 @@ impl Config {
             60,
             DEFAULT_MAX_JWT_TTL_SECONDS,
         )?;
+        let redis_url = match a.redis_url {
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Some(SecretString::from(url))
+            }
+            Some(url) => bail!(
+                "{}: expected redis://… or rediss://…, got {}",
+                n("redis-url"),
+                redact_url(&url)
+            ),
+            None => None,
+        };
         let admin_email = a
             .admin_email
             .unwrap_or_else(|| "admin@taskgate.local".to_string());
@@ -715,7 +828,53 @@ impl Config {
             timeouts,
             max_jwt_ttl_seconds: max_jwt,
             error_retention: chrono::Duration::days(error_retention_days),
+            rate_limits,
+            redis_url,
         })
+    }
+
+    fn rate_limits(
+        a: &ServeArgs,
+        n: &impl Fn(&str) -> String,
+    ) -> anyhow::Result<Option<RateLimits>> {
+        if a.api_rate_limit == Some(false) {
+            return Ok(None);
+        }
+        let duration = |option: &str, value: &Option<String>, default: &str| match value {
+            None => Ok(Interval::parse(default).unwrap_or_else(|| unreachable!())),
+            Some(v) => Interval::parse(v).with_context(|| {
+                format!("{}: {v:?} is not a duration such as 10s or 1m", n(option))
+            }),
+        };
+        let default = LimitConfig::TokenBucket {
+            refill_rate: a.api_rate_limit_refill_rate.unwrap_or(250),
+            interval: duration("api-rate-limit-interval", &a.api_rate_limit_interval, "10s")?,
+            max_tokens: a.api_rate_limit_max.unwrap_or(750),
+        };
+        if let Err(e) = default.validate_default() {
+            let option = match e.field {
+                "refillRate" => "api-rate-limit-refill-rate",
+                "interval" => "api-rate-limit-interval",
+                _ => "api-rate-limit-max",
+            };
+            bail!("{}: {}", n(option), e.message);
+        }
+        let jwt = LimitConfig::FixedWindow {
+            window: duration(
+                "api-rate-limit-jwt-window",
+                &a.api_rate_limit_jwt_window,
+                "1m",
+            )?,
+            tokens: a.api_rate_limit_jwt_tokens.unwrap_or(60),
+        };
+        if let Err(e) = jwt.validate_default() {
+            let option = match e.field {
+                "window" => "api-rate-limit-jwt-window",
+                _ => "api-rate-limit-jwt-tokens",
+            };
+            bail!("{}: {}", n(option), e.message);
+        }
+        Ok(Some(RateLimits { default, jwt }))
     }
 
     /// Whether `email` may sign in to the dashboard as a new user: named by the allow-list
@@ -763,6 +922,8 @@ impl Config {
             timeouts: Timeouts::default(),
             max_jwt_ttl_seconds: DEFAULT_MAX_JWT_TTL_SECONDS,
             error_retention: chrono::Duration::days(DEFAULT_ERROR_RETENTION_DAYS),
+            rate_limits: Some(RateLimits::default()),
+            redis_url: None,
         }
     }
 }

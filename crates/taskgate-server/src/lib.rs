@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod json;
 pub mod openapi;
 pub mod public_url;
+pub mod ratelimit;
 pub mod realtime;
 pub mod router;
 pub mod routes;
@@ -86,12 +87,28 @@ pub async fn build_state_with_store(
     let session_secret = bootstrap::session_secret(&config)?;
     bootstrap::bootstrap_admin(&*store, &config).await?;
     let cache = Arc::new(AuthCache::new(config.cache_ttl));
+    let limiter = match &config.rate_limits {
+        Some(limits) => {
+            let shared = match &config.redis_url {
+                Some(url) => Some(ratelimit::shared::SharedBuckets::new(url)?),
+                None => None,
+            };
+            let now = taskgate_core::time::to_millis(clock.now());
+            Some(Arc::new(ratelimit::RateLimiter::new(
+                limits.clone(),
+                shared,
+                now,
+            )))
+        }
+        None => None,
+    };
     let state = AppState::new(state::Shared {
         store,
         clock,
         vault: Arc::new(KeyVault::new(master)),
         session_secret: Arc::new(session_secret),
         cache,
+        limiter,
         watchers: Arc::new(realtime::Watchers::default()),
         workers: Arc::new(workers::Workers::default()),
         policy: Arc::new(auth::policy::RolePolicy),

@@ -88,7 +88,8 @@ impl Modify for SecuritySchemes {
 /// - 400 on every route that takes parameters or a body;
 /// - 413 on every route that takes a body; 408 when the body does not arrive in time;
 /// - 503 on every authenticated route: the database is unreachable, or the request missed its
-///   deadline.
+///   deadline;
+/// - 429 on every authenticated `/api/*` route the rate limiter does not exempt.
 pub struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -106,7 +107,23 @@ impl Modify for CommonResponses {
             }
             r.build()
         };
-        for item in openapi.paths.paths.values_mut() {
+        use utoipa::PartialSchema;
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.insert(
+            "RateLimitExceeded".into(),
+            taskgate_api::ratelimit::RateLimitExceeded::schema(),
+        );
+        let limited = ResponseBuilder::new()
+            .description("The credential's rate-limit bucket is empty: retry after `x-ratelimit-reset` (milliseconds since the epoch)")
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("RateLimitExceeded")))
+                    .build(),
+            )
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let rate_limited = crate::ratelimit::limited_path(path);
             for op in [
                 &mut item.get,
                 &mut item.post,
@@ -130,6 +147,9 @@ impl Modify for CommonResponses {
                         "401".into(),
                         error("Missing, unknown, expired or revoked credential", true).into(),
                     );
+                    if rate_limited {
+                        responses.insert("429".into(), limited.clone().into());
+                    }
                     responses.entry("503".into()).or_insert_with(|| {
                         error(
                             "The database is unreachable, or the request missed its deadline",

@@ -11,7 +11,6 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::missing_header::require_authorization_header;
 use crate::config::Timeouts;
 use crate::openapi::{docs_page, ApiDoc};
 use crate::realtime;
@@ -126,6 +125,11 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(admin::create_user, admin::list_users))
         .routes(routes!(admin::set_user_admin))
         .routes(routes!(admin::list_organizations))
+        .routes(routes!(
+            rate_limits::get_org_rate_limit,
+            rate_limits::set_org_rate_limit,
+            rate_limits::clear_org_rate_limit
+        ))
         .routes(routes!(admin::create_user_token))
         .routes(routes!(admin::update_revoked_api_key))
         .routes(routes!(admin::list_audit_events));
@@ -181,12 +185,16 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
     with_middleware(app, state)
 }
 
-/// `routes` with the middleware every route gets: authorization-header and body limits,
+/// `routes` with the middleware every route gets: the API's rate limits (and its answer to a
+/// missing authorization header), body limits,
 /// CORS, panics answered 500, and every response counted and logged.
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let app = routes
-        .layer(from_fn(require_authorization_header))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit_api_requests,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn(crate::cors::cors))
         // A panic answers 500 (logged once, by `telemetry::log_panics`), not a dropped

@@ -40,6 +40,8 @@ pub struct Shared {
     pub policy: Arc<dyn AccessPolicy>,
     /// Realtime requests and dequeues waiting for a run, stream or queue to change.
     pub watchers: Arc<Watchers>,
+    /// The API rate limiter; `None` when rate limits are off.
+    pub limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
     /// Registered workers and dev presence, kept in memory.
     pub workers: Arc<Workers>,
     pub config: Arc<Config>,

@@ -26,15 +26,22 @@ async fn send(
     (r.status, r.headers, r.body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_on_one_node_reach_the_other() {
+/// Two nodes on a fresh schema, sharing (as a deployment must) the master key and session
+/// secret. Keep the schema and directory alive as long as the nodes.
+struct Cluster {
+    nodes: Vec<(axum::Router, taskgate_server::state::AppState)>,
+    admin: String,
+    _dir: tempfile::TempDir,
+    _schema: taskgate_store_postgres::testing::TestSchema,
+}
+
+async fn cluster(tweak: impl Fn(&mut Config)) -> Cluster {
     let url = std::env::var("TASKGATE_TEST_DATABASE_URL")
         .expect("TASKGATE_TEST_DATABASE_URL must name a PostgreSQL database");
     let (opts, schema) = taskgate_store_postgres::testing::fresh_schema(&url)
         .await
         .unwrap();
     let channel = format!("tg_{schema}");
-    // Both nodes share the database and, as a deployment must, the master key and session secret.
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = Vec::new();
     for _ in 0..2 {
@@ -47,11 +54,22 @@ async fn changes_on_one_node_reach_the_other() {
         .await
         .unwrap();
         let mut config = Config::for_tests(dir.path());
-        config.realtime_poll = Duration::from_secs(120);
+        tweak(&mut config);
         nodes.push(common::node(store, config).await);
     }
-    let (a, b) = (&nodes[0].0, &nodes[1].0);
-    let admin = common::admin_token(dir.path());
+    Cluster {
+        nodes,
+        admin: common::admin_token(dir.path()),
+        _dir: dir,
+        _schema: schema,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_one_node_reach_the_other() {
+    let cluster = cluster(|c| c.realtime_poll = Duration::from_secs(120)).await;
+    let (a, b) = (&cluster.nodes[0].0, &cluster.nodes[1].0);
+    let admin = cluster.admin.clone();
     let (_, _, org) = send(
         a,
         "POST",
@@ -149,7 +167,7 @@ async fn changes_on_one_node_reach_the_other() {
             body
         })
     };
-    common::until_watching(&nodes[1].1, 1).await;
+    common::until_watching(&cluster.nodes[1].1, 1).await;
     send(
         a,
         "POST",
@@ -166,8 +184,108 @@ async fn changes_on_one_node_reach_the_other() {
         .unwrap();
     assert_eq!(body[0]["value"]["status"], "CANCELED", "{body}");
 
-    for (_, state) in &nodes {
-        state.store.close().await;
+    cluster.close().await;
+}
+
+impl Cluster {
+    async fn close(self) {
+        for (_, state) in &self.nodes {
+            state.store.close().await;
+        }
     }
-    drop(schema);
+
+    /// An organization with a project, through node A: (organization id, prod key).
+    async fn org_with_key(&self) -> (String, String) {
+        let a = &self.nodes[0].0;
+        let (_, _, org) = send(
+            a,
+            "POST",
+            "/api/v1/orgs",
+            &self.admin,
+            Some(json!({ "title": "Two" })),
+        )
+        .await;
+        let slug = org["slug"].as_str().unwrap();
+        let (_, _, project) = send(
+            a,
+            "POST",
+            &format!("/api/v1/orgs/{slug}/projects"),
+            &self.admin,
+            Some(json!({ "name": "P" })),
+        )
+        .await;
+        let project = project["externalRef"].as_str().unwrap();
+        let (_, _, env) = send(
+            a,
+            "GET",
+            &format!("/api/v1/projects/{project}/prod"),
+            &self.admin,
+            None,
+        )
+        .await;
+        (
+            org["id"].as_str().unwrap().to_string(),
+            env["apiKey"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// Redis for the shared rate-limit buckets: `TASKGATE_TEST_REDIS_URL`, else the local server.
+fn redis_url() -> String {
+    std::env::var("TASKGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_redis_hold_one_limit() {
+    let cluster = cluster(|c| c.redis_url = Some(redis_url().into())).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (_, state) in &cluster.nodes {
+        let shared = state.limiter.as_ref().unwrap().shared().unwrap().clone();
+        while !shared.connected() {
+            assert!(
+                Instant::now() < deadline,
+                "no Redis at {} (set TASKGATE_TEST_REDIS_URL)",
+                redis_url()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let (org, key) = cluster.org_with_key().await;
+    // 100 a minute, the whole minute's allowance available at once.
+    let limit = 100;
+    let (status, _, body) = send(
+        &cluster.nodes[0].0,
+        "PUT",
+        &format!("/admin/api/v1/orgs/{org}/rate-limit"),
+        &cluster.admin,
+        Some(json!({"type": "tokenBucket", "refillRate": limit, "interval": "1m", "maxTokens": limit})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Three times the limit, alternating nodes, 16 at a time.
+    let mut admitted = 0;
+    for round in 0..(3 * limit / 16 + 1) {
+        let calls = (0..16).map(|i| {
+            let router = cluster.nodes[(round + i) % 2].0.clone();
+            let key = key.clone();
+            async move {
+                send(&router, "GET", "/api/v1/auth/credential", &key, None)
+                    .await
+                    .0
+            }
+        });
+        for status in futures::future::join_all(calls).await {
+            match status {
+                StatusCode::OK => admitted += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+    }
+    let slack = limit * 5 / 100;
+    assert!(
+        (limit - slack..=limit + slack).contains(&admitted),
+        "{admitted} requests admitted across two nodes for a limit of {limit}"
+    );
+    cluster.close().await;
 }

@@ -57,6 +57,24 @@ pub async fn authenticate_secret_key(
     })
 }
 
+/// The environment a secret key (current or in its grace window) belongs to: the root, never
+/// a branch child. `Ok(None)` for a key that does not authenticate. For choosing a request's
+/// rate-limit bucket; it records no grace-window use (the route's own authentication does).
+pub async fn key_environment(
+    state: &AppState,
+    token: &str,
+) -> ApiResult<Option<Arc<EnvironmentAuth>>> {
+    if is_additional_key(token) || token.starts_with("pk_") {
+        return Ok(None);
+    }
+    match lookup_key(state, token, state.now()).await {
+        Ok(entry) if !entry.root.auth.project_deleted => Ok(Some(entry.root.auth.clone())),
+        Ok(_) => Ok(None),
+        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 async fn lookup_key(
     state: &AppState,
     token: &str,

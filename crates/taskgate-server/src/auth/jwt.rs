@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 use taskgate_core::jwt::{self, JwtError};
 use taskgate_core::scope::Ability;
 
-use super::cache::{GraceKey, SigningEnv};
+use chrono::{DateTime, Utc};
+
+use super::cache::{GraceKey, SigningEnv, VerifiedJwt};
 use super::env_key::open_key;
 use super::{ActingUser, EnvCredential, EnvPrincipal, JwtGrant};
 use crate::error::{ApiError, ApiResult};
@@ -21,8 +23,33 @@ use crate::state::AppState;
 const INVALID_TOKEN: &str = "Invalid Public Access Token";
 const TOKEN_IS_INVALID: &str = "Public Access Token is invalid";
 
-/// Authenticates a public JWT.
+/// Authenticates a public JWT: from the verified-token cache, else verified and cached.
 pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult<EnvPrincipal> {
+    let now = state.now();
+    if let Some(hit) = state.cache.verified_jwt(token, now) {
+        if let Some(usage) = &hit.grace_usage {
+            usage.record(now);
+        }
+        return Ok(EnvPrincipal {
+            env: hit.env.auth.clone(),
+            signing_key: hit.env.signing_key.clone(),
+            credential: EnvCredential::PublicJwt(hit.grant.clone()),
+        });
+    }
+    let generation = state.cache.generation();
+    let (principal, verified) = verify_public_jwt(state, token, now).await?;
+    state
+        .cache
+        .insert_verified_jwt(generation, token, Arc::new(verified), now);
+    Ok(principal)
+}
+
+/// Verifies a public JWT at `now`: the principal, and what the cache keeps of it.
+async fn verify_public_jwt(
+    state: &AppState,
+    token: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<(EnvPrincipal, VerifiedJwt)> {
     // Decoded once: the payload names the environment, then the same decoded token is
     // verified against the current key and, on a signature failure only, the grace keys.
     let decoded = jwt::decode(token).map_err(|_| ApiError::unauthorized(TOKEN_IS_INVALID))?;
@@ -35,9 +62,9 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
     if env.auth.project_deleted {
         return Err(ApiError::unauthorized(INVALID_TOKEN));
     }
-    let now = state.now();
     let now_secs = now.timestamp();
     let max_lifetime = state.config.max_jwt_ttl_seconds;
+    let mut grace_until = None;
     let grace_key_id = match decoded.verify(env.signing_key.expose_secret().as_bytes(), now_secs) {
         Ok(()) => None,
         Err(JwtError::SignatureInvalid) => {
@@ -60,6 +87,7 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
             match outcome {
                 Ok(k) => {
                     k.usage.record(now);
+                    grace_until = Some((k.expires_at, k.usage.clone()));
                     Some(k.usage.revoked_key_id.clone())
                 }
                 Err(e) => return Err(refused(e, max_lifetime)),
@@ -70,6 +98,11 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
     decoded
         .check_lifetime(now_secs, max_lifetime)
         .map_err(|e| refused(e, max_lifetime))?;
+    let valid_until = token_end(decoded.payload(), state.config.max_jwt_ttl_seconds).min(
+        grace_until
+            .as_ref()
+            .map_or(DateTime::<Utc>::MAX_UTC, |(at, _)| *at),
+    );
     let one_time_use = decoded.payload().get("otu") == Some(&Value::Bool(true));
     // Keyed on the canonical signed bytes, never on the presented string (which a client
     // could vary), so a token is spent whatever spelling of it is sent again.
@@ -97,11 +130,34 @@ pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult
         actor,
         grace_key_id,
     };
-    Ok(EnvPrincipal {
+    let principal = EnvPrincipal {
         env: env.auth.clone(),
         signing_key: env.signing_key.clone(),
-        credential: EnvCredential::PublicJwt(grant),
-    })
+        credential: EnvCredential::PublicJwt(grant.clone()),
+    };
+    let verified = VerifiedJwt {
+        env,
+        grant,
+        valid_until,
+        grace_usage: grace_until.map(|(_, usage)| usage),
+    };
+    Ok((principal, verified))
+}
+
+/// When a verified token stops being accepted: its `exp`, or its `iat` plus the longest
+/// lifetime, whichever is sooner (a verified token has at least one of them).
+fn token_end(claims: &Map<String, Value>, max_lifetime: i64) -> DateTime<Utc> {
+    let at = |claim: &str| claims.get(claim).and_then(Value::as_f64);
+    let exp = at("exp");
+    let iat_end = at("iat").map(|iat| iat + max_lifetime as f64);
+    let end = match (exp, iat_end) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => 0.0,
+    };
+    // Whole seconds, rounded down: the cache never outlives the token.
+    DateTime::from_timestamp(end.floor().clamp(0.0, 253_402_300_799.0) as i64, 0)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Upstream's refusal (`Public Access Token is invalid`), with a `detail` saying why. Only

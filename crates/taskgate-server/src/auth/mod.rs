@@ -9,7 +9,6 @@ pub mod cache;
 pub mod env_key;
 pub mod extract;
 pub mod jwt;
-pub mod missing_header;
 pub mod policy;
 pub mod user;
 

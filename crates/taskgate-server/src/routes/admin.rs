@@ -300,6 +300,7 @@ pub async fn list_audit_events(
                 target_id: e.target_id,
                 old_expires_at: e.old_expires_at,
                 new_expires_at: e.new_expires_at,
+                detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
             })
             .collect(),
         next_cursor,

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod orgs;
 pub mod otel;
 pub mod projects;
+pub mod rate_limits;
 pub mod runs;
 pub mod tokens;
 pub mod unserved;

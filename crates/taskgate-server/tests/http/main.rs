@@ -15,6 +15,7 @@ mod keys;
 mod orgs;
 mod projects;
 mod public_tokens;
+mod rate_limits;
 mod realtime;
 mod runs;
 mod serving;

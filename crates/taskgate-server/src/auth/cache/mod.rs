@@ -17,6 +17,7 @@
 //! tokens, users, the revoked-token set, last-use throttling) and [`usage`] (grace-window key
 //! use counters).
 
+mod jwts;
 mod keys;
 mod tokens;
 mod usage;
@@ -29,9 +30,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
+use taskgate_core::ratelimit::LimitConfig;
 use taskgate_store::{ChangeEvent, EnvironmentAuth, User};
 use tokio::sync::Notify;
 
+pub use jwts::*;
 pub use keys::*;
 pub use tokens::*;
 pub use usage::*;
@@ -64,6 +67,10 @@ pub struct AuthCache {
     grace_uses: Mutex<HashMap<String, Arc<GraceUse>>>,
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
     inflight: Mutex<HashMap<KeyDigest, Arc<Notify>>>,
+    /// Public JWTs already verified, by their exact text.
+    jwts: RwLock<HashMap<Box<str>, Timed<Arc<VerifiedJwt>>>>,
+    /// Organizations' API rate limits (`None`: the server's default).
+    org_limits: RwLock<HashMap<String, Timed<Option<Arc<LimitConfig>>>>>,
 }
 
 impl AuthCache {
@@ -81,6 +88,8 @@ impl AuthCache {
             grace_uses: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
+            jwts: RwLock::new(HashMap::new()),
+            org_limits: RwLock::new(HashMap::new()),
         }
     }
 
@@ -118,8 +127,11 @@ impl AuthCache {
         );
     }
 
+    /// Starts a new generation. Every change that bumps it may concern a verified JWT (its
+    /// keys, project, organization or personal access token), so those are all dropped.
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        self.jwts.write().clear();
     }
 
     /// Applies a change event. Registered as the store's synchronous change hook, so a change
@@ -163,6 +175,11 @@ impl AuthCache {
                     .write()
                     .retain(|_, t| t.value.auth.environment.organization_id != o);
                 self.branches.write().clear();
+                self.org_limits.write().remove(o);
+            }
+            ChangeEvent::OrgRateLimit { organization_id } => {
+                self.bump();
+                self.org_limits.write().remove(organization_id);
             }
             ChangeEvent::PatRevoked { pat_id } => {
                 self.bump();
@@ -186,6 +203,30 @@ impl AuthCache {
         self.branches.write().clear();
         self.pats.write().clear();
         self.users.write().clear();
+        self.org_limits.write().clear();
+    }
+
+    /// An organization's rate limit: `None` on a miss, `Some(None)` for the default.
+    pub fn org_limit(&self, organization_id: &str) -> Option<Option<Arc<LimitConfig>>> {
+        self.org_limits
+            .read()
+            .get(organization_id)
+            .filter(|t| self.fresh(t))
+            .map(|t| t.value.clone())
+    }
+
+    pub fn insert_org_limit(
+        &self,
+        generation: u64,
+        organization_id: &str,
+        limit: Option<Arc<LimitConfig>>,
+    ) {
+        self.put(
+            &self.org_limits,
+            generation,
+            organization_id.to_string(),
+            limit,
+        );
     }
 
     /// Entries held, for metrics.

@@ -1,0 +1,61 @@
+//! Public JWTs already verified: a request with a token seen before skips the signature check
+//! and the claims' parsing. Entries are keyed by the token's exact bytes (two different
+//! strings never share one), are never served past the token's expiry or the grace window of
+//! the key that signed it, and are all dropped by any change to keys, projects, organizations
+//! or personal access tokens, so a revocation takes effect at once, as without the cache.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{AuthCache, GraceUse, SigningEnv};
+use crate::auth::JwtGrant;
+
+/// Verified tokens kept at most; past this, expired ones go, then all.
+pub const JWT_CAPACITY: usize = 10_000;
+
+/// A verified public JWT: what it grants, in which environment, until when.
+#[derive(Debug)]
+pub struct VerifiedJwt {
+    pub env: Arc<SigningEnv>,
+    pub grant: JwtGrant,
+    /// The token's expiry, or its signing key's grace end if sooner.
+    pub valid_until: DateTime<Utc>,
+    /// The grace-window key that signed it, whose use is recorded on every request.
+    pub grace_usage: Option<Arc<GraceUse>>,
+}
+
+impl AuthCache {
+    /// A verified token still valid at `now`.
+    pub fn verified_jwt(&self, token: &str, now: DateTime<Utc>) -> Option<Arc<VerifiedJwt>> {
+        self.jwts
+            .read()
+            .get(token)
+            .filter(|t| t.value.valid_until > now && self.fresh(t))
+            .map(|t| t.value.clone())
+    }
+
+    pub fn insert_verified_jwt(
+        &self,
+        generation: u64,
+        token: &str,
+        verified: Arc<VerifiedJwt>,
+        now: DateTime<Utc>,
+    ) {
+        {
+            let mut map = self.jwts.write();
+            if map.len() >= JWT_CAPACITY {
+                map.retain(|_, t| t.value.valid_until > now);
+                if map.len() >= JWT_CAPACITY {
+                    map.clear();
+                }
+            }
+        }
+        self.put(&self.jwts, generation, token.into(), verified);
+    }
+
+    /// Verified tokens held, for tests and metrics.
+    pub fn verified_jwts(&self) -> usize {
+        self.jwts.read().len()
+    }
+}
