@@ -1,6 +1,7 @@
 //! `/admin` and `/admin/audit`: for administrators, every user (create one, set or clear the
-//! administrator flag), every organization, and the audit log with filters. The pages use
-//! the admin API's own functions (`routes::admin::{new_user, set_admin}`) and store reads.
+//! administrator flag), every organization and its API rate limit, and the audit log with
+//! filters. The pages use the admin API's own functions (`routes::admin::{new_user,
+//! set_admin}`, `routes::rate_limits`) and store reads.
 
 use std::collections::HashMap;
 
@@ -9,8 +10,11 @@ use axum::http::HeaderMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::html;
 use serde::Deserialize;
+use taskgate_api::ratelimit::{RateLimitConfig, RateLimitSource};
 use taskgate_api::CreateUserRequest;
+use taskgate_core::ratelimit::LimitConfig;
 use taskgate_server::routes::admin::{new_user, set_admin};
+use taskgate_server::routes::rate_limits;
 use taskgate_server::state::AppState;
 use taskgate_store::{audit_action, AuditQuery};
 
@@ -20,7 +24,7 @@ use crate::session::{clearing_flash, redirect_with_flash, take_flash, SignedIn};
 /// Audit entries per page.
 const AUDIT_PAGE: u32 = 50;
 /// The actions the audit filter offers.
-const ACTIONS: [&str; 9] = [
+const ACTIONS: [&str; 10] = [
     audit_action::API_KEY_ROTATED,
     audit_action::GRACE_CHANGED,
     audit_action::PAT_CREATED,
@@ -30,6 +34,7 @@ const ACTIONS: [&str; 9] = [
     audit_action::MEMBER_ADDED,
     audit_action::MEMBER_ROLE_CHANGED,
     audit_action::MEMBER_REMOVED,
+    audit_action::ORG_RATE_LIMIT_CHANGED,
 ];
 
 fn require_admin(who: &SignedIn) -> PageResult<()> {
@@ -105,13 +110,19 @@ pub async fn admin_page(
             p.muted { "None yet." }
         } @else {
             table {
-                thead { tr { th scope="col" { "Organization" } th scope="col" { "Slug" } th scope="col" { "Created" } } }
+                thead { tr {
+                    th scope="col" { "Organization" }
+                    th scope="col" { "Slug" }
+                    th scope="col" { "Created" }
+                    th scope="col" { "API rate limit" }
+                } }
                 tbody {
                     @for o in &orgs {
                         tr {
                             th scope="row" { (o.title) }
                             td { code { (o.slug) } }
                             td { (time(o.created_at)) }
+                            td { a href=(format!("/admin/orgs/{}/rate-limit", o.id)) { "View or change" span.muted { " (" (o.title) ")" } } }
                         }
                     }
                 }
@@ -179,6 +190,135 @@ pub async fn set_user_admin(
         )
     };
     Ok(back(&state, &headers, &message))
+}
+
+/// A rate-limit change in words: "default → sustains 5 requests per minute, bursts to 5".
+fn limit_change(detail: Option<&str>) -> Option<String> {
+    let detail: serde_json::Value = serde_json::from_str(detail?).ok()?;
+    let side = |v: &serde_json::Value| match serde_json::from_value::<LimitConfig>(v.clone()) {
+        Ok(limit) => limit.preview(),
+        Err(_) => "default".to_string(),
+    };
+    Some(format!(
+        "{} → {}",
+        side(&detail["old"]),
+        side(&detail["new"])
+    ))
+}
+
+/// `GET /admin/orgs/{id}/rate-limit`: the limit an organization's secret keys are held to,
+/// and a form to change it.
+pub async fn org_rate_limit_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: SignedIn,
+    Path(org_id): Path<String>,
+) -> PageResult {
+    require_admin(&who)?;
+    let limit = rate_limits::org_rate_limit(&state, &org_id).await?;
+    let org = state
+        .store
+        .list_organizations()
+        .await?
+        .into_iter()
+        .find(|o| o.id == org_id);
+    let title = org.map_or_else(|| org_id.clone(), |o| o.title);
+    let (message, clear) = take_flash(&state, &headers);
+    let custom = limit.source == RateLimitSource::Organization;
+    let action = format!("/admin/orgs/{org_id}/rate-limit");
+    let body = html! {
+        p { a href="/admin" { "← Administration" } }
+        h1 { "API rate limit: " (title) }
+        @if let Some(m) = &message { div.panel.flash role="status" { (m) } }
+        div.panel {
+            p {
+                strong { (if custom { "This organization's own limit" } else { "The server's default" }) }
+                ": " (limit.preview) "."
+            }
+            p.muted {
+                "Each environment's secret keys share one bucket of " (limit.config.max_tokens)
+                " requests that regains " (limit.config.refill_rate) " every " (limit.config.interval)
+                ". An empty bucket answers 429 until it refills; the SDK waits and retries."
+            }
+        }
+        section.panel aria-labelledby="change-limit" {
+            h2 #change-limit { "Change the limit" }
+            form method="post" action=(action) {
+                input type="hidden" name="_csrf" value=(who.csrf());
+                label for="refillRate" { "Requests regained per interval" }
+                input #refillRate name="refillRate" type="number" min="1" max="1000000" required value=(limit.config.refill_rate);
+                label for="interval" { "Interval (1s to 1h, e.g. 10s, 1m)" }
+                input #interval name="interval" required pattern="[0-9]+ ?(ms|s|m|h)" value=(limit.config.interval);
+                label for="maxTokens" { "Burst: the most requests at once" }
+                input #maxTokens name="maxTokens" type="number" min="1" max="1000000" required value=(limit.config.max_tokens);
+                button.primary type="submit" { "Save limit" }
+            }
+            @if custom {
+                form method="post" action=(format!("{action}/reset")) {
+                    input type="hidden" name="_csrf" value=(who.csrf());
+                    button type="submit" { "Use the server's default" }
+                }
+            }
+        }
+    };
+    Ok(clearing_flash(
+        send(page("API rate limit", Some(&who.viewer()), body)),
+        clear,
+    ))
+}
+
+/// `POST /admin/orgs/{id}/rate-limit`.
+pub async fn set_org_rate_limit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: SignedIn,
+    Path(org_id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    who.check_csrf(&state, form.get("_csrf").map(String::as_str))?;
+    require_admin(&who)?;
+    let number = |field: &str, label: &str| {
+        form.get(field)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .ok_or_else(|| PageError::bad_request(format!("{label} must be a whole number.")))
+    };
+    let body = RateLimitConfig {
+        kind: "tokenBucket".into(),
+        refill_rate: number("refillRate", "Requests regained per interval")?,
+        interval: form
+            .get("interval")
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default(),
+        max_tokens: number("maxTokens", "The burst")?,
+    };
+    let limit = rate_limits::parse_limit(&body)?;
+    let preview = limit.preview();
+    rate_limits::change(&state, &who.principal(), &org_id, Some(limit)).await?;
+    Ok(redirect_with_flash(
+        &state,
+        &headers,
+        &format!("/admin/orgs/{org_id}/rate-limit"),
+        &format!("Saved: the organization now {preview}."),
+    ))
+}
+
+/// `POST /admin/orgs/{id}/rate-limit/reset`.
+pub async fn reset_org_rate_limit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: SignedIn,
+    Path(org_id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    who.check_csrf(&state, form.get("_csrf").map(String::as_str))?;
+    require_admin(&who)?;
+    rate_limits::change(&state, &who.principal(), &org_id, None).await?;
+    Ok(redirect_with_flash(
+        &state,
+        &headers,
+        &format!("/admin/orgs/{org_id}/rate-limit"),
+        "The organization is back on the server's default limit.",
+    ))
 }
 
 /// The audit log's filters, as they stand in the URL.
@@ -291,7 +431,7 @@ pub async fn audit_page(
                     th scope="col" { "Who" }
                     th scope="col" { "Credential" }
                     th scope="col" { "Target" }
-                    th scope="col" { "Grace window" }
+                    th scope="col" { "Change" }
                 } }
                 tbody {
                     @for e in &events {
@@ -304,6 +444,7 @@ pub async fn audit_page(
                             td {
                                 @if let Some(old) = e.old_expires_at { (time(old)) " → " }
                                 @if let Some(new) = e.new_expires_at { (time(new)) }
+                                @if let Some(change) = limit_change(e.detail.as_deref()) { (change) }
                             }
                         }
                     }

@@ -95,5 +95,13 @@ pub fn pages() -> Router<AppState> {
         .route("/admin/audit", get(admin::audit_page))
         .route("/admin/users", post(admin::create_user))
         .route("/admin/users/{id}/admin", post(admin::set_user_admin))
+        .route(
+            "/admin/orgs/{id}/rate-limit",
+            get(admin::org_rate_limit_page).post(admin::set_org_rate_limit),
+        )
+        .route(
+            "/admin/orgs/{id}/rate-limit/reset",
+            post(admin::reset_org_rate_limit),
+        )
         .route("/assets/{file}", get(assets::asset))
 }

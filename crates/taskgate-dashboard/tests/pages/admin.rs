@@ -167,7 +167,93 @@ async fn the_admin_pages_and_routes_refuse_everyone_else(b: Backend) {
     app.cleanup().await;
 }
 
+async fn an_administrator_sees_and_changes_an_organizations_rate_limit(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (slug, _) = app.org_and_project(&app.admin_token).await;
+    let org = app
+        .state
+        .store
+        .list_organizations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.slug == slug)
+        .unwrap();
+    app.sign_in("admin@taskgate.local").await;
+    let path = format!("/admin/orgs/{}/rate-limit", org.id);
+    assert!(app.get("/admin").await.text.contains(&path));
+    let page = app.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains(
+        "The server's default</strong>: sustains 25 requests per second, bursts to 750."
+    ));
+    let csrf = app.csrf(&path).await;
+    let saved = app
+        .post_form(
+            &path,
+            &[
+                ("_csrf", &csrf),
+                ("refillRate", "5"),
+                ("interval", "1m"),
+                ("maxTokens", "20"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let page = app.get(&path).await;
+    assert!(page
+        .text
+        .contains("Saved: the organization now sustains 5 requests per minute, bursts to 20."));
+    assert!(page.text.contains("This organization's own limit"));
+    let api = app
+        .api(
+            Method::GET,
+            &format!("/admin/api/v1{}", &path[6..]),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(api.json()["config"]["maxTokens"], 20);
+    let refused = app
+        .post_form(
+            &path,
+            &[
+                ("_csrf", &csrf),
+                ("refillRate", "5"),
+                ("interval", "1m"),
+                ("maxTokens", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.text.contains("maxTokens"), "{}", refused.text);
+    let reset = app
+        .post_form(&format!("{path}/reset"), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(reset.status, StatusCode::SEE_OTHER);
+    let page = app.get(&path).await;
+    assert!(page.text.contains("back on the server's default limit"));
+    assert!(page.text.contains("The server's default</strong>"));
+    let audit = app
+        .get("/admin/audit?action=organization.rate_limit_changed")
+        .await;
+    assert!(
+        audit
+            .text
+            .contains("default → sustains 5 requests per minute, bursts to 20"),
+        "{}",
+        audit.text
+    );
+    // Someone else cannot see or change it.
+    app.jar.lock().unwrap().clear();
+    app.user("ada@example.com").await;
+    app.sign_in("ada@example.com").await;
+    assert_eq!(app.get(&path).await.status, StatusCode::FORBIDDEN);
+    app.cleanup().await;
+}
+
 crate::on_both!(
+    an_administrator_sees_and_changes_an_organizations_rate_limit,
     an_administrator_creates_users_and_sets_the_flag,
     the_audit_log_filters_by_action_and_names_the_actor,
     the_admin_pages_and_routes_refuse_everyone_else,
