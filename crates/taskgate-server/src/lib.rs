@@ -87,6 +87,7 @@ pub async fn build_state_with_store(
     let session_secret = bootstrap::session_secret(&config)?;
     bootstrap::bootstrap_admin(&*store, &config).await?;
     let cache = Arc::new(AuthCache::new(config.cache_ttl));
+    let key_filter = Arc::new(auth::filter::KeyFilter::new(clock.clone()));
     let limiter = match &config.rate_limits {
         Some(limits) => {
             let shared = match &config.redis_url {
@@ -108,6 +109,7 @@ pub async fn build_state_with_store(
         vault: Arc::new(KeyVault::new(master)),
         session_secret: Arc::new(session_secret),
         cache,
+        key_filter,
         limiter,
         watchers: Arc::new(realtime::Watchers::default()),
         workers: Arc::new(workers::Workers::default()),

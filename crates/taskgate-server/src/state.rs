@@ -36,6 +36,8 @@ pub struct Shared {
     /// Signs user-actor tokens.
     pub session_secret: Arc<SecretBox<Vec<u8>>>,
     pub cache: Arc<AuthCache>,
+    /// Every live secret key, so that one never issued is refused without a query.
+    pub key_filter: Arc<crate::auth::filter::KeyFilter>,
     /// Decides what users may do; [`crate::auth::policy::RolePolicy`] unless replaced.
     pub policy: Arc<dyn AccessPolicy>,
     /// Realtime requests and dequeues waiting for a run, stream or queue to change.

@@ -30,6 +30,32 @@ impl KeyStore for Backend {
             .await
     }
 
+    async fn live_key_hashes(
+        &self,
+        scope: KeyHashScope<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let (envs, id) = match scope {
+            KeyHashScope::All => ("$2 = ''", ""),
+            KeyHashScope::Organization(id) => ("e.organization_id = $2", id),
+            KeyHashScope::Environment(id) => ("(e.id = $2 OR e.parent_environment_id = $2)", id),
+        };
+        count("live_key_hashes");
+        let rows = sqlx::query(&format!(
+            "SELECT e.api_key_hash AS h FROM runtime_environments e WHERE {envs}
+             UNION ALL
+             SELECT r.api_key_hash AS h FROM revoked_api_keys r
+             JOIN runtime_environments e ON e.id = r.runtime_environment_id
+             WHERE {envs} AND r.expires_at > $1"
+        ))
+        .bind(to_millis(now))
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|r| rows::s(r, "h")).collect()
+    }
+
     async fn get_environment_auth(
         &self,
         environment_id: &str,

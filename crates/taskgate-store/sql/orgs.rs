@@ -224,7 +224,10 @@ impl OrgStore for Backend {
         .await
         .map_err(map_err)?;
         let member = member(&row)?;
-        tx.commit().await.map_err(map_err)?;
+        let event = ChangeEvent::KeysIssued {
+            organization_id: organization_id.to_string(),
+        };
+        self.commit_and_publish(tx, vec![event]).await?;
         Ok(member)
     }
 

@@ -147,7 +147,10 @@ impl ProjectStore for Backend {
             );
             insert_environment(&mut tx, row, minter.mint(EnvType::Development), now).await?;
         }
-        tx.commit().await.map_err(map_err)?;
+        let event = ChangeEvent::KeysIssued {
+            organization_id: organization_id.to_string(),
+        };
+        self.commit_and_publish(tx, vec![event]).await?;
         Ok(project)
     }
 

@@ -57,6 +57,9 @@ pub enum ChangeEvent {
     ProjectDeleted { project_id: String },
     /// An organization (and so everything in it) was soft-deleted.
     OrgDeleted { organization_id: String },
+    /// New environments, with new keys, were made in an organization (a project was created,
+    /// a member added).
+    KeysIssued { organization_id: String },
     /// An organization's API rate limit changed.
     OrgRateLimit { organization_id: String },
     /// A personal access token was revoked.

@@ -236,6 +236,16 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// Which keys [`crate::KeyStore::live_key_hashes`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHashScope<'a> {
+    All,
+    /// The keys of an organization's environments.
+    Organization(&'a str),
+    /// The keys of an environment and of its branches.
+    Environment(&'a str),
+}
+
 /// Filters for paging through the audit log, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {

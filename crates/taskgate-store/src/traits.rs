@@ -195,6 +195,14 @@ pub trait ProjectStore: Send + Sync {
 /// Environment keys: lookup, rotation and grace windows.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
+    /// The SHA-256 (lowercase hex) of every key that authenticates at `now` within `scope`:
+    /// environments' current keys and revoked keys still in their grace window. What the
+    /// server's filter of live keys is built from.
+    async fn live_key_hashes(
+        &self,
+        scope: KeyHashScope<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>>;
     /// Two-step lookup by key hash: the current key first; only on a miss, revoked keys whose
     /// `expires_at` is strictly after `now`. The environment always carries its current key.
     async fn find_env_by_key_hash(

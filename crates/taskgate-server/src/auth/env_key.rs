@@ -10,6 +10,7 @@ use taskgate_core::keys::is_additional_key;
 use taskgate_store::{EnvironmentAuth, KeyMatchVia};
 
 use super::cache::{Cached, GraceMatch, KeyDigest, KeyEntry, LookupGuard, RootEnv};
+use super::filter::Verdict;
 use super::{EnvCredential, EnvPrincipal};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -21,13 +22,23 @@ const LOOKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Upstream's word for an unknown, expired or malformed key.
 pub const INVALID_API_KEY: &str = "Invalid API key";
 
+/// A secret key the rate limiter already looked up for this request (a request extension), so
+/// that the route's authentication does not look it up again.
+#[derive(Debug, Clone)]
+pub struct ResolvedKey {
+    pub token: Box<str>,
+    pub entry: KeyEntry,
+}
+
 /// Authenticates a root secret key (current or in its grace window) and resolves the branch
-/// named by `x-trigger-branch`.
+/// named by `x-trigger-branch`. `resolved` is the rate limiter's lookup, used when it is of
+/// this very token.
 pub async fn authenticate_secret_key(
     state: &AppState,
     token: &str,
     branch_header: Option<&str>,
     allow_preview_parent: bool,
+    resolved: Option<&ResolvedKey>,
 ) -> ApiResult<EnvPrincipal> {
     // Taskgate issues no additional (`tr_<env>_sk_`) keys, so their lookup is disabled as on
     // upstream's default; public keys (`pk_`) are dead on every route.
@@ -35,7 +46,10 @@ pub async fn authenticate_secret_key(
         return Err(ApiError::unauthorized(INVALID_API_KEY));
     }
     let now = state.now();
-    let entry = lookup_key(state, token, now).await?;
+    let entry = match resolved.filter(|r| &*r.token == token) {
+        Some(r) => r.entry.clone(),
+        None => lookup_key(state, token, now).await?,
+    };
     if entry.root.auth.project_deleted {
         return Err(ApiError::unauthorized(INVALID_API_KEY));
     }
@@ -57,18 +71,19 @@ pub async fn authenticate_secret_key(
     })
 }
 
-/// The environment a secret key (current or in its grace window) belongs to: the root, never
-/// a branch child. `Ok(None)` for a key that does not authenticate. For choosing a request's
-/// rate-limit bucket; it records no grace-window use (the route's own authentication does).
-pub async fn key_environment(
-    state: &AppState,
-    token: &str,
-) -> ApiResult<Option<Arc<EnvironmentAuth>>> {
+/// What a secret key (current or in its grace window) resolves to: its root environment,
+/// never a branch child. `Ok(None)` for a key that does not authenticate. For choosing a
+/// request's rate-limit bucket; it records no grace-window use (the route's own
+/// authentication does).
+pub async fn resolve_key(state: &AppState, token: &str) -> ApiResult<Option<ResolvedKey>> {
     if is_additional_key(token) || token.starts_with("pk_") {
         return Ok(None);
     }
     match lookup_key(state, token, state.now()).await {
-        Ok(entry) if !entry.root.auth.project_deleted => Ok(Some(entry.root.auth.clone())),
+        Ok(entry) if !entry.root.auth.project_deleted => Ok(Some(ResolvedKey {
+            token: token.into(),
+            entry,
+        })),
         Ok(_) => Ok(None),
         Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => Ok(None),
         Err(e) => Err(e),
@@ -85,6 +100,10 @@ async fn lookup_key(
         Cached::Hit(entry) => return Ok(entry),
         Cached::Absent => return Err(ApiError::unauthorized(INVALID_API_KEY)),
         Cached::Miss => {}
+    }
+    let verdict = state.key_filter.check(&digest, now);
+    if verdict == Verdict::Refuse {
+        return Err(ApiError::unauthorized(INVALID_API_KEY));
     }
     // One lookup per key at a time: followers wait for the leader's answer in the cache.
     let _leader = match state.cache.begin_lookup(&digest) {
@@ -115,6 +134,10 @@ async fn lookup_key(
         .await
     {
         Ok(Some(found)) => {
+            if verdict == Verdict::Confirm {
+                tracing::info!("key filter: a live key it did not hold was added (a change not yet received from another node?)");
+                state.key_filter.add(&digest);
+            }
             let current_key = state
                 .vault
                 .open_secret(&found.env.environment.api_key_sealed)

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use taskgate_core::bearer::{self, TokenKind, MAX_BEARER_LEN};
 
-use super::env_key::authenticate_secret_key;
+use super::env_key::{authenticate_secret_key, ResolvedKey};
 use super::jwt::authenticate_public_jwt;
 use super::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
 use super::{EnvCredential, EnvPrincipal, UserCredential, UserPrincipal};
@@ -54,6 +54,11 @@ fn noted_user(parts: &Parts, p: UserPrincipal) -> UserPrincipal {
     p
 }
 
+/// The rate limiter's lookup of this request's secret key, if it made one.
+fn resolved(parts: &Parts) -> Option<&ResolvedKey> {
+    parts.extensions.get::<ResolvedKey>()
+}
+
 fn branch_header(parts: &Parts) -> Option<&str> {
     parts
         .headers
@@ -74,7 +79,8 @@ impl FromRequestParts<AppState> for ApiAuth {
         let principal = if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
             authenticate_public_jwt(state, token).await?
         } else {
-            authenticate_secret_key(state, token, branch_header(parts), false).await?
+            authenticate_secret_key(state, token, branch_header(parts), false, resolved(parts))
+                .await?
         };
         Ok(Self(noted(parts, principal)))
     }
@@ -89,7 +95,9 @@ impl FromRequestParts<AppState> for SecretKeyAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
-        let principal = authenticate_secret_key(state, token, branch_header(parts), false).await?;
+        let principal =
+            authenticate_secret_key(state, token, branch_header(parts), false, resolved(parts))
+                .await?;
         Ok(Self(noted(parts, principal)))
     }
 }
@@ -104,7 +112,9 @@ impl FromRequestParts<AppState> for LegacyKeyAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let missing = || ApiError::unauthorized("Invalid or Missing API key");
         let token = bearer_token(parts).ok_or_else(missing)?;
-        match authenticate_secret_key(state, token, branch_header(parts), false).await {
+        match authenticate_secret_key(state, token, branch_header(parts), false, resolved(parts))
+            .await
+        {
             Ok(p) => Ok(Self(noted(parts, p))),
             Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(missing()),
             Err(e) => Err(e),

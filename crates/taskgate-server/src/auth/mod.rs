@@ -8,6 +8,7 @@ pub mod access;
 pub mod cache;
 pub mod env_key;
 pub mod extract;
+pub mod filter;
 pub mod jwt;
 pub mod policy;
 pub mod user;

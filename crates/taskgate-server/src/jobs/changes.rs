@@ -23,8 +23,10 @@ pub async fn start(state: &AppState) -> anyhow::Result<()> {
         state.watchers.clone(),
         state.workers.clone(),
     );
+    let (filter, store) = (state.key_filter.clone(), state.store.clone());
     state.store.on_change(Arc::new(move |event| {
         cache.apply(event);
+        filter.on_change(event, &store);
         watchers.on_change(event);
         workers.on_change(event);
     }));
@@ -35,6 +37,11 @@ pub async fn start(state: &AppState) -> anyhow::Result<()> {
         .await
         .context("cannot load revoked tokens")?;
     state.cache.set_revoked_pats(revoked);
+    state
+        .key_filter
+        .load(&*state.store, state.now())
+        .await
+        .context("cannot load the live keys")?;
 
     let (cache, store) = (state.cache.clone(), state.store.clone());
     let replica = state.config.database_replica_url.is_some();

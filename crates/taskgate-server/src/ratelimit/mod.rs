@@ -30,7 +30,7 @@ use taskgate_core::time::to_millis;
 
 use self::local::LocalBuckets;
 use self::shared::SharedBuckets;
-use crate::auth::env_key::key_environment;
+use crate::auth::env_key::{resolve_key, ResolvedKey};
 use crate::auth::jwt::authenticate_public_jwt;
 use crate::config::RateLimits;
 use crate::error::ApiResult;
@@ -93,6 +93,8 @@ fn is_number(s: &str) -> bool {
 /// The limiter of one node: its own buckets, and Redis's when configured.
 pub struct RateLimiter {
     limits: RateLimits,
+    default: Arc<LimitConfig>,
+    jwt: Arc<LimitConfig>,
     local: LocalBuckets,
     shared: Option<Arc<SharedBuckets>>,
 }
@@ -106,6 +108,8 @@ struct Bucket {
 impl RateLimiter {
     pub fn new(limits: RateLimits, shared: Option<Arc<SharedBuckets>>, now_ms: i64) -> Self {
         RateLimiter {
+            default: Arc::new(limits.default.clone()),
+            jwt: Arc::new(limits.jwt.clone()),
             limits,
             local: LocalBuckets::new(now_ms),
             shared,
@@ -120,32 +124,41 @@ impl RateLimiter {
         self.shared.as_ref()
     }
 
-    /// Counts one request with `authorization` in its bucket.
-    async fn check(&self, state: &AppState, authorization: &[u8]) -> Decision {
-        let bucket = self.bucket(state, authorization).await;
+    /// Counts one request with `authorization` in its bucket; with the secret key it looked
+    /// up, if any, for the route to reuse.
+    async fn check(
+        &self,
+        state: &AppState,
+        authorization: &[u8],
+    ) -> (Decision, Option<ResolvedKey>) {
+        let (bucket, resolved) = self.bucket(state, authorization).await;
         let now = to_millis(state.now());
         if let Some(shared) = &self.shared {
             if let Some(decision) = shared.take(&bucket.key, &bucket.config, now).await {
-                return decision;
+                return (decision, resolved);
             }
         }
-        self.local.take(&bucket.key, &bucket.config, now)
+        (self.local.take(&bucket.key, &bucket.config, now), resolved)
     }
 
     /// Chooses the bucket, as upstream's `resolveApiRateLimitOverride`. Authentication here
     /// goes through the same caches as the route's, so it costs no query in steady state; a
     /// lookup that fails (the database is down) counts against the header's own bucket.
-    async fn bucket(&self, state: &AppState, authorization: &[u8]) -> Bucket {
-        let by_header = |config: LimitConfig| Bucket {
+    async fn bucket(
+        &self,
+        state: &AppState,
+        authorization: &[u8],
+    ) -> (Bucket, Option<ResolvedKey>) {
+        let by_header = |config: &Arc<LimitConfig>| Bucket {
             key: digest_hex(&sha256(authorization)),
-            config: Arc::new(config),
+            config: config.clone(),
         };
         let token = std::str::from_utf8(authorization)
             .ok()
             .filter(|_| authorization.len() <= MAX_BEARER_LEN)
             .map(|v| v.strip_prefix("Bearer ").unwrap_or(v));
         let Some(token) = token else {
-            return by_header(self.limits.default.clone());
+            return (by_header(&self.default), None);
         };
         let user_token = [
             taskgate_core::pat::PAT_PREFIX,
@@ -155,20 +168,22 @@ impl RateLimiter {
         .iter()
         .any(|p| token.starts_with(p));
         if token.starts_with("tr_") && !user_token {
-            return match key_environment(state, token).await {
-                Ok(Some(env)) => Bucket {
-                    key: env.environment.id.clone(),
-                    config: self
-                        .org_limit(state, &env.environment.organization_id)
-                        .await,
-                },
-                _ => by_header(self.limits.default.clone()),
+            return match resolve_key(state, token).await {
+                Ok(Some(resolved)) => {
+                    let env = &resolved.entry.root.auth.environment;
+                    let bucket = Bucket {
+                        key: env.id.clone(),
+                        config: self.org_limit(state, &env.organization_id).await,
+                    };
+                    (bucket, Some(resolved))
+                }
+                _ => (by_header(&self.default), None),
             };
         }
         if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
-            return match authenticate_public_jwt(state, token).await {
+            let bucket = match authenticate_public_jwt(state, token).await {
                 Ok(principal) => {
-                    let config = Arc::new(self.limits.jwt.clone());
+                    let config = self.jwt.clone();
                     match principal.jwt().and_then(|g| g.actor.as_ref()) {
                         Some(actor) => Bucket {
                             key: format!(
@@ -183,15 +198,16 @@ impl RateLimiter {
                         },
                     }
                 }
-                Err(_) => by_header(self.limits.default.clone()),
+                Err(_) => by_header(&self.default),
             };
+            return (bucket, None);
         }
-        by_header(self.limits.default.clone())
+        (by_header(&self.default), None)
     }
 
     /// The organization's limit, or the default; from the cache, else read once.
     async fn org_limit(&self, state: &AppState, organization_id: &str) -> Arc<LimitConfig> {
-        let default = || Arc::new(self.limits.default.clone());
+        let default = || self.default.clone();
         if let Some(limit) = state.cache.org_limit(organization_id) {
             return limit.unwrap_or_else(default);
         }
@@ -221,7 +237,7 @@ async fn org_limit(state: &AppState, organization_id: &str) -> ApiResult<Option<
 /// with the bucket's headers.
 pub async fn limit_api_requests(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let path = req.uri().path();
@@ -239,12 +255,15 @@ pub async fn limit_api_requests(
     let Some(limiter) = state.limiter.clone() else {
         return next.run(req).await;
     };
-    let decision = limiter.check(&state, authorization.as_bytes()).await;
+    let (decision, resolved) = limiter.check(&state, authorization.as_bytes()).await;
     if !decision.allowed {
         metrics::counter!("taskgate_rate_limited_total").increment(1);
         let mut resp = too_many_requests(decision, to_millis(state.now()));
         set_headers(resp.headers_mut(), decision);
         return resp;
+    }
+    if let Some(resolved) = resolved {
+        req.extensions_mut().insert(resolved);
     }
     let mut resp = next.run(req).await;
     set_headers(resp.headers_mut(), decision);

@@ -159,6 +159,18 @@ impl TestApp {
         }
     }
 
+    /// Waits until the filter of live keys has taken in every change made so far.
+    pub async fn key_filter_settled(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !self.state.key_filter.settled() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the key filter never settled"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
     }

@@ -487,6 +487,7 @@ async fn cached_keys_survive_a_database_outage(b: Backend) {
         StatusCode::UNAUTHORIZED
     );
 
+    app.key_filter_settled().await;
     app.state.store.close().await;
     // Cached answers need no database: current key, grace key, and a known-unknown key.
     assert_eq!(credential(&app, &k2).await.status, StatusCode::OK);
@@ -497,8 +498,15 @@ async fn cached_keys_survive_a_database_outage(b: Backend) {
             .status,
         StatusCode::UNAUTHORIZED
     );
+    // A key never issued needs no database either: the filter of live keys refuses it.
+    assert_eq!(
+        credential(&app, "tr_prod_neverseen00000000000000000")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
     // Anything that needs the database is a 503, never a 401.
-    let r = credential(&app, "tr_prod_neverseen00000000000000000").await;
+    let r = app.get("/api/v1/orgs", "tr_pat_neverseenbefore").await;
     assert_eq!(
         (r.status, r.body["error"].as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, Some("Service unavailable"))
@@ -508,7 +516,45 @@ async fn cached_keys_survive_a_database_outage(b: Backend) {
     app.cleanup().await;
 }
 
+/// A key in the shape of a production key, never issued.
+fn random_key(i: usize) -> String {
+    format!("tr_prod_{i:024}")
+}
+
+async fn keys_never_issued_are_refused_without_the_database(b: Backend) {
+    let app = TestApp::new(b).await;
+    let token = app.admin_token.clone();
+    let (project, k1) = app.project_with_key("prod").await;
+    // Issued after the filter was loaded: the change reached it.
+    let (k2, _) = app.rotate(&token, &project, "prod").await;
+    let (_, other_project) = app.org_and_project(&token).await;
+    let k3 = app.env_key(&token, &other_project, "staging").await;
+    // The changes above reach the filter in the background; until they have, it refuses
+    // nothing (every key is looked up).
+    app.key_filter_settled().await;
+    // The filter looks one refused key a second up in the database: spend this second's.
+    assert_eq!(
+        credential(&app, &random_key(0)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    app.state.store.close().await;
+    for i in 1..=50 {
+        let r = credential(&app, &random_key(i)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+        assert_eq!(r.body["error"], "Invalid API key");
+    }
+    // Live keys were never refused by it: they are looked up (here, in vain) as before.
+    for key in [&k1, &k2, &k3] {
+        assert_eq!(
+            credential(&app, key).await.status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    app.cleanup().await;
+}
+
 on_both!(
+    keys_never_issued_are_refused_without_the_database,
     rotation_keeps_the_old_key_working_until_the_grace_ends,
     the_grace_route_validates_and_is_admin_only,
     operators_see_grace_keys_and_their_use,

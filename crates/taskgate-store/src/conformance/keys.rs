@@ -369,3 +369,50 @@ pub async fn changes_are_published(store: Arc<dyn Store>) {
     .expect("the rotation is published within 5 s");
     assert_eq!(got, want);
 }
+
+pub async fn live_key_hashes_are_every_key_that_authenticates(store: Arc<dyn Store>) {
+    let (_owner, org, project) = fixture(&*store).await;
+    let (_other_owner, other_org, _) = fixture(&*store).await;
+    let prod = store
+        .find_root_environment(&project.id, EnvType::Production, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let k1 = sha256_hex(&unseal(&prod.api_key_sealed));
+    let in_org = store
+        .live_key_hashes(KeyHashScope::Organization(&org.id), t0())
+        .await
+        .unwrap();
+    // Staging, production, preview and the owner's development environment.
+    assert_eq!(in_org.len(), 4, "{in_org:?}");
+    assert!(in_org.contains(&k1));
+    let all = store
+        .live_key_hashes(KeyHashScope::All, t0())
+        .await
+        .unwrap();
+    assert!(all.len() >= 8 && all.contains(&k1));
+    let other = store
+        .live_key_hashes(KeyHashScope::Organization(&other_org.id), t0())
+        .await
+        .unwrap();
+    assert!(!other.contains(&k1));
+
+    let keys = TestMinter.mint(EnvType::Production);
+    let k2 = sha256_hex(&unseal(&keys.secret.sealed));
+    let grace = t0() + Duration::hours(24);
+    store
+        .rotate_api_key(&prod.id, keys, grace, &system(), t0())
+        .await
+        .unwrap();
+    let in_grace = store
+        .live_key_hashes(KeyHashScope::Environment(&prod.id), t0())
+        .await
+        .unwrap();
+    assert_eq!(in_grace.len(), 2);
+    assert!(in_grace.contains(&k1) && in_grace.contains(&k2));
+    let after = store
+        .live_key_hashes(KeyHashScope::Environment(&prod.id), grace)
+        .await
+        .unwrap();
+    assert_eq!(after, vec![k2], "the old key leaves with its grace");
+}

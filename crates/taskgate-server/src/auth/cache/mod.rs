@@ -190,7 +190,8 @@ impl AuthCache {
             ChangeEvent::Run { .. }
             | ChangeEvent::Stream { .. }
             | ChangeEvent::Queue { .. }
-            | ChangeEvent::EnvVars { .. } => {}
+            | ChangeEvent::EnvVars { .. }
+            | ChangeEvent::KeysIssued { .. } => {}
         }
     }
 
