@@ -26,13 +26,14 @@ pub const INVALID_API_KEY: &str = "Invalid API key";
 /// that the route's authentication does not look it up again.
 #[derive(Debug, Clone)]
 pub struct ResolvedKey {
-    pub token: Box<str>,
+    /// The `Authorization` header it was read from (a shared buffer: no copy).
+    pub header: axum::http::HeaderValue,
     pub entry: KeyEntry,
 }
 
 /// Authenticates a root secret key (current or in its grace window) and resolves the branch
-/// named by `x-trigger-branch`. `resolved` is the rate limiter's lookup, used when it is of
-/// this very token.
+/// named by `x-trigger-branch`. `resolved` is the rate limiter's lookup of this request's
+/// header, which `token` was read from.
 pub async fn authenticate_secret_key(
     state: &AppState,
     token: &str,
@@ -46,7 +47,7 @@ pub async fn authenticate_secret_key(
         return Err(ApiError::unauthorized(INVALID_API_KEY));
     }
     let now = state.now();
-    let entry = match resolved.filter(|r| &*r.token == token) {
+    let entry = match resolved {
         Some(r) => r.entry.clone(),
         None => lookup_key(state, token, now).await?,
     };
@@ -75,13 +76,17 @@ pub async fn authenticate_secret_key(
 /// never a branch child. `Ok(None)` for a key that does not authenticate. For choosing a
 /// request's rate-limit bucket; it records no grace-window use (the route's own
 /// authentication does).
-pub async fn resolve_key(state: &AppState, token: &str) -> ApiResult<Option<ResolvedKey>> {
+pub async fn resolve_key(
+    state: &AppState,
+    header: &axum::http::HeaderValue,
+    token: &str,
+) -> ApiResult<Option<ResolvedKey>> {
     if is_additional_key(token) || token.starts_with("pk_") {
         return Ok(None);
     }
     match lookup_key(state, token, state.now()).await {
         Ok(entry) if !entry.root.auth.project_deleted => Ok(Some(ResolvedKey {
-            token: token.into(),
+            header: header.clone(),
             entry,
         })),
         Ok(_) => Ok(None),
@@ -156,6 +161,7 @@ async fn lookup_key(
                 root: Arc::new(RootEnv {
                     auth: Arc::new(found.env),
                     current_key: Arc::new(current_key),
+                    org_limit: std::sync::OnceLock::new(),
                 }),
                 grace,
             };

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use taskgate_core::bearer::{self, TokenKind, MAX_BEARER_LEN};
 
 use super::env_key::{authenticate_secret_key, ResolvedKey};
-use super::jwt::authenticate_public_jwt;
+use super::jwt::{authenticate_public_jwt, principal_of, ResolvedJwt};
 use super::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
 use super::{EnvCredential, EnvPrincipal, UserCredential, UserPrincipal};
 use crate::error::ApiError;
@@ -54,9 +54,20 @@ fn noted_user(parts: &Parts, p: UserPrincipal) -> UserPrincipal {
     p
 }
 
-/// The rate limiter's lookup of this request's secret key, if it made one.
+/// The rate limiter's lookup of this request's secret key, if it made one of the header the
+/// request still has.
 fn resolved(parts: &Parts) -> Option<&ResolvedKey> {
-    parts.extensions.get::<ResolvedKey>()
+    let resolved = parts.extensions.get::<ResolvedKey>()?;
+    (parts.headers.get(axum::http::header::AUTHORIZATION) == Some(&resolved.header))
+        .then_some(resolved)
+}
+
+/// The rate limiter's verification of this request's JWT, if it made one of the header the
+/// request still has.
+fn resolved_jwt(parts: &Parts) -> Option<&ResolvedJwt> {
+    let resolved = parts.extensions.get::<ResolvedJwt>()?;
+    (parts.headers.get(axum::http::header::AUTHORIZATION) == Some(&resolved.header))
+        .then_some(resolved)
 }
 
 fn branch_header(parts: &Parts) -> Option<&str> {
@@ -76,7 +87,11 @@ impl FromRequestParts<AppState> for ApiAuth {
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
         // A JWT has dots; a secret key, the common case, skips classification.
-        let principal = if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
+        // The rate limiter's verification, if it made one; else a JWT has dots and a secret
+        // key, the common case, skips classification.
+        let principal = if let Some(r) = resolved_jwt(parts) {
+            principal_of(state, &r.verified)
+        } else if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
             authenticate_public_jwt(state, token).await?
         } else {
             authenticate_secret_key(state, token, branch_header(parts), false, resolved(parts))

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
+use taskgate_core::hash::{digest_hex, sha256};
 use taskgate_core::jwt::{self, JwtError};
 use taskgate_core::scope::Ability;
 
@@ -23,33 +24,54 @@ use crate::state::AppState;
 const INVALID_TOKEN: &str = "Invalid Public Access Token";
 const TOKEN_IS_INVALID: &str = "Public Access Token is invalid";
 
-/// Authenticates a public JWT: from the verified-token cache, else verified and cached.
-pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult<EnvPrincipal> {
-    let now = state.now();
-    if let Some(hit) = state.cache.verified_jwt(token, now) {
-        if let Some(usage) = &hit.grace_usage {
-            usage.record(now);
-        }
-        return Ok(EnvPrincipal {
-            env: hit.env.auth.clone(),
-            signing_key: hit.env.signing_key.clone(),
-            credential: EnvCredential::PublicJwt(hit.grant.clone()),
-        });
-    }
-    let generation = state.cache.generation();
-    let (principal, verified) = verify_public_jwt(state, token, now).await?;
-    state
-        .cache
-        .insert_verified_jwt(generation, token, Arc::new(verified), now);
-    Ok(principal)
+/// A public JWT the rate limiter already verified for this request (a request extension), so
+/// that the route's authentication does not look it up again.
+#[derive(Debug, Clone)]
+pub struct ResolvedJwt {
+    /// The `Authorization` header it was read from.
+    pub header: axum::http::HeaderValue,
+    pub verified: Arc<VerifiedJwt>,
 }
 
-/// Verifies a public JWT at `now`: the principal, and what the cache keeps of it.
+/// Authenticates a public JWT: from the verified-token cache, else verified and cached.
+pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult<EnvPrincipal> {
+    let verified = verified_public_jwt(state, token).await?;
+    Ok(principal_of(state, &verified))
+}
+
+/// The principal of a verified token, its use of a grace-window key recorded.
+pub fn principal_of(state: &AppState, verified: &VerifiedJwt) -> EnvPrincipal {
+    if let Some(usage) = &verified.grace_usage {
+        usage.record(state.now());
+    }
+    EnvPrincipal {
+        env: verified.env.auth.clone(),
+        signing_key: verified.env.signing_key.clone(),
+        credential: EnvCredential::PublicJwt(verified.grant.clone()),
+    }
+}
+
+/// A public JWT from the verified-token cache, else verified and cached. Records no use (see
+/// [`principal_of`]).
+pub async fn verified_public_jwt(state: &AppState, token: &str) -> ApiResult<Arc<VerifiedJwt>> {
+    let now = state.now();
+    if let Some(hit) = state.cache.verified_jwt(token, now) {
+        return Ok(hit);
+    }
+    let generation = state.cache.generation();
+    let verified = Arc::new(verify_public_jwt(state, token, now).await?);
+    state
+        .cache
+        .insert_verified_jwt(generation, token, verified.clone(), now);
+    Ok(verified)
+}
+
+/// Verifies a public JWT at `now`: what the cache keeps of it.
 async fn verify_public_jwt(
     state: &AppState,
     token: &str,
     now: DateTime<Utc>,
-) -> ApiResult<(EnvPrincipal, VerifiedJwt)> {
+) -> ApiResult<VerifiedJwt> {
     // Decoded once: the payload names the environment, then the same decoded token is
     // verified against the current key and, on a signature failure only, the grace keys.
     let decoded = jwt::decode(token).map_err(|_| ApiError::unauthorized(TOKEN_IS_INVALID))?;
@@ -86,7 +108,6 @@ async fn verify_public_jwt(
             }
             match outcome {
                 Ok(k) => {
-                    k.usage.record(now);
                     grace_until = Some((k.expires_at, k.usage.clone()));
                     Some(k.usage.revoked_key_id.clone())
                 }
@@ -130,18 +151,18 @@ async fn verify_public_jwt(
         actor,
         grace_key_id,
     };
-    let principal = EnvPrincipal {
-        env: env.auth.clone(),
-        signing_key: env.signing_key.clone(),
-        credential: EnvCredential::PublicJwt(grant.clone()),
+    // The rate limiter's bucket: one per acting user and environment, else one per token.
+    let rate_limit_key = match &grant.actor {
+        Some(actor) => format!("jwt-actor:{}:{}", env.auth.environment.id, actor.user_id),
+        None => digest_hex(&sha256(token.as_bytes())),
     };
-    let verified = VerifiedJwt {
+    Ok(VerifiedJwt {
         env,
         grant,
         valid_until,
         grace_usage: grace_until.map(|(_, usage)| usage),
-    };
-    Ok((principal, verified))
+        rate_limit_key,
+    })
 }
 
 /// When a verified token stops being accepted: its `exp`, or its `iat` plus the longest

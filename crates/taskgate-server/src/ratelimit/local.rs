@@ -64,7 +64,16 @@ impl LocalBuckets {
 
     /// Counts one request against the bucket `key` under `config`.
     pub fn take(&self, key: &str, config: &LimitConfig, now_ms: i64) -> Decision {
-        let slot = self.slot(key, now_ms);
+        let shard = self.shard(key);
+        // The common case: the bucket exists; use it under the shared read lock.
+        if let Some(slot) = shard.read().get(key) {
+            return self.take_from(slot, config, now_ms);
+        }
+        let slot = self.slot(shard, key, now_ms);
+        self.take_from(&slot, config, now_ms)
+    }
+
+    fn take_from(&self, slot: &Slot, config: &LimitConfig, now_ms: i64) -> Decision {
         let mut current = slot.state.load(Ordering::Acquire);
         loop {
             let (decision, next, idle_at) = self.step(current, config, now_ms);
@@ -123,11 +132,12 @@ impl LocalBuckets {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
-    fn slot(&self, key: &str, now_ms: i64) -> Arc<Slot> {
-        let shard = self.shard(key);
-        if let Some(slot) = shard.read().get(key) {
-            return slot.clone();
-        }
+    fn slot(
+        &self,
+        shard: &RwLock<HashMap<Box<str>, Arc<Slot>>>,
+        key: &str,
+        now_ms: i64,
+    ) -> Arc<Slot> {
         if self.len() >= CAPACITY {
             self.sweep(now_ms);
         }

@@ -31,7 +31,7 @@ use taskgate_core::time::to_millis;
 use self::local::LocalBuckets;
 use self::shared::SharedBuckets;
 use crate::auth::env_key::{resolve_key, ResolvedKey};
-use crate::auth::jwt::authenticate_public_jwt;
+use crate::auth::jwt::{verified_public_jwt, ResolvedJwt};
 use crate::config::RateLimits;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -67,8 +67,17 @@ fn exempt(path: &str) -> bool {
     if EXEMPT_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return true;
     }
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
+    // At most the seven segments of the longest pattern; no allocation.
+    let mut parts = [""; 8];
+    let mut n = 0;
+    for segment in path.trim_start_matches('/').split('/') {
+        if n == parts.len() {
+            return false;
+        }
+        parts[n] = segment;
+        n += 1;
+    }
+    match &parts[..n] {
         // /api/v{n}/deployments…
         ["api", v, "deployments", ..] => v.strip_prefix('v').is_some_and(is_number),
         // /api/v1/runs/{id}/attempts
@@ -101,8 +110,32 @@ pub struct RateLimiter {
 
 /// The bucket a request counts against.
 struct Bucket {
-    key: String,
+    key: BucketKey,
     config: Arc<LimitConfig>,
+}
+
+/// A bucket's identifier. A secret key's is its environment's id and a JWT's is kept with
+/// its verification, both borrowed from the lookup the route then reuses.
+enum BucketKey {
+    Environment(ResolvedKey),
+    Jwt(ResolvedJwt),
+    Other(String),
+}
+
+impl BucketKey {
+    fn as_str(&self) -> &str {
+        match self {
+            BucketKey::Environment(r) => &r.entry.root.auth.environment.id,
+            BucketKey::Jwt(r) => &r.verified.rate_limit_key,
+            BucketKey::Other(key) => key,
+        }
+    }
+}
+
+/// The credential the limiter resolved, handed to the route in the request's extensions.
+enum Resolved {
+    Key(ResolvedKey),
+    Jwt(ResolvedJwt),
 }
 
 impl RateLimiter {
@@ -129,36 +162,40 @@ impl RateLimiter {
     async fn check(
         &self,
         state: &AppState,
-        authorization: &[u8],
-    ) -> (Decision, Option<ResolvedKey>) {
-        let (bucket, resolved) = self.bucket(state, authorization).await;
+        authorization: &HeaderValue,
+    ) -> (Decision, Option<Resolved>) {
+        let bucket = self.bucket(state, authorization).await;
         let now = to_millis(state.now());
-        if let Some(shared) = &self.shared {
-            if let Some(decision) = shared.take(&bucket.key, &bucket.config, now).await {
-                return (decision, resolved);
-            }
+        let key = bucket.key.as_str();
+        let decision = match &self.shared {
+            Some(shared) => match shared.take(key, &bucket.config, now).await {
+                Some(decision) => decision,
+                None => self.local.take(key, &bucket.config, now),
+            },
+            None => self.local.take(key, &bucket.config, now),
+        };
+        match bucket.key {
+            BucketKey::Environment(resolved) => (decision, Some(Resolved::Key(resolved))),
+            BucketKey::Jwt(resolved) => (decision, Some(Resolved::Jwt(resolved))),
+            BucketKey::Other(_) => (decision, None),
         }
-        (self.local.take(&bucket.key, &bucket.config, now), resolved)
     }
 
     /// Chooses the bucket, as upstream's `resolveApiRateLimitOverride`. Authentication here
     /// goes through the same caches as the route's, so it costs no query in steady state; a
     /// lookup that fails (the database is down) counts against the header's own bucket.
-    async fn bucket(
-        &self,
-        state: &AppState,
-        authorization: &[u8],
-    ) -> (Bucket, Option<ResolvedKey>) {
+    async fn bucket(&self, state: &AppState, authorization: &HeaderValue) -> Bucket {
+        let raw = authorization.as_bytes();
         let by_header = |config: &Arc<LimitConfig>| Bucket {
-            key: digest_hex(&sha256(authorization)),
+            key: BucketKey::Other(digest_hex(&sha256(raw))),
             config: config.clone(),
         };
-        let token = std::str::from_utf8(authorization)
+        let token = std::str::from_utf8(raw)
             .ok()
-            .filter(|_| authorization.len() <= MAX_BEARER_LEN)
+            .filter(|_| raw.len() <= MAX_BEARER_LEN)
             .map(|v| v.strip_prefix("Bearer ").unwrap_or(v));
         let Some(token) = token else {
-            return (by_header(&self.default), None);
+            return by_header(&self.default);
         };
         let user_token = [
             taskgate_core::pat::PAT_PREFIX,
@@ -168,59 +205,75 @@ impl RateLimiter {
         .iter()
         .any(|p| token.starts_with(p));
         if token.starts_with("tr_") && !user_token {
-            return match resolve_key(state, token).await {
+            return match resolve_key(state, authorization, token).await {
                 Ok(Some(resolved)) => {
-                    let env = &resolved.entry.root.auth.environment;
-                    let bucket = Bucket {
-                        key: env.id.clone(),
-                        config: self.org_limit(state, &env.organization_id).await,
-                    };
-                    (bucket, Some(resolved))
-                }
-                _ => (by_header(&self.default), None),
-            };
-        }
-        if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
-            let bucket = match authenticate_public_jwt(state, token).await {
-                Ok(principal) => {
-                    let config = self.jwt.clone();
-                    match principal.jwt().and_then(|g| g.actor.as_ref()) {
-                        Some(actor) => Bucket {
-                            key: format!(
-                                "jwt-actor:{}:{}",
-                                principal.env.environment.id, actor.user_id
-                            ),
-                            config,
-                        },
-                        None => Bucket {
-                            key: digest_hex(&sha256(authorization)),
-                            config,
-                        },
+                    let config = self.org_limit(state, &resolved).await;
+                    Bucket {
+                        key: BucketKey::Environment(resolved),
+                        config,
                     }
                 }
+                _ => by_header(&self.default),
+            };
+        }
+        // A token verified before needs no classification (which parses it).
+        let verified = match token.contains('.') {
+            true => state.cache.verified_jwt(token, state.now()),
+            false => None,
+        };
+        if verified.is_some()
+            || token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt
+        {
+            let verified = match verified {
+                Some(v) => Ok(v),
+                None => verified_public_jwt(state, token).await,
+            };
+            return match verified {
+                Ok(verified) => Bucket {
+                    key: BucketKey::Jwt(ResolvedJwt {
+                        header: authorization.clone(),
+                        verified,
+                    }),
+                    config: self.jwt.clone(),
+                },
                 Err(_) => by_header(&self.default),
             };
-            return (bucket, None);
         }
-        (by_header(&self.default), None)
+        by_header(&self.default)
     }
 
-    /// The organization's limit, or the default; from the cache, else read once.
-    async fn org_limit(&self, state: &AppState, organization_id: &str) -> Arc<LimitConfig> {
-        let default = || self.default.clone();
-        if let Some(limit) = state.cache.org_limit(organization_id) {
-            return limit.unwrap_or_else(default);
+    /// The limit of a secret key's organization, or the default: kept with the key once read
+    /// (the key's cache entry is dropped when the limit changes), else from the cache of
+    /// organizations' limits, else read once.
+    async fn org_limit(&self, state: &AppState, resolved: &ResolvedKey) -> Arc<LimitConfig> {
+        let root = &resolved.entry.root;
+        if let Some(limit) = root.org_limit.get() {
+            return limit.clone().unwrap_or_else(|| self.default.clone());
         }
-        let generation = state.cache.generation();
-        match org_limit(state, organization_id).await {
-            Ok(limit) => {
-                let limit = limit.map(Arc::new);
-                state
-                    .cache
-                    .insert_org_limit(generation, organization_id, limit.clone());
-                limit.unwrap_or_else(default)
+        let organization_id = &root.auth.environment.organization_id;
+        let limit = match state.cache.org_limit(organization_id) {
+            Some(limit) => Some(limit),
+            None => {
+                let generation = state.cache.generation();
+                match org_limit(state, organization_id).await {
+                    Ok(limit) => {
+                        let limit = limit.map(Arc::new);
+                        state
+                            .cache
+                            .insert_org_limit(generation, organization_id, limit.clone());
+                        // Kept with the key only if no change came in meanwhile.
+                        (state.cache.generation() == generation).then_some(limit)
+                    }
+                    Err(_) => return self.default.clone(),
+                }
             }
-            Err(_) => default(),
+        };
+        match limit {
+            Some(limit) => {
+                let _ = root.org_limit.set(limit.clone());
+                limit.unwrap_or_else(|| self.default.clone())
+            }
+            None => self.default.clone(),
         }
     }
 }
@@ -255,15 +308,21 @@ pub async fn limit_api_requests(
     let Some(limiter) = state.limiter.clone() else {
         return next.run(req).await;
     };
-    let (decision, resolved) = limiter.check(&state, authorization.as_bytes()).await;
+    let (decision, resolved) = limiter.check(&state, authorization).await;
     if !decision.allowed {
         metrics::counter!("taskgate_rate_limited_total").increment(1);
         let mut resp = too_many_requests(decision, to_millis(state.now()));
         set_headers(resp.headers_mut(), decision);
         return resp;
     }
-    if let Some(resolved) = resolved {
-        req.extensions_mut().insert(resolved);
+    match resolved {
+        Some(Resolved::Key(key)) => {
+            req.extensions_mut().insert(key);
+        }
+        Some(Resolved::Jwt(jwt)) => {
+            req.extensions_mut().insert(jwt);
+        }
+        None => {}
     }
     let mut resp = next.run(req).await;
     set_headers(resp.headers_mut(), decision);
@@ -271,6 +330,7 @@ pub async fn limit_api_requests(
 }
 
 fn set_headers(headers: &mut HeaderMap, d: Decision) {
+    headers.reserve(3);
     headers.insert(LIMIT.clone(), HeaderValue::from(d.limit));
     headers.insert(REMAINING.clone(), HeaderValue::from(d.remaining.max(0)));
     headers.insert(RESET.clone(), HeaderValue::from(d.reset_ms));

@@ -23,6 +23,8 @@ pub struct VerifiedJwt {
     pub valid_until: DateTime<Utc>,
     /// The grace-window key that signed it, whose use is recorded on every request.
     pub grace_usage: Option<Arc<GraceUse>>,
+    /// Its rate-limit bucket: `jwt-actor:<envId>:<act.sub>`, else the token's SHA-256.
+    pub rate_limit_key: String,
 }
 
 impl AuthCache {

@@ -180,6 +180,10 @@ impl AuthCache {
             ChangeEvent::OrgRateLimit { organization_id } => {
                 self.bump();
                 self.org_limits.write().remove(organization_id);
+                // Keys carry their organization's limit once read.
+                self.keys.write().retain(|_, t| {
+                    &t.value.root.auth.environment.organization_id != organization_id
+                });
             }
             ChangeEvent::PatRevoked { pat_id } => {
                 self.bump();
