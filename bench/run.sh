@@ -141,7 +141,7 @@ start_server() {
   # limiter runs, with buckets too large to refuse anything (a load of one key at full speed
   # is what a limiter exists to stop); bench/ratelimit.sh measures what it costs.
   extra+=(--api-rate-limit-refill-rate 1000000 --api-rate-limit-interval 1s --api-rate-limit-max 1000000
-    --api-rate-limit-jwt-tokens 1000000)
+    --api-rate-limit-jwt-tokens 1000000 --api-rate-limit-jwt-window 1s)
   RUST_LOG=warn TASKGATE_LOG_FORMAT=json \
     "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$DATA_DIR" "${extra[@]}" \
     >"$WORK/server-$backend.log" 2>&1 &

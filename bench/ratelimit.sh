@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The API rate limiter's cost on the authenticated hot path.
+#
+#   bash bench/ratelimit.sh [--duration S] [--rounds N] [--redis-url URL]
+#
+# Starts three taskgate servers on SQLite, alike but for the limiter:
+#   off      --api-rate-limit false
+#   local    the limiter with in-process buckets
+#   redis    the limiter with buckets in Redis (--redis-url, default redis://127.0.0.1:6379)
+# The two limited servers get a bucket too large to ever refuse (1000000 a second), so every
+# request pays for the limiter and none is refused. Each round loads `GET /api/v1/auth/credential`
+# with a secret key on each server in turn (the order rotates between rounds), with wrk, and
+# divides the limited servers' req/s by the unlimited one's of the same round. Prints each
+# round's ratios and their medians. Needs wrk (installed with apt-get if missing), curl,
+# python3, redis-cli, and a release binary (built if missing; TASKGATE_BIN picks another).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${TASKGATE_BIN:-$ROOT/target/release/taskgate}
+DURATION=10
+ROUNDS=5
+CONNECTIONS=32
+THREADS=2
+REDIS_URL=redis://127.0.0.1:6379
+while [ $# -gt 0 ]; do
+  case $1 in
+    --duration) DURATION=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --redis-url) REDIS_URL=$2; shift ;;
+    --quick) DURATION=3; ROUNDS=3 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+log() { printf '[ratelimit %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+command -v wrk >/dev/null || {
+  log "installing wrk with apt-get"
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null; else sudo apt-get install -y -qq wrk >/dev/null; fi
+}
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release -p taskgate)
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/taskgate-ratelimit.XXXXXX")
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+declare -A URL KEY
+BIG=(--api-rate-limit-refill-rate 1000000 --api-rate-limit-interval 1s --api-rate-limit-max 1000000)
+
+start() {
+  local name=$1; shift
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  URL[$name]=http://127.0.0.1:$port
+  for _ in $(seq 1 300); do
+    curl -fsS --max-time 1 "${URL[$name]}/healthz" >/dev/null 2>&1 && [ -s "$WORK/$name/admin-token" ] && break
+    sleep 0.1
+  done
+  local admin slug ref
+  admin=$(cat "$WORK/$name/admin-token")
+  slug=$(curl -fsS -X POST "${URL[$name]}/api/v1/orgs" -H "Authorization: Bearer $admin" \
+    -H 'content-type: application/json' -d '{"title":"Bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["slug"])')
+  ref=$(curl -fsS -X POST "${URL[$name]}/api/v1/orgs/$slug/projects" -H "Authorization: Bearer $admin" \
+    -H 'content-type: application/json' -d '{"name":"Bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["externalRef"])')
+  KEY[$name]=$(curl -fsS "${URL[$name]}/api/v1/projects/$ref/prod" -H "Authorization: Bearer $admin" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')
+  log "$name server up on ${URL[$name]}"
+}
+
+start off --api-rate-limit false
+start local "${BIG[@]}"
+start redis "${BIG[@]}" --redis-url "$REDIS_URL"
+# The Redis server's buckets must be in Redis: its key's bucket appears there after a request.
+sleep 1
+curl -fsS -o /dev/null "${URL[redis]}/api/v1/auth/credential" -H "Authorization: Bearer ${KEY[redis]}"
+redis-cli -u "$REDIS_URL" --scan --pattern 'taskgate:ratelimit:*' | grep -q . \
+  || die "the redis server keeps no bucket in Redis at $REDIS_URL: $(tail -n 3 "$WORK/redis.log")"
+# The limited servers must answer with the limiter's headers, the unlimited one without.
+curl -fsS -D - -o /dev/null "${URL[local]}/api/v1/auth/credential" -H "Authorization: Bearer ${KEY[local]}" | grep -qi '^x-ratelimit-limit' \
+  || die "the local server does not rate-limit"
+if curl -fsS -D - -o /dev/null "${URL[off]}/api/v1/auth/credential" -H "Authorization: Bearer ${KEY[off]}" | grep -qi '^x-ratelimit-limit'; then
+  die "the unlimited server rate-limits"
+fi
+
+load() { # load NAME SECONDS: prints req/s and non-2xx count
+  local name=$1 secs=$2 out
+  out=$(timeout $((secs + 60)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" \
+    -H "Authorization: Bearer ${KEY[$name]}" "${URL[$name]}/api/v1/auth/credential")
+  local rps non2xx
+  rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
+  echo "$rps ${non2xx:-0}"
+}
+
+names=(off local redis)
+for n in "${names[@]}"; do load "$n" 2 >/dev/null; done
+echo "round off_rps local_rps redis_rps local/off redis/off" >"$WORK/rounds"
+bad=0
+for r in $(seq 1 "$ROUNDS"); do
+  declare -A RPS=()
+  for i in 0 1 2; do
+    n=${names[$(((i + r) % 3))]}
+    read -r rps non2xx < <(load "$n" "$DURATION")
+    RPS[$n]=$rps
+    bad=$((bad + non2xx))
+  done
+  python3 -c "import sys; o,l,d=map(float,sys.argv[2:]); print(sys.argv[1], o, l, d, round(l/o,3), round(d/o,3))" \
+    "$r" "${RPS[off]}" "${RPS[local]}" "${RPS[redis]}" >>"$WORK/rounds"
+  log "round $r: $(tail -n 1 "$WORK/rounds")"
+done
+[ "$bad" = 0 ] || die "$bad answers were not 2xx"
+
+echo
+echo "Command: \`bash bench/ratelimit.sh --duration $DURATION --rounds $ROUNDS\`; wrk -t$THREADS -c$CONNECTIONS, SQLite, \`GET /api/v1/auth/credential\` with a secret key."
+echo
+python3 - "$WORK/rounds" <<'EOF'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
+print("| round | off req/s | in-process req/s | Redis req/s | in-process / off | Redis / off |")
+print("|---|---|---|---|---|---|")
+for r in rows:
+    print(f"| {r[0]} | {float(r[1]):.0f} | {float(r[2]):.0f} | {float(r[3]):.0f} | {r[4]} | {r[5]} |")
+med = lambda i: statistics.median(float(r[i]) for r in rows)
+print(f"| **median** | {med(1):.0f} | {med(2):.0f} | {med(3):.0f} | **{med(4):.3f}** | **{med(5):.3f}** |")
+EOF
