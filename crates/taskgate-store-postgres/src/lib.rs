@@ -264,7 +264,9 @@ async fn listen(pool: PgPool, channel: String, origin: String, events: Arc<Chang
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        // Anything sent while no listener was connected is lost: every cache starts over.
+        // Anything sent while no listener was connected is lost: every cache starts over, once
+        // the listener is back (dropping caches when it goes would throw away, at the start of
+        // a database outage, the cached credentials that are to ride it out).
         events.deliver(ChangeEvent::Resync);
         loop {
             match listener.try_recv().await {
@@ -277,7 +279,7 @@ async fn listen(pool: PgPool, channel: String, origin: String, events: Arc<Chang
                 },
                 Ok(None) => {
                     tracing::warn!("change listener lost its connection; reconnecting");
-                    events.deliver(ChangeEvent::Resync);
+                    break;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "change listener failed; reconnecting");

@@ -7,13 +7,12 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use taskgate_core::hash::{digest_hex, sha256};
 use taskgate_core::jwt::{self, JwtError};
 use taskgate_core::scope::Ability;
-
-use chrono::{DateTime, Utc};
 
 use super::cache::{GraceKey, SigningEnv, VerifiedJwt};
 use super::env_key::open_key;
