@@ -39,6 +39,12 @@ fn limits(jwt_tokens: u32) -> RateLimits {
 
 /// A new organization of the administrator's, with a project: (organization id, prod key).
 async fn org_with_key(app: &TestApp) -> (String, String) {
+    let (org, _, key) = org_with_project(app).await;
+    (org, key)
+}
+
+/// A new organization of the administrator's: (organization id, project ref, prod key).
+async fn org_with_project(app: &TestApp) -> (String, String, String) {
     let token = app.admin_token.clone();
     let (slug, project) = app.org_and_project(&token).await;
     let key = app.env_key(&token, &project, "prod").await;
@@ -50,7 +56,7 @@ async fn org_with_key(app: &TestApp) -> (String, String) {
         .iter()
         .find(|o| o["slug"] == slug.as_str())
         .unwrap();
-    (org["id"].as_str().unwrap().to_string(), key)
+    (org["id"].as_str().unwrap().to_string(), project, key)
 }
 
 /// Gives organization `org` a bucket of `max` refilled by 1 a minute.
@@ -115,17 +121,8 @@ async fn secret_keys_spend_their_organizations_bucket_then_get_upstreams_429(b: 
 async fn a_grace_key_and_its_successor_share_one_bucket(b: Backend) {
     let app = TestApp::new(b).await;
     let token = app.admin_token.clone();
-    let (slug, project) = app.org_and_project(&token).await;
-    let old = app.env_key(&token, &project, "prod").await;
-    let orgs = app.get("/admin/api/v1/orgs", &token).await;
-    let org = orgs
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["slug"] == slug.as_str())
-        .unwrap();
-    org_limit(&app, org["id"].as_str().unwrap(), 4).await;
+    let (org, project, old) = org_with_project(&app).await;
+    org_limit(&app, &org, 4).await;
     let (new, _) = app.rotate(&token, &project, "prod").await;
     for key in [&old, &new, &old, &new] {
         assert_eq!(credential(&app, key).await.status, StatusCode::OK);
