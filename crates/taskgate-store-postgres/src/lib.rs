@@ -152,12 +152,20 @@ impl PostgresStore {
         };
         let events = Arc::new(ChangeFanout::new(EVENT_BUFFER));
         let origin = taskgate_core::ids::new_id();
+        // The store is returned once the listener listens (or has kept failing for a while),
+        // so that no change another node makes after start-up is missed, and no start-up
+        // resync lands on caches the node has begun to fill.
+        let (listening, first) = tokio::sync::oneshot::channel();
         let listener = tokio::spawn(listen(
             writer.clone(),
             channel.clone(),
             origin.clone(),
             events.clone(),
+            listening,
         ));
+        if tokio::time::timeout(LISTEN_AT_START, first).await.is_err() {
+            tracing::warn!("change listener not listening yet; caches start over once it is");
+        }
         Ok(Self {
             reader: writer.clone(),
             writer,
@@ -249,7 +257,17 @@ impl PostgresStore {
     }
 }
 
-async fn listen(pool: PgPool, channel: String, origin: String, events: Arc<ChangeFanout>) {
+/// How long opening the store waits for the change listener.
+const LISTEN_AT_START: Duration = Duration::from_secs(10);
+
+async fn listen(
+    pool: PgPool,
+    channel: String,
+    origin: String,
+    events: Arc<ChangeFanout>,
+    listening: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut listening = Some(listening);
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -266,8 +284,14 @@ async fn listen(pool: PgPool, channel: String, origin: String, events: Arc<Chang
         }
         // Anything sent while no listener was connected is lost: every cache starts over, once
         // the listener is back (dropping caches when it goes would throw away, at the start of
-        // a database outage, the cached credentials that are to ride it out).
-        events.deliver(ChangeEvent::Resync);
+        // a database outage, the cached credentials that are to ride it out). The first time,
+        // the store is still opening and nothing is cached: it is told instead.
+        match listening.take() {
+            Some(first) if !first.is_closed() => {
+                let _ = first.send(());
+            }
+            _ => events.deliver(ChangeEvent::Resync),
+        }
         loop {
             match listener.try_recv().await {
                 Ok(Some(n)) => match serde_json::from_str::<Notification>(n.payload()) {
