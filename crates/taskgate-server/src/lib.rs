@@ -112,6 +112,7 @@ pub async fn build_state_with_store(
         key_filter,
         limiter,
         watchers: Arc::new(realtime::Watchers::default()),
+        run_sets: Arc::default(),
         workers: Arc::new(workers::Workers::default()),
         policy: Arc::new(auth::policy::RolePolicy),
         config: Arc::new(config),

@@ -59,6 +59,8 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(engine::presence::dev_presence))
         .routes(routes!(engine::dequeue::dequeue))
         .routes(routes!(realtime::run_feed::subscribe_to_run))
+        .routes(routes!(realtime::run_sets::subscribe_to_runs))
+        .routes(routes!(realtime::run_sets::subscribe_to_batch))
         .routes(routes!(realtime::streams::read_stream))
         .routes(routes!(realtime::streams::append_to_stream));
     let bounded = OpenApiRouter::with_openapi(ApiDoc::openapi())

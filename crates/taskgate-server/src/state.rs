@@ -42,6 +42,8 @@ pub struct Shared {
     pub policy: Arc<dyn AccessPolicy>,
     /// Realtime requests and dequeues waiting for a run, stream or queue to change.
     pub watchers: Arc<Watchers>,
+    /// What each many-run feed handle has been sent.
+    pub run_sets: Arc<crate::realtime::run_sets::WorkingSets>,
     /// The API rate limiter; `None` when rate limits are off.
     pub limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
     /// Registered workers and dev presence, kept in memory.

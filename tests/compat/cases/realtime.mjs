@@ -1,10 +1,11 @@
-// runs.subscribeToRun over the Electric-style long-poll feed
-// (errors-runs-sdk §4.1). A 4xx makes the 4.8.3 iterator hang silently, so
-// every case here has an explicit timeout and passes the runner's abort
+// The realtime run feeds over the Electric-style long-poll protocol: one run
+// (runs.subscribeToRun), runs by tag (runs.subscribeToRunsWithTag) and a batch's
+// runs (runs.subscribeToBatch). A 4xx makes the 4.8.3 iterator hang silently,
+// so every case here has an explicit timeout and passes the runner's abort
 // signal to the subscription.
 
 import { runs, tasks } from "@trigger.dev/sdk";
-import { as, newProject } from "../lib/api.mjs";
+import { as, hex, newProject } from "../lib/api.mjs";
 import { assert } from "../lib/check.mjs";
 
 const REALTIME_TIMEOUT_MS = 30_000;
@@ -53,6 +54,62 @@ export default [
       });
       assert.equal(statuses[0], "QUEUED");
       assert.equal(statuses.at(-1), "CANCELED");
+    },
+  },
+  {
+    name: "realtime: subscribeToRunsWithTag yields the tag's runs, then new and changed ones",
+    timeout: REALTIME_TIMEOUT_MS,
+    async run({ ctx, signal, step }) {
+      const p = await newProject(ctx);
+      const tag = `feed-${hex()}`;
+      const seen = await as(ctx, p.prodKey, async () => {
+        const first = await tasks.trigger("compat-task", { n: 1 }, { tags: [tag] });
+        await tasks.trigger("compat-task", { n: 0 }, { tags: ["other"] });
+        const seen = [];
+        let second;
+        step("subscribing; waiting for the run triggered before");
+        for await (const run of runs.subscribeToRunsWithTag(tag, { createdAt: "1h" }, { signal })) {
+          seen.push(`${run.payload.n}:${run.status}`);
+          if (seen.length === 1) {
+            second = await tasks.trigger("compat-task", { n: 2 }, { tags: [tag, "x"] });
+            step("triggered a second run with the tag");
+          } else if (run.id === second?.id && seen.length === 2) {
+            await runs.cancel(first.id);
+            step("canceled the first run");
+          } else if (run.id === first.id && run.status === "CANCELED") {
+            break;
+          }
+        }
+        return seen;
+      });
+      assert.deepEqual(seen, ["1:QUEUED", "2:QUEUED", "1:CANCELED"]);
+    },
+  },
+  {
+    name: "realtime: subscribeToBatch with the batch's token yields its runs and their changes",
+    timeout: REALTIME_TIMEOUT_MS,
+    async run({ ctx, step }) {
+      const p = await newProject(ctx);
+      const batch = await as(ctx, p.prodKey, () =>
+        tasks.batchTrigger("compat-task", [{ payload: { n: 1 } }, { payload: { n: 2 } }]),
+      );
+      step(`subscribing to ${batch.batchId} with its public token`);
+      const seen = new Map();
+      let canceled;
+      await as(ctx, batch.publicAccessToken, async () => {
+        for await (const run of runs.subscribeToBatch(batch.batchId)) {
+          seen.set(run.id, run.status);
+          if (seen.size === 2 && !canceled) {
+            canceled = run.id;
+            await as(ctx, p.prodKey, () => runs.cancel(canceled));
+            step(`canceled ${canceled}`);
+          } else if (run.id === canceled && run.status === "CANCELED") {
+            break;
+          }
+        }
+      });
+      assert.equal(seen.size, 2);
+      assert.equal(seen.get(canceled), "CANCELED");
     },
   },
 ];

@@ -1,5 +1,5 @@
-//! Realtime, and the wake-ups behind it: the run feed in ElectricSQL's long-poll protocol and
-//! run streams over SSE (§4.2, §4.3), woken by [`Watchers`].
+//! Realtime, and the wake-ups behind it: the run feeds in ElectricSQL's long-poll protocol and
+//! run streams over SSE, woken by [`Watchers`].
 //!
 //! A waiting request holds one `watch` receiver keyed by what it waits on; a change notifies
 //! only that key's watchers (O(1) per change, whatever the number of subscribers). A watch
@@ -8,6 +8,8 @@
 //! receiver and, if it was the last, the registry entry.
 
 pub mod run_feed;
+pub mod run_sets;
+pub mod shape;
 pub mod streams;
 
 use std::collections::HashMap;
@@ -126,6 +128,7 @@ impl Watchers {
             } => {
                 self.remember_version(run_id, *version);
                 self.notify(&run_key(run_id));
+                self.notify(&env_runs_key(environment_id));
                 // Dequeues wait for a run to become available (queued), or when the environment
                 // is at its concurrency limit, for a slot to free (a run finished, or went
                 // back to the queue); other changes cannot help them. An unknown status
@@ -164,6 +167,11 @@ impl Watchers {
 
 pub fn run_key(run_id: &str) -> String {
     format!("run:{run_id}")
+}
+
+/// What the many-run feeds of an environment wait on: any of its runs changing.
+pub fn env_runs_key(environment_id: &str) -> String {
+    format!("runs:{environment_id}")
 }
 
 /// What a worker's channel waits on for one run it executes, named as the worker names it

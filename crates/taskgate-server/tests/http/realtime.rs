@@ -162,6 +162,258 @@ async fn the_feed_snapshots_then_long_polls_changes(b: Backend) {
     app.cleanup().await;
 }
 
+/// A GET of a many-run feed.
+async fn set_feed(app: &TestApp, token: &str, path_and_query: &str) -> crate::common::Response {
+    let req = Request::get(path_and_query)
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-trigger-electric-version", "1.0.0-beta.1")
+        .body(Body::empty())
+        .unwrap();
+    app.send(req).await
+}
+
+/// A live poll of `path` (which has a query) after `snapshot`, sent in the background;
+/// resolves to its offset and body.
+fn live_poll(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    snapshot: &crate::common::Response,
+) -> tokio::task::JoinHandle<(String, Value)> {
+    let handle = snapshot.headers["electric-handle"].to_str().unwrap();
+    let offset = snapshot.headers["electric-offset"].to_str().unwrap();
+    let uri = format!("{path}&cursor=&handle={handle}&live=true&log=full&offset={offset}");
+    let (router, token) = (app.router.clone(), token.to_string());
+    tokio::spawn(async move {
+        use tower::ServiceExt;
+        let req = Request::get(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = router.oneshot(req).await.unwrap();
+        let offset = resp.headers()["electric-offset"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (offset, serde_json::from_slice::<Value>(&bytes).unwrap())
+    })
+}
+
+/// The `(friendlyId, operation)` of each change of a feed answer, in order.
+fn changes(body: &Value) -> Vec<(String, String)> {
+    body.as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["key"].is_string())
+        .map(|m| {
+            (
+                m["value"]["friendlyId"].as_str().unwrap().to_string(),
+                m["headers"]["operation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn the_tags_feed_sends_matching_runs_then_new_and_changed_ones(b: Backend) {
+    let app = TestApp::with_config(b, |c| c.realtime_poll = Duration::from_secs(120)).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let tagged = |tag: &str| json!({ "options": { "tags": [tag] } });
+    let old = trigger_id(&app, &key, "email", tagged("a")).await;
+    app.clock.advance(chrono::Duration::hours(2));
+    let a = trigger_id(&app, &key, "email", tagged("a")).await;
+    let b_run = trigger_id(&app, &key, "email", tagged("b")).await;
+    trigger_id(&app, &key, "email", tagged("c")).await;
+    let path = "/realtime/v1/runs?createdAt=1h&tags=a,b";
+    let snap = set_feed(&app, &key, &format!("{path}&log=full&offset=-1")).await;
+    assert_eq!(snap.status, StatusCode::OK, "{}", snap.text);
+    let mut got = changes(&snap.body);
+    got.sort();
+    let mut want = vec![
+        (a.clone(), "insert".to_string()),
+        (b_run.clone(), "insert".to_string()),
+    ];
+    want.sort();
+    assert_eq!(got, want, "tags a or b, within the hour; not {old}");
+    assert!(snap.headers.contains_key("electric-schema"));
+    assert!(snap.headers["electric-handle"]
+        .to_str()
+        .unwrap()
+        .starts_with("runs_"));
+
+    // A new run with a tag is delivered at once as an insert.
+    let poll = live_poll(&app, &key, path, &snap);
+    until_watching(&app.state, 1).await;
+    let new = trigger_id(&app, &key, "email", tagged("b")).await;
+    let (offset, body) = tokio::time::timeout(Duration::from_secs(60), poll)
+        .await
+        .expect("delivered when it happens")
+        .unwrap();
+    assert_eq!(changes(&body), [(new.clone(), "insert".to_string())]);
+    assert_eq!(
+        body.as_array().unwrap().last().unwrap()["headers"]["control"],
+        "up-to-date"
+    );
+
+    // A change to a run of the set is an update, and only that run is sent.
+    let next = crate::common::Response {
+        status: StatusCode::OK,
+        headers: {
+            let mut h = snap.headers.clone();
+            h.insert("electric-offset", offset.parse().unwrap());
+            h
+        },
+        body: Value::Null,
+        text: String::new(),
+    };
+    let poll = live_poll(&app, &key, path, &next);
+    until_watching(&app.state, 1).await;
+    let r = app
+        .post(&format!("/api/v2/runs/{a}/cancel"), &key, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (_, body) = tokio::time::timeout(Duration::from_secs(60), poll)
+        .await
+        .expect("delivered when it happens")
+        .unwrap();
+    assert_eq!(changes(&body), [(a.clone(), "update".to_string())]);
+    assert_eq!(body[0]["value"]["status"], "CANCELED");
+    app.cleanup().await;
+}
+
+async fn a_set_poll_ignores_runs_outside_its_set_and_answers_up_to_date(b: Backend) {
+    let app = TestApp::with_config(b, |c| c.realtime_poll = Duration::from_secs(1)).await;
+    let (_, key) = app.project_with_key("prod").await;
+    trigger_id(&app, &key, "email", json!({ "options": { "tags": ["a"] } })).await;
+    let path = "/realtime/v1/runs?tags=a";
+    let snap = set_feed(&app, &key, &format!("{path}&offset=-1")).await;
+    let offset = snap.headers["electric-offset"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    let poll = live_poll(&app, &key, path, &snap);
+    until_watching(&app.state, 1).await;
+    // Another tag's run wakes the poll, which finds nothing of its own and keeps waiting.
+    trigger_id(&app, &key, "email", json!({ "options": { "tags": ["z"] } })).await;
+    let (new_offset, body) = poll.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!(body, json!([{ "headers": { "control": "up-to-date" } }]));
+    assert_eq!(new_offset, offset);
+    app.cleanup().await;
+}
+
+async fn the_batch_feed_follows_a_batchs_runs(b: Backend) {
+    let app = TestApp::with_config(b, |c| c.realtime_poll = Duration::from_secs(120)).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let r = app
+        .post(
+            "/api/v3/batches",
+            &key,
+            json!({ "runCount": 2, "taskIdentifiers": ["a"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let batch = r.body["id"].as_str().unwrap().to_string();
+    let lines = (0..2)
+        .map(|i| json!({ "index": i, "task": "a", "payload": "{}" }).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let req = Request::post(format!("/api/v3/batches/{batch}/items"))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from(lines))
+        .unwrap();
+    assert_eq!(app.send(req).await.status, StatusCode::OK);
+    trigger_id(&app, &key, "a", json!({})).await;
+    let path = format!("/realtime/v1/batches/{batch}?log=full");
+    let snap = set_feed(&app, &key, &format!("{path}&offset=-1")).await;
+    assert_eq!(snap.status, StatusCode::OK, "{}", snap.text);
+    let runs = changes(&snap.body);
+    assert_eq!(
+        runs.len(),
+        2,
+        "the batch's runs, not the other: {}",
+        snap.text
+    );
+    assert!(snap.headers["electric-handle"]
+        .to_str()
+        .unwrap()
+        .starts_with("batch_"));
+    let poll = live_poll(&app, &key, &path, &snap);
+    until_watching(&app.state, 1).await;
+    let first = &runs[0].0;
+    let r = app
+        .post(&format!("/api/v2/runs/{first}/cancel"), &key, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (_, body) = tokio::time::timeout(Duration::from_secs(60), poll)
+        .await
+        .expect("delivered when it happens")
+        .unwrap();
+    assert_eq!(changes(&body), [(first.clone(), "update".to_string())]);
+    let r = set_feed(&app, &key, "/realtime/v1/batches/batch_nope?offset=-1").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    app.cleanup().await;
+}
+
+async fn many_run_feeds_need_every_tag_or_the_batch_in_scope(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let token = |scopes: Value| {
+        let (app, key) = (&app, &key);
+        async move {
+            app.post(
+                "/api/v1/auth/public-tokens",
+                key,
+                json!({ "scopes": scopes }),
+            )
+            .await
+            .body["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let tag_a = token(json!(["read:tags:a"])).await;
+    let status = |t: String, q: &'static str| {
+        let app = &app;
+        async move { set_feed(app, &t, q).await.status }
+    };
+    assert_eq!(
+        status(tag_a.clone(), "/realtime/v1/runs?tags=a&offset=-1").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(tag_a.clone(), "/realtime/v1/runs?tags=a,b&offset=-1").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(tag_a.clone(), "/realtime/v1/runs?offset=-1").await,
+        StatusCode::FORBIDDEN
+    );
+    let all = token(json!(["read:runs"])).await;
+    assert_eq!(
+        status(all, "/realtime/v1/runs?offset=-1").await,
+        StatusCode::OK
+    );
+    let many = (0..11)
+        .map(|i| format!("t{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let r = set_feed(
+        &app,
+        &key,
+        &format!("/realtime/v1/runs?tags={many}&offset=-1"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    app.cleanup().await;
+}
+
 async fn sse(
     app: &TestApp,
     token: &str,
@@ -351,6 +603,10 @@ async fn input_streams_accept_records_for_live_runs(b: Backend) {
 }
 
 on_both!(
+    the_tags_feed_sends_matching_runs_then_new_and_changed_ones,
+    a_set_poll_ignores_runs_outside_its_set_and_answers_up_to_date,
+    the_batch_feed_follows_a_batchs_runs,
+    many_run_feeds_need_every_tag_or_the_batch_in_scope,
     a_live_poll_with_nothing_new_answers_up_to_date_after_the_window,
     the_feed_snapshots_then_long_polls_changes,
     streams_are_stored_and_resume_after_the_last_id,
