@@ -9,6 +9,7 @@ pub mod login;
 pub mod ratelimit;
 pub mod realtime;
 pub mod runs;
+pub mod trace;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

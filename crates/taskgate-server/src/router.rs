@@ -95,6 +95,8 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(runs::retrieve::retrieve_run))
         .routes(routes!(runs::history::list_run_attempts))
         .routes(routes!(runs::history::list_run_logs))
+        .routes(routes!(runs::trace::retrieve_run_trace))
+        .routes(routes!(runs::trace::retrieve_span))
         .routes(routes!(runs::cancel::cancel_run))
         .routes(routes!(runs::cancel::replay_run))
         .routes(routes!(realtime::streams::send_input_stream))

@@ -20,4 +20,5 @@ mod realtime;
 mod runs;
 mod serving;
 mod tokens;
+mod trace;
 mod user_actor;

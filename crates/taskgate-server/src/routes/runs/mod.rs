@@ -7,6 +7,7 @@ pub mod history;
 pub mod list;
 pub mod present;
 pub mod retrieve;
+pub mod trace;
 pub mod trigger;
 
 use taskgate_core::scope::Resource;
