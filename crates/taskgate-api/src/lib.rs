@@ -304,9 +304,55 @@ pub struct AuditEventListResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpsertBranchRequest {
-    /// `preview` or `dev`.
+    /// `preview` or `development` (`dev` is accepted too).
     pub env: String,
     pub branch: String,
+    /// The CLI's git metadata for the branch; accepted, not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub git: Option<serde_json::Value>,
+}
+
+/// `POST /api/v1/projects/{projectRef}/branches/archive`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArchiveBranchRequest {
+    /// `preview` (the default) or `development`: whose branch it is.
+    #[serde(default)]
+    pub env: Option<String>,
+    pub branch: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveBranchResponse {
+    pub success: bool,
+    pub branch: ArchivedBranch,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchivedBranch {
+    pub id: String,
+    pub branch_name: String,
+}
+
+/// `GET /api/v1/projects/{projectRef}/branches`: the preview environment's branches.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BranchListResponse {
+    pub branches: Vec<BranchListItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BranchListItem {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    /// taskgate keeps no edit time for a branch: its creation time.
+    pub updated_at: DateTime<Utc>,
+    /// taskgate does not pause environments: always `false`.
+    pub is_paused: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

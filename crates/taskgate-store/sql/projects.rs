@@ -328,4 +328,19 @@ impl ProjectStore for Backend {
         .await;
         Ok(())
     }
+
+    async fn list_branches(&self, parent_environment_id: &str) -> StoreResult<Vec<Environment>> {
+        count("list_branches");
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM runtime_environments e
+             WHERE e.parent_environment_id = $1 AND e.archived_at IS NULL
+             ORDER BY e.created_at, e.branch_name",
+            rows::ENV_COLS
+        ))
+        .bind(parent_environment_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(rows::environment).collect()
+    }
 }

@@ -190,6 +190,9 @@ pub trait ProjectStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Environment>;
     async fn archive_branch(&self, environment_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// The branches of a branchable root that are not archived, oldest first (by name within
+    /// the same instant).
+    async fn list_branches(&self, parent_environment_id: &str) -> StoreResult<Vec<Environment>>;
 }
 
 /// Environment keys: lookup, rotation and grace windows.

@@ -208,11 +208,7 @@ pub async fn upsert_branch(
     Path(project_ref): Path<String>,
     ApiJson(body): ApiJson<UpsertBranchRequest>,
 ) -> ApiResult<Json<BranchResponse>> {
-    let env_type = match body.env.as_str() {
-        "preview" => EnvType::Preview,
-        "dev" => EnvType::Development,
-        _ => return Err(ApiError::invalid_body("env must be preview or dev")),
-    };
+    let env_type = branchable(&body.env)?;
     let branch = taskgate_core::branch::sanitize_branch(Some(&body.branch))
         .filter(|b| !(env_type == EnvType::Development && b == "default"))
         .ok_or_else(|| ApiError::invalid_body("branch is not a usable branch name"))?;
@@ -240,6 +236,101 @@ pub async fn upsert_branch(
         slug: child.slug,
         branch_name: branch,
         parent_environment_id: root.id,
+    }))
+}
+
+/// The branchable environment type a request names.
+fn branchable(env: &str) -> ApiResult<EnvType> {
+    match env {
+        "preview" => Ok(EnvType::Preview),
+        "development" | "dev" => Ok(EnvType::Development),
+        _ => Err(ApiError::invalid_body("env must be preview or development")),
+    }
+}
+
+/// The preview environment's branches that are not archived (what `list_preview_branches`
+/// and the CLI's `preview` commands read).
+#[utoipa::path(get, path = "/api/v1/projects/{projectRef}/branches", tag = "keys", security(("personalAccessToken" = []), ("userActorToken" = [])),
+    params(("projectRef" = String, Path)),
+    responses((status = 200, body = BranchListResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_branches(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path(project_ref): Path<String>,
+) -> ApiResult<Json<BranchListResponse>> {
+    let access = project_for_user(&state, &user, &project_ref).await?;
+    require(
+        &state,
+        &user,
+        access.role,
+        "read",
+        Resource::new("branches"),
+    )?;
+    let Some(preview) = state
+        .store
+        .find_root_environment(&access.project.id, EnvType::Preview, None)
+        .await?
+    else {
+        return Ok(Json(BranchListResponse { branches: vec![] }));
+    };
+    let branches = state
+        .store
+        .list_branches(&preview.id)
+        .await?
+        .into_iter()
+        .map(|e| BranchListItem {
+            id: e.id,
+            name: e.branch_name.unwrap_or_else(|| "main".into()),
+            created_at: e.created_at,
+            updated_at: e.created_at,
+            is_paused: false,
+        })
+        .collect();
+    Ok(Json(BranchListResponse { branches }))
+}
+
+/// Archives a branch: its key and the branch header stop working at once on every node. A
+/// later upsert of the same name brings it back with its key.
+#[utoipa::path(post, path = "/api/v1/projects/{projectRef}/branches/archive", tag = "keys", security(("personalAccessToken" = []), ("userActorToken" = [])),
+    request_body = ArchiveBranchRequest, params(("projectRef" = String, Path)),
+    responses((status = 200, body = ArchiveBranchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn archive_branch(
+    State(state): State<AppState>,
+    UserAuth(user): UserAuth,
+    Path(project_ref): Path<String>,
+    ApiJson(body): ApiJson<ArchiveBranchRequest>,
+) -> ApiResult<Json<ArchiveBranchResponse>> {
+    let env_type = branchable(body.env.as_deref().unwrap_or("preview"))?;
+    let access = project_for_user(&state, &user, &project_ref).await?;
+    require(
+        &state,
+        &user,
+        access.role,
+        "write",
+        Resource::new("branches"),
+    )?;
+    // Development branches are their member's own, as the environment is.
+    let member = (env_type == EnvType::Development).then_some(access.member_id.as_str());
+    let not_found = || ApiError::not_found("Branch not found");
+    let root = state
+        .store
+        .find_root_environment(&access.project.id, env_type, member)
+        .await?
+        .ok_or_else(not_found)?;
+    let child = state
+        .store
+        .find_branch_child(&root.id, &body.branch)
+        .await?
+        .ok_or_else(not_found)?;
+    state.store.archive_branch(&child.id, state.now()).await?;
+    tracing::info!(environment.id = %child.id, "branch archived");
+    Ok(Json(ArchiveBranchResponse {
+        success: true,
+        branch: ArchivedBranch {
+            id: child.id,
+            branch_name: body.branch,
+        },
     }))
 }
 

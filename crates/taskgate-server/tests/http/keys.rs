@@ -3,7 +3,7 @@
 
 use axum::http::{Method, StatusCode};
 use chrono::Duration;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{Backend, TestApp};
 use crate::on_both;
@@ -405,6 +405,87 @@ async fn branches_need_the_header_and_use_the_parent_key(b: Backend) {
     app.cleanup().await;
 }
 
+async fn branches_are_listed_and_archived_as_the_cli_does(b: Backend) {
+    let app = TestApp::new(b).await;
+    let token = app.admin_token.clone();
+    let (project, preview) = app.project_with_key("preview").await;
+    let path = format!("/api/v1/projects/{project}/branches");
+    let list = || {
+        let (app, path, token) = (&app, &path, &token);
+        async move {
+            let r = app.get(path, token).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            r.body["branches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(list().await.is_empty());
+    // The CLI's upsert: `development` and its git metadata.
+    for (env, branch) in [
+        ("preview", "feat/a"),
+        ("preview", "feat/b"),
+        ("development", "mine"),
+    ] {
+        let r = app
+            .post(
+                &path,
+                &token,
+                json!({ "env": env, "branch": branch, "git": { "commitSha": "abc" } }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{env} {branch}: {}", r.text);
+    }
+    assert_eq!(list().await, ["feat/a", "feat/b"], "preview branches only");
+    let r = app.get(&path, &token).await;
+    assert_eq!(r.body["branches"][0]["isPaused"], false);
+    let archive = |body: Value| {
+        let (app, project, token) = (&app, &project, &token);
+        async move {
+            app.post(
+                &format!("/api/v1/projects/{project}/branches/archive"),
+                token,
+                body,
+            )
+            .await
+        }
+    };
+    let r = archive(json!({ "branch": "feat/a" })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["branch"]["branchName"], "feat/a");
+    assert_eq!(list().await, ["feat/b"]);
+    // The archived branch's key no longer authenticates, at once.
+    let r = app
+        .request(
+            Method::GET,
+            "/api/v1/auth/credential",
+            Some(&preview),
+            None,
+            &[("x-trigger-branch", "feat/a")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let r = archive(json!({ "branch": "feat/a" })).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("Branch not found"))
+    );
+    let r = archive(json!({ "env": "development", "branch": "mine" })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = archive(json!({ "env": "staging", "branch": "x" })).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // Someone outside the organization sees no project.
+    let (_, stranger) = app.user("stranger@example.com").await;
+    assert_eq!(
+        app.get(&path, &stranger).await.status,
+        StatusCode::NOT_FOUND
+    );
+    app.cleanup().await;
+}
+
 async fn malformed_and_foreign_keys_are_refused(b: Backend) {
     let app = TestApp::new(b).await;
     let (_, key) = app.project_with_key("prod").await;
@@ -561,6 +642,7 @@ on_both!(
     repeated_rotations_each_keep_their_own_grace,
     concurrent_rotations_lose_no_key,
     branches_need_the_header_and_use_the_parent_key,
+    branches_are_listed_and_archived_as_the_cli_does,
     malformed_and_foreign_keys_are_refused,
     a_deleted_project_refuses_its_keys,
     cached_keys_survive_a_database_outage

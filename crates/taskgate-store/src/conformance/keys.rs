@@ -199,7 +199,19 @@ pub async fn branches_resolve_until_archived(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_none());
+    let listed: Vec<_> = store
+        .list_branches(&preview.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.branch_name)
+        .collect();
+    assert_eq!(listed, [Some("feat/checkout".to_string())]);
     store.archive_branch(&child.id, t0()).await.unwrap();
+    assert!(
+        store.list_branches(&preview.id).await.unwrap().is_empty(),
+        "an archived branch is not listed"
+    );
     assert!(store
         .find_branch_child(&preview.id, "feat/checkout")
         .await
