@@ -13,6 +13,7 @@ import { as, http } from "../lib/api.mjs";
 import { assert, expectStatus } from "../lib/check.mjs";
 import { devSession } from "../lib/dev.mjs";
 import { describe, mint } from "../lib/cli.mjs";
+import { mcpSession } from "../lib/mcp.mjs";
 import { fingerprint } from "../lib/fingerprint.mjs";
 
 /** Polls a run until it is completed (or failed, canceled…); returns the retrieved run. */
@@ -268,6 +269,36 @@ export default [
       const order = ["DELAYED", "QUEUED", "DEQUEUED", "EXECUTING", "COMPLETED"];
       const ranks = statuses.map((st) => order.indexOf(st));
       assert.ok(ranks.every((r, i) => r >= 0 && (i === 0 || r > ranks[i - 1])), statuses.join(" → "));
+    },
+  },
+  {
+    name: "dev: the MCP server reads the current worker, triggers a task and waits for its run",
+    timeout: 120_000,
+    async run({ ctx, step }) {
+      const s = await session(ctx);
+      step("starting trigger.dev mcp");
+      const mcp = await mcpSession(ctx, s.pat, s.ref);
+      try {
+        const ok = async (name, args) => {
+          const r = await mcp.call(name, { projectRef: s.ref, environment: "dev", ...args });
+          assert.equal(r.isError, false, `${name} failed: ${r.text}`);
+          return r.text;
+        };
+        assert.match(await ok("get_current_worker"), /- compat-hello.* in src\/trigger\/tasks\.ts/);
+        assert.match(await ok("get_task_schema", { taskSlug: "compat-hello" }), /## compat-hello/);
+        const triggered = await ok("trigger_task", { taskId: "compat-hello", payload: { name: "MCP" } });
+        assert.doesNotMatch(triggered, /not connected/, "the running CLI counts as connected");
+        const id = triggered.match(/run_[A-Za-z0-9]+/)?.[0];
+        assert.ok(id, triggered);
+        step(`waiting for ${id} through wait_for_run_to_complete`);
+        const done = await ok("wait_for_run_to_complete", { runId: id, timeoutInSeconds: 60 });
+        assert.match(done, /Status: completed/);
+        assert.match(done, /Hello, MCP!/);
+        const details = await ok("get_run_details", { runId: id });
+        assert.match(details, /Attempt 1 \[COMPLETED\]/);
+      } finally {
+        await mcp.close();
+      }
     },
   },
   {

@@ -1,10 +1,19 @@
 // Projects as the CLI and the MCP server read them: every project of the caller's
-// organizations, one project by ref, and the production runtimes `projects list` shows.
+// organizations, one project by ref, the production runtimes `projects list` shows, and
+// archiving a preview branch with `preview archive`.
 
-import { GetProjectResponseBody, GetProjectRuntimesResponseBody, GetProjectsResponseBody } from "@trigger.dev/core/v3";
+import {
+  ApiBranchListResponseBody,
+  GetProjectResponseBody,
+  GetProjectRuntimesResponseBody,
+  GetProjectsResponseBody,
+} from "@trigger.dev/core/v3";
+import { fileURLToPath } from "node:url";
 import { createUserWithPat, http, newProject } from "../lib/api.mjs";
 import { assert, expectError, expectStatus } from "../lib/check.mjs";
 import { cli, CLI_TIMEOUT_MS, describe } from "../lib/cli.mjs";
+
+const DEV_PROJECT = fileURLToPath(new URL("../dev", import.meta.url));
 
 export default [
   {
@@ -71,6 +80,25 @@ export default [
       const out = r.stdout + r.stderr;
       assert.ok(out.includes(`Ref:     ${p.ref}`), describe(r));
       assert.ok(out.includes(`Name:    ${p.project.name}`), describe(r));
+    },
+  },
+  {
+    name: "projects: CLI preview archive archives a preview branch, and fails on one that is gone",
+    timeout: 2 * CLI_TIMEOUT_MS + 5_000,
+    async run({ ctx }) {
+      const p = await newProject(ctx);
+      const branches = `/api/v1/projects/${p.ref}/branches`;
+      expectStatus(await http(ctx, "POST", branches, { token: p.pat, body: { env: "preview", branch: "feat/cli" } }), 200);
+      // The CLI reads a trigger.config.ts even when told the project: the suite's task project's.
+      const args = ["preview", "archive", DEV_PROJECT, "--branch", "feat/cli", "-p", p.ref, "--skip-update-check"];
+      const r = await cli(ctx, p.pat, args);
+      assert.equal(r.code, 0, describe(r));
+      assert.match(r.stdout + r.stderr, /Successfully archived "feat\/cli"/, describe(r));
+      const list = await http(ctx, "GET", branches, { token: p.pat });
+      expectStatus(list, 200);
+      assert.deepEqual(ApiBranchListResponseBody.parse(list.body).branches, []);
+      const again = await cli(ctx, p.pat, args);
+      assert.match(again.stdout + again.stderr, /Failed to archive "feat\/cli"/, describe(again));
     },
   },
 ];

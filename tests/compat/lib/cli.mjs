@@ -14,21 +14,36 @@ const cliBin = path.join(path.dirname(cliPackage), require(cliPackage).bin.trigg
 export const CLI_TIMEOUT_MS = 60_000;
 export const UAT_RE = /^tr_uat_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/;
 
+/** The path of the installed CLI's entry point. */
+export const CLI_BIN = cliBin;
+
+/**
+ * A scratch HOME (and XDG_CONFIG_HOME under it) whose config has one profile, `default`,
+ * holding `pat` for this server. The caller removes it.
+ */
+export async function profileHome(ctx, pat) {
+  const home = await mkdtemp(path.join(os.tmpdir(), "taskgate-compat-cli-"));
+  await mkdir(path.join(home, "xdg/trigger"), { recursive: true });
+  const config = {
+    version: 2,
+    currentProfile: "default",
+    profiles: { default: { accessToken: pat, apiUrl: ctx.url } },
+  };
+  await writeFile(path.join(home, "xdg/trigger/config.json"), JSON.stringify(config), { mode: 0o600 });
+  return home;
+}
+
+/** The environment the CLI runs with in `home`, as in CI. */
+export const cliEnv = (home) => ({ PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: path.join(home, "xdg"), CI: "1", NO_COLOR: "1" });
+
 /**
  * Run the installed CLI with a config profile holding `pat` for this server,
  * in a scratch HOME/XDG_CONFIG_HOME so no real login state is read or written.
  */
 export async function cli(ctx, pat, args) {
-  const home = await mkdtemp(path.join(os.tmpdir(), "taskgate-compat-cli-"));
+  const home = await profileHome(ctx, pat);
   try {
-    await mkdir(path.join(home, "xdg/trigger"), { recursive: true });
-    const config = {
-      version: 2,
-      currentProfile: "default",
-      profiles: { default: { accessToken: pat, apiUrl: ctx.url } },
-    };
-    await writeFile(path.join(home, "xdg/trigger/config.json"), JSON.stringify(config), { mode: 0o600 });
-    const env = { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: path.join(home, "xdg"), CI: "1", NO_COLOR: "1" };
+    const env = cliEnv(home);
     return await new Promise((resolve) => {
       execFile(
         process.execPath,
