@@ -8,12 +8,9 @@ import {
   GetProjectRuntimesResponseBody,
   GetProjectsResponseBody,
 } from "@trigger.dev/core/v3";
-import { fileURLToPath } from "node:url";
 import { createUserWithPat, http, newProject } from "../lib/api.mjs";
 import { assert, expectError, expectStatus } from "../lib/check.mjs";
-import { cli, CLI_TIMEOUT_MS, describe } from "../lib/cli.mjs";
-
-const DEV_PROJECT = fileURLToPath(new URL("../dev", import.meta.url));
+import { cli, CLI_TIMEOUT_MS, describe, TASK_PROJECT } from "../lib/cli.mjs";
 
 export default [
   {
@@ -90,7 +87,7 @@ export default [
       const branches = `/api/v1/projects/${p.ref}/branches`;
       expectStatus(await http(ctx, "POST", branches, { token: p.pat, body: { env: "preview", branch: "feat/cli" } }), 200);
       // The CLI reads a trigger.config.ts even when told the project: the suite's task project's.
-      const args = ["preview", "archive", DEV_PROJECT, "--branch", "feat/cli", "-p", p.ref, "--skip-update-check"];
+      const args = ["preview", "archive", TASK_PROJECT, "--branch", "feat/cli", "-p", p.ref, "--skip-update-check"];
       const r = await cli(ctx, p.pat, args);
       assert.equal(r.code, 0, describe(r));
       assert.match(r.stdout + r.stderr, /Successfully archived "feat\/cli"/, describe(r));

@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { assert } from "./check.mjs";
 
 const require = createRequire(import.meta.url);
@@ -13,6 +14,9 @@ const cliPackage = require.resolve("trigger.dev/package.json");
 const cliBin = path.join(path.dirname(cliPackage), require(cliPackage).bin.trigger);
 export const CLI_TIMEOUT_MS = 60_000;
 export const UAT_RE = /^tr_uat_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/;
+
+/** The suite's task project (a trigger.config.ts), for commands that read one. */
+export const TASK_PROJECT = fileURLToPath(new URL("../dev", import.meta.url));
 
 /** The path of the installed CLI's entry point. */
 export const CLI_BIN = cliBin;
@@ -38,9 +42,10 @@ export const cliEnv = (home) => ({ PATH: process.env.PATH, HOME: home, XDG_CONFI
 
 /**
  * Run the installed CLI with a config profile holding `pat` for this server,
- * in a scratch HOME/XDG_CONFIG_HOME so no real login state is read or written.
+ * in a scratch HOME/XDG_CONFIG_HOME so no real login state is read or written. It runs in
+ * that home unless `cwd` names a directory (a project with a trigger.config.ts).
  */
-export async function cli(ctx, pat, args) {
+export async function cli(ctx, pat, args, { cwd } = {}) {
   const home = await profileHome(ctx, pat);
   try {
     const env = cliEnv(home);
@@ -48,7 +53,7 @@ export async function cli(ctx, pat, args) {
       execFile(
         process.execPath,
         [cliBin, ...args, "--skip-telemetry"],
-        { cwd: home, env, timeout: CLI_TIMEOUT_MS, maxBuffer: 10 * 1024 * 1024 },
+        { cwd: cwd ?? home, env, timeout: CLI_TIMEOUT_MS, maxBuffer: 10 * 1024 * 1024 },
         (err, stdout, stderr) => resolve({ code: err ? (err.code ?? err.signal) : 0, stdout, stderr }),
       );
     });
