@@ -5,6 +5,7 @@
 import { runs, tasks } from "@trigger.dev/sdk";
 import { as, http, newProject } from "../lib/api.mjs";
 import { assert, expectRunId, expectStatus } from "../lib/check.mjs";
+import { TASK_PROJECT } from "../lib/cli.mjs";
 import { mcpSession } from "../lib/mcp.mjs";
 
 const MCP_TIMEOUT_MS = 90_000;
@@ -13,7 +14,10 @@ const MCP_TIMEOUT_MS = 90_000;
 function session(ctx) {
   ctx.mcp ??= (async () => {
     const p = await newProject(ctx);
-    const s = await mcpSession(ctx, p.pat, p.ref);
+    // start_dev_server runs `trigger.dev dev` in the suite's task project for this project.
+    const s = await mcpSession(ctx, p.pat, p.ref, {
+      env: { TASKGATE_COMPAT_PROJECT_REF: p.ref, AI_AGENT: "taskgate-compat" },
+    });
     ctx.cleanups.push(() => s.close());
     return { p, ...s };
   })();
@@ -123,6 +127,28 @@ export default [
       const r = await s.call("list_deploys", { projectRef: s.p.ref, environment: "prod" });
       assert.equal(r.isError, true, r.text);
       assert.match(r.text, /taskgate does not serve deployments/);
+    },
+  },
+  {
+    name: "mcp: start_dev_server runs trigger.dev dev for the project, which executes a run; stop_dev_server stops it",
+    timeout: 150_000,
+    async run({ ctx, step }) {
+      const s = await session(ctx);
+      step("start_dev_server");
+      const started = await ok(s, "start_dev_server", { configPath: TASK_PROJECT });
+      try {
+        assert.match(started, /Dev server is ready/, started);
+        assert.match(await ok(s, "dev_server_status"), /Local worker ready/);
+        const triggered = await ok(s, "trigger_task", { environment: "dev", taskId: "compat-hello", payload: { name: "dev server" } });
+        const id = triggered.match(/run_[A-Za-z0-9]+/)?.[0];
+        assert.ok(id, triggered);
+        step(`waiting for ${id}`);
+        const done = await ok(s, "wait_for_run_to_complete", { environment: "dev", runId: id, timeoutInSeconds: 60 });
+        assert.match(done, /Hello, dev server!/, done);
+      } finally {
+        step("stop_dev_server");
+        assert.match(await ok(s, "stop_dev_server"), /Dev server stopped/);
+      }
     },
   },
 ];

@@ -8,16 +8,17 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { CLI_BIN, cliEnv, profileHome } from "./cli.mjs";
 
 /**
- * Starts the MCP server with `pat`'s profile for project `ref` and connects to it. Returns
- * `{ client, call, close }`; `call(name, args)` answers `{ isError, text }`, the text of the
- * tool's content joined.
+ * Starts the MCP server with `pat`'s profile for project `ref` and connects to it, with `env`
+ * added to its environment (and so to the `trigger.dev dev` its start_dev_server runs).
+ * Returns `{ client, call, close }`; `call(name, args)` answers `{ isError, text }`, the text
+ * of the tool's content joined.
  */
-export async function mcpSession(ctx, pat, ref) {
+export async function mcpSession(ctx, pat, ref, { env = {} } = {}) {
   const home = await profileHome(ctx, pat);
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [CLI_BIN, "mcp", "--project-ref", ref, "--skip-telemetry"],
-    env: cliEnv(home),
+    env: { ...cliEnv(home), ...env },
     cwd: home,
     stderr: "pipe",
   });
