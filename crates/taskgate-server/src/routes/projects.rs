@@ -318,9 +318,12 @@ pub async fn archive_branch(
         .find_root_environment(&access.project.id, env_type, member)
         .await?
         .ok_or_else(not_found)?;
+    // Named as on creation: `refs/heads/feat/x` is the branch `feat/x`.
+    let branch =
+        taskgate_core::branch::sanitize_branch(Some(&body.branch)).ok_or_else(not_found)?;
     let child = state
         .store
-        .find_branch_child(&root.id, &body.branch)
+        .find_branch_child(&root.id, &branch)
         .await?
         .ok_or_else(not_found)?;
     state.store.archive_branch(&child.id, state.now()).await?;
@@ -329,7 +332,7 @@ pub async fn archive_branch(
         success: true,
         branch: ArchivedBranch {
             id: child.id,
-            branch_name: body.branch,
+            branch_name: branch,
         },
     }))
 }

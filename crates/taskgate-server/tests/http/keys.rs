@@ -453,7 +453,7 @@ async fn branches_are_listed_and_archived_as_the_cli_does(b: Backend) {
             .await
         }
     };
-    let r = archive(json!({ "branch": "feat/a" })).await;
+    let r = archive(json!({ "branch": "refs/heads/feat/a" })).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["branch"]["branchName"], "feat/a");
     assert_eq!(list().await, ["feat/b"]);
