@@ -21,7 +21,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Log records a trace shows at most (the oldest); the run's span says when there were more.
-const MAX_TRACE_LOGS: u32 = 5000;
+/// A record is at most 32 KiB with its attributes, so a trace never passes 32 MiB.
+const MAX_TRACE_LOGS: u32 = 1000;
 
 /// What a trace is built from.
 pub struct TraceSource<'a> {
