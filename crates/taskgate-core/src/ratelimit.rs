@@ -287,6 +287,14 @@ pub struct WindowState {
     pub used: u32,
 }
 
+/// The fixed window `now_ms` falls in, `window_ms` wide: its number (`now / width`) and when
+/// it ends (when its count resets).
+pub fn window_of(window_ms: u64, now_ms: i64) -> (i64, i64) {
+    let width = i64::try_from(window_ms.max(1)).unwrap_or(i64::MAX);
+    let window = now_ms.div_euclid(width);
+    (window, window.saturating_add(1).saturating_mul(width))
+}
+
 /// Counts one request in the window of `now`.
 pub fn count_in_window(
     state: Option<WindowState>,
@@ -294,8 +302,7 @@ pub fn count_in_window(
     window_ms: u64,
     now_ms: i64,
 ) -> (Decision, WindowState) {
-    let width = i64::try_from(window_ms.max(1)).unwrap_or(i64::MAX);
-    let window = now_ms.div_euclid(width);
+    let (window, reset_ms) = window_of(window_ms, now_ms);
     let used = match state {
         Some(s) if s.window == window => s.used,
         _ => 0,
@@ -305,7 +312,7 @@ pub fn count_in_window(
         allowed: used <= tokens,
         limit: tokens,
         remaining: i64::from(tokens.saturating_sub(used)),
-        reset_ms: window.saturating_add(1).saturating_mul(width),
+        reset_ms,
     };
     (decision, WindowState { window, used })
 }

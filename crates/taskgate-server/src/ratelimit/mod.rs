@@ -101,7 +101,7 @@ fn is_number(s: &str) -> bool {
 
 /// The limiter of one node: its own buckets, and Redis's when configured.
 pub struct RateLimiter {
-    limits: RateLimits,
+    /// The default limit and the JWT window, shared with every bucket that uses them.
     default: Arc<LimitConfig>,
     jwt: Arc<LimitConfig>,
     local: LocalBuckets,
@@ -141,16 +141,11 @@ enum Resolved {
 impl RateLimiter {
     pub fn new(limits: RateLimits, shared: Option<Arc<SharedBuckets>>, now_ms: i64) -> Self {
         RateLimiter {
-            default: Arc::new(limits.default.clone()),
-            jwt: Arc::new(limits.jwt.clone()),
-            limits,
+            default: Arc::new(limits.default),
+            jwt: Arc::new(limits.jwt),
             local: LocalBuckets::new(now_ms),
             shared,
         }
-    }
-
-    pub fn limits(&self) -> &RateLimits {
-        &self.limits
     }
 
     pub fn shared(&self) -> Option<&Arc<SharedBuckets>> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use redis::aio::MultiplexedConnection;
 use secrecy::{ExposeSecret, SecretString};
-use taskgate_core::ratelimit::{Decision, LimitConfig};
+use taskgate_core::ratelimit::{window_of, Decision, LimitConfig};
 
 /// How long a request waits for Redis before its node decides alone.
 const CALL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -122,8 +122,8 @@ impl SharedBuckets {
                     .arg(*max_tokens);
             }
             LimitConfig::FixedWindow { window, tokens } => {
-                let width = i64::try_from(window.millis()).unwrap_or(i64::MAX).max(1);
-                call.key(format!("{KEY_PREFIX}w:{key}:{}", now_ms.div_euclid(width)))
+                let (number, _) = window_of(window.millis(), now_ms);
+                call.key(format!("{KEY_PREFIX}w:{key}:{number}"))
                     .arg("fw")
                     .arg(*tokens)
                     .arg(window.millis())
@@ -139,10 +139,7 @@ impl SharedBuckets {
         match answer {
             Ok(Ok((allowed, remaining, reset_ms))) => {
                 let reset_ms = match config {
-                    LimitConfig::FixedWindow { window, .. } => {
-                        let width = i64::try_from(window.millis()).unwrap_or(i64::MAX).max(1);
-                        (now_ms.div_euclid(width) + 1).saturating_mul(width)
-                    }
+                    LimitConfig::FixedWindow { window, .. } => window_of(window.millis(), now_ms).1,
                     LimitConfig::TokenBucket { .. } => reset_ms,
                 };
                 Some(Decision {
