@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::html;
 use serde::Deserialize;
@@ -44,6 +45,31 @@ fn require_admin(who: &SignedIn) -> PageResult<()> {
         Err(PageError::forbidden(
             "Only an administrator can see this page.",
         ))
+    }
+}
+
+/// A form an administrator posted from one of these pages: signed in, with the session's
+/// CSRF token, and an administrator (checked in that order). The last extractor of a handler,
+/// as it reads the body.
+pub struct AdminForm {
+    pub who: SignedIn,
+    pub form: HashMap<String, String>,
+}
+
+impl FromRequest<AppState> for AdminForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let who = SignedIn::from_request_parts(&mut parts, state).await?;
+        let Form(form) =
+            Form::<HashMap<String, String>>::from_request(Request::from_parts(parts, body), state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        who.check_csrf(state, form.get("_csrf").map(String::as_str))
+            .map_err(IntoResponse::into_response)?;
+        require_admin(&who).map_err(IntoResponse::into_response)?;
+        Ok(AdminForm { who, form })
     }
 }
 
@@ -143,11 +169,8 @@ fn back(state: &AppState, headers: &HeaderMap, message: &str) -> axum::response:
 pub async fn create_user(
     State(state): State<AppState>,
     headers: HeaderMap,
-    who: SignedIn,
-    Form(form): Form<HashMap<String, String>>,
+    AdminForm { who, form }: AdminForm,
 ) -> PageResult {
-    who.check_csrf(&state, form.get("_csrf").map(String::as_str))?;
-    require_admin(&who)?;
     let body = CreateUserRequest {
         email: form.get("email").cloned().unwrap_or_default(),
         name: form.get("name").filter(|n| !n.trim().is_empty()).cloned(),
@@ -165,12 +188,9 @@ pub async fn create_user(
 pub async fn set_user_admin(
     State(state): State<AppState>,
     headers: HeaderMap,
-    who: SignedIn,
     Path(user_id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    AdminForm { who, form }: AdminForm,
 ) -> PageResult {
-    who.check_csrf(&state, form.get("_csrf").map(String::as_str))?;
-    require_admin(&who)?;
     let flag = match form.get("admin").map(String::as_str) {
         Some("true") => true,
         Some("false") => false,
@@ -271,12 +291,9 @@ pub async fn org_rate_limit_page(
 pub async fn set_org_rate_limit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    who: SignedIn,
     Path(org_id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    AdminForm { who, form }: AdminForm,
 ) -> PageResult {
-    who.check_csrf(&state, form.get("_csrf").map(String::as_str))?;
-    require_admin(&who)?;
     let number = |field: &str, label: &str| {
         form.get(field)
             .and_then(|v| v.trim().parse::<u32>().ok())
@@ -306,12 +323,9 @@ pub async fn set_org_rate_limit(
 pub async fn reset_org_rate_limit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    who: SignedIn,
     Path(org_id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    AdminForm { who, .. }: AdminForm,
 ) -> PageResult {
-    who.check_csrf(&state, form.get("_csrf").map(String::as_str))?;
-    require_admin(&who)?;
     rate_limits::change(&state, &who.principal(), &org_id, None).await?;
     Ok(redirect_with_flash(
         &state,

@@ -21,6 +21,18 @@ async fn an_administrator_creates_users_and_sets_the_flag(b: Backend) {
         )
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    // Without the session's CSRF token, even an administrator's form is refused.
+    let forged = app
+        .post_form("/admin/users", &[("email", "forged@example.com")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(app
+        .state
+        .store
+        .find_user_by_email("forged@example.com")
+        .await
+        .unwrap()
+        .is_none());
     let page = app.get("/admin").await;
     assert!(page.text.contains("Created the user ops@example.com."));
     let ops = app
