@@ -28,6 +28,10 @@ pub const AUTHORIZATION_CODE_TTL: Duration = Duration::minutes(10);
 pub const SIGN_IN_LINKS_PER_WINDOW: u32 = 5;
 /// The window of [`SIGN_IN_LINKS_PER_WINDOW`].
 pub const SIGN_IN_LINK_WINDOW: Duration = Duration::minutes(15);
+/// Requests for sign-in links one client address may make within [`SIGN_IN_LINK_WINDOW`],
+/// whatever the emails: enough for a household or an office behind one address, too few to
+/// send mail to a list of strangers.
+pub const SIGN_IN_REQUESTS_PER_ADDRESS: u32 = 20;
 /// The name of the personal access token a CLI login creates (the CLI's own name for it).
 pub const CLI_TOKEN_NAME: &str = "cli";
 

@@ -12,10 +12,12 @@ use maud::html;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use taskgate_core::hash::sha256_hex;
+use taskgate_core::ratelimit::{Interval, LimitConfig};
 use taskgate_core::signin::{
     new_session_token, new_sign_in_token, SIGN_IN_LINKS_PER_WINDOW, SIGN_IN_LINK_TTL,
-    SIGN_IN_LINK_WINDOW,
+    SIGN_IN_LINK_WINDOW, SIGN_IN_REQUESTS_PER_ADDRESS,
 };
+use taskgate_server::client_ip::ClientIp;
 use taskgate_server::config::Config;
 use taskgate_server::state::AppState;
 use taskgate_store::{Actor, NewSession, NewSignInLink, NewUser, Store, User};
@@ -135,11 +137,18 @@ pub struct EmailForm {
     email: Option<String>,
 }
 
+/// The window sign-in requests are counted in, per client address.
+fn per_address_window() -> Interval {
+    Interval::parse(&format!("{}m", SIGN_IN_LINK_WINDOW.num_minutes()))
+        .unwrap_or_else(|| unreachable!("the sign-in window is a whole number of minutes"))
+}
+
 /// `POST /login/magic`: emails a sign-in link. The answer is the same whether or not the
 /// address may sign in, so the form does not tell who has an account; refusals are logged.
 pub async fn email_link(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     Form(form): Form<EmailForm>,
 ) -> PageResult {
     let Some(smtp) = &state.config.smtp else {
@@ -147,6 +156,47 @@ pub async fn email_link(
             "This server does not send email: sign-in links come from `taskgate login-link` on its host.",
         ));
     };
+    // Per client address, whatever the email: one address cannot mail a list of strangers.
+    // Requests whose address is unknown share one count.
+    let address = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let per_address = LimitConfig::FixedWindow {
+        window: per_address_window(),
+        tokens: SIGN_IN_REQUESTS_PER_ADDRESS,
+    };
+    let decision = state.sign_in_requests.take(
+        &address,
+        &per_address,
+        taskgate_core::time::to_millis(state.now()),
+    );
+    if !decision.allowed {
+        // Once per address and window, however many requests it goes on sending.
+        let first_refusal = LimitConfig::FixedWindow {
+            window: per_address_window(),
+            tokens: 1,
+        };
+        let now_ms = taskgate_core::time::to_millis(state.now());
+        if state
+            .sign_in_requests
+            .take(&format!("refused:{address}"), &first_refusal, now_ms)
+            .allowed
+        {
+            tracing::warn!(
+                client.address = %address,
+                "sign-in link requests from one address passed {SIGN_IN_REQUESTS_PER_ADDRESS} in {} minutes; refusing until the window ends",
+                SIGN_IN_LINK_WINDOW.num_minutes()
+            );
+        }
+        let wait_ms = decision.reset_ms.saturating_sub(now_ms).max(0);
+        let wait = (wait_ms + 59_999) / 60_000;
+        return Err(PageError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many sign-in requests came from your address. Try again in {} minute{}.",
+                wait.max(1),
+                if wait > 1 { "s" } else { "" }
+            ),
+        ));
+    }
     let email = form.email.as_deref().map(str::trim).unwrap_or("");
     if !email.contains('@') || email.len() > 254 {
         return Err(PageError::bad_request(

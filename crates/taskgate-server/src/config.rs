@@ -113,6 +113,13 @@ pub struct ServeArgs {
     #[arg(long, env = "TASKGATE_SMTP_FROM", value_name = "ADDRESS")]
     pub smtp_from: Option<String>,
 
+    /// The header a reverse proxy in front of taskgate puts the client's address in
+    /// (`x-forwarded-for`, `x-real-ip`); its last address is taken, the one the proxy added.
+    /// Set it only behind such a proxy: a client can send the header too [default: none; the
+    /// connection's peer address].
+    #[arg(long, env = "TASKGATE_CLIENT_IP_HEADER", value_name = "HEADER")]
+    pub client_ip_header: Option<String>,
+
     /// Master key sealing environment keys at rest (32 bytes, hex or base64) [default:
     /// generated into the data dir on first start].
     #[arg(
@@ -306,6 +313,7 @@ impl ServeArgs {
             admin_emails: self.admin_emails.or(base.admin_emails),
             smtp_url: self.smtp_url.or(base.smtp_url),
             smtp_from: self.smtp_from.or(base.smtp_from),
+            client_ip_header: self.client_ip_header.or(base.client_ip_header),
             encryption_key: self.encryption_key.or(base.encryption_key),
             session_secret: self.session_secret.or(base.session_secret),
             grace_seconds: self.grace_seconds.or(base.grace_seconds),
@@ -406,6 +414,8 @@ pub struct Config {
     pub admin_emails: Vec<String>,
     /// Where sign-in links are emailed from, when they are.
     pub smtp: Option<Smtp>,
+    /// The header a trusted proxy names the client's address in.
+    pub client_ip_header: Option<axum::http::HeaderName>,
     pub encryption_key: Option<SecretString>,
     pub session_secret: Option<SecretString>,
     pub grace: chrono::Duration,
@@ -512,6 +522,7 @@ impl std::fmt::Debug for Config {
             .field("sign_in_allow", &self.sign_in_allow.len())
             .field("admin_emails", &self.admin_emails.len())
             .field("smtp", &self.smtp.as_ref().map(|s| &s.from))
+            .field("client_ip_header", &self.client_ip_header)
             .field(
                 "encryption_key",
                 &self.encryption_key.as_ref().map(|_| "[redacted]"),
@@ -693,6 +704,14 @@ impl Config {
                 n("admin-email")
             );
         }
+        let client_ip_header = match a.client_ip_header.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => Some(
+                axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(
+                    |_| anyhow::anyhow!("{}: {name:?} is not a header name", n("client-ip-header")),
+                )?,
+            ),
+        };
         let sign_in_allow = email_list(n("sign-in-allow"), a.sign_in_allow.as_deref(), true)?;
         let admin_emails = email_list(n("admin-emails"), a.admin_emails.as_deref(), false)?;
         let smtp = match (a.smtp_url, a.smtp_from) {
@@ -812,6 +831,7 @@ impl Config {
             sign_in_allow,
             admin_emails,
             smtp,
+            client_ip_header,
             encryption_key: a.encryption_key.map(SecretString::from),
             session_secret: a.session_secret.map(SecretString::from),
             grace: chrono::Duration::seconds(grace_seconds),
@@ -906,6 +926,7 @@ impl Config {
             sign_in_allow: Vec::new(),
             admin_emails: Vec::new(),
             smtp: None,
+            client_ip_header: None,
             encryption_key: None,
             session_secret: None,
             grace: chrono::Duration::seconds(DEFAULT_GRACE_SECONDS),

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod client_ip;
 pub mod config;
 pub mod cors;
 pub mod deadline;
@@ -103,6 +104,7 @@ pub async fn build_state_with_store(
         }
         None => None,
     };
+    let started_ms = taskgate_core::time::to_millis(clock.now());
     let state = AppState::new(state::Shared {
         store,
         clock,
@@ -113,6 +115,7 @@ pub async fn build_state_with_store(
         limiter,
         watchers: Arc::new(realtime::Watchers::default()),
         run_sets: Arc::default(),
+        sign_in_requests: Arc::new(ratelimit::local::LocalBuckets::new(started_ms)),
         workers: Arc::new(workers::Workers::default()),
         policy: Arc::new(auth::policy::RolePolicy),
         config: Arc::new(config),

@@ -183,7 +183,7 @@ pub async fn serve(
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
                 Err(e) => {
@@ -199,10 +199,13 @@ pub async fn serve(
         let svc = {
             let activity = activity.clone();
             let app = app.clone();
-            tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+            tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                 activity.request_started();
                 let guard = InFlight(activity.clone());
                 let mut app = app.clone();
+                // Where the request came from, for limits kept per client address.
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 async move {
                     let resp = app.call(req.map(axum::body::Body::new)).await;
                     drop(guard);

@@ -42,6 +42,8 @@ pub struct Shared {
     pub policy: Arc<dyn AccessPolicy>,
     /// Realtime requests and dequeues waiting for a run, stream or queue to change.
     pub watchers: Arc<Watchers>,
+    /// Sign-in link requests per client address (this node's count).
+    pub sign_in_requests: Arc<crate::ratelimit::local::LocalBuckets>,
     /// What each many-run feed handle has been sent.
     pub run_sets: Arc<crate::realtime::run_sets::WorkingSets>,
     /// The API rate limiter; `None` when rate limits are off.

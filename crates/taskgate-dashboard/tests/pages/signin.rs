@@ -259,7 +259,60 @@ async fn a_failing_mail_server_is_a_clear_error_and_no_email_means_no_form(b: Ba
     plain.cleanup().await;
 }
 
+async fn one_address_may_ask_for_only_so_many_links(b: Backend) {
+    let (port, _inbox) = crate::common::fake_smtp().await;
+    let app = TestApp::with_config(b, |c| {
+        c.smtp = Some(taskgate_server::config::Smtp {
+            url: format!("smtp://127.0.0.1:{port}").into(),
+            from: "noreply@example.com".into(),
+        });
+        c.client_ip_header = Some(axum::http::HeaderName::from_static("x-forwarded-for"));
+    })
+    .await;
+    let ask = |from: &'static str, email: String| {
+        let app = &app;
+        async move {
+            let req = axum::http::Request::builder()
+                .method(axum::http::Method::POST)
+                .uri("/login/magic")
+                .header("content-type", "application/x-www-form-urlencoded")
+                // The proxy appends the address it saw; what the client claimed comes first.
+                .header("x-forwarded-for", format!("198.51.100.1, {from}"));
+            app.send(req, axum::body::Body::from(format!("email={email}")))
+                .await
+        }
+    };
+    // Strangers' addresses: no mail goes out, and the per-email limit never applies.
+    for i in 0..taskgate_core::signin::SIGN_IN_REQUESTS_PER_ADDRESS {
+        let r = ask("203.0.113.7", format!("s{i}%40example.com")).await;
+        assert_eq!(r.status, StatusCode::OK, "request {i}: {}", r.text);
+    }
+    let refused = ask("203.0.113.7", "s99%40example.com".into()).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("Try again in 15 minutes"),
+        "{}",
+        refused.text
+    );
+    let other = ask("203.0.113.8", "s0%40example.com".into()).await;
+    assert_eq!(
+        other.status,
+        StatusCode::OK,
+        "another address has its own count"
+    );
+    app.clock.advance(Duration::minutes(15));
+    let later = ask("203.0.113.7", "s0%40example.com".into()).await;
+    assert_eq!(later.status, StatusCode::OK, "a new window");
+    app.cleanup().await;
+}
+
 crate::on_both!(
+    one_address_may_ask_for_only_so_many_links,
     an_emailed_link_signs_in_and_the_form_tells_nobody_who_has_an_account,
     a_failing_mail_server_is_a_clear_error_and_no_email_means_no_form,
     a_link_signs_in_once_with_an_http_only_cookie,
