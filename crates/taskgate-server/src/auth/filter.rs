@@ -14,7 +14,9 @@
 //!   are read back into it, every key goes to the database as before;
 //! - a key it refuses is still checked against the database at most once a second, which
 //!   heals what no event told (a notification a node has not received yet); a key found so
-//!   is added.
+//!   is added. Requests with the key being checked, and for a second after, wait for that
+//!   check's answer instead of being refused: a burst with a key just issued on another node
+//!   is answered as the database says, with one query.
 //!
 //! Keys that stop working (rotated out, grace ended) stay in it as false positives until it
 //! is rebuilt, which happens when it outgrows its design size.
@@ -126,7 +128,14 @@ pub struct KeyFilter {
     /// Digests added while a rebuild reads the store, added again to what it builds.
     added_during_rebuild: Mutex<Option<Vec<KeyDigest>>>,
     /// One database check a second of a key the filter refused.
-    confirmations: Mutex<Option<BucketState>>,
+    confirmations: Mutex<Confirmations>,
+}
+
+/// The budget of checks of refused keys, and the key checked last and when (ms).
+#[derive(Default)]
+struct Confirmations {
+    budget: Option<BucketState>,
+    last: Option<(KeyDigest, i64)>,
 }
 
 impl KeyFilter {
@@ -139,7 +148,7 @@ impl KeyFilter {
             unsettled: AtomicUsize::new(0),
             epoch: AtomicU64::new(0),
             added_during_rebuild: Mutex::new(None),
-            confirmations: Mutex::new(None),
+            confirmations: Mutex::new(Confirmations::default()),
         }
     }
 }
@@ -167,11 +176,19 @@ impl KeyFilter {
             return Verdict::Lookup;
         }
         // A key refused by the filter is still looked up, at most once a second per node.
-        let mut budget = self.confirmations.lock();
-        let (decision, next) = take_token(*budget, 1, 1_000, 1, now.timestamp_millis());
-        *budget = Some(next);
+        let now_ms = now.timestamp_millis();
+        let mut c = self.confirmations.lock();
+        let (decision, next) = take_token(c.budget, 1, 1_000, 1, now_ms);
+        c.budget = Some(next);
         if decision.allowed {
+            c.last = Some((*digest, now_ms));
             Verdict::Confirm
+        } else if c
+            .last
+            .is_some_and(|(d, at)| d == *digest && now_ms.saturating_sub(at) < 1_000)
+        {
+            // The key being checked: wait for that answer with the others (one query).
+            Verdict::Lookup
         } else {
             metrics::counter!("taskgate_key_filter_refusals_total").increment(1);
             Verdict::Refuse
@@ -355,6 +372,29 @@ mod tests {
         );
         filter.add(&digest(2));
         assert_eq!(filter.check(&digest(2), t), Verdict::Lookup);
+    }
+
+    #[test]
+    fn requests_with_the_key_being_checked_wait_for_its_answer() {
+        let filter = KeyFilter::new(Arc::new(taskgate_core::time::SystemClock));
+        filter.loaded.store(true, Ordering::Release);
+        let t = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let ms = chrono::Duration::milliseconds;
+        assert_eq!(filter.check(&digest(7), t), Verdict::Confirm);
+        // A burst with the same key (one just issued on another node): looked up, so that
+        // they join the check in flight rather than being refused.
+        assert_eq!(filter.check(&digest(7), t + ms(5)), Verdict::Lookup);
+        assert_eq!(
+            filter.check(&digest(8), t + ms(5)),
+            Verdict::Refuse,
+            "other keys still are"
+        );
+        assert_eq!(filter.check(&digest(7), t + ms(999)), Verdict::Lookup);
+        assert_eq!(
+            filter.check(&digest(7), t + ms(1_000)),
+            Verdict::Confirm,
+            "a new check"
+        );
     }
 
     #[test]
