@@ -464,6 +464,82 @@ impl EngineStore for Backend {
         Ok(stored)
     }
 
+    async fn append_run_spans(
+        &self,
+        environment_id: &str,
+        spans: &[NewRunSpan],
+    ) -> StoreResult<u64> {
+        if spans.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut stored = 0;
+        for new in spans {
+            count("append_run_span");
+            let span = &new.span;
+            stored += sqlx::query(
+                "INSERT INTO task_run_spans (run_id, span_id, parent_span_id, attempt_number, name,
+                     start_unix_nano, end_unix_nano, is_error, attributes)
+                 SELECT r.id, $3, $4, $5, $6, $7, $8, $9, $10 FROM task_runs r
+                 WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2
+                 ON CONFLICT (run_id, span_id) DO UPDATE SET
+                     parent_span_id = excluded.parent_span_id, attempt_number = excluded.attempt_number,
+                     name = excluded.name, start_unix_nano = excluded.start_unix_nano,
+                     end_unix_nano = excluded.end_unix_nano, is_error = excluded.is_error,
+                     attributes = excluded.attributes",
+            )
+            .bind(environment_id)
+            .bind(&new.run_friendly_id)
+            .bind(&span.span_id)
+            .bind(span.parent_span_id.as_deref())
+            .bind(span.attempt_number)
+            .bind(&span.name)
+            .bind(to_nanos(span.start))
+            .bind(to_nanos(span.end))
+            .bind(span.is_error)
+            .bind(span.attributes.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(stored)
+    }
+
+    async fn list_run_spans(&self, run_id: &str, limit: u32) -> StoreResult<Vec<RunSpan>> {
+        count("list_run_spans");
+        let rows = sqlx::query(
+            "SELECT span_id, parent_span_id, attempt_number, name, start_unix_nano, end_unix_nano,
+                    is_error, attributes
+             FROM task_run_spans WHERE run_id = $1 ORDER BY start_unix_nano, span_id LIMIT $2",
+        )
+        .bind(run_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let nanos = |col: &str| -> StoreResult<DateTime<Utc>> {
+                    Ok(DateTime::from_timestamp_nanos(
+                        r.try_get(col).map_err(map_err)?,
+                    ))
+                };
+                Ok(RunSpan {
+                    span_id: s(r, "span_id")?,
+                    parent_span_id: s_opt(r, "parent_span_id")?,
+                    attempt_number: r.try_get("attempt_number").map_err(map_err)?,
+                    name: s(r, "name")?,
+                    start: nanos("start_unix_nano")?,
+                    end: nanos("end_unix_nano")?,
+                    is_error: r.try_get("is_error").map_err(map_err)?,
+                    attributes: s_opt(r, "attributes")?,
+                })
+            })
+            .collect()
+    }
+
     async fn list_run_logs(
         &self,
         run_id: &str,

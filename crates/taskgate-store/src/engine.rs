@@ -126,6 +126,28 @@ pub struct NewRunLog {
     pub attributes: Option<String>,
 }
 
+/// A span a task process exported for one of its runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpan {
+    /// 16 hex digits, as the process named it.
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub attempt_number: Option<i64>,
+    pub name: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub is_error: bool,
+    /// The span's attributes, as JSON text.
+    pub attributes: Option<String>,
+}
+
+/// A span to store, for a run named by its friendly id.
+#[derive(Debug, Clone)]
+pub struct NewRunSpan {
+    pub run_friendly_id: String,
+    pub span: RunSpan,
+}
+
 /// Limits a dequeue honours.
 #[derive(Debug, Clone, Copy)]
 pub struct DequeueLimits {
@@ -193,6 +215,17 @@ pub trait EngineStore: Send + Sync {
         after: Option<(DateTime<Utc>, i64)>,
         limit: u32,
     ) -> StoreResult<Vec<RunLog>>;
+
+    /// Stores spans of the environment's runs, replacing a stored span with the same id (a
+    /// span is sent again when it ends); spans naming a run of another environment, or no
+    /// run, are dropped. Returns how many were stored.
+    async fn append_run_spans(
+        &self,
+        environment_id: &str,
+        spans: &[NewRunSpan],
+    ) -> StoreResult<u64>;
+    /// A run's spans in start order, at most `limit`.
+    async fn list_run_spans(&self, run_id: &str, limit: u32) -> StoreResult<Vec<RunSpan>>;
 
     /// Records that the environment's development CLI was seen at `now`.
     async fn touch_dev_presence(&self, environment_id: &str, now: DateTime<Utc>)

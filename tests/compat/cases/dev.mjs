@@ -296,6 +296,9 @@ export default [
         assert.match(done, /Hello, MCP!/);
         const details = await ok("get_run_details", { runId: id });
         assert.match(details, /Attempt 1 \[COMPLETED\]/);
+        // The worker's own spans, under taskgate's attempt span, not beside it.
+        assert.match(details, /run\(\) \[COMPLETED\]/, details);
+        assert.equal(details.match(/Attempt 1 \[/g)?.length, 1, details);
       } finally {
         await mcp.close();
       }

@@ -1,6 +1,7 @@
 //! The OTLP/HTTP sinks task processes export to: traces, logs and metrics, as JSON or
-//! protobuf. Log records that name a run become that run's log view; spans and metrics are
-//! accepted and counted (answering is what keeps the worker from waiting on its exporter).
+//! protobuf. Log records that name a run become that run's log view and spans that name a run
+//! join its trace; metrics are accepted and counted (answering is what keeps the worker from
+//! waiting on its exporter).
 //!
 //! Exporters send no credentials, so the endpoint a worker is given carries one:
 //! `<public url>/otel/<environment id>.<mac>`, the mac an HMAC of the environment id under the
@@ -16,7 +17,7 @@ use prost::Message;
 use secrecy::ExposeSecret;
 use serde_json::{json, Map, Value};
 use taskgate_core::hash::{constant_time_eq, hmac_sha256};
-use taskgate_store::NewRunLog;
+use taskgate_store::{NewRunLog, NewRunSpan, RunSpan};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -29,6 +30,8 @@ const MAX_RECORDS: usize = 2000;
 const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 /// Largest attributes kept per record, as JSON.
 const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+/// Longest span name kept.
+const MAX_SPAN_NAME_BYTES: usize = 1024;
 /// Hex characters of the endpoint's mac (128 bits).
 const MAC_HEX_LEN: usize = 32;
 
@@ -93,18 +96,32 @@ pub async fn export_logs(
     Ok(accepted())
 }
 
-/// Spans and metrics under a credential: accepted and counted.
+/// Spans and metrics under a credential: spans naming a run of the environment are stored
+/// for its trace; metrics are counted.
 #[utoipa::path(post, path = "/otel/{credential}/v1/{signal}", tag = "engine", security(()),
     params(("credential" = String, Path), ("signal" = String, Path, description = "traces or metrics")),
     request_body(content = Object, description = "OTLP export request, JSON or protobuf"),
-    responses((status = 200, body = Object), (status = 401, body = taskgate_api::ErrorBody), (status = 404, body = taskgate_api::ErrorBody)))]
+    responses((status = 200, body = Object), (status = 400, body = taskgate_api::ErrorBody), (status = 401, body = taskgate_api::ErrorBody),
+              (status = 404, body = taskgate_api::ErrorBody)))]
 pub async fn export_signal(
     State(state): State<AppState>,
     Path((credential, signal)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    verify(&state, &credential)
+    let env_id = verify(&state, &credential)
         .ok_or_else(|| ApiError::unauthorized("Invalid OTLP endpoint credential"))?;
     count_signal(&signal)?;
+    if signal == "traces" {
+        let records = if is_protobuf(&headers) {
+            proto::spans(&body)?
+        } else {
+            json_spans(&body)?
+        };
+        let spans: Vec<NewRunSpan> = records.into_iter().filter_map(run_span).collect();
+        let stored = state.store.append_run_spans(&env_id, &spans).await?;
+        metrics::counter!("taskgate_otlp_spans_total", "outcome" => "stored").increment(stored);
+    }
     Ok(accepted())
 }
 
@@ -205,6 +222,85 @@ fn run_log(r: LogRecord) -> Option<NewRunLog> {
     })
 }
 
+/// A span, decoded from either encoding.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SpanRecord {
+    /// Lowercase hex, as OTLP JSON spells ids.
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub name: String,
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
+    /// OTLP's status code 2.
+    pub is_error: bool,
+    pub attributes: Map<String, Value>,
+    pub resource: Map<String, Value>,
+}
+
+/// A run's span from an OTLP one, when it names a run and has ended (the SDK sends a partial
+/// copy of a long span when it starts, then the span itself).
+fn run_span(r: SpanRecord) -> Option<NewRunSpan> {
+    let field = |k: &str| r.attributes.get(k).or_else(|| r.resource.get(k));
+    let run_id = ["ctx.run.id", "$metadata.ctx.run.id"]
+        .iter()
+        .find_map(|k| field(k))
+        .and_then(Value::as_str)?
+        .to_string();
+    if r.attributes.get("$span.partial").and_then(Value::as_bool) == Some(true) {
+        return None;
+    }
+    let valid_id = |id: &str| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid_id(&r.span_id) {
+        return None;
+    }
+    let attempt = ["ctx.attempt.number", "$metadata.ctx.attempt.number"]
+        .iter()
+        .find_map(|k| field(k))
+        .and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        });
+    let attributes: Map<String, Value> = r
+        .attributes
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with('$') && !k.starts_with("ctx."))
+        .collect();
+    let mut json = Value::Object(attributes).to_string();
+    if json.len() > MAX_ATTRIBUTES_BYTES {
+        json = json!({ "truncated": true }).to_string();
+    }
+    let time = |n: u64| {
+        i64::try_from(n)
+            .ok()
+            .filter(|n| *n > 0)
+            .map(DateTime::<Utc>::from_timestamp_nanos)
+    };
+    let start = time(r.start_unix_nano)?;
+    let end = time(r.end_unix_nano).unwrap_or(start).max(start);
+    let mut name = r.name;
+    if name.len() > MAX_SPAN_NAME_BYTES {
+        let mut cut = MAX_SPAN_NAME_BYTES;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+    }
+    Some(NewRunSpan {
+        run_friendly_id: run_id,
+        span: RunSpan {
+            span_id: r.span_id.to_ascii_lowercase(),
+            parent_span_id: valid_id(&r.parent_span_id)
+                .then(|| r.parent_span_id.to_ascii_lowercase()),
+            attempt_number: attempt,
+            name,
+            start,
+            end,
+            is_error: r.is_error,
+            attributes: (json != "{}").then_some(json),
+        },
+    })
+}
+
 /// OTLP's severity numbers by range.
 fn severity_name(n: i32) -> &'static str {
     match n {
@@ -294,13 +390,8 @@ pub fn json_logs(body: &[u8]) -> ApiResult<Vec<LogRecord>> {
                 if out.len() >= MAX_RECORDS {
                     return Ok(out);
                 }
-                let nanos = match r.get("timeUnixNano") {
-                    Some(Value::String(s)) => s.parse().unwrap_or(0),
-                    Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-                    _ => 0,
-                };
                 out.push(LogRecord {
-                    time_unix_nano: nanos,
+                    time_unix_nano: nanos(r.get("timeUnixNano")),
                     severity_text: r
                         .get("severityText")
                         .and_then(Value::as_str)
@@ -313,6 +404,61 @@ pub fn json_logs(body: &[u8]) -> ApiResult<Vec<LogRecord>> {
                         .unwrap_or(0),
                     body: r.get("body").map(any_value),
                     attributes: attributes(r.get("attributes")),
+                    resource: resource.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A nanosecond time as OTLP JSON writes it: a string, or a number.
+fn nanos(v: Option<&Value>) -> u64 {
+    match v {
+        Some(Value::String(s)) => s.parse().unwrap_or(0),
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The spans of an OTLP JSON `ExportTraceServiceRequest`.
+pub fn json_spans(body: &[u8]) -> ApiResult<Vec<SpanRecord>> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|_| ApiError::bad_request("Invalid OTLP JSON"))?;
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let mut out = Vec::new();
+    for rs in v
+        .get("resourceSpans")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let resource = attributes(rs.get("resource").and_then(|r| r.get("attributes")));
+        for ss in rs
+            .get("scopeSpans")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for span in ss
+                .get("spans")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if out.len() >= MAX_RECORDS {
+                    return Ok(out);
+                }
+                let code = span.get("status").and_then(|s| s.get("code"));
+                out.push(SpanRecord {
+                    span_id: text(span, "spanId"),
+                    parent_span_id: text(span, "parentSpanId"),
+                    name: text(span, "name"),
+                    start_unix_nano: nanos(span.get("startTimeUnixNano")),
+                    end_unix_nano: nanos(span.get("endTimeUnixNano")),
+                    is_error: code.and_then(Value::as_i64) == Some(2)
+                        || code.and_then(Value::as_str) == Some("STATUS_CODE_ERROR"),
+                    attributes: attributes(span.get("attributes")),
                     resource: resource.clone(),
                 });
             }
@@ -409,6 +555,82 @@ pub mod proto {
         pub values: Vec<KeyValue>,
     }
 
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ExportTraceServiceRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub resource_spans: Vec<ResourceSpans>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ResourceSpans {
+        #[prost(message, optional, tag = "1")]
+        pub resource: Option<Resource>,
+        #[prost(message, repeated, tag = "2")]
+        pub scope_spans: Vec<ScopeSpans>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ScopeSpans {
+        #[prost(message, repeated, tag = "2")]
+        pub spans: Vec<Span>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Span {
+        #[prost(bytes = "vec", tag = "2")]
+        pub span_id: Vec<u8>,
+        #[prost(bytes = "vec", tag = "4")]
+        pub parent_span_id: Vec<u8>,
+        #[prost(string, tag = "5")]
+        pub name: String,
+        #[prost(fixed64, tag = "7")]
+        pub start_time_unix_nano: u64,
+        #[prost(fixed64, tag = "8")]
+        pub end_time_unix_nano: u64,
+        #[prost(message, repeated, tag = "9")]
+        pub attributes: Vec<KeyValue>,
+        #[prost(message, optional, tag = "15")]
+        pub status: Option<Status>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Status {
+        #[prost(int32, tag = "3")]
+        pub code: i32,
+    }
+
+    /// The spans of a protobuf `ExportTraceServiceRequest`.
+    pub fn spans(body: &[u8]) -> ApiResult<Vec<SpanRecord>> {
+        let req = ExportTraceServiceRequest::decode(body)
+            .map_err(|_| ApiError::bad_request("Invalid OTLP protobuf"))?;
+        let mut out = Vec::new();
+        for rs in &req.resource_spans {
+            let resource = rs
+                .resource
+                .as_ref()
+                .map(|r| map(&r.attributes))
+                .unwrap_or_default();
+            for ss in &rs.scope_spans {
+                for span in &ss.spans {
+                    if out.len() >= MAX_RECORDS {
+                        return Ok(out);
+                    }
+                    out.push(SpanRecord {
+                        span_id: hex::encode(&span.span_id),
+                        parent_span_id: hex::encode(&span.parent_span_id),
+                        name: span.name.clone(),
+                        start_unix_nano: span.start_time_unix_nano,
+                        end_unix_nano: span.end_time_unix_nano,
+                        is_error: span.status.as_ref().is_some_and(|s| s.code == 2),
+                        attributes: map(&span.attributes),
+                        resource: resource.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn value(v: &AnyValue) -> Value {
         match &v.value {
             Some(Value_::StringValue(s)) => Value::String(s.clone()),
@@ -474,6 +696,50 @@ mod tests {
             key: key.into(),
             value: Some(AnyValue { value: Some(v) }),
         }
+    }
+
+    #[test]
+    fn json_and_protobuf_spans_decode_alike_and_partial_copies_are_dropped() {
+        let json_body = json!({ "resourceSpans": [{
+            "resource": { "attributes": [{ "key": "ctx.run.id", "value": { "stringValue": "run_1" } }] },
+            "scopeSpans": [{ "spans": [{
+                "spanId": "00f067aa0ba902b7", "parentSpanId": "", "name": "fetch",
+                "startTimeUnixNano": "1772366400000000000", "endTimeUnixNano": 1772366400500000000u64,
+                "attributes": [{ "key": "ctx.attempt.number", "value": { "intValue": "2" } }],
+                "status": { "code": 2 } }] }] }] })
+        .to_string();
+        let proto_body = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("ctx.run.id", Value_::StringValue("run_1".into()))],
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        span_id: hex::decode("00f067aa0ba902b7").unwrap_or_default(),
+                        parent_span_id: vec![],
+                        name: "fetch".into(),
+                        start_time_unix_nano: 1_772_366_400_000_000_000,
+                        end_time_unix_nano: 1_772_366_400_500_000_000,
+                        attributes: vec![kv("ctx.attempt.number", Value_::IntValue(2))],
+                        status: Some(Status { code: 2 }),
+                    }],
+                }],
+            }],
+        }
+        .encode_to_vec();
+        let from_json = json_spans(json_body.as_bytes()).unwrap_or_default();
+        let from_proto = spans(&proto_body).unwrap_or_default();
+        assert_eq!(from_json, from_proto);
+        let span = run_span(from_json[0].clone()).map(|s| s.span);
+        assert_eq!(span.as_ref().map(|s| s.attempt_number), Some(Some(2)));
+        assert_eq!(span.as_ref().map(|s| s.is_error), Some(true));
+        assert_eq!(span.as_ref().and_then(|s| s.parent_span_id.clone()), None);
+        let mut partial = from_proto[0].clone();
+        partial
+            .attributes
+            .insert("$span.partial".into(), json!(true));
+        assert!(run_span(partial).is_none());
+        assert!(json_spans(b"not json").is_err());
     }
 
     #[test]

@@ -96,6 +96,73 @@ async fn a_span_is_found_by_the_id_its_trace_gave(b: Backend) {
     app.cleanup().await;
 }
 
+async fn spans_the_task_process_exports_join_the_trace(b: Backend) {
+    let (app, _, key, worker) = with_worker(b, &["t"]).await;
+    let run = trigger(&app, &key, "t", json!({})).await;
+    let m = dequeue(&app, &key, &worker).await.remove(0);
+    let started = start(&app, &key, &m).await;
+    let endpoint = started["envVars"]["TRIGGER_OTEL_EXPORTER_OTLP_ENDPOINT"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://127.0.0.1:3030")
+        .to_string();
+    let attrs = |extra: Value| {
+        let mut list = vec![
+            json!({ "key": "ctx.run.id", "value": { "stringValue": run } }),
+            json!({ "key": "ctx.attempt.number", "value": { "intValue": "1" } }),
+        ];
+        if let Some(o) = extra.as_object() {
+            for (k, v) in o {
+                list.push(json!({ "key": k, "value": v }));
+            }
+        }
+        Value::Array(list)
+    };
+    let span = |id: &str, parent: &str, name: &str, extra: Value| {
+        json!({ "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": id, "parentSpanId": parent,
+                "name": name, "startTimeUnixNano": "1772366400000000000", "endTimeUnixNano": "1772366400250000000",
+                "attributes": attrs(extra), "status": { "code": if name == "fetch" { 2 } else { 0 } } })
+    };
+    let export = json!({ "resourceSpans": [{ "scopeSpans": [{ "spans": [
+        span("aaaaaaaaaaaaaaaa", "", "Attempt 1", json!({})),
+        span("bbbbbbbbbbbbbbbb", "aaaaaaaaaaaaaaaa", "run()", json!({})),
+        span("cccccccccccccccc", "bbbbbbbbbbbbbbbb", "fetch", json!({ "http.url": { "stringValue": "https://example.com" } })),
+        // A long span's first, partial copy: not kept.
+        span("dddddddddddddddd", "bbbbbbbbbbbbbbbb", "still going", json!({ "$span.partial": { "boolValue": true } })),
+    ] }] }] });
+    let req = axum::http::Request::post(format!("{endpoint}/v1/traces"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(export.to_string()))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.get(&format!("/api/v1/runs/{run}/trace"), &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let attempt = &r.body["trace"]["rootSpan"]["children"][0];
+    assert_eq!(attempt["data"]["message"], "Attempt 1");
+    let run_fn = &attempt["children"][0];
+    assert_eq!(run_fn["data"]["message"], "run()", "{}", r.text);
+    assert_eq!(
+        run_fn["children"].as_array().unwrap().len(),
+        1,
+        "no partial copy"
+    );
+    let fetch = &run_fn["children"][0];
+    assert_eq!(fetch["id"], "cccccccccccccccc");
+    assert_eq!(fetch["data"]["isError"], true);
+    assert_eq!(fetch["data"]["duration"], 250_000_000);
+    assert_eq!(
+        fetch["data"]["properties"]["http.url"],
+        "https://example.com"
+    );
+    let r = app
+        .get(&format!("/api/v1/runs/{run}/spans/cccccccccccccccc"), &key)
+        .await;
+    assert_eq!(r.body["entityType"], "span");
+    assert_eq!(r.body["parentId"], "bbbbbbbbbbbbbbbb");
+    app.cleanup().await;
+}
+
 async fn a_trace_is_read_as_its_run_is(b: Backend) {
     let (app, key, run) = retried_run(b).await;
     let other = trigger(&app, &key, "t", json!({})).await;
@@ -124,4 +191,5 @@ on_both!(
     a_trace_shows_the_run_its_attempts_and_their_errors,
     a_span_is_found_by_the_id_its_trace_gave,
     a_trace_is_read_as_its_run_is,
+    spans_the_task_process_exports_join_the_trace,
 );

@@ -563,6 +563,65 @@ pub async fn run_logs_stay_in_their_environment(store: Arc<dyn Store>) {
     assert_eq!(rest[0].attributes.as_deref(), Some("{\"k\":1}"));
 }
 
+pub async fn run_spans_replace_their_partial_copy_and_stay_in_their_environment(
+    store: Arc<dyn Store>,
+) {
+    let env = prod_env(&*store).await;
+    let r = trigger(&*store, &env, "a", t0()).await;
+    let span = |run: &str, id: &str, name: &str, start: i64, end: i64| NewRunSpan {
+        run_friendly_id: run.into(),
+        span: RunSpan {
+            span_id: id.into(),
+            parent_span_id: (id != "a1").then(|| "a1".to_string()),
+            attempt_number: Some(1),
+            name: name.into(),
+            start: t0() + Duration::seconds(start),
+            end: t0() + Duration::seconds(end),
+            is_error: name == "boom",
+            attributes: Some("{\"k\":1}".into()),
+        },
+    };
+    let stored = store
+        .append_run_spans(
+            &env,
+            &[
+                span(&r.friendly_id, "b2", "fetch", 2, 2),
+                span(&r.friendly_id, "a1", "Attempt 1", 1, 5),
+                span("run_unknown", "x", "x", 0, 0),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, 2);
+    // The span again, now ended and failed.
+    store
+        .append_run_spans(&env, &[span(&r.friendly_id, "b2", "boom", 2, 4)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .append_run_spans(
+                "another-env",
+                &[span(&r.friendly_id, "c3", "injected", 0, 0)]
+            )
+            .await
+            .unwrap(),
+        0,
+        "another environment cannot write to this run"
+    );
+    let spans = store.list_run_spans(&r.id, 100).await.unwrap();
+    assert_eq!(
+        spans.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["Attempt 1", "boom"],
+        "start order; the later copy replaced the partial one"
+    );
+    assert!(spans[1].is_error);
+    assert_eq!(spans[1].end, t0() + Duration::seconds(4));
+    assert_eq!(spans[1].parent_span_id.as_deref(), Some("a1"));
+    assert_eq!(spans[0].parent_span_id, None);
+    assert_eq!(store.list_run_spans(&r.id, 1).await.unwrap().len(), 1);
+}
+
 pub async fn dev_presence_is_remembered(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     assert_eq!(store.dev_presence(&env).await.unwrap(), None);

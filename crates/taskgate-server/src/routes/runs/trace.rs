@@ -1,18 +1,22 @@
 //! A run's trace and its spans, for the CLI's MCP server (`get_run_details`,
 //! `get_span_details`), built from what taskgate records of a run: the run's own span, one
-//! span per attempt under it, and each log record the worker exported as a span under its
-//! attempt (or under the run when it names none). Span and trace ids are derived from the
-//! run, so two reads of one run agree and a span id from one read finds its span in the next.
+//! span per attempt under it, the spans the task process exported under their parents (the
+//! process's own `Attempt N` span is taskgate's attempt span), and each log record as a span
+//! under its attempt (or under the run when it names none). The run's and attempts' span ids
+//! are derived from the run, and the process's are its own, so two reads of one run agree and
+//! a span id from one read finds its span in the next.
 
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
 use taskgate_api::trace::*;
 use taskgate_api::ErrorBody;
 use taskgate_core::engine::{AttemptOutcome, RunStatus};
 use taskgate_core::hash::sha256_hex;
-use taskgate_store::{Attempt, Run, RunLog, Worker, WorkerTask};
+
+use taskgate_store::{Attempt, Run, RunLog, RunSpan, Worker, WorkerTask};
 
 use super::present::decode_packet;
 use super::readable_run;
@@ -23,12 +27,18 @@ use crate::state::AppState;
 /// Log records a trace shows at most (the oldest); the run's span says when there were more.
 /// A record is at most 32 KiB with its attributes, so a trace never passes 32 MiB.
 const MAX_TRACE_LOGS: u32 = 1000;
+/// Spans of the task process a trace shows at most (the earliest).
+const MAX_TRACE_SPANS: u32 = 1000;
+/// How deep the process's spans may nest under an attempt before deeper ones are left out.
+const MAX_SPAN_DEPTH: usize = 64;
 
 /// What a trace is built from.
 pub struct TraceSource<'a> {
     pub run: &'a Run,
     pub attempts: &'a [Attempt],
     pub logs: &'a [RunLog],
+    /// The spans the task process exported.
+    pub spans: &'a [RunSpan],
     /// The worker the run is locked to, and its task, when it has started.
     pub worker: Option<(&'a Worker, Option<&'a WorkerTask>)>,
     /// Whether there were more log records than `logs` holds.
@@ -109,7 +119,12 @@ fn log_span(src: &TraceSource, parent: &str, log: &RunLog) -> TraceSpan {
     }
 }
 
-fn attempt_span(src: &TraceSource, root: &str, attempt: &Attempt) -> TraceSpan {
+fn attempt_span(
+    src: &TraceSource,
+    root: &str,
+    attempt: &Attempt,
+    placed: &mut HashMap<String, Vec<TraceSpan>>,
+) -> TraceSpan {
     let id = span_id(src.run, &format!("attempt:{}", attempt.number));
     let error = attempt
         .error
@@ -119,12 +134,14 @@ fn attempt_span(src: &TraceSource, root: &str, attempt: &Attempt) -> TraceSpan {
     let mut properties = Map::new();
     properties.insert("attemptNumber".into(), json!(attempt.number));
     properties.insert("status".into(), json!(attempt.status.as_str()));
-    let children = src
+    let mut children: Vec<TraceSpan> = src
         .logs
         .iter()
         .filter(|l| l.attempt_number == Some(attempt.number))
         .map(|l| log_span(src, &id, l))
         .collect();
+    children.extend(placed.remove(&id).unwrap_or_default());
+    children.sort_by_key(|s| s.data.start_time);
     TraceSpan {
         id,
         parent_id: Some(root.to_string()),
@@ -155,6 +172,94 @@ fn attempt_span(src: &TraceSource, root: &str, attempt: &Attempt) -> TraceSpan {
     }
 }
 
+/// The task process's spans as trace spans, by the id of the span in taskgate's tree they
+/// hang under: the process's `Attempt N` span stands for taskgate's attempt span; a span
+/// whose parent the process did not send hangs under its attempt, or the run.
+fn place_process_spans(src: &TraceSource, root: &str) -> HashMap<String, Vec<TraceSpan>> {
+    let attempt_id = |n: i64| span_id(src.run, &format!("attempt:{n}"));
+    let attempts: HashSet<i64> = src.attempts.iter().map(|a| a.number).collect();
+    // The process's attempt spans, as taskgate's.
+    let mut alias: HashMap<&str, String> = HashMap::new();
+    for s in src.spans {
+        if let Some(n) = s.attempt_number.filter(|n| attempts.contains(n)) {
+            if s.name == format!("Attempt {n}") {
+                alias.insert(&s.span_id, attempt_id(n));
+            }
+        }
+    }
+    let sent: HashSet<&str> = src.spans.iter().map(|s| s.span_id.as_str()).collect();
+    let mut by_parent: HashMap<String, Vec<&RunSpan>> = HashMap::new();
+    for s in src.spans {
+        if alias.contains_key(s.span_id.as_str()) {
+            continue;
+        }
+        let parent = match s.parent_span_id.as_deref() {
+            Some(p) if alias.contains_key(p) => alias[p].clone(),
+            Some(p) if sent.contains(p) => p.to_string(),
+            _ => match s.attempt_number.filter(|n| attempts.contains(n)) {
+                Some(n) => attempt_id(n),
+                None => root.to_string(),
+            },
+        };
+        by_parent.entry(parent).or_default().push(s);
+    }
+    let mut placed = HashMap::new();
+    for anchor in
+        std::iter::once(root.to_string()).chain(src.attempts.iter().map(|a| attempt_id(a.number)))
+    {
+        let spans = process_subtree(src, &anchor, &by_parent, 0);
+        if !spans.is_empty() {
+            placed.insert(anchor, spans);
+        }
+    }
+    placed
+}
+
+/// The process's spans under `parent`, each with its own.
+fn process_subtree(
+    src: &TraceSource,
+    parent: &str,
+    by_parent: &HashMap<String, Vec<&RunSpan>>,
+    depth: usize,
+) -> Vec<TraceSpan> {
+    if depth >= MAX_SPAN_DEPTH {
+        return Vec::new();
+    }
+    let Some(spans) = by_parent.get(parent) else {
+        return Vec::new();
+    };
+    spans
+        .iter()
+        .map(|s| TraceSpan {
+            id: s.span_id.clone(),
+            parent_id: Some(parent.to_string()),
+            run_id: src.run.friendly_id.clone(),
+            data: TraceSpanData {
+                message: s.name.clone(),
+                task_slug: None,
+                task_path: None,
+                events: vec![],
+                start_time: s.start,
+                duration: nanos(s.start, s.end),
+                is_error: s.is_error,
+                is_partial: false,
+                is_cancelled: false,
+                level: if s.is_error { "ERROR" } else { "TRACE" }.into(),
+                worker_version: None,
+                queue_name: None,
+                machine_preset: None,
+                properties: s
+                    .attributes
+                    .as_deref()
+                    .and_then(|a| serde_json::from_str(a).ok())
+                    .unwrap_or_default(),
+                output: None,
+            },
+            children: process_subtree(src, &s.span_id, by_parent, depth + 1),
+        })
+        .collect()
+}
+
 /// The run's trace.
 pub fn build_trace(src: &TraceSource) -> RunTrace {
     let run = src.run;
@@ -182,11 +287,13 @@ pub fn build_trace(src: &TraceSource) -> RunTrace {
             json!(format!("the first {} log records", src.logs.len())),
         );
     }
+    let mut placed = place_process_spans(src, &root);
     let mut children: Vec<TraceSpan> = src
         .attempts
         .iter()
-        .map(|a| attempt_span(src, &root, a))
+        .map(|a| attempt_span(src, &root, a, &mut placed))
         .collect();
+    children.extend(placed.remove(&root).unwrap_or_default());
     children.extend(
         src.logs
             .iter()
@@ -244,7 +351,7 @@ pub fn find_span<'a>(span: &'a TraceSpan, id: &str) -> Option<&'a TraceSpan> {
 }
 
 /// What a span was built from.
-fn entity_type(run: &Run, attempts: &[Attempt], id: &str) -> &'static str {
+fn entity_type(run: &Run, attempts: &[Attempt], spans: &[RunSpan], id: &str) -> &'static str {
     if id == span_id(run, "run") {
         "run"
     } else if attempts
@@ -252,13 +359,18 @@ fn entity_type(run: &Run, attempts: &[Attempt], id: &str) -> &'static str {
         .any(|a| id == span_id(run, &format!("attempt:{}", a.number)))
     {
         "attempt"
+    } else if spans.iter().any(|s| s.span_id == id) {
+        "span"
     } else {
         "log"
     }
 }
 
 /// Reads what the trace of `run` is built from, and builds it.
-async fn load_trace(state: &AppState, run: &Run) -> ApiResult<(RunTrace, Vec<Attempt>)> {
+async fn load_trace(
+    state: &AppState,
+    run: &Run,
+) -> ApiResult<(RunTrace, Vec<Attempt>, Vec<RunSpan>)> {
     let attempts = state.store.list_attempts(run).await?;
     let mut logs = state
         .store
@@ -266,6 +378,7 @@ async fn load_trace(state: &AppState, run: &Run) -> ApiResult<(RunTrace, Vec<Att
         .await?;
     let logs_truncated = logs.len() > MAX_TRACE_LOGS as usize;
     logs.truncate(MAX_TRACE_LOGS as usize);
+    let spans = state.store.list_run_spans(&run.id, MAX_TRACE_SPANS).await?;
     let worker = match &run.worker_id {
         Some(id) => state.store.get_worker(&run.environment_id, id).await?,
         None => None,
@@ -277,11 +390,12 @@ async fn load_trace(state: &AppState, run: &Run) -> ApiResult<(RunTrace, Vec<Att
         run,
         attempts: &attempts,
         logs: &logs,
+        spans: &spans,
         worker: worker_ref,
         logs_truncated,
         now: state.now(),
     });
-    Ok((trace, attempts))
+    Ok((trace, attempts, spans))
 }
 
 /// A run's trace: the run, its attempts and its log records, as a tree of spans.
@@ -293,7 +407,7 @@ pub async fn retrieve_run_trace(
     Path(run_id): Path<String>,
 ) -> ApiResult<Json<RunTraceResponse>> {
     let run = readable_run(&state, &principal, &run_id).await?;
-    let (trace, _) = load_trace(&state, &run).await?;
+    let (trace, _, _) = load_trace(&state, &run).await?;
     Ok(Json(RunTraceResponse { trace }))
 }
 
@@ -307,7 +421,7 @@ pub async fn retrieve_span(
     Path((run_id, span_id)): Path<(String, String)>,
 ) -> ApiResult<Json<SpanDetailResponse>> {
     let run = readable_run(&state, &principal, &run_id).await?;
-    let (trace, attempts) = load_trace(&state, &run).await?;
+    let (trace, attempts, spans) = load_trace(&state, &run).await?;
     let span = find_span(&trace.root_span, &span_id)
         .ok_or_else(|| ApiError::not_found("Span not found").should_retry(false))?;
     let d = &span.data;
@@ -324,7 +438,7 @@ pub async fn retrieve_span(
         duration_ms: d.duration as f64 / 1_000_000.0,
         properties: d.properties.clone(),
         events: d.events.clone(),
-        entity_type: entity_type(&run, &attempts, &span.id).into(),
+        entity_type: entity_type(&run, &attempts, &spans, &span.id).into(),
     }))
 }
 
@@ -334,6 +448,7 @@ mod tests {
     use chrono::Duration;
     use taskgate_core::engine::{ExecutionStatus, RunState};
     use taskgate_core::task_error::TaskRunError;
+    use taskgate_store::RunSpan;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -382,6 +497,7 @@ mod tests {
             run,
             attempts,
             logs,
+            spans: &[],
             worker: None,
             logs_truncated: false,
             now: at("2026-11-28T10:05:00Z"),
@@ -426,6 +542,65 @@ mod tests {
         );
     }
 
+    fn process_span(
+        id: &str,
+        parent: Option<&str>,
+        attempt: Option<i64>,
+        name: &str,
+        at: &str,
+    ) -> RunSpan {
+        RunSpan {
+            span_id: id.repeat(16),
+            parent_span_id: parent.map(|p| p.repeat(16)),
+            attempt_number: attempt,
+            name: name.into(),
+            start: self::at(at),
+            end: self::at(at) + Duration::milliseconds(10),
+            is_error: name == "boom",
+            attributes: Some("{\"http.url\":\"https://example.com\"}".into()),
+        }
+    }
+
+    #[test]
+    fn the_process_spans_nest_under_their_attempt_and_parents() {
+        let run = run(RunStatus::CompletedSuccessfully);
+        let attempts = [attempt(
+            1,
+            AttemptOutcome::Completed,
+            "2026-11-28T10:00:01Z",
+            900,
+        )];
+        let spans = [
+            process_span("a", None, Some(1), "Attempt 1", "2026-11-28T10:00:01Z"),
+            process_span("b", Some("a"), Some(1), "run()", "2026-11-28T10:00:01.1Z"),
+            process_span("c", Some("b"), Some(1), "boom", "2026-11-28T10:00:01.2Z"),
+            process_span("d", Some("e"), Some(1), "orphan", "2026-11-28T10:00:01.3Z"),
+            process_span("f", None, None, "outside", "2026-11-28T10:00:00.5Z"),
+        ];
+        let mut src = source(&run, &attempts, &[]);
+        src.spans = &spans;
+        let trace = build_trace(&src);
+        let root = &trace.root_span;
+        let names = |s: &TraceSpan| -> Vec<String> {
+            s.children.iter().map(|c| c.data.message.clone()).collect()
+        };
+        assert_eq!(
+            names(root),
+            ["outside", "Attempt 1"],
+            "the process's attempt span is taskgate's"
+        );
+        let attempt = &root.children[1];
+        assert_eq!(names(attempt), ["run()", "orphan"]);
+        let run_fn = &attempt.children[0];
+        assert_eq!(run_fn.id, "b".repeat(16), "the process's own span id");
+        assert_eq!(run_fn.parent_id.as_deref(), Some(attempt.id.as_str()));
+        assert_eq!(names(run_fn), ["boom"]);
+        assert!(run_fn.children[0].data.is_error);
+        assert_eq!(run_fn.data.duration, 10_000_000);
+        assert_eq!(run_fn.data.properties["http.url"], "https://example.com");
+        assert_eq!(entity_type(&run, &attempts, &spans, &run_fn.id), "span");
+    }
+
     #[test]
     fn ids_are_stable_and_distinct() {
         let run = run(RunStatus::CompletedWithErrors);
@@ -449,8 +624,8 @@ mod tests {
         assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
         let found = find_span(&a.root_span, ids[2]).map(|s| s.data.message.as_str());
         assert_eq!(found, Some("line 1"));
-        assert_eq!(entity_type(&run, &attempts, ids[1]), "attempt");
-        assert_eq!(entity_type(&run, &attempts, ids[0]), "run");
+        assert_eq!(entity_type(&run, &attempts, &[], ids[1]), "attempt");
+        assert_eq!(entity_type(&run, &attempts, &[], ids[0]), "run");
     }
 
     #[test]
