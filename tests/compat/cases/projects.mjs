@@ -2,6 +2,9 @@
 // organizations, one project by ref, the production runtimes `projects list` shows, and
 // archiving a preview branch with `preview archive`.
 
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import {
   ApiBranchListResponseBody,
   GetProjectResponseBody,
@@ -96,6 +99,29 @@ export default [
       assert.deepEqual(ApiBranchListResponseBody.parse(list.body).branches, []);
       const again = await cli(ctx, p.pat, args);
       assert.match(again.stdout + again.stderr, /Failed to archive "feat\/cli"/, describe(again));
+    },
+  },
+  {
+    // init fetches its config template from GitHub; where that is out of reach (as on the
+    // suite's CI machine) it stops there, after everything it asks taskgate has succeeded.
+    name: "projects: CLI init -p --yes finds the project and configures it",
+    timeout: CLI_TIMEOUT_MS + 5_000,
+    async run({ ctx }) {
+      const p = await newProject(ctx);
+      const dir = await mkdtemp(path.join(os.tmpdir(), "taskgate-compat-init-"));
+      try {
+        await writeFile(path.join(dir, "package.json"), JSON.stringify({ name: "init-compat", type: "module" }));
+        const r = await cli(ctx, p.pat, ["init", "-p", p.ref, "--yes", "--skip-package-install"], { cwd: dir });
+        assert.ok(r.stdout.includes(`Configuring project "${p.project.name}" (${p.ref})`), describe(r));
+        if (r.code === 0) {
+          const config = await readFile(path.join(dir, "trigger.config.ts"), "utf8");
+          assert.match(config, new RegExp(`project: "${p.ref}"`), config);
+        } else {
+          assert.match(r.stdout, /Failed to create config file: fetch failed/, describe(r));
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     },
   },
 ];
