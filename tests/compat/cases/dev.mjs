@@ -2,7 +2,7 @@
 // ../dev against the server, and the official SDK triggers, watches and cancels its runs.
 // The cases share one dev session per backend and run in this order.
 
-import { runs, tasks } from "@trigger.dev/sdk";
+import { auth, runs, tasks } from "@trigger.dev/sdk";
 import {
   ErrorGroupDetail,
   IgnoreErrorRequestBody,
@@ -11,7 +11,7 @@ import {
 } from "@trigger.dev/core/v3";
 import { as, http } from "../lib/api.mjs";
 import { assert, expectStatus } from "../lib/check.mjs";
-import { devSession } from "../lib/dev.mjs";
+import { devSession, startDev } from "../lib/dev.mjs";
 import { describe, mint } from "../lib/cli.mjs";
 import { mcpSession } from "../lib/mcp.mjs";
 import { fingerprint } from "../lib/fingerprint.mjs";
@@ -323,6 +323,26 @@ export default [
       process.kill(s.pid, "SIGKILL");
       const run = await finished(ctx, s.devKey, id, 60_000);
       assert.equal(run.status, "CANCELED");
+    },
+  },
+  {
+    name: "dev: trigger.dev dev --branch creates a development branch and runs its tasks",
+    timeout: 180_000,
+    async run({ ctx, step }) {
+      step("starting trigger.dev dev --branch feat-x");
+      const s = await startDev(ctx, { args: ["--branch", "feat-x"] });
+      try {
+        const run = await auth.withAuth({ accessToken: s.devKey, baseURL: ctx.url, previewBranch: "feat-x" }, async () => {
+          const { id } = await tasks.trigger("compat-hello", { name: "branch" });
+          return runs.poll(id, { pollIntervalMs: 200 });
+        });
+        assert.equal(run.status, "COMPLETED");
+        assert.deepEqual(run.output, { greeting: "Hello, branch!" });
+        // The run is the branch's: the development environment itself does not have it.
+        expectStatus(await http(ctx, "GET", `/api/v3/runs/${run.id}`, { token: s.devKey }), 404);
+      } finally {
+        await s.stop();
+      }
     },
   },
 ];

@@ -1,6 +1,6 @@
 // A `trigger.dev dev` session against the server under test: the official CLI 4.8.3 runs the
-// task project in ../dev as the worker. One session per backend run, started on first use
-// and stopped by the runner's cleanup.
+// task project in ../dev as the worker. The shared session is one per backend run, started on
+// first use and stopped by the runner's cleanup; startDev starts one of a case's own.
 
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -19,11 +19,15 @@ const OUTPUT_LIMIT = 2_000_000;
  * a run that must wait for it).
  */
 export function devSession(ctx, { beforeStart } = {}) {
-  ctx.dev ??= start(ctx, beforeStart);
+  ctx.dev ??= startDev(ctx, { beforeStart });
   return ctx.dev;
 }
 
-async function start(ctx, beforeStart) {
+/**
+ * A `trigger.dev dev` of its own for a new project, with `args` added to the command line;
+ * stopped by the runner's cleanup if the caller does not stop it first.
+ */
+export async function startDev(ctx, { beforeStart, args = [] } = {}) {
   const { pat, ref } = await newProject(ctx);
   const dev = await getEnv(ctx, pat, ref, "dev");
   const session = { pat, ref, devKey: dev.apiKey };
@@ -43,7 +47,7 @@ async function start(ctx, beforeStart) {
     NODE_ENV: "development",
   };
   const cli = path.join(devDir, "node_modules", "trigger.dev", "dist", "esm", "index.js");
-  const child = spawn(process.execPath, [cli, "dev", "--skip-platform-notifications", "--skip-update-check", "--skip-mcp-install", "--skip-rules-install"], {
+  const child = spawn(process.execPath, [cli, "dev", "--skip-platform-notifications", "--skip-update-check", "--skip-mcp-install", "--skip-rules-install", ...args], {
     cwd: devDir,
     env,
     stdio: ["ignore", "pipe", "pipe"],
