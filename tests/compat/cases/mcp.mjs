@@ -120,13 +120,21 @@ export default [
     },
   },
   {
-    name: "mcp: a tool whose subject taskgate does not serve fails with taskgate's explanation",
+    name: "mcp: tools whose subject taskgate does not serve fail with taskgate's explanation",
     timeout: MCP_TIMEOUT_MS,
     async run({ ctx }) {
       const s = await session(ctx);
-      const r = await s.call("list_deploys", { projectRef: s.p.ref, environment: "prod" });
-      assert.equal(r.isError, true, r.text);
-      assert.match(r.text, /taskgate does not serve deployments/);
+      const unserved = [
+        ["list_deploys", "deployments", {}],
+        ["list_prompts", "prompts", {}],
+        ["list_dashboards", "dashboards", {}],
+        ["get_query_schema", "queries", { table: "runs" }],
+      ];
+      for (const [tool, subject, args] of unserved) {
+        const r = await s.call(tool, { projectRef: s.p.ref, environment: "prod", ...args });
+        assert.equal(r.isError, true, `${tool}: ${r.text}`);
+        assert.match(r.text, new RegExp(`taskgate does not serve ${subject}`), `${tool}: ${r.text}`);
+      }
     },
   },
   {
