@@ -14,7 +14,7 @@
 //! environment changing wakes it to read its set once (after a short pause that gathers a
 //! burst of changes into one read); nothing reads the database on a timer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -230,6 +230,20 @@ fn diff<'a>(runs: &'a [Run], seen: Option<&Seen>, floor_ms: i64) -> Diff<'a> {
     out
 }
 
+impl Diff<'_> {
+    /// The answer's messages: each change, then up-to-date (the client applies a batch only
+    /// when it ends so).
+    fn body(&self, skip: &HashSet<String>) -> Vec<ShapeMessage> {
+        let mut body: Vec<ShapeMessage> = self
+            .changes
+            .iter()
+            .map(|(r, op)| change(r, op, skip))
+            .collect();
+        body.push(ShapeMessage::up_to_date());
+        body
+    }
+}
+
 fn offset_at(ms: i64) -> String {
     format!("{ms}_{}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
@@ -267,12 +281,7 @@ async fn answer(
     if !params.is_live() {
         let runs = read_set(state, env_id, &filter).await?;
         let d = diff(&runs, Some(&Seen::new()), 0);
-        let mut body: Vec<ShapeMessage> = d
-            .changes
-            .iter()
-            .map(|(r, op)| change(r, op, &skip))
-            .collect();
-        body.push(ShapeMessage::up_to_date());
+        let body = d.body(&skip);
         state.run_sets.put(&key, d.seen);
         let schema = schema_without(&skip);
         return respond(body, handle, &offset_at(d.latest_ms), Some(&schema), false);
@@ -293,12 +302,7 @@ async fn answer(
         let runs = read_set(state, env_id, &filter).await?;
         let d = diff(&runs, seen.as_ref(), floor_ms);
         if !d.changes.is_empty() {
-            let mut body: Vec<ShapeMessage> = d
-                .changes
-                .iter()
-                .map(|(r, op)| change(r, op, &skip))
-                .collect();
-            body.push(ShapeMessage::up_to_date());
+            let body = d.body(&skip);
             state.run_sets.put(&key, d.seen);
             return respond(body, handle, &offset_at(d.latest_ms), None, true);
         }
