@@ -55,7 +55,6 @@ async fn the_feed_snapshots_then_long_polls_changes(b: Backend) {
     for h in ["electric-handle", "electric-offset", "electric-schema"] {
         assert!(r.headers.contains_key(h), "{h}");
     }
-    let handle = r.headers["electric-handle"].to_str().unwrap().to_string();
     let offset = r.headers["electric-offset"].to_str().unwrap().to_string();
     let msgs = r.body.as_array().unwrap();
     assert_eq!(msgs.len(), 2);
@@ -76,28 +75,7 @@ async fn the_feed_snapshots_then_long_polls_changes(b: Backend) {
     assert!(row["completedAt"].is_null());
 
     // A change while a poll waits is delivered at once.
-    let live = format!("cursor=&handle={handle}&live=true&log=full&offset={offset}");
-    let poll = {
-        let app_router = app.router.clone();
-        let (key, id, live) = (key.clone(), id.clone(), live.clone());
-        tokio::spawn(async move {
-            use tower::ServiceExt;
-            let req = Request::get(format!("/realtime/v1/runs/{id}?{live}"))
-                .header("authorization", format!("Bearer {key}"))
-                .body(Body::empty())
-                .unwrap();
-            let resp = app_router.oneshot(req).await.unwrap();
-            let offset = resp.headers()["electric-offset"]
-                .to_str()
-                .unwrap()
-                .to_string();
-            let bytes = http_body_util::BodyExt::collect(resp.into_body())
-                .await
-                .unwrap()
-                .to_bytes();
-            (offset, serde_json::from_slice::<Value>(&bytes).unwrap())
-        })
-    };
+    let poll = live_poll(&app, &key, &format!("/realtime/v1/runs/{id}?"), &r);
     until_watching(&app.state, 1).await;
     app.request(
         Method::POST,
