@@ -326,7 +326,7 @@ const cases = [
     },
   },
   {
-    name: "errors: filters survive the URL; resolve, ignore and unresolve show in the history with the user",
+    name: "errors: filters survive the URL; resolve, ignore and unresolve (one or checked rows) show in the history with the user",
     async run(ctx) {
       const w = await worker(ctx);
       const page = await newPage(ctx);
@@ -370,6 +370,13 @@ const cases = [
       for (const action of ["resolved", "unresolved", "ignored"]) {
         assert.ok(new RegExp(`${action}\\t${w.email.replace(/[.]/g, "\\.")}\\tdashboard_session`).test(text), `${action} by ${w.email}:\n${text}`);
       }
+      // Rows checked on the list are triaged together, and the list keeps its filters.
+      await page.goto(`${ctx.url}${w.base}/errors?period=7d`);
+      await page.click('#bulk input[name="id"]');
+      await Promise.all([page.waitForNavigation(), page.click('#bulk button[value="resolve"]')]);
+      text = await page.$eval("main", (m) => m.innerText);
+      assert.ok(text.includes("Marked 1 error as resolved."), text);
+      assert.equal(new URL(page.url()).searchParams.get("period"), "7d");
       await page.close();
     },
   },

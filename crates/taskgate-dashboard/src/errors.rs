@@ -1,6 +1,8 @@
 //! `…/env/{env}/errors` and `…/errors/{id}`: an environment's error groups with their filters
 //! in the URL and an activity chart per group, and one group with its occurrences over time,
 //! affected versions, the runs behind it, the triage actions and the history of who did what.
+//! The list's rows can be checked and triaged together (`…/errors/bulk`), each group's change
+//! recorded in its own history.
 //!
 //! Listing and triage go through the API's own code (`routes::errors::{list_query,
 //! resolve_action, ignore_action, apply_triage}`); a triage made here is recorded as the
@@ -42,12 +44,15 @@ const PERIODS: [(&str, &str); 5] = [
     ("14d", "14 days"),
     ("30d", "30 days"),
 ];
-/// The ignore presets: label and duration in milliseconds (`None` is forever).
-const IGNORE_PRESETS: [(&str, Option<i64>); 3] = [
-    ("Ignore for 1 hour", Some(3_600_000)),
-    ("Ignore for 24 hours", Some(86_400_000)),
-    ("Ignore forever", None),
+/// The ignore presets: the bulk form's name for it, label and duration in milliseconds (`None`
+/// is forever).
+const IGNORE_PRESETS: [(&str, &str, Option<i64>); 3] = [
+    ("1h", "Ignore for 1 hour", Some(3_600_000)),
+    ("24h", "Ignore for 24 hours", Some(86_400_000)),
+    ("forever", "Ignore forever", None),
 ];
+/// Most groups one bulk action names: four list pages.
+const MAX_BULK: usize = 100;
 
 /// The list's filters, as they stand in the URL.
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +88,38 @@ impl ErrorsQuery {
         .filter_map(|(k, v)| nonempty(v).map(|v| format!("{k}={}", encode(v))))
         .collect::<Vec<_>>()
         .join("&")
+    }
+
+    /// The filters and the page position, as a query string: where a form on the list goes
+    /// back to.
+    fn position(&self) -> String {
+        let cursor = [("after", &self.after), ("before", &self.before)]
+            .iter()
+            .filter_map(|(k, v)| nonempty(v).map(|v| format!("{k}={}", encode(v))))
+            .collect::<Vec<_>>();
+        std::iter::once(self.filters())
+            .filter(|f| !f.is_empty())
+            .chain(cursor)
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// The filters and page position as hidden fields, for a form that returns here.
+    fn hidden_fields(&self) -> Markup {
+        let fields = [
+            ("search", &self.search),
+            ("status", &self.status),
+            ("task", &self.task),
+            ("version", &self.version),
+            ("period", &self.period),
+            ("after", &self.after),
+            ("before", &self.before),
+        ];
+        html! {
+            @for (k, v) in fields {
+                @if let Some(v) = nonempty(v) { input type="hidden" name=(k) value=(v); }
+            }
+        }
     }
 
     /// The API's query parameters for these filters.
@@ -215,6 +252,44 @@ pub async fn errors_page(
     let filters = q.filters();
     let sep = if filters.is_empty() { "" } else { "&" };
     let base = pe.base();
+    let may_write = pe.can(&state, &who, "write", &[Resource::new("errors")]);
+    let table = html! {
+        table {
+            thead { tr {
+                @if may_write { th scope="col" { "Select" } }
+                th scope="col" { "ID" }
+                th scope="col" { "Status" }
+                th scope="col" { "Task" }
+                th scope="col" { "Error" }
+                th scope="col" { "Occurrences" }
+                th scope="col" { "Activity" }
+                th scope="col" { "First seen" }
+                th scope="col" { "Last seen" }
+            } }
+            tbody {
+                @for r in &page_rows.rows {
+                    @let id = group_id(&r.group.fingerprint);
+                    tr {
+                        @if may_write {
+                            td { input type="checkbox" name="id" value=(id) aria-label=(format!("Select error {id}")); }
+                        }
+                        th scope="row" { a href=(format!("{base}/errors/{id}")) title=(id) { code { (&id[id.len() - 8..]) } } }
+                        td { (status_badge(r.group.triage.as_of(now).status)) }
+                        td { (r.group.task_identifier) }
+                        td { strong { (r.group.error_type) } ": " (cut(&r.group.error_message, 128)) }
+                        td { (r.count) }
+                        td {
+                            @if let Some(s) = &series {
+                                (chart(s, bars.get(&(r.group.id.clone(), "*".to_string())).map(Vec::as_slice).unwrap_or(&vec![0; s.bars]), 120, 24))
+                            }
+                        }
+                        td { (time(r.fingerprint_first_seen)) }
+                        td { (time(r.fingerprint_last_seen)) }
+                    }
+                }
+            }
+        }
+    };
     let (message, clear) = take_flash(&state, &headers);
     let body = html! {
         (pe.nav("errors"))
@@ -258,38 +333,22 @@ pub async fn errors_page(
         }
         @if page_rows.rows.is_empty() {
             p.panel { "No errors found for this time period." }
-        } @else {
-            table {
-                thead { tr {
-                    th scope="col" { "ID" }
-                    th scope="col" { "Status" }
-                    th scope="col" { "Task" }
-                    th scope="col" { "Error" }
-                    th scope="col" { "Occurrences" }
-                    th scope="col" { "Activity" }
-                    th scope="col" { "First seen" }
-                    th scope="col" { "Last seen" }
-                } }
-                tbody {
-                    @for r in &page_rows.rows {
-                        @let id = group_id(&r.group.fingerprint);
-                        tr {
-                            th scope="row" { a href=(format!("{base}/errors/{id}")) title=(id) { code { (&id[id.len() - 8..]) } } }
-                            td { (status_badge(r.group.triage.as_of(now).status)) }
-                            td { (r.group.task_identifier) }
-                            td { strong { (r.group.error_type) } ": " (cut(&r.group.error_message, 128)) }
-                            td { (r.count) }
-                            td {
-                                @if let Some(s) = &series {
-                                    (chart(s, bars.get(&(r.group.id.clone(), "*".to_string())).map(Vec::as_slice).unwrap_or(&vec![0; s.bars]), 120, 24))
-                                }
-                            }
-                            td { (time(r.fingerprint_first_seen)) }
-                            td { (time(r.fingerprint_last_seen)) }
-                        }
+        } @else if may_write {
+            form #bulk method="post" action=(format!("{base}/errors/bulk")) {
+                input type="hidden" name="_csrf" value=(who.csrf());
+                (q.hidden_fields())
+                div.panel.row-actions role="group" aria-labelledby="bulk-heading" {
+                    span #bulk-heading { "Mark the selected errors as…" }
+                    button type="submit" name="action" value="resolve" { "Resolved" }
+                    @for (key, label, _) in IGNORE_PRESETS {
+                        button type="submit" name="action" value=(format!("ignore-{key}")) { (label) }
                     }
+                    button type="submit" name="action" value="unresolve" { "Unresolved" }
                 }
+                (table)
             }
+        } @else {
+            (table)
         }
         p.row-actions {
             @if let Some(r) = prev { a href=(format!("?{filters}{sep}before={}", cursor_of(r))) { "← More frequent" } }
@@ -463,7 +522,7 @@ async fn render_detail(
                         }
                     }
                     @if status == GroupStatus::Unresolved {
-                        @for (label, ms) in IGNORE_PRESETS {
+                        @for (_, label, ms) in IGNORE_PRESETS {
                             form method="post" action=(format!("{here}/ignore")) {
                                 input type="hidden" name="_csrf" value=(csrf);
                                 @if let Some(ms) = ms { input type="hidden" name="duration" value=(ms); }
@@ -764,4 +823,107 @@ pub async fn unresolve(
         "Marked as unresolved.",
     )
     .await
+}
+
+/// What a bulk button asks for, and the word its message uses.
+fn bulk_action(name: Option<&str>) -> PageResult<(TriageAction, &'static str)> {
+    let ignore = |ms: Option<i64>| {
+        ignore_action(IgnoreErrorRequest {
+            duration: ms.map(|ms| ms as f64),
+            occurrence_rate: None,
+            total_occurrences: None,
+            reason: None,
+        })
+    };
+    Ok(match name {
+        Some("resolve") => (resolve_action(None)?, "resolved"),
+        Some("unresolve") => (TriageAction::Unresolve, "unresolved"),
+        Some(other) => {
+            let preset = other
+                .strip_prefix("ignore-")
+                .and_then(|key| IGNORE_PRESETS.iter().find(|(k, _, _)| *k == key))
+                .ok_or_else(|| PageError::bad_request("Choose one of the offered actions."))?;
+            (ignore(preset.2)?, "ignored")
+        }
+        None => return Err(PageError::bad_request("Choose one of the offered actions.")),
+    })
+}
+
+/// `POST …/errors/bulk`: one action on the groups checked on a list page, each recorded in
+/// its own history as the signed-in user's; back to the same list position with a message.
+pub async fn bulk(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: SignedIn,
+    Path((org, project, env)): Path<(String, String, String)>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    who.check_csrf(&state, field("_csrf").as_deref())?;
+    let pe = envs::resolve(&state, &who, &org, &project, &env).await?;
+    let back = ErrorsQuery {
+        search: field("search"),
+        status: field("status"),
+        task: field("task"),
+        version: field("version"),
+        period: field("period"),
+        after: field("after"),
+        before: field("before"),
+    }
+    .position();
+    let back = match back.as_str() {
+        "" => format!("{}/errors", pe.base()),
+        q => format!("{}/errors?{q}", pe.base()),
+    };
+    let ids: BTreeSet<&str> = fields
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if ids.len() > MAX_BULK {
+        return Err(PageError::bad_request(format!(
+            "Select at most {MAX_BULK} errors at once."
+        )));
+    }
+    let (action, done) = bulk_action(field("action").as_deref())?;
+    if ids.is_empty() {
+        return Ok(redirect_with_flash(
+            &state,
+            &headers,
+            &back,
+            "Select at least one error first.",
+        ));
+    }
+    // Every id is checked and allowed before anything changes.
+    let mut fingerprints = Vec::with_capacity(ids.len());
+    for id in &ids {
+        fingerprints.push(fingerprint_of(id)?);
+        pe.require(&state, &who, "write", &[Resource::with_id("errors", id)])?;
+    }
+    let env_id = &pe.auth.environment.id;
+    let actor = actor(&who);
+    let mut missing = 0;
+    for fp in &fingerprints {
+        match apply_triage(&state, env_id, fp, action.clone(), &actor).await {
+            Ok(_) => {}
+            Err(e) if e.status == StatusCode::NOT_FOUND => missing += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let changed = fingerprints.len() - missing;
+    let errors = |n: usize| if n == 1 { "error" } else { "errors" };
+    let mut message = format!("Marked {changed} {} as {done}.", errors(changed));
+    if missing > 0 {
+        message.push_str(&format!(
+            " {missing} selected {} no longer {}.",
+            errors(missing),
+            if missing == 1 { "exists" } else { "exist" }
+        ));
+    }
+    Ok(redirect_with_flash(&state, &headers, &back, &message))
 }

@@ -7,7 +7,8 @@
 //! - an environment's API keys with their grace windows ([`apikeys`]);
 //! - personal access tokens and user-actor tokens ([`tokens`]);
 //! - an environment's runs, one run, cancel and replay ([`runs`]);
-//! - an environment's error groups, one group, triage and its history ([`errors`]);
+//! - an environment's error groups, one group, triage of one
+//!   or many groups and its history ([`errors`]);
 //! - an organization's members and roles ([`team`]);
 //! - for administrators: users, organizations and the audit log ([`admin`]).
 //!
@@ -60,6 +61,7 @@ pub fn pages() -> Router<AppState> {
             post(runs::replay_run),
         )
         .route(&format!("{ENV}/errors"), get(errors::errors_page))
+        .route(&format!("{ENV}/errors/bulk"), post(errors::bulk))
         .route(&format!("{ENV}/errors/{{id}}"), get(errors::error_page))
         .route(
             &format!("{ENV}/errors/{{id}}/resolve"),

@@ -27,13 +27,14 @@ document.addEventListener("keydown", (event) => {
 });
 // Copy buttons are shown only where the script runs.
 for (const el of document.querySelectorAll("[data-copy][hidden]")) el.hidden = false;
-// Lists marked data-refresh reload every minute while the tab is visible and nothing is
-// being typed.
+// Lists marked data-refresh reload every minute while the tab is visible, nothing is being
+// typed and no row is checked.
 const refresh = document.querySelector("[data-refresh]");
 if (refresh) {
   setInterval(() => {
     const typing = document.activeElement && document.activeElement.matches("input, select, textarea");
     const open = document.querySelector("details[open]");
-    if (document.visibilityState === "visible" && !typing && !open) location.reload();
+    const checked = document.querySelector("input[type=checkbox]:checked");
+    if (document.visibilityState === "visible" && !typing && !open && !checked) location.reload();
   }, Number(refresh.dataset.refresh) * 1000);
 }

@@ -50,6 +50,26 @@ fn first_group(path: &str, text: &str) -> String {
     text[at..at + text[at..].find('"').unwrap()].to_string()
 }
 
+/// The ids a list page offers to check, in its order.
+fn checkable_ids(text: &str) -> Vec<String> {
+    text.split("name=\"id\" value=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+        .collect()
+}
+
+/// An error group's status over the API.
+async fn status_of(app: &TestApp, key: &str, error_id: &str) -> serde_json::Value {
+    app.api(
+        Method::GET,
+        &format!("/api/v1/errors/{error_id}"),
+        Some(key),
+        None,
+    )
+    .await
+    .json()
+}
+
 async fn the_list_counts_groups_with_filters_in_the_url_and_a_chart(b: Backend) {
     let app = TestApp::new(b).await;
     let (path, _, _) = with_errors(&app, &[("email", "boom", 3), ("resize", "bad size", 1)]).await;
@@ -254,6 +274,11 @@ async fn a_viewer_reads_errors_but_cannot_triage(b: Backend) {
     assert!(added.status.is_success());
     app.jar.lock().unwrap().clear();
     app.sign_in("viewer@example.com").await;
+    let list = app.get(&path).await;
+    assert!(
+        checkable_ids(&list.text).is_empty() && !list.text.contains("Mark the selected"),
+        "no bulk actions for a viewer"
+    );
     let page = app.get(&detail_path).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.text.contains("Mark error as"));
@@ -262,6 +287,14 @@ async fn a_viewer_reads_errors_but_cannot_triage(b: Backend) {
         .post_form(&format!("{detail_path}/resolve"), &[("_csrf", &csrf)])
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let error_id = detail_path.rsplit('/').next().unwrap();
+    let bulk = app
+        .post_form(
+            &format!("{path}/bulk"),
+            &[("_csrf", &csrf), ("id", error_id), ("action", "resolve")],
+        )
+        .await;
+    assert_eq!(bulk.status, StatusCode::FORBIDDEN);
     assert_eq!(
         app.get(&format!("{path}/error_zz")).await.status,
         StatusCode::BAD_REQUEST
@@ -275,9 +308,170 @@ async fn a_viewer_reads_errors_but_cannot_triage(b: Backend) {
     app.cleanup().await;
 }
 
+async fn checked_rows_are_triaged_together_and_the_list_keeps_its_filters(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (path, key, _) = with_errors(
+        &app,
+        &[
+            ("email", "boom", 3),
+            ("resize", "bad size", 2),
+            ("pdf", "no font", 1),
+        ],
+    )
+    .await;
+    let list = app.get(&format!("{path}?status=unresolved")).await;
+    let ids = checkable_ids(&list.text);
+    assert_eq!(ids.len(), 3, "a checkbox per row: {}", list.text);
+    assert!(list.text.contains("Mark the selected errors as…"));
+    let csrf = list.input_value("_csrf").unwrap();
+
+    let ignored = app
+        .post_form(
+            &format!("{path}/bulk"),
+            &[
+                ("_csrf", &csrf),
+                ("status", "unresolved"),
+                ("id", &ids[0]),
+                ("id", &ids[1]),
+                ("action", "ignore-24h"),
+            ],
+        )
+        .await;
+    assert_eq!(ignored.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        ignored.location(),
+        format!("{path}?status=unresolved"),
+        "back to the same filters"
+    );
+    let admin = app
+        .state
+        .store
+        .find_user_by_email("admin@taskgate.local")
+        .await
+        .unwrap()
+        .unwrap();
+    for id in &ids[..2] {
+        let group = status_of(&app, &key, id).await;
+        assert_eq!(group["status"], "ignored", "{id}");
+        assert_eq!(group["ignoredByUserId"], admin.id.as_str());
+        assert!(group["ignoredUntil"].is_string(), "24 hours, not forever");
+    }
+    assert_eq!(status_of(&app, &key, &ids[2]).await["status"], "unresolved");
+    let after = app.get(ignored.location()).await;
+    assert!(
+        after.text.contains("Marked 2 errors as ignored."),
+        "{}",
+        after.text
+    );
+    assert_eq!(
+        checkable_ids(&after.text),
+        vec![ids[2].clone()],
+        "the filtered list no longer shows them"
+    );
+    let detail = app.get(&format!("{path}/{}", ids[0])).await;
+    assert!(detail
+        .text
+        .contains("<td>ignored</td><td>admin@taskgate.local</td><td>dashboard_session</td>"));
+
+    // A group that is gone is counted, not an error; the rest still change.
+    let gone = "error_0123456789abcdef";
+    let resolved = app
+        .post_form(
+            &format!("{path}/bulk"),
+            &[
+                ("_csrf", &csrf),
+                ("id", &ids[0]),
+                ("id", &ids[2]),
+                ("id", gone),
+                ("action", "resolve"),
+            ],
+        )
+        .await;
+    assert_eq!(resolved.location(), path);
+    let after = app.get(&path).await;
+    assert!(
+        after
+            .text
+            .contains("Marked 2 errors as resolved. 1 selected error no longer exists."),
+        "{}",
+        after.text
+    );
+    assert_eq!(status_of(&app, &key, &ids[0]).await["status"], "resolved");
+    assert_eq!(status_of(&app, &key, &ids[2]).await["status"], "resolved");
+    assert_eq!(status_of(&app, &key, &ids[1]).await["status"], "ignored");
+
+    let unresolved = app
+        .post_form(
+            &format!("{path}/bulk"),
+            &[("_csrf", &csrf), ("id", &ids[0]), ("action", "unresolve")],
+        )
+        .await;
+    assert_eq!(unresolved.status, StatusCode::SEE_OTHER);
+    assert_eq!(status_of(&app, &key, &ids[0]).await["status"], "unresolved");
+    app.cleanup().await;
+}
+
+async fn a_bulk_action_refuses_bad_forms_before_changing_anything(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (path, key, _) = with_errors(&app, &[("email", "boom", 1)]).await;
+    let list = app.get(&path).await;
+    let id = checkable_ids(&list.text).remove(0);
+    let csrf = list.input_value("_csrf").unwrap();
+    let bulk = format!("{path}/bulk");
+
+    let no_csrf = app
+        .post_form(&bulk, &[("id", &id), ("action", "resolve")])
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    let unknown = app
+        .post_form(
+            &bulk,
+            &[("_csrf", &csrf), ("id", &id), ("action", "ignore-2h")],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(unknown.text.contains("Choose one of the offered actions."));
+    let malformed = app
+        .post_form(
+            &bulk,
+            &[
+                ("_csrf", &csrf),
+                ("id", &id),
+                ("id", "error_zz"),
+                ("action", "resolve"),
+            ],
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    let many: Vec<String> = (0..101).map(|i| format!("error_{i:016x}")).collect();
+    let mut fields = vec![("_csrf", csrf.as_str()), ("action", "resolve")];
+    fields.extend(many.iter().map(|id| ("id", id.as_str())));
+    let too_many = app.post_form(&bulk, &fields).await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST);
+    assert!(too_many.text.contains("Select at most 100 errors at once."));
+    assert_eq!(
+        status_of(&app, &key, &id).await["status"],
+        "unresolved",
+        "nothing changed"
+    );
+
+    let none = app
+        .post_form(&bulk, &[("_csrf", &csrf), ("action", "resolve")])
+        .await;
+    assert_eq!(none.status, StatusCode::SEE_OTHER);
+    assert!(app
+        .get(none.location())
+        .await
+        .text
+        .contains("Select at least one error first."));
+    app.cleanup().await;
+}
+
 crate::on_both!(
     the_list_counts_groups_with_filters_in_the_url_and_a_chart,
     triage_from_the_page_is_recorded_with_the_signed_in_user,
     the_custom_ignore_form_shows_its_validation_error,
     a_viewer_reads_errors_but_cannot_triage,
+    checked_rows_are_triaged_together_and_the_list_keeps_its_filters,
+    a_bulk_action_refuses_bad_forms_before_changing_anything,
 );
