@@ -20,6 +20,10 @@ use crate::count;
 use crate::error::map_err;
 use crate::rows::{s, s_opt, ts, ts_opt};
 
+/// With a tag filter matching fewer tagged runs than this (in any environment), a run list is
+/// read from the tags' index and sorted rather than walked in creation order.
+const TAG_DRIVEN_RUNS: i64 = 2_000;
+
 pub(crate) const RUN_COLS: &str = "r.id, r.friendly_id, r.runtime_environment_id, r.task_identifier, r.status, r.payload, r.payload_type,
     r.output, r.output_type, r.error, r.tags, r.metadata, r.metadata_type, r.idempotency_key, r.idempotency_key_user,
     r.idempotency_key_expires_at, r.queue, r.concurrency_key, r.max_attempts, r.machine, r.ttl, r.ttl_expires_at,
@@ -611,9 +615,38 @@ impl RunStore for Backend {
         page: &RunPage,
     ) -> StoreResult<Vec<Run>> {
         count("list_runs");
-        let mut q: QueryBuilder<Db> = QueryBuilder::new(format!(
-            "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = "
-        ));
+        // With a tag filter, walking the environment's runs newest first stops as soon as a
+        // page is full when many runs carry the tag, but reads every run of the period when
+        // none does. So when few runs carry it, the runs are found from the tags' index instead
+        // and sorted: at most `TAG_DRIVEN_RUNS` of them.
+        let tag_driven = !filter.tags.is_empty() && {
+            let mut c: QueryBuilder<Db> =
+                QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM task_run_tags WHERE tag");
+            push_values(&mut c, &filter.tags);
+            c.push(" LIMIT ").push_bind(TAG_DRIVEN_RUNS).push(") x");
+            count("count_tagged_runs");
+            let tagged: i64 = c
+                .build_query_scalar()
+                .fetch_one(&self.reader)
+                .await
+                .map_err(map_err)?;
+            tagged < TAG_DRIVEN_RUNS
+        };
+        let mut q: QueryBuilder<Db> = if tag_driven {
+            // CROSS JOIN keeps the tags as the outer loop on SQLite; PostgreSQL plans it freely.
+            let mut q = QueryBuilder::new("SELECT ");
+            q.push(RUN_COLS)
+                .push(" FROM (SELECT DISTINCT run_id FROM task_run_tags WHERE tag");
+            push_values(&mut q, &filter.tags);
+            q.push(
+                ") t CROSS JOIN task_runs r WHERE r.id = t.run_id AND r.runtime_environment_id = ",
+            );
+            q
+        } else {
+            QueryBuilder::new(format!(
+                "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = "
+            ))
+        };
         q.push_bind(environment_id);
         let statuses: Vec<String> = filter
             .statuses
@@ -625,15 +658,10 @@ impl RunStore for Backend {
         push_in(&mut q, "r.task_version", &filter.versions);
         push_in(&mut q, "r.queue", &filter.queues);
         push_in(&mut q, "r.machine", &filter.machines);
-        if !filter.tags.is_empty() {
-            q.push(
-                " AND EXISTS (SELECT 1 FROM task_run_tags t WHERE t.run_id = r.id AND t.tag IN (",
-            );
-            let mut sep = q.separated(", ");
-            for t in &filter.tags {
-                sep.push_bind(t);
-            }
-            q.push("))");
+        if !filter.tags.is_empty() && !tag_driven {
+            q.push(" AND EXISTS (SELECT 1 FROM task_run_tags t WHERE t.run_id = r.id AND t.tag");
+            push_values(&mut q, &filter.tags);
+            q.push(")");
         }
         if let Some(b) = &filter.batch_id {
             q.push(" AND r.batch_id = ").push_bind(b);
@@ -1001,7 +1029,13 @@ fn push_in(q: &mut QueryBuilder<'_, Db>, column: &str, values: &[String]) {
     if values.is_empty() {
         return;
     }
-    q.push(format!(" AND {column} IN ("));
+    q.push(format!(" AND {column}"));
+    push_values(q, values);
+}
+
+/// ` IN ($1, $2, …)` with `values` bound.
+fn push_values(q: &mut QueryBuilder<'_, Db>, values: &[String]) {
+    q.push(" IN (");
     let mut sep = q.separated(", ");
     for v in values {
         sep.push_bind(v.clone());

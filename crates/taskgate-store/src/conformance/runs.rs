@@ -203,6 +203,134 @@ pub async fn retried_requests_get_their_first_run(store: Arc<dyn Store>) {
     assert_eq!(again.run.friendly_id, fresh.run.friendly_id);
 }
 
+/// Pages of `filter` read newest first, then the same runs read back oldest first with
+/// `before`, in pages of `limit`.
+async fn page_through(store: &dyn Store, env: &str, filter: &RunFilter, limit: u32) -> Vec<String> {
+    let mut seen: Vec<Run> = Vec::new();
+    loop {
+        let rows = store
+            .list_runs(
+                env,
+                filter,
+                &RunPage {
+                    limit,
+                    after: seen.last().map(|r| (r.created_at, r.id.clone())),
+                    before: None,
+                },
+            )
+            .await
+            .unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        seen.extend(rows);
+    }
+    // Backwards from the oldest: each page comes newest first, pages from older to newer.
+    let mut back: Vec<Run> = Vec::new();
+    let mut cursor = seen.last().map(|r| (r.created_at, r.id.clone()));
+    while let Some(c) = cursor.clone() {
+        let rows = store
+            .list_runs(
+                env,
+                filter,
+                &RunPage {
+                    limit,
+                    after: None,
+                    before: Some(c),
+                },
+            )
+            .await
+            .unwrap();
+        cursor = rows.first().map(|r| (r.created_at, r.id.clone()));
+        back.splice(0..0, rows);
+    }
+    let ids: Vec<String> = seen.iter().map(|r| r.friendly_id.clone()).collect();
+    let mut expected_back = ids.clone();
+    expected_back.pop();
+    assert_eq!(
+        back.iter()
+            .map(|r| r.friendly_id.clone())
+            .collect::<Vec<_>>(),
+        expected_back,
+        "paging back gives the same runs"
+    );
+    ids
+}
+
+/// A tag carried by few runs is read from the tags' index, one carried by many by walking the
+/// environment's runs: both give the same pages, each run once, only this environment's.
+pub async fn runs_list_by_tag_alike_whether_few_or_many_runs_carry_it(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let mut common = Vec::new();
+    let mut rare = Vec::new();
+    for i in 0..2_100 {
+        let tags: &[&str] = if i % 100 == 7 {
+            &["common", "rare"]
+        } else {
+            &["common"]
+        };
+        let r = store
+            .trigger_run(
+                new_run(&env, "t", t0() + Duration::seconds(i / 3), tags),
+                None,
+                None,
+                None,
+                t0(),
+            )
+            .await
+            .unwrap();
+        if i % 100 == 7 {
+            rare.push(r.run.friendly_id.clone());
+        }
+        common.push(r.run);
+    }
+    // Newest first; runs of the same second by id, descending.
+    common.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    let common: Vec<String> = common.into_iter().map(|r| r.friendly_id).collect();
+    let rare: Vec<String> = common
+        .iter()
+        .filter(|id| rare.contains(id))
+        .cloned()
+        .collect();
+    // The rare tag in another environment too: its runs are not this one's.
+    let (_, _, other_project) = fixture(&*store).await;
+    let other = store
+        .find_root_environment(&other_project.id, EnvType::Production, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    store
+        .trigger_run(
+            new_run(&other, "t", t0(), &["rare"]),
+            None,
+            None,
+            None,
+            t0(),
+        )
+        .await
+        .unwrap();
+
+    let by = |tags: &[&str]| RunFilter {
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        ..Default::default()
+    };
+    assert_eq!(page_through(&*store, &env, &by(&["rare"]), 7).await, rare);
+    assert_eq!(
+        page_through(&*store, &env, &by(&["rare", "nowhere"]), 7).await,
+        rare,
+        "a run with one of the tags"
+    );
+    assert_eq!(
+        page_through(&*store, &env, &by(&["common", "rare"]), 250).await,
+        common,
+        "a run with both tags, once"
+    );
+    assert!(page_through(&*store, &env, &by(&["nowhere"]), 7)
+        .await
+        .is_empty());
+}
+
 pub async fn runs_list_in_pages_with_filters(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let mut ids = Vec::new();
