@@ -25,6 +25,8 @@ use crate::rows::{s, s_opt, ts, ts_opt};
 const ALL_VERSIONS: &str = "*";
 /// Versions fetched for a detail's `affectedVersions` before the newest five are kept.
 const VERSIONS_FETCHED: i64 = 100;
+/// Groups sampled to judge how many a list's filter on the groups leaves.
+const FILTER_SAMPLE: i64 = 1_000;
 /// Expired ignores reopened per sweep (the rest wait for the next one).
 const REOPEN_BATCH: i64 = 500;
 
@@ -375,33 +377,105 @@ impl Backend {
     }
 }
 
-#[async_trait]
-impl ErrorStore for Backend {
-    async fn list_error_groups(
+/// Whether the list filters on the groups themselves (task, status, search) rather than only
+/// on their counts (window, versions).
+fn has_group_filters(query: &ErrorListQuery) -> bool {
+    !query.task_identifiers.is_empty()
+        || status_filter(query).is_some()
+        || query.search.as_deref().is_some_and(|t| !t.is_empty())
+}
+
+/// The statuses asked for, unless they are all of them (or none: no filter).
+fn status_filter(query: &ErrorListQuery) -> Option<Vec<GroupStatus>> {
+    let mut statuses = query.statuses.clone();
+    statuses.dedup();
+    let all = [
+        GroupStatus::Unresolved,
+        GroupStatus::Resolved,
+        GroupStatus::Ignored,
+    ];
+    (!statuses.is_empty() && !all.iter().all(|s| statuses.contains(s))).then_some(statuses)
+}
+
+/// ` AND …` for the list's filters on the groups `g`.
+fn push_group_filters(q: &mut QueryBuilder<'_, Db>, query: &ErrorListQuery) {
+    if !query.task_identifiers.is_empty() {
+        q.push(" AND g.task_identifier IN (");
+        let mut tasks = q.separated(", ");
+        for t in &query.task_identifiers {
+            tasks.push_bind(t.clone());
+        }
+        q.push(")");
+    }
+    if let Some(statuses) = status_filter(query) {
+        // As a read at `now` sees it: an ignore past its time is unresolved.
+        q.push(
+            " AND (CASE WHEN g.status = 'IGNORED' AND g.ignored_until IS NOT NULL AND g.ignored_until <= ",
+        )
+        .push_bind(to_millis(query.now))
+        .push(" THEN 'UNRESOLVED' ELSE g.status END) IN (");
+        let mut wanted = q.separated(", ");
+        for st in &statuses {
+            wanted.push_bind(st.as_db());
+        }
+        q.push(")");
+    }
+    if let Some(term) = query.search.as_deref().filter(|t| !t.is_empty()) {
+        let escaped = term
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        q.push(" AND (LOWER(g.error_type) LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR LOWER(g.error_message) LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\')");
+    }
+}
+
+impl Backend {
+    /// How many of the environment's groups (the first `sample` in fingerprint order, which
+    /// is a hash's and so as good as random, or all) there are, and how many of them the
+    /// list's filters on the groups keep.
+    async fn filter_share(
         &self,
         environment_id: &str,
         query: &ErrorListQuery,
-    ) -> StoreResult<ErrorPage> {
-        // A window that runs to the present may take spans that reach past its end, less
-        // the minutes after it (which are empty): fewer buckets per group.
-        let open_end = query.to >= query.now;
-        let ranges = window_buckets(to_millis(query.from), to_millis(query.to), open_end);
-        if ranges.is_empty() {
-            return Ok(ErrorPage {
-                rows: Vec::new(),
-                has_more: false,
-            });
+        sample: Option<i64>,
+    ) -> StoreResult<(i64, i64)> {
+        let mut c: QueryBuilder<Db> =
+            QueryBuilder::new("SELECT COUNT(*) AS groups, COALESCE(SUM(CASE WHEN 1 = 1");
+        push_group_filters(&mut c, query);
+        c.push(
+            " THEN 1 ELSE 0 END), 0) AS matching FROM (SELECT g.task_identifier, g.status, g.ignored_until, g.error_type, g.error_message FROM error_groups g WHERE g.environment_id = ",
+        )
+        .push_bind(environment_id);
+        if let Some(n) = sample {
+            c.push(" ORDER BY g.fingerprint LIMIT ").push_bind(n);
         }
-        // The page is chosen first; the fingerprint-wide first and last occurrence are read
-        // for its rows only.
-        let mut q: QueryBuilder<Db> = QueryBuilder::new(format!(
-            "SELECT p.*,
-                 (SELECT MIN(f.first_seen) FROM error_groups f WHERE f.environment_id = p.environment_id AND f.fingerprint = p.fingerprint) AS fp_first_seen,
-                 (SELECT MAX(f.last_seen) FROM error_groups f WHERE f.environment_id = p.environment_id AND f.fingerprint = p.fingerprint) AS fp_last_seen
-             FROM (SELECT {}, w.n
-             FROM (SELECT u.group_id, CAST(SUM(u.count) AS BIGINT) AS n FROM (",
-            group_cols("g.")
-        ));
+        c.push(") g");
+        count("count_filtered_error_groups");
+        let row = c.build().fetch_one(&self.reader).await.map_err(map_err)?;
+        Ok((
+            row.try_get("groups").map_err(map_err)?,
+            row.try_get("matching").map_err(map_err)?,
+        ))
+    }
+
+    /// Up to a page and one more of the list, in list order (reversed for a page before its
+    /// cursor), chosen among the groups whose window count reaches the `candidates`-th
+    /// largest (beyond the cursor), or among all of them.
+    async fn list_error_rows(
+        &self,
+        environment_id: &str,
+        query: &ErrorListQuery,
+        ranges: &[(i32, i64, i64, i64)],
+        candidates: Option<i64>,
+    ) -> StoreResult<Vec<ListedErrorGroup>> {
+        let mut q: QueryBuilder<Db> = QueryBuilder::new(
+            "WITH w AS (SELECT u.group_id, CAST(SUM(u.count) AS BIGINT) AS n FROM (",
+        );
         // One index range per bucket range: an OR across them would read every bucket of
         // the environment's versions.
         for (i, (gran, from, to, sign)) in ranges.iter().enumerate() {
@@ -430,54 +504,46 @@ impl ErrorStore for Backend {
                 .push(" AND c.bucket < ")
                 .push_bind(*to);
         }
-        q.push(") u GROUP BY u.group_id HAVING SUM(u.count) > 0) w JOIN error_groups g ON g.id = w.group_id WHERE g.environment_id = ");
+        // The page is chosen first; the fingerprint-wide first and last occurrence are read
+        // for its rows only.
+        q.push(format!(
+            ") u GROUP BY u.group_id HAVING SUM(u.count) > 0)
+             SELECT p.*,
+                 (SELECT MIN(f.first_seen) FROM error_groups f WHERE f.environment_id = p.environment_id AND f.fingerprint = p.fingerprint) AS fp_first_seen,
+                 (SELECT MAX(f.last_seen) FROM error_groups f WHERE f.environment_id = p.environment_id AND f.fingerprint = p.fingerprint) AS fp_last_seen
+             FROM (SELECT {}, w.n FROM w JOIN error_groups g ON g.id = w.group_id WHERE g.environment_id = ",
+            group_cols("g.")
+        ));
         q.push_bind(environment_id);
-        if !query.task_identifiers.is_empty() {
-            q.push(" AND g.task_identifier IN (");
-            let mut tasks = q.separated(", ");
-            for t in &query.task_identifiers {
-                tasks.push_bind(t.clone());
-            }
-            q.push(")");
-        }
-        let mut statuses = query.statuses.clone();
-        statuses.dedup();
-        let all = [
-            GroupStatus::Unresolved,
-            GroupStatus::Resolved,
-            GroupStatus::Ignored,
-        ];
-        if !statuses.is_empty() && !all.iter().all(|s| statuses.contains(s)) {
-            // As a read at `now` sees it: an ignore past its time is unresolved.
-            q.push(
-                " AND (CASE WHEN g.status = 'IGNORED' AND g.ignored_until IS NOT NULL AND g.ignored_until <= ",
-            )
-            .push_bind(to_millis(query.now))
-            .push(" THEN 'UNRESOLVED' ELSE g.status END) IN (");
-            let mut wanted = q.separated(", ");
-            for st in &statuses {
-                wanted.push_bind(st.as_db());
-            }
-            q.push(")");
-        }
-        if let Some(term) = query.search.as_deref().filter(|t| !t.is_empty()) {
-            let escaped = term
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            let pattern = format!("%{escaped}%");
-            q.push(" AND (LOWER(g.error_type) LIKE ")
-                .push_bind(pattern.clone())
-                .push(" ESCAPE '\\' OR LOWER(g.error_message) LIKE ")
-                .push_bind(pattern)
-                .push(" ESCAPE '\\')");
-        }
+        push_group_filters(&mut q, query);
         let backward = matches!(query.cursor, Some((_, PageDirection::Before)));
-        if let Some((c, direction)) = &query.cursor {
-            let op = match direction {
-                PageDirection::After => "<",
-                PageDirection::Before => ">",
+        // The list runs by count descending; a page before its cursor is read ascending.
+        let (op, order) = if backward {
+            (">", "ASC")
+        } else {
+            ("<", "DESC")
+        };
+        if let Some(k) = candidates {
+            // The count of the k-th group strictly past the cursor's count (none: fewer than
+            // k, and all are candidates); the groups at the cursor's count are candidates too,
+            // the cursor's own condition choosing among them.
+            let (at_least, floor) = if backward {
+                ("<=", i64::MAX)
+            } else {
+                (">=", 0)
             };
+            q.push(format!(" AND w.n {at_least} COALESCE((SELECT x.n FROM w x"));
+            if let Some((c, _)) = &query.cursor {
+                q.push(format!(" WHERE x.n {op} "))
+                    .push_bind(c.occurrence_count);
+            }
+            q.push(format!(" ORDER BY x.n {order} LIMIT 1 OFFSET "))
+                .push_bind(k - 1)
+                .push("), ")
+                .push_bind(floor)
+                .push(")");
+        }
+        if let Some((c, _)) = &query.cursor {
             q.push(format!(" AND (w.n {op} "))
                 .push_bind(c.occurrence_count)
                 .push(" OR (w.n = ")
@@ -490,7 +556,6 @@ impl ErrorStore for Backend {
                 .push_bind(c.task_identifier.clone())
                 .push(format!("{BYTEWISE}))))"));
         }
-        let order = if backward { "ASC" } else { "DESC" };
         q.push(format!(
             " ORDER BY w.n {order}, g.fingerprint{BYTEWISE} {order}, g.task_identifier{BYTEWISE} {order} LIMIT "
         ))
@@ -500,10 +565,7 @@ impl ErrorStore for Backend {
         ));
         count("list_error_groups");
         let rows = q.build().fetch_all(&self.reader).await.map_err(map_err)?;
-        let has_more = rows.len() > query.size as usize;
-        let mut listed = rows
-            .iter()
-            .take(query.size as usize)
+        rows.iter()
             .map(|row| {
                 Ok(ListedErrorGroup {
                     group: group(row)?,
@@ -512,8 +574,71 @@ impl ErrorStore for Backend {
                     fingerprint_last_seen: ts(row, "fp_last_seen")?,
                 })
             })
-            .collect::<StoreResult<Vec<_>>>()?;
-        if backward {
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ErrorStore for Backend {
+    async fn list_error_groups(
+        &self,
+        environment_id: &str,
+        query: &ErrorListQuery,
+    ) -> StoreResult<ErrorPage> {
+        // A window that runs to the present may take spans that reach past its end, less
+        // the minutes after it (which are empty): fewer buckets per group.
+        let open_end = query.to >= query.now;
+        let ranges = window_buckets(to_millis(query.from), to_millis(query.to), open_end);
+        if ranges.is_empty() {
+            return Ok(ErrorPage {
+                rows: Vec::new(),
+                has_more: false,
+            });
+        }
+        let rows = query.size as usize + 1;
+        // A list is ordered by each group's count in the window, so every group with an
+        // occurrence in it is counted; reading all of their rows to choose a page is what
+        // costs. So the page is first chosen among the groups whose count reaches that of the
+        // `candidates`-th largest, which reads only those groups' rows: with no filter on the
+        // groups themselves, the page's rows are always among them. With one, the candidates
+        // are as many more as the filter's share of the environment's groups suggests, and
+        // when they turn out too few, every counted group is read.
+        let candidates = if has_group_filters(query) {
+            // The filter's share of a sample of the groups, or of all of them when none of the
+            // sample matches (a search for something rare, or absent).
+            let (mut groups, mut matching) = self
+                .filter_share(environment_id, query, Some(FILTER_SAMPLE))
+                .await?;
+            if matching == 0 && groups == FILTER_SAMPLE {
+                (groups, matching) = self.filter_share(environment_id, query, None).await?;
+            }
+            if matching == 0 {
+                return Ok(ErrorPage {
+                    rows: Vec::new(),
+                    has_more: false,
+                });
+            }
+            // Twice the expected need, so an uneven spread of counts seldom runs short.
+            let wanted = (2 * rows as i64).saturating_mul(groups) / matching;
+            (groups == FILTER_SAMPLE || wanted < groups).then_some(wanted)
+        } else {
+            Some(rows as i64)
+        };
+        let mut listed = Vec::new();
+        if let Some(k) = candidates {
+            listed = self
+                .list_error_rows(environment_id, query, &ranges, Some(k))
+                .await?;
+        }
+        let complete = listed.len() >= rows || !has_group_filters(query);
+        if candidates.is_none() || !complete {
+            listed = self
+                .list_error_rows(environment_id, query, &ranges, None)
+                .await?;
+        }
+        let has_more = listed.len() > query.size as usize;
+        listed.truncate(query.size as usize);
+        if matches!(query.cursor, Some((_, PageDirection::Before))) {
             listed.reverse();
         }
         Ok(ErrorPage {

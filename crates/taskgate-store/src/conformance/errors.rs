@@ -277,6 +277,220 @@ pub async fn error_pages_go_both_ways(store: Arc<dyn Store>) {
     assert_eq!(start.rows[0].group.fingerprint, expected[0].0);
 }
 
+/// Every page of `q` in sizes of 3, forwards and then back from the last row, as (task,
+/// fingerprint, count).
+async fn every_page(
+    store: &dyn Store,
+    env: &str,
+    q: &ErrorListQuery,
+) -> Vec<(String, String, i64)> {
+    let cursor_of = |r: &ListedErrorGroup| ErrorCursor {
+        occurrence_count: r.count,
+        fingerprint: r.group.fingerprint.clone(),
+        task_identifier: r.group.task_identifier.clone(),
+    };
+    let row = |r: &ListedErrorGroup| {
+        (
+            r.group.task_identifier.clone(),
+            r.group.fingerprint.clone(),
+            r.count,
+        )
+    };
+    let mut q = q.clone();
+    q.size = 3;
+    q.cursor = None;
+    let mut forward: Vec<ListedErrorGroup> = Vec::new();
+    loop {
+        let page = store.list_error_groups(env, &q).await.unwrap();
+        assert!(page.rows.len() <= 3);
+        forward.extend(page.rows);
+        if !page.has_more {
+            break;
+        }
+        q.cursor = Some((cursor_of(forward.last().unwrap()), PageDirection::After));
+    }
+    let mut back: Vec<ListedErrorGroup> = Vec::new();
+    if let Some(last) = forward.last() {
+        q.cursor = Some((cursor_of(last), PageDirection::Before));
+        loop {
+            let page = store.list_error_groups(env, &q).await.unwrap();
+            let more = page.has_more;
+            let Some(first) = page.rows.first().map(cursor_of) else {
+                break;
+            };
+            back.splice(0..0, page.rows);
+            if !more {
+                break;
+            }
+            q.cursor = Some((first, PageDirection::Before));
+        }
+    }
+    let forward: Vec<_> = forward.iter().map(row).collect();
+    assert_eq!(
+        back.iter().map(row).collect::<Vec<_>>(),
+        forward[..forward.len().saturating_sub(1)],
+        "paging back gives the same rows"
+    );
+    forward
+}
+
+/// A page is chosen among the groups with the highest counts when that is enough, and among
+/// all of them when a filter leaves too few there: the pages are the same either way.
+pub async fn error_pages_are_the_same_whichever_groups_are_read_first(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    // 40 groups, with counts 1 to 7 (many ties); task "b" and the word "needle" only on the
+    // groups with the fewest, so a filter on them finds few among the most frequent.
+    let mut occurrences = Vec::new();
+    let mut shape = Vec::new();
+    for i in 0..40i64 {
+        let n = i % 7 + 1;
+        let task = if n <= 2 && i % 2 == 0 { "b" } else { "a" };
+        // Letters, not digits: the fingerprint would normalise a number away.
+        let word: String = [b'a' + (i / 26) as u8, b'a' + (i % 26) as u8]
+            .iter()
+            .map(|&c| c as char)
+            .collect();
+        let message = if n == 1 {
+            format!("needle {word}")
+        } else {
+            format!("error {word}")
+        };
+        shape.push((task, string_error(&message), n));
+    }
+    for (task, error, n) in &shape {
+        for k in 0..*n {
+            occurrences.push(ErrorOccurrence {
+                environment_id: &env,
+                task_identifier: task,
+                task_version: Some(if k % 2 == 0 { "v1" } else { "v2" }),
+                error,
+                run_created_at: at(5 + k),
+            });
+        }
+    }
+    let fingerprints = store
+        .record_error_occurrences(&occurrences, at(20))
+        .await
+        .unwrap();
+    let mut groups: Vec<(String, String, i64)> = Vec::new();
+    for (o, fp) in occurrences.iter().zip(fingerprints) {
+        let fp = fp.expect("grouped");
+        match groups
+            .iter_mut()
+            .find(|g| g.1 == fp && g.0 == o.task_identifier)
+        {
+            Some(g) => g.2 += 1,
+            None => groups.push((o.task_identifier.to_string(), fp, 1)),
+        }
+    }
+    // List order: count, then fingerprint and task bytewise, all descending.
+    groups.sort_by(|a, b| (b.2, &b.1, &b.0).cmp(&(a.2, &a.1, &a.0)));
+    let q = query(0, 30);
+    assert_eq!(every_page(&*store, &env, &q).await, groups);
+
+    let only = |keep: &dyn Fn(&(String, String, i64)) -> bool| {
+        groups
+            .iter()
+            .filter(|g| keep(g))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut by_task = q.clone();
+    by_task.task_identifiers = vec!["b".into()];
+    assert_eq!(
+        every_page(&*store, &env, &by_task).await,
+        only(&|g| g.0 == "b")
+    );
+    let mut searched = q.clone();
+    searched.search = Some("needle".into());
+    assert_eq!(
+        every_page(&*store, &env, &searched).await,
+        only(&|g| g.2 == 1)
+    );
+    let mut nothing = q.clone();
+    nothing.search = Some("no such words".into());
+    assert!(every_page(&*store, &env, &nothing).await.is_empty());
+
+    // Half of them, the most frequent, resolved: the unresolved ones are not among the groups
+    // with the highest counts, where a list looks first.
+    for g in &groups[..20] {
+        store
+            .triage_error_group(
+                &env,
+                &g.1,
+                TriageAction::Resolve { in_version: None },
+                &user("u1"),
+                at(20),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut unresolved = q.clone();
+    unresolved.statuses = vec![GroupStatus::Unresolved];
+    assert_eq!(
+        every_page(&*store, &env, &unresolved).await,
+        groups[20..].to_vec()
+    );
+
+    // One version's counts: the odd occurrences are v2's.
+    let mut v2 = q.clone();
+    v2.versions = vec!["v2".into()];
+    let mut in_v2: Vec<_> = groups
+        .iter()
+        .filter(|g| g.2 > 1)
+        .map(|g| (g.0.clone(), g.1.clone(), g.2 / 2))
+        .collect();
+    in_v2.sort_by(|a, b| (b.2, &b.1, &b.0).cmp(&(a.2, &a.1, &a.0)));
+    assert_eq!(every_page(&*store, &env, &v2).await, in_v2);
+}
+
+/// Past the groups a filter's share is judged from, a filter that keeps a few groups, or none,
+/// still lists exactly those.
+pub async fn a_rare_filter_among_many_groups_lists_exactly_its_matches(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let words: Vec<String> = (0..1_010u32)
+        .map(|i| {
+            [i / 676, i / 26 % 26, i % 26]
+                .iter()
+                .map(|&d| (b'a' + d as u8) as char)
+                .collect()
+        })
+        .collect();
+    let errors: Vec<Value> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let kind = if i % 400 == 399 { "needle" } else { "oops" };
+            string_error(&format!("{kind} {w}"))
+        })
+        .collect();
+    let occurrences: Vec<ErrorOccurrence<'_>> = errors
+        .iter()
+        .map(|error| ErrorOccurrence {
+            environment_id: &env,
+            task_identifier: "t",
+            task_version: None,
+            error,
+            run_created_at: at(5),
+        })
+        .collect();
+    store
+        .record_error_occurrences(&occurrences, at(6))
+        .await
+        .unwrap();
+    let mut q = query(0, 10);
+    q.search = Some("needle".into());
+    let found = every_page(&*store, &env, &q).await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    q.search = Some("no such words".into());
+    assert!(every_page(&*store, &env, &q).await.is_empty());
+    q.search = Some("oops".into());
+    let page = store.list_error_groups(&env, &q).await.unwrap();
+    assert!(page.rows.len() == 25 && page.has_more);
+    assert!(page.rows.iter().all(|r| r.group.error_message.starts_with("oops")));
+}
+
 pub async fn triage_is_recorded_with_its_actor(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let fp = occur(&*store, &env, "t", None, &string_error("boom"), 1).await;

@@ -135,6 +135,8 @@ macro_rules! conformance_suite {
             concurrent_idempotent_triggers_share_one_run,
             concurrent_idempotent_batches_share_one_batch,
             a_run_that_fails_for_good_is_one_occurrence_of_its_group,
+            error_pages_are_the_same_whichever_groups_are_read_first,
+            a_rare_filter_among_many_groups_lists_exactly_its_matches,
             groups_list_by_their_count_in_the_window, window_counts_are_exact_over_days_and_weeks,
             error_pages_go_both_ways,
             triage_is_recorded_with_its_actor, resolved_groups_reopen_when_they_fail_again,
