@@ -161,7 +161,7 @@ async fn lookup_key(
                 root: Arc::new(RootEnv {
                     auth: Arc::new(found.env),
                     current_key: Arc::new(current_key),
-                    org_limit: std::sync::OnceLock::new(),
+                    org_limit: tokio::sync::OnceCell::new(),
                 }),
                 grace,
             };

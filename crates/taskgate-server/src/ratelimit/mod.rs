@@ -237,38 +237,22 @@ impl RateLimiter {
         by_header(&self.default)
     }
 
-    /// The limit of a secret key's organization, or the default: kept with the key once read
-    /// (the key's cache entry is dropped when the limit changes), else from the cache of
-    /// organizations' limits, else read once.
+    /// The limit of a secret key's organization, or the default: read once per cached key
+    /// entry (concurrent first requests share the read) and kept with it; the entry is dropped
+    /// when the limit changes. A failed read counts against the default and is tried again.
     async fn org_limit(&self, state: &AppState, resolved: &ResolvedKey) -> Arc<LimitConfig> {
         let root = &resolved.entry.root;
-        if let Some(limit) = root.org_limit.get() {
-            return limit.clone().unwrap_or_else(|| self.default.clone());
-        }
-        let organization_id = &root.auth.environment.organization_id;
-        let limit = match state.cache.org_limit(organization_id) {
-            Some(limit) => Some(limit),
-            None => {
-                let generation = state.cache.generation();
-                match org_limit(state, organization_id).await {
-                    Ok(limit) => {
-                        let limit = limit.map(Arc::new);
-                        state
-                            .cache
-                            .insert_org_limit(generation, organization_id, limit.clone());
-                        // Kept with the key only if no change came in meanwhile.
-                        (state.cache.generation() == generation).then_some(limit)
-                    }
-                    Err(_) => return self.default.clone(),
-                }
-            }
-        };
-        match limit {
-            Some(limit) => {
-                let _ = root.org_limit.set(limit.clone());
-                limit.unwrap_or_else(|| self.default.clone())
-            }
-            None => self.default.clone(),
+        let read = root
+            .org_limit
+            .get_or_try_init(|| async {
+                org_limit(state, &root.auth.environment.organization_id)
+                    .await
+                    .map(|limit| limit.map(Arc::new))
+            })
+            .await;
+        match read {
+            Ok(Some(limit)) => limit.clone(),
+            Ok(None) | Err(_) => self.default.clone(),
         }
     }
 }

@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
-use taskgate_core::ratelimit::LimitConfig;
 use taskgate_store::{ChangeEvent, EnvironmentAuth, User};
 use tokio::sync::Notify;
 
@@ -69,8 +68,6 @@ pub struct AuthCache {
     inflight: Mutex<HashMap<KeyDigest, Arc<Notify>>>,
     /// Public JWTs already verified, by their exact text.
     jwts: RwLock<HashMap<Box<str>, Timed<Arc<VerifiedJwt>>>>,
-    /// Organizations' API rate limits (`None`: the server's default).
-    org_limits: RwLock<HashMap<String, Timed<Option<Arc<LimitConfig>>>>>,
 }
 
 impl AuthCache {
@@ -89,7 +86,6 @@ impl AuthCache {
             touched: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
             jwts: RwLock::new(HashMap::new()),
-            org_limits: RwLock::new(HashMap::new()),
         }
     }
 
@@ -175,11 +171,9 @@ impl AuthCache {
                     .write()
                     .retain(|_, t| t.value.auth.environment.organization_id != o);
                 self.branches.write().clear();
-                self.org_limits.write().remove(o);
             }
             ChangeEvent::OrgRateLimit { organization_id } => {
                 self.bump();
-                self.org_limits.write().remove(organization_id);
                 // Keys carry their organization's limit once read.
                 self.keys.write().retain(|_, t| {
                     &t.value.root.auth.environment.organization_id != organization_id
@@ -208,30 +202,6 @@ impl AuthCache {
         self.branches.write().clear();
         self.pats.write().clear();
         self.users.write().clear();
-        self.org_limits.write().clear();
-    }
-
-    /// An organization's rate limit: `None` on a miss, `Some(None)` for the default.
-    pub fn org_limit(&self, organization_id: &str) -> Option<Option<Arc<LimitConfig>>> {
-        self.org_limits
-            .read()
-            .get(organization_id)
-            .filter(|t| self.fresh(t))
-            .map(|t| t.value.clone())
-    }
-
-    pub fn insert_org_limit(
-        &self,
-        generation: u64,
-        organization_id: &str,
-        limit: Option<Arc<LimitConfig>>,
-    ) {
-        self.put(
-            &self.org_limits,
-            generation,
-            organization_id.to_string(),
-            limit,
-        );
     }
 
     /// Entries held, for metrics.
