@@ -66,41 +66,13 @@ async fn cluster(tweak: impl Fn(&mut Config)) -> Cluster {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_on_one_node_reach_the_other() {
-    let cluster = cluster(|c| c.realtime_poll = Duration::from_secs(120)).await;
+async fn a_grace_ended_on_one_node_refuses_the_key_on_the_other() {
+    let cluster = cluster(|_| {}).await;
     let (a, b) = (&cluster.nodes[0].0, &cluster.nodes[1].0);
-    let admin = cluster.admin.clone();
-    let (_, _, org) = send(
-        a,
-        "POST",
-        "/api/v1/orgs",
-        &admin,
-        Some(json!({ "title": "Two" })),
-    )
-    .await;
-    let slug = org["slug"].as_str().unwrap();
-    let (_, _, project) = send(
-        a,
-        "POST",
-        &format!("/api/v1/orgs/{slug}/projects"),
-        &admin,
-        Some(json!({ "name": "P" })),
-    )
-    .await;
-    let project = project["externalRef"].as_str().unwrap();
-    let (_, _, env) = send(
-        a,
-        "GET",
-        &format!("/api/v1/projects/{project}/prod"),
-        &admin,
-        None,
-    )
-    .await;
-    let old_key = env["apiKey"].as_str().unwrap().to_string();
-
+    let tenant = cluster.tenant().await;
     // Node B caches the key; node A rotates and ends the grace; B refuses the key promptly.
     assert_eq!(
-        send(b, "GET", "/api/v1/auth/credential", &old_key, None)
+        send(b, "GET", "/api/v1/auth/credential", &tenant.key, None)
             .await
             .0,
         StatusCode::OK
@@ -108,23 +80,25 @@ async fn changes_on_one_node_reach_the_other() {
     let (_, _, rotated) = send(
         a,
         "POST",
-        &format!("/api/v1/projects/{project}/prod/regenerate-api-key"),
-        &admin,
+        &format!(
+            "/api/v1/projects/{}/prod/regenerate-api-key",
+            tenant.project
+        ),
+        &cluster.admin,
         None,
     )
     .await;
     let revoked = rotated["revokedApiKey"]["id"].as_str().unwrap().to_string();
-    let new_key = rotated["apiKey"].as_str().unwrap().to_string();
     send(
         a,
         "POST",
         &format!("/admin/api/v1/revoked-api-keys/{revoked}"),
-        &admin,
+        &cluster.admin,
         Some(json!({ "expiresAt": null })),
     )
     .await;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while send(b, "GET", "/api/v1/auth/credential", &old_key, None)
+    while send(b, "GET", "/api/v1/auth/credential", &tenant.key, None)
         .await
         .0
         != StatusCode::UNAUTHORIZED
@@ -135,22 +109,21 @@ async fn changes_on_one_node_reach_the_other() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    cluster.close().await;
+}
 
-    // A subscriber on node B sees a change made on node A while it waits.
-    let (_, _, run) = send(
-        a,
-        "POST",
-        "/api/v1/tasks/t/trigger",
-        &new_key,
-        Some(json!({})),
-    )
-    .await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_node_wakes_a_subscriber_on_the_other() {
+    let cluster = cluster(|c| c.realtime_poll = Duration::from_secs(120)).await;
+    let (a, b) = (&cluster.nodes[0].0, &cluster.nodes[1].0);
+    let key = cluster.tenant().await.key;
+    let (_, _, run) = send(a, "POST", "/api/v1/tasks/t/trigger", &key, Some(json!({}))).await;
     let run_id = run["id"].as_str().unwrap().to_string();
     let (_, headers, _) = send(
         b,
         "GET",
         &format!("/realtime/v1/runs/{run_id}?offset=-1"),
-        &new_key,
+        &key,
         None,
     )
     .await;
@@ -159,7 +132,7 @@ async fn changes_on_one_node_reach_the_other() {
         headers["electric-offset"].to_str().unwrap().to_string(),
     );
     let poll = {
-        let (b, key, run_id) = (b.clone(), new_key.clone(), run_id.clone());
+        let (b, key, run_id) = (b.clone(), key.clone(), run_id.clone());
         tokio::spawn(async move {
             let path =
                 format!("/realtime/v1/runs/{run_id}?handle={handle}&live=true&offset={offset}");
@@ -172,7 +145,7 @@ async fn changes_on_one_node_reach_the_other() {
         a,
         "POST",
         &format!("/api/v2/runs/{run_id}/cancel"),
-        &new_key,
+        &key,
         None,
     )
     .await;
@@ -183,8 +156,16 @@ async fn changes_on_one_node_reach_the_other() {
         .expect("the change arrives with the notification, not at the poll's end")
         .unwrap();
     assert_eq!(body[0]["value"]["status"], "CANCELED", "{body}");
-
     cluster.close().await;
+}
+
+/// An organization with a project, made through node A.
+struct Tenant {
+    org_id: String,
+    /// The project's external ref.
+    project: String,
+    /// Its production environment's secret key.
+    key: String,
 }
 
 impl Cluster {
@@ -194,8 +175,8 @@ impl Cluster {
         }
     }
 
-    /// An organization with a project, through node A: (organization id, prod key).
-    async fn org_with_key(&self) -> (String, String) {
+    /// An organization with a project, through node A.
+    async fn tenant(&self) -> Tenant {
         let a = &self.nodes[0].0;
         let (_, _, org) = send(
             a,
@@ -214,7 +195,7 @@ impl Cluster {
             Some(json!({ "name": "P" })),
         )
         .await;
-        let project = project["externalRef"].as_str().unwrap();
+        let project = project["externalRef"].as_str().unwrap().to_string();
         let (_, _, env) = send(
             a,
             "GET",
@@ -223,10 +204,11 @@ impl Cluster {
             None,
         )
         .await;
-        (
-            org["id"].as_str().unwrap().to_string(),
-            env["apiKey"].as_str().unwrap().to_string(),
-        )
+        Tenant {
+            org_id: org["id"].as_str().unwrap().to_string(),
+            project,
+            key: env["apiKey"].as_str().unwrap().to_string(),
+        }
     }
 }
 
@@ -250,7 +232,9 @@ async fn two_nodes_on_one_redis_hold_one_limit() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let (org, key) = cluster.org_with_key().await;
+    let Tenant {
+        org_id: org, key, ..
+    } = cluster.tenant().await;
     // 100 a minute, the whole minute's allowance available at once.
     let limit = 100;
     let (status, _, body) = send(
