@@ -488,7 +488,10 @@ pub async fn a_rare_filter_among_many_groups_lists_exactly_its_matches(store: Ar
     q.search = Some("oops".into());
     let page = store.list_error_groups(&env, &q).await.unwrap();
     assert!(page.rows.len() == 25 && page.has_more);
-    assert!(page.rows.iter().all(|r| r.group.error_message.starts_with("oops")));
+    assert!(page
+        .rows
+        .iter()
+        .all(|r| r.group.error_message.starts_with("oops")));
 }
 
 pub async fn triage_is_recorded_with_its_actor(store: Arc<dyn Store>) {
