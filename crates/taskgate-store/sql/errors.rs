@@ -777,10 +777,19 @@ impl ErrorStore for Backend {
             return Ok(Vec::new());
         }
         count("error_count_series");
+        // From the groups (of this environment) to their buckets, by group: the primary key
+        // would read every group's buckets in the period.
         let mut q: QueryBuilder<Db> = QueryBuilder::new(
-            "SELECT c.group_id, c.version, c.bucket, c.count FROM error_counts c WHERE c.environment_id = ",
+            "SELECT c.group_id, c.version, c.bucket, c.count FROM error_groups g JOIN error_counts c ON c.group_id = g.id WHERE g.environment_id = ",
         );
-        q.push_bind(environment_id).push(" AND c.version IN (");
+        q.push_bind(environment_id).push(" AND g.id IN (");
+        {
+            let mut ids = q.separated(", ");
+            for id in group_ids {
+                ids.push_bind(id.clone());
+            }
+        }
+        q.push(") AND c.version IN (");
         {
             let mut vs = q.separated(", ");
             if versions.is_empty() {
@@ -796,14 +805,7 @@ impl ErrorStore for Backend {
             .push_bind(from)
             .push(" AND c.bucket < ")
             .push_bind(to)
-            .push(" AND c.group_id IN (");
-        {
-            let mut ids = q.separated(", ");
-            for id in group_ids {
-                ids.push_bind(id.clone());
-            }
-        }
-        q.push(") ORDER BY c.group_id, c.version, c.bucket");
+            .push(" ORDER BY c.group_id, c.version, c.bucket");
         let rows = q.build().fetch_all(&self.reader).await.map_err(map_err)?;
         rows.iter()
             .map(|r| {
