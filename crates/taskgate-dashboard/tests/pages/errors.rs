@@ -58,6 +58,16 @@ fn checkable_ids(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The administrator the tests sign in as.
+async fn admin(app: &TestApp) -> taskgate_store::User {
+    app.state
+        .store
+        .find_user_by_email("admin@taskgate.local")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// An error group's status over the API.
 async fn status_of(app: &TestApp, key: &str, error_id: &str) -> serde_json::Value {
     app.api(
@@ -142,13 +152,7 @@ async fn triage_from_the_page_is_recorded_with_the_signed_in_user(b: Backend) {
         .await;
     assert_eq!(api.json()["status"], "resolved");
     assert_eq!(api.json()["resolvedInVersion"], "20260302.1");
-    let admin = app
-        .state
-        .store
-        .find_user_by_email("admin@taskgate.local")
-        .await
-        .unwrap()
-        .unwrap();
+    let admin = admin(&app).await;
     assert_eq!(api.json()["resolvedBy"], admin.id.as_str());
     let page = app.get(&detail_path).await;
     assert!(page
@@ -343,13 +347,7 @@ async fn checked_rows_are_triaged_together_and_the_list_keeps_its_filters(b: Bac
         format!("{path}?status=unresolved"),
         "back to the same filters"
     );
-    let admin = app
-        .state
-        .store
-        .find_user_by_email("admin@taskgate.local")
-        .await
-        .unwrap()
-        .unwrap();
+    let admin = admin(&app).await;
     for id in &ids[..2] {
         let group = status_of(&app, &key, id).await;
         assert_eq!(group["status"], "ignored", "{id}");

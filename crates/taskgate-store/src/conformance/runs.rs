@@ -293,13 +293,7 @@ pub async fn runs_list_by_tag_alike_whether_few_or_many_runs_carry_it(store: Arc
         .cloned()
         .collect();
     // The rare tag in another environment too: its runs are not this one's.
-    let (_, _, other_project) = fixture(&*store).await;
-    let other = store
-        .find_root_environment(&other_project.id, EnvType::Production, None)
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let other = prod_env(&*store).await;
     store
         .trigger_run(
             new_run(&other, "t", t0(), &["rare"]),
