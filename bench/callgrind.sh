@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request of each authentication path, counted by valgrind's callgrind.
 #
-#   bash bench/callgrind.sh [--requests N] [--keep]
+#   bash bench/callgrind.sh [--requests N] [--keep] [--limiter on|off]
 #
 # Starts one taskgate server (SQLite, fresh data directory, 127.0.0.1 only) under
 # `valgrind --tool=callgrind`, bootstraps an org, a project and a rotated prod key over the
@@ -16,6 +16,10 @@
 # valgrind hides the CPU's SHA extensions, so SHA-256 runs in software here and costs more
 # than it does natively (about 3,500 instructions per 32-byte key).
 #
+# The API rate limiter is on (--limiter on, the default) with a bucket too large to ever
+# refuse, so every request pays for it and none is refused; --limiter off measures the same
+# paths with `--api-rate-limit false`.
+#
 # --keep keeps the callgrind profiles (callgrind_annotate FILE shows where the time goes).
 # Environment: TASKGATE_BIN overrides target/release/taskgate.
 set -euo pipefail
@@ -25,10 +29,12 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 BIN=${TASKGATE_BIN:-$ROOT/target/release/taskgate}
 N=3000
 KEEP=0
+LIMITER=on
 while [ $# -gt 0 ]; do
   case "$1" in
     --requests) N=$2; shift ;;
     --keep) KEEP=1 ;;
+    --limiter) LIMITER=$2; shift ;;
     -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -56,11 +62,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+case "$LIMITER" in
+  on) LIMIT_ARGS=(--api-rate-limit-refill-rate 1000000 --api-rate-limit-interval 1s --api-rate-limit-max 1000000
+        --api-rate-limit-jwt-tokens 1000000 --api-rate-limit-jwt-window 1s) ;;
+  off) LIMIT_ARGS=(--api-rate-limit false) ;;
+  *) die "--limiter takes on or off, not $LIMITER" ;;
+esac
+
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 API=http://127.0.0.1:$PORT
 mkdir -p "$WORK/data"
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" \
-  "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+  "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" "${LIMIT_ARGS[@]}" >"$WORK/server.log" 2>&1 &
 VG_PID=$!
 for _ in $(seq 120); do
   curl -fsS --max-time 2 "$API/healthz" >/dev/null 2>&1 && [ -s "$WORK/data/admin-token" ] && break

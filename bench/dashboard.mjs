@@ -4,7 +4,10 @@
 // (target/release/examples/seed_errors). Only loopback; every phase is bounded.
 //
 //   node bench/dashboard.mjs [--backend sqlite|postgres] [--runs 100000] [--groups 10000]
-//                            [--occurrences 100000] [--samples 100]
+//                            [--occurrences 100000] [--samples 100] [--keep true]
+//
+// `--keep true` leaves the seeded data directory (and PostgreSQL database) in place and prints
+// where it is, to look at a page's queries afterwards; remove them by hand.
 //
 // Needs target/release/taskgate and the seeder (cargo build --release -p taskgate, then
 // cargo build --release -p taskgate-server --example seed_errors), and for postgres
@@ -22,6 +25,7 @@ const RUNS = Number(opt("runs", 100_000));
 const GROUPS = Number(opt("groups", 10_000));
 const OCCURRENCES = Number(opt("occurrences", 100_000));
 const SAMPLES = Number(opt("samples", 100));
+const KEEP = opt("keep", "false") === "true";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = process.env.TASKGATE_BIN ?? join(root, "target/release/taskgate");
 const seeder = join(root, "target/release/examples/seed_errors");
@@ -138,8 +142,12 @@ async function main() {
   } finally {
     if (server) server.kill("SIGKILL");
     api.agent.destroy();
-    rmSync(dir, { recursive: true, force: true });
-    if (db) {
+    if (KEEP) {
+      console.error(`kept: --data-dir ${dir}${db ? ` --database-url ${databaseUrl}` : ""}`);
+    } else {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    if (db && !KEEP) {
       await new Promise((r) => setTimeout(r, 200));
       execFileSync("psql", [PG, "-qc", `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]);
     }
