@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use taskgate_core::bearer::{self, TokenKind, MAX_BEARER_LEN};
 
 use super::env_key::{authenticate_secret_key, ResolvedKey};
-use super::jwt::{authenticate_public_jwt, principal_of, ResolvedJwt};
+use super::jwt::{authenticate_public_jwt, cached_public_jwt, principal_of, ResolvedJwt};
 use super::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
 use super::{EnvCredential, EnvPrincipal, UserCredential, UserPrincipal};
 use crate::error::ApiError;
@@ -86,11 +86,12 @@ impl FromRequestParts<AppState> for ApiAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
-        // A JWT has dots; a secret key, the common case, skips classification.
-        // The rate limiter's verification, if it made one; else a JWT has dots and a secret
-        // key, the common case, skips classification.
+        // The rate limiter's verification, if it made one, or an earlier one; else a JWT has
+        // dots and a secret key, the common case, skips classification.
         let principal = if let Some(r) = resolved_jwt(parts) {
             principal_of(state, &r.verified)
+        } else if let Some(verified) = cached_public_jwt(state, token) {
+            principal_of(state, &verified)
         } else if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
             authenticate_public_jwt(state, token).await?
         } else {

@@ -50,6 +50,15 @@ pub fn principal_of(state: &AppState, verified: &VerifiedJwt) -> EnvPrincipal {
     }
 }
 
+/// A public JWT verified before, from the cache: `None` for anything else (no parsing, so a
+/// hit needs no classification of the token either).
+pub fn cached_public_jwt(state: &AppState, token: &str) -> Option<Arc<VerifiedJwt>> {
+    match token.contains('.') {
+        true => state.cache.verified_jwt(token, state.now()),
+        false => None,
+    }
+}
+
 /// A public JWT from the verified-token cache, else verified and cached. Records no use (see
 /// [`principal_of`]).
 pub async fn verified_public_jwt(state: &AppState, token: &str) -> ApiResult<Arc<VerifiedJwt>> {

@@ -44,7 +44,17 @@ async fn env_id(app: &TestApp, key: &str) -> String {
 }
 
 async fn tokens_survive_a_rotation_until_the_grace_ends(b: Backend) {
-    let app = TestApp::new(b).await;
+    tokens_through_a_rotation(TestApp::new(b).await).await;
+}
+
+/// Without the rate limiter the route verifies (and caches) tokens itself: the same answers.
+async fn tokens_survive_a_rotation_until_the_grace_ends_without_the_limiter(b: Backend) {
+    let app = TestApp::with_config(b, |c| c.rate_limits = None).await;
+    assert!(app.state.limiter.is_none());
+    tokens_through_a_rotation(app).await;
+}
+
+async fn tokens_through_a_rotation(app: TestApp) {
     let admin = app.admin_token.clone();
     let (project, k1) = app.project_with_key("prod").await;
     let env = env_id(&app, &k1).await;
@@ -493,6 +503,7 @@ on_both!(
     minted_lifetimes_are_bounded_by_the_ceiling,
     a_token_without_exp_lives_until_iat_plus_the_ceiling,
     tokens_survive_a_rotation_until_the_grace_ends,
+    tokens_survive_a_rotation_until_the_grace_ends_without_the_limiter,
     minted_tokens_are_signed_with_the_current_key,
     public_tokens_route_checks_scopes_and_expiry,
     branch_tokens_are_signed_with_the_parent_key,
