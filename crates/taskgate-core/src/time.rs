@@ -12,6 +12,13 @@ use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
 pub trait Clock: Send + Sync + 'static {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// The current instant in milliseconds since the Unix epoch: `to_millis(self.now())`,
+    /// which a clock may answer without building a date (the rate limiter asks on every
+    /// request).
+    fn now_millis(&self) -> i64 {
+        to_millis(self.now())
+    }
 }
 
 /// The operating system's clock.
@@ -23,6 +30,15 @@ impl Clock for SystemClock {
     /// reads the same when the row is read back.
     fn now(&self) -> DateTime<Utc> {
         from_millis(Utc::now().timestamp_millis())
+    }
+
+    fn now_millis(&self) -> i64 {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        match since {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            // A clock set before 1970: the date path handles negative times.
+            Err(_) => to_millis(self.now()),
+        }
     }
 }
 
@@ -97,6 +113,21 @@ mod tests {
     fn the_system_clock_has_the_stores_precision() {
         use chrono::Timelike;
         assert_eq!(SystemClock.now().nanosecond() % 1_000_000, 0);
+    }
+
+    #[test]
+    fn the_system_clocks_milliseconds_are_its_date() {
+        let before = to_millis(SystemClock.now());
+        let ms = SystemClock.now_millis();
+        let after = to_millis(SystemClock.now());
+        assert!(before <= ms && ms <= after, "{before} <= {ms} <= {after}");
+    }
+
+    #[test]
+    fn a_manual_clocks_milliseconds_follow_it() {
+        let clock = ManualClock::new(at(2026, 1, 2));
+        clock.advance(Duration::milliseconds(1_234));
+        assert_eq!(clock.now_millis(), to_millis(at(2026, 1, 2)) + 1_234);
     }
 
     fn at(y: i32, mo: u32, d: u32) -> DateTime<Utc> {

@@ -74,4 +74,9 @@ impl Shared {
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
     }
+
+    /// [`Self::now`] in milliseconds since the Unix epoch, without building a date.
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
 }

@@ -46,16 +46,16 @@ pub async fn authenticate_secret_key(
     if is_additional_key(token) || token.starts_with("pk_") {
         return Err(ApiError::unauthorized(INVALID_API_KEY));
     }
-    let now = state.now();
+    // The clock is read only when needed: a current key the rate limiter resolved needs none.
     let entry = match resolved {
         Some(r) => r.entry.clone(),
-        None => lookup_key(state, token, now).await?,
+        None => lookup_key(state, token, state.now()).await?,
     };
     if entry.root.auth.project_deleted {
         return Err(ApiError::unauthorized(INVALID_API_KEY));
     }
     if let Some(grace) = &entry.grace {
-        grace.usage.record(now);
+        grace.usage.record(state.now());
     }
     let branch = sanitize_branch(branch_header);
     let env = resolve_branch(

@@ -1,7 +1,10 @@
 //! Buckets kept in this process. A bucket's whole state is one `AtomicU64` updated by
 //! compare-and-swap with the pure transitions of [`taskgate_core::ratelimit`], so requests
 //! sharing a bucket never wait on a lock; the map from identifier to bucket is sharded and
-//! read-locked on the hot path (a write lock is taken only to add a bucket).
+//! read-locked on the hot path (a write lock is taken only to add a bucket). Keys are hashed
+//! with foldhash, seeded per process: the keys are environment ids and SHA-256 digests of
+//! headers, which a client cannot steer into collisions without the seed, and SipHash cost
+//! more than the bucket itself.
 //!
 //! Memory stays bounded: past [`CAPACITY`] buckets, those that are full again (the same as
 //! never used) are dropped; if a flood of distinct credentials keeps them all busy, the map
@@ -9,6 +12,8 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -33,10 +38,14 @@ struct Slot {
     idle_at: AtomicI64,
 }
 
+type Shard = HashMap<Box<str>, Arc<Slot>, RandomState>;
+
 /// The buckets of one node.
 pub struct LocalBuckets {
-    shards: Vec<RwLock<HashMap<Box<str>, Arc<Slot>>>>,
-    hasher: std::collections::hash_map::RandomState,
+    shards: Vec<RwLock<Shard>>,
+    /// Chooses a key's shard; each shard's map has its own seed, so the keys of one shard
+    /// still spread over its map.
+    hasher: RandomState,
     len: AtomicUsize,
     /// Times are stored relative to this (milliseconds since the epoch), in 40 bits.
     base_ms: i64,
@@ -45,8 +54,10 @@ pub struct LocalBuckets {
 impl LocalBuckets {
     pub fn new(now_ms: i64) -> Self {
         LocalBuckets {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
+            hasher: RandomState::default(),
             len: AtomicUsize::new(0),
             // A day back, so a clock stepped back a little still fits.
             base_ms: now_ms.saturating_sub(86_400_000),
@@ -128,16 +139,11 @@ impl LocalBuckets {
         }
     }
 
-    fn shard(&self, key: &str) -> &RwLock<HashMap<Box<str>, Arc<Slot>>> {
+    fn shard(&self, key: &str) -> &RwLock<Shard> {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
-    fn slot(
-        &self,
-        shard: &RwLock<HashMap<Box<str>, Arc<Slot>>>,
-        key: &str,
-        now_ms: i64,
-    ) -> Arc<Slot> {
+    fn slot(&self, shard: &RwLock<Shard>, key: &str, now_ms: i64) -> Arc<Slot> {
         if self.len() >= CAPACITY {
             self.sweep(now_ms);
         }

@@ -26,12 +26,11 @@ use taskgate_api::ratelimit::RateLimitExceeded;
 use taskgate_core::bearer::{self, TokenKind, MAX_BEARER_LEN};
 use taskgate_core::hash::{digest_hex, sha256};
 use taskgate_core::ratelimit::{Decision, LimitConfig};
-use taskgate_core::time::to_millis;
 
 use self::local::LocalBuckets;
 use self::shared::SharedBuckets;
 use crate::auth::env_key::{resolve_key, ResolvedKey};
-use crate::auth::jwt::{verified_public_jwt, ResolvedJwt};
+use crate::auth::jwt::{cached_public_jwt, verified_public_jwt, ResolvedJwt};
 use crate::config::RateLimits;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -99,11 +98,27 @@ fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A limit, with its `x-ratelimit-limit` header made once (every limited answer carries it).
+#[derive(Debug)]
+pub struct Limit {
+    pub config: LimitConfig,
+    header: HeaderValue,
+}
+
+impl Limit {
+    pub fn new(config: LimitConfig) -> Self {
+        Limit {
+            header: HeaderValue::from(config.limit()),
+            config,
+        }
+    }
+}
+
 /// The limiter of one node: its own buckets, and Redis's when configured.
 pub struct RateLimiter {
     /// The default limit and the JWT window, shared with every bucket that uses them.
-    default: Arc<LimitConfig>,
-    jwt: Arc<LimitConfig>,
+    default: Arc<Limit>,
+    jwt: Arc<Limit>,
     local: LocalBuckets,
     shared: Option<Arc<SharedBuckets>>,
 }
@@ -111,7 +126,7 @@ pub struct RateLimiter {
 /// The bucket a request counts against.
 struct Bucket {
     key: BucketKey,
-    config: Arc<LimitConfig>,
+    limit: Arc<Limit>,
 }
 
 /// A bucket's identifier. A secret key's is its environment's id and a JWT's is kept with
@@ -141,8 +156,8 @@ enum Resolved {
 impl RateLimiter {
     pub fn new(limits: RateLimits, shared: Option<Arc<SharedBuckets>>, now_ms: i64) -> Self {
         RateLimiter {
-            default: Arc::new(limits.default),
-            jwt: Arc::new(limits.jwt),
+            default: Arc::new(Limit::new(limits.default)),
+            jwt: Arc::new(Limit::new(limits.jwt)),
             local: LocalBuckets::new(now_ms),
             shared,
         }
@@ -158,22 +173,24 @@ impl RateLimiter {
         &self,
         state: &AppState,
         authorization: &HeaderValue,
-    ) -> (Decision, Option<Resolved>) {
+    ) -> (Decision, Arc<Limit>, Option<Resolved>) {
         let bucket = self.bucket(state, authorization).await;
-        let now = to_millis(state.now());
+        let now = state.now_millis();
         let key = bucket.key.as_str();
+        let config = &bucket.limit.config;
         let decision = match &self.shared {
-            Some(shared) => match shared.take(key, &bucket.config, now).await {
+            Some(shared) => match shared.take(key, config, now).await {
                 Some(decision) => decision,
-                None => self.local.take(key, &bucket.config, now),
+                None => self.local.take(key, config, now),
             },
-            None => self.local.take(key, &bucket.config, now),
+            None => self.local.take(key, config, now),
         };
-        match bucket.key {
-            BucketKey::Environment(resolved) => (decision, Some(Resolved::Key(resolved))),
-            BucketKey::Jwt(resolved) => (decision, Some(Resolved::Jwt(resolved))),
-            BucketKey::Other(_) => (decision, None),
-        }
+        let resolved = match bucket.key {
+            BucketKey::Environment(resolved) => Some(Resolved::Key(resolved)),
+            BucketKey::Jwt(resolved) => Some(Resolved::Jwt(resolved)),
+            BucketKey::Other(_) => None,
+        };
+        (decision, bucket.limit, resolved)
     }
 
     /// Chooses the bucket, as upstream's `resolveApiRateLimitOverride`. Authentication here
@@ -181,9 +198,9 @@ impl RateLimiter {
     /// lookup that fails (the database is down) counts against the header's own bucket.
     async fn bucket(&self, state: &AppState, authorization: &HeaderValue) -> Bucket {
         let raw = authorization.as_bytes();
-        let by_header = |config: &Arc<LimitConfig>| Bucket {
+        let by_header = |limit: &Arc<Limit>| Bucket {
             key: BucketKey::Other(digest_hex(&sha256(raw))),
-            config: config.clone(),
+            limit: limit.clone(),
         };
         let token = std::str::from_utf8(raw)
             .ok()
@@ -202,20 +219,17 @@ impl RateLimiter {
         if token.starts_with("tr_") && !user_token {
             return match resolve_key(state, authorization, token).await {
                 Ok(Some(resolved)) => {
-                    let config = self.org_limit(state, &resolved).await;
+                    let limit = self.org_limit(state, &resolved).await;
                     Bucket {
                         key: BucketKey::Environment(resolved),
-                        config,
+                        limit,
                     }
                 }
                 _ => by_header(&self.default),
             };
         }
         // A token verified before needs no classification (which parses it).
-        let verified = match token.contains('.') {
-            true => state.cache.verified_jwt(token, state.now()),
-            false => None,
-        };
+        let verified = cached_public_jwt(state, token);
         if verified.is_some()
             || token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt
         {
@@ -229,7 +243,7 @@ impl RateLimiter {
                         header: authorization.clone(),
                         verified,
                     }),
-                    config: self.jwt.clone(),
+                    limit: self.jwt.clone(),
                 },
                 Err(_) => by_header(&self.default),
             };
@@ -240,14 +254,14 @@ impl RateLimiter {
     /// The limit of a secret key's organization, or the default: read once per cached key
     /// entry (concurrent first requests share the read) and kept with it; the entry is dropped
     /// when the limit changes. A failed read counts against the default and is tried again.
-    async fn org_limit(&self, state: &AppState, resolved: &ResolvedKey) -> Arc<LimitConfig> {
+    async fn org_limit(&self, state: &AppState, resolved: &ResolvedKey) -> Arc<Limit> {
         let root = &resolved.entry.root;
         let read = root
             .org_limit
             .get_or_try_init(|| async {
                 org_limit(state, &root.auth.environment.organization_id)
                     .await
-                    .map(|limit| limit.map(Arc::new))
+                    .map(|limit| limit.map(|config| Arc::new(Limit::new(config))))
             })
             .await;
         match read {
@@ -287,11 +301,11 @@ pub async fn limit_api_requests(
     let Some(limiter) = state.limiter.clone() else {
         return next.run(req).await;
     };
-    let (decision, resolved) = limiter.check(&state, authorization).await;
+    let (decision, limit, resolved) = limiter.check(&state, authorization).await;
     if !decision.allowed {
         metrics::counter!("taskgate_rate_limited_total").increment(1);
-        let mut resp = too_many_requests(decision, to_millis(state.now()));
-        set_headers(resp.headers_mut(), decision);
+        let mut resp = too_many_requests(decision, state.now_millis());
+        set_headers(resp.headers_mut(), decision, &limit);
         return resp;
     }
     match resolved {
@@ -304,13 +318,13 @@ pub async fn limit_api_requests(
         None => {}
     }
     let mut resp = next.run(req).await;
-    set_headers(resp.headers_mut(), decision);
+    set_headers(resp.headers_mut(), decision, &limit);
     resp
 }
 
-fn set_headers(headers: &mut HeaderMap, d: Decision) {
-    headers.reserve(3);
-    headers.insert(LIMIT.clone(), HeaderValue::from(d.limit));
+fn set_headers(headers: &mut HeaderMap, d: Decision, limit: &Limit) {
+    debug_assert_eq!(d.limit, limit.config.limit());
+    headers.insert(LIMIT.clone(), limit.header.clone());
     headers.insert(REMAINING.clone(), HeaderValue::from(d.remaining.max(0)));
     headers.insert(RESET.clone(), HeaderValue::from(d.reset_ms));
 }

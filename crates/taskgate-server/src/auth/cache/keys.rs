@@ -22,7 +22,7 @@ pub struct RootEnv {
     pub current_key: Arc<SecretString>,
     /// Its organization's API rate limit (`None` inside: the default), once the rate limiter
     /// has read it; the entry is dropped when that limit changes.
-    pub org_limit: tokio::sync::OnceCell<Option<Arc<taskgate_core::ratelimit::LimitConfig>>>,
+    pub org_limit: tokio::sync::OnceCell<Option<Arc<crate::ratelimit::Limit>>>,
 }
 
 /// The SHA-256 digest of a secret key: what key answers are cached by. The lowercase hex form
