@@ -12,11 +12,10 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-
-use foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 use taskgate_core::ratelimit::{
     bucket_full_at, count_in_window, take_token, BucketState, Decision, LimitConfig, WindowState,
