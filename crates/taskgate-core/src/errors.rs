@@ -311,6 +311,13 @@ pub mod granularity {
     pub const fn span(level: i32) -> i32 {
         SPAN + level
     }
+
+    /// Every granularity of bounded buckets (all but all time), with its bucket length (ms),
+    /// shortest first.
+    pub fn with_lengths() -> impl Iterator<Item = (i32, i64)> {
+        std::iter::once((MINUTE, super::MINUTE_MS))
+            .chain((0..SPAN_LEVELS).map(|level| (span(level), super::HOUR_MS << level)))
+    }
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -350,11 +357,8 @@ impl Series {
         if to_ms < from_ms || max_bars == 0 {
             return None;
         }
-        let sizes = std::iter::once((granularity::MINUTE, MINUTE_MS)).chain(
-            (0..granularity::SPAN_LEVELS).map(|level| (granularity::span(level), HOUR_MS << level)),
-        );
         let mut chosen = None;
-        for (granularity, size) in sizes {
+        for (granularity, size) in granularity::with_lengths() {
             let first = from_ms - from_ms.rem_euclid(size);
             let bars = usize::try_from((to_ms - first) / size + 1).unwrap_or(usize::MAX);
             chosen = Some(Series {

@@ -851,20 +851,77 @@ impl ErrorStore for Backend {
         // past it is kept (no window reads it, since none starts before the retention, but
         // new occurrences still land in it and deleting it would only have them write it
         // again).
-        let done = sqlx::query(
-            "DELETE FROM error_counts WHERE granularity <> $1 AND bucket + CASE
-                 WHEN granularity = $2 THEN 60000
-                 ELSE CAST(3600000 AS BIGINT) << (granularity - $3) END <= $4",
-        )
-        .bind(granularity::ALL_TIME)
-        .bind(granularity::MINUTE)
-        .bind(granularity::SPAN)
-        .bind(to_millis(before))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected())
+        //
+        // One `DELETE` over the table has no index to serve it (buckets come fourth in the
+        // key) and read every count, holding SQLite's write lock meanwhile. So the purge walks
+        // the key's (environment, version) pairs, each found by one index probe, and deletes
+        // each pair's old buckets as index ranges in a transaction of its own: every statement
+        // reads only what it deletes, and writers wait at most for one pair.
+        let before = to_millis(before);
+        let mut deleted = 0;
+        let mut pair = next_count_pair(&self.reader, None).await?;
+        while let Some((env, version)) = pair {
+            let mut tx = self.writer.begin().await.map_err(map_err)?;
+            for (granularity, length) in granularity::with_lengths() {
+                let done = sqlx::query(
+                    "DELETE FROM error_counts WHERE environment_id = $1 AND version = $2
+                     AND granularity = $3 AND bucket <= $4",
+                )
+                .bind(&env)
+                .bind(&version)
+                .bind(granularity)
+                .bind(before.saturating_sub(length))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                deleted += done.rows_affected();
+            }
+            tx.commit().await.map_err(map_err)?;
+            pair = next_count_pair(&self.reader, Some((&env, &version))).await?;
+        }
+        Ok(deleted)
     }
+}
+
+/// The (environment, version) pair of error counts after `after` in key order, or the first:
+/// one probe of the primary key each (a loose index scan, which neither database does itself).
+async fn next_count_pair(
+    pool: &Pool,
+    after: Option<(&str, &str)>,
+) -> StoreResult<Option<(String, String)>> {
+    const COLS: &str = "SELECT environment_id, version FROM error_counts";
+    let row = match after {
+        None => {
+            sqlx::query(&format!("{COLS} ORDER BY environment_id, version LIMIT 1"))
+                .fetch_optional(pool)
+                .await
+        }
+        Some((env, version)) => {
+            let same_env = sqlx::query(&format!(
+                "{COLS} WHERE environment_id = $1 AND version > $2 ORDER BY version LIMIT 1"
+            ))
+            .bind(env)
+            .bind(version)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_err)?;
+            match same_env {
+                Some(row) => Ok(Some(row)),
+                None => {
+                    sqlx::query(&format!(
+                        "{COLS} WHERE environment_id > $1
+                         ORDER BY environment_id, version LIMIT 1"
+                    ))
+                    .bind(env)
+                    .fetch_optional(pool)
+                    .await
+                }
+            }
+        }
+    }
+    .map_err(map_err)?;
+    row.map(|r| Ok((s(&r, "environment_id")?, s(&r, "version")?)))
+        .transpose()
 }
 
 /// What an ignore's history entry says of its conditions.

@@ -951,6 +951,46 @@ pub async fn purging_buckets_keeps_all_time_counts(store: Arc<dyn Store>) {
     assert_eq!(detail.affected_versions, vec!["1.0"]);
 }
 
+/// The purge reaches the old buckets of every environment and version (it walks them one
+/// pair at a time), keeps the new ones, and has nothing left to do when run again.
+pub async fn purging_reaches_every_environment_and_version(store: Arc<dyn Store>) {
+    let (_owner, _org, project) = fixture(&*store).await;
+    let mut envs = Vec::new();
+    for env_type in [EnvType::Production, EnvType::Staging] {
+        let env = store
+            .find_root_environment(&project.id, env_type, None)
+            .await
+            .unwrap()
+            .unwrap();
+        envs.push(env.id);
+    }
+    let (prod, staging) = (&envs[0], &envs[1]);
+    let error = string_error("old and new");
+    occur(&*store, prod, "t", Some("1.0"), &error, 0).await;
+    occur(&*store, staging, "t", Some("2.0"), &error, 0).await;
+    occur(&*store, staging, "t", Some("3.0"), &error, 0).await;
+    for env in [prod, staging] {
+        occur(&*store, env, "t", Some("4.0"), &error, 3 * 24 * 60).await;
+    }
+    let purged = store.purge_error_buckets(at(2 * 24 * 60)).await.unwrap();
+    assert_eq!(
+        purged,
+        5 * 8,
+        "the minute and the spans of up to 64 hours of the first occurrences, for five \
+         (environment, version) pairs: production's * and 1.0, staging's *, 2.0 and 3.0"
+    );
+    assert_eq!(
+        store.purge_error_buckets(at(2 * 24 * 60)).await.unwrap(),
+        0,
+        "nothing is left to purge"
+    );
+    for env in [prod, staging] {
+        let got = list(&*store, env, &query(2 * 24 * 60, 4 * 24 * 60)).await;
+        assert_eq!(got.len(), 1, "{env}: {got:?}");
+        assert_eq!(got[0].2, 1, "the new occurrence still counts in {env}");
+    }
+}
+
 /// Two batches that share groups, given in opposite orders, both land: the store writes
 /// groups in one order, so neither waits on the other in a cycle.
 pub async fn concurrent_batches_sharing_groups_both_land(store: Arc<dyn Store>) {
