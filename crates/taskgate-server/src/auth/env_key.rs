@@ -49,7 +49,7 @@ pub async fn authenticate_secret_key(
     // The clock is read only when needed: a current key the rate limiter resolved needs none.
     let entry = match resolved {
         Some(r) => r.entry.clone(),
-        None => lookup_key(state, token, state.now()).await?,
+        None => lookup_key(state, token, state.now_millis()).await?,
     };
     if entry.root.auth.project_deleted {
         return Err(ApiError::unauthorized(INVALID_API_KEY));
@@ -84,7 +84,7 @@ pub async fn resolve_key(
     if is_additional_key(token) || token.starts_with("pk_") {
         return Ok(None);
     }
-    match lookup_key(state, token, state.now()).await {
+    match lookup_key(state, token, state.now_millis()).await {
         Ok(entry) if !entry.root.auth.project_deleted => Ok(Some(ResolvedKey {
             header: header.clone(),
             entry,
@@ -95,17 +95,15 @@ pub async fn resolve_key(
     }
 }
 
-async fn lookup_key(
-    state: &AppState,
-    token: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> ApiResult<KeyEntry> {
+/// `now_ms`: milliseconds since the Unix epoch; a date is made only when the cache misses.
+async fn lookup_key(state: &AppState, token: &str, now_ms: i64) -> ApiResult<KeyEntry> {
     let digest: KeyDigest = sha256(token.as_bytes());
-    match state.cache.key(&digest, now) {
+    match state.cache.key(&digest, now_ms) {
         Cached::Hit(entry) => return Ok(entry),
         Cached::Absent => return Err(ApiError::unauthorized(INVALID_API_KEY)),
         Cached::Miss => {}
     }
+    let now = taskgate_core::time::from_millis(now_ms);
     let verdict = state.key_filter.check(&digest, now);
     if verdict == Verdict::Refuse {
         return Err(ApiError::unauthorized(INVALID_API_KEY));
@@ -118,10 +116,10 @@ async fn lookup_key(
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Cached::Miss = state.cache.key(&digest, now) {
+            if let Cached::Miss = state.cache.key(&digest, now_ms) {
                 let _ = tokio::time::timeout(LOOKUP_WAIT, notified).await;
             }
-            match state.cache.key(&digest, now) {
+            match state.cache.key(&digest, now_ms) {
                 Cached::Hit(entry) => return Ok(entry),
                 Cached::Absent => return Err(ApiError::unauthorized(INVALID_API_KEY)),
                 // The leader failed (the database is down) or was cut off: look it up here.

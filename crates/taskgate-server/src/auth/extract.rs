@@ -70,10 +70,14 @@ fn resolved_jwt(parts: &Parts) -> Option<&ResolvedJwt> {
         .then_some(resolved)
 }
 
+/// Made once: a lookup by a string parses the name on every request.
+static BRANCH_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-trigger-branch");
+
 fn branch_header(parts: &Parts) -> Option<&str> {
     parts
         .headers
-        .get("x-trigger-branch")
+        .get(&BRANCH_HEADER)
         .and_then(|v| v.to_str().ok())
 }
 
@@ -87,12 +91,16 @@ impl FromRequestParts<AppState> for ApiAuth {
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
         // The rate limiter's verification, if it made one, or an earlier one; else a JWT has
-        // dots and a secret key, the common case, skips classification.
+        // dots and a secret key, the common case, skips the JWT cache and classification.
+        let is_jwt = |token: &str| token.as_bytes().contains(&b'.');
         let principal = if let Some(r) = resolved_jwt(parts) {
             principal_of(state, &r.verified)
-        } else if let Some(verified) = cached_public_jwt(state, token) {
+        } else if let Some(verified) = is_jwt(token)
+            .then(|| cached_public_jwt(state, token))
+            .flatten()
+        {
             principal_of(state, &verified)
-        } else if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
+        } else if is_jwt(token) && bearer::classify(token) == TokenKind::PublicJwt {
             authenticate_public_jwt(state, token).await?
         } else {
             authenticate_secret_key(state, token, branch_header(parts), false, resolved(parts))

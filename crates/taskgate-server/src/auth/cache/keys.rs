@@ -105,11 +105,12 @@ pub enum Cached<T> {
 
 impl AuthCache {
     /// Looks a key digest up. A grace-window entry past its expiry is a miss, never a hit.
-    pub fn key(&self, digest: &KeyDigest, now: DateTime<Utc>) -> Cached<KeyEntry> {
+    /// `now_ms` is milliseconds since the Unix epoch (no date is built on this hot path).
+    pub fn key(&self, digest: &KeyDigest, now_ms: i64) -> Cached<KeyEntry> {
         if let Some(t) = self.keys.read().get(digest) {
             let live = match &t.value.grace {
                 None => true,
-                Some(grace) => grace.expires_at > now,
+                Some(grace) => grace.expires_at.timestamp_millis() > now_ms,
             };
             if live && self.fresh(t) {
                 return Cached::Hit(t.value.clone());
@@ -233,7 +234,7 @@ mod lookup_tests {
             .await
             .unwrap();
         assert!(
-            matches!(cache.key(&H, Utc::now()), Cached::Absent),
+            matches!(cache.key(&H, Utc::now().timestamp_millis()), Cached::Absent),
             "the follower finds the leader's answer"
         );
         assert!(cache.begin_lookup(&H).is_ok(), "the lookup is over");

@@ -22,7 +22,6 @@ mod keys;
 mod tokens;
 mod usage;
 
-use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -43,6 +42,12 @@ pub use usage::*;
 pub const NEGATIVE_CAPACITY: usize = 100_000;
 /// Positive entries kept at most per map, for the same reason.
 pub const POSITIVE_CAPACITY: usize = 100_000;
+
+/// The cache's maps hash with foldhash, seeded per map: every request looks its credential up
+/// here, and SipHash cost more than the lookup. The keys are SHA-256 digests, verified tokens
+/// and ids, which a client cannot steer into collisions without the seed.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// (parent environment id, branch name).
 type BranchKey = (String, String);
@@ -75,17 +80,17 @@ impl AuthCache {
         Self {
             ttl,
             generation: AtomicU64::new(0),
-            keys: RwLock::new(HashMap::new()),
-            negative: Mutex::new(HashMap::new()),
-            envs: RwLock::new(HashMap::new()),
-            branches: RwLock::new(HashMap::new()),
-            pats: RwLock::new(HashMap::new()),
-            users: RwLock::new(HashMap::new()),
-            revoked_pats: RwLock::new(HashSet::new()),
-            grace_uses: Mutex::new(HashMap::new()),
-            touched: Mutex::new(HashMap::new()),
-            inflight: Mutex::new(HashMap::new()),
-            jwts: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashMap::default()),
+            negative: Mutex::new(HashMap::default()),
+            envs: RwLock::new(HashMap::default()),
+            branches: RwLock::new(HashMap::default()),
+            pats: RwLock::new(HashMap::default()),
+            users: RwLock::new(HashMap::default()),
+            revoked_pats: RwLock::new(HashSet::default()),
+            grace_uses: Mutex::new(HashMap::default()),
+            touched: Mutex::new(HashMap::default()),
+            inflight: Mutex::new(HashMap::default()),
+            jwts: RwLock::new(HashMap::default()),
         }
     }
 
