@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The API rate limiter's cost on the authenticated hot path.
 #
-#   bash bench/ratelimit.sh [--duration S] [--rounds N] [--redis-url URL]
+#   bash bench/ratelimit.sh [--duration S] [--rounds N] [--redis-url URL] [--pin]
 #
 # Starts three taskgate servers on SQLite, alike but for the limiter:
 #   off      --api-rate-limit false
@@ -11,7 +11,10 @@
 # request pays for the limiter and none is refused. Each round loads `GET /api/v1/auth/credential`
 # with a secret key on each server in turn (the order rotates between rounds), with wrk, and
 # divides the limited servers' req/s by the unlimited one's of the same round. Prints each
-# round's ratios and their medians. Needs wrk (installed with apt-get if missing), curl,
+# round's ratios and their medians. --pin runs every server on CPU 0 and wrk (one thread) on
+# CPU 1, so the load generator does not compete with the server for a core and a round
+# measures the server's own cost per request (on a two-core machine, unpinned rounds swing by
+# ±10 %). Needs wrk (installed with apt-get if missing), curl,
 # python3, redis-cli, and a release binary (built if missing; TASKGATE_BIN picks another).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,13 +24,15 @@ ROUNDS=5
 CONNECTIONS=32
 THREADS=2
 REDIS_URL=redis://127.0.0.1:6379
+PIN=0
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) DURATION=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
     --redis-url) REDIS_URL=$2; shift ;;
     --quick) DURATION=3; ROUNDS=3 ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    --pin) PIN=1 ;;
+    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -51,6 +56,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+SERVER_CPU=() LOAD_CPU=()
+if [ "$PIN" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || die "--pin needs two CPUs"
+  SERVER_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1) THREADS=1
+fi
+
 declare -A URL KEY
 BIG=(--api-rate-limit-refill-rate 1000000 --api-rate-limit-interval 1s --api-rate-limit-max 1000000)
 
@@ -58,7 +69,7 @@ start() {
   local name=$1; shift
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1 &
+  RUST_LOG=warn "${SERVER_CPU[@]}" "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
   URL[$name]=http://127.0.0.1:$port
   for _ in $(seq 1 300); do
@@ -93,7 +104,7 @@ fi
 
 load() { # load NAME SECONDS: prints req/s and non-2xx count
   local name=$1 secs=$2 out
-  out=$(timeout $((secs + 60)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" \
+  out=$(timeout $((secs + 60)) "${LOAD_CPU[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" \
     -H "Authorization: Bearer ${KEY[$name]}" "${URL[$name]}/api/v1/auth/credential")
   local rps non2xx
   rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
@@ -120,7 +131,8 @@ done
 [ "$bad" = 0 ] || die "$bad answers were not 2xx"
 
 echo
-echo "Command: \`bash bench/ratelimit.sh --duration $DURATION --rounds $ROUNDS\`; wrk -t$THREADS -c$CONNECTIONS, SQLite, \`GET /api/v1/auth/credential\` with a secret key."
+PINNED=""; [ "$PIN" = 1 ] && PINNED=" --pin"
+echo "Command: \`bash bench/ratelimit.sh --duration $DURATION --rounds $ROUNDS$PINNED\`; wrk -t$THREADS -c$CONNECTIONS, SQLite, \`GET /api/v1/auth/credential\` with a secret key."
 echo
 python3 - "$WORK/rounds" <<'EOF'
 import statistics, sys
