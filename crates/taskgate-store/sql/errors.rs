@@ -853,33 +853,97 @@ impl ErrorStore for Backend {
         // again).
         //
         // One `DELETE` over the table has no index to serve it (buckets come fourth in the
-        // key) and read every count, holding SQLite's write lock meanwhile. So the purge walks
-        // the key's (environment, version) pairs, each found by one index probe, and deletes
-        // each pair's old buckets as index ranges in a transaction of its own: every statement
-        // reads only what it deletes, and writers wait at most for one pair.
+        // key), reads every count and, on SQLite, holds the write lock meanwhile (28 s to
+        // delete 1.5 million old buckets). So the purge walks the key's (environment,
+        // version) pairs, each found by one index probe, and deletes each pair's old buckets
+        // per granularity as key ranges of at most `PURGE_CHUNK` rows, each in a transaction
+        // of its own: every statement reads only what it deletes, and a writer waits for one
+        // chunk at most.
         let before = to_millis(before);
         let mut deleted = 0;
         let mut pair = next_count_pair(&self.reader, None).await?;
         while let Some((env, version)) = pair {
-            let mut tx = self.writer.begin().await.map_err(map_err)?;
             for (granularity, length) in granularity::with_lengths() {
-                let done = sqlx::query(
-                    "DELETE FROM error_counts WHERE environment_id = $1 AND version = $2
-                     AND granularity = $3 AND bucket <= $4",
-                )
-                .bind(&env)
-                .bind(&version)
-                .bind(granularity)
-                .bind(before.saturating_sub(length))
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                deleted += done.rows_affected();
+                let old = CountRange {
+                    env: &env,
+                    version: &version,
+                    granularity,
+                    last_bucket: before.saturating_sub(length),
+                };
+                deleted += self.purge_count_range(&old).await?;
             }
-            tx.commit().await.map_err(map_err)?;
             pair = next_count_pair(&self.reader, Some((&env, &version))).await?;
         }
         Ok(deleted)
+    }
+}
+
+/// Rows deleted by one transaction of the purge at most (but for a single bucket holding more
+/// groups, which goes whole).
+const PURGE_CHUNK: i64 = 1_000;
+
+/// The bucket of the row just past a chunk of a range: what comes before it is one chunk.
+const PAST_A_CHUNK: &str = "SELECT bucket FROM error_counts
+     WHERE environment_id = $1 AND version = $2 AND granularity = $3 AND bucket <= $4
+     ORDER BY bucket LIMIT 1 OFFSET $5";
+const DELETE_BELOW: &str = "DELETE FROM error_counts
+     WHERE environment_id = $1 AND version = $2 AND granularity = $3 AND bucket < $4";
+const DELETE_THROUGH: &str = "DELETE FROM error_counts
+     WHERE environment_id = $1 AND version = $2 AND granularity = $3 AND bucket <= $4";
+
+/// One (environment, version, granularity)'s buckets up to `last_bucket`: one range of the
+/// primary key.
+struct CountRange<'a> {
+    env: &'a str,
+    version: &'a str,
+    granularity: i32,
+    last_bucket: i64,
+}
+
+impl Backend {
+    /// Deletes `range` in chunks of about [`PURGE_CHUNK`] rows, each committed on its own.
+    async fn purge_count_range(&self, range: &CountRange<'_>) -> StoreResult<u64> {
+        let mut deleted = 0;
+        loop {
+            let past: Option<i64> = sqlx::query_scalar(PAST_A_CHUNK)
+                .bind(range.env)
+                .bind(range.version)
+                .bind(range.granularity)
+                .bind(range.last_bucket)
+                .bind(PURGE_CHUNK)
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(map_err)?;
+            let delete = |sql: &'static str, bound: i64| {
+                sqlx::query(sql)
+                    .bind(range.env)
+                    .bind(range.version)
+                    .bind(range.granularity)
+                    .bind(bound)
+            };
+            let Some(past) = past else {
+                // What is left is at most one chunk.
+                let done = delete(DELETE_THROUGH, range.last_bucket)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(map_err)?;
+                return Ok(deleted + done.rows_affected());
+            };
+            let mut done = delete(DELETE_BELOW, past)
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+            if done == 0 {
+                // The chunk is all one bucket (more groups than a chunk): it goes whole.
+                done = delete(DELETE_THROUGH, past)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+            }
+            deleted += done;
+        }
     }
 }
 

@@ -32,11 +32,17 @@ pub fn start(state: &AppState) {
                 // before the retention; the day of margin keeps a purge clear of a window
                 // being read at the retention's edge.
                 let cutoff = now - retention - chrono::Duration::days(1);
+                let started = Instant::now();
                 match store.purge_error_buckets(cutoff).await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::info!(rows = n, "deleted error count buckets past the retention")
-                    }
+                    Ok(0) => tracing::debug!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "no error count buckets past the retention"
+                    ),
+                    Ok(n) => tracing::info!(
+                        rows = n,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "deleted error count buckets past the retention"
+                    ),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not delete old error count buckets; will retry")
                     }

@@ -991,6 +991,57 @@ pub async fn purging_reaches_every_environment_and_version(store: Arc<dyn Store>
     }
 }
 
+/// The purge deletes a long range in chunks (of 1,000 rows), and a bucket holding more
+/// groups than a chunk whole: every old bucket goes, whatever its size, and all-time counts
+/// stay.
+pub async fn purging_goes_in_chunks_through_large_ranges(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let error = string_error("in chunks");
+    let tasks: Vec<String> = (0..1_100).map(|i| format!("task-{i}")).collect();
+    // 1,100 groups in minute 0 (one bucket larger than a chunk), then 30 of them in each of
+    // minutes 10 to 49 (1,200 minute buckets: a range of more than one chunk).
+    let mut occurrences: Vec<(&str, i64)> = tasks.iter().map(|t| (t.as_str(), 0)).collect();
+    for minute in 10..50 {
+        occurrences.extend(tasks[..30].iter().map(|t| (t.as_str(), minute)));
+    }
+    let mut fingerprint = None;
+    for batch in occurrences.chunks(500) {
+        let batch: Vec<ErrorOccurrence> = batch
+            .iter()
+            .map(|&(task, minute)| ErrorOccurrence {
+                environment_id: &env,
+                task_identifier: task,
+                task_version: None,
+                error: &error,
+                run_created_at: at(minute),
+            })
+            .collect();
+        let recorded = store
+            .record_error_occurrences(&batch, at(50))
+            .await
+            .unwrap();
+        fingerprint = fingerprint.or(recorded[0].clone());
+    }
+    let purged = store.purge_error_buckets(at(2 * 24 * 60)).await.unwrap();
+    assert_eq!(
+        purged,
+        1_100 + 1_200 + 1_100 * 7,
+        "every minute bucket, and each group's spans of up to 64 hours"
+    );
+    assert_eq!(
+        store.purge_error_buckets(at(2 * 24 * 60)).await.unwrap(),
+        0,
+        "nothing is left to purge"
+    );
+    // The group shown for the shared fingerprint is one of the 30 seen last, 41 times each.
+    let detail = store
+        .get_error_group(&env, &fingerprint.expect("grouped"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.group.occurrence_count, 41, "all-time counts stay");
+}
+
 /// Two batches that share groups, given in opposite orders, both land: the store writes
 /// groups in one order, so neither waits on the other in a cycle.
 pub async fn concurrent_batches_sharing_groups_both_land(store: Arc<dyn Store>) {

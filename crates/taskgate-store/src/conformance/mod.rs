@@ -142,6 +142,7 @@ macro_rules! conformance_suite {
             triage_is_recorded_with_its_actor, resolved_groups_reopen_when_they_fail_again,
             ignores_end_on_time_rate_or_total, a_resolve_racing_an_occurrence_loses_neither,
             purging_buckets_keeps_all_time_counts, purging_reaches_every_environment_and_version,
+            purging_goes_in_chunks_through_large_ranges,
             concurrent_batches_sharing_groups_both_land,
             activity_series_count_each_bucket_of_a_group,
             members_change_role_and_leave_with_their_dev_environments,
