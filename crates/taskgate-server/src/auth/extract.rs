@@ -92,15 +92,15 @@ impl FromRequestParts<AppState> for ApiAuth {
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
         // The rate limiter's verification, if it made one, or an earlier one; else a JWT has
         // dots and a secret key, the common case, skips the JWT cache and classification.
-        let is_jwt = |token: &str| token.as_bytes().contains(&b'.');
+        let dotted = |token: &str| token.as_bytes().contains(&b'.');
         let principal = if let Some(r) = resolved_jwt(parts) {
             principal_of(state, &r.verified)
-        } else if let Some(verified) = is_jwt(token)
+        } else if let Some(verified) = dotted(token)
             .then(|| cached_public_jwt(state, token))
             .flatten()
         {
             principal_of(state, &verified)
-        } else if is_jwt(token) && bearer::classify(token) == TokenKind::PublicJwt {
+        } else if dotted(token) && bearer::classify(token) == TokenKind::PublicJwt {
             authenticate_public_jwt(state, token).await?
         } else {
             authenticate_secret_key(state, token, branch_header(parts), false, resolved(parts))
