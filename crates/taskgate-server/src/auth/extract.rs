@@ -90,17 +90,14 @@ impl FromRequestParts<AppState> for ApiAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
-        // The rate limiter's verification, if it made one, or an earlier one; else a JWT has
-        // dots and a secret key, the common case, skips the JWT cache and classification.
-        let dotted = |token: &str| token.as_bytes().contains(&b'.');
+        // The rate limiter's verification, if it made one, or an earlier one (the cache is
+        // asked only for tokens with dots); else a JWT has dots and a secret key, the common
+        // case, skips classification.
         let principal = if let Some(r) = resolved_jwt(parts) {
             principal_of(state, &r.verified)
-        } else if let Some(verified) = dotted(token)
-            .then(|| cached_public_jwt(state, token))
-            .flatten()
-        {
+        } else if let Some(verified) = cached_public_jwt(state, token) {
             principal_of(state, &verified)
-        } else if dotted(token) && bearer::classify(token) == TokenKind::PublicJwt {
+        } else if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
             authenticate_public_jwt(state, token).await?
         } else {
             authenticate_secret_key(state, token, branch_header(parts), false, resolved(parts))
