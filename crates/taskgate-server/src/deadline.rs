@@ -1,10 +1,12 @@
 //! Deadlines on requests, so that a slow or stalled client (or a stuck dependency) cannot
 //! hold a request open for as long as it likes:
 //!
-//! - [`body_deadline`]: the whole body must arrive within `--body-timeout-seconds` of the
+//! - the body deadline: the whole body must arrive within `--body-timeout-seconds` of the
 //!   request's head; a client that trickles it gets 408;
-//! - [`request_deadline`]: the answer must be ready within `--request-timeout-seconds`,
+//! - the request deadline: the answer must be ready within `--request-timeout-seconds`,
 //!   body included; past it the client gets 503 and the handler is dropped.
+//!
+//! Both are one middleware, [`deadlines`], so that a request pays for one layer, not two.
 //!
 //! Routes that stream or long-poll (realtime feeds, event streams, dequeues, stream appends,
 //! the worker channel) are outside both and keep limits of their own.
@@ -21,9 +23,10 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use tokio::time::Sleep;
 
+use crate::config::Timeouts;
 use crate::error::ApiError;
 
 /// A request body that fails once its deadline passes, and says so.
@@ -57,9 +60,26 @@ impl http_body::Body for DeadlineBody {
     }
 }
 
+/// Answers 503 when the request has not been answered within `timeouts.request`, and 408
+/// when its body did not arrive within `timeouts.body`.
+pub async fn deadlines(timeouts: Timeouts, req: Request, next: Next) -> Response {
+    let answer = async {
+        // A request whose body is known to be empty has nothing to wait for (most GETs).
+        if req.body().is_end_stream() {
+            next.run(req).await
+        } else {
+            body_deadline(timeouts.body, req, next).await
+        }
+    };
+    match tokio::time::timeout(timeouts.request, answer).await {
+        Ok(response) => response,
+        Err(_) => request_timed_out(timeouts.request),
+    }
+}
+
 /// Gives the request's body `limit` to arrive; answers 408 when the handler failed because
 /// it did not.
-pub async fn body_deadline(limit: Duration, req: Request, next: Next) -> Response {
+async fn body_deadline(limit: Duration, req: Request, next: Next) -> Response {
     let expired = Arc::new(AtomicBool::new(false));
     let req = req.map(|inner| {
         Body::new(DeadlineBody {
@@ -89,22 +109,17 @@ pub async fn body_deadline(limit: Duration, req: Request, next: Next) -> Respons
     response
 }
 
-/// Answers 503 when the request has not been answered within `limit`.
-pub async fn request_deadline(limit: Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => {
-            metrics::counter!("taskgate_request_timeouts_total").increment(1);
-            tracing::warn!(
-                limit_seconds = limit.as_secs(),
-                "request timed out; answered 503 (a slow database, or --request-timeout-seconds too short)"
-            );
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("The request was not answered within {} s", limit.as_secs()),
-            )
-            .with("code", "request_timeout")
-            .into_response()
-        }
-    }
+/// The 503 of a request not answered within `limit`.
+fn request_timed_out(limit: Duration) -> Response {
+    metrics::counter!("taskgate_request_timeouts_total").increment(1);
+    tracing::warn!(
+        limit_seconds = limit.as_secs(),
+        "request timed out; answered 503 (a slow database, or --request-timeout-seconds too short)"
+    );
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("The request was not answered within {} s", limit.as_secs()),
+    )
+    .with("code", "request_timeout")
+    .into_response()
 }

@@ -7,6 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn;
 use axum::routing::get;
 use axum::{Json, Router};
+use tower::ServiceBuilder;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,17 +20,13 @@ use crate::state::AppState;
 use crate::telemetry::track_requests;
 
 /// The body and request deadlines ([`crate::deadline`]) of every route that neither streams
-/// nor long-polls; the request deadline outermost, so that it covers reading the body.
+/// nor long-polls.
 macro_rules! with_deadlines {
     ($router:expr, $timeouts:expr) => {{
         let t: Timeouts = $timeouts;
-        $router
-            .layer(from_fn(move |req, next| {
-                crate::deadline::body_deadline(t.body, req, next)
-            }))
-            .layer(from_fn(move |req, next| {
-                crate::deadline::request_deadline(t.request, req, next)
-            }))
+        $router.layer(from_fn(move |req, next| {
+            crate::deadline::deadlines(t, req, next)
+        }))
     }};
 }
 
@@ -193,23 +190,27 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
 /// `routes` with the middleware every route gets: the API's rate limits (and its answer to a
 /// missing authorization header), body limits,
 /// CORS, panics answered 500, and every response counted and logged.
+///
+/// They are one layer (a [`ServiceBuilder`] stack): the router wraps each route in every
+/// layer it is given, boxing it again each time, and clones that chain of boxes for every
+/// request; one stack costs one box.
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    let app = routes
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::ratelimit::limit_api_requests,
-        ))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(from_fn(crate::cors::cors))
+    let middleware = ServiceBuilder::new()
+        // Every response is counted and logged, refusals and preflights included.
+        .layer(from_fn(track_requests))
         // A panic answers 500 (logged once, by `telemetry::log_panics`), not a dropped
         // connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             crate::telemetry::panic_response,
         ))
-        // Every response is counted and logged, refusals and preflights included.
-        .layer(from_fn(track_requests))
-        .with_state(state);
+        .layer(from_fn(crate::cors::cors))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit_api_requests,
+        ));
+    let app = routes.layer(middleware).with_state(state);
     // A 405's `Allow` header is set by the route's method router after its own layers ran, so
     // the JSON body that names the allowed methods is written out here, around everything.
     Router::new()

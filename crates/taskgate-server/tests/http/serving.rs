@@ -185,6 +185,28 @@ async fn a_trickled_body_is_answered_408(b: Backend) {
     app.cleanup().await;
 }
 
+/// A body of unknown length (chunked) gets the deadline too: only a body known to be empty
+/// goes without it.
+async fn a_trickled_chunked_body_is_answered_408(b: Backend) {
+    let app = TestApp::with_config(b, |c| {
+        c.timeouts.body = Duration::from_secs(1);
+    })
+    .await;
+    let (_, key) = app.project_with_key("prod").await;
+    let server = start(&app, app.router.clone()).await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/tasks/t/trigger HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n{{\"payload\":\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let began = Instant::now();
+    let (text, _) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(began.elapsed() < Duration::from_secs(3));
+    app.cleanup().await;
+}
+
 async fn a_panicking_handler_answers_500(b: Backend) {
     let app = TestApp::new(b).await;
     let routes = Router::new().route(
@@ -346,6 +368,7 @@ on_both!(
     an_idle_connection_is_closed_after_the_keepalive_timeout,
     an_oversized_request_head_is_refused,
     a_trickled_body_is_answered_408,
+    a_trickled_chunked_body_is_answered_408,
     a_panicking_handler_answers_500,
     a_shutdown_ends_open_streams_at_once,
     a_shutdown_cuts_off_requests_at_its_deadline,
