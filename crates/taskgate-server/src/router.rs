@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use tower::util::MapResponseLayer;
 use tower::ServiceBuilder;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -204,7 +206,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             crate::telemetry::panic_response,
         ))
-        .layer(from_fn(crate::cors::cors))
+        .layer(crate::cors::CorsLayer)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -215,5 +217,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     // the JSON body that names the allowed methods is written out here, around everything.
     Router::new()
         .fallback_service(app)
-        .layer(from_fn(crate::telemetry::json_method_not_allowed))
+        .layer(MapResponseLayer::new(
+            crate::telemetry::json_method_not_allowed as fn(Response) -> Response,
+        ))
 }

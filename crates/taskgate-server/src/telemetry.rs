@@ -177,11 +177,8 @@ fn method_label(m: &Method) -> &'static str {
 /// which holds ids; `unmatched` for anything no route serves) and status, and one access-log
 /// line at info with the latency and, once authenticated, the credential's kind and id.
 pub async fn track_requests(mut req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = method_label(req.method());
     let log = Arc::new(RequestLog::default());
     req.extensions_mut().insert(log.clone());
@@ -206,15 +203,65 @@ pub async fn track_requests(mut req: Request, next: Next) -> Response {
         credential.id = id,
         "request"
     );
-    let status = status.to_string();
-    metrics::counter!("taskgate_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.clone()).increment(1);
-    metrics::histogram!("taskgate_http_request_duration_seconds", "method" => method, "route" => route, "status" => status).record(elapsed.as_secs_f64());
+    RequestMetrics::with(method, route, status, |m| {
+        m.count.increment(1);
+        m.duration.record(elapsed.as_secs_f64());
+    });
     resp
 }
 
+/// The two metrics of one method, route and status.
+///
+/// Each thread looks them up in the recorder once and keeps them: building a metric's key
+/// (its labels allocated) and finding it in the recorder's registry cost more than the rest
+/// of a request's bookkeeping. The set is bounded: the method is one of eight labels, the
+/// route a template or `unmatched`, the status one of those the server answers.
+struct RequestMetrics {
+    count: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// Per route template: the metrics of each (method, status) it has answered.
+type MetricsByRoute = std::collections::HashMap<
+    Box<str>,
+    Vec<(&'static str, u16, RequestMetrics)>,
+    foldhash::fast::RandomState,
+>;
+
+thread_local! {
+    static REQUEST_METRICS: std::cell::RefCell<MetricsByRoute> = Default::default();
+}
+
+impl RequestMetrics {
+    fn new(method: &'static str, route: &str, status: u16) -> Self {
+        let route = route.to_string();
+        let status = status.to_string();
+        RequestMetrics {
+            count: metrics::counter!("taskgate_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.clone()),
+            duration: metrics::histogram!("taskgate_http_request_duration_seconds", "method" => method, "route" => route, "status" => status),
+        }
+    }
+
+    fn with(method: &'static str, route: &str, status: u16, f: impl FnOnce(&RequestMetrics)) {
+        REQUEST_METRICS.with_borrow_mut(|by_route| {
+            if !by_route.contains_key(route) {
+                by_route.insert(route.into(), Vec::new());
+            }
+            let Some(known) = by_route.get_mut(route) else {
+                return;
+            };
+            if let Some((_, _, m)) = known.iter().find(|(m, s, _)| *m == method && *s == status) {
+                return f(m);
+            }
+            let m = RequestMetrics::new(method, route, status);
+            f(&m);
+            known.push((method, status, m));
+        });
+    }
+}
+
 /// Gives a 405 the JSON error body every other refusal has, naming the allowed methods.
-pub async fn json_method_not_allowed(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+pub fn json_method_not_allowed(resp: Response) -> Response {
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
         method_not_allowed(resp)
     } else {

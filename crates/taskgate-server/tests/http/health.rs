@@ -201,6 +201,34 @@ async fn a_wrong_method_is_a_json_405_naming_the_allowed_ones(b: Backend) {
     app.cleanup().await;
 }
 
+/// The request counter of `GET /healthz` answered 200, as `/metrics` shows it.
+async fn healthz_count(app: &TestApp) -> u64 {
+    let r = app.request(Method::GET, "/metrics", None, None, &[]).await;
+    r.text
+        .lines()
+        .find(|l| {
+            l.starts_with("taskgate_http_requests_total{")
+                && l.contains(r#"method="GET""#)
+                && l.contains(r#"route="/healthz""#)
+                && l.contains(r#"status="200""#)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn every_repeated_request_is_counted(b: Backend) {
+    let app = TestApp::new(b).await;
+    app.request(Method::GET, "/healthz", None, None, &[]).await;
+    let before = healthz_count(&app).await;
+    for _ in 0..3 {
+        app.request(Method::GET, "/healthz", None, None, &[]).await;
+    }
+    // Other tests in this process may count too, never fewer.
+    assert!(healthz_count(&app).await >= before + 3);
+    app.cleanup().await;
+}
+
 async fn every_response_is_counted_with_bounded_labels(b: Backend) {
     let app = TestApp::new(b).await;
     app.request(Method::GET, "/no/such/route/xyz123", None, None, &[])
@@ -235,6 +263,7 @@ on_both!(
     sibling_paths_reach_their_own_routes,
     a_wrong_method_is_a_json_405_naming_the_allowed_ones,
     every_response_is_counted_with_bounded_labels,
+    every_repeated_request_is_counted,
     browsers_may_call_with_public_tokens,
     health_and_readiness_answer,
     metrics_count_requests_by_route_template,
