@@ -6,7 +6,8 @@
 //! - the request deadline: the answer must be ready within `--request-timeout-seconds`,
 //!   body included; past it the client gets 503 and the handler is dropped.
 //!
-//! Both are one middleware, [`deadlines`], so that a request pays for one layer, not two.
+//! Both are one [`tower::Layer`], [`DeadlinesLayer`], so that a request pays for one layer,
+//! not two, and for no boxing of the route or its future.
 //!
 //! Routes that stream or long-poll (realtime feeds, event streams, dequeues, stream appends,
 //! the worker channel) are outside both and keep limits of their own.
@@ -15,13 +16,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use tokio::time::Sleep;
@@ -62,51 +62,115 @@ impl http_body::Body for DeadlineBody {
 
 /// Answers 503 when the request has not been answered within `timeouts.request`, and 408
 /// when its body did not arrive within `timeouts.body`.
-pub async fn deadlines(timeouts: Timeouts, req: Request, next: Next) -> Response {
-    let answer = async {
-        // A request whose body is known to be empty has nothing to wait for (most GETs).
-        if req.body().is_end_stream() {
-            next.run(req).await
-        } else {
-            body_deadline(timeouts.body, req, next).await
+#[derive(Clone, Copy, Debug)]
+pub struct DeadlinesLayer(pub Timeouts);
+
+impl<S> tower::Layer<S> for DeadlinesLayer {
+    type Service = Deadlines<S>;
+
+    fn layer(&self, inner: S) -> Deadlines<S> {
+        Deadlines {
+            inner,
+            timeouts: self.0,
         }
-    };
-    match tokio::time::timeout(timeouts.request, answer).await {
-        Ok(response) => response,
-        Err(_) => request_timed_out(timeouts.request),
     }
 }
 
-/// Gives the request's body `limit` to arrive; answers 408 when the handler failed because
-/// it did not.
-async fn body_deadline(limit: Duration, req: Request, next: Next) -> Response {
-    let expired = Arc::new(AtomicBool::new(false));
-    let req = req.map(|inner| {
-        Body::new(DeadlineBody {
-            inner,
-            deadline: Box::pin(tokio::time::sleep(limit)),
-            expired: expired.clone(),
-        })
-    });
-    let response = next.run(req).await;
-    if expired.load(Ordering::Acquire) {
-        tracing::info!(
-            limit_seconds = limit.as_secs(),
-            "request body not received in time"
-        );
-        let mut r = ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "The request body was not received within {} s",
-                limit.as_secs()
-            ),
-        )
-        .into_response();
-        r.headers_mut()
-            .insert("connection", HeaderValue::from_static("close"));
-        return r;
+/// The service of [`DeadlinesLayer`].
+#[derive(Clone, Debug)]
+pub struct Deadlines<S> {
+    inner: S,
+    timeouts: Timeouts,
+}
+
+impl<S> tower::Service<Request> for Deadlines<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = DeadlinesFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
-    response
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // A request whose body is known to be empty has nothing to wait for (most GETs).
+        let (req, body_expired) = if req.body().is_end_stream() {
+            (req, None)
+        } else {
+            let expired = Arc::new(AtomicBool::new(false));
+            let limit = self.timeouts.body;
+            let req = req.map(|inner| {
+                Body::new(DeadlineBody {
+                    inner,
+                    deadline: Box::pin(tokio::time::sleep(limit)),
+                    expired: expired.clone(),
+                })
+            });
+            (req, Some(expired))
+        };
+        DeadlinesFuture {
+            inner: tokio::time::timeout(self.timeouts.request, self.inner.call(req)),
+            body_expired,
+            timeouts: self.timeouts,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The route's answer, or the deadline's.
+    pub struct DeadlinesFuture<F> {
+        #[pin]
+        inner: tokio::time::Timeout<F>,
+        body_expired: Option<Arc<AtomicBool>>,
+        timeouts: Timeouts,
+    }
+}
+
+impl<F, E> Future for DeadlinesFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = match ready!(this.inner.poll(cx)) {
+            Err(_) => request_timed_out(this.timeouts.request),
+            // The handler failed because the body did not arrive in time: say so.
+            Ok(Ok(_))
+                if this
+                    .body_expired
+                    .as_ref()
+                    .is_some_and(|e| e.load(Ordering::Acquire)) =>
+            {
+                body_timed_out(this.timeouts.body)
+            }
+            Ok(answer) => return Poll::Ready(answer),
+        };
+        Poll::Ready(Ok(answer))
+    }
+}
+
+/// The 408 of a request whose body did not arrive within `limit`.
+fn body_timed_out(limit: Duration) -> Response {
+    tracing::info!(
+        limit_seconds = limit.as_secs(),
+        "request body not received in time"
+    );
+    let mut r = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "The request body was not received within {} s",
+            limit.as_secs()
+        ),
+    )
+    .into_response();
+    r.headers_mut()
+        .insert("connection", HeaderValue::from_static("close"));
+    r
 }
 
 /// The 503 of a request not answered within `limit`.

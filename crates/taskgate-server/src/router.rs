@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -15,22 +14,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::Timeouts;
+use crate::deadline::DeadlinesLayer;
 use crate::openapi::{docs_page, ApiDoc};
 use crate::realtime;
 use crate::routes::*;
 use crate::state::AppState;
-use crate::telemetry::track_requests;
-
-/// The body and request deadlines ([`crate::deadline`]) of every route that neither streams
-/// nor long-polls.
-macro_rules! with_deadlines {
-    ($router:expr, $timeouts:expr) => {{
-        let t: Timeouts = $timeouts;
-        $router.layer(from_fn(move |req, next| {
-            crate::deadline::deadlines(t, req, next)
-        }))
-    }};
-}
+use crate::telemetry::TrackRequestsLayer;
 
 /// Room for a trigger body's envelope (options, encoding) around the largest payload.
 const TRIGGER_ENVELOPE_BYTES: usize = 1024 * 1024;
@@ -137,7 +126,8 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(admin::create_user_token))
         .routes(routes!(admin::update_revoked_api_key))
         .routes(routes!(admin::list_audit_events));
-    with_deadlines!(bounded, timeouts).merge(streaming)
+    // Every route that neither streams nor long-polls has the body and request deadlines.
+    bounded.layer(DeadlinesLayer(timeouts)).merge(streaming)
 }
 
 /// The OpenAPI document (what `GET /api/openapi.json` serves and `docs/openapi.json` holds).
@@ -176,15 +166,13 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         // Upstream answers every non-GET method on this route with the same action (§1.11).
         .route(
             "/admin/api/v1/revoked-api-keys/{revokedApiKeyId}",
-            with_deadlines!(
-                axum::routing::put(admin::update_revoked_api_key)
-                    .patch(admin::update_revoked_api_key)
-                    .delete(admin::update_revoked_api_key),
-                timeouts
-            ),
+            axum::routing::put(admin::update_revoked_api_key)
+                .patch(admin::update_revoked_api_key)
+                .delete(admin::update_revoked_api_key)
+                .layer(DeadlinesLayer(timeouts)),
         )
         .merge(unserved::routes())
-        .merge(with_deadlines!(pages, timeouts))
+        .merge(pages.layer(DeadlinesLayer(timeouts)))
         .fallback(unserved::fallback);
     with_middleware(app, state)
 }
@@ -200,7 +188,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let middleware = ServiceBuilder::new()
         // Every response is counted and logged, refusals and preflights included.
-        .layer(from_fn(track_requests))
+        .layer(TrackRequestsLayer)
         // A panic answers 500 (logged once, by `telemetry::log_panics`), not a dropped
         // connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -1,12 +1,14 @@
 //! Logging and metrics: `tracing` with JSON or pretty output (`TASKGATE_LOG_FORMAT`,
 //! `RUST_LOG`), a request span carrying the matched route, and Prometheus counters.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -176,38 +178,106 @@ fn method_label(m: &Method) -> &'static str {
 /// `taskgate_http_request_duration_seconds` by method, route template (never the raw path,
 /// which holds ids; `unmatched` for anything no route serves) and status, and one access-log
 /// line at info with the latency and, once authenticated, the credential's kind and id.
-pub async fn track_requests(mut req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let method = method_label(req.method());
-    let log = Arc::new(RequestLog::default());
-    req.extensions_mut().insert(log.clone());
-    let span = tracing::info_span!("request", http.method = method, http.route = %route, http.status = tracing::field::Empty);
-    let start = Instant::now();
-    let resp = next.run(req).instrument(span.clone()).await;
-    let status = resp.status().as_u16();
-    span.record("http.status", status);
-    let elapsed = start.elapsed();
-    let credential = log.credential.lock().take();
-    let (kind, id) = match &credential {
-        Some((kind, id)) => (*kind, id.as_str()),
-        None => ("none", ""),
-    };
-    tracing::info!(
-        parent: &span,
-        http.method = method,
-        http.route = %route,
-        http.status = status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        credential.kind = kind,
-        credential.id = id,
-        "request"
-    );
-    RequestMetrics::with(method, route, status, |m| {
-        m.count.increment(1);
-        m.duration.record(elapsed.as_secs_f64());
-    });
-    resp
+///
+/// A [`tower::Layer`] rather than a `from_fn` middleware, so that a request does not pay for
+/// boxing the route and its future once more.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrackRequestsLayer;
+
+impl<S> tower::Layer<S> for TrackRequestsLayer {
+    type Service = TrackRequests<S>;
+
+    fn layer(&self, inner: S) -> TrackRequests<S> {
+        TrackRequests { inner }
+    }
+}
+
+/// The service of [`TrackRequestsLayer`].
+#[derive(Clone, Debug)]
+pub struct TrackRequests<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<Request> for TrackRequests<S>
+where
+    S: tower::Service<Request, Response = axum::http::Response<B>>,
+{
+    type Response = axum::http::Response<B>;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        let method = method_label(req.method());
+        let log = Arc::new(RequestLog::default());
+        req.extensions_mut().insert(log.clone());
+        let route_label = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let span = tracing::info_span!("request", http.method = method, http.route = %route_label, http.status = tracing::field::Empty);
+        TrackedFuture {
+            inner: self.inner.call(req).instrument(span),
+            route,
+            method,
+            log,
+            start: Instant::now(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The route's answer, counted and logged when it is ready.
+    pub struct TrackedFuture<F> {
+        #[pin]
+        inner: tracing::instrument::Instrumented<F>,
+        route: Option<MatchedPath>,
+        method: &'static str,
+        log: Arc<RequestLog>,
+        start: Instant,
+    }
+}
+
+impl<F, B, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<axum::http::Response<B>, E>>,
+{
+    type Output = Result<axum::http::Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let result = ready!(this.inner.as_mut().poll(cx));
+        let Ok(resp) = &result else {
+            return Poll::Ready(result);
+        };
+        let span = this.inner.span();
+        let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let method = *this.method;
+        let status = resp.status().as_u16();
+        span.record("http.status", status);
+        let elapsed = this.start.elapsed();
+        let credential = this.log.credential.lock().take();
+        let (kind, id) = match &credential {
+            Some((kind, id)) => (*kind, id.as_str()),
+            None => ("none", ""),
+        };
+        tracing::info!(
+            parent: span,
+            http.method = method,
+            http.route = %route,
+            http.status = status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            credential.kind = kind,
+            credential.id = id,
+            "request"
+        );
+        RequestMetrics::with(method, route, status, |m| {
+            m.count.increment(1);
+            m.duration.record(elapsed.as_secs_f64());
+        });
+        Poll::Ready(result)
+    }
 }
 
 /// The two metrics of one method, route and status.
