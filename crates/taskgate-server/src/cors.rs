@@ -35,21 +35,24 @@ fn add_common(headers: &mut HeaderMap) {
     headers.append(VARY, VARY_ON);
 }
 
-/// The preflight answer to `req` (any `OPTIONS` request).
-fn preflight(req: &Request) -> Response {
+/// The `Access-Control-Allow-Headers` a preflight answers `req` with.
+fn allowed_headers(req: &Request) -> HeaderValue {
+    // The Fetch standard never lets `*` cover `Authorization`, which every client sends:
+    // name the requested headers back instead.
+    req.headers()
+        .get(ACCESS_CONTROL_REQUEST_HEADERS)
+        .filter(|v| v.len() <= MAX_REQUEST_HEADERS_LEN)
+        .cloned()
+        .unwrap_or(ANY)
+}
+
+/// A preflight's answer.
+fn preflight(allowed_headers: HeaderValue) -> Response {
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
     add_common(h);
     h.insert(ACCESS_CONTROL_ALLOW_METHODS, ANY);
-    // The Fetch standard never lets `*` cover `Authorization`, which every client sends:
-    // name the requested headers back instead.
-    let requested = req
-        .headers()
-        .get(ACCESS_CONTROL_REQUEST_HEADERS)
-        .filter(|v| v.len() <= MAX_REQUEST_HEADERS_LEN)
-        .cloned()
-        .unwrap_or(ANY);
-    h.insert(ACCESS_CONTROL_ALLOW_HEADERS, requested);
+    h.insert(ACCESS_CONTROL_ALLOW_HEADERS, allowed_headers);
     h.insert(ACCESS_CONTROL_MAX_AGE, MAX_AGE_SECONDS);
     resp
 }
@@ -88,7 +91,7 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         if req.method() == Method::OPTIONS {
             CorsFuture::Preflight {
-                answer: Some(preflight(&req)),
+                allowed_headers: allowed_headers(&req),
             }
         } else {
             CorsFuture::Route {
@@ -102,7 +105,7 @@ pin_project_lite::pin_project! {
     /// A preflight's answer, or the route's with the CORS headers added.
     #[project = CorsProj]
     pub enum CorsFuture<F> {
-        Preflight { answer: Option<Response> },
+        Preflight { allowed_headers: HeaderValue },
         Route { #[pin] inner: F },
     }
 }
@@ -115,9 +118,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            CorsProj::Preflight { answer } => Poll::Ready(Ok(answer
-                .take()
-                .expect("CorsFuture polled after completion"))),
+            CorsProj::Preflight { allowed_headers } => {
+                Poll::Ready(Ok(preflight(allowed_headers.clone())))
+            }
             CorsProj::Route { inner } => {
                 let mut resp = ready!(inner.poll(cx))?;
                 let h = resp.headers_mut();

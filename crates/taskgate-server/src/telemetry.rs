@@ -211,6 +211,7 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
+        let start = Instant::now();
         let route = req.extensions().get::<MatchedPath>().cloned();
         let method = method_label(req.method());
         let log = Arc::new(RequestLog::default());
@@ -222,7 +223,7 @@ where
             route,
             method,
             log,
-            start: Instant::now(),
+            start,
         }
     }
 }
