@@ -314,19 +314,20 @@ impl RequestMetrics {
     }
 
     fn with(method: &'static str, route: &str, status: u16, f: impl FnOnce(&RequestMetrics)) {
-        REQUEST_METRICS.with_borrow_mut(|by_route| {
-            if !by_route.contains_key(route) {
-                by_route.insert(route.into(), Vec::new());
+        REQUEST_METRICS.with_borrow_mut(|by_route| match by_route.get_mut(route) {
+            Some(known) => match known.iter().find(|(m, s, _)| *m == method && *s == status) {
+                Some((_, _, metrics)) => f(metrics),
+                None => {
+                    let metrics = RequestMetrics::new(method, route, status);
+                    f(&metrics);
+                    known.push((method, status, metrics));
+                }
+            },
+            None => {
+                let metrics = RequestMetrics::new(method, route, status);
+                f(&metrics);
+                by_route.insert(route.into(), vec![(method, status, metrics)]);
             }
-            let Some(known) = by_route.get_mut(route) else {
-                return;
-            };
-            if let Some((_, _, m)) = known.iter().find(|(m, s, _)| *m == method && *s == status) {
-                return f(m);
-            }
-            let m = RequestMetrics::new(method, route, status);
-            f(&m);
-            known.push((method, status, m));
         });
     }
 }
