@@ -161,7 +161,10 @@ async fn an_oversized_request_head_is_refused(b: Backend) {
     app.cleanup().await;
 }
 
-async fn a_trickled_body_is_answered_408(b: Backend) {
+/// Sends a trigger's head, with `framing` (its body's length headers, the blank line and the
+/// start of a body that never ends), to a server whose body deadline is 1 s; returns what it
+/// answered and how long that took.
+async fn answer_to_a_trickled_trigger(b: Backend, framing: &str) -> (String, Duration) {
     let app = TestApp::with_config(b, |c| {
         c.timeouts.body = Duration::from_secs(1);
     })
@@ -171,40 +174,37 @@ async fn a_trickled_body_is_answered_408(b: Backend) {
     let mut conn = TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
         "POST /api/v1/tasks/t/trigger HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"payload\":"
+         Content-Type: application/json\r\n{framing}"
     );
     conn.write_all(head.as_bytes()).await.unwrap();
     let began = Instant::now();
     let (text, _) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
+    let took = began.elapsed();
+    app.cleanup().await;
+    (text, took)
+}
+
+async fn a_trickled_body_is_answered_408(b: Backend) {
+    let (text, took) =
+        answer_to_a_trickled_trigger(b, "Content-Length: 100\r\n\r\n{\"payload\":").await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(
         text.contains("The request body was not received within 1 s"),
         "{text}"
     );
-    assert!(began.elapsed() < Duration::from_secs(3));
-    app.cleanup().await;
+    assert!(took < Duration::from_secs(3));
 }
 
 /// A body of unknown length (chunked) gets the deadline too: only a body known to be empty
 /// goes without it.
 async fn a_trickled_chunked_body_is_answered_408(b: Backend) {
-    let app = TestApp::with_config(b, |c| {
-        c.timeouts.body = Duration::from_secs(1);
-    })
+    let (text, took) = answer_to_a_trickled_trigger(
+        b,
+        "Transfer-Encoding: chunked\r\n\r\nb\r\n{\"payload\":\r\n",
+    )
     .await;
-    let (_, key) = app.project_with_key("prod").await;
-    let server = start(&app, app.router.clone()).await;
-    let mut conn = TcpStream::connect(server.addr).await.unwrap();
-    let head = format!(
-        "POST /api/v1/tasks/t/trigger HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n{{\"payload\":\r\n"
-    );
-    conn.write_all(head.as_bytes()).await.unwrap();
-    let began = Instant::now();
-    let (text, _) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(began.elapsed() < Duration::from_secs(3));
-    app.cleanup().await;
+    assert!(took < Duration::from_secs(3));
 }
 
 async fn a_panicking_handler_answers_500(b: Backend) {
