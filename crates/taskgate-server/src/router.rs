@@ -196,10 +196,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         ))
         .layer(crate::cors::CorsLayer)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::ratelimit::limit_api_requests,
-        ));
+        .layer(crate::ratelimit::RateLimitLayer::new(state.clone()));
     let app = routes.layer(middleware).with_state(state);
     // A 405's `Allow` header is set by the route's method router after its own layers ran, so
     // the JSON body that names the allowed methods is written out here, around everything.

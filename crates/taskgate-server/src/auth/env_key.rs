@@ -41,9 +41,7 @@ pub async fn authenticate_secret_key(
     allow_preview_parent: bool,
     resolved: Option<&ResolvedKey>,
 ) -> ApiResult<EnvPrincipal> {
-    // Taskgate issues no additional (`tr_<env>_sk_`) keys, so their lookup is disabled as on
-    // upstream's default; public keys (`pk_`) are dead on every route.
-    if is_additional_key(token) || token.starts_with("pk_") {
+    if !may_be_root_key(token) {
         return Err(ApiError::unauthorized(INVALID_API_KEY));
     }
     // The clock is read only when needed: a current key the rate limiter resolved needs none.
@@ -81,18 +79,44 @@ pub async fn resolve_key(
     header: &axum::http::HeaderValue,
     token: &str,
 ) -> ApiResult<Option<ResolvedKey>> {
-    if is_additional_key(token) || token.starts_with("pk_") {
+    if !may_be_root_key(token) {
         return Ok(None);
     }
     match lookup_key(state, token, state.now_millis()).await {
-        Ok(entry) if !entry.root.auth.project_deleted => Ok(Some(ResolvedKey {
-            header: header.clone(),
-            entry,
-        })),
-        Ok(_) => Ok(None),
+        Ok(entry) => Ok(resolved(header, entry)),
         Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// [`resolve_key`] from the cache alone, without waiting: `None` when only a lookup can tell.
+pub fn cached_key(
+    state: &AppState,
+    header: &axum::http::HeaderValue,
+    token: &str,
+    now_ms: i64,
+) -> Option<Option<ResolvedKey>> {
+    if !may_be_root_key(token) {
+        return Some(None);
+    }
+    match state.cache.key(&sha256(token.as_bytes()), now_ms) {
+        Cached::Hit(entry) => Some(resolved(header, entry)),
+        Cached::Absent => Some(None),
+        Cached::Miss => None,
+    }
+}
+
+/// Taskgate issues no additional (`tr_<env>_sk_`) keys, so their lookup is disabled as on
+/// upstream's default; public keys (`pk_`) are dead on every route.
+fn may_be_root_key(token: &str) -> bool {
+    !(is_additional_key(token) || token.starts_with("pk_"))
+}
+
+fn resolved(header: &axum::http::HeaderValue, entry: KeyEntry) -> Option<ResolvedKey> {
+    (!entry.root.auth.project_deleted).then(|| ResolvedKey {
+        header: header.clone(),
+        entry,
+    })
 }
 
 /// `now_ms`: milliseconds since the Unix epoch; a date is made only when the cache misses.

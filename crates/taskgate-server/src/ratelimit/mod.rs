@@ -16,11 +16,14 @@
 pub mod local;
 pub mod shared;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use taskgate_api::ratelimit::RateLimitExceeded;
 use taskgate_core::bearer::{self, TokenKind, MAX_BEARER_LEN};
@@ -29,7 +32,8 @@ use taskgate_core::ratelimit::{Decision, LimitConfig};
 
 use self::local::LocalBuckets;
 use self::shared::SharedBuckets;
-use crate::auth::env_key::{resolve_key, ResolvedKey};
+use crate::auth::cache::VerifiedJwt;
+use crate::auth::env_key::{cached_key, resolve_key, ResolvedKey};
 use crate::auth::jwt::{cached_public_jwt, verified_public_jwt, ResolvedJwt};
 use crate::config::RateLimits;
 use crate::error::ApiResult;
@@ -149,10 +153,32 @@ impl BucketKey {
     }
 }
 
-/// The credential the limiter resolved, handed to the route in the request's extensions.
+/// One request counted: the answer, under which limit, and the credential the limiter
+/// resolved, which the route finds in the request's extensions.
+struct Checked {
+    decision: Decision,
+    limit: Arc<Limit>,
+    resolved: Option<Resolved>,
+}
+
 enum Resolved {
     Key(ResolvedKey),
     Jwt(ResolvedJwt),
+}
+
+impl Checked {
+    fn new(decision: Decision, bucket: Bucket) -> Self {
+        let resolved = match bucket.key {
+            BucketKey::Environment(resolved) => Some(Resolved::Key(resolved)),
+            BucketKey::Jwt(resolved) => Some(Resolved::Jwt(resolved)),
+            BucketKey::Other(_) => None,
+        };
+        Checked {
+            decision,
+            limit: bucket.limit,
+            resolved,
+        }
+    }
 }
 
 impl RateLimiter {
@@ -169,14 +195,29 @@ impl RateLimiter {
         self.shared.as_ref()
     }
 
-    /// Counts one request with `authorization` in its bucket; with the secret key it looked
+    /// Counts one request with `authorization` in its bucket, if that needs no waiting: its
+    /// credential is in the caches (or needs no lookup) and the buckets are this node's.
+    /// `None` otherwise, for [`RateLimiter::check`].
+    fn check_now(&self, state: &AppState, authorization: &HeaderValue) -> Option<Checked> {
+        if self.shared.is_some() {
+            return None;
+        }
+        let bucket = self.bucket_now(state, authorization)?;
+        let decision = self.local.take(
+            bucket.key.as_str(),
+            &bucket.limit.config,
+            state.now_millis(),
+        );
+        Some(Checked::new(decision, bucket))
+    }
+
+    /// Counts one request with `authorization` in its bucket; with the credential it looked
     /// up, if any, for the route to reuse.
-    async fn check(
-        &self,
-        state: &AppState,
-        authorization: &HeaderValue,
-    ) -> (Decision, Arc<Limit>, Option<Resolved>) {
-        let bucket = self.bucket(state, authorization).await;
+    async fn check(&self, state: &AppState, authorization: &HeaderValue) -> Checked {
+        let bucket = match self.bucket_now(state, authorization) {
+            Some(bucket) => bucket,
+            None => self.look_up_bucket(state, authorization).await,
+        };
         let now = state.now_millis();
         let key = bucket.key.as_str();
         let config = &bucket.limit.config;
@@ -187,39 +228,44 @@ impl RateLimiter {
             },
             None => self.local.take(key, config, now),
         };
-        let resolved = match bucket.key {
-            BucketKey::Environment(resolved) => Some(Resolved::Key(resolved)),
-            BucketKey::Jwt(resolved) => Some(Resolved::Jwt(resolved)),
-            BucketKey::Other(_) => None,
-        };
-        (decision, bucket.limit, resolved)
+        Checked::new(decision, bucket)
     }
 
-    /// Chooses the bucket, as upstream's `resolveApiRateLimitOverride`. Authentication here
-    /// goes through the same caches as the route's, so it costs no query in steady state; a
-    /// lookup that fails (the database is down) counts against the header's own bucket.
-    async fn bucket(&self, state: &AppState, authorization: &HeaderValue) -> Bucket {
-        let raw = authorization.as_bytes();
-        let by_header = |limit: &Arc<Limit>| Bucket {
-            key: BucketKey::Other(digest_hex(&sha256(raw))),
-            limit: limit.clone(),
-        };
-        let token = std::str::from_utf8(raw)
-            .ok()
-            .filter(|_| raw.len() <= MAX_BEARER_LEN)
-            .map(|v| v.strip_prefix("Bearer ").unwrap_or(v));
-        let Some(token) = token else {
-            return by_header(&self.default);
-        };
-        let user_token = [
-            taskgate_core::pat::PAT_PREFIX,
-            taskgate_core::uat::UAT_PREFIX,
-            "tr_oat_",
-        ]
-        .iter()
-        .any(|p| token.starts_with(p));
-        if token.starts_with("tr_") && !user_token {
-            return match resolve_key(state, authorization, token).await {
+    /// Chooses the bucket, as upstream's `resolveApiRateLimitOverride`, if the caches can
+    /// tell: `None` when the credential must be looked up or verified first
+    /// ([`RateLimiter::look_up_bucket`]).
+    fn bucket_now(&self, state: &AppState, authorization: &HeaderValue) -> Option<Bucket> {
+        match credential(authorization) {
+            Credential::SecretKey(token) => {
+                match cached_key(state, authorization, token, state.now_millis())? {
+                    Some(resolved) => {
+                        let limit = match resolved.entry.root.org_limit.get()? {
+                            Some(limit) => limit.clone(),
+                            None => self.default.clone(),
+                        };
+                        Some(Bucket {
+                            key: BucketKey::Environment(resolved),
+                            limit,
+                        })
+                    }
+                    None => Some(self.by_header(authorization)),
+                }
+            }
+            Credential::MaybeJwt(token) => match cached_public_jwt(state, token) {
+                Some(verified) => Some(self.jwt_bucket(authorization, verified)),
+                None if bearer::classify(token) == TokenKind::PublicJwt => None,
+                None => Some(self.by_header(authorization)),
+            },
+            Credential::Other => Some(self.by_header(authorization)),
+        }
+    }
+
+    /// Chooses the bucket of a credential the caches do not hold. Authentication here goes
+    /// through the same caches as the route's, so the route looks nothing up again; a lookup
+    /// that fails (the database is down) counts against the header's own bucket.
+    async fn look_up_bucket(&self, state: &AppState, authorization: &HeaderValue) -> Bucket {
+        match credential(authorization) {
+            Credential::SecretKey(token) => match resolve_key(state, authorization, token).await {
                 Ok(Some(resolved)) => {
                     let limit = self.org_limit(state, &resolved).await;
                     Bucket {
@@ -227,30 +273,33 @@ impl RateLimiter {
                         limit,
                     }
                 }
-                _ => by_header(&self.default),
-            };
+                _ => self.by_header(authorization),
+            },
+            Credential::MaybeJwt(token) => match verified_public_jwt(state, token).await {
+                Ok(verified) => self.jwt_bucket(authorization, verified),
+                Err(_) => self.by_header(authorization),
+            },
+            Credential::Other => self.by_header(authorization),
         }
-        // A token verified before needs no classification (which parses it).
-        let verified = cached_public_jwt(state, token);
-        if verified.is_some()
-            || token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt
-        {
-            let verified = match verified {
-                Some(v) => Ok(v),
-                None => verified_public_jwt(state, token).await,
-            };
-            return match verified {
-                Ok(verified) => Bucket {
-                    key: BucketKey::Jwt(ResolvedJwt {
-                        header: authorization.clone(),
-                        verified,
-                    }),
-                    limit: self.jwt.clone(),
-                },
-                Err(_) => by_header(&self.default),
-            };
+    }
+
+    fn jwt_bucket(&self, authorization: &HeaderValue, verified: Arc<VerifiedJwt>) -> Bucket {
+        Bucket {
+            key: BucketKey::Jwt(ResolvedJwt {
+                header: authorization.clone(),
+                verified,
+            }),
+            limit: self.jwt.clone(),
         }
-        by_header(&self.default)
+    }
+
+    /// The bucket of anything that is neither a live key nor a verified JWT: the header's own,
+    /// under the default limit.
+    fn by_header(&self, authorization: &HeaderValue) -> Bucket {
+        Bucket {
+            key: BucketKey::Other(digest_hex(&sha256(authorization.as_bytes()))),
+            limit: self.default.clone(),
+        }
     }
 
     /// The limit of a secret key's organization, or the default: read once per cached key
@@ -273,6 +322,41 @@ impl RateLimiter {
     }
 }
 
+/// What a request's credential is, as far as choosing its bucket goes, before any lookup.
+enum Credential<'a> {
+    /// An environment's secret key (`tr_…`, but not a user's token).
+    SecretKey(&'a str),
+    /// Perhaps a public JWT (it has a dot): the verified-token cache or a parse tells.
+    MaybeJwt(&'a str),
+    /// Anything else: a personal access token, garbage, a header that is not text.
+    Other,
+}
+
+fn credential(authorization: &HeaderValue) -> Credential<'_> {
+    let raw = authorization.as_bytes();
+    let token = std::str::from_utf8(raw)
+        .ok()
+        .filter(|_| raw.len() <= MAX_BEARER_LEN)
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v));
+    let Some(token) = token else {
+        return Credential::Other;
+    };
+    let user_token = [
+        taskgate_core::pat::PAT_PREFIX,
+        taskgate_core::uat::UAT_PREFIX,
+        "tr_oat_",
+    ]
+    .iter()
+    .any(|p| token.starts_with(p));
+    if token.starts_with("tr_") && !user_token {
+        Credential::SecretKey(token)
+    } else if token.contains('.') {
+        Credential::MaybeJwt(token)
+    } else {
+        Credential::Other
+    }
+}
+
 async fn org_limit(state: &AppState, organization_id: &str) -> ApiResult<Option<LimitConfig>> {
     match state.store.org_rate_limit(organization_id).await {
         Ok(limit) => Ok(limit),
@@ -281,34 +365,60 @@ async fn org_limit(state: &AppState, organization_id: &str) -> ApiResult<Option<
     }
 }
 
-/// The middleware: 401 without a header, 429 from an empty bucket, else the route's answer
-/// with the bucket's headers.
-pub async fn limit_api_requests(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let path = req.uri().path();
-    if req.method() == Method::OPTIONS || !limited_path(path) {
-        return next.run(req).await;
+/// What the limiter makes of a request before its route runs.
+enum Admission {
+    /// Not limited: the route answers as it is.
+    Exempt,
+    /// Answered here: 401 without a header, 429 from an empty bucket.
+    Refused(Response),
+    /// Counted, and the route answers with the bucket's headers.
+    Admitted(Decision, Arc<Limit>),
+    /// The credential must be looked up first.
+    LookUp,
+}
+
+/// Decides what it can without waiting: everything but a credential the caches do not hold
+/// (or a bucket in Redis).
+fn admit_now(state: &AppState, req: &mut Request) -> Admission {
+    if req.method() == Method::OPTIONS || !limited_path(req.uri().path()) {
+        return Admission::Exempt;
     }
     let Some(authorization) = req.headers().get(header::AUTHORIZATION) else {
-        let mut resp = (StatusCode::UNAUTHORIZED, MISSING_HEADER).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        return resp;
+        return Admission::Refused(missing_header());
     };
     let Some(limiter) = &state.limiter else {
-        return next.run(req).await;
+        return Admission::Exempt;
     };
-    let (decision, limit, resolved) = limiter.check(&state, authorization).await;
+    match limiter.check_now(state, authorization) {
+        Some(checked) => admit(state, checked, req),
+        None => Admission::LookUp,
+    }
+}
+
+/// The rest of [`admit_now`], for a request that waits for its credential's lookup.
+async fn admit_later(state: &AppState, req: &mut Request) -> Admission {
+    let (Some(limiter), Some(authorization)) =
+        (&state.limiter, req.headers().get(header::AUTHORIZATION))
+    else {
+        return Admission::Exempt;
+    };
+    let checked = limiter.check(state, authorization).await;
+    admit(state, checked, req)
+}
+
+/// Refuses a request its bucket has no token for, or hands the route the credential the
+/// limiter resolved.
+fn admit(state: &AppState, checked: Checked, req: &mut Request) -> Admission {
+    let Checked {
+        decision,
+        limit,
+        resolved,
+    } = checked;
     if !decision.allowed {
         metrics::counter!("taskgate_rate_limited_total").increment(1);
         let mut resp = too_many_requests(decision, state.now_millis());
         set_headers(resp.headers_mut(), decision, &limit);
-        return resp;
+        return Admission::Refused(resp);
     }
     match resolved {
         Some(Resolved::Key(key)) => {
@@ -319,16 +429,165 @@ pub async fn limit_api_requests(
         }
         None => {}
     }
-    let mut resp = next.run(req).await;
-    set_headers(resp.headers_mut(), decision, &limit);
+    Admission::Admitted(decision, limit)
+}
+
+fn missing_header() -> Response {
+    let mut resp = (StatusCode::UNAUTHORIZED, MISSING_HEADER).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     resp
+}
+
+/// The limiter as a layer: 401 without a header, 429 from an empty bucket, else the route's
+/// answer with the bucket's headers.
+///
+/// A request whose credential is in the caches (nearly every one, in steady state) is
+/// decided synchronously and costs no allocation of its own here; only one that waits for a
+/// lookup or for Redis is boxed.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    state: AppState,
+}
+
+impl RateLimitLayer {
+    pub fn new(state: AppState) -> Self {
+        RateLimitLayer { state }
+    }
+}
+
+impl<S> tower::Layer<S> for RateLimitLayer {
+    type Service = RateLimited<S>;
+
+    fn layer(&self, inner: S) -> RateLimited<S> {
+        RateLimited {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The service of [`RateLimitLayer`].
+#[derive(Clone)]
+pub struct RateLimited<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> tower::Service<Request> for RateLimited<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = RateLimitedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        match admit_now(&self.state, &mut req) {
+            Admission::Exempt => RateLimitedFuture::Route {
+                inner: self.inner.call(req),
+                headers: None,
+            },
+            Admission::Refused(resp) => RateLimitedFuture::Answered { resp: Some(resp) },
+            Admission::Admitted(decision, limit) => RateLimitedFuture::Route {
+                inner: self.inner.call(req),
+                headers: Some((decision, limit)),
+            },
+            Admission::LookUp => {
+                // The service that was polled ready serves this request; the clone stays.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let state = self.state.clone();
+                RateLimitedFuture::LookingUp {
+                    inner: Box::pin(async move {
+                        match admit_later(&state, &mut req).await {
+                            Admission::Refused(resp) => Ok(resp),
+                            Admission::Admitted(decision, limit) => {
+                                let mut resp = inner.call(req).await?;
+                                set_headers(resp.headers_mut(), decision, &limit);
+                                Ok(resp)
+                            }
+                            Admission::Exempt | Admission::LookUp => inner.call(req).await,
+                        }
+                    }),
+                }
+            }
+        }
+    }
+}
+
+type BoxedRoute = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The route's answer, with the bucket's headers when it was counted; or the limiter's.
+    #[project = RateLimitedProj]
+    pub enum RateLimitedFuture<F> {
+        Route { #[pin] inner: F, headers: Option<(Decision, Arc<Limit>)> },
+        Answered { resp: Option<Response> },
+        LookingUp { inner: BoxedRoute },
+    }
+}
+
+impl<F> Future for RateLimitedFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            RateLimitedProj::Route { inner, headers } => {
+                let mut resp = ready!(inner.poll(cx))?;
+                if let Some((decision, limit)) = headers.take() {
+                    set_headers(resp.headers_mut(), decision, &limit);
+                }
+                Poll::Ready(Ok(resp))
+            }
+            // Polled once: a future is not polled again after it is ready.
+            RateLimitedProj::Answered { resp } => {
+                Poll::Ready(Ok(resp.take().unwrap_or_else(missing_header)))
+            }
+            RateLimitedProj::LookingUp { inner } => inner.as_mut().poll(cx),
+        }
+    }
 }
 
 fn set_headers(headers: &mut HeaderMap, d: Decision, limit: &Limit) {
     debug_assert_eq!(d.limit, limit.config.limit());
     headers.insert(LIMIT.clone(), limit.header.clone());
-    headers.insert(REMAINING.clone(), HeaderValue::from(d.remaining.max(0)));
-    headers.insert(RESET.clone(), HeaderValue::from(d.reset_ms));
+    headers.insert(REMAINING.clone(), number_header(d.remaining.max(0)));
+    headers.insert(RESET.clone(), number_header(d.reset_ms));
+}
+
+/// Bytes each thread sets aside at a time for the limiter's number headers.
+const DIGITS_CHUNK: usize = 4096;
+
+thread_local! {
+    /// Where this thread writes the limiter's number headers: each is a slice of a shared
+    /// chunk, so that two headers on every limited answer do not cost an allocation each
+    /// (`HeaderValue::from(i64)` allocates). A chunk is freed when its last header is.
+    static DIGITS: std::cell::RefCell<bytes::BytesMut> = std::cell::RefCell::new(bytes::BytesMut::new());
+}
+
+/// `n` as a header value, written into this thread's chunk.
+fn number_header(n: i64) -> HeaderValue {
+    let mut text = itoa::Buffer::new();
+    let digits = text.format(n).as_bytes();
+    let bytes = DIGITS.with_borrow_mut(|chunk| {
+        if chunk.capacity() - chunk.len() < digits.len() {
+            *chunk = bytes::BytesMut::with_capacity(DIGITS_CHUNK);
+        }
+        chunk.extend_from_slice(digits);
+        chunk.split().freeze()
+    });
+    HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from(n))
 }
 
 /// Upstream's 429: problem+json, pretty-printed.
@@ -409,6 +668,20 @@ mod tests {
         ] {
             assert!(!limited_path(path), "outside the API: {path}");
         }
+    }
+
+    #[test]
+    fn number_headers_are_the_numbers() {
+        // Enough of them to fill several chunks, each still its own value.
+        let values: Vec<i64> = (0..2_000).map(|i| i * 1_000_003 - 7).collect();
+        let headers: Vec<HeaderValue> = values.iter().map(|&n| number_header(n)).collect();
+        for (n, header) in values.iter().zip(&headers) {
+            assert_eq!(header.to_str().unwrap(), n.to_string());
+        }
+        assert_eq!(
+            number_header(i64::MIN).to_str().unwrap(),
+            i64::MIN.to_string()
+        );
     }
 
     #[test]
