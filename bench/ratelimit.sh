@@ -10,8 +10,11 @@
 # The two limited servers get a bucket too large to ever refuse (1000000 a second), so every
 # request pays for the limiter and none is refused. Each round loads `GET /api/v1/auth/credential`
 # with a secret key on each server in turn (the order rotates between rounds), with wrk, and
-# divides the limited servers' req/s by the unlimited one's of the same round. Prints each
-# round's ratios and their medians. --pin runs every server on CPU 0 and wrk (one thread) on
+# divides the limited servers' req/s by the unlimited one's of the same round. It also reads
+# each server's CPU time (user + system, from /proc) around every load and divides it by the
+# requests served: the server's own cost per request, which a shared machine disturbs less
+# than throughput, and whose ratio is what the limiter leaves of the throughput a core could
+# serve. Prints each round's ratios of both kinds and their medians. --pin runs every server on CPU 0 and wrk (one thread) on
 # CPU 1, so the load generator does not compete with the server for a core and a round
 # measures the server's own cost per request (on a two-core machine, unpinned rounds swing by
 # ±10 %). Needs wrk (installed with apt-get if missing), curl,
@@ -62,7 +65,7 @@ if [ "$PIN" = 1 ]; then
   SERVER_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1) THREADS=1
 fi
 
-declare -A URL KEY
+declare -A URL KEY PID
 BIG=(--api-rate-limit-refill-rate 1000000 --api-rate-limit-interval 1s --api-rate-limit-max 1000000)
 
 start() {
@@ -71,6 +74,7 @@ start() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   RUST_LOG=warn "${SERVER_CPU[@]}" "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
+  PID[$name]=$!
   URL[$name]=http://127.0.0.1:$port
   for _ in $(seq 1 300); do
     curl -fsS --max-time 1 "${URL[$name]}/healthz" >/dev/null 2>&1 && [ -s "$WORK/$name/admin-token" ] && break
@@ -102,30 +106,38 @@ if curl -fsS -D - -o /dev/null "${URL[off]}/api/v1/auth/credential" -H "Authoriz
   die "the unlimited server rate-limits"
 fi
 
-load() { # load NAME SECONDS: prints req/s and non-2xx count
-  local name=$1 secs=$2 out
+# CPU time (user + system) the server NAME has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/${PID[$1]}/stat"; }
+
+load() { # load NAME SECONDS: prints req/s, non-2xx count and the server's CPU µs per request
+  local name=$1 secs=$2 out before after
+  before=$(cpu_ticks "$name")
   out=$(timeout $((secs + 60)) "${LOAD_CPU[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" \
     -H "Authorization: Bearer ${KEY[$name]}" "${URL[$name]}/api/v1/auth/credential")
-  local rps non2xx
+  after=$(cpu_ticks "$name")
+  local rps non2xx requests
   rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
   non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
-  echo "$rps ${non2xx:-0}"
+  requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+  echo "$rps ${non2xx:-0} $(python3 -c "import sys; t, n, hz = map(int, sys.argv[1:]); print(round(t / hz * 1e6 / max(n, 1), 3))" \
+    $((after - before)) "$requests" "$(getconf CLK_TCK)")"
 }
 
 names=(off local redis)
 for n in "${names[@]}"; do load "$n" 2 >/dev/null; done
-echo "round off_rps local_rps redis_rps local/off redis/off" >"$WORK/rounds"
+echo "round off_rps local_rps redis_rps local/off redis/off off_us local_us redis_us" >"$WORK/rounds"
 bad=0
 for r in $(seq 1 "$ROUNDS"); do
-  declare -A RPS=()
+  declare -A RPS=() US=()
   for i in 0 1 2; do
     n=${names[$(((i + r) % 3))]}
-    read -r rps non2xx < <(load "$n" "$DURATION")
+    read -r rps non2xx us < <(load "$n" "$DURATION")
     RPS[$n]=$rps
+    US[$n]=$us
     bad=$((bad + non2xx))
   done
-  python3 -c "import sys; o,l,d=map(float,sys.argv[2:]); print(sys.argv[1], o, l, d, round(l/o,3), round(d/o,3))" \
-    "$r" "${RPS[off]}" "${RPS[local]}" "${RPS[redis]}" >>"$WORK/rounds"
+  python3 -c "import sys; o,l,d=map(float,sys.argv[2:5]); print(sys.argv[1], o, l, d, round(l/o,3), round(d/o,3), *sys.argv[5:])" \
+    "$r" "${RPS[off]}" "${RPS[local]}" "${RPS[redis]}" "${US[off]}" "${US[local]}" "${US[redis]}" >>"$WORK/rounds"
   log "round $r: $(tail -n 1 "$WORK/rounds")"
 done
 [ "$bad" = 0 ] || die "$bad answers were not 2xx"
@@ -137,10 +149,17 @@ echo
 python3 - "$WORK/rounds" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
-print("| round | off req/s | in-process req/s | Redis req/s | in-process / off | Redis / off |")
-print("|---|---|---|---|---|---|")
+# Throughput, and the server's own CPU time per request (user + system, from /proc): the
+# second moves less when the machine is shared, since time the server waits for a core is
+# not in it; its ratio (off's time over the limited server's) is the throughput the server
+# alone would allow.
 for r in rows:
-    print(f"| {r[0]} | {float(r[1]):.0f} | {float(r[2]):.0f} | {float(r[3]):.0f} | {r[4]} | {r[5]} |")
+    r.append(round(float(r[6]) / float(r[7]), 3))
+    r.append(round(float(r[6]) / float(r[8]), 3))
+print("| round | off req/s | in-process req/s | Redis req/s | in-process / off | Redis / off | server µs/request off · in-process · Redis | by server CPU: in-process / off | Redis / off |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    print(f"| {r[0]} | {float(r[1]):.0f} | {float(r[2]):.0f} | {float(r[3]):.0f} | {r[4]} | {r[5]} | {float(r[6]):.2f} · {float(r[7]):.2f} · {float(r[8]):.2f} | {r[9]} | {r[10]} |")
 med = lambda i: statistics.median(float(r[i]) for r in rows)
-print(f"| **median** | {med(1):.0f} | {med(2):.0f} | {med(3):.0f} | **{med(4):.3f}** | **{med(5):.3f}** |")
+print(f"| **median** | {med(1):.0f} | {med(2):.0f} | {med(3):.0f} | **{med(4):.3f}** | **{med(5):.3f}** | {med(6):.2f} · {med(7):.2f} · {med(8):.2f} | **{med(9):.3f}** | **{med(10):.3f}** |")
 EOF
