@@ -12,9 +12,9 @@
 # with a secret key on each server in turn (the order rotates between rounds), with wrk, and
 # divides the limited servers' req/s by the unlimited one's of the same round. It also reads
 # each server's CPU time (user + system, from /proc) around every load and divides it by the
-# requests served: the server's own cost per request, which a shared machine disturbs less
-# than throughput, and whose ratio is what the limiter leaves of the throughput a core could
-# serve. Prints each round's ratios of both kinds and their medians. --pin runs every server on CPU 0 and wrk (one thread) on
+# requests served: the server's own cost per request, apart from wrk's share of the cores,
+# whose ratio (off's over the limited server's) is what the limiter leaves of the throughput
+# the server alone would allow. Prints each round's ratios of both kinds and their medians. --pin runs every server on CPU 0 and wrk (one thread) on
 # CPU 1, so the load generator does not compete with the server for a core and a round
 # measures the server's own cost per request (on a two-core machine, unpinned rounds swing by
 # ±10 %). Needs wrk (installed with apt-get if missing), curl,
@@ -149,10 +149,8 @@ echo
 python3 - "$WORK/rounds" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
-# Throughput, and the server's own CPU time per request (user + system, from /proc): the
-# second moves less when the machine is shared, since time the server waits for a core is
-# not in it; its ratio (off's time over the limited server's) is the throughput the server
-# alone would allow.
+# Throughput, and the server's own CPU time per request (user + system, from /proc), whose
+# ratio (off's time over the limited server's) is the throughput the server alone would allow.
 for r in rows:
     r.append(round(float(r[6]) / float(r[7]), 3))
     r.append(round(float(r[6]) / float(r[8]), 3))
