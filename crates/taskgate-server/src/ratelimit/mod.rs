@@ -202,19 +202,18 @@ impl RateLimiter {
         if self.shared.is_some() {
             return None;
         }
-        let bucket = self.bucket_now(state, authorization)?;
-        let decision = self.local.take(
-            bucket.key.as_str(),
-            &bucket.limit.config,
-            state.now_millis(),
-        );
+        let now = state.now_millis();
+        let bucket = self.bucket_now(state, authorization, now)?;
+        let decision = self
+            .local
+            .take(bucket.key.as_str(), &bucket.limit.config, now);
         Some(Checked::new(decision, bucket))
     }
 
     /// Counts one request with `authorization` in its bucket; with the credential it looked
     /// up, if any, for the route to reuse.
     async fn check(&self, state: &AppState, authorization: &HeaderValue) -> Checked {
-        let bucket = match self.bucket_now(state, authorization) {
+        let bucket = match self.bucket_now(state, authorization, state.now_millis()) {
             Some(bucket) => bucket,
             None => self.look_up_bucket(state, authorization).await,
         };
@@ -233,11 +232,16 @@ impl RateLimiter {
 
     /// Chooses the bucket, as upstream's `resolveApiRateLimitOverride`, if the caches can
     /// tell: `None` when the credential must be looked up or verified first
-    /// ([`RateLimiter::look_up_bucket`]).
-    fn bucket_now(&self, state: &AppState, authorization: &HeaderValue) -> Option<Bucket> {
+    /// ([`RateLimiter::look_up_bucket`]). `now_ms`: milliseconds since the epoch.
+    fn bucket_now(
+        &self,
+        state: &AppState,
+        authorization: &HeaderValue,
+        now_ms: i64,
+    ) -> Option<Bucket> {
         match credential(authorization) {
             Credential::SecretKey(token) => {
-                match cached_key(state, authorization, token, state.now_millis())? {
+                match cached_key(state, authorization, token, now_ms)? {
                     Some(resolved) => {
                         let limit = match resolved.entry.root.org_limit.get()? {
                             Some(limit) => limit.clone(),
