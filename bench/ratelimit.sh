@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The API rate limiter's cost on the authenticated hot path.
 #
-#   bash bench/ratelimit.sh [--duration S] [--rounds N] [--redis-url URL] [--pin]
+#   bash bench/ratelimit.sh [--duration S] [--rounds N] [--redis-url URL] [--pin | --paired]
 #
 # Starts three taskgate servers on SQLite, alike but for the limiter:
 #   off      --api-rate-limit false
@@ -17,7 +17,10 @@
 # the server alone would allow. Prints each round's ratios of both kinds and their medians. --pin runs every server on CPU 0 and wrk (one thread) on
 # CPU 1, so the load generator does not compete with the server for a core and a round
 # measures the server's own cost per request (on a two-core machine, unpinned rounds swing by
-# ±10 %). Needs wrk (installed with apt-get if missing), curl,
+# ±10 %). --paired (which pins) instead loads the unlimited and the in-process servers at the
+# same time, both servers on CPU 0 and a wrk for each on CPU 1, so that a round's ratio is
+# not moved by the machine getting faster or slower between loads; Redis is left out.
+# Needs wrk (installed with apt-get if missing), curl,
 # python3, redis-cli, and a release binary (built if missing; TASKGATE_BIN picks another).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +31,7 @@ CONNECTIONS=32
 THREADS=2
 REDIS_URL=redis://127.0.0.1:6379
 PIN=0
+PAIRED=0
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) DURATION=$2; shift ;;
@@ -35,7 +39,8 @@ while [ $# -gt 0 ]; do
     --redis-url) REDIS_URL=$2; shift ;;
     --quick) DURATION=3; ROUNDS=3 ;;
     --pin) PIN=1 ;;
-    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
+    --paired) PAIRED=1; PIN=1 ;;
+    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -122,6 +127,57 @@ load() { # load NAME SECONDS: prints req/s, non-2xx count and the server's CPU �
   echo "$rps ${non2xx:-0} $(python3 -c "import sys; t, n, hz = map(int, sys.argv[1:]); print(round(t / hz * 1e6 / max(n, 1), 3))" \
     $((after - before)) "$requests" "$(getconf CLK_TCK)")"
 }
+
+if [ "$PAIRED" = 1 ]; then
+  # Both servers share CPU 0 and are loaded at once, each by its own wrk on CPU 1: whatever
+  # the machine does to one round's speed, it does to both, and the scheduler gives each
+  # server half the core, so the ratio of their req/s is the ratio of their costs.
+  half=$((CONNECTIONS / 2))
+  for n in off local; do load "$n" 2 >/dev/null; done
+  echo "round off_rps local_rps local/off off_us local_us" >"$WORK/rounds"
+  for r in $(seq 1 "$ROUNDS"); do
+    loads=()
+    declare -A BEFORE=()
+    order=(off local)
+    # Which wrk starts first alternates between rounds.
+    [ $((r % 2)) = 0 ] && order=(local off)
+    for n in "${order[@]}"; do BEFORE[$n]=$(cpu_ticks "$n"); done
+    for n in "${order[@]}"; do
+      timeout $((DURATION + 60)) taskset -c 1 wrk -t1 -c"$half" -d"${DURATION}s" \
+        -H "Authorization: Bearer ${KEY[$n]}" "${URL[$n]}/api/v1/auth/credential" >"$WORK/paired-$n" &
+      loads+=($!)
+    done
+    wait "${loads[@]}"
+    if grep -q Non-2xx "$WORK/paired-off" "$WORK/paired-local"; then die "answers were not 2xx"; fi
+    # req/s, and the server's CPU µs per request, of each
+    for n in off local; do
+      ticks=$(($(cpu_ticks "$n") - BEFORE[$n]))
+      read -r rps requests < <(awk '/^Requests\/sec/ { r = $2 } /requests in/ { n = $1 } END { print r, n }' "$WORK/paired-$n")
+      echo "$rps $(python3 -c "import sys; t, n, hz = map(int, sys.argv[1:]); print(round(t / hz * 1e6 / max(n, 1), 3))" \
+        "$ticks" "$requests" "$(getconf CLK_TCK)")" >"$WORK/paired-$n.sum"
+    done
+    python3 -c "import sys; o,l,ou,lu=map(float,sys.argv[2:]); print(sys.argv[1], o, l, round(l/o,3), ou, lu)" \
+      "$r" $(cat "$WORK/paired-off.sum" | awk '{print $1}') $(awk '{print $1}' "$WORK/paired-local.sum") \
+      $(awk '{print $2}' "$WORK/paired-off.sum") $(awk '{print $2}' "$WORK/paired-local.sum") >>"$WORK/rounds"
+    log "round $r: $(tail -n 1 "$WORK/rounds")"
+  done
+  echo
+  echo "Command: \`bash bench/ratelimit.sh --duration $DURATION --rounds $ROUNDS --paired\`; the off and in-process servers on CPU 0, loaded at once by two wrk -t1 -c$half on CPU 1, SQLite, \`GET /api/v1/auth/credential\` with a secret key."
+  echo
+  python3 - "$WORK/rounds" <<'EOF2'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
+for r in rows:
+    r.append(round(float(r[4]) / float(r[5]), 3))
+print("| round | off req/s | in-process req/s | in-process / off | server µs/request off · in-process | by server CPU: in-process / off |")
+print("|---|---|---|---|---|---|")
+for r in rows:
+    print(f"| {r[0]} | {float(r[1]):.0f} | {float(r[2]):.0f} | {r[3]} | {float(r[4]):.2f} · {float(r[5]):.2f} | {r[6]} |")
+med = lambda i: statistics.median(float(r[i]) for r in rows)
+print(f"| **median** | {med(1):.0f} | {med(2):.0f} | **{med(3):.3f}** | {med(4):.2f} · {med(5):.2f} | **{med(6):.3f}** |")
+EOF2
+  exit 0
+fi
 
 names=(off local redis)
 for n in "${names[@]}"; do load "$n" 2 >/dev/null; done
