@@ -128,13 +128,32 @@ load() { # load NAME SECONDS: prints req/s, non-2xx count and the server's CPU �
     $((after - before)) "$requests" "$(getconf CLK_TCK)")"
 }
 
+# summarize FILE: a tab-separated rounds file (a header, then one line per round) as a
+# markdown table, with each column's median (ratios, whose header has a ` / `, in bold).
+summarize() {
+  python3 - "$1" <<'EOF'
+import statistics, sys
+lines = open(sys.argv[1]).read().splitlines()
+head, rows = lines[0].split("\t"), [l.split("\t") for l in lines[1:]]
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+for r in rows:
+    print("| " + " | ".join(r) + " |")
+medians = []
+for i, name in enumerate(head[1:], start=1):
+    m = statistics.median(float(r[i]) for r in rows)
+    medians.append(f"**{m:.3f}**" if " / " in name else f"{m:.2f}" if m < 1000 else f"{m:.0f}")
+print("| **median** | " + " | ".join(medians) + " |")
+EOF
+}
+
 if [ "$PAIRED" = 1 ]; then
   # Both servers share CPU 0 and are loaded at once, each by its own wrk on CPU 1: whatever
   # the machine does to one round's speed, it does to both, and the scheduler gives each
   # server half the core, so the ratio of their req/s is the ratio of their costs.
   half=$((CONNECTIONS / 2))
   for n in off local; do load "$n" 2 >/dev/null; done
-  echo "round off_rps local_rps local/off off_us local_us" >"$WORK/rounds"
+  printf 'round\toff req/s\tin-process req/s\tin-process / off\toff µs/request\tin-process µs/request\tby server CPU: in-process / off\n' >"$WORK/rounds"
   for r in $(seq 1 "$ROUNDS"); do
     loads=()
     declare -A BEFORE=()
@@ -149,39 +168,33 @@ if [ "$PAIRED" = 1 ]; then
     done
     wait "${loads[@]}"
     if grep -q Non-2xx "$WORK/paired-off" "$WORK/paired-local"; then die "answers were not 2xx"; fi
-    # req/s, and the server's CPU µs per request, of each
+    # Each server's req/s, requests, and CPU ticks over the round.
+    args=()
     for n in off local; do
-      ticks=$(($(cpu_ticks "$n") - BEFORE[$n]))
-      read -r rps requests < <(awk '/^Requests\/sec/ { r = $2 } /requests in/ { n = $1 } END { print r, n }' "$WORK/paired-$n")
-      echo "$rps $(python3 -c "import sys; t, n, hz = map(int, sys.argv[1:]); print(round(t / hz * 1e6 / max(n, 1), 3))" \
-        "$ticks" "$requests" "$(getconf CLK_TCK)")" >"$WORK/paired-$n.sum"
+      args+=($(awk '/^Requests\/sec/ { r = $2 } /requests in/ { n = $1 } END { print r, n }' "$WORK/paired-$n"))
+      args+=($(($(cpu_ticks "$n") - BEFORE[$n])))
     done
-    python3 -c "import sys; o,l,ou,lu=map(float,sys.argv[2:]); print(sys.argv[1], o, l, round(l/o,3), ou, lu)" \
-      "$r" $(cat "$WORK/paired-off.sum" | awk '{print $1}') $(awk '{print $1}' "$WORK/paired-local.sum") \
-      $(awk '{print $2}' "$WORK/paired-off.sum") $(awk '{print $2}' "$WORK/paired-local.sum") >>"$WORK/rounds"
+    python3 - "$r" "$(getconf CLK_TCK)" "${args[@]}" >>"$WORK/rounds" <<'EOF'
+import sys
+r, hz, o_rps, o_n, o_t, l_rps, l_n, l_t = sys.argv[1:]
+hz = int(hz)
+o_us = int(o_t) / hz * 1e6 / max(int(o_n), 1)
+l_us = int(l_t) / hz * 1e6 / max(int(l_n), 1)
+print(r, f"{float(o_rps):.0f}", f"{float(l_rps):.0f}", round(float(l_rps) / float(o_rps), 3),
+      f"{o_us:.2f}", f"{l_us:.2f}", round(o_us / l_us, 3), sep="\t")
+EOF
     log "round $r: $(tail -n 1 "$WORK/rounds")"
   done
   echo
   echo "Command: \`bash bench/ratelimit.sh --duration $DURATION --rounds $ROUNDS --paired\`; the off and in-process servers on CPU 0, loaded at once by two wrk -t1 -c$half on CPU 1, SQLite, \`GET /api/v1/auth/credential\` with a secret key."
   echo
-  python3 - "$WORK/rounds" <<'EOF2'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
-for r in rows:
-    r.append(round(float(r[4]) / float(r[5]), 3))
-print("| round | off req/s | in-process req/s | in-process / off | server µs/request off · in-process | by server CPU: in-process / off |")
-print("|---|---|---|---|---|---|")
-for r in rows:
-    print(f"| {r[0]} | {float(r[1]):.0f} | {float(r[2]):.0f} | {r[3]} | {float(r[4]):.2f} · {float(r[5]):.2f} | {r[6]} |")
-med = lambda i: statistics.median(float(r[i]) for r in rows)
-print(f"| **median** | {med(1):.0f} | {med(2):.0f} | **{med(3):.3f}** | {med(4):.2f} · {med(5):.2f} | **{med(6):.3f}** |")
-EOF2
+  summarize "$WORK/rounds"
   exit 0
 fi
 
 names=(off local redis)
 for n in "${names[@]}"; do load "$n" 2 >/dev/null; done
-echo "round off_rps local_rps redis_rps local/off redis/off off_us local_us redis_us" >"$WORK/rounds"
+printf 'round\toff req/s\tin-process req/s\tRedis req/s\tin-process / off\tRedis / off\toff µs/request\tin-process µs/request\tRedis µs/request\tby server CPU: in-process / off\tby server CPU: Redis / off\n' >"$WORK/rounds"
 bad=0
 for r in $(seq 1 "$ROUNDS"); do
   declare -A RPS=() US=()
@@ -192,8 +205,13 @@ for r in $(seq 1 "$ROUNDS"); do
     US[$n]=$us
     bad=$((bad + non2xx))
   done
-  python3 -c "import sys; o,l,d=map(float,sys.argv[2:5]); print(sys.argv[1], o, l, d, round(l/o,3), round(d/o,3), *sys.argv[5:])" \
-    "$r" "${RPS[off]}" "${RPS[local]}" "${RPS[redis]}" "${US[off]}" "${US[local]}" "${US[redis]}" >>"$WORK/rounds"
+  python3 - "$r" "${RPS[off]}" "${RPS[local]}" "${RPS[redis]}" "${US[off]}" "${US[local]}" "${US[redis]}" >>"$WORK/rounds" <<'EOF'
+import sys
+r = sys.argv[1]
+o, l, d, ou, lu, du = map(float, sys.argv[2:])
+print(r, f"{o:.0f}", f"{l:.0f}", f"{d:.0f}", round(l / o, 3), round(d / o, 3),
+      f"{ou:.2f}", f"{lu:.2f}", f"{du:.2f}", round(ou / lu, 3), round(ou / du, 3), sep="\t")
+EOF
   log "round $r: $(tail -n 1 "$WORK/rounds")"
 done
 [ "$bad" = 0 ] || die "$bad answers were not 2xx"
@@ -202,18 +220,6 @@ echo
 PINNED=""; [ "$PIN" = 1 ] && PINNED=" --pin"
 echo "Command: \`bash bench/ratelimit.sh --duration $DURATION --rounds $ROUNDS$PINNED\`; wrk -t$THREADS -c$CONNECTIONS, SQLite, \`GET /api/v1/auth/credential\` with a secret key."
 echo
-python3 - "$WORK/rounds" <<'EOF'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]).read().splitlines()[1:]]
-# Throughput, and the server's own CPU time per request (user + system, from /proc), whose
-# ratio (off's time over the limited server's) is the throughput the server alone would allow.
-for r in rows:
-    r.append(round(float(r[6]) / float(r[7]), 3))
-    r.append(round(float(r[6]) / float(r[8]), 3))
-print("| round | off req/s | in-process req/s | Redis req/s | in-process / off | Redis / off | server µs/request off · in-process · Redis | by server CPU: in-process / off | Redis / off |")
-print("|---|---|---|---|---|---|---|---|---|")
-for r in rows:
-    print(f"| {r[0]} | {float(r[1]):.0f} | {float(r[2]):.0f} | {float(r[3]):.0f} | {r[4]} | {r[5]} | {float(r[6]):.2f} · {float(r[7]):.2f} · {float(r[8]):.2f} | {r[9]} | {r[10]} |")
-med = lambda i: statistics.median(float(r[i]) for r in rows)
-print(f"| **median** | {med(1):.0f} | {med(2):.0f} | {med(3):.0f} | **{med(4):.3f}** | **{med(5):.3f}** | {med(6):.2f} · {med(7):.2f} · {med(8):.2f} | **{med(9):.3f}** | **{med(10):.3f}** |")
-EOF
+# The server's own CPU time per request (user + system, from /proc): its ratio (off's time
+# over the limited server's) is the throughput the server alone would allow.
+summarize "$WORK/rounds"
