@@ -449,8 +449,8 @@ fn missing_header() -> Response {
 /// answer with the bucket's headers.
 ///
 /// A request whose credential is in the caches (nearly every one, in steady state) is
-/// decided synchronously and costs no allocation of its own here; only one that waits for a
-/// lookup or for Redis is boxed.
+/// decided synchronously, and the route's future is polled in place; only a request that
+/// waits for a lookup, a JWT's first verification or Redis is boxed.
 #[derive(Clone)]
 pub struct RateLimitLayer {
     state: AppState,
