@@ -14,14 +14,16 @@
 # each server's CPU time (user + system, from /proc) around every load and divides it by the
 # requests served: the server's own cost per request, apart from wrk's share of the cores,
 # whose ratio (off's over the limited server's) is what the limiter leaves of the throughput
-# the server alone would allow. Prints each round's ratios of both kinds and their medians. --pin runs every server on CPU 0 and wrk (one thread) on
-# CPU 1, so the load generator does not compete with the server for a core and a round
-# measures the server's own cost per request (on a two-core machine, unpinned rounds swing by
+# the server alone would allow. Prints each round's ratios of both kinds and their medians.
+#
+# --pin runs every server on CPU 0 and wrk (one thread) on CPU 1, so the load generator does
+# not compete with the server for a core (on a two-core machine, unpinned rounds swing by
 # ±10 %). --paired (which pins) instead loads the unlimited and the in-process servers at the
 # same time, both servers on CPU 0 and a wrk for each on CPU 1, so that a round's ratio is
 # not moved by the machine getting faster or slower between loads; Redis is left out.
-# Needs wrk (installed with apt-get if missing), curl,
-# python3, redis-cli, and a release binary (built if missing; TASKGATE_BIN picks another).
+#
+# Needs wrk (installed with apt-get if missing), curl, python3, redis-cli, and a release
+# binary (built if missing; TASKGATE_BIN picks another).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${TASKGATE_BIN:-$ROOT/target/release/taskgate}
@@ -40,7 +42,7 @@ while [ $# -gt 0 ]; do
     --quick) DURATION=3; ROUNDS=3 ;;
     --pin) PIN=1 ;;
     --paired) PAIRED=1; PIN=1 ;;
-    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,26p "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
