@@ -197,23 +197,35 @@ impl RateLimiter {
 
     /// Counts one request with `authorization` in its bucket, if that needs no waiting: its
     /// credential is in the caches (or needs no lookup) and the buckets are this node's.
-    /// `None` otherwise, for [`RateLimiter::check`].
-    fn check_now(&self, state: &AppState, authorization: &HeaderValue) -> Option<Checked> {
-        if self.shared.is_some() {
-            return None;
-        }
+    /// Otherwise, for [`RateLimiter::check`]: the bucket if the caches told it (Redis counts
+    /// it), `None` if the credential must be looked up first.
+    fn check_now(
+        &self,
+        state: &AppState,
+        authorization: &HeaderValue,
+    ) -> Result<Checked, Option<Bucket>> {
         let now = state.now_millis();
-        let bucket = self.bucket_now(state, authorization, now)?;
-        let decision = self
-            .local
-            .take(bucket.key.as_str(), &bucket.limit.config, now);
-        Some(Checked::new(decision, bucket))
+        let bucket = self.bucket_now(state, authorization, now);
+        match bucket {
+            Some(bucket) if self.shared.is_none() => {
+                let decision = self
+                    .local
+                    .take(bucket.key.as_str(), &bucket.limit.config, now);
+                Ok(Checked::new(decision, bucket))
+            }
+            bucket => Err(bucket),
+        }
     }
 
-    /// Counts one request with `authorization` in its bucket; with the credential it looked
-    /// up, if any, for the route to reuse.
-    async fn check(&self, state: &AppState, authorization: &HeaderValue) -> Checked {
-        let bucket = match self.bucket_now(state, authorization, state.now_millis()) {
+    /// Counts one request with `authorization` in `bucket`, or in the bucket its credential's
+    /// lookup chooses; with the credential it looked up, if any, for the route to reuse.
+    async fn check(
+        &self,
+        state: &AppState,
+        authorization: &HeaderValue,
+        bucket: Option<Bucket>,
+    ) -> Checked {
+        let bucket = match bucket {
             Some(bucket) => bucket,
             None => self.look_up_bucket(state, authorization).await,
         };
@@ -377,8 +389,8 @@ enum Admission {
     Refused(Response),
     /// Counted, and the route answers with the bucket's headers.
     Admitted(Decision, Arc<Limit>),
-    /// The credential must be looked up first.
-    LookUp,
+    /// To be counted in Redis, in this bucket, or in the one the credential's lookup chooses.
+    Wait(Option<Bucket>),
 }
 
 /// Decides what it can without waiting: everything but a credential the caches do not hold
@@ -394,19 +406,20 @@ fn admit_now(state: &AppState, req: &mut Request) -> Admission {
         return Admission::Exempt;
     };
     match limiter.check_now(state, authorization) {
-        Some(checked) => admit(state, checked, req),
-        None => Admission::LookUp,
+        Ok(checked) => admit(state, checked, req),
+        Err(bucket) => Admission::Wait(bucket),
     }
 }
 
-/// The rest of [`admit_now`], for a request that waits for its credential's lookup.
-async fn admit_later(state: &AppState, req: &mut Request) -> Admission {
+/// The rest of [`admit_now`], for a request that waits for its credential's lookup or for
+/// Redis.
+async fn admit_later(state: &AppState, req: &mut Request, bucket: Option<Bucket>) -> Admission {
     let (Some(limiter), Some(authorization)) =
         (&state.limiter, req.headers().get(header::AUTHORIZATION))
     else {
         return Admission::Exempt;
     };
-    let checked = limiter.check(state, authorization).await;
+    let checked = limiter.check(state, authorization, bucket).await;
     admit(state, checked, req)
 }
 
@@ -504,21 +517,21 @@ where
                 inner: self.inner.call(req),
                 headers: Some((decision, limit)),
             },
-            Admission::LookUp => {
+            Admission::Wait(bucket) => {
                 // The service that was polled ready serves this request; the clone stays.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let state = self.state.clone();
                 RateLimitedFuture::LookingUp {
                     inner: Box::pin(async move {
-                        match admit_later(&state, &mut req).await {
+                        match admit_later(&state, &mut req, bucket).await {
                             Admission::Refused(resp) => Ok(resp),
                             Admission::Admitted(decision, limit) => {
                                 let mut resp = inner.call(req).await?;
                                 set_headers(resp.headers_mut(), decision, &limit);
                                 Ok(resp)
                             }
-                            Admission::Exempt | Admission::LookUp => inner.call(req).await,
+                            Admission::Exempt | Admission::Wait(_) => inner.call(req).await,
                         }
                     }),
                 }
