@@ -314,20 +314,20 @@ impl RequestMetrics {
     }
 
     fn with(method: &'static str, route: &str, status: u16, f: impl FnOnce(&RequestMetrics)) {
-        REQUEST_METRICS.with_borrow_mut(|by_route| match by_route.get_mut(route) {
-            Some(known) => match known.iter().find(|(m, s, _)| *m == method && *s == status) {
-                Some((_, _, metrics)) => f(metrics),
-                None => {
-                    let metrics = RequestMetrics::new(method, route, status);
-                    f(&metrics);
-                    known.push((method, status, metrics));
-                }
-            },
-            None => {
-                let metrics = RequestMetrics::new(method, route, status);
-                f(&metrics);
-                by_route.insert(route.into(), vec![(method, status, metrics)]);
+        REQUEST_METRICS.with_borrow_mut(|by_route| {
+            // The common case, one lookup: this thread has used these handles before.
+            let known = by_route
+                .get(route)
+                .and_then(|known| known.iter().find(|(m, s, _)| *m == method && *s == status));
+            if let Some((_, _, metrics)) = known {
+                return f(metrics);
             }
+            let metrics = RequestMetrics::new(method, route, status);
+            f(&metrics);
+            by_route
+                .entry(route.into())
+                .or_default()
+                .push((method, status, metrics));
         });
     }
 }
