@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per request of each authentication path, counted by valgrind's callgrind.
 #
-#   bash bench/callgrind.sh [--requests N] [--keep] [--limiter on|off]
+#   bash bench/callgrind.sh [--requests N] [--keep] [--limiter on|off] [--database-url URL]
 #
-# Starts one taskgate server (SQLite, fresh data directory, 127.0.0.1 only) under
+# Starts one taskgate server (SQLite, fresh data directory, 127.0.0.1 only; or the empty
+# PostgreSQL database --database-url names, which it leaves behind) under
 # `valgrind --tool=callgrind`, bootstraps an org, a project and a rotated prod key over the
 # HTTP API as run.sh does, then sends N sequential keep-alive requests (default 3000) on each
 # path: /healthz, /api/v1/auth/credential with the current key, with the grace key and with
@@ -30,12 +31,15 @@ BIN=${TASKGATE_BIN:-$ROOT/target/release/taskgate}
 N=3000
 KEEP=0
 LIMITER=on
+DB_ARGS=()
+BACKEND=SQLite
 while [ $# -gt 0 ]; do
   case "$1" in
     --requests) N=$2; shift ;;
     --keep) KEEP=1 ;;
     --limiter) LIMITER=$2; shift ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --database-url) DB_ARGS=(--database-url "$2"); BACKEND=PostgreSQL; shift ;;
+    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -73,7 +77,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 API=http://127.0.0.1:$PORT
 mkdir -p "$WORK/data"
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" \
-  "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" "${LIMIT_ARGS[@]}" >"$WORK/server.log" 2>&1 &
+  "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" "${DB_ARGS[@]}" "${LIMIT_ARGS[@]}" >"$WORK/server.log" 2>&1 &
 VG_PID=$!
 for _ in $(seq 120); do
   curl -fsS --max-time 2 "$API/healthz" >/dev/null 2>&1 && [ -s "$WORK/data/admin-token" ] && break
@@ -84,10 +88,10 @@ curl -fsS --max-time 2 "$API/healthz" >/dev/null || die "the server did not star
 log "server up under callgrind on $API"
 
 # The bootstrap and the measurements, in one Python process (stdlib only).
-python3 - "$API" "$WORK/data/admin-token" "$N" "$VG_PID" "$WORK" <<'EOF'
+python3 - "$API" "$WORK/data/admin-token" "$N" "$VG_PID" "$WORK" "$BACKEND" <<'EOF'
 import http.client, json, re, subprocess, sys, urllib.parse
 
-api, token_file, n, pid, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+api, token_file, n, pid, work, backend = sys.argv[1:3] + [int(sys.argv[3])] + sys.argv[4:7]
 u = urllib.parse.urlparse(api)
 conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
 
@@ -139,7 +143,7 @@ for i, (name, path, token) in enumerate(paths, start=1):
 
 base = results[0][1]
 print()
-print(f"Instructions per request, {n} sequential requests per path (callgrind, SQLite):")
+print(f"Instructions per request, {n} sequential requests per path (callgrind, {backend}):")
 print()
 print("| path | instructions / request | above `/healthz` |")
 print("|---|---:|---:|")
