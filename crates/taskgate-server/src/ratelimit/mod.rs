@@ -578,33 +578,59 @@ where
 
 fn set_headers(headers: &mut HeaderMap, d: Decision, limit: &Limit) {
     debug_assert_eq!(d.limit, limit.config.limit());
+    let (remaining, reset) = DIGITS.with_borrow_mut(|digits| {
+        (
+            digits.header(d.remaining.max(0)),
+            digits.reset_header(d.reset_ms),
+        )
+    });
     headers.insert(LIMIT.clone(), limit.header.clone());
-    headers.insert(REMAINING.clone(), number_header(d.remaining.max(0)));
-    headers.insert(RESET.clone(), number_header(d.reset_ms));
+    headers.insert(REMAINING.clone(), remaining);
+    headers.insert(RESET.clone(), reset);
 }
 
 /// Bytes each thread sets aside at a time for the limiter's number headers.
 const DIGITS_CHUNK: usize = 4096;
 
 thread_local! {
-    /// Where this thread writes the limiter's number headers: each is a slice of a shared
-    /// chunk, so that two headers on every limited answer do not cost an allocation each
-    /// (`HeaderValue::from(i64)` allocates). A chunk is freed when its last header is.
-    static DIGITS: std::cell::RefCell<bytes::BytesMut> = std::cell::RefCell::new(bytes::BytesMut::new());
+    static DIGITS: std::cell::RefCell<Digits> = std::cell::RefCell::default();
 }
 
-/// `n` as a header value, written into this thread's chunk.
-fn number_header(n: i64) -> HeaderValue {
-    let mut text = itoa::Buffer::new();
-    let digits = text.format(n).as_bytes();
-    let bytes = DIGITS.with_borrow_mut(|chunk| {
-        if chunk.capacity() - chunk.len() < digits.len() {
-            *chunk = bytes::BytesMut::with_capacity(DIGITS_CHUNK);
+/// Where a thread writes the limiter's number headers: each is a slice of a shared chunk, so
+/// that the two on every limited answer do not cost an allocation each
+/// (`HeaderValue::from(i64)` allocates). A chunk is freed when its last header is.
+#[derive(Default)]
+struct Digits {
+    chunk: bytes::BytesMut,
+    /// The last `x-ratelimit-reset` written: a bucket's changes only when it refills, so the
+    /// answers of a busy bucket share one.
+    reset: Option<(i64, HeaderValue)>,
+}
+
+impl Digits {
+    /// `n` as a header value, written into the chunk.
+    fn header(&mut self, n: i64) -> HeaderValue {
+        let mut text = itoa::Buffer::new();
+        let digits = text.format(n).as_bytes();
+        if self.chunk.capacity() - self.chunk.len() < digits.len() {
+            self.chunk = bytes::BytesMut::with_capacity(DIGITS_CHUNK);
         }
-        chunk.extend_from_slice(digits);
-        chunk.split().freeze()
-    });
-    HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from(n))
+        self.chunk.extend_from_slice(digits);
+        HeaderValue::from_maybe_shared(self.chunk.split().freeze())
+            .unwrap_or_else(|_| HeaderValue::from(n))
+    }
+
+    /// [`Digits::header`] for a reset time, the last one's again if it is the same.
+    fn reset_header(&mut self, reset_ms: i64) -> HeaderValue {
+        match &self.reset {
+            Some((last, header)) if *last == reset_ms => header.clone(),
+            _ => {
+                let header = self.header(reset_ms);
+                self.reset = Some((reset_ms, header.clone()));
+                header
+            }
+        }
+    }
 }
 
 /// Upstream's 429: problem+json, pretty-printed.
@@ -689,16 +715,26 @@ mod tests {
 
     #[test]
     fn number_headers_are_the_numbers() {
+        let mut digits = Digits::default();
         // Enough of them to fill several chunks, each still its own value.
         let values: Vec<i64> = (0..2_000).map(|i| i * 1_000_003 - 7).collect();
-        let headers: Vec<HeaderValue> = values.iter().map(|&n| number_header(n)).collect();
+        let headers: Vec<HeaderValue> = values.iter().map(|&n| digits.header(n)).collect();
         for (n, header) in values.iter().zip(&headers) {
             assert_eq!(header.to_str().unwrap(), n.to_string());
         }
         assert_eq!(
-            number_header(i64::MIN).to_str().unwrap(),
+            digits.header(i64::MIN).to_str().unwrap(),
             i64::MIN.to_string()
         );
+    }
+
+    #[test]
+    fn a_reset_header_follows_the_reset() {
+        let mut digits = Digits::default();
+        for reset in [1_000, 1_000, 2_000, 1_000, 1_000] {
+            let header = digits.reset_header(reset);
+            assert_eq!(header.to_str().unwrap(), reset.to_string());
+        }
     }
 
     #[test]
