@@ -31,23 +31,28 @@ pub struct ResolvedKey {
     pub entry: KeyEntry,
 }
 
+/// A request's secret key: its bearer token, or the rate limiter's lookup of its header.
+#[derive(Clone, Copy)]
+pub enum SecretKey<'a> {
+    Token(&'a str),
+    /// Already classified and looked up: not parsed nor looked up again.
+    Resolved(&'a ResolvedKey),
+}
+
 /// Authenticates a root secret key (current or in its grace window) and resolves the branch
-/// named by `x-trigger-branch`. `resolved` is the rate limiter's lookup of this request's
-/// header, which `token` was read from.
+/// named by `x-trigger-branch`.
 pub async fn authenticate_secret_key(
     state: &AppState,
-    token: &str,
+    key: SecretKey<'_>,
     branch_header: Option<&str>,
     allow_preview_parent: bool,
-    resolved: Option<&ResolvedKey>,
 ) -> ApiResult<EnvPrincipal> {
-    if !may_be_root_key(token) {
-        return Err(ApiError::unauthorized(INVALID_API_KEY));
-    }
-    // The clock is read only when needed: a current key the rate limiter resolved needs none.
-    let entry = match resolved {
-        Some(r) => r.entry.clone(),
-        None => lookup_key(state, token, state.now_millis()).await?,
+    let entry = match key {
+        SecretKey::Resolved(r) => r.entry.clone(),
+        SecretKey::Token(token) if may_be_root_key(token) => {
+            lookup_key(state, token, state.now_millis()).await?
+        }
+        SecretKey::Token(_) => return Err(ApiError::unauthorized(INVALID_API_KEY)),
     };
     if entry.root.auth.project_deleted {
         return Err(ApiError::unauthorized(INVALID_API_KEY));
@@ -71,35 +76,31 @@ pub async fn authenticate_secret_key(
 }
 
 /// What a secret key (current or in its grace window) resolves to: its root environment,
-/// never a branch child. `Ok(None)` for a key that does not authenticate. For choosing a
-/// request's rate-limit bucket; it records no grace-window use (the route's own
-/// authentication does).
+/// never a branch child. `None` for a key that does not authenticate, or when the lookup
+/// failed (the database is down). For choosing a request's rate-limit bucket; it records no
+/// grace-window use (the route's own authentication does).
 pub async fn resolve_key(
     state: &AppState,
     header: &axum::http::HeaderValue,
-    token: &str,
-) -> ApiResult<Option<ResolvedKey>> {
+    token: &[u8],
+) -> Option<ResolvedKey> {
+    let token = std::str::from_utf8(token).ok()?;
     if !may_be_root_key(token) {
-        return Ok(None);
+        return None;
     }
-    match lookup_key(state, token, state.now_millis()).await {
-        Ok(entry) => Ok(resolved(header, entry)),
-        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => Ok(None),
-        Err(e) => Err(e),
-    }
+    let entry = lookup_key(state, token, state.now_millis()).await.ok()?;
+    resolved(header, entry)
 }
 
 /// [`resolve_key`] from the cache alone, without waiting: `None` when only a lookup can tell.
 pub fn cached_key(
     state: &AppState,
     header: &axum::http::HeaderValue,
-    token: &str,
+    token: &[u8],
     now_ms: i64,
 ) -> Option<Option<ResolvedKey>> {
-    if !may_be_root_key(token) {
-        return Some(None);
-    }
-    match state.cache.key(&sha256(token.as_bytes()), now_ms) {
+    // A key in the cache was looked up once, which only a possible root key is.
+    match state.cache.key(&sha256(token), now_ms) {
         Cached::Hit(entry) => Some(resolved(header, entry)),
         Cached::Absent => Some(None),
         Cached::Miss => None,
@@ -183,7 +184,7 @@ async fn lookup_key(state: &AppState, token: &str, now_ms: i64) -> ApiResult<Key
                 root: Arc::new(RootEnv {
                     auth: Arc::new(found.env),
                     current_key: Arc::new(current_key),
-                    org_limit: tokio::sync::OnceCell::new(),
+                    bucket: tokio::sync::OnceCell::new(),
                 }),
                 grace,
             };

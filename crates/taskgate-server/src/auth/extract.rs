@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use taskgate_core::bearer::{self, TokenKind, MAX_BEARER_LEN};
 
-use super::env_key::{authenticate_secret_key, ResolvedKey};
+use super::env_key::{authenticate_secret_key, ResolvedKey, SecretKey};
 use super::jwt::{authenticate_public_jwt, cached_public_jwt, principal_of, ResolvedJwt};
 use super::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
 use super::{EnvCredential, EnvPrincipal, UserCredential, UserPrincipal};
@@ -88,23 +88,46 @@ impl FromRequestParts<AppState> for ApiAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // The rate limiter's lookup or verification, if it made one: the token is not parsed
+        // again.
+        if let Some(r) = resolved(parts) {
+            let principal =
+                authenticate_secret_key(state, SecretKey::Resolved(r), branch_header(parts), false)
+                    .await?;
+            return Ok(Self(noted(parts, principal)));
+        }
+        if let Some(r) = resolved_jwt(parts) {
+            return Ok(Self(noted(parts, principal_of(state, &r.verified))));
+        }
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
-        // The rate limiter's verification, if it made one, or an earlier one (the cache is
-        // asked only for tokens with dots); else a JWT has dots and a secret key, the common
-        // case, skips classification.
-        let principal = if let Some(r) = resolved_jwt(parts) {
-            principal_of(state, &r.verified)
-        } else if let Some(verified) = cached_public_jwt(state, token) {
+        // An earlier verification (the cache is asked only for tokens with dots); else a JWT
+        // has dots and a secret key skips classification.
+        let principal = if let Some(verified) =
+            cached_public_jwt(state, token.as_bytes(), state.now_millis())
+        {
             principal_of(state, &verified)
         } else if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
             authenticate_public_jwt(state, token).await?
         } else {
-            authenticate_secret_key(state, token, branch_header(parts), false, resolved(parts))
+            authenticate_secret_key(state, SecretKey::Token(token), branch_header(parts), false)
                 .await?
         };
         Ok(Self(noted(parts, principal)))
     }
+}
+
+/// A secret key's principal: the rate limiter's lookup of this request's header if it made
+/// one, else a lookup of the bearer token (`None` without one).
+async fn secret_key_principal(
+    parts: &Parts,
+    state: &AppState,
+) -> Option<Result<EnvPrincipal, ApiError>> {
+    let key = match resolved(parts) {
+        Some(r) => SecretKey::Resolved(r),
+        None => SecretKey::Token(bearer_token(parts)?),
+    };
+    Some(authenticate_secret_key(state, key, branch_header(parts), false).await)
 }
 
 /// Secret keys only (a JWT is looked up as a key and fails): `/api/v1/auth/public-tokens`.
@@ -114,11 +137,9 @@ impl FromRequestParts<AppState> for SecretKeyAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)
-            .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
-        let principal =
-            authenticate_secret_key(state, token, branch_header(parts), false, resolved(parts))
-                .await?;
+        let principal = secret_key_principal(parts, state)
+            .await
+            .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))??;
         Ok(Self(noted(parts, principal)))
     }
 }
@@ -132,13 +153,10 @@ impl FromRequestParts<AppState> for LegacyKeyAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let missing = || ApiError::unauthorized("Invalid or Missing API key");
-        let token = bearer_token(parts).ok_or_else(missing)?;
-        match authenticate_secret_key(state, token, branch_header(parts), false, resolved(parts))
-            .await
-        {
-            Ok(p) => Ok(Self(noted(parts, p))),
-            Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(missing()),
-            Err(e) => Err(e),
+        match secret_key_principal(parts, state).await {
+            Some(Ok(p)) => Ok(Self(noted(parts, p))),
+            Some(Err(e)) if e.status != StatusCode::UNAUTHORIZED => Err(e),
+            Some(Err(_)) | None => Err(missing()),
         }
     }
 }

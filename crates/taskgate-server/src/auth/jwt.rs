@@ -50,11 +50,11 @@ pub fn principal_of(state: &AppState, verified: &VerifiedJwt) -> EnvPrincipal {
     }
 }
 
-/// A public JWT verified before, from the cache: `None` for anything else (no parsing, so a
-/// hit needs no classification of the token either).
-pub fn cached_public_jwt(state: &AppState, token: &str) -> Option<Arc<VerifiedJwt>> {
-    match token.contains('.') {
-        true => state.cache.verified_jwt(token, state.now()),
+/// A public JWT verified before, from the cache, still valid at `now_ms`: `None` for anything
+/// else (no parsing, so a hit needs no classification of the token either).
+pub fn cached_public_jwt(state: &AppState, token: &[u8], now_ms: i64) -> Option<Arc<VerifiedJwt>> {
+    match token.contains(&b'.') {
+        true => state.cache.verified_jwt(token, now_ms),
         false => None,
     }
 }
@@ -63,7 +63,10 @@ pub fn cached_public_jwt(state: &AppState, token: &str) -> Option<Arc<VerifiedJw
 /// [`principal_of`]).
 pub async fn verified_public_jwt(state: &AppState, token: &str) -> ApiResult<Arc<VerifiedJwt>> {
     let now = state.now();
-    if let Some(hit) = state.cache.verified_jwt(token, now) {
+    if let Some(hit) = state
+        .cache
+        .verified_jwt(token.as_bytes(), now.timestamp_millis())
+    {
         return Ok(hit);
     }
     let generation = state.cache.generation();
@@ -170,6 +173,7 @@ async fn verify_public_jwt(
         valid_until,
         grace_usage: grace_until.map(|(_, usage)| usage),
         rate_limit_key,
+        bucket: std::sync::OnceLock::new(),
     })
 }
 

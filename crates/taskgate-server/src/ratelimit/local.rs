@@ -1,14 +1,17 @@
 //! Buckets kept in this process. A bucket's whole state is one `AtomicU64` updated by
 //! compare-and-swap with the pure transitions of [`taskgate_core::ratelimit`], so requests
 //! sharing a bucket never wait on a lock; the map from identifier to bucket is sharded and
-//! read-locked on the hot path (a write lock is taken only to add a bucket). Keys are hashed
+//! read-locked (a write lock is taken only to add a bucket). A caller that counts many
+//! requests against one bucket (a cached key's environment) can hold it and skip the map. Keys
+//! are hashed
 //! with foldhash, seeded per process: the keys are environment ids and SHA-256 digests of
 //! headers, which a client cannot steer into collisions without the seed, and SipHash cost
 //! more than the bucket itself.
 //!
 //! Memory stays bounded: past [`CAPACITY`] buckets, those that are full again (the same as
 //! never used) are dropped; if a flood of distinct credentials keeps them all busy, the map
-//! starts over, which forgets some spent tokens rather than growing without bound.
+//! starts over, which forgets some spent tokens rather than growing without bound. A dropped
+//! bucket is marked retired, so that whoever holds it counts in the map's bucket instead.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -26,12 +29,18 @@ pub const CAPACITY: usize = 100_000;
 const SHARDS: usize = 16;
 /// A bucket's state: never used.
 const UNUSED: u64 = u64::MAX;
+/// A bucket's state: dropped from the map, not to be counted in.
+const RETIRED: u64 = u64::MAX - 1;
 const COUNT_BITS: u32 = 24;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
-/// The largest time (or window number) the upper 40 bits hold.
-const TIME_MAX: i64 = (1 << 40) - 1;
+/// The largest time (or window number) the upper 40 bits hold, short of the all-ones that
+/// the two sentinel states above use.
+const TIME_MAX: i64 = (1 << 40) - 2;
 
-struct Slot {
+/// One bucket. Held outside the map ([`LocalBuckets::hold`]), it is counted in with
+/// [`LocalBuckets::take_held`].
+#[derive(Debug)]
+pub struct Slot {
     state: AtomicU64,
     /// When the bucket is full again (milliseconds since the epoch): droppable after that.
     idle_at: AtomicI64,
@@ -48,6 +57,18 @@ pub struct LocalBuckets {
     len: AtomicUsize,
     /// Times are stored relative to this (milliseconds since the epoch), in 40 bits.
     base_ms: i64,
+}
+
+impl Slot {
+    /// Retires the bucket if it is full again at `now_ms` and nobody counts in it meanwhile.
+    fn retire_if_idle(&self, now_ms: i64) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        self.idle_at.load(Ordering::Relaxed) <= now_ms
+            && self
+                .state
+                .compare_exchange(state, RETIRED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
 }
 
 impl LocalBuckets {
@@ -75,17 +96,46 @@ impl LocalBuckets {
     /// Counts one request against the bucket `key` under `config`.
     pub fn take(&self, key: &str, config: &LimitConfig, now_ms: i64) -> Decision {
         let shard = self.shard(key);
-        // The common case: the bucket exists; use it under the shared read lock.
-        if let Some(slot) = shard.read().get(key) {
-            return self.take_from(slot, config, now_ms);
+        // The common case: the bucket exists; use it under the shared read lock (which keeps
+        // it from being retired meanwhile).
+        if let Some(decision) = shard
+            .read()
+            .get(key)
+            .and_then(|slot| self.take_from(slot, config, now_ms))
+        {
+            return decision;
         }
-        let slot = self.slot(shard, key, now_ms);
-        self.take_from(&slot, config, now_ms)
+        loop {
+            let slot = self.slot(shard, key, now_ms);
+            if let Some(decision) = self.take_from(&slot, config, now_ms) {
+                return decision;
+            }
+        }
     }
 
-    fn take_from(&self, slot: &Slot, config: &LimitConfig, now_ms: i64) -> Decision {
+    /// The bucket `key`, to count requests in with [`LocalBuckets::take_held`].
+    pub fn hold(&self, key: &str, now_ms: i64) -> Arc<Slot> {
+        let shard = self.shard(key);
+        if let Some(slot) = shard.read().get(key) {
+            return slot.clone();
+        }
+        self.slot(shard, key, now_ms)
+    }
+
+    /// [`LocalBuckets::take`] in `slot`, the bucket `key` as [`LocalBuckets::hold`] gave it;
+    /// in the map's bucket if that one has since been dropped.
+    pub fn take_held(&self, slot: &Slot, key: &str, config: &LimitConfig, now_ms: i64) -> Decision {
+        self.take_from(slot, config, now_ms)
+            .unwrap_or_else(|| self.take(key, config, now_ms))
+    }
+
+    /// `None` if the bucket was retired.
+    fn take_from(&self, slot: &Slot, config: &LimitConfig, now_ms: i64) -> Option<Decision> {
         let mut current = slot.state.load(Ordering::Acquire);
         loop {
+            if current == RETIRED {
+                return None;
+            }
             let (decision, next, idle_at) = self.step(current, config, now_ms);
             match slot.state.compare_exchange_weak(
                 current,
@@ -95,7 +145,7 @@ impl LocalBuckets {
             ) {
                 Ok(_) => {
                     slot.idle_at.store(idle_at, Ordering::Relaxed);
-                    return decision;
+                    return Some(decision);
                 }
                 Err(seen) => current = seen,
             }
@@ -163,7 +213,7 @@ impl LocalBuckets {
         for shard in &self.shards {
             let mut map = shard.write();
             let before = map.len();
-            map.retain(|_, slot| slot.idle_at.load(Ordering::Relaxed) > now_ms);
+            map.retain(|_, slot| !slot.retire_if_idle(now_ms));
             self.len.fetch_sub(before - map.len(), Ordering::Relaxed);
         }
         if self.len() >= CAPACITY * 9 / 10 {
@@ -174,7 +224,9 @@ impl LocalBuckets {
             for shard in &self.shards {
                 let mut map = shard.write();
                 self.len.fetch_sub(map.len(), Ordering::Relaxed);
-                map.clear();
+                for (_, slot) in map.drain() {
+                    slot.state.store(RETIRED, Ordering::Release);
+                }
             }
         }
     }
@@ -246,6 +298,37 @@ mod tests {
             .collect();
         let allowed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(allowed, 1_000);
+    }
+
+    #[test]
+    fn a_held_bucket_is_the_maps_bucket() {
+        let buckets = LocalBuckets::new(NOW);
+        let config = bucket(1, "1h", 2);
+        let held = buckets.hold("env", NOW);
+        assert!(buckets.take_held(&held, "env", &config, NOW).allowed);
+        assert!(buckets.take("env", &config, NOW).allowed);
+        assert!(!buckets.take_held(&held, "env", &config, NOW).allowed);
+    }
+
+    #[test]
+    fn a_held_bucket_dropped_from_the_map_counts_in_the_maps_new_one() {
+        let buckets = LocalBuckets::new(NOW);
+        let config = bucket(1, "1s", 2);
+        let held = buckets.hold("env", NOW);
+        assert_eq!(buckets.take_held(&held, "env", &config, NOW).remaining, 1);
+        for i in 1..CAPACITY {
+            buckets.take(&format!("k{i}"), &config, NOW);
+        }
+        // A second later every bucket is full again: the next new one drops them all.
+        buckets.take("late", &config, NOW + 1_000);
+        assert_eq!(buckets.len(), 1);
+        let later = NOW + 1_000;
+        assert_eq!(buckets.take_held(&held, "env", &config, later).remaining, 1);
+        assert_eq!(buckets.take("env", &config, later).remaining, 0);
+        assert!(
+            !buckets.take_held(&held, "env", &config, later).allowed,
+            "the holder and the map count in one bucket"
+        );
     }
 
     #[test]

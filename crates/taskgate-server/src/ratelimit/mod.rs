@@ -19,7 +19,7 @@ pub mod shared;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 
 use axum::extract::Request;
@@ -30,7 +30,7 @@ use taskgate_core::bearer::{self, TokenKind, MAX_BEARER_LEN};
 use taskgate_core::hash::{digest_hex, sha256};
 use taskgate_core::ratelimit::{Decision, LimitConfig};
 
-use self::local::LocalBuckets;
+use self::local::{LocalBuckets, Slot};
 use self::shared::SharedBuckets;
 use crate::auth::cache::VerifiedJwt;
 use crate::auth::env_key::{cached_key, resolve_key, ResolvedKey};
@@ -118,6 +118,15 @@ impl Limit {
             config,
         }
     }
+}
+
+/// A secret key's environment's bucket, as the key's cache entry keeps it: the organization's
+/// limit (or the default) and, once a request is counted in it, this node's bucket, held so
+/// that counting the next skips the map of buckets.
+#[derive(Debug)]
+pub struct EnvBucket {
+    limit: Arc<Limit>,
+    slot: OnceLock<Arc<Slot>>,
 }
 
 /// The limiter of one node: its own buckets, and Redis's when configured.
@@ -208,9 +217,7 @@ impl RateLimiter {
         let bucket = self.bucket_now(state, authorization, now);
         match bucket {
             Some(bucket) if self.shared.is_none() => {
-                let decision = self
-                    .local
-                    .take(bucket.key.as_str(), &bucket.limit.config, now);
+                let decision = self.take_local(&bucket, now);
                 Ok(Checked::new(decision, bucket))
             }
             bucket => Err(bucket),
@@ -230,16 +237,35 @@ impl RateLimiter {
             None => self.look_up_bucket(state, authorization).await,
         };
         let now = state.now_millis();
+        let shared = match &self.shared {
+            Some(shared) => {
+                shared
+                    .take(bucket.key.as_str(), &bucket.limit.config, now)
+                    .await
+            }
+            None => None,
+        };
+        let decision = shared.unwrap_or_else(|| self.take_local(&bucket, now));
+        Checked::new(decision, bucket)
+    }
+
+    /// Counts one request in this node's `bucket`, as the credential's cache entry holds it
+    /// (a key's environment's or a verified JWT's).
+    fn take_local(&self, bucket: &Bucket, now_ms: i64) -> Decision {
         let key = bucket.key.as_str();
         let config = &bucket.limit.config;
-        let decision = match &self.shared {
-            Some(shared) => match shared.take(key, config, now).await {
-                Some(decision) => decision,
-                None => self.local.take(key, config, now),
-            },
-            None => self.local.take(key, config, now),
+        let held = match &bucket.key {
+            BucketKey::Environment(r) => r.entry.root.bucket.get().map(|env| &env.slot),
+            BucketKey::Jwt(r) => Some(&r.verified.bucket),
+            BucketKey::Other(_) => None,
         };
-        Checked::new(decision, bucket)
+        match held {
+            Some(held) => {
+                let slot = held.get_or_init(|| self.local.hold(key, now_ms));
+                self.local.take_held(slot, key, config, now_ms)
+            }
+            None => self.local.take(key, config, now_ms),
+        }
     }
 
     /// Chooses the bucket, as upstream's `resolveApiRateLimitOverride`, if the caches can
@@ -255,10 +281,7 @@ impl RateLimiter {
             Credential::SecretKey(token) => {
                 match cached_key(state, authorization, token, now_ms)? {
                     Some(resolved) => {
-                        let limit = match resolved.entry.root.org_limit.get()? {
-                            Some(limit) => limit.clone(),
-                            None => self.default.clone(),
-                        };
+                        let limit = resolved.entry.root.bucket.get()?.limit.clone();
                         Some(Bucket {
                             key: BucketKey::Environment(resolved),
                             limit,
@@ -267,9 +290,13 @@ impl RateLimiter {
                     None => Some(self.by_header(authorization)),
                 }
             }
-            Credential::MaybeJwt(token) => match cached_public_jwt(state, token) {
+            Credential::MaybeJwt(token) => match cached_public_jwt(state, token, now_ms) {
                 Some(verified) => Some(self.jwt_bucket(authorization, verified)),
-                None if bearer::classify(token) == TokenKind::PublicJwt => None,
+                None if std::str::from_utf8(token)
+                    .is_ok_and(|t| bearer::classify(t) == TokenKind::PublicJwt) =>
+                {
+                    None
+                }
                 None => Some(self.by_header(authorization)),
             },
             Credential::Other => Some(self.by_header(authorization)),
@@ -282,19 +309,25 @@ impl RateLimiter {
     async fn look_up_bucket(&self, state: &AppState, authorization: &HeaderValue) -> Bucket {
         match credential(authorization) {
             Credential::SecretKey(token) => match resolve_key(state, authorization, token).await {
-                Ok(Some(resolved)) => {
-                    let limit = self.org_limit(state, &resolved).await;
+                Some(resolved) => {
+                    let limit = self.env_bucket(state, &resolved).await;
                     Bucket {
                         key: BucketKey::Environment(resolved),
                         limit,
                     }
                 }
-                _ => self.by_header(authorization),
+                None => self.by_header(authorization),
             },
-            Credential::MaybeJwt(token) => match verified_public_jwt(state, token).await {
-                Ok(verified) => self.jwt_bucket(authorization, verified),
-                Err(_) => self.by_header(authorization),
-            },
+            Credential::MaybeJwt(token) => {
+                let verified = match std::str::from_utf8(token) {
+                    Ok(token) => verified_public_jwt(state, token).await.ok(),
+                    Err(_) => None,
+                };
+                match verified {
+                    Some(verified) => self.jwt_bucket(authorization, verified),
+                    None => self.by_header(authorization),
+                }
+            }
             Credential::Other => self.by_header(authorization),
         }
     }
@@ -319,54 +352,56 @@ impl RateLimiter {
     }
 
     /// The limit of a secret key's organization, or the default: read once per cached key
-    /// entry (concurrent first requests share the read) and kept with it; the entry is dropped
-    /// when the limit changes. A failed read counts against the default and is tried again.
-    async fn org_limit(&self, state: &AppState, resolved: &ResolvedKey) -> Arc<Limit> {
+    /// entry (concurrent first requests share the read) and kept with the environment's bucket
+    /// in it; the entry is dropped when the limit changes. A failed read counts against the
+    /// default and is tried again.
+    async fn env_bucket(&self, state: &AppState, resolved: &ResolvedKey) -> Arc<Limit> {
         let root = &resolved.entry.root;
         let read = root
-            .org_limit
+            .bucket
             .get_or_try_init(|| async {
-                org_limit(state, &root.auth.environment.organization_id)
-                    .await
-                    .map(|limit| limit.map(|config| Arc::new(Limit::new(config))))
+                let limit = org_limit(state, &root.auth.environment.organization_id).await?;
+                ApiResult::Ok(EnvBucket {
+                    limit: limit.map_or_else(|| self.default.clone(), |c| Arc::new(Limit::new(c))),
+                    slot: OnceLock::new(),
+                })
             })
             .await;
         match read {
-            Ok(Some(limit)) => limit.clone(),
-            Ok(None) | Err(_) => self.default.clone(),
+            Ok(bucket) => bucket.limit.clone(),
+            Err(_) => self.default.clone(),
         }
     }
 }
 
 /// What a request's credential is, as far as choosing its bucket goes, before any lookup.
 enum Credential<'a> {
-    /// An environment's secret key (`tr_…`, but not a user's token).
-    SecretKey(&'a str),
-    /// Perhaps a public JWT (it has a dot): the verified-token cache or a parse tells.
-    MaybeJwt(&'a str),
-    /// Anything else: a personal access token, garbage, a header that is not text.
+    /// An environment's secret key (`tr_…`, but not a user's token), as bytes: a cached key
+    /// is found by its digest, and only a lookup needs it as text.
+    SecretKey(&'a [u8]),
+    /// Perhaps a public JWT (it has a dot): the verified-token cache (which finds it by its
+    /// bytes) or a parse tells.
+    MaybeJwt(&'a [u8]),
+    /// Anything else: a personal access token, garbage.
     Other,
 }
 
 fn credential(authorization: &HeaderValue) -> Credential<'_> {
     let raw = authorization.as_bytes();
-    let token = std::str::from_utf8(raw)
-        .ok()
-        .filter(|_| raw.len() <= MAX_BEARER_LEN)
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v));
-    let Some(token) = token else {
+    if raw.len() > MAX_BEARER_LEN {
         return Credential::Other;
-    };
+    }
+    let token = raw.strip_prefix(b"Bearer ").unwrap_or(raw);
     let user_token = [
         taskgate_core::pat::PAT_PREFIX,
         taskgate_core::uat::UAT_PREFIX,
         "tr_oat_",
     ]
     .iter()
-    .any(|p| token.starts_with(p));
-    if token.starts_with("tr_") && !user_token {
+    .any(|p| token.starts_with(p.as_bytes()));
+    if token.starts_with(b"tr_") && !user_token {
         Credential::SecretKey(token)
-    } else if token.contains('.') {
+    } else if token.contains(&b'.') {
         Credential::MaybeJwt(token)
     } else {
         Credential::Other

@@ -25,15 +25,17 @@ pub struct VerifiedJwt {
     pub grace_usage: Option<Arc<GraceUse>>,
     /// Its rate-limit bucket: `jwt-actor:<envId>:<act.sub>`, else the token's SHA-256.
     pub rate_limit_key: String,
+    /// That bucket on this node, once the rate limiter has counted the token in it.
+    pub bucket: std::sync::OnceLock<Arc<crate::ratelimit::local::Slot>>,
 }
 
 impl AuthCache {
-    /// A verified token still valid at `now`.
-    pub fn verified_jwt(&self, token: &str, now: DateTime<Utc>) -> Option<Arc<VerifiedJwt>> {
+    /// A verified token still valid at `now_ms` (milliseconds since the Unix epoch).
+    pub fn verified_jwt(&self, token: &[u8], now_ms: i64) -> Option<Arc<VerifiedJwt>> {
         self.jwts
             .read()
             .get(token)
-            .filter(|t| t.value.valid_until > now && self.fresh(t))
+            .filter(|t| t.value.valid_until.timestamp_millis() > now_ms && self.fresh(t))
             .map(|t| t.value.clone())
     }
 
@@ -53,7 +55,7 @@ impl AuthCache {
                 }
             }
         }
-        self.put(&self.jwts, generation, token.into(), verified);
+        self.put(&self.jwts, generation, token.as_bytes().into(), verified);
     }
 
     /// Verified tokens held, for tests and metrics.

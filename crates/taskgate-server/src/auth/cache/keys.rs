@@ -20,9 +20,9 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(60);
 pub struct RootEnv {
     pub auth: Arc<EnvironmentAuth>,
     pub current_key: Arc<SecretString>,
-    /// Its organization's API rate limit (`None` inside: the default), once the rate limiter
-    /// has read it; the entry is dropped when that limit changes.
-    pub org_limit: tokio::sync::OnceCell<Option<Arc<crate::ratelimit::Limit>>>,
+    /// Its environment's API rate-limit bucket under its organization's limit, once the rate
+    /// limiter has read that limit; the entry is dropped when the limit changes.
+    pub bucket: tokio::sync::OnceCell<crate::ratelimit::EnvBucket>,
 }
 
 /// The SHA-256 digest of a secret key: what key answers are cached by. The lowercase hex form

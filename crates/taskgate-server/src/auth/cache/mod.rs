@@ -71,9 +71,12 @@ pub struct AuthCache {
     grace_uses: Mutex<HashMap<String, Arc<GraceUse>>>,
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
     inflight: Mutex<HashMap<KeyDigest, Arc<Notify>>>,
-    /// Public JWTs already verified, by their exact text.
-    jwts: RwLock<HashMap<Box<str>, Timed<Arc<VerifiedJwt>>>>,
+    /// Public JWTs already verified, by their exact bytes.
+    jwts: RwLock<HashMap<JwtBytes, Timed<Arc<VerifiedJwt>>>>,
 }
+
+/// A public JWT as the `Authorization` header carries it, the key of the verified-token cache.
+type JwtBytes = Box<[u8]>;
 
 impl AuthCache {
     pub fn new(ttl: Duration) -> Self {
