@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The API rate limiter's cost on the authenticated hot path.
 #
-#   bash bench/ratelimit.sh [--duration S] [--rounds N] [--redis-url URL] [--pin | --paired]
+#   bash bench/ratelimit.sh [--duration S] [--rounds N] [--redis-url URL]
+#                           [--pin | --paired [--against-healthz] [--jwt]]
 #
 # Starts three taskgate servers on SQLite, alike but for the limiter:
 #   off      --api-rate-limit false
 #   local    the limiter with in-process buckets
 #   redis    the limiter with buckets in Redis (--redis-url, default redis://127.0.0.1:6379)
-# The two limited servers get a bucket too large to ever refuse (1000000 a second), so every
+# The two limited servers get buckets too large to ever refuse (1000000 a second), so every
 # request pays for the limiter and none is refused. Each round loads `GET /api/v1/auth/credential`
 # with a secret key on each server in turn (the order rotates between rounds), with wrk, and
 # divides the limited servers' req/s by the unlimited one's of the same round. It also reads
@@ -21,6 +22,10 @@
 # ±10 %). --paired (which pins) instead loads the unlimited and the in-process servers at the
 # same time, both servers on CPU 0 and a wrk for each on CPU 1, so that a round's ratio is
 # not moved by the machine getting faster or slower between loads; Redis is left out.
+# With --paired, --against-healthz loads the unlimited server's /healthz instead (the
+# baseline of run.sh, which no limiter counts), so the ratio is an authenticated, limited
+# request's cost against the cheapest request the server answers; --jwt sends a public JWT
+# minted with the server's key instead of the key.
 #
 # Needs wrk (installed with apt-get if missing), curl, python3, redis-cli, and a release
 # binary (built if missing; TASKGATE_BIN picks another).
@@ -34,6 +39,8 @@ THREADS=2
 REDIS_URL=redis://127.0.0.1:6379
 PIN=0
 PAIRED=0
+AGAINST_HEALTHZ=0
+JWT=0
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) DURATION=$2; shift ;;
@@ -42,7 +49,9 @@ while [ $# -gt 0 ]; do
     --quick) DURATION=3; ROUNDS=3 ;;
     --pin) PIN=1 ;;
     --paired) PAIRED=1; PIN=1 ;;
-    -h|--help) sed -n 2,26p "$0"; exit 0 ;;
+    --against-healthz) AGAINST_HEALTHZ=1 ;;
+    --jwt) JWT=1 ;;
+    -h|--help) sed -n 2,31p "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -50,6 +59,7 @@ done
 
 log() { printf '[ratelimit %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+[ "$PAIRED" = 1 ] || [ "$AGAINST_HEALTHZ$JWT" = 00 ] || die "--against-healthz and --jwt go with --paired"
 
 command -v wrk >/dev/null || {
   log "installing wrk with apt-get"
@@ -72,8 +82,10 @@ if [ "$PIN" = 1 ]; then
   SERVER_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1) THREADS=1
 fi
 
-declare -A URL KEY PID
-BIG=(--api-rate-limit-refill-rate 1000000 --api-rate-limit-interval 1s --api-rate-limit-max 1000000)
+declare -A URL KEY PID TOKEN ROUTE
+CREDENTIAL=/api/v1/auth/credential
+BIG=(--api-rate-limit-refill-rate 1000000 --api-rate-limit-interval 1s --api-rate-limit-max 1000000
+  --api-rate-limit-jwt-tokens 1000000 --api-rate-limit-jwt-window 1s)
 
 start() {
   local name=$1; shift
@@ -95,6 +107,10 @@ start() {
     -H 'content-type: application/json' -d '{"name":"Bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["externalRef"])')
   KEY[$name]=$(curl -fsS "${URL[$name]}/api/v1/projects/$ref/prod" -H "Authorization: Bearer $admin" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')
+  # What each load sends, and where: the key, to the credential route, unless --paired says
+  # otherwise below.
+  TOKEN[$name]=${KEY[$name]}
+  ROUTE[$name]=$CREDENTIAL
   log "$name server up on ${URL[$name]}"
 }
 
@@ -120,7 +136,7 @@ load() { # load NAME SECONDS: prints req/s, non-2xx count and the server's CPU �
   local name=$1 secs=$2 out before after
   before=$(cpu_ticks "$name")
   out=$(timeout $((secs + 60)) "${LOAD_CPU[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" \
-    -H "Authorization: Bearer ${KEY[$name]}" "${URL[$name]}/api/v1/auth/credential")
+    -H "Authorization: Bearer ${TOKEN[$name]}" "${URL[$name]}${ROUTE[$name]}")
   after=$(cpu_ticks "$name")
   local rps non2xx requests
   rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
@@ -154,8 +170,23 @@ if [ "$PAIRED" = 1 ]; then
   # the machine does to one round's speed, it does to both, and the scheduler gives each
   # server half the core, so the ratio of their req/s is the ratio of their costs.
   half=$((CONNECTIONS / 2))
+  A=off B=in-process A_WHAT="\`GET $CREDENTIAL\` with a secret key" B_WHAT="the same"
+  if [ "$AGAINST_HEALTHZ" = 1 ]; then
+    ROUTE[off]=/healthz A="/healthz (off)" A_WHAT="\`GET /healthz\`" B_WHAT="\`GET $CREDENTIAL\` with a secret key"
+  fi
+  if [ "$JWT" = 1 ]; then
+    # A public JWT, minted by each server loaded on the credential route.
+    for n in off local; do
+      [ "${ROUTE[$n]}" = "$CREDENTIAL" ] || continue
+      TOKEN[$n]=$(curl -fsS -X POST "${URL[$n]}/api/v1/auth/jwt" -H "Authorization: Bearer ${KEY[$n]}" \
+        -H 'content-type: application/json' -d '{"claims":{"scopes":["read:runs"]},"expirationTime":"2h"}' \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+    done
+    A_WHAT=${A_WHAT/with a secret key/with a public JWT} B_WHAT=${B_WHAT/with a secret key/with a public JWT}
+  fi
   for n in off local; do load "$n" 2 >/dev/null; done
-  printf 'round\toff req/s\tin-process req/s\tin-process / off\toff µs/request\tin-process µs/request\tby server CPU: in-process / off\n' >"$WORK/rounds"
+  printf 'round\t%s req/s\t%s req/s\t%s / %s\t%s µs/request\t%s µs/request\tby server CPU: %s / %s\n' \
+    "$A" "$B" "$B" "$A" "$A" "$B" "$B" "$A" >"$WORK/rounds"
   for r in $(seq 1 "$ROUNDS"); do
     loads=()
     declare -A BEFORE=()
@@ -165,7 +196,7 @@ if [ "$PAIRED" = 1 ]; then
     for n in "${order[@]}"; do BEFORE[$n]=$(cpu_ticks "$n"); done
     for n in "${order[@]}"; do
       timeout $((DURATION + 60)) taskset -c 1 wrk -t1 -c"$half" -d"${DURATION}s" \
-        -H "Authorization: Bearer ${KEY[$n]}" "${URL[$n]}/api/v1/auth/credential" >"$WORK/paired-$n" &
+        -H "Authorization: Bearer ${TOKEN[$n]}" "${URL[$n]}${ROUTE[$n]}" >"$WORK/paired-$n" &
       loads+=($!)
     done
     wait "${loads[@]}"
@@ -188,7 +219,8 @@ EOF
     log "round $r: $(tail -n 1 "$WORK/rounds")"
   done
   echo
-  echo "Command: \`bash bench/ratelimit.sh --duration $DURATION --rounds $ROUNDS --paired\`; the off and in-process servers on CPU 0, loaded at once by two wrk -t1 -c$half on CPU 1, SQLite, \`GET /api/v1/auth/credential\` with a secret key."
+  FLAGS=""; [ "$AGAINST_HEALTHZ" = 1 ] && FLAGS+=" --against-healthz"; [ "$JWT" = 1 ] && FLAGS+=" --jwt"
+  echo "Command: \`bash bench/ratelimit.sh --duration $DURATION --rounds $ROUNDS --paired$FLAGS\`; the off and in-process servers on CPU 0, loaded at once by two wrk -t1 -c$half on CPU 1, SQLite; $A_WHAT on the off server, $B_WHAT on the in-process one."
   echo
   summarize "$WORK/rounds"
   exit 0
