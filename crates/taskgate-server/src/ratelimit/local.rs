@@ -2,11 +2,10 @@
 //! compare-and-swap with the pure transitions of [`taskgate_core::ratelimit`], so requests
 //! sharing a bucket never wait on a lock; the map from identifier to bucket is sharded and
 //! read-locked (a write lock is taken only to add a bucket). A caller that counts many
-//! requests against one bucket (a cached key's environment) can hold it and skip the map. Keys
-//! are hashed
-//! with foldhash, seeded per process: the keys are environment ids and SHA-256 digests of
-//! headers, which a client cannot steer into collisions without the seed, and SipHash cost
-//! more than the bucket itself.
+//! requests in one bucket (a cached key's environment, a cached JWT) can hold it and skip the
+//! map. Keys are hashed with foldhash, seeded per process: the keys are environment ids and
+//! SHA-256 digests of headers, which a client cannot steer into collisions without the seed,
+//! and SipHash cost more than the bucket itself.
 //!
 //! Memory stays bounded: past [`CAPACITY`] buckets, those that are full again (the same as
 //! never used) are dropped; if a flood of distinct credentials keeps them all busy, the map
