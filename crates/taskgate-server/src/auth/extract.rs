@@ -103,9 +103,7 @@ impl FromRequestParts<AppState> for ApiAuth {
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
         // An earlier verification (the cache is asked only for tokens with dots); else a JWT
         // has dots and a secret key skips classification.
-        let principal = if let Some(verified) =
-            cached_public_jwt(state, token.as_bytes(), state.now_millis())
-        {
+        let principal = if let Some(verified) = cached_public_jwt(state, token.as_bytes()) {
             principal_of(state, &verified)
         } else if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
             authenticate_public_jwt(state, token).await?

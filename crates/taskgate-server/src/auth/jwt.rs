@@ -50,11 +50,12 @@ pub fn principal_of(state: &AppState, verified: &VerifiedJwt) -> EnvPrincipal {
     }
 }
 
-/// A public JWT verified before, from the cache, still valid at `now_ms`: `None` for anything
-/// else (no parsing, so a hit needs no classification of the token either).
-pub fn cached_public_jwt(state: &AppState, token: &[u8], now_ms: i64) -> Option<Arc<VerifiedJwt>> {
+/// A public JWT verified before, from the cache: `None` for anything else (no parsing, so a
+/// hit needs no classification of the token either; the clock is read only for a token with
+/// a dot).
+pub fn cached_public_jwt(state: &AppState, token: &[u8]) -> Option<Arc<VerifiedJwt>> {
     match token.contains(&b'.') {
-        true => state.cache.verified_jwt(token, now_ms),
+        true => state.cache.verified_jwt(token, state.now_millis()),
         false => None,
     }
 }

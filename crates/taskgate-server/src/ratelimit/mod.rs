@@ -34,7 +34,7 @@ use self::local::{LocalBuckets, Slot};
 use self::shared::SharedBuckets;
 use crate::auth::cache::VerifiedJwt;
 use crate::auth::env_key::{cached_key, resolve_key, ResolvedKey};
-use crate::auth::jwt::{cached_public_jwt, verified_public_jwt, ResolvedJwt};
+use crate::auth::jwt::{verified_public_jwt, ResolvedJwt};
 use crate::config::RateLimits;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -290,7 +290,8 @@ impl RateLimiter {
                     None => Some(self.by_header(authorization)),
                 }
             }
-            Credential::MaybeJwt(token) => match cached_public_jwt(state, token, now_ms) {
+            // It has a dot: the cache is asked at the clock reading the limiter already has.
+            Credential::MaybeJwt(token) => match state.cache.verified_jwt(token, now_ms) {
                 Some(verified) => Some(self.jwt_bucket(authorization, verified)),
                 None if std::str::from_utf8(token)
                     .is_ok_and(|t| bearer::classify(t) == TokenKind::PublicJwt) =>
