@@ -17,10 +17,16 @@ pub struct EnvVarItem {
     pub is_secret: bool,
 }
 
-/// A variable's value.
+/// One variable (the SDK's `EnvironmentVariableWithSecret`). A secret variable is write-only:
+/// its value reads `<redacted>` here, as in listings; only the task processes of its
+/// environment receive it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvVarValue {
+    pub name: String,
+    /// `<redacted>` for a secret variable.
     pub value: String,
+    pub is_secret: bool,
 }
 
 /// `{"success": true}`.

@@ -19,6 +19,7 @@ pub mod pat;
 pub mod ratelimit;
 pub mod role;
 pub mod rotation;
+pub mod return_path;
 pub mod run;
 pub mod scope;
 pub mod signin;

@@ -44,7 +44,7 @@ pub fn pages() -> Router<AppState> {
         .route("/", get(home::home))
         .route("/login", get(signin::login_page))
         .route("/login/magic", post(signin::email_link))
-        .route("/magic", get(signin::magic))
+        .route("/magic", get(signin::magic).post(signin::switch_account))
         .route("/logout", post(signin::logout))
         .route(
             "/account/authorization-code/{code}",

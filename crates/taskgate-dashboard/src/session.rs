@@ -260,17 +260,8 @@ pub fn decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A path to return to after sign-in: local (`/…`, not `//…`), else `/`.
+/// A path to return to after sign-in: a path on this server
+/// ([`taskgate_core::return_path::return_path`]), else `/`.
 pub fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(p)
-            if p.starts_with('/')
-                && !p.starts_with("//")
-                && !p.contains('\\')
-                && p.len() <= 2048 =>
-        {
-            p.to_string()
-        }
-        _ => "/".to_string(),
-    }
+    taskgate_core::return_path::return_path_or_root(next)
 }

@@ -3,7 +3,6 @@
 //! A link is issued by `taskgate login-link --email …` on the server's host ([`issue_link`]);
 //! it works once, for [`SIGN_IN_LINK_TTL`], and is never written to a log.
 
-use anyhow::bail;
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +27,38 @@ use crate::session::{
     SESSION_TTL,
 };
 
+/// Why [`issue_link`] issued no link. Its message names the email, for the operator who typed
+/// it; logs use [`LinkRefused::kind`], which does not.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkRefused {
+    #[error("{0:?} is not an email address")]
+    NotAnEmail(String),
+    #[error(
+        "no user has the email {0:?}, and --sign-in-allow / --admin-emails do not admit it"
+    )]
+    NotAdmitted(String),
+    #[error("{recent} sign-in links were issued for {email:?} in the last {minutes} minutes: wait before asking for another")]
+    TooMany {
+        email: String,
+        recent: u32,
+        minutes: i64,
+    },
+    #[error(transparent)]
+    Store(#[from] taskgate_store::StoreError),
+}
+
+impl LinkRefused {
+    /// What kind of refusal this is, without the address.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LinkRefused::NotAnEmail(_) => "not an email address",
+            LinkRefused::NotAdmitted(_) => "no such user, and sign-up does not admit the address",
+            LinkRefused::TooMany { .. } => "too many links for this address in the window",
+            LinkRefused::Store(_) => "the database could not be reached",
+        }
+    }
+}
+
 /// Issues a one-time sign-in link for `email` and returns it, as
 /// `<base_url>/magic?token=…`. Refused when no user has that email and the configuration does
 /// not admit it as a newcomer, or after [`SIGN_IN_LINKS_PER_WINDOW`] links for one email
@@ -38,25 +69,24 @@ pub async fn issue_link(
     base_url: &str,
     email: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<SecretString> {
+) -> Result<SecretString, LinkRefused> {
     let email = email.trim();
     if !email.contains('@') || email.len() > 254 {
-        bail!("{email:?} is not an email address");
+        return Err(LinkRefused::NotAnEmail(email.to_string()));
     }
     let known = find_user(store, email).await?.is_some();
     if !known && !config.may_sign_up(email) {
-        bail!(
-            "no user has the email {email:?}, and --sign-in-allow / --admin-emails do not admit it"
-        );
+        return Err(LinkRefused::NotAdmitted(email.to_string()));
     }
     let recent = store
         .count_sign_in_links(email, now - SIGN_IN_LINK_WINDOW)
         .await?;
     if recent >= SIGN_IN_LINKS_PER_WINDOW {
-        bail!(
-            "{recent} sign-in links were issued for {email:?} in the last {} minutes: wait before asking for another",
-            SIGN_IN_LINK_WINDOW.num_minutes()
-        );
+        return Err(LinkRefused::TooMany {
+            email: email.to_string(),
+            recent,
+            minutes: SIGN_IN_LINK_WINDOW.num_minutes(),
+        });
     }
     let token = new_sign_in_token();
     store
@@ -203,20 +233,33 @@ pub async fn email_link(
             "Enter the email address you sign in with.",
         ));
     }
+    // Whether the address may sign in, the link and the mail are all decided off the request
+    // path: the answer below comes at once and is the same for every address, so neither its
+    // words nor its timing tell who has an account. What happened is logged.
     let base = taskgate_server::public_url::public_url(&state, &headers);
-    match issue_link(&*state.store, &state.config, &base, email, state.now()).await {
-        Ok(link) => {
-            if let Err(e) = crate::mail::send_sign_in_link(smtp, email, &link).await {
-                tracing::error!(error = %format!("{e:#}"), "could not email a sign-in link");
-                return Err(PageError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "The server could not send email just now. Try again in a minute, or ask its operator for a link.",
-                ));
-            }
-            tracing::info!("sign-in link emailed");
+    let (smtp, email_owned) = (smtp.clone(), email.to_string());
+    let task_state = state.clone();
+    tokio::spawn(async move {
+        let state = task_state;
+        let issued = issue_link(
+            &*state.store,
+            &state.config,
+            &base,
+            &email_owned,
+            state.now(),
+        )
+        .await;
+        match issued {
+            Ok(link) => match crate::mail::send_sign_in_link(&smtp, &email_owned, &link).await {
+                Ok(()) => tracing::info!("sign-in link emailed"),
+                Err(e) => tracing::error!(
+                    error = %format!("{e:#}"),
+                    "could not email a sign-in link; check --smtp-url and the mail server (the link was issued and expires unused)"
+                ),
+            },
+            Err(e) => tracing::info!(reason = e.kind(), "sign-in link not sent"),
         }
-        Err(e) => tracing::info!(reason = %e, "sign-in link not sent"),
-    }
+    });
     let body = html! {
         h1 { "Check your email" }
         p.panel role="status" { "If " strong { (email) } " may sign in here, a sign-in link is on its way. It works once, for "
@@ -230,24 +273,82 @@ pub struct MagicQuery {
     token: Option<String>,
 }
 
-/// `GET /magic?token=…`: spends a sign-in link and starts a session.
+/// `GET /magic?token=…`: spends a sign-in link and starts a session. A browser that is already
+/// signed in is asked first, and the link is not spent until it answers: opening someone
+/// else's link (sent by an attacker, say) must not silently swap the session for theirs.
 pub async fn magic(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<MagicQuery>,
 ) -> PageResult {
     let token = q.token.filter(|t| t.len() <= 128).unwrap_or_default();
+    match signed_in(&headers, &state).await? {
+        Some(current) => Ok(confirm_switch(&current, &token)),
+        None => sign_in_with_link(&state, &headers, &token, None).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SwitchForm {
+    token: Option<String>,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// `POST /magic`: the signed-in user chose to end their session and use the link. The form
+/// carries the current session's CSRF token, so another site cannot post it for them.
+pub async fn switch_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: SignedIn,
+    Form(form): Form<SwitchForm>,
+) -> PageResult {
+    who.check_csrf(&state, form.csrf.as_deref())?;
+    let token = form.token.filter(|t| t.len() <= 128).unwrap_or_default();
+    sign_in_with_link(&state, &headers, &token, Some(&who)).await
+}
+
+/// The page that asks a signed-in user before a sign-in link replaces their session.
+fn confirm_switch(current: &SignedIn, token: &str) -> Response {
+    let body = html! {
+        h1 { "You are already signed in" }
+        div.panel {
+            p { "You are signed in as " strong { (current.session.user.email) } "." }
+            p { "This sign-in link may belong to another account. Use it only if you asked for it: "
+                "it ends your current session." }
+            form method="post" action="/magic" {
+                input type="hidden" name="_csrf" value=(current.csrf());
+                input type="hidden" name="token" value=(token);
+                button type="submit" { "Sign out and use the link" }
+            }
+            p { a href="/" { "Stay signed in as " (current.session.user.email) } }
+        }
+    };
+    send(page("Already signed in", Some(&current.viewer()), body))
+}
+
+/// Spends the link `token` and starts a session for its account, ending `replacing` (the
+/// session it replaces) once the link proved good.
+async fn sign_in_with_link(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    replacing: Option<&SignedIn>,
+) -> PageResult {
     let now = state.now();
     let spent = state
         .store
-        .consume_sign_in_link(&sha256_hex(&token), now)
+        .consume_sign_in_link(&sha256_hex(token), now)
         .await?;
     let Some(email) = spent else {
         return Err(PageError::bad_request(
             "This sign-in link has expired or was already used. Ask for a new one.",
         ));
     };
-    let user = user_for_sign_in(&state, &email, now).await?;
+    let user = user_for_sign_in(state, &email, now).await?;
+    if let Some(old) = replacing {
+        state.store.end_session(&old.token_hash(), now).await?;
+    }
     let session_token = new_session_token();
     state
         .store
@@ -260,17 +361,17 @@ pub async fn magic(
             now,
         )
         .await?;
-    tracing::info!(user.id = %user.id, "dashboard sign-in");
-    let next = cookie(&headers, NEXT_COOKIE)
+    tracing::info!(user.id = %user.id, replaced_session = replacing.is_some(), "dashboard sign-in");
+    let next = cookie(headers, NEXT_COOKIE)
         .and_then(session::decode)
         .map(|p| local_path(Some(&p)))
         .unwrap_or_else(|| "/".into());
     let mut resp = see_other(&next);
     let h = resp.headers_mut();
-    if let Some(c) = session::session_cookie(&state, &headers, &session_token) {
+    if let Some(c) = session::session_cookie(state, headers, &session_token) {
         h.append(header::SET_COOKIE, c);
     }
-    if let Some(c) = set_cookie(&state, &headers, NEXT_COOKIE, "", chrono::Duration::zero()) {
+    if let Some(c) = set_cookie(state, headers, NEXT_COOKIE, "", chrono::Duration::zero()) {
         h.append(header::SET_COOKIE, c);
     }
     Ok(resp)

@@ -2,6 +2,10 @@
 //! origin may call and may read every response header (the run token headers, Electric's
 //! headers). No cookies are involved, so `*` grants nothing a bearer token does not.
 //!
+//! HTML is the exception: the dashboard's pages (and the API reference page) are for this
+//! origin's own browser tabs, answered with the signed-in user's cookie, and no other origin
+//! has any business reading them. They get no CORS headers at all.
+//!
 //! Written as one small layer that adds constant headers to the response, because a realtime
 //! long-poll holds its request open for up to a minute and the general-purpose layer this
 //! replaces kept about 35 KiB of resident memory per open request: with 1,000 open
@@ -16,7 +20,8 @@ use std::task::{ready, Context, Poll};
 use axum::extract::Request;
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, VARY,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, CONTENT_TYPE,
+    VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +38,14 @@ const MAX_REQUEST_HEADERS_LEN: usize = 2048;
 fn add_common(headers: &mut HeaderMap) {
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY);
     headers.append(VARY, VARY_ON);
+}
+
+/// Whether a response is an HTML page.
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
 }
 
 /// The `Access-Control-Allow-Headers` a preflight answers `req` with.
@@ -124,6 +137,9 @@ where
             CorsProj::Route { inner } => {
                 let mut resp = ready!(inner.poll(cx))?;
                 let h = resp.headers_mut();
+                if is_html(h) {
+                    return Poll::Ready(Ok(resp));
+                }
                 add_common(h);
                 h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, ANY);
                 Poll::Ready(Ok(resp))

@@ -71,6 +71,47 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// drops its whole cache, see the server's cache listener).
 const EVENT_BUFFER: usize = 1024;
 
+/// Creates the database file with mode 0600 when it does not exist (SQLite then creates its
+/// `-wal` and `-shm` files with the database's mode), and takes group and other access away
+/// from an existing database and those files (one made before this rule, or by hand).
+fn restrict_database_files(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let cannot = |e: std::io::Error| {
+            StoreError::Other(format!("cannot restrict {}: {e}", path.display()))
+        };
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return Ok(());
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(cannot(e)),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            match std::fs::metadata(file) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                        .map_err(cannot)?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(cannot(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -80,7 +121,10 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and applies pending migrations.
+    /// The file and its WAL and shared-memory files are readable by their owner only: they
+    /// hold sealed keys and every run's payload.
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        restrict_database_files(path)?;
         let base = SqliteConnectOptions::new()
             .filename(path)
             .journal_mode(SqliteJournalMode::Wal)

@@ -516,6 +516,12 @@ fn env_vars(e: &EnvVars) -> Result<()> {
         }
         EnvCommand::Get { .. } => {
             let value: EnvVarValue = parse(&body)?;
+            if value.is_secret {
+                bail!(
+                    "{} is a secret variable: its value is write-only and cannot be read back (the environment's runs receive it)",
+                    value.name
+                );
+            }
             println!("{}", value.value);
         }
         EnvCommand::Set { name, .. } => println!("Set {name}"),

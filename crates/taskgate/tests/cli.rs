@@ -570,8 +570,14 @@ fn env_commands_set_list_get_import_and_unset() {
     let table = cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
     assert!(table.stdout.contains("REGION") && !table.stdout.contains("from-stdin-secret"));
     let args = with(&["env", "get", "API_TOKEN"]);
-    let got = cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
-    assert_eq!(got.stdout.trim(), "from-stdin-secret");
+    let secret = cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ne!(secret.code, 0, "a secret cannot be read back");
+    assert!(!secret.stdout.contains("from-stdin-secret"), "{}", secret.stdout);
+    assert!(!secret.stderr.contains("from-stdin-secret"), "{}", secret.stderr);
+    assert!(secret.stderr.contains("write-only"), "{}", secret.stderr);
+    let args = with(&["env", "get", "REGION"]);
+    let plain = cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    assert_eq!(plain.stdout.trim(), "eu");
     let args = with(&["env", "unset", "MODE"]);
     cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
     let args = with(&["env", "get", "MODE"]);

@@ -23,6 +23,10 @@ export default [
       const got = await env("get", "COMPAT_COLOR", "--raw");
       assert.equal(got.code, 0, describe(got));
       assert.equal(got.stdout.trim(), "teal", describe(got));
+      // A secret is write-only: the CLI reads it back as redacted, never as its value.
+      const hidden = await env("get", "COMPAT_TOKEN", "--raw");
+      assert.equal(hidden.code, 0, describe(hidden));
+      assert.equal(hidden.stdout.trim(), "<redacted>", describe(hidden));
       step("env list");
       const list = await env("list");
       assert.equal(list.code, 0, describe(list));

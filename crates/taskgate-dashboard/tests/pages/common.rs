@@ -360,6 +360,23 @@ impl TestApp {
     }
 }
 
+/// The first `n` messages `inbox` receives, waiting up to 10 s for them.
+pub async fn wait_for_mail(inbox: &Arc<std::sync::Mutex<Vec<String>>>, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mail = inbox.lock().unwrap().clone();
+        if mail.len() >= n {
+            return mail;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} messages arrived",
+            mail.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A minimal SMTP server on a loopback port that accepts every message and keeps its data:
 /// (its port, the messages received).
 pub async fn fake_smtp() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {

@@ -158,7 +158,10 @@ pub(crate) async fn resolved(
     Ok(out)
 }
 
-/// What a worker's task processes get: the environment's variables and the platform's.
+/// The environment's variables and the platform's, as the CLIs read them with the environment's
+/// key: the dev CLI before it indexes its tasks, the official `env get`, `env list` and
+/// `env pull`. A secret variable reads `<redacted>` here, as everywhere a person or a key reads
+/// it: only the task process of a run receives its value, in the attempt's start.
 #[utoipa::path(get, path = "/api/v1/projects/{projectRef}/envvars", tag = "envvars", security(("secretKey" = [])),
     params(("projectRef" = String, Path)),
     responses((status = 200, body = EnvVarsResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -172,7 +175,7 @@ pub async fn worker_env_vars(
     let mut variables: BTreeMap<String, String> = resolved(&state, &principal.env)
         .await?
         .into_iter()
-        .map(|(k, (v, _))| (k, v))
+        .map(|(k, (v, secret))| (k, if secret { REDACTED.into() } else { v }))
         .collect();
     // The platform's variables win: they say where this server is.
     let platform = env_vars(&state, &base, &principal.env).await?;
@@ -244,7 +247,8 @@ pub async fn create_env_var(
     Ok(Json(EnvVarSuccess { success: true }))
 }
 
-/// One variable's value (secret ones too: the caller may read this environment's secrets).
+/// One variable, its value redacted when it is secret: a secret is write-only for people and
+/// keys alike, and only the environment's task processes receive it.
 #[utoipa::path(get, path = "/api/v1/projects/{projectRef}/envvars/{env}/{name}", tag = "envvars", security(("personalAccessToken" = []), ("userActorToken" = []), ("secretKey" = [])),
     params(("projectRef" = String, Path), ("env" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = EnvVarValue), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -255,11 +259,15 @@ pub async fn get_env_var(
     headers: HeaderMap,
 ) -> ApiResult<Json<EnvVarValue>> {
     let env = environment(&state, &caller, &project_ref, &env, &headers, "read").await?;
-    let (value, _) = resolved(&state, &env)
+    let (value, is_secret) = resolved(&state, &env)
         .await?
         .remove(&name)
         .ok_or_else(|| ApiError::not_found("Environment variable not found"))?;
-    Ok(Json(EnvVarValue { value }))
+    Ok(Json(EnvVarValue {
+        name,
+        value: if is_secret { REDACTED.into() } else { value },
+        is_secret,
+    }))
 }
 
 /// Changes an existing variable's value.

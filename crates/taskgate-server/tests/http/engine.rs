@@ -734,9 +734,16 @@ async fn env_vars_are_sealed_and_reach_the_worker(b: Backend) {
             { "name": "REGION", "value": "eu", "isSecret": false }
         ])
     );
+    // A secret is write-only: neither a person nor the environment's key reads it back.
+    for who in [&admin, &key] {
+        assert_eq!(
+            app.get(&format!("{base}/API_TOKEN"), who).await.body,
+            json!({ "name": "API_TOKEN", "value": "<redacted>", "isSecret": true })
+        );
+    }
     assert_eq!(
-        app.get(&format!("{base}/API_TOKEN"), &admin).await.body,
-        json!({ "value": "s3cret-value" })
+        app.get(&format!("{base}/REGION"), &admin).await.body,
+        json!({ "name": "REGION", "value": "eu", "isSecret": false })
     );
     let r = app
         .request(
@@ -764,10 +771,18 @@ async fn env_vars_are_sealed_and_reach_the_worker(b: Backend) {
     let vars = &worker_vars.body["variables"];
     assert_eq!(
         (vars["API_TOKEN"].as_str(), vars["REGION"].as_str()),
-        (Some("s3cret-value"), Some("us"))
+        (Some("<redacted>"), Some("us")),
+        "the CLIs' view of the variables redacts secrets too"
     );
     assert!(vars.get("MODE").is_none());
     assert!(vars["TRIGGER_API_URL"].is_string());
+    // The task process of a run is what receives a secret's value: in its attempt's start.
+    let worker = register(&app, &project, &key, &["t"]).await;
+    trigger(&app, &key, "t", json!({})).await;
+    let m = dequeue(&app, &key, &worker).await.remove(0);
+    let started = start(&app, &key, &m).await;
+    assert_eq!(started["envVars"]["API_TOKEN"], "s3cret-value");
+    assert_eq!(started["envVars"]["REGION"], "us");
     // Bad names and another environment's key are refused.
     let r = app
         .post(&base, &admin, json!({ "name": "A=B", "value": "x" }))
