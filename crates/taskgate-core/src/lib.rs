@@ -27,6 +27,7 @@ pub mod task_error;
 pub mod text;
 pub mod time;
 pub mod uat;
+pub mod vault;
 
 pub use crypto::MasterKey;
 pub use env::EnvType;

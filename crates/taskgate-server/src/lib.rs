@@ -19,7 +19,6 @@ pub mod serve;
 pub mod socketio;
 pub mod state;
 pub mod telemetry;
-pub mod vault;
 pub mod workers;
 
 pub use jobs::usage::flush_usage;
@@ -34,7 +33,7 @@ use taskgate_store::Store;
 use crate::auth::cache::AuthCache;
 use crate::config::Config;
 use crate::state::AppState;
-use crate::vault::KeyVault;
+use taskgate_core::vault::KeyVault;
 
 /// Opens the store named by the configuration: PostgreSQL for a `postgres://` URL, SQLite for
 /// a `sqlite:` URL, else SQLite in the data directory.

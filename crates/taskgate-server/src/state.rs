@@ -11,7 +11,7 @@ use crate::auth::cache::AuthCache;
 use crate::auth::policy::AccessPolicy;
 use crate::config::Config;
 use crate::realtime::Watchers;
-use crate::vault::KeyVault;
+use taskgate_core::vault::KeyVault;
 use crate::workers::Workers;
 
 /// Shared state. The router clones it into every request, so it is one `Arc`: a clone is a

@@ -74,29 +74,7 @@ pub struct ProjectAccess {
     pub role: Role,
 }
 
-/// A key as a store sees it: a lookup hash, a sealed copy and the last four characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyMaterial {
-    /// Lowercase hex SHA-256 of the key; the unique lookup column.
-    pub hash: String,
-    /// The key sealed with the master key (`taskgate_core::crypto`).
-    pub sealed: String,
-    /// Last four characters, for display.
-    pub last_four: String,
-}
-
-/// The secret and public key of a new or rotated environment.
-#[derive(Debug, Clone)]
-pub struct EnvKeys {
-    pub secret: KeyMaterial,
-    pub public: KeyMaterial,
-}
-
-/// Makes fresh keys for an environment type. Stores call it inside the transaction that creates
-/// environments, so that rows created concurrently (a project and a member) each get keys.
-pub trait KeyMinter: Send + Sync {
-    fn mint(&self, env_type: EnvType) -> EnvKeys;
-}
+pub use taskgate_core::vault::{EnvKeys, KeyMaterial, KeyMinter};
 
 /// A runtime environment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,46 @@
-//! [`KeyVault`]: seals environment keys under the master key before they reach a store, opens
-//! them when the server needs to sign with one, and mints fresh keys for new environments.
+//! [`KeyVault`]: seals environment keys and variables under the master key before they reach a
+//! store, opens them when the server needs one, and mints fresh keys for new environments.
+//! What a store is given ([`KeyMaterial`], [`EnvKeys`]) is already hashed and sealed.
 
 use secrecy::{ExposeSecret, SecretString};
-use taskgate_core::crypto::MasterKey;
-use taskgate_core::env::EnvType;
-use taskgate_core::hash::sha256_hex;
-use taskgate_core::keys;
-use taskgate_store::{EnvKeys, KeyMaterial, KeyMinter};
+
+use crate::crypto::MasterKey;
+use crate::env::EnvType;
+use crate::hash::sha256_hex;
+use crate::keys;
+
+/// A key as a store sees it: a lookup hash, a sealed copy and the last four characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMaterial {
+    /// Lowercase hex SHA-256 of the key; the unique lookup column.
+    pub hash: String,
+    /// The key sealed with the master key ([`crate::crypto`]).
+    pub sealed: String,
+    /// Last four characters, for display.
+    pub last_four: String,
+}
+
+/// The secret and public key of a new or rotated environment.
+#[derive(Debug, Clone)]
+pub struct EnvKeys {
+    pub secret: KeyMaterial,
+    pub public: KeyMaterial,
+}
+
+/// Makes fresh keys for an environment type. Stores call it inside the transaction that creates
+/// environments, so that rows created concurrently (a project and a member) each get keys.
+pub trait KeyMinter: Send + Sync {
+    fn mint(&self, env_type: EnvType) -> EnvKeys;
+}
+
+/// A sealed value that does not open under this master key (or not for this purpose).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("an environment key could not be decrypted: is TASKGATE_ENCRYPTION_KEY the key it was sealed with?")]
+    Key,
+    #[error("an environment variable could not be decrypted: is TASKGATE_ENCRYPTION_KEY the key it was sealed with?")]
+    Variable,
+}
 
 /// Associated data binding a sealed value to its purpose: a sealed environment key cannot be
 /// replayed into another column that is sealed under the same master key.
@@ -49,10 +83,10 @@ impl KeyVault {
     }
 
     /// Opens a sealed secret key. Fails only if the master key is not the one that sealed it.
-    pub fn open_secret(&self, sealed: &str) -> anyhow::Result<SecretString> {
+    pub fn open_secret(&self, sealed: &str) -> Result<SecretString, OpenError> {
         self.master
             .decrypt(sealed, ENV_KEY_AAD)
-            .map_err(|_| anyhow::anyhow!("an environment key could not be decrypted: is TASKGATE_ENCRYPTION_KEY the key it was sealed with?"))
+            .map_err(|_| OpenError::Key)
     }
 
     /// Seals an environment variable's value, bound to its environment and name.
@@ -67,10 +101,10 @@ impl KeyVault {
         environment_id: &str,
         key: &str,
         sealed: &str,
-    ) -> anyhow::Result<SecretString> {
+    ) -> Result<SecretString, OpenError> {
         self.master
             .decrypt(sealed, &env_var_aad(environment_id, key))
-            .map_err(|_| anyhow::anyhow!("an environment variable could not be decrypted: is TASKGATE_ENCRYPTION_KEY the key it was sealed with?"))
+            .map_err(|_| OpenError::Variable)
     }
 
     /// New keys for an environment, and the plaintext secret key (shown once).
