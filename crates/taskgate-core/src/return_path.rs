@@ -148,7 +148,10 @@ mod tests {
         for p in refused {
             assert_eq!(return_path(p), None, "{p:?} must be refused");
         }
-        assert_eq!(return_path(&format!("/{}", "a".repeat(MAX_RETURN_PATH_LEN))), None);
+        assert_eq!(
+            return_path(&format!("/{}", "a".repeat(MAX_RETURN_PATH_LEN))),
+            None
+        );
     }
 
     #[test]

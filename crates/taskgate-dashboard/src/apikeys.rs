@@ -128,7 +128,7 @@ pub async fn keys_page(
     let title = env_title(&env);
     let here = base(&org, &project, &env);
     let words = confirmation(&state, &who, auth);
-    let grace_hours = state.config.grace.num_hours();
+    let grace_hours = state.config.tokens.grace.num_hours();
     let body = html! {
         (page_env.nav("apikeys"))
         h1 { "API keys" }

@@ -229,7 +229,7 @@ pub async fn errors_page(
     let pe = envs::resolve(&state, &who, &org, &project, &env).await?;
     pe.require(&state, &who, "read", &[Resource::new("errors")])?;
     let now = state.now();
-    let query = list_query(&q.api_params(), now, state.config.error_retention)?;
+    let query = list_query(&q.api_params(), now, state.config.engine.error_retention)?;
     let env_id = pe.auth.environment.id.clone();
     let page_rows = state.store.list_error_groups(&env_id, &query).await?;
     let ids: Vec<String> = page_rows.rows.iter().map(|r| r.group.id.clone()).collect();

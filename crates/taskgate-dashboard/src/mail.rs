@@ -4,7 +4,7 @@ use anyhow::Context;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
-use taskgate_server::config::Smtp;
+use taskgate_config::Smtp;
 
 /// Sends `link` to `to`. The error names what failed, never the link.
 pub async fn send_sign_in_link(smtp: &Smtp, to: &str, link: &SecretString) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use maud::html;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use taskgate_config::Config;
 use taskgate_core::hash::sha256_hex;
 use taskgate_core::ratelimit::{Interval, LimitConfig};
 use taskgate_core::signin::{
@@ -17,7 +18,6 @@ use taskgate_core::signin::{
     SIGN_IN_LINK_WINDOW, SIGN_IN_REQUESTS_PER_ADDRESS,
 };
 use taskgate_server::client_ip::ClientIp;
-use taskgate_server::config::Config;
 use taskgate_server::state::AppState;
 use taskgate_store::{Actor, NewSession, NewSignInLink, NewUser, Store, User};
 
@@ -33,9 +33,7 @@ use crate::session::{
 pub enum LinkRefused {
     #[error("{0:?} is not an email address")]
     NotAnEmail(String),
-    #[error(
-        "no user has the email {0:?}, and --sign-in-allow / --admin-emails do not admit it"
-    )]
+    #[error("no user has the email {0:?}, and --sign-in-allow / --admin-emails do not admit it")]
     NotAdmitted(String),
     #[error("{recent} sign-in links were issued for {email:?} in the last {minutes} minutes: wait before asking for another")]
     TooMany {
@@ -75,7 +73,7 @@ pub async fn issue_link(
         return Err(LinkRefused::NotAnEmail(email.to_string()));
     }
     let known = find_user(store, email).await?.is_some();
-    if !known && !config.may_sign_up(email) {
+    if !known && !config.sign_in.may_sign_up(email) {
         return Err(LinkRefused::NotAdmitted(email.to_string()));
     }
     let recent = store
@@ -131,7 +129,7 @@ pub async fn login_page(
     }
     let body = html! {
         h1 { "Sign in to taskgate" }
-        @if state.config.smtp.is_some() {
+        @if state.config.sign_in.smtp.is_some() {
             form.panel method="post" action="/login/magic" {
                 label for="email" { "Email" }
                 input #email name="email" type="email" required autocomplete="email" size="32";
@@ -181,7 +179,7 @@ pub async fn email_link(
     ClientIp(ip): ClientIp,
     Form(form): Form<EmailForm>,
 ) -> PageResult {
-    let Some(smtp) = &state.config.smtp else {
+    let Some(smtp) = &state.config.sign_in.smtp else {
         return Err(PageError::not_found_with(
             "This server does not send email: sign-in links come from `taskgate login-link` on its host.",
         ));
@@ -387,18 +385,18 @@ async fn user_for_sign_in(state: &AppState, email: &str, now: DateTime<Utc>) -> 
     };
     let config = &state.config;
     match find_user(&*state.store, email).await? {
-        Some(user) if !user.admin && config.is_admin_email(&user.email) => Ok(state
+        Some(user) if !user.admin && config.sign_in.is_admin_email(&user.email) => Ok(state
             .store
             .set_user_admin(&user.id, true, &system, now)
             .await?),
         Some(user) => Ok(user),
-        None if config.may_sign_up(email) => Ok(state
+        None if config.sign_in.may_sign_up(email) => Ok(state
             .store
             .create_user(
                 NewUser {
                     email: email.to_string(),
                     name: None,
-                    admin: config.is_admin_email(email),
+                    admin: config.sign_in.is_admin_email(email),
                 },
                 &system,
                 now,

@@ -104,7 +104,7 @@ pub async fn tokens_page(
                     label for="ttl" { "Lifetime" }
                     select #ttl name="ttl" {
                         @for (secs, label) in TTL_CHOICES {
-                            @if secs <= state.config.max_uat_ttl_seconds {
+                            @if secs <= state.config.tokens.max_uat_ttl_seconds {
                                 option value=(secs) selected[secs == 3600] { (label) }
                             }
                         }
@@ -210,7 +210,7 @@ pub async fn mint(
         .ok_or_else(|| PageError::bad_request("Choose one of your live tokens to mint from."))?;
     let ttl = validate_ttl(
         form.ttl.map(Value::from).as_ref(),
-        state.config.max_uat_ttl_seconds,
+        state.config.tokens.max_uat_ttl_seconds,
     )
     .map_err(|e| PageError::bad_request(format!("Lifetime: {e}")))?;
     let scopes: Vec<String> = form

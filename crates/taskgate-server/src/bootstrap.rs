@@ -12,7 +12,7 @@ use taskgate_core::hash::sha256_hex;
 use taskgate_core::pat::{generate_pat, obfuscate_pat};
 use taskgate_store::{NewPersonalAccessToken, NewUser, Store};
 
-use crate::config::Config;
+use taskgate_config::Config;
 
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 pub const MASTER_KEY_FILE: &str = "master.key";
@@ -67,17 +67,18 @@ fn read_or_create(path: &Path, create: impl FnOnce() -> String) -> anyhow::Resul
 /// The master key: `TASKGATE_ENCRYPTION_KEY`, else `<data-dir>/master.key`, created on first
 /// start. Losing it makes every sealed environment key unreadable (see docs/keys.md).
 pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
-    if let Some(k) = &config.encryption_key {
+    if let Some(k) = &config.secrets.encryption_key {
         return MasterKey::from_encoded(k.expose_secret()).map_err(|_| {
             anyhow::anyhow!("encryption-key: expected 32 bytes as 64 hex characters or base64")
         });
     }
-    let path = config.data_dir.join(MASTER_KEY_FILE);
+    let path = config.server.data_dir.join(MASTER_KEY_FILE);
     let (encoded, created) = read_or_create(&path, || MasterKey::generate().to_encoded())?;
     if created {
         tracing::info!(path = %path.display(), "generated a master key; back it up: keys cannot be read without it");
         if config
-            .database_url
+            .database
+            .url
             .as_deref()
             .is_some_and(|u| u.starts_with("postgres"))
         {
@@ -90,10 +91,10 @@ pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
 
 /// The session secret signing user-actor tokens: `TASKGATE_SESSION_SECRET`, else generated.
 pub fn session_secret(config: &Config) -> anyhow::Result<SecretBox<Vec<u8>>> {
-    let value = match &config.session_secret {
+    let value = match &config.secrets.session_secret {
         Some(s) => s.expose_secret().to_string(),
         None => {
-            let path = config.data_dir.join(SESSION_SECRET_FILE);
+            let path = config.server.data_dir.join(SESSION_SECRET_FILE);
             read_or_create(&path, || MasterKey::generate().to_encoded())?.0
         }
     };
@@ -121,7 +122,7 @@ pub async fn bootstrap_admin(
     store: &dyn Store,
     config: &Config,
 ) -> anyhow::Result<Option<PathBuf>> {
-    let path = config.data_dir.join(ADMIN_TOKEN_FILE);
+    let path = config.server.data_dir.join(ADMIN_TOKEN_FILE);
     let token: SecretString = generate_pat();
     let plain = token.expose_secret();
     // Written before the commit (as a temp file) so a crash cannot leave an admin nobody can
@@ -129,7 +130,7 @@ pub async fn bootstrap_admin(
     let pending = path.with_extension("pending");
     write_secret_file(&pending, &format!("{plain}\n"))?;
     let admin = NewUser {
-        email: config.admin_email.clone(),
+        email: config.sign_in.admin_email.clone(),
         name: Some("Administrator".into()),
         admin: true,
     };

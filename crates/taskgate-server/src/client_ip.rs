@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
-use crate::config::Config;
 use crate::state::AppState;
+use taskgate_config::Config;
 
 /// The client's address as an extractor: `None` when the request does not say.
 pub struct ClientIp(pub Option<IpAddr>);
@@ -27,7 +27,7 @@ impl FromRequestParts<AppState> for ClientIp {
 /// The client's address, when the request says it: [`crate::serve`] records every
 /// connection's peer; a router driven without it (tests) has none unless the header is set.
 pub fn client_ip(parts: &Parts, config: &Config) -> Option<IpAddr> {
-    if let Some(name) = &config.client_ip_header {
+    if let Some(name) = &config.server.client_ip_header {
         let named = parts
             .headers
             .get_all(name)
@@ -72,7 +72,8 @@ mod tests {
             "10.0.0.1".parse().ok(),
             "header ignored"
         );
-        config.client_ip_header = Some(axum::http::HeaderName::from_static("x-forwarded-for"));
+        config.server.client_ip_header =
+            Some(axum::http::HeaderName::from_static("x-forwarded-for"));
         let p = parts(
             &[("x-forwarded-for", "6.6.6.6, 203.0.113.7")],
             Some("10.0.0.1:5000"),

@@ -26,8 +26,8 @@ use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use crate::config::Timeouts;
 use crate::error::ApiError;
+use taskgate_config::Timeouts;
 
 /// A request body that fails once its deadline passes, and says so.
 struct DeadlineBody {

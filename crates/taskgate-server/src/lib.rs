@@ -3,7 +3,6 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod client_ip;
-pub mod config;
 pub mod cors;
 pub mod deadline;
 pub mod error;
@@ -31,20 +30,20 @@ use taskgate_core::time::{Clock, SystemClock};
 use taskgate_store::Store;
 
 use crate::auth::cache::AuthCache;
-use crate::config::Config;
 use crate::state::AppState;
+use taskgate_config::Config;
 use taskgate_core::vault::KeyVault;
 
 /// Opens the store named by the configuration: PostgreSQL for a `postgres://` URL, SQLite for
 /// a `sqlite:` URL, else SQLite in the data directory.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    match config.database_url.as_deref() {
+    match config.database.url.as_deref() {
         Some(url) if url.starts_with("postgres") => {
             let store = taskgate_store_postgres::PostgresStore::connect(
                 url,
-                config.database_replica_url.as_deref(),
-                config.migrate_on_start,
-                Some(config.timeouts.database_statement),
+                config.database.replica_url.as_deref(),
+                config.database.migrate_on_start,
+                Some(config.database.statement_timeout),
             )
             .await
             .context("database-url: cannot open the PostgreSQL database")?;
@@ -56,7 +55,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 .context("database-url: cannot open the SQLite database")?,
         )),
         None => {
-            let path = config.data_dir.join("taskgate.db");
+            let path = config.server.data_dir.join("taskgate.db");
             Ok(Arc::new(
                 taskgate_store_sqlite::SqliteStore::open(&path)
                     .await
@@ -71,7 +70,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// Everything a server needs, ready to route: store, secrets, first-run bootstrap, caches and
 /// their background tasks.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
-    bootstrap::ensure_data_dir(&config.data_dir)?;
+    bootstrap::ensure_data_dir(&config.server.data_dir)?;
     let store = open_store(&config).await?;
     build_state_with_store(config, clock, store).await
 }
@@ -82,15 +81,15 @@ pub async fn build_state_with_store(
     clock: Arc<dyn Clock>,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<AppState> {
-    bootstrap::ensure_data_dir(&config.data_dir)?;
+    bootstrap::ensure_data_dir(&config.server.data_dir)?;
     let master = bootstrap::master_key(&config)?;
     let session_secret = bootstrap::session_secret(&config)?;
     bootstrap::bootstrap_admin(&*store, &config).await?;
-    let cache = Arc::new(AuthCache::new(config.cache_ttl));
+    let cache = Arc::new(AuthCache::new(config.tokens.cache_ttl));
     let key_filter = Arc::new(auth::filter::KeyFilter::new(clock.clone()));
-    let limiter = match &config.rate_limits {
+    let limiter = match &config.rate_limits.limits {
         Some(limits) => {
-            let shared = match &config.redis_url {
+            let shared = match &config.rate_limits.redis_url {
                 Some(url) => Some(ratelimit::shared::SharedBuckets::new(url)?),
                 None => None,
             };
@@ -129,7 +128,7 @@ pub async fn build_state_with_store(
 /// within the shutdown deadline (a second signal ends the wait at once). `pages` are served
 /// beside the API (the binary passes the dashboard's).
 pub async fn serve(config: Config, pages: Router<AppState>) -> anyhow::Result<()> {
-    let listen = config.listen;
+    let listen = config.server.listen;
     let state = build_state(config, Arc::new(SystemClock)).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -137,7 +136,7 @@ pub async fn serve(config: Config, pages: Router<AppState>) -> anyhow::Result<()
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, backend = state.store.backend(), "taskgate listening");
     let login = format!("{}/login", public_url::configured_url(&state.config));
-    if state.config.smtp.is_some() {
+    if state.config.sign_in.smtp.is_some() {
         tracing::info!(url = %login, "dashboard: sign-in links are emailed; `taskgate login-link --email <your email>` on this host prints one too");
     } else {
         tracing::info!(url = %login, "dashboard: sign in with a one-time link printed by `taskgate login-link --email <your email>` on this host (no email is configured; links are never logged)");

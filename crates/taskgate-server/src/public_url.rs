@@ -26,11 +26,11 @@ impl FromRequestParts<AppState> for PublicUrl {
 
 /// The URL this server is reached by when there is no request to ask: `--public-url`, else
 /// the listen address (a wildcard address as the loopback one).
-pub fn configured_url(config: &crate::config::Config) -> String {
-    if let Some(url) = &config.public_url {
+pub fn configured_url(config: &taskgate_config::Config) -> String {
+    if let Some(url) = &config.server.public_url {
         return url.trim_end_matches('/').to_string();
     }
-    let mut addr = config.listen;
+    let mut addr = config.server.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr.ip() {
             std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -43,7 +43,7 @@ pub fn configured_url(config: &crate::config::Config) -> String {
 /// `--public-url`, else `<scheme>://<Host>` of the request (the scheme from
 /// `X-Forwarded-Proto` when it is `https`), else the listen address.
 pub fn public_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.config.public_url {
+    if let Some(url) = &state.config.server.public_url {
         return url.clone();
     }
     let host = headers
@@ -59,7 +59,7 @@ pub fn public_url(state: &AppState, headers: &HeaderMap) -> String {
     };
     match host {
         Some(h) => format!("{scheme}://{h}"),
-        None => format!("http://{}", state.config.listen),
+        None => format!("http://{}", state.config.server.listen),
     }
 }
 

@@ -13,13 +13,13 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::Timeouts;
 use crate::deadline::DeadlinesLayer;
 use crate::openapi::{docs_page, ApiDoc};
 use crate::realtime;
 use crate::routes::*;
 use crate::state::AppState;
 use crate::telemetry::TrackRequestsLayer;
+use taskgate_config::Timeouts;
 
 /// Room for a trigger body's envelope (options, encoding) around the largest payload.
 const TRIGGER_ENVELOPE_BYTES: usize = 1024 * 1024;
@@ -133,7 +133,7 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
 /// The OpenAPI document (what `GET /api/openapi.json` serves and `docs/openapi.json` holds).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let mut doc = api_router(
-        crate::config::DEFAULT_MAX_PAYLOAD_BYTES,
+        taskgate_config::engine::DEFAULT_MAX_PAYLOAD_BYTES,
         Timeouts::default(),
     )
     .into_openapi();
@@ -151,8 +151,9 @@ pub fn router(state: AppState) -> Router {
 /// get the request and body deadlines; a path neither serves falls through to the API's JSON
 /// 404.
 pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
-    let timeouts = state.config.timeouts;
-    let (routes, mut api) = api_router(state.config.max_payload_bytes, timeouts).split_for_parts();
+    let timeouts = state.config.server.timeouts;
+    let (routes, mut api) =
+        api_router(state.config.engine.max_payload_bytes, timeouts).split_for_parts();
     utoipa::Modify::modify(&crate::openapi::CommonResponses, &mut api);
     let api = Arc::new(api);
     let app = routes
@@ -185,7 +186,7 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
 /// layer it is given, boxing it again each time, and clones that chain of boxes for every
 /// request; one stack costs one box.
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
-    let body_limit = state.config.max_body_bytes;
+    let body_limit = state.config.server.max_body_bytes;
     let middleware = ServiceBuilder::new()
         // Every response is counted and logged, refusals and preflights included.
         .layer(TrackRequestsLayer)

@@ -169,7 +169,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     second: impl Future<Output = ()>,
 ) {
-    let timeouts = state.config.timeouts;
+    let timeouts = state.config.server.timeouts;
     let (closing_tx, closing) = watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));
     let drained = Arc::new(tokio::sync::Notify::new());

@@ -9,10 +9,10 @@ use taskgate_store::Store;
 
 use crate::auth::cache::AuthCache;
 use crate::auth::policy::AccessPolicy;
-use crate::config::Config;
 use crate::realtime::Watchers;
-use taskgate_core::vault::KeyVault;
 use crate::workers::Workers;
+use taskgate_config::Config;
+use taskgate_core::vault::KeyVault;
 
 /// Shared state. The router clones it into every request, so it is one `Arc`: a clone is a
 /// single reference count, whatever the state holds.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use taskgate_server::config::Config;
+use taskgate_config::Config;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -246,7 +246,7 @@ async fn a_frozen_database_answers_503_within_the_request_deadline() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
-    config.timeouts.request = Duration::from_secs(2);
+    config.server.timeouts.request = Duration::from_secs(2);
     let (router, state) = common::node(store, config).await;
     let admin = common::admin_token(dir.path());
     assert_eq!(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use taskgate_server::config::Config;
+use taskgate_config::Config;
 
 async fn send(
     router: &axum::Router,
@@ -114,7 +114,7 @@ async fn a_grace_ended_on_one_node_refuses_the_key_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_on_one_node_wakes_a_subscriber_on_the_other() {
-    let cluster = cluster(|c| c.realtime_poll = Duration::from_secs(120)).await;
+    let cluster = cluster(|c| c.engine.realtime_poll = Duration::from_secs(120)).await;
     let (a, b) = (&cluster.nodes[0].0, &cluster.nodes[1].0);
     let key = cluster.tenant().await.key;
     let (_, _, run) = send(a, "POST", "/api/v1/tasks/t/trigger", &key, Some(json!({}))).await;
@@ -219,7 +219,7 @@ fn redis_url() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_one_redis_hold_one_limit() {
-    let cluster = cluster(|c| c.redis_url = Some(redis_url().into())).await;
+    let cluster = cluster(|c| c.rate_limits.redis_url = Some(redis_url().into())).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     for (_, state) in &cluster.nodes {
         let shared = state.limiter.as_ref().unwrap().shared().unwrap().clone();

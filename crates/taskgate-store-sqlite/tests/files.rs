@@ -1,6 +1,9 @@
 //! The database files on disk: readable by their owner only.
-
 #![cfg(unix)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions report failures by panicking"
+)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -6,7 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use taskgate_server::config::{Config, ServeArgs, Sources};
+use taskgate_config::{Config, ServeArgs, Sources};
 
 /// taskgate: a self-hostable control plane for trigger.dev-compatible task platforms.
 #[derive(Debug, Parser)]
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
 /// Issues and prints a sign-in link: the link is a secret, so it goes to stdout only, never
 /// to a log.
 async fn login_link(config: &Config, email: &str) -> anyhow::Result<()> {
-    taskgate_server::bootstrap::ensure_data_dir(&config.data_dir)?;
+    taskgate_server::bootstrap::ensure_data_dir(&config.server.data_dir)?;
     let store = taskgate_server::open_store(config).await?;
     let base = taskgate_server::public_url::configured_url(config);
     let now = chrono::Utc::now();

@@ -572,8 +572,16 @@ fn env_commands_set_list_get_import_and_unset() {
     let args = with(&["env", "get", "API_TOKEN"]);
     let secret = cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_ne!(secret.code, 0, "a secret cannot be read back");
-    assert!(!secret.stdout.contains("from-stdin-secret"), "{}", secret.stdout);
-    assert!(!secret.stderr.contains("from-stdin-secret"), "{}", secret.stderr);
+    assert!(
+        !secret.stdout.contains("from-stdin-secret"),
+        "{}",
+        secret.stdout
+    );
+    assert!(
+        !secret.stderr.contains("from-stdin-secret"),
+        "{}",
+        secret.stderr
+    );
     assert!(secret.stderr.contains("write-only"), "{}", secret.stderr);
     let args = with(&["env", "get", "REGION"]);
     let plain = cli(h, &args.iter().map(String::as_str).collect::<Vec<_>>()).ok();

@@ -70,8 +70,8 @@ async fn links_are_refused_to_strangers_and_rate_limited(b: Backend) {
 
 async fn the_allow_list_admits_newcomers_and_admin_emails_make_admins(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.sign_in_allow = vec!["@example.com".into()];
-        c.admin_emails = vec!["boss@corp.example".into()];
+        c.sign_in.allow = vec!["@example.com".into()];
+        c.sign_in.admin_emails = vec!["boss@corp.example".into()];
     })
     .await;
     app.sign_in("new@example.com").await;
@@ -197,7 +197,7 @@ async fn pages_carry_a_strict_policy_and_hashed_assets(b: Backend) {
 async fn an_emailed_link_signs_in_and_the_form_tells_nobody_who_has_an_account(b: Backend) {
     let (port, inbox) = crate::common::fake_smtp().await;
     let app = TestApp::with_config(b, |c| {
-        c.smtp = Some(taskgate_server::config::Smtp {
+        c.sign_in.smtp = Some(taskgate_config::Smtp {
             url: format!("smtp://127.0.0.1:{port}").into(),
             from: "taskgate <noreply@example.com>".into(),
         });
@@ -239,7 +239,7 @@ async fn an_emailed_link_signs_in_and_the_form_tells_nobody_who_has_an_account(b
 
 async fn a_failing_mail_server_answers_alike_and_no_email_means_no_form(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.smtp = Some(taskgate_server::config::Smtp {
+        c.sign_in.smtp = Some(taskgate_config::Smtp {
             url: "smtp://127.0.0.1:1".to_string().into(),
             from: "noreply@example.com".into(),
         });
@@ -282,7 +282,7 @@ async fn a_slow_mail_server_does_not_slow_the_answer_for_a_known_address(b: Back
         }
     });
     let app = TestApp::with_config(b, |c| {
-        c.smtp = Some(taskgate_server::config::Smtp {
+        c.sign_in.smtp = Some(taskgate_config::Smtp {
             url: format!("smtp://127.0.0.1:{port}").into(),
             from: "noreply@example.com".into(),
         });
@@ -311,9 +311,16 @@ async fn a_signed_in_browser_is_asked_before_a_link_replaces_its_session(b: Back
     let link = app.link("bob@example.com").await;
     let asked = app.get(&link).await;
     assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
-    assert!(asked.text.contains("You are already signed in"), "{}", asked.text);
+    assert!(
+        asked.text.contains("You are already signed in"),
+        "{}",
+        asked.text
+    );
     assert!(asked.text.contains("admin@taskgate.local"));
-    assert!(asked.set_cookie("tg_session").is_none(), "the session is untouched");
+    assert!(
+        asked.set_cookie("tg_session").is_none(),
+        "the session is untouched"
+    );
     let home = app.get("/").await;
     assert!(home.text.contains("admin@taskgate.local"));
     // The question's form without this session's CSRF token is refused, and spends nothing.
@@ -329,7 +336,10 @@ async fn a_signed_in_browser_is_asked_before_a_link_replaces_its_session(b: Back
     assert_eq!(switched.status, StatusCode::SEE_OTHER, "{}", switched.text);
     let home = app.get("/").await;
     assert!(home.text.contains("bob@example.com"), "{}", home.text);
-    app.jar.lock().unwrap().insert("tg_session".into(), admin_session);
+    app.jar
+        .lock()
+        .unwrap()
+        .insert("tg_session".into(), admin_session);
     assert_eq!(
         app.get("/").await.status,
         StatusCode::SEE_OTHER,
@@ -398,9 +408,16 @@ async fn sign_in_never_returns_to_another_origin(b: Backend) {
         app.clock.advance(Duration::minutes(16));
     }
     // A forged `tg_next` cookie (it is not signed) is held to the same rule.
-    for next in ["/%09/evil.example/", "%2F%2Fevil.example%2F", "%5C%5Cevil.example"] {
+    for next in [
+        "/%09/evil.example/",
+        "%2F%2Fevil.example%2F",
+        "%5C%5Cevil.example",
+    ] {
         app.jar.lock().unwrap().clear();
-        app.jar.lock().unwrap().insert("tg_next".into(), next.to_string());
+        app.jar
+            .lock()
+            .unwrap()
+            .insert("tg_next".into(), next.to_string());
         let link = app.link("admin@taskgate.local").await;
         assert_eq!(app.get(&link).await.location(), "/", "cookie {next}");
         app.clock.advance(Duration::minutes(16));
@@ -416,11 +433,11 @@ async fn sign_in_never_returns_to_another_origin(b: Backend) {
 async fn one_address_may_ask_for_only_so_many_links(b: Backend) {
     let (port, _inbox) = crate::common::fake_smtp().await;
     let app = TestApp::with_config(b, |c| {
-        c.smtp = Some(taskgate_server::config::Smtp {
+        c.sign_in.smtp = Some(taskgate_config::Smtp {
             url: format!("smtp://127.0.0.1:{port}").into(),
             from: "noreply@example.com".into(),
         });
-        c.client_ip_header = Some(axum::http::HeaderName::from_static("x-forwarded-for"));
+        c.server.client_ip_header = Some(axum::http::HeaderName::from_static("x-forwarded-for"));
     })
     .await;
     let ask = |from: &'static str, email: String| {

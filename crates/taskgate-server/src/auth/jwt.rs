@@ -97,7 +97,7 @@ async fn verify_public_jwt(
         return Err(ApiError::unauthorized(INVALID_TOKEN));
     }
     let now_secs = now.timestamp();
-    let max_lifetime = state.config.max_jwt_ttl_seconds;
+    let max_lifetime = state.config.tokens.max_jwt_ttl_seconds;
     let mut grace_until = None;
     let grace_key_id = match decoded.verify(env.signing_key.expose_secret().as_bytes(), now_secs) {
         Ok(()) => None,
@@ -131,7 +131,7 @@ async fn verify_public_jwt(
     decoded
         .check_lifetime(now_secs, max_lifetime)
         .map_err(|e| refused(e, max_lifetime))?;
-    let valid_until = token_end(decoded.payload(), state.config.max_jwt_ttl_seconds).min(
+    let valid_until = token_end(decoded.payload(), state.config.tokens.max_jwt_ttl_seconds).min(
         grace_until
             .as_ref()
             .map_or(DateTime::<Utc>::MAX_UTC, |(at, _)| *at),

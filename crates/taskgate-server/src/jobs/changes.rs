@@ -44,7 +44,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<()> {
         .context("cannot load the live keys")?;
 
     let (cache, store) = (state.cache.clone(), state.store.clone());
-    let replica = state.config.database_replica_url.is_some();
+    let replica = state.config.database.replica_url.is_some();
     tokio::spawn(async move {
         loop {
             match events.recv().await {

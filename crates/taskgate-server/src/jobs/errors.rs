@@ -12,7 +12,7 @@ const ERROR_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub fn start(state: &AppState) {
     let (store, clock) = (state.store.clone(), state.clock.clone());
-    let retention = state.config.error_retention;
+    let retention = state.config.engine.error_retention;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(ERROR_SWEEP_INTERVAL);
         let mut last_purge: Option<Instant> = None;

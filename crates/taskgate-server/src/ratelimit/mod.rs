@@ -35,9 +35,9 @@ use self::shared::SharedBuckets;
 use crate::auth::cache::VerifiedJwt;
 use crate::auth::env_key::{cached_key, resolve_key, ResolvedKey};
 use crate::auth::jwt::{verified_public_jwt, ResolvedJwt};
-use crate::config::RateLimits;
 use crate::error::ApiResult;
 use crate::state::AppState;
+use taskgate_config::RateLimits;
 
 /// Paths under `/api/` (written without it) that are never limited nor need a header:
 /// upstream's exemptions that taskgate serves (the CLI's login, packet handshakes,

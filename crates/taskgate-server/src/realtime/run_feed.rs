@@ -49,7 +49,7 @@ pub async fn subscribe_to_run(
     let mut watch = state.watchers.watch(run_key(&run.id));
     let mut current = state.store.get_run(&env_id, &run_id).await?.unwrap_or(run);
     if current.version <= seen {
-        let wait = jittered(state.config.realtime_poll);
+        let wait = jittered(state.config.engine.realtime_poll);
         let deadline = tokio::time::Instant::now() + wait;
         let shutdown = state.shutdown.wait();
         tokio::pin!(shutdown);

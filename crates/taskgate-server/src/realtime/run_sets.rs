@@ -294,7 +294,7 @@ async fn answer(
         .unwrap_or(0);
     // Watch before reading, so a change between the read and the wait is not missed.
     let mut watch = state.watchers.watch(env_runs_key(env_id));
-    let deadline = tokio::time::Instant::now() + jittered(state.config.realtime_poll);
+    let deadline = tokio::time::Instant::now() + jittered(state.config.engine.realtime_poll);
     let shutdown = state.shutdown.wait();
     tokio::pin!(shutdown);
     let mut seen = state.run_sets.get(&key);

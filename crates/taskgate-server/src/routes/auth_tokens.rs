@@ -26,7 +26,7 @@ const MAX_PUBLIC_TOKEN_SECONDS: i64 = 30 * 24 * 60 * 60;
 /// Refuses to sign a token living longer than `--max-jwt-ttl-seconds` (taskgate's bound;
 /// upstream signs any `expirationTime`, up to `exp = 2^63 - 1`).
 pub fn within_ceiling(state: &AppState, exp: i64, now: i64) -> ApiResult<()> {
-    let max = state.config.max_jwt_ttl_seconds;
+    let max = state.config.tokens.max_jwt_ttl_seconds;
     if exp.saturating_sub(now) > max {
         return Err(ApiError::bad_request(format!(
             "Expiration time must be at most {max} seconds from now"

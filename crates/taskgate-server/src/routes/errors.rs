@@ -301,7 +301,7 @@ pub async fn list_errors(
     let Query(params) =
         query.map_err(|e| ApiError::bad_request("Query Error").with("details", e.body_text()))?;
     let now = state.now();
-    let q = list_query(&params, now, state.config.error_retention)?;
+    let q = list_query(&params, now, state.config.engine.error_retention)?;
     principal.authorize("read", &[Resource::new("errors")])?;
     let page = state
         .store

@@ -62,7 +62,7 @@ pub async fn rotate(
         .rotate_api_key(
             &env.environment.id,
             keys,
-            grace_expiry(now, state.config.grace),
+            grace_expiry(now, state.config.tokens.grace),
             &user.actor(),
             now,
         )

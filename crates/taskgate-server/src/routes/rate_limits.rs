@@ -110,7 +110,13 @@ pub async fn org_rate_limit(state: &AppState, org_id: &str) -> ApiResult<OrgRate
         Err(StoreError::NotFound) => return Err(ApiError::not_found("Organization not found")),
         Err(e) => return Err(e.into()),
     };
-    let default = state.config.rate_limits.clone().unwrap_or_default().default;
+    let default = state
+        .config
+        .rate_limits
+        .limits
+        .clone()
+        .unwrap_or_default()
+        .default;
     let (source, limit) = match own {
         Some(limit) => (RateLimitSource::Organization, limit),
         None => (RateLimitSource::Default, default),

@@ -74,8 +74,11 @@ pub async fn mint_user_actor_token(
             ))
         }
     };
-    let ttl = uat::validate_ttl(body.get("ttlSeconds"), state.config.max_uat_ttl_seconds)
-        .map_err(ApiError::invalid_body)?;
+    let ttl = uat::validate_ttl(
+        body.get("ttlSeconds"),
+        state.config.tokens.max_uat_ttl_seconds,
+    )
+    .map_err(ApiError::invalid_body)?;
     let token = sign_user_actor_token(&state, &user, cap, client, ttl);
     Ok(Json(UserActorTokenResponse {
         token,
@@ -186,7 +189,7 @@ pub async fn exchange_env_jwt(
             // Never past the user-actor token itself, nor past the JWT ceiling.
             let exp = uat_expiry(body.expiration_time.as_ref(), now)
                 .min(claims.expires_at)
-                .min(now.saturating_add(state.config.max_jwt_ttl_seconds));
+                .min(now.saturating_add(state.config.tokens.max_jwt_ttl_seconds));
             (
                 Some(within(&wanted, &ceiling)),
                 exp,

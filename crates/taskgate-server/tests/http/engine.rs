@@ -136,7 +136,7 @@ async fn retrieve(app: &TestApp, key: &str, run: &str) -> Value {
 /// A dev setup with a registered worker knowing `tasks`.
 pub(crate) async fn with_worker(b: Backend, tasks: &[&str]) -> (TestApp, String, String, Value) {
     let app = TestApp::with_config(b, |c| {
-        c.dequeue_wait = std::time::Duration::ZERO;
+        c.engine.dequeue_wait = std::time::Duration::ZERO;
     })
     .await;
     let (project, key) = dev_project(&app).await;
@@ -145,7 +145,7 @@ pub(crate) async fn with_worker(b: Backend, tasks: &[&str]) -> (TestApp, String,
 }
 
 async fn dev_config_describes_the_environment(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.concurrency_limit = 7).await;
+    let app = TestApp::with_config(b, |c| c.engine.concurrency_limit = 7).await;
     let (_, key) = dev_project(&app).await;
     let r = app.get("/engine/v1/dev/config", &key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -570,8 +570,8 @@ async fn stalled_and_overlong_runs_are_recovered(b: Backend) {
 
 async fn the_concurrency_limit_holds(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.dequeue_wait = std::time::Duration::ZERO;
-        c.concurrency_limit = 1;
+        c.engine.dequeue_wait = std::time::Duration::ZERO;
+        c.engine.concurrency_limit = 1;
     })
     .await;
     let (project, key) = dev_project(&app).await;
@@ -603,7 +603,7 @@ async fn the_concurrency_limit_holds(b: Backend) {
 async fn a_waiting_dequeue_wakes_when_a_run_is_triggered(b: Backend) {
     // A broken wake would answer empty after the wait; the test would see no run.
     let app = TestApp::with_config(b, |c| {
-        c.dequeue_wait = std::time::Duration::from_secs(20);
+        c.engine.dequeue_wait = std::time::Duration::from_secs(20);
     })
     .await;
     let (project, key) = dev_project(&app).await;
@@ -639,8 +639,8 @@ async fn a_waiting_dequeue_wakes_when_a_run_is_triggered(b: Backend) {
 async fn a_dequeue_waiting_at_the_limit_wakes_when_a_slot_frees(b: Backend) {
     // A dequeue that found every slot taken waits for one to free, not for the deadline.
     let app = TestApp::with_config(b, |c| {
-        c.dequeue_wait = std::time::Duration::from_secs(20);
-        c.concurrency_limit = 1;
+        c.engine.dequeue_wait = std::time::Duration::from_secs(20);
+        c.engine.concurrency_limit = 1;
     })
     .await;
     let (project, key) = dev_project(&app).await;
@@ -690,7 +690,7 @@ async fn a_dequeue_waiting_at_the_limit_wakes_when_a_slot_frees(b: Backend) {
 }
 
 async fn the_queue_size_limit_refuses_triggers(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.max_queue_size = Some(2)).await;
+    let app = TestApp::with_config(b, |c| c.engine.max_queue_size = Some(2)).await;
     let (_, key) = app.project_with_key("prod").await;
     trigger(&app, &key, "t", json!({})).await;
     trigger(&app, &key, "t", json!({})).await;

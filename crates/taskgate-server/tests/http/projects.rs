@@ -205,7 +205,7 @@ async fn names_with_control_characters_are_refused(b: Backend) {
 }
 
 async fn api_url_follows_the_request_without_a_public_url(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.public_url = None).await;
+    let app = TestApp::with_config(b, |c| c.server.public_url = None).await;
     let token = app.admin_token.clone();
     let (_, project) = app.org_and_project(&token).await;
     let path = format!("/api/v1/projects/{project}/prod");

@@ -49,7 +49,7 @@ async fn tokens_survive_a_rotation_until_the_grace_ends(b: Backend) {
 
 /// Without the rate limiter the route verifies (and caches) tokens itself: the same answers.
 async fn tokens_survive_a_rotation_until_the_grace_ends_without_the_limiter(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.rate_limits = None).await;
+    let app = TestApp::with_config(b, |c| c.rate_limits.limits = None).await;
     assert!(app.state.limiter.is_none());
     tokens_through_a_rotation(app).await;
 }
@@ -434,7 +434,7 @@ async fn an_expired_token_says_it_expired(b: Backend) {
 }
 
 async fn minted_lifetimes_are_bounded_by_the_ceiling(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.max_jwt_ttl_seconds = 86_400).await;
+    let app = TestApp::with_config(b, |c| c.tokens.max_jwt_ttl_seconds = 86_400).await;
     let (_, key) = app.project_with_key("prod").await;
     let now = t0().timestamp();
     for (route, body) in [
@@ -468,7 +468,7 @@ async fn minted_lifetimes_are_bounded_by_the_ceiling(b: Backend) {
 }
 
 async fn a_token_without_exp_lives_until_iat_plus_the_ceiling(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.max_jwt_ttl_seconds = 3600).await;
+    let app = TestApp::with_config(b, |c| c.tokens.max_jwt_ttl_seconds = 3600).await;
     let (_, key) = app.project_with_key("prod").await;
     let env = env_id(&app, &key).await;
     let now = t0().timestamp();

@@ -4,10 +4,10 @@
 use axum::http::{Method, StatusCode};
 use chrono::Duration;
 use serde_json::{json, Value};
+use taskgate_config::RateLimits;
 use taskgate_core::jwt;
 use taskgate_core::ratelimit::{Interval, LimitConfig};
 use taskgate_core::time::to_millis;
-use taskgate_server::config::RateLimits;
 
 use crate::common::{t0, Backend, Response, TestApp};
 use crate::on_both;
@@ -141,7 +141,7 @@ async fn a_grace_key_and_its_successor_share_one_bucket(b: Backend) {
 
 async fn unknown_credentials_have_buckets_of_their_own(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.rate_limits = Some(RateLimits {
+        c.rate_limits.limits = Some(RateLimits {
             default: LimitConfig::token_bucket(1, Interval::parse("1m").unwrap(), 50).unwrap(),
             ..RateLimits::default()
         });
@@ -185,7 +185,7 @@ fn sign(key: &str, act: Option<&str>, nonce: u32, env_id: &str) -> String {
 }
 
 async fn jwts_acting_for_one_user_share_a_window(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.rate_limits = Some(limits(3))).await;
+    let app = TestApp::with_config(b, |c| c.rate_limits.limits = Some(limits(3))).await;
     let (_, key) = app.project_with_key("prod").await;
     let env = credential(&app, &key).await.body["environmentId"]
         .as_str()
@@ -402,7 +402,7 @@ async fn exempt_routes_and_preflights_are_not_counted(b: Backend) {
 }
 
 async fn limits_can_be_turned_off(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.rate_limits = None).await;
+    let app = TestApp::with_config(b, |c| c.rate_limits.limits = None).await;
     let (_, key) = app.project_with_key("prod").await;
     let r = credential(&app, &key).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -420,7 +420,10 @@ async fn limits_can_be_turned_off(b: Backend) {
 
 async fn an_unreachable_redis_leaves_each_node_its_own_buckets(b: Backend) {
     // Nothing listens on port 1: every connection attempt fails at once.
-    let app = TestApp::with_config(b, |c| c.redis_url = Some("redis://127.0.0.1:1".into())).await;
+    let app = TestApp::with_config(b, |c| {
+        c.rate_limits.redis_url = Some("redis://127.0.0.1:1".into())
+    })
+    .await;
     let (org, key) = org_with_key(&app).await;
     org_limit(&app, &org, 2).await;
     let mut statuses = Vec::new();

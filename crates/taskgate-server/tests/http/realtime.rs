@@ -22,7 +22,7 @@ async fn feed(app: &TestApp, token: &str, run: &str, query: &str) -> crate::comm
 /// A live poll with nothing new waits out the poll window, then answers up-to-date at the
 /// same offset.
 async fn a_live_poll_with_nothing_new_answers_up_to_date_after_the_window(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.realtime_poll = Duration::from_secs(1)).await;
+    let app = TestApp::with_config(b, |c| c.engine.realtime_poll = Duration::from_secs(1)).await;
     let (_, key) = app.project_with_key("prod").await;
     let id = trigger_id(&app, &key, "email", json!({})).await;
     let r = feed(&app, &key, &id, "log=full&offset=-1").await;
@@ -41,7 +41,7 @@ async fn a_live_poll_with_nothing_new_answers_up_to_date_after_the_window(b: Bac
 async fn the_feed_snapshots_then_long_polls_changes(b: Backend) {
     // A poll window far longer than the test may wait: a poll that answers did so because
     // of the change, not because its window ended.
-    let app = TestApp::with_config(b, |c| c.realtime_poll = Duration::from_secs(120)).await;
+    let app = TestApp::with_config(b, |c| c.engine.realtime_poll = Duration::from_secs(120)).await;
     let (_, key) = app.project_with_key("prod").await;
     let id = trigger_id(
         &app,
@@ -197,7 +197,7 @@ fn changes(body: &Value) -> Vec<(String, String)> {
 }
 
 async fn the_tags_feed_sends_matching_runs_then_new_and_changed_ones(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.realtime_poll = Duration::from_secs(120)).await;
+    let app = TestApp::with_config(b, |c| c.engine.realtime_poll = Duration::from_secs(120)).await;
     let (_, key) = app.project_with_key("prod").await;
     let tagged = |tag: &str| json!({ "options": { "tags": [tag] } });
     let old = trigger_id(&app, &key, "email", tagged("a")).await;
@@ -263,7 +263,7 @@ async fn the_tags_feed_sends_matching_runs_then_new_and_changed_ones(b: Backend)
 }
 
 async fn a_set_poll_ignores_runs_outside_its_set_and_answers_up_to_date(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.realtime_poll = Duration::from_secs(1)).await;
+    let app = TestApp::with_config(b, |c| c.engine.realtime_poll = Duration::from_secs(1)).await;
     let (_, key) = app.project_with_key("prod").await;
     trigger_id(&app, &key, "email", json!({ "options": { "tags": ["a"] } })).await;
     let path = "/realtime/v1/runs?tags=a";
@@ -285,7 +285,7 @@ async fn a_set_poll_ignores_runs_outside_its_set_and_answers_up_to_date(b: Backe
 }
 
 async fn the_batch_feed_follows_a_batchs_runs(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.realtime_poll = Duration::from_secs(120)).await;
+    let app = TestApp::with_config(b, |c| c.engine.realtime_poll = Duration::from_secs(120)).await;
     let (_, key) = app.project_with_key("prod").await;
     let r = app
         .post(

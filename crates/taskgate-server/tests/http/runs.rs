@@ -168,7 +168,7 @@ async fn retried_triggers_get_the_run_of_their_first_attempt(b: Backend) {
 }
 
 async fn trigger_validates_its_body(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.max_payload_bytes = 1024).await;
+    let app = TestApp::with_config(b, |c| c.engine.max_payload_bytes = 1024).await;
     let (_, key) = app.project_with_key("prod").await;
     let raw = |body: &'static str| {
         Request::post("/api/v1/tasks/t/trigger")

@@ -69,7 +69,7 @@ async fn read_until_closed(conn: &mut TcpStream, limit: Duration) -> (String, bo
 
 async fn a_trickled_request_head_is_cut_off(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.timeouts.header_read = Duration::from_secs(1);
+        c.server.timeouts.header_read = Duration::from_secs(1);
     })
     .await;
     let server = start(&app, app.router.clone()).await;
@@ -103,7 +103,7 @@ async fn a_trickled_request_head_is_cut_off(b: Backend) {
 
 async fn a_head_sent_in_parts_within_the_limit_is_served(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.timeouts.header_read = Duration::from_secs(2);
+        c.server.timeouts.header_read = Duration::from_secs(2);
     })
     .await;
     let server = start(&app, app.router.clone()).await;
@@ -121,7 +121,7 @@ async fn a_head_sent_in_parts_within_the_limit_is_served(b: Backend) {
 
 async fn an_idle_connection_is_closed_after_the_keepalive_timeout(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.timeouts.keepalive = Duration::from_secs(1);
+        c.server.timeouts.keepalive = Duration::from_secs(1);
     })
     .await;
     let server = start(&app, app.router.clone()).await;
@@ -166,7 +166,7 @@ async fn an_oversized_request_head_is_refused(b: Backend) {
 /// answered and how long that took.
 async fn answer_to_a_trickled_trigger(b: Backend, framing: &str) -> (String, Duration) {
     let app = TestApp::with_config(b, |c| {
-        c.timeouts.body = Duration::from_secs(1);
+        c.server.timeouts.body = Duration::from_secs(1);
     })
     .await;
     let (_, key) = app.project_with_key("prod").await;
@@ -233,7 +233,7 @@ async fn a_panicking_handler_answers_500(b: Backend) {
 
 async fn a_shutdown_ends_open_streams_at_once(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.timeouts.shutdown = Duration::from_secs(30);
+        c.server.timeouts.shutdown = Duration::from_secs(30);
     })
     .await;
     let (project, key) = crate::engine::dev_project(&app).await;
@@ -300,7 +300,7 @@ async fn stalled_request(addr: SocketAddr, key: &str) -> TcpStream {
 
 async fn a_shutdown_cuts_off_requests_at_its_deadline(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.timeouts.shutdown = Duration::from_secs(1);
+        c.server.timeouts.shutdown = Duration::from_secs(1);
     })
     .await;
     let (_, key) = app.project_with_key("prod").await;
@@ -324,7 +324,7 @@ async fn a_shutdown_cuts_off_requests_at_its_deadline(b: Backend) {
 
 async fn a_second_signal_ends_the_shutdown_at_once(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.timeouts.shutdown = Duration::from_secs(60);
+        c.server.timeouts.shutdown = Duration::from_secs(60);
     })
     .await;
     let (_, key) = app.project_with_key("prod").await;
@@ -347,7 +347,7 @@ async fn a_second_signal_ends_the_shutdown_at_once(b: Backend) {
 
 async fn a_slow_handler_is_answered_503_at_the_request_deadline(b: Backend) {
     let app = TestApp::with_config(b, |c| {
-        c.timeouts.request = Duration::from_secs(1);
+        c.server.timeouts.request = Duration::from_secs(1);
     })
     .await;
     let (_, key) = app.project_with_key("prod").await;

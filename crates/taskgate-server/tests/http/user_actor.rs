@@ -126,7 +126,7 @@ async fn user_actor_tokens_are_minted_from_pats_only(b: Backend) {
 }
 
 async fn the_uat_ceiling_is_configurable(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.max_uat_ttl_seconds = 600).await;
+    let app = TestApp::with_config(b, |c| c.tokens.max_uat_ttl_seconds = 600).await;
     let (_, pat) = app.user("ceiling@example.com").await;
     assert_eq!(
         mint(&app, &pat, json!({ "ttlSeconds": 600 })).await.status,

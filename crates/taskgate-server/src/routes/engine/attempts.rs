@@ -134,7 +134,7 @@ pub async fn complete_run_attempt(
     body: Bytes,
 ) -> ApiResult<Json<CompleteAttemptResponse>> {
     let CompleteAttemptRequest { completion: c } = required_body(&body)?;
-    let limit = state.config.max_payload_bytes;
+    let limit = state.config.engine.max_payload_bytes;
     if c.output.as_ref().is_some_and(|o| o.len() > limit) {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -48,9 +48,9 @@ pub async fn dequeue(
         },
     };
     let limits = DequeueLimits {
-        concurrency: state.config.concurrency_limit,
+        concurrency: state.config.engine.concurrency_limit,
     };
-    let deadline = tokio::time::Instant::now() + state.config.dequeue_wait;
+    let deadline = tokio::time::Instant::now() + state.config.engine.dequeue_wait;
     // When the signal that woke this wait was sent: a run's commit on this node, or its
     // notification's arrival from another.
     let mut woken_by: Option<std::time::Instant> = None;

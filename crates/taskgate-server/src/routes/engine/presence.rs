@@ -41,9 +41,9 @@ pub async fn dev_config(
 ) -> Json<DevConfigResponse> {
     Json(DevConfigResponse {
         environment_id: principal.env.environment.id.clone(),
-        dequeue_interval_with_run: state.config.dequeue_interval.as_millis() as u64,
+        dequeue_interval_with_run: state.config.engine.dequeue_interval.as_millis() as u64,
         dequeue_interval_without_run: DEQUEUE_INTERVAL_WITHOUT_RUN_MS,
-        max_concurrent_runs: state.config.concurrency_limit,
+        max_concurrent_runs: state.config.engine.concurrency_limit,
         engine_url: base,
     })
 }

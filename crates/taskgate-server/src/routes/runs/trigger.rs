@@ -147,7 +147,7 @@ pub fn build_run(
     if payload_type == "application/store" {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Offloaded payloads (application/store) need object storage, which this server does not have"));
     }
-    let limit = state.config.max_payload_bytes;
+    let limit = state.config.engine.max_payload_bytes;
     if payload.as_ref().is_some_and(|p| p.len() > limit) {
         return Err(payload_too_large(limit));
     }
@@ -283,7 +283,7 @@ pub async fn check_queue_size(
     task_id: &str,
     adding: u64,
 ) -> ApiResult<()> {
-    let Some(max) = state.config.max_queue_size else {
+    let Some(max) = state.config.engine.max_queue_size else {
         return Ok(());
     };
     let queued = state.store.queue_length(environment_id, max).await?;
