@@ -171,6 +171,12 @@ impl From<ApiError> for PageError {
     }
 }
 
+impl From<taskgate_engine::Error> for PageError {
+    fn from(e: taskgate_engine::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
         ApiError::from(e).into()

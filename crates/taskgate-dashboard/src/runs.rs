@@ -15,7 +15,7 @@ use taskgate_core::errors::sample;
 use taskgate_core::run::{status_flags, stored_statuses_for_filter, RunCursor};
 use taskgate_core::scope::Resource;
 use taskgate_core::time::from_millis;
-use taskgate_server::routes::runs::cancel::{cancel, replay, ReplayOverrides};
+use taskgate_engine::runs::ReplayOverrides;
 use taskgate_server::routes::runs::present::decode_packet;
 use taskgate_server::state::AppState;
 use taskgate_store::{Run, RunFilter, RunPage};
@@ -463,7 +463,10 @@ pub async fn cancel_run(
         "write",
         &[Resource::with_id("runs", &run.friendly_id)],
     )?;
-    cancel(&state, &pe.auth.environment.id, &run.friendly_id).await?;
+    state
+        .engine
+        .cancel(&pe.auth.environment.id, &run.friendly_id)
+        .await?;
     let here = format!("{}/runs/{}", pe.base(), run.friendly_id);
     Ok(redirect_with_flash(
         &state,
@@ -496,13 +499,10 @@ pub async fn replay_run(
         "trigger",
         &[Resource::with_id("tasks", &old.task_identifier)],
     )?;
-    let new = replay(
-        &state,
-        &pe.auth.environment,
-        &old,
-        ReplayOverrides::default(),
-    )
-    .await?;
+    let new = state
+        .engine
+        .replay(&pe.auth.environment, &old, ReplayOverrides::default())
+        .await?;
     let message = format!("Replayed {} as this run.", old.friendly_id);
     let location = format!("{}/runs/{}", pe.base(), new.friendly_id);
     Ok(redirect_with_flash(&state, &headers, &location, &message))

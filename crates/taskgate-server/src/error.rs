@@ -98,6 +98,40 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<taskgate_engine::Error> for ApiError {
+    /// The engine's refusals in upstream's words and statuses; those a retry cannot help carry
+    /// `x-should-retry: false`, so the SDK and CLI fail fast.
+    fn from(err: taskgate_engine::Error) -> Self {
+        use taskgate_engine::Error as E;
+        match err {
+            E::Invalid(m) => Self::bad_request(m),
+            E::InvalidBody(issue) => Self::invalid_body(issue),
+            E::RunNotFound => Self::not_found("Run not found").should_retry(false),
+            E::NotFound(what) => Self::not_found(what),
+            E::StaleSnapshot { at_start: true } => Self::new(
+                StatusCode::CONFLICT,
+                "Snapshot changed inside startRunAttempt",
+            )
+            .should_retry(false),
+            E::StaleSnapshot { at_start: false } => {
+                Self::bad_request("Snapshot ID doesn't match the latest snapshot")
+                    .should_retry(false)
+            }
+            E::Finished => Self::bad_request("Task run is already finished").should_retry(false),
+            E::Refused(m) => Self::bad_request(m).should_retry(false),
+            E::MaxAttempts => Self::bad_request("Max attempts reached").should_retry(false),
+            e @ E::PayloadTooLarge(_) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+            e @ E::OutputTooLarge(_) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).should_retry(false)
+            }
+            E::QueueFull(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m).should_retry(false),
+            E::Unprocessable(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            E::Store(e) => e.into(),
+            E::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, Json(Value::Object(self.body))).into_response();

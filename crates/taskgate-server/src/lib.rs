@@ -18,7 +18,6 @@ pub mod serve;
 pub mod socketio;
 pub mod state;
 pub mod telemetry;
-pub mod workers;
 
 pub use jobs::usage::flush_usage;
 
@@ -103,22 +102,34 @@ pub async fn build_state_with_store(
         None => None,
     };
     let started_ms = taskgate_core::time::to_millis(clock.now());
+    let vault = Arc::new(KeyVault::new(master));
+    let session_secret = Arc::new(session_secret);
+    let engine = Arc::new(taskgate_engine::Engine::new(
+        store.clone(),
+        clock.clone(),
+        vault.clone(),
+        session_secret.clone(),
+        taskgate_engine::EngineSettings {
+            concurrency_limit: config.engine.concurrency_limit,
+            max_queue_size: config.engine.max_queue_size,
+            dequeue_wait: config.engine.dequeue_wait,
+            max_payload_bytes: config.engine.max_payload_bytes,
+        },
+    ));
     let state = AppState::new(state::Shared {
         store,
         clock,
-        vault: Arc::new(KeyVault::new(master)),
-        session_secret: Arc::new(session_secret),
+        vault,
+        session_secret,
         cache,
         key_filter,
         limiter,
-        watchers: Arc::new(realtime::Watchers::default()),
+        engine,
         run_sets: Arc::default(),
         sign_in_requests: Arc::new(ratelimit::local::LocalBuckets::new(started_ms)),
-        workers: Arc::new(workers::Workers::default()),
         policy: Arc::new(auth::policy::RolePolicy),
         config: Arc::new(config),
         metrics: telemetry::init_metrics(),
-        shutdown: serve::Shutdown::default(),
     });
     jobs::start(&state).await?;
     Ok(state)

@@ -36,7 +36,9 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
     // A worker's manifest carries its project's source files.
     let registration = OpenApiRouter::new()
         .routes(routes!(workers::create_background_worker))
-        .layer(DefaultBodyLimit::max(workers::MAX_REGISTRATION_BYTES));
+        .layer(DefaultBodyLimit::max(
+            taskgate_engine::registration::MAX_REGISTRATION_BYTES,
+        ));
     let otlp = OpenApiRouter::new()
         .routes(routes!(otel::export_logs))
         .routes(routes!(otel::export_signal))

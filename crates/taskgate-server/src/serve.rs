@@ -265,7 +265,7 @@ pub async fn serve(
         deadline_seconds = timeouts.shutdown.as_secs(),
         "shutting down: streams end now, other requests may finish until the deadline"
     );
-    state.shutdown.trigger();
+    state.engine.shutdown().trigger();
     let _ = closing_tx.send(true);
     let all_closed = async {
         while open.load(Ordering::Acquire) > 0 {
@@ -283,40 +283,6 @@ pub async fn serve(
             "the shutdown deadline passed with requests in flight; they are cut off"
         ),
         _ = second => tracing::warn!("second signal: exiting without waiting"),
-    }
-}
-
-/// A shutdown that has begun: long polls, server-sent event streams and worker channels
-/// watch it and end at once (clients reconnect to another node or after the restart).
-#[derive(Clone)]
-pub struct Shutdown {
-    tx: Arc<watch::Sender<bool>>,
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Self {
-            tx: Arc::new(watch::channel(false).0),
-        }
-    }
-}
-
-impl Shutdown {
-    /// Begins the shutdown.
-    pub fn trigger(&self) {
-        self.tx.send_replace(true);
-    }
-
-    /// Resolves once the shutdown has begun (at once if it has).
-    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = self.tx.subscribe();
-        async move {
-            let _ = rx.wait_for(|begun| *begun).await;
-        }
-    }
-
-    pub fn has_begun(&self) -> bool {
-        *self.tx.borrow()
     }
 }
 

@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 
 use crate::auth::extract::SecretKeyAuth;
 use crate::error::ApiError;
-use crate::realtime::worker_key;
 use crate::state::AppState;
+use taskgate_engine::watchers::worker_key;
 
 /// The namespace the CLI connects to.
 const NAMESPACE: &str = "/dev-worker";
@@ -160,7 +160,7 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
     let mut awaiting_pong: Option<tokio::time::Instant> = None;
-    let shutdown = state.shutdown.wait();
+    let shutdown = state.engine.shutdown().wait();
     tokio::pin!(shutdown);
     loop {
         let pong_deadline = async {
@@ -232,7 +232,10 @@ fn subscribe(
     friendly_id: &str,
     notify: mpsc::Sender<String>,
 ) -> tokio::task::JoinHandle<()> {
-    let mut watch = state.watchers.watch(worker_key(env_id, friendly_id));
+    let mut watch = state
+        .engine
+        .watchers()
+        .watch(worker_key(env_id, friendly_id));
     watch.rx.borrow_and_update();
     let friendly = friendly_id.to_string();
     tokio::spawn(async move {

@@ -4,15 +4,14 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretBox;
+use taskgate_config::Config;
 use taskgate_core::time::Clock;
+use taskgate_core::vault::KeyVault;
+use taskgate_engine::Engine;
 use taskgate_store::Store;
 
 use crate::auth::cache::AuthCache;
 use crate::auth::policy::AccessPolicy;
-use crate::realtime::Watchers;
-use crate::workers::Workers;
-use taskgate_config::Config;
-use taskgate_core::vault::KeyVault;
 
 /// Shared state. The router clones it into every request, so it is one `Arc`: a clone is a
 /// single reference count, whatever the state holds.
@@ -40,20 +39,16 @@ pub struct Shared {
     pub key_filter: Arc<crate::auth::filter::KeyFilter>,
     /// Decides what users may do; [`crate::auth::policy::RolePolicy`] unless replaced.
     pub policy: Arc<dyn AccessPolicy>,
-    /// Realtime requests and dequeues waiting for a run, stream or queue to change.
-    pub watchers: Arc<Watchers>,
+    /// The run engine: triggers, the queue, attempts, wake-ups and the worker registry.
+    pub engine: Arc<Engine>,
     /// Sign-in link requests per client address (this node's count).
     pub sign_in_requests: Arc<crate::ratelimit::local::LocalBuckets>,
     /// What each many-run feed handle has been sent.
     pub run_sets: Arc<crate::realtime::run_sets::WorkingSets>,
     /// The API rate limiter; `None` when rate limits are off.
     pub limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
-    /// Registered workers and dev presence, kept in memory.
-    pub workers: Arc<Workers>,
     pub config: Arc<Config>,
     pub metrics: Option<PrometheusHandle>,
-    /// Begun when the server starts shutting down: streams and long polls end at once.
-    pub shutdown: crate::serve::Shutdown,
 }
 
 impl AppState {

@@ -18,17 +18,12 @@ const REPLICA_LAG_ALLOWANCE: Duration = Duration::from_secs(2);
 /// Subscribes the caches to change events (before loading the revoked-token set, so nothing
 /// revoked in between is missed) and starts the resync loop.
 pub async fn start(state: &AppState) -> anyhow::Result<()> {
-    let (cache, watchers, workers) = (
-        state.cache.clone(),
-        state.watchers.clone(),
-        state.workers.clone(),
-    );
+    let (cache, engine) = (state.cache.clone(), state.engine.clone());
     let (filter, store) = (state.key_filter.clone(), state.store.clone());
     state.store.on_change(Arc::new(move |event| {
         cache.apply(event);
         filter.on_change(event, &store);
-        watchers.on_change(event);
-        workers.on_change(event);
+        engine.on_change(event);
     }));
     let mut events = state.store.subscribe();
     let revoked = state

@@ -3,8 +3,8 @@
 //! - [`changes`]: applies every change event (from this node or, through the store's
 //!   notifications, from the others) to the auth cache, realtime watchers and connected
 //!   workers, and re-applies it once a read replica has caught up;
-//! - [`runs`]: starts delayed runs, expires queued runs past their TTL and recovers stalled
-//!   ones;
+//! - the engine's sweeper ([`taskgate_engine::sweeper`]): starts delayed runs, expires queued
+//!   runs past their TTL and recovers stalled ones;
 //! - [`errors`]: reopens error groups whose ignore has ended and deletes count buckets past the
 //!   retention;
 //! - [`usage`]: writes the use of grace-window keys, counted in memory, to the store.
@@ -13,7 +13,6 @@
 
 pub mod changes;
 pub mod errors;
-pub mod runs;
 pub mod usage;
 
 use crate::state::AppState;
@@ -22,7 +21,7 @@ use crate::state::AppState;
 /// changed after start-up is missed.
 pub async fn start(state: &AppState) -> anyhow::Result<()> {
     changes::start(state).await?;
-    runs::start(state);
+    taskgate_engine::sweeper::start(state.engine.clone());
     errors::start(state);
     usage::start(state);
     Ok(())

@@ -8,7 +8,6 @@ use axum::response::Response;
 use taskgate_api::realtime::ShapeMessage;
 use taskgate_api::ErrorBody;
 
-use super::run_key;
 use super::shape::{
     change, jittered, offset, respond, schema_without, skipped_columns, FeedParams,
 };
@@ -17,6 +16,7 @@ use crate::error::ApiResult;
 use crate::json::ApiQuery;
 use crate::routes::runs::readable_run;
 use crate::state::AppState;
+use taskgate_engine::watchers::run_key;
 
 /// Subscribes to one run.
 #[utoipa::path(get, path = "/realtime/v1/runs/{runId}", tag = "realtime", security(("secretKey" = []), ("publicAccessToken" = [])),
@@ -46,12 +46,12 @@ pub async fn subscribe_to_run(
         .unwrap_or(0);
     let env_id = principal.env.environment.id.clone();
     // Register before re-reading, so a change between the read and the wait is not missed.
-    let mut watch = state.watchers.watch(run_key(&run.id));
+    let mut watch = state.engine.watchers().watch(run_key(&run.id));
     let mut current = state.store.get_run(&env_id, &run_id).await?.unwrap_or(run);
     if current.version <= seen {
         let wait = jittered(state.config.engine.realtime_poll);
         let deadline = tokio::time::Instant::now() + wait;
-        let shutdown = state.shutdown.wait();
+        let shutdown = state.engine.shutdown().wait();
         tokio::pin!(shutdown);
         while current.version <= seen {
             tokio::select! {

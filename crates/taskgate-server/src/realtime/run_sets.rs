@@ -27,13 +27,13 @@ use taskgate_api::ErrorBody;
 use taskgate_core::scope::Resource;
 use taskgate_store::{Run, RunFilter, RunPage};
 
-use super::env_runs_key;
 use super::shape::{change, jittered, respond, schema_without, skipped_columns, FeedParams};
 use crate::auth::extract::ApiAuth;
 use crate::auth::EnvPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiQuery;
 use crate::state::AppState;
+use taskgate_engine::watchers::env_runs_key;
 
 /// Runs a feed holds at most (the newest).
 pub const MAX_RUNS: u32 = 1000;
@@ -293,9 +293,9 @@ async fn answer(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     // Watch before reading, so a change between the read and the wait is not missed.
-    let mut watch = state.watchers.watch(env_runs_key(env_id));
+    let mut watch = state.engine.watchers().watch(env_runs_key(env_id));
     let deadline = tokio::time::Instant::now() + jittered(state.config.engine.realtime_poll);
-    let shutdown = state.shutdown.wait();
+    let shutdown = state.engine.shutdown().wait();
     tokio::pin!(shutdown);
     let mut seen = state.run_sets.get(&key);
     loop {

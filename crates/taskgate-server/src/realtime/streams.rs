@@ -18,11 +18,11 @@ use taskgate_api::ErrorBody;
 use taskgate_core::scope::Resource;
 use taskgate_store::Run;
 
-use super::{stream_key, Watch};
 use crate::auth::extract::{ApiAuth, SecretKeyAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::runs::readable_run;
 use crate::state::AppState;
+use taskgate_engine::watchers::{stream_key, Watch};
 
 /// Keep-alive comment interval (upstream: 10 s).
 const PING_INTERVAL: Duration = Duration::from_secs(10);
@@ -114,7 +114,7 @@ impl Reader {
                 },
                 // The server is stopping: end the stream; the client resumes from its last
                 // event id.
-                _ = self.state.shutdown.wait() => return None,
+                _ = self.state.engine.shutdown().wait() => return None,
             }
         }
     }
@@ -166,7 +166,10 @@ pub async fn read_stream(
             .await?;
         position.seq = existing.last().map(|c| c.seq).unwrap_or(0);
     }
-    let watch = state.watchers.watch(stream_key(&run.id, &stream_id));
+    let watch = state
+        .engine
+        .watchers()
+        .watch(stream_key(&run.id, &stream_id));
     let reader = Reader {
         state,
         run_id: run.id,

@@ -20,7 +20,7 @@ use taskgate_api::ErrorBody;
 use taskgate_core::bearer::{self, TokenKind};
 use taskgate_store::{EnvironmentAuth, NewEnvVar};
 
-use super::engine::{env_vars, required_body};
+use super::engine::required_body;
 use super::workers::require_project;
 use crate::auth::access::{environment_for_user, require_key_access, url_env};
 use crate::auth::extract::{bearer_token, SecretKeyAuth, UserAuth};
@@ -130,32 +130,11 @@ fn sealed(state: &AppState, env_id: &str, name: &str, value: &str, secret: bool)
 }
 
 /// An environment's variables merged over its parent's, opened: `name → (value, secret)`.
-pub(crate) async fn resolved(
+async fn resolved(
     state: &AppState,
     env: &EnvironmentAuth,
 ) -> ApiResult<BTreeMap<String, (String, bool)>> {
-    let mut out = BTreeMap::new();
-    let mut sources = Vec::new();
-    if let Some(parent) = &env.environment.parent_environment_id {
-        sources.push(parent.clone());
-    }
-    sources.push(env.environment.id.clone());
-    for env_id in sources {
-        for v in state.workers.env_vars(state, &env_id).await?.iter() {
-            let value = state
-                .vault
-                .open_env_var(&env_id, &v.key, &v.value_sealed)
-                .map_err(ApiError::internal)?;
-            out.insert(
-                v.key.clone(),
-                (
-                    secrecy::ExposeSecret::expose_secret(&value).to_string(),
-                    v.is_secret,
-                ),
-            );
-        }
-    }
-    Ok(out)
+    Ok(state.engine.resolved_env_vars(env).await?)
 }
 
 /// The environment's variables and the platform's, as the CLIs read them with the environment's
@@ -178,17 +157,11 @@ pub async fn worker_env_vars(
         .map(|(k, (v, secret))| (k, if secret { REDACTED.into() } else { v }))
         .collect();
     // The platform's variables win: they say where this server is.
-    let platform = env_vars(&state, &base, &principal.env).await?;
-    for key in [
-        "TRIGGER_API_URL",
-        "TRIGGER_STREAM_URL",
-        "TRIGGER_OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ] {
-        if let Some(v) = platform.get(key) {
-            variables.insert(key.to_string(), v.clone());
-        }
-    }
+    variables.extend(
+        state
+            .engine
+            .platform_env_vars(&base, &principal.env.environment.id),
+    );
     Ok(Json(EnvVarsResponse { variables }))
 }
 

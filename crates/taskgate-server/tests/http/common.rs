@@ -94,7 +94,7 @@ pub fn admin_token(dir: &std::path::Path) -> String {
 /// so a change made now reaches it. Fails after 10 s.
 pub async fn until_watching(state: &AppState, keys: usize) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while state.watchers.len() < keys {
+    while state.engine.watchers().len() < keys {
         assert!(
             std::time::Instant::now() < deadline,
             "no reader started watching"

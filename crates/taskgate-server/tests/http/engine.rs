@@ -621,7 +621,7 @@ async fn a_waiting_dequeue_wakes_when_a_run_is_triggered(b: Backend) {
         })
     };
     // The dequeue registers its wait before it looks; watch for it, then trigger.
-    while app.state.watchers.is_empty() {
+    while app.state.engine.watchers().is_empty() {
         tokio::task::yield_now().await;
     }
     let run = trigger(&app, &key, "t", json!({})).await;
@@ -667,7 +667,7 @@ async fn a_dequeue_waiting_at_the_limit_wakes_when_a_slot_frees(b: Backend) {
             TestApp::send_via(&router, req).await
         })
     };
-    while app.state.watchers.is_empty() {
+    while app.state.engine.watchers().is_empty() {
         tokio::task::yield_now().await;
     }
     let run = first["run"]["friendlyId"].clone();

@@ -94,7 +94,7 @@ async fn the_feed_snapshots_then_long_polls_changes(b: Backend) {
     assert_eq!(body[0]["value"]["status"], "CANCELED");
     assert!(body[0]["value"]["completedAt"].is_string());
     assert!(
-        app.state.watchers.is_empty(),
+        app.state.engine.watchers().is_empty(),
         "finished polls leave nothing behind"
     );
 

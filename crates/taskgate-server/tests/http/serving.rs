@@ -264,7 +264,7 @@ async fn a_shutdown_ends_open_streams_at_once(b: Backend) {
     )
     .await
     .unwrap();
-    while app.state.watchers.is_empty() {
+    while app.state.engine.watchers().is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let began = Instant::now();

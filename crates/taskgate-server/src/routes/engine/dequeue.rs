@@ -7,16 +7,12 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde_json::Map;
 use taskgate_api::engine::*;
 use taskgate_api::ErrorBody;
-use taskgate_store::{DequeueLimits, DequeueOutcome, Dequeued, EnvironmentAuth};
 
-use super::{env_type_name, lenient_body, machine, snapshot};
+use super::lenient_body;
 use crate::auth::extract::SecretKeyAuth;
 use crate::error::ApiResult;
-use crate::realtime::{queue_key, slots_key};
 use crate::state::AppState;
 
 /// Takes the next run for the caller's worker, waiting for one.
@@ -29,119 +25,11 @@ pub async fn dequeue(
     body: Bytes,
 ) -> ApiResult<Json<DevDequeueResponse>> {
     let body: DevDequeueRequest = lenient_body(&body)?;
-    let env = principal.env.clone();
-    let env_id = env.environment.id.as_str();
-    state.workers.touch_presence(&state, env_id).await;
-    let worker = match body.current_worker.as_deref() {
-        Some(id) => state.workers.get(&state, env_id, id).await?,
-        None => None,
-    };
-    let worker = match worker {
-        Some(w) => w,
-        None => match state.store.current_worker(env_id).await? {
-            Some(w) => {
-                let w = std::sync::Arc::new(w);
-                state.workers.remember(w.clone());
-                w
-            }
-            None => return Ok(Json(empty())),
-        },
-    };
-    let limits = DequeueLimits {
-        concurrency: state.config.engine.concurrency_limit,
-    };
-    let deadline = tokio::time::Instant::now() + state.config.engine.dequeue_wait;
-    // When the signal that woke this wait was sent: a run's commit on this node, or its
-    // notification's arrival from another.
-    let mut woken_by: Option<std::time::Instant> = None;
-    loop {
-        // Watch before looking, so a run queued (or a slot freed) while we look wakes the
-        // wait below.
-        let mut queued = state.watchers.watch(queue_key(env_id));
-        queued.rx.borrow_and_update();
-        let mut freed = state.watchers.watch(slots_key(env_id));
-        freed.rx.borrow_and_update();
-        let now = state.now();
-        let (wake_at, watch) = match state
-            .store
-            .dequeue_run(env_id, &worker.0, &worker.1, limits, now)
-            .await?
-        {
-            DequeueOutcome::Taken(d) => {
-                tracing::info!(run.id = %d.run.friendly_id, task = ?d.run.task_identifier, env.id = %env_id, worker.version = %d.worker.version, "run dequeued");
-                let answer = Json(DevDequeueResponse {
-                    dequeued_messages: vec![message(&env, &d, now)],
-                });
-                if let Some(at) = woken_by {
-                    metrics::histogram!("taskgate_dequeue_wake_seconds")
-                        .record(at.elapsed().as_secs_f64());
-                }
-                return Ok(answer);
-            }
-            DequeueOutcome::Empty { next_available_at } => (next_available_at, &mut queued),
-            DequeueOutcome::AtCapacity => (None, &mut freed),
-        };
-        let wake = wake_at.map(|at| tokio::time::Instant::now() + until(at, now));
-        let until_deadline = tokio::time::sleep_until(match wake {
-            Some(w) if w < deadline => w,
-            _ => deadline,
-        });
-        tokio::select! {
-            _ = watch.rx.changed() => woken_by = watch.rx.borrow().at,
-            _ = until_deadline => woken_by = None,
-            // The server is stopping: answer empty now; the worker asks again elsewhere.
-            _ = state.shutdown.wait() => return Ok(Json(empty())),
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(Json(empty()));
-        }
-    }
-}
-
-fn empty() -> DevDequeueResponse {
-    DevDequeueResponse {
-        dequeued_messages: Vec::new(),
-    }
-}
-
-/// How long from `now` until `at` (zero when past).
-fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> std::time::Duration {
-    (at - now).to_std().unwrap_or_default()
-}
-
-/// A dequeued run in the CLI's shape.
-fn message(env: &EnvironmentAuth, d: &Dequeued, now: DateTime<Utc>) -> DequeuedMessage {
-    let e = &env.environment;
-    DequeuedMessage {
-        version: "1".into(),
-        snapshot: snapshot(&d.run),
-        dequeued_at: now,
-        completed_waitpoints: Vec::new(),
-        background_worker: DequeuedWorker {
-            id: d.worker.id.clone(),
-            friendly_id: d.worker.friendly_id.clone(),
-            version: d.worker.version.clone(),
-        },
-        deployment: NoDeployment {},
-        run: DequeuedRun {
-            id: d.run.friendly_id.clone(),
-            friendly_id: d.run.friendly_id.clone(),
-            is_test: d.run.is_test,
-            is_replay: d.run.is_replay,
-            machine: machine(&d.run, Some(&d.task)),
-            attempt_number: d.run.attempt_number + 1,
-            master_queue: e.id.clone(),
-            trace_context: Map::new(),
-        },
-        environment: DequeuedEnvironment {
-            id: e.id.clone(),
-            env_type: env_type_name(e.env_type).into(),
-        },
-        organization: IdRef {
-            id: e.organization_id.clone(),
-        },
-        project: IdRef {
-            id: e.project_id.clone(),
-        },
-    }
+    let message = state
+        .engine
+        .dequeue(&principal.env, body.current_worker.as_deref())
+        .await?;
+    Ok(Json(DevDequeueResponse {
+        dequeued_messages: message.into_iter().collect(),
+    }))
 }

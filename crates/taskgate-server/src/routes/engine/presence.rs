@@ -12,8 +12,7 @@ use axum::Json;
 use futures::stream::{self, Stream};
 use taskgate_api::engine::*;
 use taskgate_api::ErrorBody;
-use taskgate_core::engine::Event;
-use taskgate_store::{EventData, RunEvent};
+use taskgate_engine::presence::MAX_DISCONNECT_RUNS;
 
 use super::required_body;
 use crate::auth::extract::{AccessTokenPat, SecretKeyAuth};
@@ -28,8 +27,6 @@ const DEQUEUE_INTERVAL_WITHOUT_RUN_MS: u64 = 1000;
 const PRESENCE_EVENT_INTERVAL: Duration = Duration::from_secs(4);
 /// How long a presence stream stays open before the CLI reconnects (upstream: 30 s).
 const PRESENCE_STREAM_DURATION: Duration = Duration::from_secs(30);
-/// Most runs one disconnect may name.
-const MAX_DISCONNECT_RUNS: usize = 1000;
 
 /// The CLI's settings for this environment.
 #[utoipa::path(get, path = "/engine/v1/dev/config", tag = "engine", security(("secretKey" = [])),
@@ -57,9 +54,9 @@ pub async fn dev_presence(
     SecretKeyAuth(principal): SecretKeyAuth,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let env_id = principal.env.environment.id.clone();
-    state.workers.touch_presence(&state, &env_id).await;
+    state.engine.touch_presence(&env_id).await;
     tracing::debug!(env.id = %env_id, "dev presence stream opened");
-    let state_shutdown = state.shutdown.wait();
+    let state_shutdown = state.engine.shutdown().wait();
     let ticks = (PRESENCE_STREAM_DURATION.as_secs() / PRESENCE_EVENT_INTERVAL.as_secs()) as usize;
     let start = stream::once(async { Ok(SseEvent::default().event("start").data("connected")) });
     let times = stream::unfold(
@@ -69,7 +66,7 @@ pub async fn dev_presence(
                 return None;
             }
             tokio::time::sleep(PRESENCE_EVENT_INTERVAL).await;
-            state.workers.touch_presence(&state, &env_id).await;
+            state.engine.touch_presence(&env_id).await;
             let event = SseEvent::default()
                 .event("time")
                 .data(state.now().to_rfc3339());
@@ -98,25 +95,10 @@ pub async fn dev_disconnect(
             "runFriendlyIds may name at most {MAX_DISCONNECT_RUNS} runs"
         )));
     }
-    let env_id = &principal.env.environment.id;
-    let mut cancelled = 0;
-    for run_id in &body.run_friendly_ids {
-        let event = RunEvent {
-            event: Event::Cancel { finalize: true },
-            expected_snapshot: None,
-            data: EventData::default(),
-        };
-        match state
-            .store
-            .apply_run_event(env_id, run_id, event, state.now())
-            .await
-        {
-            Ok(Ok(_)) => cancelled += 1,
-            Ok(Err(_)) | Err(taskgate_store::StoreError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    tracing::info!(env.id = %env_id, runs = body.run_friendly_ids.len(), cancelled, "dev CLI disconnected with runs in flight");
+    let cancelled = state
+        .engine
+        .disconnect(&principal.env.environment.id, &body.run_friendly_ids)
+        .await?;
     Ok(Json(DevDisconnectResponse { cancelled }))
 }
 

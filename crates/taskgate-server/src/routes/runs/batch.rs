@@ -7,23 +7,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::Value;
 use taskgate_api::runs::{CreateBatchResponse, StreamBatchItemsResponse};
 use taskgate_api::ErrorBody;
-use taskgate_core::hash::sha256_hex;
-use taskgate_core::ids::{new_batch_friendly_id, new_id};
 use taskgate_core::scope::Resource;
-use taskgate_store::{Batch, Idempotency, StoreError};
+use taskgate_engine::batch::{check_run_count, BatchItem};
 
-use super::trigger::{
-    build_run, check_queue_size, parse_json_body, run_token_headers, TriggerBody, TriggerOptions,
-};
+use super::trigger::{parse_json_body, run_token_headers};
 use crate::auth::extract::ApiAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-/// Most runs one batch may create (upstream).
-const MAX_BATCH_RUNS: i64 = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -47,11 +39,8 @@ pub async fn create_batch(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body: CreateBatchBody = parse_json_body(&body)?;
-    if !(1..=MAX_BATCH_RUNS).contains(&body.run_count) {
-        return Err(ApiError::bad_request(format!(
-            "Validation error: runCount must be from 1 to {MAX_BATCH_RUNS}"
-        )));
-    }
+    // Before authorization, as upstream's schema check comes first.
+    check_run_count(body.run_count)?;
     let tasks = body.task_identifiers.unwrap_or_default();
     let broad = principal.can(
         "batchTrigger",
@@ -64,29 +53,19 @@ pub async fn create_batch(
     if !(broad || each) {
         return Err(ApiError::scope_denied());
     }
-    let batch = Batch {
-        id: new_id(),
-        friendly_id: new_batch_friendly_id(),
-        environment_id: principal.env.environment.id.clone(),
-        run_count: body.run_count,
-        idempotency_key: body.idempotency_key.clone(),
-        created_at: state.now(),
-        sealed: false,
-    };
     let one_time = principal
         .jwt()
         .filter(|g| g.one_time_use)
         .and_then(|g| g.one_time_marker.clone());
-    let (batch, cached) = match state.store.create_batch(batch, one_time, state.now()).await {
-        Ok(created) => created,
-        Err(StoreError::Conflict { constraint }) if constraint == "one_time_use_tokens" => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Cannot batch trigger with a one-time use token as it has already been used.",
-            ))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (batch, cached) = state
+        .engine
+        .create_batch(
+            &principal.env.environment.id,
+            body.run_count,
+            body.idempotency_key.clone(),
+            one_time,
+        )
+        .await?;
     let headers = run_token_headers(
         &principal,
         vec![format!("read:batch:{}", batch.friendly_id)],
@@ -99,16 +78,6 @@ pub async fn create_batch(
         idempotency_key: batch.idempotency_key,
     };
     Ok((StatusCode::ACCEPTED, headers, Json(created)).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-struct BatchItem {
-    index: i64,
-    task: String,
-    #[serde(default)]
-    payload: Option<Value>,
-    #[serde(default)]
-    options: Option<Value>,
 }
 
 /// Phase two: the items, one JSON object per line. Items are deduplicated by index, so the
@@ -124,11 +93,7 @@ pub async fn stream_batch_items(
     body: Bytes,
 ) -> ApiResult<Json<StreamBatchItemsResponse>> {
     let env_id = principal.env.environment.id.clone();
-    let batch = state
-        .store
-        .get_batch(&env_id, &batch_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Batch not found"))?;
+    let batch = state.engine.batch(&env_id, &batch_id).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("Items must be UTF-8 NDJSON"))?;
     let mut items = Vec::new();
@@ -150,57 +115,16 @@ pub async fn stream_batch_items(
         principal.authorize("batchTrigger", &[Resource::with_id("tasks", &item.task)])?;
         items.push(item);
     }
-    // Items over the queue's limit fail fast, all of them, before any run is made: retrying
-    // cannot help, and half a batch of pre-failed runs would only fill the database.
-    check_queue_size(&state, &env_id, "", items.len() as u64).await?;
-    let (mut accepted, mut deduplicated) = (0, 0);
-    for item in items {
-        let options: TriggerOptions = match item.options {
-            Some(o) => serde_json::from_value(o).map_err(|e| {
-                ApiError::bad_request(format!("Validation error: item {}: {e}", item.index))
-            })?,
-            None => TriggerOptions::default(),
-        };
-        let (mut run, idempotency) = build_run(
-            &state,
-            &principal.env.environment,
-            &item.task,
-            TriggerBody {
-                payload: item.payload,
-                options,
-            },
-            None,
-        )?;
-        run.batch_id = Some(batch.friendly_id.clone());
-        // Resending an item returns the run it already made: its key is the batch and index.
-        let idempotency = idempotency.or_else(|| {
-            Some(Idempotency {
-                key: sha256_hex(&format!("{}:{}", batch.id, item.index)),
-                user_key: None,
-                expires_at: state.now() + taskgate_core::run::DEFAULT_IDEMPOTENCY_TTL,
-            })
-        });
-        let triggered = state
-            .store
-            .trigger_run(run, idempotency, None, None, state.now())
-            .await?;
-        if state
-            .store
-            .add_batch_item(&batch.id, item.index, &triggered.run.friendly_id)
-            .await?
-        {
-            accepted += 1;
-        } else {
-            deduplicated += 1;
-        }
-    }
-    let (count, sealed) = state.store.seal_batch(&batch.id).await?;
+    let added = state
+        .engine
+        .add_batch_items(&principal.env.environment, &batch, items)
+        .await?;
     Ok(Json(StreamBatchItemsResponse {
         id: batch.friendly_id,
-        items_accepted: accepted,
-        items_deduplicated: deduplicated,
-        sealed,
-        enqueued_count: count,
+        items_accepted: added.accepted,
+        items_deduplicated: added.deduplicated,
+        sealed: added.sealed,
+        enqueued_count: added.count,
         expected_count: batch.run_count,
     }))
 }

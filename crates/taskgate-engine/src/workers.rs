@@ -8,11 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use taskgate_store::{ChangeEvent, EnvVar, Worker, WorkerTask};
-
-use crate::error::ApiResult;
-use crate::state::AppState;
+use taskgate_store::{ChangeEvent, EnvVar, Store, StoreResult, Worker, WorkerTask};
 
 /// How often a connected CLI's presence is written. Presence lasts [`PRESENCE_TTL`], three
 /// writes, so one slow write never makes a connected CLI look gone.
@@ -46,16 +44,16 @@ impl Workers {
     /// A worker of `environment_id` by id or friendly id, from the cache or loaded once.
     pub async fn get(
         &self,
-        state: &AppState,
+        store: &dyn Store,
         environment_id: &str,
         id: &str,
-    ) -> ApiResult<Option<WorkerWithTasks>> {
+    ) -> StoreResult<Option<WorkerWithTasks>> {
         if let Some((_, w)) = self.cache.lock().get(id) {
             if w.0.environment_id == environment_id {
                 return Ok(Some(w.clone()));
             }
         }
-        let Some(found) = state.store.get_worker(environment_id, id).await? else {
+        let Some(found) = store.get_worker(environment_id, id).await? else {
             return Ok(None);
         };
         let w = Arc::new(found);
@@ -82,15 +80,15 @@ impl Workers {
     /// An environment's variables, sealed, from the cache or loaded once.
     pub async fn env_vars(
         &self,
-        state: &AppState,
+        store: &dyn Store,
         environment_id: &str,
-    ) -> ApiResult<Arc<Vec<EnvVar>>> {
+    ) -> StoreResult<Arc<Vec<EnvVar>>> {
         if let Some((at, vars)) = self.env_vars.lock().get(environment_id) {
             if at.elapsed() < ENV_VARS_TTL {
                 return Ok(vars.clone());
             }
         }
-        let vars = Arc::new(state.store.list_env_vars(environment_id).await?);
+        let vars = Arc::new(store.list_env_vars(environment_id).await?);
         let mut cache = self.env_vars.lock();
         if cache.len() >= MAX_CACHED_WORKERS {
             cache.clear();
@@ -113,14 +111,19 @@ impl Workers {
 
     /// Whether a development CLI is connected to the environment, read at most once per
     /// [`PRESENCE_READ_TTL`].
-    pub async fn dev_connected(&self, state: &AppState, environment_id: &str) -> ApiResult<bool> {
+    pub async fn dev_connected(
+        &self,
+        store: &dyn Store,
+        environment_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         if let Some((at, connected)) = self.presence_read.lock().get(environment_id) {
             if at.elapsed() < PRESENCE_READ_TTL {
                 return Ok(*connected);
             }
         }
-        let seen = state.store.dev_presence(environment_id).await?;
-        let connected = seen.is_some_and(|at| at + PRESENCE_TTL > state.now());
+        let seen = store.dev_presence(environment_id).await?;
+        let connected = seen.is_some_and(|at| at + PRESENCE_TTL > now);
         let mut cache = self.presence_read.lock();
         if cache.len() >= MAX_CACHED_WORKERS {
             cache.clear();
@@ -132,7 +135,12 @@ impl Workers {
     /// Records that the environment's CLI is alive, writing it at most once per
     /// [`PRESENCE_WRITE_INTERVAL`] from this node. A failed write is logged and retried at
     /// the next sign of life: presence must never fail the request that carries it.
-    pub async fn touch_presence(&self, state: &AppState, environment_id: &str) {
+    pub async fn touch_presence(
+        &self,
+        store: &dyn Store,
+        environment_id: &str,
+        now: DateTime<Utc>,
+    ) {
         {
             let mut written = self.presence_written.lock();
             let now = Instant::now();
@@ -146,11 +154,7 @@ impl Workers {
                 }
             }
         }
-        if let Err(e) = state
-            .store
-            .touch_dev_presence(environment_id, state.now())
-            .await
-        {
+        if let Err(e) = store.touch_dev_presence(environment_id, now).await {
             self.presence_written.lock().remove(environment_id);
             tracing::warn!(env.id = %environment_id, error = %e, "could not record dev presence");
         }

@@ -1,0 +1,125 @@
+//! The run engine's server side: how a run moves, around the pure state machine
+//! [`taskgate_core::engine::transition`].
+//!
+//! - [`trigger`]: what a trigger or a batch item becomes (options, limits, idempotency);
+//! - [`dequeue`]: the queue's long-poll dequeue for a worker;
+//! - [`attempts`]: an attempt's start, heartbeat and completion, and the latest snapshot;
+//! - [`runs`]: cancelling and replaying a run;
+//! - [`registration`]: a worker's manifest, validated and registered;
+//! - [`presence`]: whether a development CLI is connected, and its disconnect;
+//! - [`execution`]: what a task process is told (its execution, machine and environment);
+//! - [`otlp`]: the logs and spans task processes export, decoded;
+//! - [`watchers`] and [`workers`]: the wake-ups and the in-memory registry behind them;
+//! - [`sweeper`]: time-driven changes (delays, TTLs, stalls).
+//!
+//! Nothing here knows HTTP: the routes, the socket.io channel and any other transport are
+//! adapters that authenticate a caller, call an [`Engine`] method and present its answer.
+
+pub mod attempts;
+pub mod batch;
+pub mod dequeue;
+pub mod error;
+pub mod execution;
+pub mod otlp;
+pub mod presence;
+pub mod registration;
+pub mod runs;
+pub mod shutdown;
+pub mod sweeper;
+pub mod trigger;
+pub mod watchers;
+pub mod workers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretBox;
+use taskgate_core::time::Clock;
+use taskgate_core::vault::KeyVault;
+use taskgate_store::{ChangeEvent, Store};
+
+pub use error::{Error, Result};
+pub use shutdown::Shutdown;
+pub use watchers::Watchers;
+pub use workers::Workers;
+
+/// What the engine is configured with.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Runs an environment may execute at once.
+    pub concurrency_limit: u32,
+    /// Most runs an environment may have waiting; `None` is unlimited.
+    pub max_queue_size: Option<u64>,
+    /// How long a dequeue waits for a run (the long poll).
+    pub dequeue_wait: Duration,
+    /// Largest payload or output, in bytes.
+    pub max_payload_bytes: usize,
+}
+
+/// The engine: the store, the clock and what it keeps in memory.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    vault: Arc<KeyVault>,
+    /// Signs the OTLP endpoints task processes are given.
+    otlp_secret: Arc<SecretBox<Vec<u8>>>,
+    watchers: Arc<Watchers>,
+    workers: Workers,
+    settings: EngineSettings,
+    shutdown: Shutdown,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        vault: Arc<KeyVault>,
+        otlp_secret: Arc<SecretBox<Vec<u8>>>,
+        settings: EngineSettings,
+    ) -> Engine {
+        Engine {
+            store,
+            clock,
+            vault,
+            otlp_secret,
+            watchers: Arc::new(Watchers::default()),
+            workers: Workers::default(),
+            settings,
+            shutdown: Shutdown::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Who waits for which run, queue or stream.
+    pub fn watchers(&self) -> &Arc<Watchers> {
+        &self.watchers
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// Begun when the server starts to stop: the engine's long waits end at once.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Applies a store change (this node's or another's) to what the engine keeps in memory:
+    /// waiters are woken, stale variables dropped.
+    pub fn on_change(&self, event: &ChangeEvent) {
+        self.watchers.on_change(event);
+        self.workers.on_change(event);
+    }
+}

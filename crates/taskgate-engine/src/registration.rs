@@ -1,0 +1,151 @@
+//! A worker's manifest (what `trigger.dev dev` posts after each build), validated and
+//! registered as its environment's current worker.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use taskgate_api::engine::{BackgroundWorkerMetadata, TaskManifest};
+use taskgate_core::ids::{new_id, new_worker_friendly_id};
+use taskgate_store::{NewWorker, Worker, WorkerTask};
+
+use crate::{Engine, Error, Result};
+
+/// Most tasks one worker may register.
+const MAX_TASKS: usize = 5000;
+/// Longest task id and file path accepted.
+const MAX_TASK_ID_LEN: usize = 128;
+const MAX_PATH_LEN: usize = 1024;
+/// Largest JSON value (retry settings, payload schema…) kept per task.
+const MAX_TASK_JSON_BYTES: usize = 64 * 1024;
+/// Largest registration body: the manifest carries the project's source files.
+pub const MAX_REGISTRATION_BYTES: usize = 32 * 1024 * 1024;
+
+/// A JSON value kept as text, if it is not absurdly large.
+fn json_text(field: &str, v: Option<&serde_json::Value>) -> Result<Option<String>> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let text = v.to_string();
+    if text.len() > MAX_TASK_JSON_BYTES {
+        return Err(Error::InvalidBody(format!(
+            "{field} must be at most {MAX_TASK_JSON_BYTES} bytes of JSON"
+        )));
+    }
+    Ok(Some(text))
+}
+
+/// A task of a manifest as stored, validated.
+fn worker_task(t: &TaskManifest) -> Result<WorkerTask> {
+    if t.id.is_empty() || t.id.len() > MAX_TASK_ID_LEN || t.id.chars().any(char::is_control) {
+        return Err(Error::InvalidBody(format!(
+            "task ids must be 1 to {MAX_TASK_ID_LEN} characters without control characters"
+        )));
+    }
+    if t.file_path.len() > MAX_PATH_LEN {
+        return Err(Error::InvalidBody(format!(
+            "task {}: filePath must be at most {MAX_PATH_LEN} characters",
+            t.id
+        )));
+    }
+    let queue_name = t
+        .queue
+        .as_ref()
+        .and_then(|q| q.get("name"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
+    let max_duration = t
+        .max_duration
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .map(|d| d.min(f64::from(u32::MAX)) as i64);
+    Ok(WorkerTask {
+        slug: t.id.clone(),
+        file_path: t.file_path.clone(),
+        export_name: t.export_name.clone(),
+        retry_config: json_text("retry", t.retry.as_ref())?,
+        queue_name,
+        machine: json_text("machine", t.machine.as_ref())?,
+        max_duration_seconds: max_duration,
+        ttl: t.ttl.as_ref().and_then(|v| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }),
+        payload_schema: json_text("payloadSchema", t.payload_schema.as_ref())?,
+        description: t.description.clone(),
+        trigger_source: t.trigger_source.clone(),
+    })
+}
+
+/// Refuses a manifest that defines a task id twice, naming where (upstream's words).
+fn no_duplicate_ids(tasks: &[TaskManifest]) -> Result<()> {
+    for t in tasks {
+        taskgate_core::text::check_task_id(&t.id)
+            .map_err(|e| Error::InvalidBody(format!("task {:?}: {e}", t.id)))?;
+    }
+    let mut seen = HashSet::new();
+    let mut duplicates = Vec::new();
+    for t in tasks {
+        if !seen.insert(t.id.as_str()) && !duplicates.contains(&t.id.as_str()) {
+            duplicates.push(t.id.as_str());
+        }
+    }
+    if duplicates.is_empty() {
+        return Ok(());
+    }
+    let details: Vec<String> = duplicates
+        .iter()
+        .map(|id| {
+            let files: Vec<&str> = tasks
+                .iter()
+                .filter(|t| t.id == *id)
+                .map(|t| t.file_path.as_str())
+                .collect();
+            format!("\"{id}\" (defined in {})", files.join(", "))
+        })
+        .collect();
+    Err(Error::Invalid(format!(
+        "Duplicate task ids detected: {}. Each task must have a unique id across all task types (including scheduled tasks). Please rename one of them.",
+        details.join("; ")
+    )))
+}
+
+impl Engine {
+    /// Registers a build of a project's tasks as the environment's current worker.
+    pub async fn register_worker(
+        &self,
+        environment_id: &str,
+        m: BackgroundWorkerMetadata,
+    ) -> Result<Worker> {
+        if m.tasks.len() > MAX_TASKS {
+            return Err(Error::InvalidBody(format!(
+                "a worker may register at most {MAX_TASKS} tasks"
+            )));
+        }
+        no_duplicate_ids(&m.tasks)?;
+        let tasks = m
+            .tasks
+            .iter()
+            .map(worker_task)
+            .collect::<Result<Vec<_>>>()?;
+        let worker = self
+            .store
+            .register_worker(
+                NewWorker {
+                    id: new_id(),
+                    friendly_id: new_worker_friendly_id(),
+                    environment_id: environment_id.to_string(),
+                    content_hash: m.content_hash.clone(),
+                    sdk_version: m.package_version,
+                    cli_version: m.cli_package_version,
+                    runtime: m.runtime,
+                    runtime_version: m.runtime_version,
+                    tasks: tasks.clone(),
+                },
+                self.now(),
+            )
+            .await?;
+        tracing::info!(env.id = %environment_id, worker.id = %worker.friendly_id, worker.version = %worker.version, tasks = tasks.len(), "worker registered");
+        self.workers.remember(Arc::new((worker.clone(), tasks)));
+        Ok(worker)
+    }
+}

@@ -1,0 +1,123 @@
+//! Cancelling and replaying a run.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use taskgate_core::engine::{EngineError, Event};
+use taskgate_store::{Environment, EventData, Refusal, Run, RunEvent};
+
+use crate::trigger::{TriggerBody, TriggerOptions};
+use crate::{Engine, Error, Result};
+
+/// Overrides a replay may carry (4.8.3's `ReplayRunRequestBody`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayOverrides {
+    payload: Option<Value>,
+    payload_type: Option<String>,
+    metadata: Option<Value>,
+    tags: Option<Value>,
+    queue: Option<Value>,
+    concurrency_key: Option<Value>,
+    machine: Option<String>,
+    #[expect(
+        dead_code,
+        reason = "accepted for compatibility: taskgate has no deployments, regions or priorities"
+    )]
+    version: Option<String>,
+    #[expect(
+        dead_code,
+        reason = "accepted for compatibility: taskgate has no deployments, regions or priorities"
+    )]
+    region: Option<String>,
+    delay: Option<Value>,
+    ttl: Option<Value>,
+    idempotency_key: Option<String>,
+    #[serde(rename = "idempotencyKeyTTL")]
+    idempotency_key_ttl: Option<String>,
+    max_attempts: Option<i64>,
+    #[expect(
+        dead_code,
+        reason = "accepted for compatibility: taskgate has no deployments, regions or priorities"
+    )]
+    max_duration: Option<i64>,
+    #[expect(
+        dead_code,
+        reason = "accepted for compatibility: taskgate has no deployments, regions or priorities"
+    )]
+    priority: Option<i64>,
+}
+
+impl Engine {
+    /// Cancels a run of `env_id` the caller may write (the caller checks). A run that already
+    /// finished, or whose cancellation already waits for its worker, is left as it is. The
+    /// dashboard's "Cancel" goes through here too.
+    pub async fn cancel(&self, env_id: &str, run_id: &str) -> Result<()> {
+        let cancel = RunEvent {
+            event: Event::Cancel { finalize: false },
+            expected_snapshot: None,
+            data: EventData::default(),
+        };
+        match self
+            .store
+            .apply_run_event(env_id, run_id, cancel, self.now())
+            .await?
+        {
+            Ok(applied) => {
+                tracing::info!(run.id = %applied.run.friendly_id, execution = %applied.run.execution_status, "run canceled");
+            }
+            Err(Refusal::Engine(EngineError::AlreadyFinished | EngineError::NoChange)) => {}
+            Err(other) => return Err(Error::Internal(format!("cancel refused: {other:?}"))),
+        }
+        Ok(())
+    }
+
+    /// Triggers a new run of `old`'s task in `env` with `old`'s payload and options, or the
+    /// given overrides (the caller has authorized). The dashboard's "Replay" goes through here.
+    pub async fn replay(
+        &self,
+        env: &Environment,
+        old: &Run,
+        overrides: ReplayOverrides,
+    ) -> Result<Run> {
+        let body = TriggerBody {
+            payload: overrides
+                .payload
+                .or_else(|| old.payload.clone().map(Value::String)),
+            options: TriggerOptions {
+                payload_type: overrides
+                    .payload_type
+                    .or_else(|| Some(old.payload_type.clone())),
+                idempotency_key: overrides.idempotency_key,
+                idempotency_key_ttl: overrides.idempotency_key_ttl,
+                tags: overrides.tags.or_else(|| Some(json!(old.tags))),
+                delay: overrides.delay,
+                ttl: overrides.ttl.or_else(|| old.ttl.clone().map(Value::String)),
+                queue: None,
+                concurrency_key: overrides
+                    .concurrency_key
+                    .or_else(|| old.concurrency_key.clone().map(Value::String)),
+                max_attempts: overrides.max_attempts.or(old.max_attempts),
+                metadata: overrides
+                    .metadata
+                    .or_else(|| old.metadata.clone().map(Value::String)),
+                metadata_type: old.metadata_type.clone(),
+                machine: overrides.machine.or_else(|| old.machine.clone()),
+                test: Some(old.is_test),
+                idempotency_key_options: None,
+            },
+        };
+        let (mut run, idempotency) = self.build_run(env, &old.task_identifier, body, None)?;
+        run.is_replay = true;
+        run.queue = match overrides.queue {
+            Some(Value::String(q)) => Some(q),
+            Some(q) => q.get("name").and_then(Value::as_str).map(str::to_string),
+            None => old.queue.clone(),
+        };
+        let triggered = self
+            .store
+            .trigger_run(run, idempotency, None, None, self.now())
+            .await?;
+        tracing::info!(run.id = %triggered.run.friendly_id, replay_of = %old.friendly_id, "run replayed");
+        Ok(triggered.run)
+    }
+}
