@@ -16,6 +16,7 @@ pub mod ids;
 pub mod jwt;
 pub mod keys;
 pub mod pat;
+pub mod problem;
 pub mod ratelimit;
 pub mod return_path;
 pub mod role;
@@ -31,6 +32,7 @@ pub mod vault;
 
 pub use crypto::MasterKey;
 pub use env::EnvType;
+pub use problem::Problem;
 pub use role::Role;
 pub use scope::{Ability, Resource, Scope};
 pub use time::Clock;

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use taskgate_core::hash::sha256_hex;
 use taskgate_core::ids::{new_batch_friendly_id, new_id};
-use taskgate_store::{Batch, Environment, Idempotency, StoreError};
+use taskgate_store::{Batch, ConflictKind, Environment, Idempotency, StoreError};
 
 use crate::trigger::{TriggerBody, TriggerOptions};
 use crate::{Engine, Error, Result};
@@ -71,12 +71,12 @@ impl Engine {
             .await
         {
             Ok(created) => Ok(created),
-            Err(StoreError::Conflict { constraint }) if constraint == "one_time_use_tokens" => {
-                Err(Error::Unprocessable(
-                    "Cannot batch trigger with a one-time use token as it has already been used."
-                        .into(),
-                ))
-            }
+            Err(StoreError::Conflict {
+                kind: ConflictKind::OneTimeUseToken,
+            }) => Err(Error::Unprocessable(
+                "Cannot batch trigger with a one-time use token as it has already been used."
+                    .into(),
+            )),
             Err(e) => Err(e.into()),
         }
     }

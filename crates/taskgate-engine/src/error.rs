@@ -1,6 +1,7 @@
 //! [`Error`]: why the engine refused or could not do something, in the words the clients
 //! expect. Each transport maps it to its own answer (HTTP status, `x-should-retry`).
 
+use taskgate_core::Problem;
 use taskgate_store::StoreError;
 
 /// An engine operation that did not happen.
@@ -55,3 +56,32 @@ pub enum Error {
 
 /// The result of an engine operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for Problem {
+    /// The engine's refusals in upstream's words; those a retry cannot help say so
+    /// (`x-should-retry: false`), so the SDK and CLI fail fast.
+    fn from(err: Error) -> Problem {
+        match err {
+            Error::Invalid(m) => Problem::invalid(m),
+            Error::InvalidBody(issue) => Problem::invalid_body(issue),
+            e @ Error::RunNotFound => Problem::not_found(e.to_string()).should_retry(false),
+            Error::NotFound(what) => Problem::not_found(what),
+            Error::StaleSnapshot { at_start: true } => {
+                Problem::conflict("Snapshot changed inside startRunAttempt").should_retry(false)
+            }
+            Error::StaleSnapshot { at_start: false } => {
+                Problem::invalid("Snapshot ID doesn't match the latest snapshot")
+                    .should_retry(false)
+            }
+            e @ Error::Finished => Problem::invalid(e.to_string()).should_retry(false),
+            Error::Refused(m) => Problem::invalid(m).should_retry(false),
+            e @ Error::MaxAttempts => Problem::invalid(e.to_string()).should_retry(false),
+            e @ Error::PayloadTooLarge(_) => Problem::too_large(e.to_string()),
+            e @ Error::OutputTooLarge(_) => Problem::too_large(e.to_string()).should_retry(false),
+            Error::QueueFull(m) => Problem::unprocessable(m).should_retry(false),
+            Error::Unprocessable(m) => Problem::unprocessable(m),
+            Error::Store(e) => e.into(),
+            Error::Internal(cause) => Problem::internal(cause),
+        }
+    }
+}

@@ -10,7 +10,9 @@ use taskgate_core::engine::{RunState, DEFAULT_DEV_TTL, MAX_TASK_RUN_ATTEMPTS};
 use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
 use taskgate_core::run::{parse_delay, parse_idempotency_ttl, parse_ttl, DEFAULT_IDEMPOTENCY_TTL};
-use taskgate_store::{Environment, Idempotency, RequestKey, Run, StoreError, Triggered};
+use taskgate_store::{
+    ConflictKind, Environment, Idempotency, RequestKey, Run, StoreError, Triggered,
+};
 
 use crate::{Engine, Error, Result};
 
@@ -259,11 +261,11 @@ impl Engine {
             .await
         {
             Ok(t) => t,
-            Err(StoreError::Conflict { constraint }) if constraint == "one_time_use_tokens" => {
-                return Err(Error::Unprocessable(format!(
-                    "Cannot trigger {task_id} with a one-time use token as it has already been used."
-                )))
-            }
+            Err(StoreError::Conflict {
+                kind: ConflictKind::OneTimeUseToken,
+            }) => return Err(Error::Unprocessable(format!(
+                "Cannot trigger {task_id} with a one-time use token as it has already been used."
+            ))),
             Err(e) => return Err(e.into()),
         };
         tracing::info!(run.id = %triggered.run.friendly_id, task = ?task_id, env.id = %triggered.run.environment_id, cached = triggered.cached, "run triggered");

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
+use taskgate_core::problem::{Kind, Problem};
 use taskgate_store::StoreError;
 
 /// An error answer.
@@ -90,45 +91,39 @@ impl From<StoreError> for ApiError {
                 Self::unavailable()
             }
             StoreError::NotFound => Self::not_found("Not found"),
-            StoreError::Conflict { constraint } => Self::new(StatusCode::CONFLICT, "Conflict")
+            StoreError::Conflict { kind } => Self::new(StatusCode::CONFLICT, "Conflict")
                 .with("code", "conflict")
-                .with("constraint", constraint),
+                .with("constraint", kind.name()),
             other => Self::internal(other),
         }
     }
 }
 
+impl From<Problem> for ApiError {
+    /// A use case's or the engine's refusal as an answer: its kind picks the status, its
+    /// words and fields are the body. An internal problem is logged here, once.
+    fn from(p: Problem) -> Self {
+        let status = match p.kind {
+            Kind::Invalid => StatusCode::BAD_REQUEST,
+            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::Denied => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => return Self::internal(p.message),
+        };
+        let mut e = Self::new(status, p.message);
+        e.body.extend(p.fields);
+        e.should_retry = p.retry;
+        e
+    }
+}
+
 impl From<taskgate_engine::Error> for ApiError {
-    /// The engine's refusals in upstream's words and statuses; those a retry cannot help carry
-    /// `x-should-retry: false`, so the SDK and CLI fail fast.
     fn from(err: taskgate_engine::Error) -> Self {
-        use taskgate_engine::Error as E;
-        match err {
-            E::Invalid(m) => Self::bad_request(m),
-            E::InvalidBody(issue) => Self::invalid_body(issue),
-            E::RunNotFound => Self::not_found("Run not found").should_retry(false),
-            E::NotFound(what) => Self::not_found(what),
-            E::StaleSnapshot { at_start: true } => Self::new(
-                StatusCode::CONFLICT,
-                "Snapshot changed inside startRunAttempt",
-            )
-            .should_retry(false),
-            E::StaleSnapshot { at_start: false } => {
-                Self::bad_request("Snapshot ID doesn't match the latest snapshot")
-                    .should_retry(false)
-            }
-            E::Finished => Self::bad_request("Task run is already finished").should_retry(false),
-            E::Refused(m) => Self::bad_request(m).should_retry(false),
-            E::MaxAttempts => Self::bad_request("Max attempts reached").should_retry(false),
-            e @ E::PayloadTooLarge(_) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-            e @ E::OutputTooLarge(_) => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).should_retry(false)
-            }
-            E::QueueFull(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m).should_retry(false),
-            E::Unprocessable(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m),
-            E::Store(e) => e.into(),
-            E::Internal(cause) => Self::internal(cause),
-        }
+        Problem::from(err).into()
     }
 }
 

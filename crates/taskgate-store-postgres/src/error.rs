@@ -10,9 +10,9 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
             if db.is_unique_violation() {
-                StoreError::Conflict {
-                    constraint: db.constraint().unwrap_or("unique").to_string(),
-                }
+                StoreError::conflict(taskgate_store::ConflictKind::Unique(
+                    db.constraint().unwrap_or("unique").to_string(),
+                ))
             } else if db.is_foreign_key_violation() {
                 StoreError::NotFound
             } else if code.starts_with("08")

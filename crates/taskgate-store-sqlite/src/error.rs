@@ -15,7 +15,7 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
                     .split_once(": ")
                     .map(|(_, c)| c.to_string())
                     .unwrap_or_else(|| "unique".to_string());
-                StoreError::Conflict { constraint }
+                StoreError::conflict(taskgate_store::ConflictKind::Unique(constraint))
             } else if db.is_foreign_key_violation() {
                 StoreError::NotFound
             } else if matches!(db.code().as_deref(), Some("5") | Some("6") | Some("517")) {

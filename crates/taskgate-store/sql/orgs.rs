@@ -188,7 +188,7 @@ impl OrgStore for Backend {
             .execute(&mut *tx)
             .await
             .map_err(|e| match map_err(e) {
-                StoreError::Conflict { .. } => StoreError::conflict("org_members.user"),
+                StoreError::Conflict { .. } => StoreError::conflict(ConflictKind::AlreadyMember),
                 other => other,
             })?;
         count("add_member_projects");
@@ -373,9 +373,7 @@ async fn member_for_change(
 }
 
 fn last_owner() -> StoreError {
-    StoreError::Conflict {
-        constraint: "last_owner".into(),
-    }
+    StoreError::conflict(ConflictKind::LastOwner)
 }
 
 fn member(row: &DbRow) -> StoreResult<Member> {

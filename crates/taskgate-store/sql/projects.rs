@@ -263,7 +263,7 @@ impl ProjectStore for Backend {
         if parent.parent_environment_id.is_some()
             || !matches!(parent.env_type, EnvType::Preview | EnvType::Development)
         {
-            return Err(StoreError::conflict("runtime_environments.branchable"));
+            return Err(StoreError::conflict(ConflictKind::NotBranchable));
         }
         count("upsert_branch_existing");
         let existing = sqlx::query(&format!(

@@ -401,7 +401,7 @@ async fn spend_one_time_token(
     .execute(&mut *conn)
     .await
     .map_err(|e| match map_err(e) {
-        StoreError::Conflict { .. } => StoreError::conflict("one_time_use_tokens"),
+        StoreError::Conflict { .. } => StoreError::conflict(ConflictKind::OneTimeUseToken),
         other => other,
     })?;
     Ok(())
@@ -550,7 +550,7 @@ impl RunStore for Backend {
                         run: old,
                         cached: true,
                     }),
-                    None => Err(StoreError::conflict("task_runs_idempotency_uniq")),
+                    None => Err(StoreError::conflict(ConflictKind::RunIdempotencyKey)),
                 };
             }
             Err(e) => return Err(e),
@@ -580,7 +580,7 @@ impl RunStore for Backend {
                         run: old,
                         cached: false,
                     }),
-                    None => Err(StoreError::conflict("request_idempotency_keys")),
+                    None => Err(StoreError::conflict(ConflictKind::RequestKey)),
                 };
             }
         }
@@ -895,7 +895,7 @@ impl RunStore for Backend {
                 .map_err(map_err)?;
                 return match row {
                     Some(row) => Ok((batch(&row)?, true)),
-                    None => Err(StoreError::conflict("batches_idempotency_uniq")),
+                    None => Err(StoreError::conflict(ConflictKind::BatchIdempotencyKey)),
                 };
             }
             (Err(e), _) => return Err(e),

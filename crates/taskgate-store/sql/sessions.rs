@@ -242,9 +242,9 @@ impl SessionStore for Backend {
             .filter(|c| c.expires_at > now)
             .ok_or(StoreError::NotFound)?;
         if code.approved_by.is_some() {
-            return Err(StoreError::Conflict {
-                constraint: "authorization_code_approved".into(),
-            });
+            return Err(StoreError::conflict(
+                ConflictKind::AuthorizationCodeApproved,
+            ));
         }
         sqlx::query(
             "UPDATE authorization_codes SET approved_by = $2, approved_at = $3, approval_code_hash = $4
@@ -284,9 +284,9 @@ impl SessionStore for Backend {
         .await
         .map_err(map_err)?;
         if spent.rows_affected() == 0 {
-            return Err(StoreError::Conflict {
-                constraint: "authorization_code_redeemed".into(),
-            });
+            return Err(StoreError::conflict(
+                ConflictKind::AuthorizationCodeRedeemed,
+            ));
         }
         let actor = Actor {
             user_id: Some(token.user_id.clone()),

@@ -17,7 +17,7 @@ mod sessions;
 mod traits;
 
 pub use engine::*;
-pub use error::{StoreError, StoreResult};
+pub use error::{ConflictKind, StoreError, StoreResult};
 pub use errors::*;
 pub use events::{ChangeEvent, ChangeFanout, ChangeHook};
 pub use model::*;

@@ -108,7 +108,12 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
         )
         .await;
     assert!(
-        matches!(twice, Err(StoreError::Conflict { ref constraint }) if constraint == "one_time_use_tokens"),
+        matches!(
+            twice,
+            Err(StoreError::Conflict {
+                kind: ConflictKind::OneTimeUseToken
+            })
+        ),
         "{twice:?}"
     );
     let got = store
@@ -655,7 +660,12 @@ pub async fn batches_spend_one_time_tokens(store: Arc<dyn Store>) {
             .create_batch(again.clone(), Some("marker-1".into()), t0())
             .await;
         assert!(
-            matches!(refused, Err(StoreError::Conflict { ref constraint }) if constraint == "one_time_use_tokens"),
+            matches!(
+                refused,
+                Err(StoreError::Conflict {
+                    kind: ConflictKind::OneTimeUseToken
+                })
+            ),
             "{refused:?}"
         );
         assert_eq!(

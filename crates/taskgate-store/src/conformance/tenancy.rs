@@ -338,11 +338,17 @@ pub async fn members_change_role_and_leave_with_their_dev_environments(store: Ar
         store
             .set_member_role(&org.id, &owner_member.id, Role::Admin, &system(), t0())
             .await,
-        Err(StoreError::Conflict { constraint }) if constraint == "last_owner"
+        Err(StoreError::Conflict {
+            kind: ConflictKind::LastOwner
+        })
     ));
     assert!(matches!(
-        store.remove_member(&org.id, &owner_member.id, &system(), t0()).await,
-        Err(StoreError::Conflict { constraint }) if constraint == "last_owner"
+        store
+            .remove_member(&org.id, &owner_member.id, &system(), t0())
+            .await,
+        Err(StoreError::Conflict {
+            kind: ConflictKind::LastOwner
+        })
     ));
     let (other_owner, other_org, _) = fixture(&*store).await;
     let _ = other_owner;
