@@ -115,7 +115,7 @@ pub async fn keys_page(
         .filter(|k| !grace_active(k.expires_at, now))
         .take(10)
         .collect();
-    let may_write = state.policy.can(
+    let may_write = state.auth.policy.can(
         &who.principal(),
         access.role,
         "write",

@@ -44,6 +44,7 @@ impl PageEnv {
         resources: &[Resource],
     ) -> bool {
         state
+            .auth
             .policy
             .can(&who.principal(), self.access.role, action, resources)
     }

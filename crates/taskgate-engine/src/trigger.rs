@@ -263,9 +263,11 @@ impl Engine {
             Ok(t) => t,
             Err(StoreError::Conflict {
                 kind: ConflictKind::OneTimeUseToken,
-            }) => return Err(Error::Unprocessable(format!(
+            }) => {
+                return Err(Error::Unprocessable(format!(
                 "Cannot trigger {task_id} with a one-time use token as it has already been used."
-            ))),
+            )))
+            }
             Err(e) => return Err(e.into()),
         };
         tracing::info!(run.id = %triggered.run.friendly_id, task = ?task_id, env.id = %triggered.run.environment_id, cached = triggered.cached, "run triggered");

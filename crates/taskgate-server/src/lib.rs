@@ -28,8 +28,14 @@ use axum::Router;
 use taskgate_core::time::{Clock, SystemClock};
 use taskgate_store::Store;
 
-use crate::auth::cache::AuthCache;
 use crate::state::AppState;
+use taskgate_auth::cache::AuthCache;
+use taskgate_auth::filter::KeyFilter;
+use taskgate_auth::policy::RolePolicy;
+use taskgate_auth::ratelimit::local::LocalBuckets;
+use taskgate_auth::ratelimit::shared::SharedBuckets;
+use taskgate_auth::ratelimit::RateLimiter;
+use taskgate_auth::Auth;
 use taskgate_config::Config;
 use taskgate_core::vault::KeyVault;
 
@@ -84,20 +90,14 @@ pub async fn build_state_with_store(
     let master = bootstrap::master_key(&config)?;
     let session_secret = bootstrap::session_secret(&config)?;
     bootstrap::bootstrap_admin(&*store, &config).await?;
-    let cache = Arc::new(AuthCache::new(config.tokens.cache_ttl));
-    let key_filter = Arc::new(auth::filter::KeyFilter::new(clock.clone()));
     let limiter = match &config.rate_limits.limits {
         Some(limits) => {
             let shared = match &config.rate_limits.redis_url {
-                Some(url) => Some(ratelimit::shared::SharedBuckets::new(url)?),
+                Some(url) => Some(SharedBuckets::new(url).map_err(anyhow::Error::msg)?),
                 None => None,
             };
             let now = taskgate_core::time::to_millis(clock.now());
-            Some(Arc::new(ratelimit::RateLimiter::new(
-                limits.clone(),
-                shared,
-                now,
-            )))
+            Some(Arc::new(RateLimiter::new(limits.clone(), shared, now)))
         }
         None => None,
     };
@@ -116,18 +116,26 @@ pub async fn build_state_with_store(
             max_payload_bytes: config.engine.max_payload_bytes,
         },
     ));
+    let auth = Auth {
+        store: store.clone(),
+        clock: clock.clone(),
+        vault: vault.clone(),
+        session_secret: session_secret.clone(),
+        cache: Arc::new(AuthCache::new(config.tokens.cache_ttl)),
+        key_filter: Arc::new(KeyFilter::new(clock.clone())),
+        policy: Arc::new(RolePolicy),
+        max_jwt_ttl_seconds: config.tokens.max_jwt_ttl_seconds,
+    };
     let state = AppState::new(state::Shared {
         store,
         clock,
         vault,
         session_secret,
-        cache,
-        key_filter,
+        auth,
         limiter,
         engine,
         run_sets: Arc::default(),
-        sign_in_requests: Arc::new(ratelimit::local::LocalBuckets::new(started_ms)),
-        policy: Arc::new(auth::policy::RolePolicy),
+        sign_in_requests: Arc::new(LocalBuckets::new(started_ms)),
         config: Arc::new(config),
         metrics: telemetry::init_metrics(),
     });
@@ -153,7 +161,7 @@ pub async fn serve(config: Config, pages: Router<AppState>) -> anyhow::Result<()
         tracing::info!(url = %login, "dashboard: sign in with a one-time link printed by `taskgate login-link --email <your email>` on this host (no email is configured; links are never logged)");
     }
     telemetry::log_panics();
-    let (store, cache) = (state.store.clone(), state.cache.clone());
+    let (store, cache) = (state.store.clone(), state.auth.cache.clone());
     let app = router::router_with(state.clone(), pages);
     serve::serve(listener, app, state, signal(), async {
         signal().await;

@@ -10,8 +10,9 @@ use taskgate_core::vault::KeyVault;
 use taskgate_engine::Engine;
 use taskgate_store::Store;
 
-use crate::auth::cache::AuthCache;
-use crate::auth::policy::AccessPolicy;
+use taskgate_auth::policy::AccessPolicy;
+use taskgate_auth::ratelimit::RateLimiter;
+use taskgate_auth::Auth;
 
 /// Shared state. The router clones it into every request, so it is one `Arc`: a clone is a
 /// single reference count, whatever the state holds.
@@ -34,19 +35,16 @@ pub struct Shared {
     pub vault: Arc<KeyVault>,
     /// Signs user-actor tokens.
     pub session_secret: Arc<SecretBox<Vec<u8>>>,
-    pub cache: Arc<AuthCache>,
-    /// Every live secret key, so that one never issued is refused without a query.
-    pub key_filter: Arc<crate::auth::filter::KeyFilter>,
-    /// Decides what users may do; [`crate::auth::policy::RolePolicy`] unless replaced.
-    pub policy: Arc<dyn AccessPolicy>,
+    /// Credentials to principals: the caches, the key filter and the access policy.
+    pub auth: Auth,
     /// The run engine: triggers, the queue, attempts, wake-ups and the worker registry.
     pub engine: Arc<Engine>,
     /// Sign-in link requests per client address (this node's count).
-    pub sign_in_requests: Arc<crate::ratelimit::local::LocalBuckets>,
+    pub sign_in_requests: Arc<taskgate_auth::ratelimit::local::LocalBuckets>,
     /// What each many-run feed handle has been sent.
     pub run_sets: Arc<crate::realtime::run_sets::WorkingSets>,
     /// The API rate limiter; `None` when rate limits are off.
-    pub limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
+    pub limiter: Option<Arc<RateLimiter>>,
     pub config: Arc<Config>,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -59,7 +57,7 @@ impl AppState {
     /// The same state with another authorization policy (an operator's own).
     pub fn with_policy(&self, policy: Arc<dyn AccessPolicy>) -> Self {
         Self::new(Shared {
-            policy,
+            auth: self.auth.with_policy(policy),
             ..(*self.0).clone()
         })
     }

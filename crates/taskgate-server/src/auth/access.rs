@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 /// The effective ability of `principal` with `role`, as the server's policy decides.
 pub fn effective_ability(state: &AppState, principal: &UserPrincipal, role: Role) -> Ability {
-    state.policy.ability(principal, role)
+    state.auth.policy.ability(principal, role)
 }
 
 /// 403 `Unauthorized` (route-builder body) unless the principal may `action` on `resource`.
@@ -27,7 +27,7 @@ pub fn require(
     action: &str,
     resource: Resource,
 ) -> ApiResult<()> {
-    if state.policy.can(principal, role, action, &[resource]) {
+    if state.auth.policy.can(principal, role, action, &[resource]) {
         Ok(())
     } else {
         Err(ApiError::scope_denied())
@@ -120,7 +120,7 @@ pub fn require_key_access(
     env_type: EnvType,
 ) -> ApiResult<()> {
     let resource = taskgate_core::role::api_key_resource(env_type);
-    if state.policy.can(principal, role, action, &[resource]) {
+    if state.auth.policy.can(principal, role, action, &[resource]) {
         Ok(())
     } else {
         Err(ApiError::forbidden(

@@ -7,13 +7,13 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use taskgate_core::bearer::{self, TokenKind, MAX_BEARER_LEN};
 
-use super::env_key::{authenticate_secret_key, ResolvedKey, SecretKey};
-use super::jwt::{authenticate_public_jwt, cached_public_jwt, principal_of, ResolvedJwt};
-use super::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
 use super::{EnvCredential, EnvPrincipal, UserCredential, UserPrincipal};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::telemetry::RequestLog;
+use taskgate_auth::env_key::{authenticate_secret_key, ResolvedKey, SecretKey};
+use taskgate_auth::jwt::{authenticate_public_jwt, cached_public_jwt, principal_of, ResolvedJwt};
+use taskgate_auth::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
 
 /// The bearer token of the live resolver: a leading `Bearer ` removed, then trimmed; `None`
 /// when the header is missing, oversized or empty.
@@ -91,25 +91,34 @@ impl FromRequestParts<AppState> for ApiAuth {
         // The rate limiter's lookup or verification, if it made one: the token is not parsed
         // again.
         if let Some(r) = resolved(parts) {
-            let principal =
-                authenticate_secret_key(state, SecretKey::Resolved(r), branch_header(parts), false)
-                    .await?;
+            let principal = authenticate_secret_key(
+                &state.auth,
+                SecretKey::Resolved(r),
+                branch_header(parts),
+                false,
+            )
+            .await?;
             return Ok(Self(noted(parts, principal)));
         }
         if let Some(r) = resolved_jwt(parts) {
-            return Ok(Self(noted(parts, principal_of(state, &r.verified))));
+            return Ok(Self(noted(parts, principal_of(&state.auth, &r.verified))));
         }
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
         // An earlier verification (the cache is asked only for tokens with dots); else a JWT
         // has dots and a secret key skips classification.
-        let principal = if let Some(verified) = cached_public_jwt(state, token.as_bytes()) {
-            principal_of(state, &verified)
+        let principal = if let Some(verified) = cached_public_jwt(&state.auth, token.as_bytes()) {
+            principal_of(&state.auth, &verified)
         } else if token.contains('.') && bearer::classify(token) == TokenKind::PublicJwt {
-            authenticate_public_jwt(state, token).await?
+            authenticate_public_jwt(&state.auth, token).await?
         } else {
-            authenticate_secret_key(state, SecretKey::Token(token), branch_header(parts), false)
-                .await?
+            authenticate_secret_key(
+                &state.auth,
+                SecretKey::Token(token),
+                branch_header(parts),
+                false,
+            )
+            .await?
         };
         Ok(Self(noted(parts, principal)))
     }
@@ -125,7 +134,11 @@ async fn secret_key_principal(
         Some(r) => SecretKey::Resolved(r),
         None => SecretKey::Token(bearer_token(parts)?),
     };
-    Some(authenticate_secret_key(state, key, branch_header(parts), false).await)
+    Some(
+        authenticate_secret_key(&state.auth, key, branch_header(parts), false)
+            .await
+            .map_err(ApiError::from),
+    )
 }
 
 /// Secret keys only (a JWT is looked up as a key and fails): `/api/v1/auth/public-tokens`.
@@ -169,9 +182,9 @@ impl FromRequestParts<AppState> for AccessTokenPat {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let refused = || ApiError::unauthorized("Invalid or Missing Access Token");
         let token = strict_bearer_token(parts).ok_or_else(refused)?;
-        match authenticate_pat(state, token).await {
+        match authenticate_pat(&state.auth, token).await {
             Ok(p) => Ok(Self(noted_user(parts, p))),
-            Err(UserAuthFailure::Unavailable(e)) => Err(e),
+            Err(UserAuthFailure::Unavailable(e)) => Err(e.into()),
             Err(_) => Err(refused()),
         }
     }
@@ -187,11 +200,11 @@ impl FromRequestParts<AppState> for PatAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token =
             bearer_token(parts).ok_or_else(|| ApiError::unauthorized("Invalid or Missing PAT"))?;
-        match authenticate_pat(state, token).await {
+        match authenticate_pat(&state.auth, token).await {
             Ok(p) => Ok(Self(noted_user(parts, p))),
             Err(UserAuthFailure::Missing) => Err(ApiError::unauthorized("Invalid or Missing PAT")),
             Err(UserAuthFailure::Invalid) => Err(ApiError::unauthorized("Invalid PAT")),
-            Err(UserAuthFailure::Unavailable(e)) => Err(e),
+            Err(UserAuthFailure::Unavailable(e)) => Err(e.into()),
         }
     }
 }
@@ -207,9 +220,9 @@ impl FromRequestParts<AppState> for UserAuth {
         let token =
             bearer_token(parts).ok_or_else(|| ApiError::unauthorized("Invalid or Missing PAT"))?;
         if token.starts_with(taskgate_core::uat::UAT_PREFIX) {
-            return match authenticate_uat(state, token).await {
+            return match authenticate_uat(&state.auth, token).await {
                 Ok(p) => Ok(Self(noted_user(parts, p))),
-                Err(UserAuthFailure::Unavailable(e)) => Err(e),
+                Err(UserAuthFailure::Unavailable(e)) => Err(e.into()),
                 Err(_) => Err(ApiError::unauthorized("Invalid user-actor token")),
             };
         }
@@ -229,9 +242,9 @@ impl FromRequestParts<AppState> for AdminAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let refused = || ApiError::unauthorized("Invalid or Missing API key");
         let token = strict_bearer_token(parts).ok_or_else(refused)?;
-        let principal = match authenticate_pat(state, token).await {
+        let principal = match authenticate_pat(&state.auth, token).await {
             Ok(p) => noted_user(parts, p),
-            Err(UserAuthFailure::Unavailable(e)) => return Err(e),
+            Err(UserAuthFailure::Unavailable(e)) => return Err(e.into()),
             Err(_) => return Err(refused()),
         };
         if !principal.user.admin {

@@ -9,8 +9,8 @@ use anyhow::Context;
 use taskgate_store::{ChangeEvent, Store};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::auth::cache::AuthCache;
 use crate::state::AppState;
+use taskgate_auth::cache::AuthCache;
 
 /// How long after a change a read replica is assumed to have caught up.
 const REPLICA_LAG_ALLOWANCE: Duration = Duration::from_secs(2);
@@ -18,8 +18,8 @@ const REPLICA_LAG_ALLOWANCE: Duration = Duration::from_secs(2);
 /// Subscribes the caches to change events (before loading the revoked-token set, so nothing
 /// revoked in between is missed) and starts the resync loop.
 pub async fn start(state: &AppState) -> anyhow::Result<()> {
-    let (cache, engine) = (state.cache.clone(), state.engine.clone());
-    let (filter, store) = (state.key_filter.clone(), state.store.clone());
+    let (cache, engine) = (state.auth.cache.clone(), state.engine.clone());
+    let (filter, store) = (state.auth.key_filter.clone(), state.store.clone());
     state.store.on_change(Arc::new(move |event| {
         cache.apply(event);
         filter.on_change(event, &store);
@@ -31,14 +31,15 @@ pub async fn start(state: &AppState) -> anyhow::Result<()> {
         .revoked_pat_ids()
         .await
         .context("cannot load revoked tokens")?;
-    state.cache.set_revoked_pats(revoked);
+    state.auth.cache.set_revoked_pats(revoked);
     state
+        .auth
         .key_filter
         .load(&*state.store, state.now())
         .await
         .context("cannot load the live keys")?;
 
-    let (cache, store) = (state.cache.clone(), state.store.clone());
+    let (cache, store) = (state.auth.cache.clone(), state.store.clone());
     let replica = state.config.database.replica_url.is_some();
     tokio::spawn(async move {
         loop {

@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use taskgate_store::Store;
 
-use crate::auth::cache::AuthCache;
 use crate::state::AppState;
+use taskgate_auth::cache::AuthCache;
 
 /// How often usage of grace-window keys is written to the database.
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
 pub fn start(state: &AppState) {
-    let (cache, store) = (state.cache.clone(), state.store.clone());
+    let (cache, store) = (state.auth.cache.clone(), state.store.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
         loop {

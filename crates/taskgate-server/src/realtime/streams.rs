@@ -215,7 +215,7 @@ pub async fn send_input_stream(
     body: Bytes,
 ) -> Response {
     if let Err(e) = principal.authorize("write", &[Resource::with_id("inputStreams", &run_id)]) {
-        return e.into_response();
+        return crate::error::ApiError::from(e).into_response();
     }
     let bad = || {
         (

@@ -44,7 +44,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, content_type = "text/plain", description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let (keys, negative, envs) = state.cache.sizes();
+    let (keys, negative, envs) = state.auth.cache.sizes();
     metrics::gauge!("taskgate_auth_cache_entries", "kind" => "key").set(keys as f64);
     metrics::gauge!("taskgate_auth_cache_entries", "kind" => "unknown_key").set(negative as f64);
     metrics::gauge!("taskgate_auth_cache_entries", "kind" => "environment").set(envs as f64);

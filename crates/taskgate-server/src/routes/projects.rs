@@ -15,12 +15,12 @@ use super::{project_response, required_name, slugify};
 use crate::auth::access::{
     client_key_sealed, environment_for_user, project_for_user, require, require_key_access,
 };
-use crate::auth::env_key::open_key;
 use crate::auth::extract::UserAuth;
 use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
+use taskgate_auth::env_key::open_key;
 
 /// Live projects of an organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{orgParam}/projects", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
@@ -188,7 +188,10 @@ pub async fn get_environment_key(
         .and_then(|v| v.to_str().ok());
     let (access, env) = environment_for_user(&state, &user, &project_ref, &env, branch).await?;
     require_key_access(&state, &user, access.role, "read", env.environment.env_type)?;
-    let key = open_key(&state, &client_key_sealed(&state, &env.environment).await?)?;
+    let key = open_key(
+        &state.auth,
+        &client_key_sealed(&state, &env.environment).await?,
+    )?;
     Ok(Json(EnvironmentKeyResponse {
         api_key: key.expose_secret().to_string(),
         name: access.project.name,

@@ -20,14 +20,14 @@ use super::auth_tokens::sign_env_jwt;
 use crate::auth::access::{
     client_key_sealed, effective_ability, environment_for_user, require_key_access,
 };
-use crate::auth::env_key::open_key;
 use crate::auth::extract::{bearer_token, PatAuth};
-use crate::auth::policy::CAPLESS_SCOPES;
-use crate::auth::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
 use crate::auth::{EnvCredential, EnvPrincipal, UserCredential, UserPrincipal};
 use crate::error::{ApiError, ApiResult};
 use crate::json::parse_lenient;
 use crate::state::AppState;
+use taskgate_auth::env_key::open_key;
+use taskgate_auth::policy::CAPLESS_SCOPES;
+use taskgate_auth::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
 
 /// The default `act.client` of a token minted from a personal access token.
 const PAT_CLIENT: &str = "personal-access-token";
@@ -223,7 +223,7 @@ pub async fn exchange_env_jwt(
     payload.insert("act".into(), act);
     let signer = EnvPrincipal {
         signing_key: Arc::new(open_key(
-            &state,
+            &state.auth,
             &client_key_sealed(&state, &env.environment).await?,
         )?),
         env: Arc::new(env),
@@ -272,13 +272,13 @@ async fn authenticate_user(
     let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "Invalid or Missing Access Token");
     let token = bearer_token(parts).ok_or_else(refused)?;
     let result = if token.starts_with(uat::UAT_PREFIX) {
-        authenticate_uat(state, token).await
+        authenticate_uat(&state.auth, token).await
     } else {
-        authenticate_pat(state, token).await
+        authenticate_pat(&state.auth, token).await
     };
     match result {
         Ok(p) => Ok(p),
-        Err(UserAuthFailure::Unavailable(e)) => Err(e),
+        Err(UserAuthFailure::Unavailable(e)) => Err(e.into()),
         Err(_) => Err(refused()),
     }
 }

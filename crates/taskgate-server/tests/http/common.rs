@@ -162,7 +162,7 @@ impl TestApp {
     /// Waits until the filter of live keys has taken in every change made so far.
     pub async fn key_filter_settled(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !self.state.key_filter.settled() {
+        while !self.state.auth.key_filter.settled() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the key filter never settled"

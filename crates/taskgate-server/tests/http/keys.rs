@@ -218,7 +218,7 @@ async fn operators_see_grace_keys_and_their_use(b: Backend) {
     for _ in 0..3 {
         assert_eq!(credential(&app, &k1).await.status, StatusCode::OK);
     }
-    taskgate_server::flush_usage(&app.state.cache, &*app.state.store).await;
+    taskgate_server::flush_usage(&app.state.auth.cache, &*app.state.store).await;
     let r = app
         .get(
             &format!("/api/v1/projects/{project}/staging/revoked-api-keys"),

@@ -480,7 +480,7 @@ async fn uats_cannot_manage_tokens_or_admin(b: Backend) {
 /// A policy an operator might plug in: members may look, never change.
 struct LookOnly;
 
-impl taskgate_server::auth::policy::AccessPolicy for LookOnly {
+impl taskgate_auth::policy::AccessPolicy for LookOnly {
     fn role_ability(&self, _role: taskgate_core::role::Role) -> taskgate_core::scope::Ability {
         taskgate_core::scope::Ability::from_scopes(&[
             "read:project".to_string(),

@@ -1,13 +1,13 @@
 //! [`AccessPolicy`]: the one place that decides what a user may do in an organization.
 //! [`RolePolicy`], the default, gives the four roles the permissions documented in
-//! docs/auth.md; an operator can plug in another policy (`AppState::policy`) without touching
+//! docs/auth.md; an operator can plug in another policy (`Auth::policy`) without touching
 //! a route.
 
 use taskgate_core::role::{self, Role};
 use taskgate_core::scope::{Ability, Resource};
 use taskgate_core::uat::{self, UatClaims, UatError};
 
-use super::{UserCredential, UserPrincipal};
+use crate::{UserCredential, UserPrincipal};
 
 /// The scopes a user-actor token without a cap is ceilinged by (upstream's
 /// `CAPLESS_USER_ACTOR_SCOPES`).

@@ -14,11 +14,12 @@ use taskgate_core::hash::{digest_hex, sha256};
 use taskgate_core::jwt::{self, JwtError};
 use taskgate_core::scope::Ability;
 
-use super::cache::{GraceKey, SigningEnv, VerifiedJwt};
-use super::env_key::open_key;
-use super::{ActingUser, EnvCredential, EnvPrincipal, JwtGrant};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use taskgate_core::Problem;
+
+use crate::cache::{GraceKey, SigningEnv, VerifiedJwt};
+use crate::env_key::open_key;
+use crate::{ActingUser, EnvCredential, EnvPrincipal, JwtGrant};
+use crate::{Auth, Result};
 
 const INVALID_TOKEN: &str = "Invalid Public Access Token";
 const TOKEN_IS_INVALID: &str = "Public Access Token is invalid";
@@ -28,20 +29,20 @@ const TOKEN_IS_INVALID: &str = "Public Access Token is invalid";
 #[derive(Debug, Clone)]
 pub struct ResolvedJwt {
     /// The `Authorization` header it was read from.
-    pub header: axum::http::HeaderValue,
+    pub header: http::HeaderValue,
     pub verified: Arc<VerifiedJwt>,
 }
 
 /// Authenticates a public JWT: from the verified-token cache, else verified and cached.
-pub async fn authenticate_public_jwt(state: &AppState, token: &str) -> ApiResult<EnvPrincipal> {
-    let verified = verified_public_jwt(state, token).await?;
-    Ok(principal_of(state, &verified))
+pub async fn authenticate_public_jwt(auth: &Auth, token: &str) -> Result<EnvPrincipal> {
+    let verified = verified_public_jwt(auth, token).await?;
+    Ok(principal_of(auth, &verified))
 }
 
 /// The principal of a verified token, its use of a grace-window key recorded.
-pub fn principal_of(state: &AppState, verified: &VerifiedJwt) -> EnvPrincipal {
+pub fn principal_of(auth: &Auth, verified: &VerifiedJwt) -> EnvPrincipal {
     if let Some(usage) = &verified.grace_usage {
-        usage.record(state.now());
+        usage.record(auth.now());
     }
     EnvPrincipal {
         env: verified.env.auth.clone(),
@@ -53,51 +54,46 @@ pub fn principal_of(state: &AppState, verified: &VerifiedJwt) -> EnvPrincipal {
 /// A public JWT verified before, from the cache: `None` for anything else (no parsing, so a
 /// hit needs no classification of the token either; the clock is read only for a token with
 /// a dot).
-pub fn cached_public_jwt(state: &AppState, token: &[u8]) -> Option<Arc<VerifiedJwt>> {
+pub fn cached_public_jwt(auth: &Auth, token: &[u8]) -> Option<Arc<VerifiedJwt>> {
     match token.contains(&b'.') {
-        true => state.cache.verified_jwt(token, state.now_millis()),
+        true => auth.cache.verified_jwt(token, auth.now_millis()),
         false => None,
     }
 }
 
 /// A public JWT from the verified-token cache, else verified and cached. Records no use (see
 /// [`principal_of`]).
-pub async fn verified_public_jwt(state: &AppState, token: &str) -> ApiResult<Arc<VerifiedJwt>> {
-    let now = state.now();
-    if let Some(hit) = state
+pub async fn verified_public_jwt(auth: &Auth, token: &str) -> Result<Arc<VerifiedJwt>> {
+    let now = auth.now();
+    if let Some(hit) = auth
         .cache
         .verified_jwt(token.as_bytes(), now.timestamp_millis())
     {
         return Ok(hit);
     }
-    let generation = state.cache.generation();
-    let verified = Arc::new(verify_public_jwt(state, token, now).await?);
-    state
-        .cache
+    let generation = auth.cache.generation();
+    let verified = Arc::new(verify_public_jwt(auth, token, now).await?);
+    auth.cache
         .insert_verified_jwt(generation, token, verified.clone(), now);
     Ok(verified)
 }
 
 /// Verifies a public JWT at `now`: what the cache keeps of it.
-async fn verify_public_jwt(
-    state: &AppState,
-    token: &str,
-    now: DateTime<Utc>,
-) -> ApiResult<VerifiedJwt> {
+async fn verify_public_jwt(auth: &Auth, token: &str, now: DateTime<Utc>) -> Result<VerifiedJwt> {
     // Decoded once: the payload names the environment, then the same decoded token is
     // verified against the current key and, on a signature failure only, the grace keys.
-    let decoded = jwt::decode(token).map_err(|_| ApiError::unauthorized(TOKEN_IS_INVALID))?;
+    let decoded = jwt::decode(token).map_err(|_| Problem::unauthenticated(TOKEN_IS_INVALID))?;
     let Some(Value::String(sub)) = decoded.payload().get("sub") else {
-        return Err(ApiError::unauthorized(INVALID_TOKEN));
+        return Err(Problem::unauthenticated(INVALID_TOKEN));
     };
-    let env = signing_env(state, sub)
+    let env = signing_env(auth, sub)
         .await?
-        .ok_or_else(|| ApiError::unauthorized(INVALID_TOKEN))?;
+        .ok_or_else(|| Problem::unauthenticated(INVALID_TOKEN))?;
     if env.auth.project_deleted {
-        return Err(ApiError::unauthorized(INVALID_TOKEN));
+        return Err(Problem::unauthenticated(INVALID_TOKEN));
     }
     let now_secs = now.timestamp();
-    let max_lifetime = state.config.tokens.max_jwt_ttl_seconds;
+    let max_lifetime = auth.max_jwt_ttl_seconds;
     let mut grace_until = None;
     let grace_key_id = match decoded.verify(env.signing_key.expose_secret().as_bytes(), now_secs) {
         Ok(()) => None,
@@ -131,7 +127,7 @@ async fn verify_public_jwt(
     decoded
         .check_lifetime(now_secs, max_lifetime)
         .map_err(|e| refused(e, max_lifetime))?;
-    let valid_until = token_end(decoded.payload(), state.config.tokens.max_jwt_ttl_seconds).min(
+    let valid_until = token_end(decoded.payload(), auth.max_jwt_ttl_seconds).min(
         grace_until
             .as_ref()
             .map_or(DateTime::<Utc>::MAX_UTC, |(at, _)| *at),
@@ -142,7 +138,7 @@ async fn verify_public_jwt(
     let one_time_marker = one_time_use.then(|| decoded.one_time_marker());
     let claims = decoded.into_payload();
     if claims.get("pub") != Some(&Value::Bool(true)) {
-        return Err(ApiError::unauthorized(TOKEN_IS_INVALID));
+        return Err(Problem::unauthenticated(TOKEN_IS_INVALID));
     }
     let actor = acting_user(&claims);
     // A JWT exchanged from a personal access token dies with it (taskgate's addition).
@@ -151,8 +147,8 @@ async fn verify_public_jwt(
         .and_then(|a| a.get("pat"))
         .and_then(Value::as_str)
     {
-        if state.cache.pat_revoked(pat) {
-            return Err(ApiError::unauthorized(TOKEN_IS_INVALID));
+        if auth.cache.pat_revoked(pat) {
+            return Err(Problem::unauthenticated(TOKEN_IS_INVALID));
         }
     }
     let grant = JwtGrant {
@@ -196,7 +192,7 @@ fn token_end(claims: &Map<String, Value>, max_lifetime: i64) -> DateTime<Utc> {
 
 /// Upstream's refusal (`Public Access Token is invalid`), with a `detail` saying why. Only
 /// failures past the signature check say more than that the token is not accepted.
-fn refused(e: JwtError, max_lifetime: i64) -> ApiError {
+fn refused(e: JwtError, max_lifetime: i64) -> Problem {
     let detail = match e {
         JwtError::Expired => "The token has expired".to_string(),
         JwtError::NotYetValid => "The token is not valid yet (nbf is in the future)".into(),
@@ -212,7 +208,7 @@ fn refused(e: JwtError, max_lifetime: i64) -> ApiError {
         }
         JwtError::Malformed => "The token is not a well-formed JWT".into(),
     };
-    ApiError::unauthorized(TOKEN_IS_INVALID).with("detail", detail)
+    Problem::unauthenticated(TOKEN_IS_INVALID).with("detail", detail)
 }
 
 /// `scopes` as strings; a missing or non-array claim is deny-all.
@@ -240,42 +236,42 @@ fn acting_user(claims: &Map<String, Value>) -> Option<ActingUser> {
 }
 
 /// The signing material of environment `env_id`: from the cache, else loaded once.
-pub async fn signing_env(state: &AppState, env_id: &str) -> ApiResult<Option<Arc<SigningEnv>>> {
-    if let Some(env) = state.cache.signing_env(env_id) {
+pub async fn signing_env(auth: &Auth, env_id: &str) -> Result<Option<Arc<SigningEnv>>> {
+    if let Some(env) = auth.cache.signing_env(env_id) {
         return Ok(Some(env));
     }
-    let generation = state.cache.generation();
-    let Some(auth) = state.store.get_environment_auth(env_id).await? else {
+    let generation = auth.cache.generation();
+    let Some(found) = auth.store.get_environment_auth(env_id).await? else {
         return Ok(None);
     };
-    let signing_id = auth
+    let signing_id = found
         .environment
         .parent_environment_id
         .clone()
-        .unwrap_or_else(|| auth.environment.id.clone());
-    let signing_sealed = if signing_id == auth.environment.id {
-        auth.environment.api_key_sealed.clone()
+        .unwrap_or_else(|| found.environment.id.clone());
+    let signing_sealed = if signing_id == found.environment.id {
+        found.environment.api_key_sealed.clone()
     } else {
-        match state.store.get_environment_auth(&signing_id).await? {
+        match auth.store.get_environment_auth(&signing_id).await? {
             Some(parent) => parent.environment.api_key_sealed,
             None => return Ok(None),
         }
     };
-    let now = state.now();
+    let now = auth.now();
     let mut grace_keys = Vec::new();
-    for k in state.store.live_revoked_keys(&signing_id, now).await? {
+    for k in auth.store.live_revoked_keys(&signing_id, now).await? {
         grace_keys.push(GraceKey {
-            key: open_key(state, &k.api_key_sealed)?,
+            key: open_key(auth, &k.api_key_sealed)?,
             expires_at: k.expires_at,
-            usage: state.cache.grace_use(&k.id),
+            usage: auth.cache.grace_use(&k.id),
         });
     }
     let env = Arc::new(SigningEnv {
-        auth: Arc::new(auth),
+        auth: Arc::new(found),
         signing_environment_id: signing_id,
-        signing_key: Arc::new(open_key(state, &signing_sealed)?),
+        signing_key: Arc::new(open_key(auth, &signing_sealed)?),
         grace_keys,
     });
-    state.cache.insert_signing_env(generation, env.clone());
+    auth.cache.insert_signing_env(generation, env.clone());
     Ok(Some(env))
 }

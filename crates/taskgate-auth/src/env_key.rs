@@ -9,11 +9,12 @@ use taskgate_core::hash::{digest_hex, sha256};
 use taskgate_core::keys::is_additional_key;
 use taskgate_store::{EnvironmentAuth, KeyMatchVia};
 
-use super::cache::{Cached, GraceMatch, KeyDigest, KeyEntry, LookupGuard, RootEnv};
-use super::filter::Verdict;
-use super::{EnvCredential, EnvPrincipal};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use taskgate_core::Problem;
+
+use crate::cache::{Cached, GraceMatch, KeyDigest, KeyEntry, LookupGuard, RootEnv};
+use crate::filter::Verdict;
+use crate::{Auth, Result};
+use crate::{EnvCredential, EnvPrincipal};
 
 /// How long a request waits for another request's lookup of the same key before looking it up
 /// itself (a lookup normally takes a millisecond or two).
@@ -27,7 +28,7 @@ pub const INVALID_API_KEY: &str = "Invalid API key";
 #[derive(Debug, Clone)]
 pub struct ResolvedKey {
     /// The `Authorization` header it was read from (a shared buffer: no copy).
-    pub header: axum::http::HeaderValue,
+    pub header: http::HeaderValue,
     pub entry: KeyEntry,
 }
 
@@ -42,27 +43,27 @@ pub enum SecretKey<'a> {
 /// Authenticates a root secret key (current or in its grace window) and resolves the branch
 /// named by `x-trigger-branch`.
 pub async fn authenticate_secret_key(
-    state: &AppState,
+    auth: &Auth,
     key: SecretKey<'_>,
     branch_header: Option<&str>,
     allow_preview_parent: bool,
-) -> ApiResult<EnvPrincipal> {
+) -> Result<EnvPrincipal> {
     let entry = match key {
         SecretKey::Resolved(r) => r.entry.clone(),
         SecretKey::Token(token) if may_be_root_key(token) => {
-            lookup_key(state, token, state.now_millis()).await?
+            lookup_key(auth, token, auth.now_millis()).await?
         }
-        SecretKey::Token(_) => return Err(ApiError::unauthorized(INVALID_API_KEY)),
+        SecretKey::Token(_) => return Err(Problem::unauthenticated(INVALID_API_KEY)),
     };
     if entry.root.auth.project_deleted {
-        return Err(ApiError::unauthorized(INVALID_API_KEY));
+        return Err(Problem::unauthenticated(INVALID_API_KEY));
     }
     if let Some(grace) = &entry.grace {
-        grace.usage.record(state.now());
+        grace.usage.record(auth.now());
     }
     let branch = sanitize_branch(branch_header);
     let env = resolve_branch(
-        state,
+        auth,
         &entry.root.auth,
         branch.as_deref(),
         allow_preview_parent,
@@ -80,27 +81,27 @@ pub async fn authenticate_secret_key(
 /// failed (the database is down). For choosing a request's rate-limit bucket; it records no
 /// grace-window use (the route's own authentication does).
 pub async fn resolve_key(
-    state: &AppState,
-    header: &axum::http::HeaderValue,
+    auth: &Auth,
+    header: &http::HeaderValue,
     token: &[u8],
 ) -> Option<ResolvedKey> {
     let token = std::str::from_utf8(token).ok()?;
     if !may_be_root_key(token) {
         return None;
     }
-    let entry = lookup_key(state, token, state.now_millis()).await.ok()?;
+    let entry = lookup_key(auth, token, auth.now_millis()).await.ok()?;
     resolved(header, entry)
 }
 
 /// [`resolve_key`] from the cache alone, without waiting: `None` when only a lookup can tell.
 pub fn cached_key(
-    state: &AppState,
-    header: &axum::http::HeaderValue,
+    auth: &Auth,
+    header: &http::HeaderValue,
     token: &[u8],
     now_ms: i64,
 ) -> Option<Option<ResolvedKey>> {
     // A key in the cache was looked up once, which only a possible root key is.
-    match state.cache.key(&sha256(token), now_ms) {
+    match auth.cache.key(&sha256(token), now_ms) {
         Cached::Hit(entry) => Some(resolved(header, entry)),
         Cached::Absent => Some(None),
         Cached::Miss => None,
@@ -113,7 +114,7 @@ fn may_be_root_key(token: &str) -> bool {
     !(is_additional_key(token) || token.starts_with("pk_"))
 }
 
-fn resolved(header: &axum::http::HeaderValue, entry: KeyEntry) -> Option<ResolvedKey> {
+fn resolved(header: &http::HeaderValue, entry: KeyEntry) -> Option<ResolvedKey> {
     (!entry.root.auth.project_deleted).then(|| ResolvedKey {
         header: header.clone(),
         entry,
@@ -121,42 +122,42 @@ fn resolved(header: &axum::http::HeaderValue, entry: KeyEntry) -> Option<Resolve
 }
 
 /// `now_ms`: milliseconds since the Unix epoch; a date is made only when the cache misses.
-async fn lookup_key(state: &AppState, token: &str, now_ms: i64) -> ApiResult<KeyEntry> {
+async fn lookup_key(auth: &Auth, token: &str, now_ms: i64) -> Result<KeyEntry> {
     let digest: KeyDigest = sha256(token.as_bytes());
-    match state.cache.key(&digest, now_ms) {
+    match auth.cache.key(&digest, now_ms) {
         Cached::Hit(entry) => return Ok(entry),
-        Cached::Absent => return Err(ApiError::unauthorized(INVALID_API_KEY)),
+        Cached::Absent => return Err(Problem::unauthenticated(INVALID_API_KEY)),
         Cached::Miss => {}
     }
     let now = taskgate_core::time::from_millis(now_ms);
-    let verdict = state.key_filter.check(&digest, now);
+    let verdict = auth.key_filter.check(&digest, now);
     if verdict == Verdict::Refuse {
-        return Err(ApiError::unauthorized(INVALID_API_KEY));
+        return Err(Problem::unauthenticated(INVALID_API_KEY));
     }
     // One lookup per key at a time: followers wait for the leader's answer in the cache.
-    let _leader = match state.cache.begin_lookup(&digest) {
+    let _leader = match auth.cache.begin_lookup(&digest) {
         Ok(guard) => guard,
         Err(notify) => {
             // Register for the wake-up before looking again, so it cannot be missed.
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Cached::Miss = state.cache.key(&digest, now_ms) {
+            if let Cached::Miss = auth.cache.key(&digest, now_ms) {
                 let _ = tokio::time::timeout(LOOKUP_WAIT, notified).await;
             }
-            match state.cache.key(&digest, now_ms) {
+            match auth.cache.key(&digest, now_ms) {
                 Cached::Hit(entry) => return Ok(entry),
-                Cached::Absent => return Err(ApiError::unauthorized(INVALID_API_KEY)),
+                Cached::Absent => return Err(Problem::unauthenticated(INVALID_API_KEY)),
                 // The leader failed (the database is down) or was cut off: look it up here.
-                Cached::Miss => state
+                Cached::Miss => auth
                     .cache
                     .begin_lookup(&digest)
                     .unwrap_or_else(|_| LookupGuard::detached()),
             }
         }
     };
-    let generation = state.cache.generation();
-    match state
+    let generation = auth.cache.generation();
+    match auth
         .store
         .find_env_by_key_hash(&digest_hex(&digest), now)
         .await
@@ -164,12 +165,12 @@ async fn lookup_key(state: &AppState, token: &str, now_ms: i64) -> ApiResult<Key
         Ok(Some(found)) => {
             if verdict == Verdict::Confirm {
                 tracing::info!("key filter: a live key it did not hold was added (a change not yet received from another node?)");
-                state.key_filter.add(&digest);
+                auth.key_filter.add(&digest);
             }
-            let current_key = state
+            let current_key = auth
                 .vault
                 .open_secret(&found.env.environment.api_key_sealed)
-                .map_err(ApiError::internal)?;
+                .map_err(Problem::internal)?;
             let grace = match found.via {
                 KeyMatchVia::Current => None,
                 KeyMatchVia::Revoked {
@@ -177,7 +178,7 @@ async fn lookup_key(state: &AppState, token: &str, now_ms: i64) -> ApiResult<Key
                     expires_at,
                 } => Some(GraceMatch {
                     expires_at,
-                    usage: state.cache.grace_use(&revoked_key_id),
+                    usage: auth.cache.grace_use(&revoked_key_id),
                 }),
             };
             let entry = KeyEntry {
@@ -188,12 +189,12 @@ async fn lookup_key(state: &AppState, token: &str, now_ms: i64) -> ApiResult<Key
                 }),
                 grace,
             };
-            state.cache.insert_key(generation, digest, entry.clone());
+            auth.cache.insert_key(generation, digest, entry.clone());
             Ok(entry)
         }
         Ok(None) => {
-            state.cache.insert_absent_key(generation, digest);
-            Err(ApiError::unauthorized(INVALID_API_KEY))
+            auth.cache.insert_absent_key(generation, digest);
+            Err(Problem::unauthenticated(INVALID_API_KEY))
         }
         Err(e) => Err(e.into()),
     }
@@ -201,23 +202,23 @@ async fn lookup_key(state: &AppState, token: &str, now_ms: i64) -> ApiResult<Key
 
 /// Pivots a branchable root to the child named by `branch` (upstream's `resolveBranch`).
 pub async fn resolve_branch(
-    state: &AppState,
+    auth: &Auth,
     root: &Arc<EnvironmentAuth>,
     branch: Option<&str>,
     allow_preview_parent: bool,
-) -> ApiResult<Arc<EnvironmentAuth>> {
+) -> Result<Arc<EnvironmentAuth>> {
     let env = &root.environment;
     let branchable = env.parent_environment_id.is_none()
         && matches!(env.env_type, EnvType::Preview | EnvType::Development);
     match (env.env_type, branch) {
         (EnvType::Preview, None) if branchable && !allow_preview_parent => Err(
-            ApiError::unauthorized("x-trigger-branch header required for preview env"),
+            Problem::unauthenticated("x-trigger-branch header required for preview env"),
         ),
         // `default` means the root only for DEVELOPMENT; for PREVIEW it is a branch name.
         (EnvType::Development, Some("default")) => Ok(root.clone()),
-        (_, Some(name)) if branchable => match branch_child(state, root, name).await? {
+        (_, Some(name)) if branchable => match branch_child(auth, root, name).await? {
             Some(child) => Ok(child),
-            None => Err(ApiError::unauthorized("No matching branch env")),
+            None => Err(Problem::unauthenticated("No matching branch env")),
         },
         _ => Ok(root.clone()),
     }
@@ -225,35 +226,34 @@ pub async fn resolve_branch(
 
 /// The non-archived child `name` of `root`, carrying the root's project and owner.
 pub async fn branch_child(
-    state: &AppState,
+    auth: &Auth,
     root: &EnvironmentAuth,
     name: &str,
-) -> ApiResult<Option<Arc<EnvironmentAuth>>> {
+) -> Result<Option<Arc<EnvironmentAuth>>> {
     let parent_id = &root.environment.id;
-    match state.cache.branch(parent_id, name) {
+    match auth.cache.branch(parent_id, name) {
         Cached::Hit(env) => return Ok(Some(env)),
         Cached::Absent => return Ok(None),
         Cached::Miss => {}
     }
-    let generation = state.cache.generation();
-    let child = state
+    let generation = auth.cache.generation();
+    let child = auth
         .store
         .find_branch_child(parent_id, name)
         .await
-        .map_err(ApiError::from)?;
+        .map_err(Problem::from)?;
     let child = child.map(|environment| {
         Arc::new(EnvironmentAuth {
             environment,
             ..root.clone()
         })
     });
-    state
-        .cache
+    auth.cache
         .insert_branch(generation, parent_id, name, child.clone());
     Ok(child)
 }
 
 /// Opens a sealed key, or fails with an opaque 500 (the master key does not match).
-pub fn open_key(state: &AppState, sealed: &str) -> ApiResult<SecretString> {
-    state.vault.open_secret(sealed).map_err(ApiError::internal)
+pub fn open_key(auth: &Auth, sealed: &str) -> Result<SecretString> {
+    auth.vault.open_secret(sealed).map_err(Problem::internal)
 }

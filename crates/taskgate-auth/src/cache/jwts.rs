@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{AuthCache, GraceUse, SigningEnv};
-use crate::auth::JwtGrant;
+use crate::JwtGrant;
 
 /// Verified tokens kept at most; past this, expired ones go, then all.
 pub const JWT_CAPACITY: usize = 10_000;

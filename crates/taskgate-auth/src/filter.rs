@@ -30,7 +30,7 @@ use taskgate_core::ratelimit::{take_token, BucketState};
 use taskgate_core::time::Clock;
 use taskgate_store::{ChangeEvent, KeyHashScope, Store};
 
-use super::cache::KeyDigest;
+use crate::cache::KeyDigest;
 
 /// Bits per key at the design size.
 const BITS_PER_KEY: usize = 20;

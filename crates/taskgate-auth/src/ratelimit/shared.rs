@@ -81,9 +81,11 @@ pub struct SharedBuckets {
 
 impl SharedBuckets {
     /// A client for `url`; connects in the background.
-    pub fn new(url: &SecretString) -> anyhow::Result<Arc<SharedBuckets>> {
+    /// The error names the option and the kind of problem, never the URL (it may hold a
+    /// password).
+    pub fn new(url: &SecretString) -> Result<Arc<SharedBuckets>, String> {
         let client = redis::Client::open(url.expose_secret())
-            .map_err(|e| anyhow::anyhow!("redis-url: {}", e.category()))?;
+            .map_err(|e| format!("redis-url: {}", e.category()))?;
         let shared = Arc::new(SharedBuckets {
             client,
             script: redis::Script::new(SCRIPT),

@@ -5,10 +5,11 @@ use taskgate_core::hash::sha256_hex;
 use taskgate_core::pat::PAT_PREFIX;
 use taskgate_core::uat::UAT_PREFIX;
 
-use super::cache::PatEntry;
-use super::{UserCredential, UserPrincipal};
-use crate::error::ApiError;
-use crate::state::AppState;
+use taskgate_core::Problem;
+
+use crate::cache::PatEntry;
+use crate::Auth;
+use crate::{UserCredential, UserPrincipal};
 
 /// `last_accessed_at` is written at most this often per token (upstream: 5 minutes).
 pub const PAT_TOUCH_THROTTLE: chrono::Duration = chrono::Duration::minutes(5);
@@ -21,26 +22,23 @@ pub enum UserAuthFailure {
     /// Unknown, revoked, expired or badly signed.
     Invalid,
     /// The check needed the database and it is unreachable.
-    Unavailable(ApiError),
+    Unavailable(Problem),
 }
 
 /// Authenticates a personal access token: hash lookup (cached), not revoked.
-pub async fn authenticate_pat(
-    state: &AppState,
-    token: &str,
-) -> Result<UserPrincipal, UserAuthFailure> {
+pub async fn authenticate_pat(auth: &Auth, token: &str) -> Result<UserPrincipal, UserAuthFailure> {
     if !token.starts_with(PAT_PREFIX) {
         return Err(UserAuthFailure::Missing);
     }
     let hash = sha256_hex(token);
-    let entry = match state.cache.pat(&hash) {
+    let entry = match auth.cache.pat(&hash) {
         Some(entry) => entry,
         None => {
-            let generation = state.cache.generation();
-            match state.store.find_live_pat_by_hash(&hash).await {
+            let generation = auth.cache.generation();
+            match auth.store.find_live_pat_by_hash(&hash).await {
                 Ok(Some((token, user))) => {
                     let entry = PatEntry { token, user };
-                    state.cache.insert_pat(generation, hash, entry.clone());
+                    auth.cache.insert_pat(generation, hash, entry.clone());
                     entry
                 }
                 Ok(None) => return Err(UserAuthFailure::Invalid),
@@ -48,10 +46,10 @@ pub async fn authenticate_pat(
             }
         }
     };
-    if state.cache.pat_revoked(&entry.token.id) {
+    if auth.cache.pat_revoked(&entry.token.id) {
         return Err(UserAuthFailure::Invalid);
     }
-    touch(state, &entry);
+    touch(auth, &entry);
     Ok(UserPrincipal {
         user: entry.user,
         credential: UserCredential::Pat {
@@ -61,20 +59,20 @@ pub async fn authenticate_pat(
 }
 
 /// Records use of a token, at most every [`PAT_TOUCH_THROTTLE`], off the request path.
-fn touch(state: &AppState, entry: &PatEntry) {
-    let now = state.now();
+fn touch(auth: &Auth, entry: &PatEntry) {
+    let now = auth.now();
     let stale = entry
         .token
         .last_accessed_at
         .is_none_or(|at| now - at >= PAT_TOUCH_THROTTLE);
     if !stale
-        || !state
+        || !auth
             .cache
             .claim_touch(&entry.token.id, now, PAT_TOUCH_THROTTLE)
     {
         return;
     }
-    let store = state.store.clone();
+    let store = auth.store.clone();
     let id = entry.token.id.clone();
     tokio::spawn(async move {
         if let Err(e) = store.touch_pat(&id, now, PAT_TOUCH_THROTTLE).await {
@@ -85,35 +83,32 @@ fn touch(state: &AppState, entry: &PatEntry) {
 
 /// Authenticates a user-actor token: signature and expiry with the session secret, then the
 /// source token's liveness from the revocation cache (no query per use), then the user.
-pub async fn authenticate_uat(
-    state: &AppState,
-    token: &str,
-) -> Result<UserPrincipal, UserAuthFailure> {
+pub async fn authenticate_uat(auth: &Auth, token: &str) -> Result<UserPrincipal, UserAuthFailure> {
     if !token.starts_with(UAT_PREFIX) {
         return Err(UserAuthFailure::Missing);
     }
-    let claims = state
+    let claims = auth
         .policy
         .authenticate_user_actor(
             token,
-            state.session_secret.expose_secret(),
-            state.now().timestamp(),
+            auth.session_secret.expose_secret(),
+            auth.now().timestamp(),
         )
         .map_err(|_| UserAuthFailure::Invalid)?;
     if claims
         .pat
         .as_deref()
-        .is_some_and(|pat| state.cache.pat_revoked(pat))
+        .is_some_and(|pat| auth.cache.pat_revoked(pat))
     {
         return Err(UserAuthFailure::Invalid);
     }
-    let user = match state.cache.user(&claims.user_id) {
+    let user = match auth.cache.user(&claims.user_id) {
         Some(user) => user,
         None => {
-            let generation = state.cache.generation();
-            match state.store.get_user(&claims.user_id).await {
+            let generation = auth.cache.generation();
+            match auth.store.get_user(&claims.user_id).await {
                 Ok(user) => {
-                    state.cache.insert_user(generation, user.clone());
+                    auth.cache.insert_user(generation, user.clone());
                     user
                 }
                 Err(taskgate_store::StoreError::NotFound) => return Err(UserAuthFailure::Invalid),
