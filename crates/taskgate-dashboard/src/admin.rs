@@ -1,7 +1,7 @@
 //! `/admin` and `/admin/audit`: for administrators, every user (create one, set or clear the
 //! administrator flag), every organization and its API rate limit, and the audit log with
-//! filters. The pages use the admin API's own functions (`routes::admin::{new_user,
-//! set_admin}`, `routes::rate_limits`) and store reads.
+//! filters. The pages use the admin API's own functions (`taskgate_usecases::admin::{new_user,
+//! set_admin}`, `taskgate_usecases::rate_limits`) and store reads.
 
 use std::collections::HashMap;
 
@@ -14,10 +14,10 @@ use serde::Deserialize;
 use taskgate_api::ratelimit::{RateLimitConfig, RateLimitSource};
 use taskgate_api::CreateUserRequest;
 use taskgate_core::ratelimit::LimitConfig;
-use taskgate_server::routes::admin::{new_user, set_admin};
-use taskgate_server::routes::rate_limits;
 use taskgate_server::state::AppState;
 use taskgate_store::{audit_action, AuditQuery};
+use taskgate_usecases::admin::{new_user, set_admin};
+use taskgate_usecases::rate_limits;
 
 use crate::layout::{page, send, time, PageError, PageResult};
 use crate::session::{clearing_flash, redirect_with_flash, take_flash, SignedIn};
@@ -176,7 +176,7 @@ pub async fn create_user(
         name: form.get("name").filter(|n| !n.trim().is_empty()).cloned(),
         admin: Some(form.get("admin").map(String::as_str) == Some("true")),
     };
-    let user = new_user(&state, &who.principal(), body).await?;
+    let user = new_user(&state.usecases, &who.principal(), body).await?;
     Ok(back(
         &state,
         &headers,
@@ -200,7 +200,7 @@ pub async fn set_user_admin(
             ))
         }
     };
-    let user = set_admin(&state, &who.principal(), &user_id, flag).await?;
+    let user = set_admin(&state.usecases, &who.principal(), &user_id, flag).await?;
     let message = if flag {
         format!("{} is now an administrator.", user.email)
     } else {
@@ -235,7 +235,7 @@ pub async fn org_rate_limit_page(
     Path(org_id): Path<String>,
 ) -> PageResult {
     require_admin(&who)?;
-    let limit = rate_limits::org_rate_limit(&state, &org_id).await?;
+    let limit = rate_limits::org_rate_limit(&state.usecases, &org_id).await?;
     let org = state
         .store
         .list_organizations()
@@ -310,7 +310,7 @@ pub async fn set_org_rate_limit(
     };
     let limit = rate_limits::parse_limit(&body)?;
     let preview = limit.preview();
-    rate_limits::change(&state, &who.principal(), &org_id, Some(limit)).await?;
+    rate_limits::change(&state.usecases, &who.principal(), &org_id, Some(limit)).await?;
     Ok(redirect_with_flash(
         &state,
         &headers,
@@ -326,7 +326,7 @@ pub async fn reset_org_rate_limit(
     Path(org_id): Path<String>,
     AdminForm { who, .. }: AdminForm,
 ) -> PageResult {
-    rate_limits::change(&state, &who.principal(), &org_id, None).await?;
+    rate_limits::change(&state.usecases, &who.principal(), &org_id, None).await?;
     Ok(redirect_with_flash(
         &state,
         &headers,

@@ -14,11 +14,11 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use taskgate_core::hash::hmac_sha256;
 use taskgate_core::rotation::grace_active;
-use taskgate_server::auth::access::{client_key_sealed, require_key_access};
-use taskgate_server::routes::admin::change_grace;
-use taskgate_server::routes::keys::rotate;
 use taskgate_server::state::AppState;
 use taskgate_store::{EnvironmentAuth, StoreError};
+use taskgate_usecases::access::{client_key_sealed, require_key_access};
+use taskgate_usecases::admin::change_grace;
+use taskgate_usecases::keys::rotate;
 
 use crate::envs::{self, env_title};
 use crate::layout::{page, send, time, PageError, PageResult};
@@ -75,7 +75,7 @@ async fn environment(
 ) -> PageResult<envs::PageEnv> {
     let page = envs::resolve(state, who, org, project, env).await?;
     require_key_access(
-        state,
+        &state.usecases,
         &who.principal(),
         page.access.role,
         "read",
@@ -97,7 +97,7 @@ pub async fn keys_page(
 ) -> PageResult {
     let page_env = environment(&state, &who, &org, &project, &env).await?;
     let (access, auth) = (&page_env.access, &page_env.auth);
-    let sealed = client_key_sealed(&state, &auth.environment).await?;
+    let sealed = client_key_sealed(&state.usecases, &auth.environment).await?;
     let key = state.vault.open_secret(&sealed).map_err(|_| {
         PageError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -306,13 +306,14 @@ pub async fn regenerate(
                 })?,
         ),
     };
-    let (_, plaintext, mut rotation) = rotate(&state, &who.principal(), &project, &env).await?;
-    if let Some(hours) = grace {
-        let until = state.now() + Duration::hours(hours);
-        rotation.revoked = change_grace(&state, &who.principal(), &rotation.revoked.id, until)
-            .await?
-            .revoked;
-    }
+    let (_, plaintext, rotation) = rotate(
+        &state.usecases,
+        &who.principal(),
+        &project,
+        &env,
+        grace.map(Duration::hours),
+    )
+    .await?;
     let message = format!(
         "API keys regenerated for {} environment. The new key is {} (shown once here; copy it now). The previous key works until {}.",
         env_title(&env).to_lowercase(),
@@ -366,7 +367,7 @@ pub async fn grace(
                 "Choose to end the grace window or to extend it by one of the offered durations.",
             )),
         };
-    let change = change_grace(&state, &who.principal(), &id, expires_at).await?;
+    let change = change_grace(&state.usecases, &who.principal(), &id, expires_at).await?;
     let message = if expires_at <= now {
         format!("The key ending {} no longer works.", key.last_four)
     } else {

@@ -3,9 +3,9 @@
 
 use maud::{html, Markup};
 use taskgate_core::scope::Resource;
-use taskgate_server::auth::access::environment_for_user;
 use taskgate_server::state::AppState;
 use taskgate_store::{EnvironmentAuth, ProjectAccess};
+use taskgate_usecases::access::environment_for_user;
 
 use crate::home::ENVIRONMENTS;
 use crate::layout::{PageError, PageResult};
@@ -102,7 +102,8 @@ pub async fn resolve(
     project: &str,
     env: &str,
 ) -> PageResult<PageEnv> {
-    let (access, auth) = environment_for_user(state, &who.principal(), project, env, None).await?;
+    let (access, auth) =
+        environment_for_user(&state.usecases, &who.principal(), project, env, None).await?;
     if access.organization.slug != org {
         return Err(PageError::not_found());
     }

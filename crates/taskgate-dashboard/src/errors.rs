@@ -4,7 +4,7 @@
 //! The list's rows can be checked and triaged together (`…/errors/bulk`), each group's change
 //! recorded in its own history.
 //!
-//! Listing and triage go through the API's own code (`routes::errors::{list_query,
+//! Listing and triage go through the use cases the API shares (`taskgate_usecases::errors::{list_query,
 //! resolve_action, ignore_action, apply_triage}`); a triage made here is recorded as the
 //! signed-in user's, with the dashboard session as the credential.
 
@@ -20,12 +20,12 @@ use taskgate_api::errors::IgnoreErrorRequest;
 use taskgate_core::errors::{group_id, GroupStatus, Series};
 use taskgate_core::scope::Resource;
 use taskgate_core::time::from_millis;
-use taskgate_server::routes::errors::{
-    apply_triage, cursor_of, fingerprint_of, ignore_action, list_query, resolve_action,
-};
 use taskgate_server::state::AppState;
 use taskgate_store::{
     ErrorGroupDetail, PageDirection, RunFilter, RunPage, TriageAction, TriageActor,
+};
+use taskgate_usecases::errors::{
+    apply_triage, cursor_of, fingerprint_of, ignore_action, list_query, resolve_action,
 };
 
 use crate::envs::{self, PageEnv};
@@ -656,7 +656,14 @@ async fn act(
         "write",
         &[Resource::with_id("errors", error_id)],
     )?;
-    apply_triage(state, &pe.auth.environment.id, &fp, action, &actor(who)).await?;
+    apply_triage(
+        &state.usecases,
+        &pe.auth.environment.id,
+        &fp,
+        action,
+        &actor(who),
+    )
+    .await?;
     Ok(redirect_with_flash(
         state,
         headers,
@@ -909,9 +916,9 @@ pub async fn bulk(
     let actor = actor(&who);
     let mut missing = 0;
     for fp in &fingerprints {
-        match apply_triage(&state, env_id, fp, action.clone(), &actor).await {
+        match apply_triage(&state.usecases, env_id, fp, action.clone(), &actor).await {
             Ok(_) => {}
-            Err(e) if e.status == StatusCode::NOT_FOUND => missing += 1,
+            Err(e) if e.kind == taskgate_core::problem::Kind::NotFound => missing += 1,
             Err(e) => return Err(e.into()),
         }
     }

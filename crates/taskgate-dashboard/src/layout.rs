@@ -171,6 +171,13 @@ impl From<ApiError> for PageError {
     }
 }
 
+impl From<taskgate_core::Problem> for PageError {
+    /// A use case's refusal keeps its words: a page refuses what the API would.
+    fn from(p: taskgate_core::Problem) -> Self {
+        ApiError::from(p).into()
+    }
+}
+
 impl From<taskgate_engine::Error> for PageError {
     fn from(e: taskgate_engine::Error) -> Self {
         ApiError::from(e).into()

@@ -15,8 +15,8 @@ use taskgate_core::errors::sample;
 use taskgate_core::run::{status_flags, stored_statuses_for_filter, RunCursor};
 use taskgate_core::scope::Resource;
 use taskgate_core::time::from_millis;
+use taskgate_engine::packets::decode_packet;
 use taskgate_engine::runs::ReplayOverrides;
-use taskgate_server::routes::runs::present::decode_packet;
 use taskgate_server::state::AppState;
 use taskgate_store::{Run, RunFilter, RunPage};
 

@@ -8,8 +8,8 @@ use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
 use maud::html;
 use taskgate_core::role::{can_manage_member, Role};
-use taskgate_server::routes::orgs::{add, change_member, membership};
 use taskgate_server::state::AppState;
+use taskgate_usecases::orgs::{add, change_member, membership};
 
 use crate::layout::{page, send, time, PageError, PageResult};
 use crate::session::{clearing_flash, redirect_with_flash, take_flash, SignedIn};
@@ -25,7 +25,7 @@ pub async fn team_page(
     who: SignedIn,
     Path(org): Path<String>,
 ) -> PageResult {
-    let mine = membership(&state, &who.session.user.id, &org).await?;
+    let mine = membership(&state.usecases, &who.session.user.id, &org).await?;
     let members = state.store.list_members(&mine.organization.id).await?;
     let manages = matches!(mine.role, Role::Owner | Role::Admin);
     let (message, clear) = take_flash(&state, &headers);
@@ -137,7 +137,7 @@ pub async fn add_member(
     who.check_csrf(&state, form.get("_csrf").map(String::as_str))?;
     let role = role_of(&form)?;
     let email = form.get("email").map(|e| e.trim()).unwrap_or("");
-    let member = add(&state, &who.principal(), &org, email, role).await?;
+    let member = add(&state.usecases, &who.principal(), &org, email, role).await?;
     Ok(back(
         &state,
         &headers,
@@ -156,7 +156,14 @@ pub async fn set_role(
 ) -> PageResult {
     who.check_csrf(&state, form.get("_csrf").map(String::as_str))?;
     let role = role_of(&form)?;
-    let member = change_member(&state, &who.principal(), &org, &member_id, Some(role)).await?;
+    let member = change_member(
+        &state.usecases,
+        &who.principal(),
+        &org,
+        &member_id,
+        Some(role),
+    )
+    .await?;
     Ok(back(
         &state,
         &headers,
@@ -174,7 +181,7 @@ pub async fn remove(
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     who.check_csrf(&state, form.get("_csrf").map(String::as_str))?;
-    let member = change_member(&state, &who.principal(), &org, &member_id, None).await?;
+    let member = change_member(&state.usecases, &who.principal(), &org, &member_id, None).await?;
     Ok(back(
         &state,
         &headers,

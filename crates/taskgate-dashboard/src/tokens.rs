@@ -12,11 +12,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use taskgate_core::uat::validate_ttl;
 use taskgate_server::auth::{UserCredential, UserPrincipal};
-use taskgate_server::routes::required_name;
-use taskgate_server::routes::tokens::issue_pat;
-use taskgate_server::routes::user_actor::sign_user_actor_token;
 use taskgate_server::state::AppState;
 use taskgate_store::StoreError;
+use taskgate_usecases::text::required_name;
+use taskgate_usecases::tokens::{issue_pat, sign_user_actor_token};
 
 use crate::layout::{page, send, time, PageError, PageResult};
 use crate::session::{clearing_flash, redirect_with_flash, take_flash, SignedIn};
@@ -140,7 +139,7 @@ pub async fn create(
     who.check_csrf(&state, form.csrf.as_deref())?;
     let name = required_name("name", form.name.as_deref().unwrap_or(""), 50)?;
     let created = issue_pat(
-        &state,
+        &state.usecases,
         &who.session.user.id,
         &name,
         &who.principal().actor(),
@@ -232,7 +231,13 @@ pub async fn mint(
             pat_id: source.id.clone(),
         },
     };
-    let token = sign_user_actor_token(&state, &principal, cap, Some("dashboard".into()), ttl);
+    let token = sign_user_actor_token(
+        &state.usecases,
+        &principal,
+        cap,
+        Some("dashboard".into()),
+        ttl,
+    );
     let message = format!(
         "Minted a user-actor token from \"{}\", valid for {} seconds: {token} (shown once here; copy it now).",
         source.name, ttl

@@ -9,6 +9,7 @@
 //! - [`presence`]: whether a development CLI is connected, and its disconnect;
 //! - [`execution`]: what a task process is told (its execution, machine and environment);
 //! - [`otlp`]: the logs and spans task processes export, decoded;
+//! - [`packets`]: payloads and outputs as stored, read back;
 //! - [`watchers`] and [`workers`]: the wake-ups and the in-memory registry behind them;
 //! - [`sweeper`]: time-driven changes (delays, TTLs, stalls).
 //!
@@ -21,6 +22,7 @@ pub mod dequeue;
 pub mod error;
 pub mod execution;
 pub mod otlp;
+pub mod packets;
 pub mod presence;
 pub mod registration;
 pub mod runs;

@@ -126,6 +126,20 @@ pub async fn build_state_with_store(
         policy: Arc::new(RolePolicy),
         max_jwt_ttl_seconds: config.tokens.max_jwt_ttl_seconds,
     };
+    let usecases = Arc::new(taskgate_usecases::UseCases {
+        store: store.clone(),
+        auth: auth.clone(),
+        engine: engine.clone(),
+        settings: taskgate_usecases::Settings {
+            grace: config.tokens.grace,
+            default_rate_limit: config
+                .rate_limits
+                .limits
+                .clone()
+                .unwrap_or_default()
+                .default,
+        },
+    });
     let state = AppState::new(state::Shared {
         store,
         clock,
@@ -134,6 +148,7 @@ pub async fn build_state_with_store(
         auth,
         limiter,
         engine,
+        usecases,
         run_sets: Arc::default(),
         sign_in_requests: Arc::new(LocalBuckets::new(started_ms)),
         config: Arc::new(config),

@@ -9,6 +9,7 @@ use taskgate_core::time::Clock;
 use taskgate_core::vault::KeyVault;
 use taskgate_engine::Engine;
 use taskgate_store::Store;
+use taskgate_usecases::UseCases;
 
 use taskgate_auth::policy::AccessPolicy;
 use taskgate_auth::ratelimit::RateLimiter;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub auth: Auth,
     /// The run engine: triggers, the queue, attempts, wake-ups and the worker registry.
     pub engine: Arc<Engine>,
+    /// What the API, the dashboard and the CLI share: access, keys, members, triage…
+    pub usecases: Arc<UseCases>,
     /// Sign-in link requests per client address (this node's count).
     pub sign_in_requests: Arc<taskgate_auth::ratelimit::local::LocalBuckets>,
     /// What each many-run feed handle has been sent.
@@ -57,7 +60,8 @@ impl AppState {
     /// The same state with another authorization policy (an operator's own).
     pub fn with_policy(&self, policy: Arc<dyn AccessPolicy>) -> Self {
         Self::new(Shared {
-            auth: self.auth.with_policy(policy),
+            auth: self.auth.with_policy(policy.clone()),
+            usecases: Arc::new(self.usecases.with_policy(policy)),
             ..(*self.0).clone()
         })
     }

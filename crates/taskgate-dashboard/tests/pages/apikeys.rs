@@ -250,6 +250,25 @@ async fn an_administrator_picks_another_grace_when_regenerating(b: Backend) {
         "{}",
         page.text
     );
+    // One rotation, recorded once with the chosen window: not a rotation with the default
+    // window and then a separate change of it.
+    let audit = app
+        .api(
+            axum::http::Method::GET,
+            "/admin/api/v1/audit-events",
+            Some(&app.admin_token),
+            None,
+        )
+        .await
+        .json();
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .filter(|a| a.contains("key"))
+        .collect();
+    assert_eq!(actions, ["api_key.rotated"], "{audit}");
     app.clock.advance(chrono::Duration::minutes(61));
     assert!(!app.key_works(&old).await, "the hour is over");
     app.cleanup().await;

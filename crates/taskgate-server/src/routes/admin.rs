@@ -11,12 +11,14 @@ use serde_json::Value;
 use taskgate_api::*;
 use taskgate_core::rotation::parse_admin_expires_at;
 use taskgate_core::time::iso_millis;
-use taskgate_store::{AuditQuery, GraceChange, NewUser, StoreError, StoreResult, User};
+use taskgate_store::{AuditQuery, StoreError};
 
-use super::tokens::issue_pat;
-use super::{required_name, user_response};
+use taskgate_usecases::admin::{change_grace, new_user, set_admin};
+use taskgate_usecases::text::required_name;
+use taskgate_usecases::tokens::issue_pat;
+
+use super::user_response;
 use crate::auth::extract::AdminAuth;
-use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{parse_lenient, ApiJson};
 use crate::state::AppState;
@@ -30,46 +32,8 @@ pub async fn create_user(
     AdminAuth(admin): AdminAuth,
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> ApiResult<(StatusCode, Json<UserResponse>)> {
-    let user = new_user(&state, &admin, body).await?;
+    let user = new_user(&state.usecases, &admin, body).await?;
     Ok((StatusCode::CREATED, Json(user_response(&user))))
-}
-
-/// Creates a user as `admin` (an administrator: the caller checks). The dashboard's admin
-/// page goes through here.
-pub async fn new_user(
-    state: &AppState,
-    admin: &UserPrincipal,
-    body: CreateUserRequest,
-) -> ApiResult<User> {
-    let email = body.email.trim().to_ascii_lowercase();
-    if !valid_email(&email) {
-        return Err(ApiError::invalid_body(
-            "email must be a valid email address",
-        ));
-    }
-    let name = body
-        .name
-        .as_deref()
-        .map(|n| required_name("name", n, 100))
-        .transpose()?;
-    let new = NewUser {
-        email,
-        name,
-        admin: body.admin.unwrap_or(false),
-    };
-    match state
-        .store
-        .create_user(new, &admin.actor(), state.now())
-        .await
-    {
-        Ok(user) => Ok(user),
-        Err(StoreError::Conflict { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "A user with this email already exists",
-        )
-        .with("code", "email_taken")),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Every user, oldest first.
@@ -94,35 +58,8 @@ pub async fn set_user_admin(
     Path(user_id): Path<String>,
     ApiJson(body): ApiJson<SetUserAdminRequest>,
 ) -> ApiResult<Json<UserResponse>> {
-    let user = set_admin(&state, &admin, &user_id, body.admin).await?;
+    let user = set_admin(&state.usecases, &admin, &user_id, body.admin).await?;
     Ok(Json(user_response(&user)))
-}
-
-/// Sets a user's administrator flag as `admin` (the caller checks). An administrator cannot
-/// clear their own flag, so the server always keeps one.
-pub async fn set_admin(
-    state: &AppState,
-    admin: &UserPrincipal,
-    user_id: &str,
-    flag: bool,
-) -> ApiResult<User> {
-    if !flag && admin.user.id == user_id {
-        return Err(ApiError::bad_request(
-            "You cannot remove your own administrator flag: ask another administrator",
-        ));
-    }
-    match state
-        .store
-        .set_user_admin(user_id, flag, &admin.actor(), state.now())
-        .await
-    {
-        Ok(user) => {
-            tracing::info!(user.id = %user_id, admin = flag, "administrator flag changed");
-            Ok(user)
-        }
-        Err(StoreError::NotFound) => Err(ApiError::not_found("User not found")),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Every live organization.
@@ -134,22 +71,6 @@ pub async fn list_organizations(
 ) -> ApiResult<Json<Vec<OrgResponse>>> {
     let orgs = state.store.list_organizations().await?;
     Ok(Json(orgs.iter().map(super::org_response).collect()))
-}
-
-/// A plausible email: one `@`, something on each side, a dot in the domain, no spaces.
-fn valid_email(email: &str) -> bool {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains('@')
-                && email.len() <= 254
-                && !email.chars().any(char::is_whitespace)
-        }
-        None => false,
-    }
 }
 
 /// Creates a personal access token for a user; the plaintext is in this response only.
@@ -168,7 +89,7 @@ pub async fn create_user_token(
         Err(StoreError::NotFound) => return Err(ApiError::not_found("User not found")),
         Err(e) => return Err(e.into()),
     }
-    let created = issue_pat(&state, &user_id, &name, &admin.actor()).await?;
+    let created = issue_pat(&state.usecases, &user_id, &name, &admin.actor()).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -191,7 +112,7 @@ pub async fn update_revoked_api_key(
         Some(Some(v)) => parse_admin_expires_at(v).map_err(ApiError::invalid_body)?,
         _ => return Err(ApiError::invalid_body("expiresAt is required")),
     };
-    let change = match change_grace(&state, &admin, &id, expires_at).await {
+    let change = match change_grace(&state.usecases, &admin, &id, expires_at).await {
         Ok(change) => change,
         Err(StoreError::NotFound) => return Err(ApiError::not_found("Revoked API key not found")),
         Err(e) => return Err(e.into()),
@@ -204,25 +125,6 @@ pub async fn update_revoked_api_key(
             expires_at: iso_millis(change.revoked.expires_at),
         },
     }))
-}
-
-/// Sets when a revoked key's grace window ends, as `admin` (an administrator: the caller
-/// checks). A time in the past ends it now, recorded as now so the key's history says when it
-/// stopped working. The dashboard's "End now" and "Extend" go through here too.
-pub async fn change_grace(
-    state: &AppState,
-    admin: &UserPrincipal,
-    revoked_key_id: &str,
-    expires_at: DateTime<Utc>,
-) -> StoreResult<GraceChange> {
-    let now = state.now();
-    let expires_at = expires_at.max(now);
-    let change = state
-        .store
-        .set_revoked_key_expiry(revoked_key_id, expires_at, &admin.actor(), now)
-        .await?;
-    tracing::info!(revoked_key.id = %revoked_key_id, env.id = %change.revoked.runtime_environment_id, "grace window changed");
-    Ok(change)
 }
 
 /// Filters of the audit listing.
@@ -305,17 +207,4 @@ pub async fn list_audit_events(
             .collect(),
         next_cursor,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_email;
-
-    #[test]
-    fn emails_are_checked() {
-        assert!(valid_email("dev@example.com"));
-        assert!(!valid_email("dev@localhost"));
-        assert!(!valid_email("@example.com"));
-        assert!(!valid_email("a b@example.com"));
-    }
 }

@@ -22,12 +22,12 @@ use taskgate_store::{EnvironmentAuth, NewEnvVar};
 
 use super::engine::required_body;
 use super::workers::require_project;
-use crate::auth::access::{environment_for_user, require_key_access, url_env};
 use crate::auth::extract::{bearer_token, SecretKeyAuth, UserAuth};
 use crate::auth::{EnvPrincipal, UserPrincipal};
 use crate::error::{ApiError, ApiResult};
 use crate::public_url::PublicUrl;
 use crate::state::AppState;
+use taskgate_usecases::access::{environment_for_user, require_key_access, url_env};
 
 /// Longest variable name.
 const MAX_NAME_LEN: usize = 256;
@@ -79,8 +79,15 @@ async fn environment(
             let branch = headers
                 .get("x-trigger-branch")
                 .and_then(|v| v.to_str().ok());
-            let (access, env) = environment_for_user(state, user, project_ref, env, branch).await?;
-            require_key_access(state, user, access.role, action, env.environment.env_type)?;
+            let (access, env) =
+                environment_for_user(&state.usecases, user, project_ref, env, branch).await?;
+            require_key_access(
+                &state.usecases,
+                user,
+                access.role,
+                action,
+                env.environment.env_type,
+            )?;
             Ok(env)
         }
         // A key reaches its own environment only.

@@ -3,14 +3,14 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use taskgate_api::*;
-use taskgate_core::rotation::{grace_active, grace_expiry};
-use taskgate_store::{EnvironmentAuth, Rotation};
+use taskgate_core::rotation::grace_active;
 
-use crate::auth::access::{environment_for_user, require_key_access};
+use taskgate_usecases::access::{environment_for_user, require_key_access};
+use taskgate_usecases::keys::rotate;
+
 use crate::auth::extract::AccessTokenPat;
-use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -26,7 +26,7 @@ pub async fn regenerate_api_key(
     headers: HeaderMap,
     AccessTokenPat(user): AccessTokenPat,
 ) -> ApiResult<Json<RegenerateApiKeyResponse>> {
-    crate::auth::access::url_env(&env)?;
+    taskgate_usecases::access::url_env(&env)?;
     if headers.contains_key("x-trigger-branch") {
         // Branch children authenticate with their parent's key: rotating a child's own key
         // would change nothing clients use (an upstream quirk taskgate does not keep).
@@ -34,7 +34,7 @@ pub async fn regenerate_api_key(
             "Branch environments use their parent's key: rotate the parent environment (omit x-trigger-branch)",
         ));
     }
-    let (_, plaintext, rotation) = rotate(&state, &user, &project_ref, &env).await?;
+    let (_, plaintext, rotation) = rotate(&state.usecases, &user, &project_ref, &env, None).await?;
     Ok(Json(RegenerateApiKeyResponse {
         api_key: plaintext.expose_secret().to_string(),
         revoked_api_key: RevokedKeyRef {
@@ -42,33 +42,6 @@ pub async fn regenerate_api_key(
             expires_at: rotation.revoked.expires_at,
         },
     }))
-}
-
-/// Rotates the secret key of `{project_ref}/{env}` for `user`, if their role lets them write
-/// its keys: the new key's plaintext and the rotation (the old key's grace window). The
-/// dashboard's "Regenerate" goes through here too.
-pub async fn rotate(
-    state: &AppState,
-    user: &UserPrincipal,
-    project_ref: &str,
-    env: &str,
-) -> ApiResult<(EnvironmentAuth, SecretString, Rotation)> {
-    let (access, env) = environment_for_user(state, user, project_ref, env, None).await?;
-    require_key_access(state, user, access.role, "write", env.environment.env_type)?;
-    let now = state.now();
-    let (keys, plaintext) = state.vault.mint_with_plaintext(env.environment.env_type);
-    let rotation = state
-        .store
-        .rotate_api_key(
-            &env.environment.id,
-            keys,
-            grace_expiry(now, state.config.tokens.grace),
-            &user.actor(),
-            now,
-        )
-        .await?;
-    tracing::info!(env.id = %env.environment.id, revoked_key.id = %rotation.revoked.id, "secret key rotated");
-    Ok((env, plaintext, rotation))
 }
 
 /// The revoked keys of an environment with their grace windows and how much each is still
@@ -81,8 +54,15 @@ pub async fn list_revoked_api_keys(
     Path((project_ref, env)): Path<(String, String)>,
     AccessTokenPat(user): AccessTokenPat,
 ) -> ApiResult<Json<RevokedKeyListResponse>> {
-    let (access, env) = environment_for_user(&state, &user, &project_ref, &env, None).await?;
-    require_key_access(&state, &user, access.role, "read", env.environment.env_type)?;
+    let (access, env) =
+        environment_for_user(&state.usecases, &user, &project_ref, &env, None).await?;
+    require_key_access(
+        &state.usecases,
+        &user,
+        access.role,
+        "read",
+        env.environment.env_type,
+    )?;
     let now = state.now();
     let keys = state.store.list_revoked_keys(&env.environment.id).await?;
     Ok(Json(RevokedKeyListResponse {

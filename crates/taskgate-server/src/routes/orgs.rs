@@ -4,17 +4,19 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use taskgate_api::*;
-use taskgate_core::role::{can_manage_member, Role};
+use taskgate_core::role::Role;
 use taskgate_core::scope::Resource;
 use taskgate_store::StoreError;
 
-use super::{org_response, required_name, slugify};
-use crate::auth::access::require;
+use taskgate_usecases::orgs::{add, change_member, membership};
+use taskgate_usecases::text::{required_name, slugify};
+
+use super::org_response;
 use crate::auth::extract::UserAuth;
-use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
+use taskgate_usecases::access::require;
 
 /// Organizations the caller belongs to.
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
@@ -39,7 +41,7 @@ pub async fn create_org(
 ) -> ApiResult<(StatusCode, Json<OrgResponse>)> {
     // A user-actor token needs `manage organization` (upstream §5.7); a PAT does not.
     require(
-        &state,
+        &state.usecases,
         &user,
         Role::Owner,
         "manage",
@@ -76,9 +78,9 @@ pub async fn list_members(
     UserAuth(user): UserAuth,
     Path(org_param): Path<String>,
 ) -> ApiResult<Json<Vec<MemberResponse>>> {
-    let membership = membership(&state, &user.user.id, &org_param).await?;
+    let membership = membership(&state.usecases, &user.user.id, &org_param).await?;
     require(
-        &state,
+        &state.usecases,
         &user,
         membership.role,
         "read",
@@ -105,56 +107,8 @@ pub async fn add_member(
     let role = Role::parse(&body.role).ok_or_else(|| {
         ApiError::invalid_body("role must be one of owner, admin, developer, viewer")
     })?;
-    let member = add(&state, &user, &org_param, &body.email, role).await?;
+    let member = add(&state.usecases, &user, &org_param, &body.email, role).await?;
     Ok((StatusCode::CREATED, Json(member_response(&member))))
-}
-
-/// Adds the existing user with `email` to `org_param` with `role`, as `user`, if their role
-/// allows it. The dashboard's team page goes through here.
-pub async fn add(
-    state: &AppState,
-    user: &UserPrincipal,
-    org_param: &str,
-    email: &str,
-    role: Role,
-) -> ApiResult<taskgate_store::Member> {
-    let membership = membership(state, &user.user.id, org_param).await?;
-    require(
-        state,
-        user,
-        membership.role,
-        "write",
-        Resource::new("members"),
-    )?;
-    if !can_manage_member(membership.role, role, Some(role)) {
-        return Err(ApiError::forbidden("Unauthorized").with("code", "role_not_allowed"));
-    }
-    let target = state
-        .store
-        .find_user_by_email(email.trim())
-        .await?
-        .ok_or_else(|| ApiError::not_found("User not found"))?;
-    let org_id = &membership.organization.id;
-    match state
-        .store
-        .add_member(
-            org_id,
-            &target.id,
-            role,
-            &*state.vault,
-            &user.actor(),
-            state.now(),
-        )
-        .await
-    {
-        Ok(member) => Ok(member),
-        Err(StoreError::Conflict { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "User is already a member of this organization",
-        )
-        .with("code", "already_member")),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Changes a member's role, within what the caller's role may manage (an admin cannot make
@@ -171,7 +125,7 @@ pub async fn set_member_role(
     let role = Role::parse(&body.role).ok_or_else(|| {
         ApiError::invalid_body("role must be one of owner, admin, developer, viewer")
     })?;
-    let member = change_member(&state, &user, &org_param, &member_id, Some(role)).await?;
+    let member = change_member(&state.usecases, &user, &org_param, &member_id, Some(role)).await?;
     Ok(Json(member_response(&member)))
 }
 
@@ -184,80 +138,8 @@ pub async fn remove_member(
     UserAuth(user): UserAuth,
     Path((org_param, member_id)): Path<(String, String)>,
 ) -> ApiResult<Json<MemberResponse>> {
-    let member = change_member(&state, &user, &org_param, &member_id, None).await?;
+    let member = change_member(&state.usecases, &user, &org_param, &member_id, None).await?;
     Ok(Json(member_response(&member)))
-}
-
-/// Gives `member_id` of `org_param` the role `role`, or removes them (`None`), as `user`, if
-/// their role allows it. The dashboard's team page goes through here.
-pub async fn change_member(
-    state: &AppState,
-    user: &UserPrincipal,
-    org_param: &str,
-    member_id: &str,
-    role: Option<Role>,
-) -> ApiResult<taskgate_store::Member> {
-    let membership = membership(state, &user.user.id, org_param).await?;
-    require(
-        state,
-        user,
-        membership.role,
-        "write",
-        Resource::new("members"),
-    )?;
-    let org_id = &membership.organization.id;
-    let target = state
-        .store
-        .list_members(org_id)
-        .await?
-        .into_iter()
-        .find(|m| m.id == member_id)
-        .ok_or_else(|| ApiError::not_found("Member not found"))?;
-    if !can_manage_member(membership.role, target.role, role) {
-        return Err(ApiError::forbidden("Unauthorized").with("code", "role_not_allowed"));
-    }
-    let now = state.now();
-    let changed = match role {
-        Some(r) => {
-            state
-                .store
-                .set_member_role(org_id, member_id, r, &user.actor(), now)
-                .await
-        }
-        None => {
-            state
-                .store
-                .remove_member(org_id, member_id, &user.actor(), now)
-                .await
-        }
-    };
-    match changed {
-        Ok(m) => {
-            tracing::info!(org.id = %org_id, member.id = %member_id, role = role.map(Role::as_str).unwrap_or("removed"), "membership changed");
-            Ok(m)
-        }
-        Err(StoreError::Conflict { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "An organization keeps at least one owner: make another member an owner first",
-        )
-        .with("code", "last_owner")),
-        Err(StoreError::NotFound) => Err(ApiError::not_found("Member not found")),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The caller's membership of `org_param`. A non-member gets 403 `Unauthorized`, the same
-/// answer as for an organization that does not exist, so neither leaks the other.
-pub async fn membership(
-    state: &AppState,
-    user_id: &str,
-    org_param: &str,
-) -> ApiResult<taskgate_store::OrgMembership> {
-    state
-        .store
-        .find_membership(user_id, org_param)
-        .await?
-        .ok_or_else(|| ApiError::forbidden("Unauthorized"))
 }
 
 pub fn member_response(m: &taskgate_store::Member) -> MemberResponse {
@@ -281,7 +163,7 @@ pub async fn delete_org(
     UserAuth(user): UserAuth,
     Path(org_param): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let membership = membership(&state, &user.user.id, &org_param).await?;
+    let membership = membership(&state.usecases, &user.user.id, &org_param).await?;
     if membership.role != Role::Owner {
         return Err(
             ApiError::forbidden("Only an owner can delete an organization")
@@ -289,7 +171,7 @@ pub async fn delete_org(
         );
     }
     require(
-        &state,
+        &state.usecases,
         &user,
         membership.role,
         "delete",

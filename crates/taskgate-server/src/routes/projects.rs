@@ -10,17 +10,19 @@ use taskgate_core::ids::new_project_ref;
 use taskgate_core::scope::Resource;
 use taskgate_store::{Organization, Project, StoreError};
 
-use super::orgs::membership;
-use super::{project_response, required_name, slugify};
-use crate::auth::access::{
-    client_key_sealed, environment_for_user, project_for_user, require, require_key_access,
-};
+use taskgate_usecases::orgs::membership;
+use taskgate_usecases::text::{required_name, slugify};
+
+use super::project_response;
 use crate::auth::extract::UserAuth;
 use crate::auth::UserPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
 use taskgate_auth::env_key::open_key;
+use taskgate_usecases::access::{
+    client_key_sealed, environment_for_user, project_for_user, require, require_key_access,
+};
 
 /// Live projects of an organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{orgParam}/projects", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
@@ -31,8 +33,14 @@ pub async fn list_projects(
     UserAuth(user): UserAuth,
     Path(org_param): Path<String>,
 ) -> ApiResult<Json<Vec<ProjectResponse>>> {
-    let m = membership(&state, &user.user.id, &org_param).await?;
-    require(&state, &user, m.role, "read", Resource::new("project"))?;
+    let m = membership(&state.usecases, &user.user.id, &org_param).await?;
+    require(
+        &state.usecases,
+        &user,
+        m.role,
+        "read",
+        Resource::new("project"),
+    )?;
     let projects = state.store.list_projects(&m.organization.id).await?;
     Ok(Json(
         projects
@@ -98,7 +106,15 @@ async fn readable_projects(
 ) -> ApiResult<Vec<(Project, Organization)>> {
     let mut out = Vec::new();
     for m in state.store.list_orgs_for_user(&user.user.id).await? {
-        if require(state, user, m.role, "read", Resource::new("project")).is_err() {
+        if require(
+            &state.usecases,
+            user,
+            m.role,
+            "read",
+            Resource::new("project"),
+        )
+        .is_err()
+        {
             continue;
         }
         for p in state.store.list_projects(&m.organization.id).await? {
@@ -117,8 +133,14 @@ pub async fn get_project(
     UserAuth(user): UserAuth,
     Path(project_ref): Path<String>,
 ) -> ApiResult<Json<ProjectResponse>> {
-    let access = project_for_user(&state, &user, &project_ref).await?;
-    require(&state, &user, access.role, "read", Resource::new("project"))?;
+    let access = project_for_user(&state.usecases, &user, &project_ref).await?;
+    require(
+        &state.usecases,
+        &user,
+        access.role,
+        "read",
+        Resource::new("project"),
+    )?;
     Ok(Json(project_response(
         &access.project,
         &access.organization,
@@ -136,8 +158,14 @@ pub async fn create_project(
     Path(org_param): Path<String>,
     ApiJson(body): ApiJson<CreateProjectRequest>,
 ) -> ApiResult<(StatusCode, Json<ProjectResponse>)> {
-    let m = membership(&state, &user.user.id, &org_param).await?;
-    require(&state, &user, m.role, "write", Resource::new("project"))?;
+    let m = membership(&state.usecases, &user.user.id, &org_param).await?;
+    require(
+        &state.usecases,
+        &user,
+        m.role,
+        "write",
+        Resource::new("project"),
+    )?;
     let name = required_name("name", &body.name, 100)?;
     let base = slugify(&name);
     let mut slug = base.clone();
@@ -186,11 +214,18 @@ pub async fn get_environment_key(
     let branch = headers
         .get("x-trigger-branch")
         .and_then(|v| v.to_str().ok());
-    let (access, env) = environment_for_user(&state, &user, &project_ref, &env, branch).await?;
-    require_key_access(&state, &user, access.role, "read", env.environment.env_type)?;
+    let (access, env) =
+        environment_for_user(&state.usecases, &user, &project_ref, &env, branch).await?;
+    require_key_access(
+        &state.usecases,
+        &user,
+        access.role,
+        "read",
+        env.environment.env_type,
+    )?;
     let key = open_key(
         &state.auth,
-        &client_key_sealed(&state, &env.environment).await?,
+        &client_key_sealed(&state.usecases, &env.environment).await?,
     )?;
     Ok(Json(EnvironmentKeyResponse {
         api_key: key.expose_secret().to_string(),
@@ -216,9 +251,9 @@ pub async fn upsert_branch(
         .filter(|b| !(env_type == EnvType::Development && b == "default"))
         .ok_or_else(|| ApiError::invalid_body("branch is not a usable branch name"))?;
     taskgate_core::text::check_branch_name(&branch).map_err(ApiError::invalid_body)?;
-    let access = project_for_user(&state, &user, &project_ref).await?;
+    let access = project_for_user(&state.usecases, &user, &project_ref).await?;
     require(
-        &state,
+        &state.usecases,
         &user,
         access.role,
         "write",
@@ -261,9 +296,9 @@ pub async fn list_branches(
     UserAuth(user): UserAuth,
     Path(project_ref): Path<String>,
 ) -> ApiResult<Json<BranchListResponse>> {
-    let access = project_for_user(&state, &user, &project_ref).await?;
+    let access = project_for_user(&state.usecases, &user, &project_ref).await?;
     require(
-        &state,
+        &state.usecases,
         &user,
         access.role,
         "read",
@@ -305,9 +340,9 @@ pub async fn archive_branch(
     ApiJson(body): ApiJson<ArchiveBranchRequest>,
 ) -> ApiResult<Json<ArchiveBranchResponse>> {
     let env_type = branchable(body.env.as_deref().unwrap_or("preview"))?;
-    let access = project_for_user(&state, &user, &project_ref).await?;
+    let access = project_for_user(&state.usecases, &user, &project_ref).await?;
     require(
-        &state,
+        &state.usecases,
         &user,
         access.role,
         "write",
@@ -348,9 +383,9 @@ pub async fn delete_project(
     UserAuth(user): UserAuth,
     Path(project_ref): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let access = project_for_user(&state, &user, &project_ref).await?;
+    let access = project_for_user(&state.usecases, &user, &project_ref).await?;
     require(
-        &state,
+        &state.usecases,
         &user,
         access.role,
         "delete",

@@ -4,14 +4,13 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use taskgate_api::ratelimit::{OrgRateLimitResponse, RateLimitConfig, RateLimitSource};
+use taskgate_api::ratelimit::{OrgRateLimitResponse, RateLimitConfig};
 use taskgate_api::ErrorBody;
-use taskgate_core::ratelimit::{Interval, LimitConfig};
-use taskgate_store::StoreError;
+
+use taskgate_usecases::rate_limits::{change, org_rate_limit, parse_limit};
 
 use crate::auth::extract::AdminAuth;
-use crate::auth::UserPrincipal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::json::ApiJson;
 use crate::state::AppState;
 
@@ -24,7 +23,7 @@ pub async fn get_org_rate_limit(
     AdminAuth(_admin): AdminAuth,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<OrgRateLimitResponse>> {
-    Ok(Json(org_rate_limit(&state, &org_id).await?))
+    Ok(Json(org_rate_limit(&state.usecases, &org_id).await?))
 }
 
 /// Gives an organization its own limit, a token bucket in upstream's `apiRateLimiterConfig`
@@ -39,8 +38,8 @@ pub async fn set_org_rate_limit(
     ApiJson(body): ApiJson<RateLimitConfig>,
 ) -> ApiResult<Json<OrgRateLimitResponse>> {
     let limit = parse_limit(&body)?;
-    change(&state, &admin, &org_id, Some(limit)).await?;
-    Ok(Json(org_rate_limit(&state, &org_id).await?))
+    change(&state.usecases, &admin, &org_id, Some(limit)).await?;
+    Ok(Json(org_rate_limit(&state.usecases, &org_id).await?))
 }
 
 /// Returns an organization to the server's default limit.
@@ -52,102 +51,6 @@ pub async fn clear_org_rate_limit(
     AdminAuth(admin): AdminAuth,
     Path(org_id): Path<String>,
 ) -> ApiResult<Json<OrgRateLimitResponse>> {
-    change(&state, &admin, &org_id, None).await?;
-    Ok(Json(org_rate_limit(&state, &org_id).await?))
-}
-
-/// A request body as a limit, or a 400 naming the field that breaks the rules.
-pub fn parse_limit(body: &RateLimitConfig) -> ApiResult<LimitConfig> {
-    let bad = |field: &str, message: &str| {
-        ApiError::bad_request(format!("{field} {message}")).with("field", field)
-    };
-    if body.kind != "tokenBucket" {
-        return Err(bad("type", "must be \"tokenBucket\""));
-    }
-    let interval = Interval::parse(&body.interval).ok_or_else(|| {
-        bad(
-            "interval",
-            "must be a duration such as \"10s\", \"1m\" or \"1h\"",
-        )
-    })?;
-    LimitConfig::token_bucket(body.refill_rate, interval, body.max_tokens)
-        .map_err(|e| bad(e.field, e.message))
-}
-
-/// Sets (`Some`) or clears an organization's limit as `admin` (an administrator: the caller
-/// checks).
-pub async fn change(
-    state: &AppState,
-    admin: &UserPrincipal,
-    org_id: &str,
-    limit: Option<LimitConfig>,
-) -> ApiResult<()> {
-    match state
-        .store
-        .set_org_rate_limit(org_id, limit.as_ref(), &admin.actor(), state.now())
-        .await
-    {
-        Ok(()) => {
-            match &limit {
-                Some(l) => {
-                    tracing::info!(org.id = %org_id, limit = %l.preview(), "organization rate limit set")
-                }
-                None => {
-                    tracing::info!(org.id = %org_id, "organization rate limit reset to the default")
-                }
-            }
-            Ok(())
-        }
-        Err(StoreError::NotFound) => Err(ApiError::not_found("Organization not found")),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The limit in force for an organization.
-pub async fn org_rate_limit(state: &AppState, org_id: &str) -> ApiResult<OrgRateLimitResponse> {
-    let own = match state.store.org_rate_limit(org_id).await {
-        Ok(own) => own,
-        Err(StoreError::NotFound) => return Err(ApiError::not_found("Organization not found")),
-        Err(e) => return Err(e.into()),
-    };
-    let default = state
-        .config
-        .rate_limits
-        .limits
-        .clone()
-        .unwrap_or_default()
-        .default;
-    let (source, limit) = match own {
-        Some(limit) => (RateLimitSource::Organization, limit),
-        None => (RateLimitSource::Default, default),
-    };
-    Ok(OrgRateLimitResponse {
-        organization_id: org_id.to_string(),
-        source,
-        preview: limit.preview(),
-        config: wire(&limit),
-    })
-}
-
-fn wire(limit: &LimitConfig) -> RateLimitConfig {
-    match limit {
-        LimitConfig::TokenBucket {
-            refill_rate,
-            interval,
-            max_tokens,
-        } => RateLimitConfig {
-            kind: "tokenBucket".into(),
-            refill_rate: *refill_rate,
-            interval: interval.as_str().to_string(),
-            max_tokens: *max_tokens,
-        },
-        // Organizations and the server's default are token buckets; a window reads as one
-        // that refills completely every window.
-        LimitConfig::FixedWindow { window, tokens } => RateLimitConfig {
-            kind: "fixedWindow".into(),
-            refill_rate: *tokens,
-            interval: window.as_str().to_string(),
-            max_tokens: *tokens,
-        },
-    }
+    change(&state.usecases, &admin, &org_id, None).await?;
+    Ok(Json(org_rate_limit(&state.usecases, &org_id).await?))
 }

@@ -4,40 +4,16 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use secrecy::ExposeSecret;
 use taskgate_api::*;
-use taskgate_core::hash::sha256_hex;
-use taskgate_core::pat::{generate_pat, obfuscate_pat};
-use taskgate_store::{Actor, NewPersonalAccessToken, PersonalAccessToken, StoreError};
+use taskgate_store::{PersonalAccessToken, StoreError};
 
-use super::required_name;
+use taskgate_usecases::text::required_name;
+use taskgate_usecases::tokens::issue_pat;
+
 use crate::auth::extract::PatAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
-
-/// Creates a token for `user_id`; stores only its hash and display form.
-pub async fn issue_pat(
-    state: &AppState,
-    user_id: &str,
-    name: &str,
-    actor: &Actor,
-) -> ApiResult<CreatedTokenResponse> {
-    let token = generate_pat();
-    let plain = token.expose_secret();
-    let new = NewPersonalAccessToken {
-        user_id: user_id.to_string(),
-        name: name.to_string(),
-        hashed_token: sha256_hex(plain),
-        obfuscated_token: obfuscate_pat(plain),
-    };
-    let pat = state.store.create_pat(new, actor, state.now()).await?;
-    Ok(CreatedTokenResponse {
-        id: pat.id,
-        token: plain.to_string(),
-        obfuscated_token: pat.obfuscated_token,
-    })
-}
 
 fn token_response(t: PersonalAccessToken) -> TokenResponse {
     TokenResponse {
@@ -59,7 +35,7 @@ pub async fn create_token(
     ApiJson(body): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedTokenResponse>)> {
     let name = required_name("name", &body.name, 50)?;
-    let created = issue_pat(&state, &user.user.id, &name, &user.actor()).await?;
+    let created = issue_pat(&state.usecases, &user.user.id, &name, &user.actor()).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use taskgate_api::*;
@@ -16,10 +15,9 @@ use taskgate_core::duration::{jose_expiration, parse_duration_ms, ExpirationInpu
 use taskgate_core::scope::{scopes_within_ability, Ability};
 use taskgate_core::uat::{self, UatClaims};
 
+use taskgate_usecases::tokens::sign_user_actor_token;
+
 use super::auth_tokens::sign_env_jwt;
-use crate::auth::access::{
-    client_key_sealed, effective_ability, environment_for_user, require_key_access,
-};
 use crate::auth::extract::{bearer_token, PatAuth};
 use crate::auth::{EnvCredential, EnvPrincipal, UserCredential, UserPrincipal};
 use crate::error::{ApiError, ApiResult};
@@ -28,9 +26,10 @@ use crate::state::AppState;
 use taskgate_auth::env_key::open_key;
 use taskgate_auth::policy::CAPLESS_SCOPES;
 use taskgate_auth::user::{authenticate_pat, authenticate_uat, UserAuthFailure};
-
-/// The default `act.client` of a token minted from a personal access token.
-const PAT_CLIENT: &str = "personal-access-token";
+use taskgate_usecases::access::{
+    client_key_sealed, effective_ability, environment_for_user, require_key_access,
+};
+use taskgate_usecases::tokens::PAT_CLIENT;
 
 /// Mints a user-actor token from a personal access token: `{cap?, client?, ttlSeconds?}`,
 /// default lifetime 3600 s, ceiling configurable (365 days by default); over it is a 400.
@@ -79,34 +78,11 @@ pub async fn mint_user_actor_token(
         state.config.tokens.max_uat_ttl_seconds,
     )
     .map_err(ApiError::invalid_body)?;
-    let token = sign_user_actor_token(&state, &user, cap, client, ttl);
+    let token = sign_user_actor_token(&state.usecases, &user, cap, client, ttl);
     Ok(Json(UserActorTokenResponse {
         token,
         expires_in_seconds: ttl,
     }))
-}
-
-/// Signs a user-actor token for `user`, bound to the personal access token behind their
-/// credential (revoking it revokes this token): `cap` narrows it (`None` is capless), `ttl`
-/// (seconds, already checked against the ceiling) bounds it. The dashboard mints through here.
-pub fn sign_user_actor_token(
-    state: &AppState,
-    user: &UserPrincipal,
-    cap: Option<Vec<String>>,
-    client: Option<String>,
-    ttl: i64,
-) -> String {
-    let now = state.now().timestamp();
-    let claims = UatClaims {
-        user_id: user.user.id.clone(),
-        client: Some(client.unwrap_or_else(|| PAT_CLIENT.to_string())),
-        session_id: None,
-        environment_id: None,
-        pat: user.pat_id().map(str::to_string),
-        cap,
-        expires_at: now + ttl,
-    };
-    uat::sign_uat(&claims, state.session_secret.expose_secret(), now)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,15 +133,22 @@ pub async fn exchange_env_jwt(
     body: Bytes,
 ) -> ApiResult<Json<TokenBody>> {
     let user = authenticate_user(&state, &parts).await?;
-    crate::auth::access::url_env(&env)?;
+    taskgate_usecases::access::url_env(&env)?;
     let branch = headers
         .get("x-trigger-branch")
         .and_then(|v| v.to_str().ok());
-    let (access, env) = environment_for_user(&state, &user, &project_ref, &env, branch).await?;
+    let (access, env) =
+        environment_for_user(&state.usecases, &user, &project_ref, &env, branch).await?;
     if let UserCredential::Uat { claims } = &user.credential {
         assert_environment_claim(claims, &env.environment.id)?;
     }
-    require_key_access(&state, &user, access.role, "read", env.environment.env_type)?;
+    require_key_access(
+        &state.usecases,
+        &user,
+        access.role,
+        "read",
+        env.environment.env_type,
+    )?;
     let body = parse_lenient(&body)?;
     let body: ExchangeBody = if body.is_null() {
         ExchangeBody::default()
@@ -173,7 +156,7 @@ pub async fn exchange_env_jwt(
         serde_json::from_value(body).map_err(|e| ApiError::invalid_body(e.to_string()))?
     };
 
-    let ceiling = effective_ability(&state, &user, access.role);
+    let ceiling = effective_ability(&state.usecases, &user, access.role);
     let requested = body.claims.as_ref().map(|c| c.scopes.clone());
     let now = state.now().timestamp();
     let (scopes, exp, client) = match &user.credential {
@@ -224,7 +207,7 @@ pub async fn exchange_env_jwt(
     let signer = EnvPrincipal {
         signing_key: Arc::new(open_key(
             &state.auth,
-            &client_key_sealed(&state, &env.environment).await?,
+            &client_key_sealed(&state.usecases, &env.environment).await?,
         )?),
         env: Arc::new(env),
         credential: EnvCredential::SecretKey { grace: None },

@@ -11,11 +11,11 @@ use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
 
 use super::engine::required_body;
-use crate::auth::access::environment_for_user;
 use crate::auth::extract::{SecretKeyAuth, UserAuth};
 use crate::auth::EnvPrincipal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use taskgate_usecases::access::environment_for_user;
 
 /// 404 unless the key's environment belongs to the project named in the path.
 pub fn require_project(principal: &EnvPrincipal, project_ref: &str) -> ApiResult<()> {
@@ -60,7 +60,7 @@ pub async fn dev_status(
     UserAuth(user): UserAuth,
     Path(project_ref): Path<String>,
 ) -> ApiResult<Json<DevStatusResponse>> {
-    let (_, env) = environment_for_user(&state, &user, &project_ref, "dev", None).await?;
+    let (_, env) = environment_for_user(&state.usecases, &user, &project_ref, "dev", None).await?;
     let is_connected = state.engine.dev_connected(&env.environment.id).await?;
     Ok(Json(DevStatusResponse { is_connected }))
 }
@@ -79,7 +79,8 @@ pub async fn current_worker(
     let branch = headers
         .get("x-trigger-branch")
         .and_then(|v| v.to_str().ok());
-    let (access, env) = environment_for_user(&state, &user, &project_ref, &env, branch).await?;
+    let (access, env) =
+        environment_for_user(&state.usecases, &user, &project_ref, &env, branch).await?;
     if tag != "current" {
         return Err(ApiError::not_found("Worker not found"));
     }

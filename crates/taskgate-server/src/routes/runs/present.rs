@@ -7,20 +7,8 @@ use taskgate_api::runs::{
 };
 use taskgate_core::run::status_flags;
 use taskgate_core::time::iso_millis;
+use taskgate_engine::packets::decode_packet;
 use taskgate_store::Run;
-
-/// Decodes a stored packet for the API: JSON parsed, SuperJSON's plain `json` part, text as is.
-pub fn decode_packet(data: Option<&str>, kind: Option<&str>) -> Option<Value> {
-    let data = data?;
-    match kind.unwrap_or("application/json") {
-        "application/json" => serde_json::from_str(data).ok(),
-        "application/super+json" => serde_json::from_str::<Value>(data)
-            .ok()
-            .and_then(|v| v.get("json").cloned()),
-        "text/plain" => Some(Value::String(data.to_string())),
-        _ => None,
-    }
-}
 
 /// The fields every run shape has (`CommonRunFields`).
 pub fn run_fields(run: &Run) -> RunFields {

@@ -18,11 +18,11 @@ use taskgate_core::hash::sha256_hex;
 
 use taskgate_store::{Attempt, Run, RunLog, RunSpan, Worker, WorkerTask};
 
-use super::present::decode_packet;
 use super::readable_run;
 use crate::auth::extract::ApiAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use taskgate_engine::packets::decode_packet;
 
 /// Log records a trace shows at most (the oldest); the run's span says when there were more.
 /// A record is at most 32 KiB with its attributes, so a trace never passes 32 MiB.

@@ -3,41 +3,41 @@
 //! environment only), and the user's effective ability: their role, intersected with the
 //! token's cap for a user-actor token.
 
-use axum::http::StatusCode;
 use taskgate_core::branch::sanitize_branch;
 use taskgate_core::env::EnvType;
 use taskgate_core::role::Role;
 use taskgate_core::scope::{Ability, Resource};
 use taskgate_store::{Environment, EnvironmentAuth, ProjectAccess};
 
-use crate::auth::UserPrincipal;
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use taskgate_auth::UserPrincipal;
+use taskgate_core::Problem;
+
+use crate::{Result, UseCases};
 
 /// The effective ability of `principal` with `role`, as the server's policy decides.
-pub fn effective_ability(state: &AppState, principal: &UserPrincipal, role: Role) -> Ability {
-    state.auth.policy.ability(principal, role)
+pub fn effective_ability(uc: &UseCases, principal: &UserPrincipal, role: Role) -> Ability {
+    uc.auth.policy.ability(principal, role)
 }
 
 /// 403 `Unauthorized` (route-builder body) unless the principal may `action` on `resource`.
 pub fn require(
-    state: &AppState,
+    uc: &UseCases,
     principal: &UserPrincipal,
     role: Role,
     action: &str,
     resource: Resource,
-) -> ApiResult<()> {
-    if state.auth.policy.can(principal, role, action, &[resource]) {
+) -> Result<()> {
+    if uc.auth.policy.can(principal, role, action, &[resource]) {
         Ok(())
     } else {
-        Err(ApiError::scope_denied())
+        Err(Problem::scope_denied())
     }
 }
 
 /// The environment type named by a URL segment (`dev`, `staging`, `prod`, `preview`).
-pub fn url_env(env: &str) -> ApiResult<EnvType> {
+pub fn url_env(env: &str) -> Result<EnvType> {
     EnvType::from_url_env(env).ok_or_else(|| {
-        ApiError::bad_request("Invalid Params").with(
+        Problem::invalid("Invalid Params").with(
             "detail",
             "The environment must be one of dev, staging, prod or preview",
         )
@@ -46,43 +46,42 @@ pub fn url_env(env: &str) -> ApiResult<EnvType> {
 
 /// A project the user is a member of, by external ref.
 pub async fn project_for_user(
-    state: &AppState,
+    uc: &UseCases,
     principal: &UserPrincipal,
     project_ref: &str,
-) -> ApiResult<ProjectAccess> {
-    state
-        .store
+) -> Result<ProjectAccess> {
+    uc.store
         .find_project_access(&principal.user.id, project_ref)
         .await?
-        .ok_or_else(|| ApiError::not_found("Project not found"))
+        .ok_or_else(|| Problem::not_found("Project not found"))
 }
 
 /// Resolves `{projectRef}/{env}` plus an optional `x-trigger-branch` for a user:
 /// DEVELOPMENT means the caller's own dev environment; a branch pivots to the child.
 pub async fn environment_for_user(
-    state: &AppState,
+    uc: &UseCases,
     principal: &UserPrincipal,
     project_ref: &str,
     env: &str,
     branch_header: Option<&str>,
-) -> ApiResult<(ProjectAccess, EnvironmentAuth)> {
+) -> Result<(ProjectAccess, EnvironmentAuth)> {
     let env_type = url_env(env)?;
-    let access = project_for_user(state, principal, project_ref).await?;
+    let access = project_for_user(uc, principal, project_ref).await?;
     let member = (env_type == EnvType::Development).then_some(access.member_id.as_str());
-    let root = state
+    let root = uc
         .store
         .find_root_environment(&access.project.id, env_type, member)
         .await?
-        .ok_or_else(|| ApiError::not_found("Environment not found"))?;
+        .ok_or_else(|| Problem::not_found("Environment not found"))?;
     let branch = sanitize_branch(branch_header)
         .filter(|b| !(env_type == EnvType::Development && b == "default"));
     let environment: Environment = match branch {
         None => root,
-        Some(name) => state
+        Some(name) => uc
             .store
             .find_branch_child(&root.id, &name)
             .await?
-            .ok_or_else(|| ApiError::not_found("Branch not found"))?,
+            .ok_or_else(|| Problem::not_found("Branch not found"))?,
     };
     let auth = EnvironmentAuth {
         environment,
@@ -98,14 +97,14 @@ pub async fn environment_for_user(
 }
 
 /// The sealed current key clients authenticate with for `env`: the parent's for a branch.
-pub async fn client_key_sealed(state: &AppState, env: &Environment) -> ApiResult<String> {
+pub async fn client_key_sealed(uc: &UseCases, env: &Environment) -> Result<String> {
     match &env.parent_environment_id {
         None => Ok(env.api_key_sealed.clone()),
-        Some(parent) => Ok(state
+        Some(parent) => Ok(uc
             .store
             .get_environment_auth(parent)
             .await?
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Environment not found"))?
+            .ok_or_else(|| Problem::not_found("Environment not found"))?
             .environment
             .api_key_sealed),
     }
@@ -113,17 +112,17 @@ pub async fn client_key_sealed(state: &AppState, env: &Environment) -> ApiResult
 
 /// Key access on an environment tier, worded as upstream's `authorizePatEnvironmentAccess`.
 pub fn require_key_access(
-    state: &AppState,
+    uc: &UseCases,
     principal: &UserPrincipal,
     role: Role,
     action: &str,
     env_type: EnvType,
-) -> ApiResult<()> {
+) -> Result<()> {
     let resource = taskgate_core::role::api_key_resource(env_type);
-    if state.auth.policy.can(principal, role, action, &[resource]) {
+    if uc.auth.policy.can(principal, role, action, &[resource]) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
+        Err(Problem::denied(
             "You don't have permission to access this environment's API keys.",
         ))
     }
