@@ -289,5 +289,73 @@ pub fn verify_hs256(token: &str, key: &[u8], now_secs: i64) -> Result<Claims, Jw
     Ok(decoded.into_payload())
 }
 
+/// The user a public access token acts for (`act`): a user-actor token's exchange names them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ActClaim {
+    /// The user's id.
+    pub sub: String,
+    pub client: String,
+    /// The personal access token behind the exchange: the token dies with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pat: Option<String>,
+}
+
+/// The payload of every public access token taskgate mints (the trigger's `x-trigger-jwt`,
+/// `/api/v1/auth/jwt`, `/api/v1/auth/public-tokens`, the user-actor exchange), before the
+/// standard claims: `sub` (the environment), `pub: true`, and what the token may do.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PublicJwtClaims {
+    /// The environment whose key signs the token.
+    pub sub: String,
+    #[serde(rename = "pub")]
+    pub public: bool,
+    /// `None` mints a token without the claim (deny-all when verified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// One-time use (`otu`).
+    #[serde(rename = "otu", skip_serializing_if = "std::ops::Not::not")]
+    pub one_time_use: bool,
+    /// Realtime options (`{skipColumns}`), passed through as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realtime: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<ActClaim>,
+}
+
+impl PublicJwtClaims {
+    /// A token of `environment_id` with no scopes claim, not one-time, acting for nobody.
+    pub fn new(environment_id: impl Into<String>) -> PublicJwtClaims {
+        PublicJwtClaims {
+            sub: environment_id.into(),
+            public: true,
+            scopes: None,
+            one_time_use: false,
+            realtime: None,
+            act: None,
+        }
+    }
+
+    pub fn scopes(mut self, scopes: Vec<String>) -> PublicJwtClaims {
+        self.scopes = Some(scopes);
+        self
+    }
+
+    /// The claims as a JSON object (what `x-trigger-jwt-claims` shows).
+    pub fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+
+    /// The signed token: these claims with the standard ones (`iss`, `aud`, `iat`, `exp`),
+    /// HS256 under `key`.
+    pub fn sign(&self, key: &[u8], now_secs: i64, exp_secs: i64) -> String {
+        let mut payload = self.to_map();
+        payload.extend(standard_claims(now_secs, exp_secs));
+        sign_hs256(&payload, key)
+    }
+}
+
 #[cfg(test)]
 mod tests;

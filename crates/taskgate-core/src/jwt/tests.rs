@@ -546,3 +546,34 @@ fn the_lifetime_ceiling_counts_from_iat() {
         Err(JwtError::ClaimInvalid)
     );
 }
+
+#[test]
+fn public_token_claims_sign_what_they_say_and_nothing_more() {
+    let plain = PublicJwtClaims::new("env_1");
+    let claims = verify_hs256(&plain.sign(b"k", NOW, NOW + 60), b"k", NOW).unwrap();
+    assert_eq!(
+        Value::Object(claims),
+        json!({ "sub": "env_1", "pub": true, "iss": ISSUER, "aud": AUDIENCE, "iat": NOW, "exp": NOW + 60 }),
+        "no scopes, otu, realtime or act claim unless set"
+    );
+    let full = PublicJwtClaims {
+        one_time_use: true,
+        realtime: Some(json!({ "skipColumns": ["payload"] })),
+        act: Some(ActClaim {
+            sub: "user_1".into(),
+            client: "cli".into(),
+            pat: Some("pat_1".into()),
+        }),
+        ..PublicJwtClaims::new("env_1").scopes(vec!["read:runs".into()])
+    };
+    let claims = verify_hs256(&full.sign(b"k", NOW, NOW + 60), b"k", NOW).unwrap();
+    assert_eq!(claims["scopes"], json!(["read:runs"]));
+    assert_eq!(claims["otu"], json!(true));
+    assert_eq!(claims["realtime"], json!({ "skipColumns": ["payload"] }));
+    assert_eq!(
+        claims["act"],
+        json!({ "sub": "user_1", "client": "cli", "pat": "pat_1" })
+    );
+    assert_eq!(Value::Object(full.to_map())["pub"], json!(true));
+    assert!(verify_hs256(&full.sign(b"k", NOW, NOW + 60), b"other", NOW).is_err());
+}

@@ -8,10 +8,10 @@ use axum::response::Response;
 use axum::Json;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use taskgate_api::*;
 use taskgate_core::duration::{jose_expiration, ExpirationInput};
-use taskgate_core::jwt;
+use taskgate_core::jwt::PublicJwtClaims;
 use taskgate_core::scope::{scopes_within_ability, Ability};
 
 use crate::auth::extract::{LegacyKeyAuth, SecretKeyAuth};
@@ -39,12 +39,15 @@ pub fn within_ceiling(state: &AppState, exp: i64, now: i64) -> ApiResult<()> {
 /// Signs `payload` (plus iss, aud, iat, exp) with the principal's signing key.
 pub(crate) fn sign_env_jwt(
     principal: &EnvPrincipal,
-    mut payload: Map<String, Value>,
+    claims: &PublicJwtClaims,
     now_secs: i64,
     exp: i64,
 ) -> String {
-    payload.extend(jwt::standard_claims(now_secs, exp));
-    jwt::sign_hs256(&payload, principal.signing_key.expose_secret().as_bytes())
+    claims.sign(
+        principal.signing_key.expose_secret().as_bytes(),
+        now_secs,
+        exp,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,14 +90,10 @@ pub async fn mint_jwt(
     let exp = jose_expiration(body.expiration_time.as_ref(), "1h", now)
         .map_err(|_| ApiError::bad_request("Invalid expiration time"))?;
     within_ceiling(&state, exp, now)?;
-    let mut payload = Map::new();
-    payload.insert("sub".into(), json!(principal.env.environment.id));
-    payload.insert("pub".into(), json!(true));
-    if let Some(claims) = body.claims {
-        payload.insert("scopes".into(), json!(claims.scopes));
-    }
+    let mut claims = PublicJwtClaims::new(principal.env.environment.id.clone());
+    claims.scopes = body.claims.map(|c| c.scopes);
     Ok(Json(TokenBody {
-        token: sign_env_jwt(&principal, payload, now, exp),
+        token: sign_env_jwt(&principal, &claims, now, exp),
     }))
 }
 
@@ -168,18 +167,13 @@ pub async fn create_public_token(
         ));
     }
     within_ceiling(&state, exp, now)?;
-    let mut payload = Map::new();
-    payload.insert("sub".into(), json!(principal.env.environment.id));
-    payload.insert("pub".into(), json!(true));
-    payload.insert("scopes".into(), json!(body.scopes));
-    if body.one_time_use == Some(true) {
-        payload.insert("otu".into(), json!(true));
-    }
-    if let Some(rt) = body.realtime {
-        payload.insert("realtime".into(), json!(rt));
-    }
+    let claims = PublicJwtClaims {
+        one_time_use: body.one_time_use == Some(true),
+        realtime: body.realtime.map(|rt| json!(rt)),
+        ..PublicJwtClaims::new(principal.env.environment.id.clone()).scopes(body.scopes)
+    };
     Ok(Json(TokenBody {
-        token: sign_env_jwt(&principal, payload, now, exp),
+        token: sign_env_jwt(&principal, &claims, now, exp),
     }))
 }
 

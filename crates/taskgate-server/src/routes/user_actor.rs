@@ -9,9 +9,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use taskgate_api::*;
 use taskgate_core::duration::{jose_expiration, parse_duration_ms, ExpirationInput};
+use taskgate_core::jwt::{ActClaim, PublicJwtClaims};
 use taskgate_core::scope::{scopes_within_ability, Ability};
 use taskgate_core::uat::{self, UatClaims};
 
@@ -193,17 +194,15 @@ pub async fn exchange_env_jwt(
             )
         }
     };
-    let mut payload = Map::new();
-    payload.insert("sub".into(), json!(env.environment.id));
-    payload.insert("pub".into(), json!(true));
-    if let Some(scopes) = scopes {
-        payload.insert("scopes".into(), json!(scopes));
-    }
-    let mut act = json!({ "sub": user.user.id, "client": client });
-    if let Some(pat) = user.pat_id() {
-        act["pat"] = json!(pat);
-    }
-    payload.insert("act".into(), act);
+    let claims = PublicJwtClaims {
+        scopes,
+        act: Some(ActClaim {
+            sub: user.user.id.clone(),
+            client,
+            pat: user.pat_id().map(str::to_string),
+        }),
+        ..PublicJwtClaims::new(env.environment.id.clone())
+    };
     let signer = EnvPrincipal {
         signing_key: Arc::new(open_key(
             &state.auth,
@@ -213,7 +212,7 @@ pub async fn exchange_env_jwt(
         credential: EnvCredential::SecretKey { grace: None },
     };
     Ok(Json(TokenBody {
-        token: sign_env_jwt(&signer, payload, now, exp),
+        token: sign_env_jwt(&signer, &claims, now, exp),
     }))
 }
 

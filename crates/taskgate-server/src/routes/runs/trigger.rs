@@ -5,9 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use taskgate_api::runs::TriggerTaskResponse;
 use taskgate_api::ErrorBody;
+use taskgate_core::jwt::PublicJwtClaims;
 use taskgate_core::scope::Resource;
 use taskgate_engine::trigger::{request_key, TriggerBody, REQUEST_KEY_HEADER};
 
@@ -41,25 +42,17 @@ pub fn run_token_headers(
     scopes: Vec<String>,
     now_secs: i64,
 ) -> ApiResult<HeaderMap> {
-    let mut claims = Map::new();
-    claims.insert("sub".into(), json!(principal.env.environment.id));
-    claims.insert("pub".into(), json!(true));
-    claims.insert("scopes".into(), json!(scopes));
-    if let Some(rt) = principal.jwt().and_then(|g| g.realtime.clone()) {
-        claims.insert("realtime".into(), rt);
-    }
-    let token = sign_env_jwt(
-        principal,
-        claims.clone(),
-        now_secs,
-        now_secs + RUN_TOKEN_SECONDS,
-    );
+    let claims = PublicJwtClaims {
+        realtime: principal.jwt().and_then(|g| g.realtime.clone()),
+        ..PublicJwtClaims::new(principal.env.environment.id.clone()).scopes(scopes)
+    };
+    let token = sign_env_jwt(principal, &claims, now_secs, now_secs + RUN_TOKEN_SECONDS);
     let mut headers = HeaderMap::new();
     let value = |s: String| HeaderValue::from_str(&s).map_err(ApiError::internal);
     headers.insert("x-trigger-jwt", value(token)?);
     headers.insert(
         "x-trigger-jwt-claims",
-        value(Value::Object(claims).to_string())?,
+        value(Value::Object(claims.to_map()).to_string())?,
     );
     Ok(headers)
 }
