@@ -268,7 +268,7 @@ pub async fn signing_env(auth: &Auth, env_id: &str) -> Result<Option<Arc<Signing
     }
     let env = Arc::new(SigningEnv {
         auth: Arc::new(found),
-        signing_environment_id: signing_id,
+        signing_environment_id: signing_id.to_string(),
         signing_key: Arc::new(open_key(auth, &signing_sealed)?),
         grace_keys,
     });

@@ -1,8 +1,175 @@
 //! Identifiers: row ids, project refs and run and batch ids, drawn from the operating system's
-//! CSPRNG so none can be guessed from another.
+//! CSPRNG so none can be guessed from another; and their types, so that an environment's id
+//! cannot be passed where a run's is expected. Each is a string on the wire and in the
+//! database (with the `sqlx` feature, it binds and reads as one), and reads as a `&str`.
 
 use rand::rngs::OsRng;
 use rand::seq::SliceRandom;
+
+/// Declares an identifier type: a `String` underneath, serialised as one, that reads as a
+/// `&str` (`Deref`, `AsRef`, `Borrow`), compares with strings and, with the `sqlx` feature,
+/// is bound and decoded as a text column.
+macro_rules! typed_id {
+    ($($(#[$m:meta])* $name:ident;)*) => {$(
+        $(#[$m])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_string())
+            }
+        }
+
+        impl From<&$name> for $name {
+            fn from(id: &$name) -> Self {
+                id.clone()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode_by_ref(&self.0, buf)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(Self(<String as sqlx::Decode<'r, DB>>::decode(value)?))
+            }
+        }
+    )*};
+}
+
+typed_id! {
+    /// An organization's row id.
+    OrgId;
+    /// A project's row id.
+    ProjectId;
+    /// A project's external ref (`proj_…`), what clients name it by.
+    ProjectRef;
+    /// An environment's row id (a branch is an environment of its own).
+    EnvironmentId;
+    /// A user's row id.
+    UserId;
+    /// A run's row id (realtime row key, list tiebreak).
+    RunId;
+    /// A run's friendly id (`run_…`), what clients name it by.
+    RunFriendlyId;
+    /// An execution snapshot's id (`snapshot_…`).
+    SnapshotId;
+    /// A registered worker's row id.
+    WorkerId;
+    /// A registered worker's friendly id (`worker_…`), what dequeued messages name.
+    WorkerFriendlyId;
+    /// A batch's row id.
+    BatchId;
+    /// A batch's friendly id (`batch_…`).
+    BatchFriendlyId;
+}
 
 /// Lowercase letters and digits: upstream's cuids and friendly ids use this alphabet, and
 /// ids stay case-insensitive in URLs and logs.
@@ -65,6 +232,22 @@ mod tests {
         assert!(shaped(&new_batch_friendly_id(), "batch_", 24));
         assert!(shaped(&new_snapshot_friendly_id(), "snapshot_", 24));
         assert!(shaped(&new_worker_friendly_id(), "worker_", 24));
+    }
+
+    #[test]
+    fn typed_ids_read_as_strings_and_travel_as_them() {
+        let run = RunFriendlyId::new("run_abc");
+        assert_eq!(run, "run_abc");
+        assert_eq!(run.as_str(), "run_abc");
+        assert_eq!(&*run, "run_abc", "reads as a &str");
+        assert_eq!(format!("{run}"), "run_abc");
+        assert_eq!(serde_json::to_string(&run).unwrap(), "\"run_abc\"");
+        let back: RunFriendlyId = serde_json::from_str("\"run_abc\"").unwrap();
+        assert_eq!(back, run);
+        let mut map: HashMap<String, u8> = HashMap::new();
+        map.insert(run.to_string(), 1);
+        assert_eq!(map.get(run.as_str()), Some(&1));
+        assert_eq!(String::from(run.clone()), "run_abc");
     }
 
     #[test]

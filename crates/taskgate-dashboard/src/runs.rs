@@ -130,7 +130,7 @@ pub async fn runs_page(
         None => None,
         Some(c) => Some(
             RunCursor::decode(c)
-                .map(|c| (from_millis(c.created_at_ms), c.run_id))
+                .map(|c| (from_millis(c.created_at_ms), c.run_id.into()))
                 .ok_or_else(|| {
                     PageError::bad_request(
                         "That page position is not valid: start again from the first page.",
@@ -163,7 +163,7 @@ pub async fn runs_page(
         let last = &runs[runs.len() - 1];
         let cursor = RunCursor {
             created_at_ms: last.created_at.timestamp_millis(),
-            run_id: last.id.clone(),
+            run_id: last.id.to_string(),
         };
         let sep = if filters.is_empty() { "" } else { "&" };
         format!("?{filters}{sep}after={}", cursor.encode())
@@ -295,7 +295,7 @@ fn packet(data: Option<&str>, kind: Option<&str>) -> Markup {
 async fn readable(state: &AppState, who: &SignedIn, pe: &PageEnv, run_id: &str) -> PageResult<Run> {
     let run = state
         .store
-        .get_run(&pe.auth.environment.id, run_id)
+        .get_run(&pe.auth.environment.id, &run_id.into())
         .await?
         .ok_or_else(PageError::not_found)?;
     pe.require(

@@ -9,6 +9,7 @@
 use rand::Rng;
 use taskgate_api::engine::*;
 use taskgate_core::engine::{AttemptStatus, Completion, EngineError, Event, RunStatus};
+use taskgate_core::ids::{EnvironmentId, RunFriendlyId, SnapshotId};
 use taskgate_core::task_error::TaskRunError;
 use taskgate_store::{Applied, EnvironmentAuth, EventData, Refusal, Run, RunEvent, StoreError};
 
@@ -28,8 +29,8 @@ impl Engine {
     /// Applies a worker's event to one of its environment's runs.
     async fn apply(
         &self,
-        environment_id: &str,
-        run_id: &str,
+        environment_id: &EnvironmentId,
+        run_id: &RunFriendlyId,
         event: RunEvent,
     ) -> Result<std::result::Result<Applied, Refusal>> {
         match self
@@ -48,13 +49,13 @@ impl Engine {
     pub async fn start_attempt(
         &self,
         env: &EnvironmentAuth,
-        run_id: &str,
-        snapshot_id: &str,
+        run_id: &RunFriendlyId,
+        snapshot_id: &SnapshotId,
         base: &str,
     ) -> Result<StartAttemptResponse> {
         let event = RunEvent {
             event: Event::StartAttempt,
-            expected_snapshot: Some(snapshot_id.to_string()),
+            expected_snapshot: Some(snapshot_id.clone()),
             data: EventData::default(),
         };
         let applied = self
@@ -83,7 +84,7 @@ impl Engine {
             })?;
         let execution = execution(env, &run, worker, task);
         let mut vars = self.task_env_vars(base, env).await?;
-        vars.insert("TRIGGER_RUN_ID".into(), run.friendly_id.clone());
+        vars.insert("TRIGGER_RUN_ID".into(), run.friendly_id.to_string());
         vars.insert(
             "TRIGGER_MACHINE_PRESET".into(),
             execution.machine.name.clone(),
@@ -101,9 +102,9 @@ impl Engine {
     /// retry from the queue).
     pub async fn complete_attempt(
         &self,
-        environment_id: &str,
-        run_id: &str,
-        snapshot_id: &str,
+        environment_id: &EnvironmentId,
+        run_id: &RunFriendlyId,
+        snapshot_id: &SnapshotId,
         c: AttemptCompletion,
     ) -> Result<CompleteAttemptResponse> {
         let limit = self.settings.max_payload_bytes;
@@ -146,7 +147,7 @@ impl Engine {
         };
         let event = RunEvent {
             event: Event::Complete(outcome),
-            expected_snapshot: Some(snapshot_id.to_string()),
+            expected_snapshot: Some(snapshot_id.clone()),
             data,
         };
         let applied = self
@@ -171,13 +172,13 @@ impl Engine {
     /// Keeps an executing attempt alive (workers call it every 30 s).
     pub async fn heartbeat(
         &self,
-        environment_id: &str,
-        run_id: &str,
-        snapshot_id: &str,
+        environment_id: &EnvironmentId,
+        run_id: &RunFriendlyId,
+        snapshot_id: &SnapshotId,
     ) -> Result<()> {
         let event = RunEvent {
             event: Event::Heartbeat,
-            expected_snapshot: Some(snapshot_id.to_string()),
+            expected_snapshot: Some(snapshot_id.clone()),
             data: EventData::default(),
         };
         self.apply(environment_id, run_id, event)
@@ -191,8 +192,8 @@ impl Engine {
     /// the primary answers: a worker shown an older snapshot would drop its run.
     pub async fn latest_snapshot(
         &self,
-        environment_id: &str,
-        run_id: &str,
+        environment_id: &EnvironmentId,
+        run_id: &RunFriendlyId,
     ) -> Result<RunExecutionData> {
         let run: Run = match self
             .store

@@ -4,6 +4,7 @@
 use serde_json::Value;
 use taskgate_core::hash::sha256_hex;
 use taskgate_core::ids::{new_batch_friendly_id, new_id};
+use taskgate_core::ids::{BatchFriendlyId, EnvironmentId};
 use taskgate_store::{Batch, ConflictKind, Environment, Idempotency, StoreError};
 
 use crate::trigger::{TriggerBody, TriggerOptions};
@@ -50,16 +51,16 @@ impl Engine {
     /// one with the same idempotency key (`true`). A one-time token's marker is spent here.
     pub async fn create_batch(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         run_count: i64,
         idempotency_key: Option<String>,
         one_time_use: Option<String>,
     ) -> Result<(Batch, bool)> {
         check_run_count(run_count)?;
         let batch = Batch {
-            id: new_id(),
-            friendly_id: new_batch_friendly_id(),
-            environment_id: environment_id.to_string(),
+            id: new_id().into(),
+            friendly_id: new_batch_friendly_id().into(),
+            environment_id: environment_id.clone(),
             run_count,
             idempotency_key,
             created_at: self.now(),
@@ -82,7 +83,11 @@ impl Engine {
     }
 
     /// A batch of the environment by friendly id.
-    pub async fn batch(&self, environment_id: &str, batch_id: &str) -> Result<Batch> {
+    pub async fn batch(
+        &self,
+        environment_id: &EnvironmentId,
+        batch_id: &BatchFriendlyId,
+    ) -> Result<Batch> {
         self.store
             .get_batch(environment_id, batch_id)
             .await?

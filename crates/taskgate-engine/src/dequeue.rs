@@ -22,7 +22,7 @@ impl Engine {
         env: &EnvironmentAuth,
         current_worker: Option<&str>,
     ) -> Result<Option<DequeuedMessage>> {
-        let env_id = env.environment.id.as_str();
+        let env_id = &env.environment.id;
         self.workers
             .touch_presence(&*self.store, env_id, self.now())
             .await;
@@ -105,30 +105,30 @@ fn message(env: &EnvironmentAuth, d: &Dequeued, now: DateTime<Utc>) -> DequeuedM
         dequeued_at: now,
         completed_waitpoints: Vec::new(),
         background_worker: DequeuedWorker {
-            id: d.worker.id.clone(),
-            friendly_id: d.worker.friendly_id.clone(),
+            id: d.worker.id.to_string(),
+            friendly_id: d.worker.friendly_id.to_string(),
             version: d.worker.version.clone(),
         },
         deployment: NoDeployment {},
         run: DequeuedRun {
-            id: d.run.friendly_id.clone(),
-            friendly_id: d.run.friendly_id.clone(),
+            id: d.run.friendly_id.to_string(),
+            friendly_id: d.run.friendly_id.to_string(),
             is_test: d.run.is_test,
             is_replay: d.run.is_replay,
             machine: machine(&d.run, Some(&d.task)),
             attempt_number: d.run.attempt_number + 1,
-            master_queue: e.id.clone(),
+            master_queue: e.id.to_string(),
             trace_context: Map::new(),
         },
         environment: DequeuedEnvironment {
-            id: e.id.clone(),
+            id: e.id.to_string(),
             env_type: env_type_name(e.env_type).into(),
         },
         organization: IdRef {
-            id: e.organization_id.clone(),
+            id: e.organization_id.to_string(),
         },
         project: IdRef {
-            id: e.project_id.clone(),
+            id: e.project_id.to_string(),
         },
     }
 }

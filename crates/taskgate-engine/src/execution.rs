@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use taskgate_api::engine::*;
 use taskgate_core::env::EnvType;
+use taskgate_core::ids::EnvironmentId;
 use taskgate_store::{EnvironmentAuth, Run, Worker, WorkerTask};
 
 use crate::{Engine, Error, Result};
@@ -13,8 +14,8 @@ use crate::{Engine, Error, Result};
 /// A run's latest snapshot in the CLI's shape.
 pub fn snapshot(run: &Run) -> ExecutionSnapshot {
     ExecutionSnapshot {
-        id: run.snapshot_id.clone(),
-        friendly_id: run.snapshot_id.clone(),
+        id: run.snapshot_id.to_string(),
+        friendly_id: run.snapshot_id.to_string(),
         execution_status: run.execution_status.as_str().to_string(),
         description: run.snapshot_description.clone(),
         created_at: run.snapshot_at,
@@ -24,8 +25,8 @@ pub fn snapshot(run: &Run) -> ExecutionSnapshot {
 /// A run as the engine routes name it. Ids are friendly ids: the CLI uses them in paths.
 pub fn run_ref(run: &Run) -> RunRef {
     RunRef {
-        id: run.friendly_id.clone(),
-        friendly_id: run.friendly_id.clone(),
+        id: run.friendly_id.to_string(),
+        friendly_id: run.friendly_id.to_string(),
         status: run.status.as_str().to_string(),
         attempt_number: (run.attempt_number > 0).then_some(run.attempt_number),
     }
@@ -115,7 +116,7 @@ pub fn execution(
             started_at: run.snapshot_at,
         },
         run: ExecutionRun {
-            id: run.friendly_id.clone(),
+            id: run.friendly_id.to_string(),
             payload: run.payload.clone().unwrap_or_default(),
             payload_type: run.payload_type.clone(),
             tags: run.tags.clone(),
@@ -140,24 +141,24 @@ pub fn execution(
             name: queue_name(run, task),
         },
         environment: ExecutionEnvironment {
-            id: e.id.clone(),
+            id: e.id.to_string(),
             slug: e.slug.clone(),
             env_type: env_type_name(e.env_type).to_string(),
             branch_name: e.branch_name.clone(),
         },
         organization: ExecutionOrganization {
-            id: e.organization_id.clone(),
+            id: e.organization_id.to_string(),
             slug: env.organization_slug.clone(),
             name: env.organization_title.clone(),
         },
         project: ExecutionProject {
-            id: e.project_id.clone(),
+            id: e.project_id.to_string(),
             external_ref: env.project_ref.clone(),
             slug: env.project_slug.clone(),
             name: env.project_name.clone(),
         },
         machine: machine(run, Some(task)),
-        batch: run.batch_id.clone().map(|id| IdRef { id }),
+        batch: run.batch_id.clone().map(|id| IdRef { id: id.to_string() }),
     }
 }
 
@@ -210,7 +211,11 @@ impl Engine {
     }
 
     /// The platform's variables: where the API and the OTLP collector are.
-    pub fn platform_env_vars(&self, base: &str, environment_id: &str) -> [(String, String); 4] {
+    pub fn platform_env_vars(
+        &self,
+        base: &str,
+        environment_id: &EnvironmentId,
+    ) -> [(String, String); 4] {
         let otel = self.otlp_endpoint(base, environment_id);
         [
             ("TRIGGER_API_URL".into(), base.to_string()),

@@ -8,6 +8,7 @@ use prost::Message;
 use secrecy::ExposeSecret;
 use serde_json::{json, Map, Value};
 use taskgate_core::hash::{constant_time_eq, hmac_sha256};
+use taskgate_core::ids::EnvironmentId;
 use taskgate_store::{NewRunLog, NewRunSpan, RunSpan};
 
 use crate::{Engine, Error, Result};
@@ -42,10 +43,10 @@ impl Engine {
     }
 
     /// The environment an endpoint's path credential vouches for.
-    pub fn verify_otlp_credential(&self, credential: &str) -> Option<String> {
+    pub fn verify_otlp_credential(&self, credential: &str) -> Option<EnvironmentId> {
         let (env_id, given) = credential.rsplit_once('.')?;
         let expected = self.otlp_mac(env_id);
-        constant_time_eq(given.as_bytes(), expected.as_bytes()).then(|| env_id.to_string())
+        constant_time_eq(given.as_bytes(), expected.as_bytes()).then(|| env_id.into())
     }
 }
 
@@ -116,7 +117,7 @@ pub fn run_log(r: LogRecord) -> Option<NewRunLog> {
         .map(DateTime::<Utc>::from_timestamp_nanos)
         .unwrap_or_else(Utc::now);
     Some(NewRunLog {
-        run_friendly_id: run_id,
+        run_friendly_id: run_id.into(),
         attempt_number: attempt,
         time,
         severity,
@@ -189,7 +190,7 @@ pub fn run_span(r: SpanRecord) -> Option<NewRunSpan> {
         name.truncate(cut);
     }
     Some(NewRunSpan {
-        run_friendly_id: run_id,
+        run_friendly_id: run_id.into(),
         span: RunSpan {
             span_id: r.span_id.to_ascii_lowercase(),
             parent_span_id: valid_id(&r.parent_span_id)

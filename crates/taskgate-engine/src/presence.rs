@@ -2,6 +2,7 @@
 //! disconnect does to the runs it left behind.
 
 use taskgate_core::engine::Event;
+use taskgate_core::ids::{EnvironmentId, RunFriendlyId};
 use taskgate_store::{EventData, RunEvent, StoreError};
 
 use crate::workers::PRESENCE_TTL;
@@ -13,14 +14,14 @@ pub const MAX_DISCONNECT_RUNS: usize = 1000;
 impl Engine {
     /// Records that the environment's CLI is alive (written at most once per interval from
     /// this node; a failed write is logged, never an error).
-    pub async fn touch_presence(&self, environment_id: &str) {
+    pub async fn touch_presence(&self, environment_id: &EnvironmentId) {
         self.workers
             .touch_presence(&*self.store, environment_id, self.now())
             .await;
     }
 
     /// Whether a development CLI is connected to the environment now, read from the store.
-    pub async fn dev_connected(&self, environment_id: &str) -> Result<bool> {
+    pub async fn dev_connected(&self, environment_id: &EnvironmentId) -> Result<bool> {
         let seen = self.store.dev_presence(environment_id).await?;
         Ok(seen.is_some_and(|at| at + PRESENCE_TTL > self.now()))
     }
@@ -28,7 +29,11 @@ impl Engine {
     /// Cancels the runs a CLI left running when it died (its watchdog's last call). They end
     /// at once: no worker is left to confirm. Runs that are not the environment's, or already
     /// finished, are skipped. Returns how many were cancelled.
-    pub async fn disconnect(&self, environment_id: &str, run_ids: &[String]) -> Result<u64> {
+    pub async fn disconnect(
+        &self,
+        environment_id: &EnvironmentId,
+        run_ids: &[RunFriendlyId],
+    ) -> Result<u64> {
         let mut cancelled = 0;
         for run_id in run_ids {
             let event = RunEvent {

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use taskgate_api::engine::{BackgroundWorkerMetadata, TaskManifest};
+use taskgate_core::ids::EnvironmentId;
 use taskgate_core::ids::{new_id, new_worker_friendly_id};
 use taskgate_store::{NewWorker, Worker, WorkerTask};
 
@@ -113,7 +114,7 @@ impl Engine {
     /// Registers a build of a project's tasks as the environment's current worker.
     pub async fn register_worker(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         m: BackgroundWorkerMetadata,
     ) -> Result<Worker> {
         if m.tasks.len() > MAX_TASKS {
@@ -131,9 +132,9 @@ impl Engine {
             .store
             .register_worker(
                 NewWorker {
-                    id: new_id(),
-                    friendly_id: new_worker_friendly_id(),
-                    environment_id: environment_id.to_string(),
+                    id: new_id().into(),
+                    friendly_id: new_worker_friendly_id().into(),
+                    environment_id: environment_id.clone(),
                     content_hash: m.content_hash.clone(),
                     sdk_version: m.package_version,
                     cli_version: m.cli_package_version,

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 use taskgate_core::engine::{EngineError, Event};
+use taskgate_core::ids::{EnvironmentId, RunFriendlyId};
 use taskgate_store::{Environment, EventData, Refusal, Run, RunEvent};
 
 use crate::trigger::{TriggerBody, TriggerOptions};
@@ -51,7 +52,7 @@ impl Engine {
     /// Cancels a run of `env_id` the caller may write (the caller checks). A run that already
     /// finished, or whose cancellation already waits for its worker, is left as it is. The
     /// dashboard's "Cancel" goes through here too.
-    pub async fn cancel(&self, env_id: &str, run_id: &str) -> Result<()> {
+    pub async fn cancel(&self, env_id: &EnvironmentId, run_id: &RunFriendlyId) -> Result<()> {
         let cancel = RunEvent {
             event: Event::Cancel { finalize: false },
             expected_snapshot: None,

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use taskgate_core::engine::{RunState, DEFAULT_DEV_TTL, MAX_TASK_RUN_ATTEMPTS};
 use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
+use taskgate_core::ids::EnvironmentId;
 use taskgate_core::run::{parse_delay, parse_idempotency_ttl, parse_ttl, DEFAULT_IDEMPOTENCY_TTL};
 use taskgate_store::{
     ConflictKind, Environment, Idempotency, RequestKey, Run, StoreError, Triggered,
@@ -221,7 +222,7 @@ impl Engine {
     /// upstream's words; the SDK does not retry it).
     pub async fn check_queue_size(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         task_id: &str,
         adding: u64,
     ) -> Result<()> {
@@ -290,7 +291,7 @@ const REQUEST_KEY_WINDOW: chrono::Duration = chrono::Duration::hours(1);
 /// (SHA-256 over the JSON `[key, envId, taskId]`, as upstream). An empty header is no key.
 pub fn request_key(
     header: Option<&str>,
-    environment_id: &str,
+    environment_id: &EnvironmentId,
     task_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<RequestKey>> {

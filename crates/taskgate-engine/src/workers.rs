@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
+use taskgate_core::ids::EnvironmentId;
 use taskgate_store::{ChangeEvent, EnvVar, Store, StoreResult, Worker, WorkerTask};
 
 /// How often a connected CLI's presence is written. Presence lasts [`PRESENCE_TTL`], three
@@ -45,11 +46,11 @@ impl Workers {
     pub async fn get(
         &self,
         store: &dyn Store,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         id: &str,
     ) -> StoreResult<Option<WorkerWithTasks>> {
         if let Some((_, w)) = self.cache.lock().get(id) {
-            if w.0.environment_id == environment_id {
+            if w.0.environment_id == *environment_id {
                 return Ok(Some(w.clone()));
             }
         }
@@ -73,17 +74,17 @@ impl Workers {
             }
         }
         let now = Instant::now();
-        cache.insert(w.0.id.clone(), (now, w.clone()));
-        cache.insert(w.0.friendly_id.clone(), (now, w));
+        cache.insert(w.0.id.to_string(), (now, w.clone()));
+        cache.insert(w.0.friendly_id.to_string(), (now, w));
     }
 
     /// An environment's variables, sealed, from the cache or loaded once.
     pub async fn env_vars(
         &self,
         store: &dyn Store,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
     ) -> StoreResult<Arc<Vec<EnvVar>>> {
-        if let Some((at, vars)) = self.env_vars.lock().get(environment_id) {
+        if let Some((at, vars)) = self.env_vars.lock().get(environment_id.as_str()) {
             if at.elapsed() < ENV_VARS_TTL {
                 return Ok(vars.clone());
             }
@@ -102,7 +103,7 @@ impl Workers {
     pub fn on_change(&self, event: &ChangeEvent) {
         match event {
             ChangeEvent::EnvVars { environment_id } => {
-                self.env_vars.lock().remove(environment_id);
+                self.env_vars.lock().remove(environment_id.as_str());
             }
             ChangeEvent::Resync => self.env_vars.lock().clear(),
             _ => {}
@@ -114,10 +115,10 @@ impl Workers {
     pub async fn dev_connected(
         &self,
         store: &dyn Store,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        if let Some((at, connected)) = self.presence_read.lock().get(environment_id) {
+        if let Some((at, connected)) = self.presence_read.lock().get(environment_id.as_str()) {
             if at.elapsed() < PRESENCE_READ_TTL {
                 return Ok(*connected);
             }
@@ -138,7 +139,7 @@ impl Workers {
     pub async fn touch_presence(
         &self,
         store: &dyn Store,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         now: DateTime<Utc>,
     ) {
         {
@@ -147,7 +148,7 @@ impl Workers {
             if written.len() > MAX_CACHED_WORKERS {
                 written.retain(|_, at| now.duration_since(*at) < PRESENCE_WRITE_INTERVAL);
             }
-            match written.get(environment_id) {
+            match written.get(environment_id.as_str()) {
                 Some(at) if now.duration_since(*at) < PRESENCE_WRITE_INTERVAL => return,
                 _ => {
                     written.insert(environment_id.to_string(), now);
@@ -155,7 +156,7 @@ impl Workers {
             }
         }
         if let Err(e) = store.touch_dev_presence(environment_id, now).await {
-            self.presence_written.lock().remove(environment_id);
+            self.presence_written.lock().remove(environment_id.as_str());
             tracing::warn!(env.id = %environment_id, error = %e, "could not record dev presence");
         }
     }

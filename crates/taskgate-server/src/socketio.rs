@@ -62,7 +62,7 @@ pub async fn socket_io(
     Ok(ws
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| serve(state, env_id, socket)))
+        .on_upgrade(move |socket| serve(state, env_id.to_string(), socket)))
 }
 
 /// One parsed client packet.

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row};
 use taskgate_core::engine::{transition, Event, RetrySettings};
+use taskgate_core::ids::{EnvironmentId, RunId};
 use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
@@ -63,7 +64,7 @@ fn to_nanos(t: DateTime<Utc>) -> i64 {
 
 /// Serialises the environment's dequeues and registrations (a row lock on PostgreSQL; the
 /// single writer connection already does it on SQLite).
-async fn lock_environment(conn: &mut DbConn, environment_id: &str) -> StoreResult<()> {
+async fn lock_environment(conn: &mut DbConn, environment_id: &EnvironmentId) -> StoreResult<()> {
     count("lock_environment");
     sqlx::query(&format!(
         "SELECT id FROM runtime_environments WHERE id = $1{FOR_UPDATE}"
@@ -171,7 +172,7 @@ impl EngineStore for Backend {
         }
         // Runs of tasks this worker knows may now be dequeueable: wake the queue's waiters.
         let event = ChangeEvent::Queue {
-            environment_id: w.environment_id.clone(),
+            environment_id: w.environment_id.to_string(),
         };
         self.commit_and_publish(tx, vec![event]).await?;
         Ok(registered)
@@ -179,7 +180,7 @@ impl EngineStore for Backend {
 
     async fn get_worker(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         id_or_friendly_id: &str,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>> {
         let mut conn = self.reader.acquire().await.map_err(map_err)?;
@@ -205,7 +206,7 @@ impl EngineStore for Backend {
 
     async fn current_worker(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>> {
         let mut conn = self.reader.acquire().await.map_err(map_err)?;
         count("current_worker");
@@ -231,13 +232,13 @@ impl EngineStore for Backend {
 
     async fn dequeue_run(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         worker: &Worker,
         tasks: &[WorkerTask],
         limits: DequeueLimits,
         now: DateTime<Utc>,
     ) -> StoreResult<DequeueOutcome> {
-        if worker.environment_id != environment_id {
+        if worker.environment_id != *environment_id {
             return Err(StoreError::NotFound);
         }
         let mut tx = self.writer.begin().await.map_err(map_err)?;
@@ -341,7 +342,7 @@ impl EngineStore for Backend {
         })))
     }
 
-    async fn queue_length(&self, environment_id: &str, up_to: u64) -> StoreResult<u64> {
+    async fn queue_length(&self, environment_id: &EnvironmentId, up_to: u64) -> StoreResult<u64> {
         count("queue_length");
         let (n,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM (SELECT 1 FROM task_runs WHERE runtime_environment_id = $1
@@ -357,7 +358,7 @@ impl EngineStore for Backend {
 
     async fn set_env_vars(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         vars: &[NewEnvVar],
         overwrite: bool,
         now: DateTime<Utc>,
@@ -394,7 +395,7 @@ impl EngineStore for Backend {
         Ok(written)
     }
 
-    async fn list_env_vars(&self, environment_id: &str) -> StoreResult<Vec<EnvVar>> {
+    async fn list_env_vars(&self, environment_id: &EnvironmentId) -> StoreResult<Vec<EnvVar>> {
         count("list_env_vars");
         let rows = sqlx::query(
             "SELECT key, value_sealed, is_secret, created_at, updated_at FROM environment_variables
@@ -417,7 +418,7 @@ impl EngineStore for Backend {
             .collect()
     }
 
-    async fn delete_env_var(&self, environment_id: &str, key: &str) -> StoreResult<bool> {
+    async fn delete_env_var(&self, environment_id: &EnvironmentId, key: &str) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         count("delete_env_var");
         let done = sqlx::query(
@@ -435,7 +436,11 @@ impl EngineStore for Backend {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn append_run_logs(&self, environment_id: &str, logs: &[NewRunLog]) -> StoreResult<u64> {
+    async fn append_run_logs(
+        &self,
+        environment_id: &EnvironmentId,
+        logs: &[NewRunLog],
+    ) -> StoreResult<u64> {
         if logs.is_empty() {
             return Ok(0);
         }
@@ -466,7 +471,7 @@ impl EngineStore for Backend {
 
     async fn append_run_spans(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         spans: &[NewRunSpan],
     ) -> StoreResult<u64> {
         if spans.is_empty() {
@@ -507,7 +512,7 @@ impl EngineStore for Backend {
         Ok(stored)
     }
 
-    async fn list_run_spans(&self, run_id: &str, limit: u32) -> StoreResult<Vec<RunSpan>> {
+    async fn list_run_spans(&self, run_id: &RunId, limit: u32) -> StoreResult<Vec<RunSpan>> {
         count("list_run_spans");
         let rows = sqlx::query(
             "SELECT span_id, parent_span_id, attempt_number, name, start_unix_nano, end_unix_nano,
@@ -542,7 +547,7 @@ impl EngineStore for Backend {
 
     async fn list_run_logs(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         after: Option<(DateTime<Utc>, i64)>,
         limit: u32,
     ) -> StoreResult<Vec<RunLog>> {
@@ -578,7 +583,7 @@ impl EngineStore for Backend {
 
     async fn touch_dev_presence(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         count("touch_dev_presence");
@@ -594,7 +599,10 @@ impl EngineStore for Backend {
         Ok(())
     }
 
-    async fn dev_presence(&self, environment_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    async fn dev_presence(
+        &self,
+        environment_id: &EnvironmentId,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
         count("dev_presence");
         let row =
             sqlx::query("SELECT last_seen_at FROM dev_presence WHERE runtime_environment_id = $1")

@@ -114,10 +114,10 @@ impl KeyStore for Backend {
         .map_err(map_err)?
         .ok_or(StoreError::NotFound)?;
         let old = rows::environment(&row)?;
-        let old_hash = rows::s(&row, "api_key_hash")?;
+        let old_hash: String = rows::s(&row, "api_key_hash")?;
         let revoked = RevokedApiKey {
             id: new_id(),
-            runtime_environment_id: old.id.clone(),
+            runtime_environment_id: old.id.to_string(),
             api_key_sealed: old.api_key_sealed.clone(),
             last_four: old.api_key_last_four.clone(),
             expires_at: grace_expires_at,
@@ -245,7 +245,7 @@ impl KeyStore for Backend {
         .map_err(map_err)?
         .ok_or(StoreError::NotFound)?;
         let before = rows::revoked(&row)?;
-        let organization_id = rows::s(&row, "organization_id")?;
+        let organization_id: String = rows::s(&row, "organization_id")?;
         count("grace_update");
         sqlx::query("UPDATE revoked_api_keys SET expires_at = $2 WHERE id = $1")
             .bind(id)

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use taskgate_core::branch::branch_env_slug;
 use taskgate_core::env::EnvType;
-use taskgate_core::ids::new_id;
+use taskgate_core::ids::{new_id, EnvironmentId};
 use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
@@ -54,13 +54,13 @@ pub(crate) async fn insert_environment(
 ) -> StoreResult<Environment> {
     count("insert_environment");
     let env = Environment {
-        id: new_id(),
-        project_id: row.project_id.to_string(),
-        organization_id: row.organization_id.to_string(),
+        id: new_id().into(),
+        project_id: row.project_id.into(),
+        organization_id: row.organization_id.into(),
         env_type: row.env_type,
         slug: row.slug,
         org_member_id: row.org_member_id.map(str::to_string),
-        parent_environment_id: row.parent_environment_id.map(str::to_string),
+        parent_environment_id: row.parent_environment_id.map(EnvironmentId::from),
         branch_name: row.branch_name.map(str::to_string),
         archived_at: None,
         api_key_sealed: keys.secret.sealed.clone(),
@@ -279,7 +279,7 @@ impl ProjectStore for Backend {
             Some(row) => {
                 count("upsert_branch_unarchive");
                 sqlx::query("UPDATE runtime_environments SET archived_at = NULL, updated_at = $2 WHERE id = $1")
-                    .bind(rows::s(&row, "env_id")?)
+                    .bind(rows::s::<String>(&row, "env_id")?)
                     .bind(to_millis(now))
                     .execute(&mut *tx)
                     .await
@@ -303,7 +303,7 @@ impl ProjectStore for Backend {
             }
         };
         let event = ChangeEvent::EnvKeys {
-            environment_id: parent.id,
+            environment_id: parent.id.to_string(),
         };
         self.commit_and_publish(tx, vec![event]).await?;
         Ok(env)

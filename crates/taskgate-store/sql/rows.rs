@@ -25,12 +25,16 @@ pub(crate) fn ts_opt(row: &DbRow, col: &str) -> StoreResult<Option<DateTime<Utc>
         .map(from_millis))
 }
 
-pub(crate) fn s(row: &DbRow, col: &str) -> StoreResult<String> {
-    row.try_get(col).map_err(map_err)
+/// A text column, as a `String` or an identifier type.
+pub(crate) fn s<T: From<String>>(row: &DbRow, col: &str) -> StoreResult<T> {
+    row.try_get::<String, _>(col).map(T::from).map_err(map_err)
 }
 
-pub(crate) fn s_opt(row: &DbRow, col: &str) -> StoreResult<Option<String>> {
-    row.try_get(col).map_err(map_err)
+/// A nullable text column, as a `String` or an identifier type.
+pub(crate) fn s_opt<T: From<String>>(row: &DbRow, col: &str) -> StoreResult<Option<T>> {
+    row.try_get::<Option<String>, _>(col)
+        .map(|v| v.map(T::from))
+        .map_err(map_err)
 }
 
 pub(crate) const USER_COLS: &str = "u.id, u.email, u.name, u.admin, u.created_at";
@@ -75,7 +79,7 @@ pub(crate) fn org(row: &DbRow) -> StoreResult<Organization> {
 /// An organization's `api_rate_limit` column. A value this version cannot read (written by a
 /// later one) is an error, not a silent fall back to the default.
 pub(crate) fn rate_limit(row: &DbRow) -> StoreResult<Option<LimitConfig>> {
-    s_opt(row, "api_rate_limit")?
+    s_opt::<String>(row, "api_rate_limit")?
         .map(|raw| {
             serde_json::from_str(&raw)
                 .map_err(|e| StoreError::Other(format!("unreadable organization rate limit: {e}")))
@@ -84,7 +88,7 @@ pub(crate) fn rate_limit(row: &DbRow) -> StoreResult<Option<LimitConfig>> {
 }
 
 pub(crate) fn role(row: &DbRow, col: &str) -> StoreResult<Role> {
-    let raw = s(row, col)?;
+    let raw: String = s(row, col)?;
     Role::parse(&raw).ok_or_else(|| StoreError::Other(format!("unknown role {raw:?} in database")))
 }
 
@@ -105,7 +109,7 @@ pub(crate) fn project(row: &DbRow) -> StoreResult<Project> {
 pub(crate) const ENV_COLS: &str = "e.id AS env_id, e.project_id AS env_project_id, e.organization_id AS env_org_id, e.type AS env_type, e.slug AS env_slug, e.org_member_id, e.parent_environment_id, e.branch_name, e.archived_at, e.api_key_sealed, e.api_key_last_four, e.created_at AS env_created_at";
 
 pub(crate) fn environment(row: &DbRow) -> StoreResult<Environment> {
-    let raw_type = s(row, "env_type")?;
+    let raw_type: String = s(row, "env_type")?;
     Ok(Environment {
         id: s(row, "env_id")?,
         project_id: s(row, "env_project_id")?,

@@ -10,7 +10,9 @@ use taskgate_core::engine::{
     transition, AttemptChange, AttemptOutcome, EngineError, Event, ExecutionStatus, RunStatus,
     Transition,
 };
-use taskgate_core::ids::new_snapshot_friendly_id;
+use taskgate_core::ids::{
+    new_snapshot_friendly_id, BatchFriendlyId, BatchId, EnvironmentId, RunFriendlyId, RunId,
+};
 use taskgate_core::task_error::TaskRunError;
 use taskgate_core::time::to_millis;
 use taskgate_store::*;
@@ -33,7 +35,7 @@ pub(crate) const RUN_COLS: &str = "r.id, r.friendly_id, r.runtime_environment_id
 
 /// A status column's value, refusing anything the engine does not know.
 fn status_col<T>(row: &DbRow, col: &str, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
-    let v = s(row, col)?;
+    let v: String = s(row, col)?;
     parse(&v).ok_or_else(|| StoreError::Other(format!("corrupt {col}: {v:?}")))
 }
 
@@ -288,7 +290,7 @@ impl Backend {
     ) -> StoreResult<Option<ChangeEvent>> {
         let attempt_started_at = r.attempt_started_at.unwrap_or(r.snapshot_at);
         let was_final = r.status.is_final();
-        r.apply(t, new_snapshot_friendly_id(), now);
+        r.apply(t, new_snapshot_friendly_id().into(), now);
         match t.attempt {
             AttemptChange::None => {}
             AttemptChange::Started(_) => r.attempt_started_at = Some(now),
@@ -356,9 +358,9 @@ impl Backend {
 
 pub(crate) fn run_event(r: &Run) -> ChangeEvent {
     ChangeEvent::Run {
-        run_id: r.id.clone(),
-        friendly_id: r.friendly_id.clone(),
-        environment_id: r.environment_id.clone(),
+        run_id: r.id.to_string(),
+        friendly_id: r.friendly_id.to_string(),
+        environment_id: r.environment_id.to_string(),
         version: r.version,
         execution_status: r.execution_status.as_str().to_string(),
     }
@@ -431,8 +433,8 @@ impl Backend {
     async fn get_run_on(
         &self,
         pool: &Pool,
-        environment_id: &str,
-        friendly_id: &str,
+        environment_id: &EnvironmentId,
+        friendly_id: &RunFriendlyId,
     ) -> StoreResult<Option<Run>> {
         count("get_run");
         let row = sqlx::query(&format!(
@@ -594,15 +596,19 @@ impl RunStore for Backend {
         })
     }
 
-    async fn get_run(&self, environment_id: &str, friendly_id: &str) -> StoreResult<Option<Run>> {
+    async fn get_run(
+        &self,
+        environment_id: &EnvironmentId,
+        friendly_id: &RunFriendlyId,
+    ) -> StoreResult<Option<Run>> {
         self.get_run_on(&self.reader, environment_id, friendly_id)
             .await
     }
 
     async fn get_run_from_replica(
         &self,
-        environment_id: &str,
-        friendly_id: &str,
+        environment_id: &EnvironmentId,
+        friendly_id: &RunFriendlyId,
     ) -> StoreResult<Option<Run>> {
         let pool = self.replica().unwrap_or(&self.reader);
         self.get_run_on(pool, environment_id, friendly_id).await
@@ -610,7 +616,7 @@ impl RunStore for Backend {
 
     async fn list_runs(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         filter: &RunFilter,
         page: &RunPage,
     ) -> StoreResult<Vec<Run>> {
@@ -711,8 +717,8 @@ impl RunStore for Backend {
 
     async fn apply_run_event(
         &self,
-        environment_id: &str,
-        friendly_id: &str,
+        environment_id: &EnvironmentId,
+        friendly_id: &RunFriendlyId,
         event: RunEvent,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<Applied, Refusal>> {
@@ -735,7 +741,7 @@ impl RunStore for Backend {
             if *expected != r.snapshot_id && !before.is_finished() {
                 tx.rollback().await.map_err(map_err)?;
                 return Ok(Err(Refusal::StaleSnapshot {
-                    latest: r.snapshot_id,
+                    latest: r.snapshot_id.to_string(),
                 }));
             }
         }
@@ -817,7 +823,7 @@ impl RunStore for Backend {
                     worker_id: s_opt(row, "worker_id")?,
                     started_at: ts(row, "started_at")?,
                     completed_at: ts_opt(row, "completed_at")?,
-                    error: s_opt(row, "error")?
+                    error: s_opt::<String>(row, "error")?
                         .and_then(|e| serde_json::from_str::<TaskRunError>(&e).ok()),
                 })
             })
@@ -906,8 +912,8 @@ impl RunStore for Backend {
 
     async fn get_batch(
         &self,
-        environment_id: &str,
-        friendly_id: &str,
+        environment_id: &EnvironmentId,
+        friendly_id: &BatchFriendlyId,
     ) -> StoreResult<Option<Batch>> {
         count("get_batch");
         let row = sqlx::query(
@@ -923,9 +929,9 @@ impl RunStore for Backend {
 
     async fn add_batch_item(
         &self,
-        batch_id: &str,
+        batch_id: &BatchId,
         index: i64,
-        run_friendly_id: &str,
+        run_friendly_id: &RunFriendlyId,
     ) -> StoreResult<bool> {
         count("add_batch_item");
         let done = sqlx::query("INSERT INTO batch_items (batch_id, item_index, run_friendly_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
@@ -938,7 +944,7 @@ impl RunStore for Backend {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn seal_batch(&self, batch_id: &str) -> StoreResult<(i64, bool)> {
+    async fn seal_batch(&self, batch_id: &BatchId) -> StoreResult<(i64, bool)> {
         count("seal_batch");
         let (items,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM batch_items WHERE batch_id = $1")
@@ -958,7 +964,7 @@ impl RunStore for Backend {
 
     async fn append_stream_chunk(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         stream_id: &str,
         data: &str,
         now: DateTime<Utc>,
@@ -999,7 +1005,7 @@ impl RunStore for Backend {
 
     async fn read_stream(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         stream_id: &str,
         after: i64,
         limit: u32,

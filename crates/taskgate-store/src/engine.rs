@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use taskgate_core::ids::{EnvironmentId, RunFriendlyId, RunId, WorkerFriendlyId, WorkerId};
+
 use crate::error::StoreResult;
 use crate::runs::Run;
 
@@ -32,10 +34,10 @@ pub struct WorkerTask {
 /// A registered worker: one build of an environment's tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Worker {
-    pub id: String,
+    pub id: WorkerId,
     /// What the worker's CLI knows it by; dequeued messages carry it.
-    pub friendly_id: String,
-    pub environment_id: String,
+    pub friendly_id: WorkerFriendlyId,
+    pub environment_id: EnvironmentId,
     /// `YYYYMMDD.N`, in registration order within the environment and day.
     pub version: String,
     pub content_hash: String,
@@ -49,9 +51,9 @@ pub struct Worker {
 /// A worker to register; the store assigns its version.
 #[derive(Debug, Clone)]
 pub struct NewWorker {
-    pub id: String,
-    pub friendly_id: String,
-    pub environment_id: String,
+    pub id: WorkerId,
+    pub friendly_id: WorkerFriendlyId,
+    pub environment_id: EnvironmentId,
     pub content_hash: String,
     pub sdk_version: Option<String>,
     pub cli_version: Option<String>,
@@ -118,7 +120,7 @@ pub struct RunLog {
 /// A log record to store, for a run named by its friendly id.
 #[derive(Debug, Clone)]
 pub struct NewRunLog {
-    pub run_friendly_id: String,
+    pub run_friendly_id: RunFriendlyId,
     pub attempt_number: Option<i64>,
     pub time: DateTime<Utc>,
     pub severity: String,
@@ -144,7 +146,7 @@ pub struct RunSpan {
 /// A span to store, for a run named by its friendly id.
 #[derive(Debug, Clone)]
 pub struct NewRunSpan {
-    pub run_friendly_id: String,
+    pub run_friendly_id: RunFriendlyId,
     pub span: RunSpan,
 }
 
@@ -164,13 +166,13 @@ pub trait EngineStore: Send + Sync {
     /// A worker of the environment by friendly id or id, with its tasks.
     async fn get_worker(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         id_or_friendly_id: &str,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>>;
     /// The environment's newest worker, with its tasks.
     async fn current_worker(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>>;
     /// Hands the environment's next dequeueable run of one of `worker`'s `tasks` to that
     /// worker, in one transaction that also writes its new snapshot, unless the queue has none
@@ -179,7 +181,7 @@ pub trait EngineStore: Send + Sync {
     /// environment's worker, or an environment that does not exist.
     async fn dequeue_run(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         worker: &Worker,
         tasks: &[WorkerTask],
         limits: DequeueLimits,
@@ -187,31 +189,35 @@ pub trait EngineStore: Send + Sync {
     ) -> StoreResult<DequeueOutcome>;
     /// Runs of the environment waiting in its queue (queued or delayed), counting at most
     /// `up_to` of them.
-    async fn queue_length(&self, environment_id: &str, up_to: u64) -> StoreResult<u64>;
+    async fn queue_length(&self, environment_id: &EnvironmentId, up_to: u64) -> StoreResult<u64>;
 
     /// Sets variables (inserting or replacing each), in one transaction. With `overwrite`
     /// false, existing variables keep their values and only new ones are added. Returns how
     /// many were written.
     async fn set_env_vars(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         vars: &[NewEnvVar],
         overwrite: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
     /// An environment's variables, by key.
-    async fn list_env_vars(&self, environment_id: &str) -> StoreResult<Vec<EnvVar>>;
+    async fn list_env_vars(&self, environment_id: &EnvironmentId) -> StoreResult<Vec<EnvVar>>;
     /// Deletes a variable; false when it did not exist.
-    async fn delete_env_var(&self, environment_id: &str, key: &str) -> StoreResult<bool>;
+    async fn delete_env_var(&self, environment_id: &EnvironmentId, key: &str) -> StoreResult<bool>;
 
     /// Stores log records of the environment's runs; records naming a run of another
     /// environment, or no run, are dropped. Returns how many were stored.
-    async fn append_run_logs(&self, environment_id: &str, logs: &[NewRunLog]) -> StoreResult<u64>;
+    async fn append_run_logs(
+        &self,
+        environment_id: &EnvironmentId,
+        logs: &[NewRunLog],
+    ) -> StoreResult<u64>;
     /// A run's log records in time order (ties in arrival order), after the record at
     /// `after` (its time and seq), at most `limit`.
     async fn list_run_logs(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         after: Option<(DateTime<Utc>, i64)>,
         limit: u32,
     ) -> StoreResult<Vec<RunLog>>;
@@ -221,15 +227,21 @@ pub trait EngineStore: Send + Sync {
     /// run, are dropped. Returns how many were stored.
     async fn append_run_spans(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         spans: &[NewRunSpan],
     ) -> StoreResult<u64>;
     /// A run's spans in start order, at most `limit`.
-    async fn list_run_spans(&self, run_id: &str, limit: u32) -> StoreResult<Vec<RunSpan>>;
+    async fn list_run_spans(&self, run_id: &RunId, limit: u32) -> StoreResult<Vec<RunSpan>>;
 
     /// Records that the environment's development CLI was seen at `now`.
-    async fn touch_dev_presence(&self, environment_id: &str, now: DateTime<Utc>)
-        -> StoreResult<()>;
+    async fn touch_dev_presence(
+        &self,
+        environment_id: &EnvironmentId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// When the environment's development CLI was last seen.
-    async fn dev_presence(&self, environment_id: &str) -> StoreResult<Option<DateTime<Utc>>>;
+    async fn dev_presence(
+        &self,
+        environment_id: &EnvironmentId,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
 }

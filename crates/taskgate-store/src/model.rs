@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use taskgate_core::env::EnvType;
+use taskgate_core::ids::{EnvironmentId, OrgId, ProjectId};
 use taskgate_core::role::Role;
 
 /// A person who can sign in and hold tokens.
@@ -79,14 +80,14 @@ pub use taskgate_core::vault::{EnvKeys, KeyMaterial, KeyMinter};
 /// A runtime environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Environment {
-    pub id: String,
-    pub project_id: String,
-    pub organization_id: String,
+    pub id: EnvironmentId,
+    pub project_id: ProjectId,
+    pub organization_id: OrgId,
     pub env_type: EnvType,
     pub slug: String,
     /// Set on DEVELOPMENT environments (one per member per project) and their branches.
     pub org_member_id: Option<String>,
-    pub parent_environment_id: Option<String>,
+    pub parent_environment_id: Option<EnvironmentId>,
     pub branch_name: Option<String>,
     pub archived_at: Option<DateTime<Utc>>,
     /// The current secret key, sealed.

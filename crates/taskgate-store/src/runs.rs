@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 use taskgate_core::engine::{
     AttemptOutcome, Event, ExecutionStatus, RetrySettings, RunState, RunStatus, Transition,
 };
+use taskgate_core::ids::{
+    BatchFriendlyId, BatchId, EnvironmentId, RunFriendlyId, RunId, SnapshotId, WorkerId,
+};
 use taskgate_core::task_error::TaskRunError;
 
 use crate::error::StoreResult;
@@ -13,17 +16,17 @@ use crate::error::StoreResult;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     /// Internal id (realtime row key, list cursor tiebreak).
-    pub id: String,
+    pub id: RunId,
     /// `run_…`, what clients see as the run's id.
-    pub friendly_id: String,
-    pub environment_id: String,
+    pub friendly_id: RunFriendlyId,
+    pub environment_id: EnvironmentId,
     pub task_identifier: String,
     /// The status clients see (through `RunStatus::api_status`).
     pub status: RunStatus,
     /// The latest execution snapshot: its status, id (`snapshot_…`, new at every change),
     /// description and start.
     pub execution_status: ExecutionStatus,
-    pub snapshot_id: String,
+    pub snapshot_id: SnapshotId,
     pub snapshot_description: String,
     pub snapshot_at: DateTime<Utc>,
     /// Attempts started so far, and when the latest began.
@@ -33,7 +36,7 @@ pub struct Run {
     /// Not dequeued before this; the queue's order.
     pub available_at: Option<DateTime<Utc>>,
     /// The worker (internal id) the run is locked to since its first dequeue, and its version.
-    pub worker_id: Option<String>,
+    pub worker_id: Option<WorkerId>,
     pub task_version: Option<String>,
     /// The task's `maxDuration` and retry settings (JSON), locked at the first dequeue.
     pub max_duration_seconds: Option<i64>,
@@ -63,7 +66,8 @@ pub struct Run {
     pub ttl: Option<String>,
     pub ttl_expires_at: Option<DateTime<Utc>>,
     pub delay_until: Option<DateTime<Utc>>,
-    pub batch_id: Option<String>,
+    /// The batch's friendly id.
+    pub batch_id: Option<BatchFriendlyId>,
     pub is_test: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -108,7 +112,7 @@ pub struct RunFilter {
     /// Worker versions (`20261127.1`) the runs were locked to.
     pub versions: Vec<String>,
     pub tags: Vec<String>,
-    pub batch_id: Option<String>,
+    pub batch_id: Option<BatchFriendlyId>,
     pub is_test: Option<bool>,
     pub queues: Vec<String>,
     pub machines: Vec<String>,
@@ -123,9 +127,9 @@ pub struct RunFilter {
 pub struct RunPage {
     pub limit: u32,
     /// `(created_at, id)` the page starts after, in newest-first order.
-    pub after: Option<(DateTime<Utc>, String)>,
+    pub after: Option<(DateTime<Utc>, RunId)>,
     /// `(created_at, id)` the page ends before (paging backwards).
-    pub before: Option<(DateTime<Utc>, String)>,
+    pub before: Option<(DateTime<Utc>, RunId)>,
 }
 
 impl Run {
@@ -133,20 +137,20 @@ impl Run {
     /// fresh id, friendly id and first snapshot; payload, options and tags are the caller's to
     /// set.
     pub fn triggered(
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         task_identifier: &str,
         state: &RunState,
         now: DateTime<Utc>,
     ) -> Run {
         use taskgate_core::ids;
         Run {
-            id: ids::new_id(),
-            friendly_id: ids::new_run_friendly_id(),
-            environment_id: environment_id.to_string(),
+            id: ids::new_id().into(),
+            friendly_id: ids::new_run_friendly_id().into(),
+            environment_id: environment_id.clone(),
             task_identifier: task_identifier.to_string(),
             status: state.status,
             execution_status: state.execution,
-            snapshot_id: ids::new_snapshot_friendly_id(),
+            snapshot_id: ids::new_snapshot_friendly_id().into(),
             snapshot_description: "Run was triggered".into(),
             snapshot_at: now,
             attempt_number: 0,
@@ -218,7 +222,7 @@ impl Run {
 
     /// Takes the state a transition produced. A new snapshot gets `snapshot_id`; the error of
     /// a failed run is stored as JSON.
-    pub fn apply(&mut self, t: &Transition, snapshot_id: String, now: DateTime<Utc>) {
+    pub fn apply(&mut self, t: &Transition, snapshot_id: SnapshotId, now: DateTime<Utc>) {
         let s = &t.state;
         self.status = s.status;
         self.execution_status = s.execution;
@@ -257,7 +261,7 @@ impl Run {
 pub struct Attempt {
     pub number: i64,
     pub status: AttemptOutcome,
-    pub worker_id: Option<String>,
+    pub worker_id: Option<WorkerId>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub error: Option<TaskRunError>,
@@ -295,16 +299,16 @@ pub struct EventData {
 pub struct RunEvent {
     pub event: Event,
     /// The snapshot the caller acted on; when given and not the latest, the event is refused.
-    pub expected_snapshot: Option<String>,
+    pub expected_snapshot: Option<SnapshotId>,
     pub data: EventData,
 }
 
 /// A batch created by the two-phase batch API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    pub id: String,
-    pub friendly_id: String,
-    pub environment_id: String,
+    pub id: BatchId,
+    pub friendly_id: BatchFriendlyId,
+    pub environment_id: EnvironmentId,
     pub run_count: i64,
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -336,18 +340,22 @@ pub trait RunStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Triggered>;
     /// A run of an environment by friendly id.
-    async fn get_run(&self, environment_id: &str, friendly_id: &str) -> StoreResult<Option<Run>>;
+    async fn get_run(
+        &self,
+        environment_id: &EnvironmentId,
+        friendly_id: &RunFriendlyId,
+    ) -> StoreResult<Option<Run>>;
     /// The same from the read replica when there is one (else the primary): for frequent reads
     /// that can tell a stale row by its `version` and then ask [`RunStore::get_run`].
     async fn get_run_from_replica(
         &self,
-        environment_id: &str,
-        friendly_id: &str,
+        environment_id: &EnvironmentId,
+        friendly_id: &RunFriendlyId,
     ) -> StoreResult<Option<Run>>;
     /// A page of an environment's runs, newest first; fetches `limit` rows.
     async fn list_runs(
         &self,
-        environment_id: &str,
+        environment_id: &EnvironmentId,
         filter: &RunFilter,
         page: &RunPage,
     ) -> StoreResult<Vec<Run>>;
@@ -356,8 +364,8 @@ pub trait RunStore: Send + Sync {
     /// is stale, or when the state machine refuses it. Records attempts as they start and end.
     async fn apply_run_event(
         &self,
-        environment_id: &str,
-        friendly_id: &str,
+        environment_id: &EnvironmentId,
+        friendly_id: &RunFriendlyId,
         event: RunEvent,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<Applied, Refusal>>;
@@ -377,23 +385,23 @@ pub trait RunStore: Send + Sync {
     ) -> StoreResult<(Batch, bool)>;
     async fn get_batch(
         &self,
-        environment_id: &str,
-        friendly_id: &str,
+        environment_id: &EnvironmentId,
+        friendly_id: &BatchFriendlyId,
     ) -> StoreResult<Option<Batch>>;
     /// Records that item `index` of a batch produced `run_friendly_id`; false when the index
     /// was already recorded (the item is a duplicate).
     async fn add_batch_item(
         &self,
-        batch_id: &str,
+        batch_id: &BatchId,
         index: i64,
-        run_friendly_id: &str,
+        run_friendly_id: &RunFriendlyId,
     ) -> StoreResult<bool>;
     /// Marks a batch sealed when all its items are in; returns the count of items.
-    async fn seal_batch(&self, batch_id: &str) -> StoreResult<(i64, bool)>;
+    async fn seal_batch(&self, batch_id: &BatchId) -> StoreResult<(i64, bool)>;
     /// Appends a chunk to a run's stream; returns its sequence number (1, 2, …).
     async fn append_stream_chunk(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         stream_id: &str,
         data: &str,
         now: DateTime<Utc>,
@@ -401,7 +409,7 @@ pub trait RunStore: Send + Sync {
     /// Chunks with `seq > after`, oldest first, at most `limit`.
     async fn read_stream(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         stream_id: &str,
         after: i64,
         limit: u32,

@@ -174,7 +174,12 @@ impl AuthCache {
     }
 
     pub fn insert_signing_env(&self, generation: u64, env: Arc<SigningEnv>) {
-        self.put(&self.envs, generation, env.auth.environment.id.clone(), env);
+        self.put(
+            &self.envs,
+            generation,
+            env.auth.environment.id.to_string(),
+            env,
+        );
     }
 
     pub fn branch(&self, parent_id: &str, branch: &str) -> Cached<Arc<EnvironmentAuth>> {

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use taskgate_api::realtime::ShapeMessage;
 use taskgate_api::ErrorBody;
+use taskgate_core::ids::RunFriendlyId;
 
 use super::shape::{
     change, jittered, offset, respond, schema_without, skipped_columns, FeedParams,
@@ -27,7 +28,7 @@ use taskgate_engine::watchers::run_key;
 pub async fn subscribe_to_run(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunFriendlyId>,
     ApiQuery(params): ApiQuery<FeedParams>,
 ) -> ApiResult<Response> {
     let run = readable_run(&state, &principal, &run_id).await?;

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use taskgate_api::realtime::ShapeMessage;
 use taskgate_api::ErrorBody;
+use taskgate_core::ids::{BatchFriendlyId, EnvironmentId};
 use taskgate_core::scope::Resource;
 use taskgate_store::{Run, RunFilter, RunPage};
 
@@ -128,7 +129,7 @@ impl SetFilter {
                 ..RunFilter::default()
             },
             SetFilter::Batch(id) => RunFilter {
-                batch_id: Some(id.clone()),
+                batch_id: Some(id.clone().into()),
                 ..RunFilter::default()
             },
         }
@@ -214,9 +215,9 @@ fn diff<'a>(runs: &'a [Run], seen: Option<&Seen>, floor_ms: i64) -> Diff<'a> {
     for run in runs.iter().rev() {
         let updated = run.updated_at.timestamp_millis();
         out.latest_ms = out.latest_ms.max(updated);
-        out.seen.insert(run.id.clone(), run.version);
+        out.seen.insert(run.id.to_string(), run.version);
         let op = match seen {
-            Some(seen) => match seen.get(&run.id) {
+            Some(seen) => match seen.get(run.id.as_str()) {
                 None => Some("insert"),
                 Some(v) if run.version > *v => Some("update"),
                 Some(_) => None,
@@ -248,7 +249,11 @@ fn offset_at(ms: i64) -> String {
     format!("{ms}_{}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
-async fn read_set(state: &AppState, env_id: &str, filter: &SetFilter) -> ApiResult<Vec<Run>> {
+async fn read_set(
+    state: &AppState,
+    env_id: &EnvironmentId,
+    filter: &SetFilter,
+) -> ApiResult<Vec<Run>> {
     let page = RunPage {
         limit: MAX_RUNS,
         after: None,
@@ -276,7 +281,7 @@ async fn answer(
     handle: &str,
 ) -> ApiResult<Response> {
     let skip = skipped_columns(params, principal);
-    let env_id = principal.env.environment.id.as_str();
+    let env_id = &principal.env.environment.id;
     let key = format!("{env_id}:{handle}");
     if !params.is_live() {
         let runs = read_set(state, env_id, &filter).await?;
@@ -384,7 +389,7 @@ pub async fn subscribe_to_runs(
 pub async fn subscribe_to_batch(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path(batch_id): Path<String>,
+    Path(batch_id): Path<BatchFriendlyId>,
     ApiQuery(params): ApiQuery<FeedParams>,
 ) -> ApiResult<Response> {
     let batch = state
@@ -408,7 +413,7 @@ pub async fn subscribe_to_batch(
         &state,
         &principal,
         &params,
-        SetFilter::Batch(batch.friendly_id),
+        SetFilter::Batch(batch.friendly_id.to_string()),
         &handle,
     )
     .await
@@ -427,7 +432,12 @@ mod tests {
 
     fn run(id: &str, version: i64, updated: &str) -> Run {
         let t = at(updated);
-        let mut r = Run::triggered("env", "t", &RunState::triggered(t, None, None, false), t);
+        let mut r = Run::triggered(
+            &"env".into(),
+            "t",
+            &RunState::triggered(t, None, None, false),
+            t,
+        );
         r.id = id.into();
         r.version = version;
         r

@@ -15,6 +15,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use taskgate_api::runs::StreamWriteResponse;
 use taskgate_api::ErrorBody;
+use taskgate_core::ids::{EnvironmentId, RunFriendlyId, RunId};
 use taskgate_core::scope::Resource;
 use taskgate_store::Run;
 
@@ -55,7 +56,7 @@ fn plain(status: StatusCode, message: &str) -> Response {
 
 struct Reader {
     state: AppState,
-    run_id: String,
+    run_id: RunId,
     stream_id: String,
     position: Position,
     queue: VecDeque<Event>,
@@ -128,7 +129,7 @@ impl Reader {
 pub async fn read_stream(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path((run_id, stream_id)): Path<(String, String)>,
+    Path((run_id, stream_id)): Path<(RunFriendlyId, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let idle = match headers
@@ -172,7 +173,7 @@ pub async fn read_stream(
         .watch(stream_key(&run.id, &stream_id));
     let reader = Reader {
         state,
-        run_id: run.id,
+        run_id: run.id.clone(),
         stream_id,
         position,
         queue: VecDeque::new(),
@@ -187,7 +188,11 @@ pub async fn read_stream(
         .into_response())
 }
 
-async fn writable_run(state: &AppState, env_id: &str, run_id: &str) -> Result<Run, Response> {
+async fn writable_run(
+    state: &AppState,
+    env_id: &EnvironmentId,
+    run_id: &RunFriendlyId,
+) -> Result<Run, Response> {
     match state.store.get_run(env_id, run_id).await {
         Ok(Some(run)) => Ok(run),
         Ok(None) => Err((
@@ -211,7 +216,7 @@ async fn writable_run(state: &AppState, env_id: &str, run_id: &str) -> Result<Ru
 pub async fn send_input_stream(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path((run_id, stream_id)): Path<(String, String)>,
+    Path((run_id, stream_id)): Path<(RunFriendlyId, String)>,
     body: Bytes,
 ) -> Response {
     if let Err(e) = principal.authorize("write", &[Resource::with_id("inputStreams", &run_id)]) {
@@ -285,7 +290,7 @@ pub async fn send_input_stream(
 pub async fn append_to_stream(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,
-    Path((run_id, target, stream_id)): Path<(String, String, String)>,
+    Path((run_id, target, stream_id)): Path<(RunFriendlyId, String, String)>,
     body: Bytes,
 ) -> Response {
     if !matches!(target.as_str(), "self" | "parent" | "root") {

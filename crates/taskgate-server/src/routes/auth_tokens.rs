@@ -102,7 +102,7 @@ pub async fn mint_jwt(
     responses((status = 200, body = JwtClaimsResponse), (status = 401, body = ErrorBody)))]
 pub async fn jwt_claims(LegacyKeyAuth(principal): LegacyKeyAuth) -> Json<JwtClaimsResponse> {
     Json(JwtClaimsResponse {
-        sub: principal.env.environment.id.clone(),
+        sub: principal.env.environment.id.to_string(),
         public: true,
     })
 }

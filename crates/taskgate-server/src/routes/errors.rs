@@ -77,7 +77,7 @@ fn actor(p: &EnvPrincipal) -> TriageActor {
         EnvCredential::SecretKey { grace: None } => TriageActor {
             user_id: None,
             credential_kind: "secret_key".into(),
-            credential_id: env,
+            credential_id: env.map(String::from),
         },
         EnvCredential::SecretKey { grace: Some(g) } => TriageActor {
             user_id: None,
@@ -87,7 +87,7 @@ fn actor(p: &EnvPrincipal) -> TriageActor {
         EnvCredential::PublicJwt(grant) => TriageActor {
             user_id: grant.actor.as_ref().map(|a| a.user_id.clone()),
             credential_kind: "public_jwt".into(),
-            credential_id: env,
+            credential_id: env.map(String::from),
         },
     }
 }

@@ -270,10 +270,10 @@ pub async fn upsert_branch(
         .upsert_branch(&root.id, &branch, &*state.vault, state.now())
         .await?;
     Ok(Json(BranchResponse {
-        id: child.id,
+        id: child.id.to_string(),
         slug: child.slug,
         branch_name: branch,
-        parent_environment_id: root.id,
+        parent_environment_id: root.id.to_string(),
     }))
 }
 
@@ -317,7 +317,7 @@ pub async fn list_branches(
         .await?
         .into_iter()
         .map(|e| BranchListItem {
-            id: e.id,
+            id: e.id.to_string(),
             name: e.branch_name.unwrap_or_else(|| "main".into()),
             created_at: e.created_at,
             updated_at: e.created_at,
@@ -369,7 +369,7 @@ pub async fn archive_branch(
     Ok(Json(ArchiveBranchResponse {
         success: true,
         branch: ArchivedBranch {
-            id: child.id,
+            id: child.id.to_string(),
             branch_name: branch,
         },
     }))

@@ -45,7 +45,7 @@ pub async fn create_background_worker(
         .register_worker(&principal.env.environment.id, body.metadata)
         .await?;
     Ok(Json(CreateBackgroundWorkerResponse {
-        id: worker.friendly_id,
+        id: worker.friendly_id.to_string(),
         version: worker.version,
         content_hash: worker.content_hash,
     }))
@@ -120,7 +120,7 @@ pub async fn current_worker(
     };
     Ok(Json(CurrentWorkerResponse {
         worker: WorkerDescription {
-            id: worker.friendly_id,
+            id: worker.friendly_id.to_string(),
             version: worker.version.clone(),
             engine: Some("V2".into()),
             sdk_version: worker.sdk_version,

@@ -9,14 +9,14 @@ use taskgate_core::engine::{
     RunStatus,
 };
 use taskgate_core::env::EnvType;
-use taskgate_core::ids::{new_id, new_worker_friendly_id};
+use taskgate_core::ids::{new_id, new_worker_friendly_id, EnvironmentId};
 use taskgate_core::task_error::TaskRunError;
 
 use super::runs::plain;
 use super::*;
 use crate::*;
 
-pub(super) async fn prod_env(store: &dyn Store) -> String {
+pub(super) async fn prod_env(store: &dyn Store) -> EnvironmentId {
     let (_owner, _org, project) = fixture(store).await;
     store
         .find_root_environment(&project.id, EnvType::Production, None)
@@ -45,7 +45,7 @@ fn task(slug: &str, retry: Option<&str>) -> WorkerTask {
 /// A dequeue for the worker `worker_id` (as the server calls it, with the worker's tasks).
 async fn dequeue(
     store: &dyn Store,
-    env: &str,
+    env: &EnvironmentId,
     worker_id: &str,
     limits: DequeueLimits,
     now: chrono::DateTime<chrono::Utc>,
@@ -59,7 +59,7 @@ async fn dequeue(
 /// The run a dequeue took, or `None` when it took none.
 pub(super) async fn take(
     store: &dyn Store,
-    env: &str,
+    env: &EnvironmentId,
     worker: &str,
     limits: DequeueLimits,
     now: chrono::DateTime<chrono::Utc>,
@@ -70,12 +70,12 @@ pub(super) async fn take(
     }
 }
 
-pub(super) async fn register(store: &dyn Store, env: &str, tasks: &[&str]) -> Worker {
+pub(super) async fn register(store: &dyn Store, env: &EnvironmentId, tasks: &[&str]) -> Worker {
     store
         .register_worker(
             NewWorker {
-                id: new_id(),
-                friendly_id: new_worker_friendly_id(),
+                id: new_id().into(),
+                friendly_id: new_worker_friendly_id().into(),
                 environment_id: env.into(),
                 content_hash: "abc".into(),
                 sdk_version: Some("4.8.3".into()),
@@ -92,7 +92,7 @@ pub(super) async fn register(store: &dyn Store, env: &str, tasks: &[&str]) -> Wo
 
 async fn trigger(
     store: &dyn Store,
-    env: &str,
+    env: &EnvironmentId,
     task: &str,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Run {
@@ -130,7 +130,7 @@ pub async fn workers_register_with_daily_versions(store: Arc<dyn Store>) {
     );
     assert_eq!(tasks[0], task("a-task", None));
     assert!(store
-        .get_worker("another-env", &first.friendly_id)
+        .get_worker(&"another-env".into(), &first.friendly_id)
         .await
         .unwrap()
         .is_none());
@@ -252,7 +252,7 @@ pub async fn attempts_start_complete_and_are_recorded(store: Arc<dyn Store>) {
     let id = d.run.friendly_id.clone();
     let start = |snapshot: &str| RunEvent {
         event: Event::StartAttempt,
-        expected_snapshot: Some(snapshot.to_string()),
+        expected_snapshot: Some(snapshot.into()),
         data: EventData::default(),
     };
     assert_eq!(
@@ -262,7 +262,7 @@ pub async fn attempts_start_complete_and_are_recorded(store: Arc<dyn Store>) {
             .unwrap()
             .err(),
         Some(Refusal::StaleSnapshot {
-            latest: d.run.snapshot_id.clone()
+            latest: d.run.snapshot_id.to_string()
         })
     );
     let at = t0() + Duration::seconds(1);
@@ -540,7 +540,7 @@ pub async fn run_logs_stay_in_their_environment(store: Arc<dyn Store>) {
     assert_eq!(stored, 3);
     assert_eq!(
         store
-            .append_run_logs("another-env", &[log(&r.friendly_id, "injected", 0)])
+            .append_run_logs(&"another-env".into(), &[log(&r.friendly_id, "injected", 0)])
             .await
             .unwrap(),
         0,
@@ -601,7 +601,7 @@ pub async fn run_spans_replace_their_partial_copy_and_stay_in_their_environment(
     assert_eq!(
         store
             .append_run_spans(
-                "another-env",
+                &"another-env".into(),
                 &[span(&r.friendly_id, "c3", "injected", 0, 0)]
             )
             .await

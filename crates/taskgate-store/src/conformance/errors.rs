@@ -13,6 +13,7 @@ use super::engine::{prod_env, register, take, LIMIT};
 use super::runs::plain;
 use super::*;
 use crate::*;
+use taskgate_core::ids::EnvironmentId;
 
 /// A minute into the test's day (occurrences are bucketed by the minute).
 fn at(minute: i64) -> DateTime<Utc> {
@@ -25,7 +26,7 @@ fn string_error(raw: &str) -> Value {
 
 async fn occur(
     store: &dyn Store,
-    env: &str,
+    env: &EnvironmentId,
     task: &str,
     version: Option<&str>,
     error: &Value,
@@ -62,7 +63,11 @@ fn query(from: i64, to: i64) -> ErrorListQuery {
     }
 }
 
-async fn list(store: &dyn Store, env: &str, q: &ErrorListQuery) -> Vec<(String, String, i64)> {
+async fn list(
+    store: &dyn Store,
+    env: &EnvironmentId,
+    q: &ErrorListQuery,
+) -> Vec<(String, String, i64)> {
     store
         .list_error_groups(env, q)
         .await
@@ -281,7 +286,7 @@ pub async fn error_pages_go_both_ways(store: Arc<dyn Store>) {
 /// fingerprint, count).
 async fn every_page(
     store: &dyn Store,
-    env: &str,
+    env: &EnvironmentId,
     q: &ErrorListQuery,
 ) -> Vec<(String, String, i64)> {
     let cursor_of = |r: &ListedErrorGroup| ErrorCursor {
@@ -639,7 +644,7 @@ pub async fn resolved_groups_reopen_when_they_fail_again(store: Arc<dyn Store>) 
     resolve(None, 2).await;
     occur(&*store, &env, "t", Some("20260101.1"), &e, 3).await;
     assert_eq!(
-        status(store.clone(), env.clone(), fp.clone()).await,
+        status(store.clone(), env.to_string(), fp.clone()).await,
         GroupStatus::Unresolved,
         "reopened at once, without any job"
     );
@@ -647,12 +652,12 @@ pub async fn resolved_groups_reopen_when_they_fail_again(store: Arc<dyn Store>) 
     resolve(Some("20260101.10"), 4).await;
     occur(&*store, &env, "t", Some("20260101.9"), &e, 5).await;
     assert_eq!(
-        status(store.clone(), env.clone(), fp.clone()).await,
+        status(store.clone(), env.to_string(), fp.clone()).await,
         GroupStatus::Resolved
     );
     occur(&*store, &env, "t", Some("20260101.10"), &e, 6).await;
     assert_eq!(
-        status(store.clone(), env.clone(), fp.clone()).await,
+        status(store.clone(), env.to_string(), fp.clone()).await,
         GroupStatus::Unresolved
     );
     let history = store

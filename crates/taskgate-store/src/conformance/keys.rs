@@ -268,7 +268,7 @@ pub async fn audit_log_records_rotations_and_grace_changes(store: Arc<dyn Store>
         .unwrap();
 
     let q = AuditQuery {
-        environment_id: Some(prod.id.clone()),
+        environment_id: Some(prod.id.to_string()),
         limit: 10,
         ..Default::default()
     };
@@ -366,7 +366,7 @@ pub async fn changes_are_published(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let want = ChangeEvent::EnvKeys {
-        environment_id: prod.id.clone(),
+        environment_id: prod.id.to_string(),
     };
     let got = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {

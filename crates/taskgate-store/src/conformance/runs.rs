@@ -5,12 +5,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use taskgate_core::engine::{EngineError, Event, ExecutionStatus, RunState, RunStatus};
 use taskgate_core::env::EnvType;
-use taskgate_core::ids::new_id;
+use taskgate_core::ids::{new_id, EnvironmentId, RunFriendlyId};
 
 use super::*;
 use crate::*;
 
-fn new_run(env_id: &str, task: &str, at: DateTime<Utc>, tags: &[&str]) -> Run {
+fn new_run(env_id: &EnvironmentId, task: &str, at: DateTime<Utc>, tags: &[&str]) -> Run {
     let state = RunState::triggered(at, None, None, false);
     Run {
         payload: Some("{\"a\":1}".into()),
@@ -19,7 +19,7 @@ fn new_run(env_id: &str, task: &str, at: DateTime<Utc>, tags: &[&str]) -> Run {
     }
 }
 
-async fn prod_env(store: &dyn Store) -> String {
+async fn prod_env(store: &dyn Store) -> EnvironmentId {
     let (_owner, _org, project) = fixture(store).await;
     store
         .find_root_environment(&project.id, EnvType::Production, None)
@@ -124,7 +124,7 @@ pub async fn runs_trigger_with_idempotency_and_one_time_tokens(store: Arc<dyn St
     assert_eq!(got.tags, vec!["a".to_string()]);
     assert!(
         store
-            .get_run("other-env", &first.run.friendly_id)
+            .get_run(&"other-env".into(), &first.run.friendly_id)
             .await
             .unwrap()
             .is_none(),
@@ -210,7 +210,12 @@ pub async fn retried_requests_get_their_first_run(store: Arc<dyn Store>) {
 
 /// Pages of `filter` read newest first, then the same runs read back oldest first with
 /// `before`, in pages of `limit`.
-async fn page_through(store: &dyn Store, env: &str, filter: &RunFilter, limit: u32) -> Vec<String> {
+async fn page_through(
+    store: &dyn Store,
+    env: &EnvironmentId,
+    filter: &RunFilter,
+    limit: u32,
+) -> Vec<RunFriendlyId> {
     let mut seen: Vec<Run> = Vec::new();
     loop {
         let rows = store
@@ -249,7 +254,7 @@ async fn page_through(store: &dyn Store, env: &str, filter: &RunFilter, limit: u
         cursor = rows.first().map(|r| (r.created_at, r.id.clone()));
         back.splice(0..0, rows);
     }
-    let ids: Vec<String> = seen.iter().map(|r| r.friendly_id.clone()).collect();
+    let ids: Vec<RunFriendlyId> = seen.iter().map(|r| r.friendly_id.clone()).collect();
     let mut expected_back = ids.clone();
     expected_back.pop();
     assert_eq!(
@@ -291,8 +296,8 @@ pub async fn runs_list_by_tag_alike_whether_few_or_many_runs_carry_it(store: Arc
     }
     // Newest first; runs of the same second by id, descending.
     common.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-    let common: Vec<String> = common.into_iter().map(|r| r.friendly_id).collect();
-    let rare: Vec<String> = common
+    let common: Vec<RunFriendlyId> = common.into_iter().map(|r| r.friendly_id).collect();
+    let rare: Vec<RunFriendlyId> = common
         .iter()
         .filter(|id| rare.contains(id))
         .cloned()
@@ -447,7 +452,7 @@ pub async fn runs_list_in_pages_with_filters(store: Arc<dyn Store>) {
         after: None,
         before: Some((oldest.created_at, oldest.id.clone())),
     };
-    let newer: Vec<String> = store
+    let newer: Vec<RunFriendlyId> = store
         .list_runs(&env, &RunFilter::default(), &back)
         .await
         .unwrap()
@@ -504,7 +509,9 @@ pub async fn runs_change_state_once_and_stop_when_final(store: Arc<dyn Store>) {
         "a final run does not change"
     );
     assert!(matches!(
-        store.apply_run_event(&env, "run_nope", cancel(), at).await,
+        store
+            .apply_run_event(&env, &"run_nope".into(), cancel(), at)
+            .await,
         Err(StoreError::NotFound)
     ));
     let other = store
@@ -523,7 +530,7 @@ pub async fn runs_change_state_once_and_stop_when_final(store: Arc<dyn Store>) {
             .unwrap()
             .err(),
         Some(Refusal::StaleSnapshot {
-            latest: other.snapshot_id.clone()
+            latest: other.snapshot_id.to_string()
         })
     );
     let mut versions = Vec::new();
@@ -534,7 +541,7 @@ pub async fn runs_change_state_once_and_stop_when_final(store: Arc<dyn Store>) {
             run_id, version, ..
         } = ev
         {
-            if run_id == r.id {
+            if r.id == run_id {
                 versions.push(version);
             }
         }
@@ -638,8 +645,8 @@ pub async fn streams_append_and_resume(store: Arc<dyn Store>) {
 pub async fn batches_spend_one_time_tokens(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let batch = |key: &str| Batch {
-        id: new_id(),
-        friendly_id: taskgate_core::ids::new_batch_friendly_id(),
+        id: new_id().into(),
+        friendly_id: taskgate_core::ids::new_batch_friendly_id().into(),
         environment_id: env.clone(),
         run_count: 1,
         idempotency_key: Some(key.into()),
@@ -683,8 +690,8 @@ pub async fn batches_spend_one_time_tokens(store: Arc<dyn Store>) {
 pub async fn batches_dedupe_items_and_seal(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let b = Batch {
-        id: new_id(),
-        friendly_id: taskgate_core::ids::new_batch_friendly_id(),
+        id: new_id().into(),
+        friendly_id: taskgate_core::ids::new_batch_friendly_id().into(),
         environment_id: env.clone(),
         run_count: 2,
         idempotency_key: Some("bk".into()),
@@ -696,7 +703,7 @@ pub async fn batches_dedupe_items_and_seal(store: Arc<dyn Store>) {
     let (again, cached) = store
         .create_batch(
             Batch {
-                id: new_id(),
+                id: new_id().into(),
                 friendly_id: "batch_other".into(),
                 ..b.clone()
             },
@@ -706,13 +713,22 @@ pub async fn batches_dedupe_items_and_seal(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(cached && again.friendly_id == created.friendly_id);
-    assert!(store.add_batch_item(&created.id, 0, "run_a").await.unwrap());
+    assert!(store
+        .add_batch_item(&created.id, 0, &"run_a".into())
+        .await
+        .unwrap());
     assert!(
-        !store.add_batch_item(&created.id, 0, "run_a").await.unwrap(),
+        !store
+            .add_batch_item(&created.id, 0, &"run_a".into())
+            .await
+            .unwrap(),
         "duplicate index"
     );
     assert_eq!(store.seal_batch(&created.id).await.unwrap(), (1, false));
-    assert!(store.add_batch_item(&created.id, 1, "run_b").await.unwrap());
+    assert!(store
+        .add_batch_item(&created.id, 1, &"run_b".into())
+        .await
+        .unwrap());
     assert_eq!(store.seal_batch(&created.id).await.unwrap(), (2, true));
     assert!(
         store
@@ -768,8 +784,8 @@ pub async fn concurrent_idempotent_batches_share_one_batch(store: Arc<dyn Store>
             store
                 .create_batch(
                     Batch {
-                        id: new_id(),
-                        friendly_id: taskgate_core::ids::new_batch_friendly_id(),
+                        id: new_id().into(),
+                        friendly_id: taskgate_core::ids::new_batch_friendly_id().into(),
                         environment_id: env,
                         run_count: 1,
                         idempotency_key: Some("race".into()),

@@ -392,7 +392,7 @@ pub async fn members_change_role_and_leave_with_their_dev_environments(store: Ar
     assert_eq!(
         event,
         ChangeEvent::EnvKeys {
-            environment_id: dev.id.clone()
+            environment_id: dev.id.to_string()
         }
     );
     let audit = store

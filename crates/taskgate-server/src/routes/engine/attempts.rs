@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use taskgate_api::engine::*;
 use taskgate_api::ErrorBody;
+use taskgate_core::ids::{RunFriendlyId, SnapshotId};
 
 use super::{lenient_body, required_body};
 use crate::auth::extract::SecretKeyAuth;
@@ -29,7 +30,7 @@ pub async fn start_run_attempt(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,
     PublicUrl(base): PublicUrl,
-    Path((run_id, snapshot_id)): Path<(String, String)>,
+    Path((run_id, snapshot_id)): Path<(RunFriendlyId, SnapshotId)>,
     body: Bytes,
 ) -> ApiResult<Json<StartAttemptResponse>> {
     // `{isWarmStart}`: read so that a malformed body is a clear 400; nothing in it matters here.
@@ -51,7 +52,7 @@ pub async fn start_run_attempt(
 pub async fn complete_run_attempt(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,
-    Path((run_id, snapshot_id)): Path<(String, String)>,
+    Path((run_id, snapshot_id)): Path<(RunFriendlyId, SnapshotId)>,
     body: Bytes,
 ) -> ApiResult<Json<CompleteAttemptResponse>> {
     let CompleteAttemptRequest { completion } = required_body(&body)?;
@@ -75,7 +76,7 @@ pub async fn complete_run_attempt(
 pub async fn heartbeat_run(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,
-    Path((run_id, snapshot_id)): Path<(String, String)>,
+    Path((run_id, snapshot_id)): Path<(RunFriendlyId, SnapshotId)>,
 ) -> ApiResult<Json<HeartbeatResponse>> {
     state
         .engine
@@ -94,7 +95,7 @@ pub async fn heartbeat_run(
 pub async fn latest_snapshot(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunFriendlyId>,
 ) -> ApiResult<Json<LatestSnapshotResponse>> {
     let execution = state
         .engine

@@ -12,6 +12,7 @@ use axum::Json;
 use futures::stream::{self, Stream};
 use taskgate_api::engine::*;
 use taskgate_api::ErrorBody;
+use taskgate_core::ids::RunFriendlyId;
 use taskgate_engine::presence::MAX_DISCONNECT_RUNS;
 
 use super::required_body;
@@ -37,7 +38,7 @@ pub async fn dev_config(
     PublicUrl(base): PublicUrl,
 ) -> Json<DevConfigResponse> {
     Json(DevConfigResponse {
-        environment_id: principal.env.environment.id.clone(),
+        environment_id: principal.env.environment.id.to_string(),
         dequeue_interval_with_run: state.config.engine.dequeue_interval.as_millis() as u64,
         dequeue_interval_without_run: DEQUEUE_INTERVAL_WITHOUT_RUN_MS,
         max_concurrent_runs: state.config.engine.concurrency_limit,
@@ -95,9 +96,14 @@ pub async fn dev_disconnect(
             "runFriendlyIds may name at most {MAX_DISCONNECT_RUNS} runs"
         )));
     }
+    let run_ids: Vec<RunFriendlyId> = body
+        .run_friendly_ids
+        .into_iter()
+        .map(RunFriendlyId::from)
+        .collect();
     let cancelled = state
         .engine
-        .disconnect(&principal.env.environment.id, &body.run_friendly_ids)
+        .disconnect(&principal.env.environment.id, &run_ids)
         .await?;
     Ok(Json(DevDisconnectResponse { cancelled }))
 }

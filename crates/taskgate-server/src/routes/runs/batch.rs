@@ -9,6 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use taskgate_api::runs::{CreateBatchResponse, StreamBatchItemsResponse};
 use taskgate_api::ErrorBody;
+use taskgate_core::ids::BatchFriendlyId;
 use taskgate_core::scope::Resource;
 use taskgate_engine::batch::{check_run_count, BatchItem};
 
@@ -72,7 +73,7 @@ pub async fn create_batch(
         state.now().timestamp(),
     )?;
     let created = CreateBatchResponse {
-        id: batch.friendly_id,
+        id: batch.friendly_id.to_string(),
         run_count: batch.run_count,
         is_cached: cached,
         idempotency_key: batch.idempotency_key,
@@ -89,7 +90,7 @@ pub async fn create_batch(
 pub async fn stream_batch_items(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path(batch_id): Path<String>,
+    Path(batch_id): Path<BatchFriendlyId>,
     body: Bytes,
 ) -> ApiResult<Json<StreamBatchItemsResponse>> {
     let env_id = principal.env.environment.id.clone();
@@ -120,7 +121,7 @@ pub async fn stream_batch_items(
         .add_batch_items(&principal.env.environment, &batch, items)
         .await?;
     Ok(Json(StreamBatchItemsResponse {
-        id: batch.friendly_id,
+        id: batch.friendly_id.to_string(),
         items_accepted: added.accepted,
         items_deduplicated: added.deduplicated,
         sealed: added.sealed,

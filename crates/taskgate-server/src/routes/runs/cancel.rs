@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::Value;
 use taskgate_api::runs::RunIdResponse;
 use taskgate_api::ErrorBody;
+use taskgate_core::ids::RunFriendlyId;
 use taskgate_core::scope::Resource;
 use taskgate_engine::runs::ReplayOverrides;
 
@@ -23,7 +24,7 @@ use crate::state::AppState;
 pub async fn cancel_run(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunFriendlyId>,
 ) -> ApiResult<Json<RunIdResponse>> {
     let env_id = principal.env.environment.id.clone();
     let run = state.store.get_run(&env_id, &run_id).await?;
@@ -40,7 +41,9 @@ pub async fn cancel_run(
         return Err(ApiError::not_found("Resource not found"));
     }
     state.engine.cancel(&env_id, &run_id).await?;
-    Ok(Json(RunIdResponse { id: run_id }))
+    Ok(Json(RunIdResponse {
+        id: run_id.to_string(),
+    }))
 }
 
 /// Triggers a new run of the same task with the same payload (or the given overrides).
@@ -56,7 +59,7 @@ pub async fn cancel_run(
 pub async fn replay_run(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunFriendlyId>,
     body: Bytes,
 ) -> ApiResult<Json<RunIdResponse>> {
     let overrides: ReplayOverrides = match crate::json::parse_lenient(&body)? {
@@ -80,6 +83,6 @@ pub async fn replay_run(
         .replay(&principal.env.environment, &old, overrides)
         .await?;
     Ok(Json(RunIdResponse {
-        id: run.friendly_id,
+        id: run.friendly_id.to_string(),
     }))
 }

@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use taskgate_api::engine::*;
 use taskgate_api::ErrorBody;
+use taskgate_core::ids::RunFriendlyId;
 
 use super::readable_run;
 use crate::auth::extract::ApiAuth;
@@ -39,7 +40,7 @@ fn parse_cursor(s: &str) -> Option<(chrono::DateTime<chrono::Utc>, i64)> {
 pub async fn list_run_attempts(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunFriendlyId>,
 ) -> ApiResult<Json<RunAttemptsResponse>> {
     let run = readable_run(&state, &principal, &run_id).await?;
     let data = state
@@ -65,7 +66,7 @@ pub async fn list_run_attempts(
 pub async fn list_run_logs(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunFriendlyId>,
     ApiQuery(params): ApiQuery<LogsParams>,
 ) -> ApiResult<Json<RunLogsResponse>> {
     let limit = params.limit.unwrap_or(DEFAULT_LOG_PAGE);

@@ -10,6 +10,7 @@ use serde_json::json;
 use taskgate_api::runs::{ListRunsResponse, RunPagination};
 use taskgate_api::ErrorBody;
 use taskgate_core::duration::parse_jose_relative;
+use taskgate_core::ids::RunId;
 use taskgate_core::run::{stored_statuses_for_filter, RunCursor};
 use taskgate_core::scope::Resource;
 use taskgate_core::time::from_millis;
@@ -68,11 +69,11 @@ fn millis(params: &HashMap<String, String>, key: &str) -> ApiResult<Option<DateT
 fn cursor(
     params: &HashMap<String, String>,
     key: &str,
-) -> ApiResult<Option<(DateTime<Utc>, String)>> {
+) -> ApiResult<Option<(DateTime<Utc>, RunId)>> {
     match params.get(key) {
         None => Ok(None),
         Some(c) => RunCursor::decode(c)
-            .map(|c| Some((from_millis(c.created_at_ms), c.run_id)))
+            .map(|c| Some((from_millis(c.created_at_ms), c.run_id.into())))
             .ok_or_else(|| ApiError::bad_request("Invalid cursor").with("code", "invalid_cursor")),
     }
 }
@@ -131,7 +132,7 @@ fn filter(params: &HashMap<String, String>, now: DateTime<Utc>) -> ApiResult<Run
         task_identifiers: list(params, "filter[taskIdentifier]"),
         versions: list(params, "filter[version]"),
         tags: list(params, "filter[tag]"),
-        batch_id: params.get("filter[batch]").cloned(),
+        batch_id: params.get("filter[batch]").cloned().map(Into::into),
         is_test,
         queues: list(params, "filter[queue]")
             .into_iter()
@@ -217,7 +218,7 @@ pub async fn list_runs(
     let at = |r: &taskgate_store::Run| {
         RunCursor {
             created_at_ms: r.created_at.timestamp_millis(),
-            run_id: r.id.clone(),
+            run_id: r.id.to_string(),
         }
         .encode()
     };

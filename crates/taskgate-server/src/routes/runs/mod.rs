@@ -10,6 +10,7 @@ pub mod retrieve;
 pub mod trace;
 pub mod trigger;
 
+use taskgate_core::ids::RunFriendlyId;
 use taskgate_core::scope::Resource;
 use taskgate_store::Run;
 
@@ -37,7 +38,7 @@ pub fn read_resources(run: &Run) -> Vec<Resource> {
 pub async fn readable_run(
     state: &AppState,
     principal: &EnvPrincipal,
-    run_id: &str,
+    run_id: &RunFriendlyId,
 ) -> ApiResult<Run> {
     let run = state
         .store

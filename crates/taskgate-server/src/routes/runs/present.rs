@@ -19,7 +19,7 @@ pub fn run_fields(run: &Run) -> RunFields {
         _ => 0,
     };
     RunFields {
-        id: run.friendly_id.clone(),
+        id: run.friendly_id.to_string(),
         status: api.to_string(),
         task_identifier: run.task_identifier.clone(),
         is_queued: flags.is_queued,
@@ -94,7 +94,7 @@ pub fn retrieved(run: &Run) -> RetrieveRunResponse {
             .as_deref()
             .and_then(|e| serde_json::from_str::<Value>(e).ok())
             .map(|e| error_object(&e)),
-        batch_id: run.batch_id.clone(),
+        batch_id: run.batch_id.clone().map(String::from),
     }
 }
 

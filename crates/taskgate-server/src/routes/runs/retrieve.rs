@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use taskgate_api::runs::RetrieveRunResponse;
 use taskgate_api::ErrorBody;
+use taskgate_core::ids::RunFriendlyId;
 
 use super::{present, readable_run};
 use crate::auth::extract::ApiAuth;
@@ -17,7 +18,7 @@ use crate::state::AppState;
 pub async fn retrieve_run(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunFriendlyId>,
 ) -> ApiResult<Json<RetrieveRunResponse>> {
     let run = readable_run(&state, &principal, &run_id).await?;
     Ok(Json(present::retrieved(&run)))

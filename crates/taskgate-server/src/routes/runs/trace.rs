@@ -15,6 +15,7 @@ use taskgate_api::trace::*;
 use taskgate_api::ErrorBody;
 use taskgate_core::engine::{AttemptOutcome, RunStatus};
 use taskgate_core::hash::sha256_hex;
+use taskgate_core::ids::RunFriendlyId;
 
 use taskgate_store::{Attempt, Run, RunLog, RunSpan, Worker, WorkerTask};
 
@@ -97,7 +98,7 @@ fn log_span(src: &TraceSource, parent: &str, log: &RunLog) -> TraceSpan {
     TraceSpan {
         id: span_id(src.run, &format!("log:{}", log.seq)),
         parent_id: Some(parent.to_string()),
-        run_id: src.run.friendly_id.clone(),
+        run_id: src.run.friendly_id.to_string(),
         data: TraceSpanData {
             message: log.message.clone(),
             task_slug: None,
@@ -145,7 +146,7 @@ fn attempt_span(
     TraceSpan {
         id,
         parent_id: Some(root.to_string()),
-        run_id: src.run.friendly_id.clone(),
+        run_id: src.run.friendly_id.to_string(),
         data: TraceSpanData {
             message: format!("Attempt {}", attempt.number),
             task_slug: None,
@@ -233,7 +234,7 @@ fn process_subtree(
         .map(|s| TraceSpan {
             id: s.span_id.clone(),
             parent_id: Some(parent.to_string()),
-            run_id: src.run.friendly_id.clone(),
+            run_id: src.run.friendly_id.to_string(),
             data: TraceSpanData {
                 message: s.name.clone(),
                 task_slug: None,
@@ -309,7 +310,7 @@ pub fn build_trace(src: &TraceSource) -> RunTrace {
     let root_span = TraceSpan {
         id: root,
         parent_id: None,
-        run_id: run.friendly_id.clone(),
+        run_id: run.friendly_id.to_string(),
         data: TraceSpanData {
             message: run.task_identifier.clone(),
             task_slug: Some(run.task_identifier.clone()),
@@ -404,7 +405,7 @@ async fn load_trace(
 pub async fn retrieve_run_trace(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunFriendlyId>,
 ) -> ApiResult<Json<RunTraceResponse>> {
     let run = readable_run(&state, &principal, &run_id).await?;
     let (trace, _, _) = load_trace(&state, &run).await?;
@@ -418,7 +419,7 @@ pub async fn retrieve_run_trace(
 pub async fn retrieve_span(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
-    Path((run_id, span_id)): Path<(String, String)>,
+    Path((run_id, span_id)): Path<(RunFriendlyId, String)>,
 ) -> ApiResult<Json<SpanDetailResponse>> {
     let run = readable_run(&state, &principal, &run_id).await?;
     let (trace, attempts, spans) = load_trace(&state, &run).await?;
@@ -459,7 +460,7 @@ mod tests {
     fn run(status: RunStatus) -> Run {
         let created = at("2026-11-28T10:00:00Z");
         let state = RunState::triggered(created, None, None, true);
-        let mut run = Run::triggered("env", "email/send", &state, created);
+        let mut run = Run::triggered(&"env".into(), "email/send", &state, created);
         run.status = status;
         run.execution_status = ExecutionStatus::Finished;
         run.attempt_number = 2;

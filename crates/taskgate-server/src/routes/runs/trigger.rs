@@ -102,7 +102,7 @@ pub async fn trigger_task(
     ];
     let jwt = run_token_headers(&principal, scopes, state.now().timestamp())?;
     let answer = TriggerTaskResponse {
-        id,
+        id: id.to_string(),
         is_cached: triggered.cached,
     };
     Ok((jwt, Json(answer)).into_response())
