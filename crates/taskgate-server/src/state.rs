@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretBox;
 use taskgate_config::Config;
@@ -45,7 +46,7 @@ pub struct Shared {
     /// Sign-in link requests per client address (this node's count).
     pub sign_in_requests: Arc<taskgate_auth::ratelimit::local::LocalBuckets>,
     /// What each many-run feed handle has been sent.
-    pub run_sets: Arc<crate::realtime::run_sets::WorkingSets>,
+    pub run_sets: Arc<crate::realtime::working_sets::WorkingSets>,
     /// The API rate limiter; `None` when rate limits are off.
     pub limiter: Option<Arc<RateLimiter>>,
     pub config: Arc<Config>,
@@ -64,6 +65,26 @@ impl AppState {
             usecases: Arc::new(self.usecases.with_policy(policy)),
             ..(*self.0).clone()
         })
+    }
+}
+
+// State slices: a handler that needs only the engine, the use cases or the store takes that
+// (`State<Arc<Engine>>`), not the whole state.
+impl FromRef<AppState> for Arc<Engine> {
+    fn from_ref(state: &AppState) -> Self {
+        state.engine.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<UseCases> {
+    fn from_ref(state: &AppState) -> Self {
+        state.usecases.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<dyn Store> {
+    fn from_ref(state: &AppState) -> Self {
+        state.store.clone()
     }
 }
 

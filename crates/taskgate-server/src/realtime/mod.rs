@@ -5,3 +5,4 @@ pub mod run_feed;
 pub mod run_sets;
 pub mod shape;
 pub mod streams;
+pub mod working_sets;

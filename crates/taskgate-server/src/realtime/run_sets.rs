@@ -14,14 +14,13 @@
 //! environment changing wakes it to read its set once (after a short pause that gathers a
 //! burst of changes into one read); nothing reads the database on a timer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
 use taskgate_api::realtime::ShapeMessage;
 use taskgate_api::ErrorBody;
 use taskgate_core::ids::{BatchFriendlyId, EnvironmentId};
@@ -29,6 +28,7 @@ use taskgate_core::scope::Resource;
 use taskgate_store::{Run, RunFilter, RunPage};
 
 use super::shape::{change, jittered, respond, schema_without, skipped_columns, FeedParams};
+use super::working_sets::Seen;
 use crate::auth::extract::ApiAuth;
 use crate::auth::EnvPrincipal;
 use crate::error::{ApiError, ApiResult};
@@ -46,68 +46,8 @@ const MAX_TAGS: usize = 10;
 const MAX_TAG_LEN: usize = 128;
 /// How long a woken poll waits for more changes before reading its set.
 const GATHER: Duration = Duration::from_millis(50);
-/// How long a working set is kept after its last use, and how many runs all of them may
-/// hold together (about 100 bytes each); past that they are dropped and polls fall back to
-/// the offset's time.
-const SET_TTL: Duration = Duration::from_secs(300);
-const MAX_TRACKED_RUNS: usize = 200_000;
-
 /// Every answer's offset carries a fresh sequence number after the time.
 static SEQ: AtomicU64 = AtomicU64::new(1);
-
-/// What a handle has been sent: each run's version.
-type Seen = HashMap<String, i64>;
-
-/// The working sets of this node's handles, keyed by environment and handle (a handle from
-/// another environment never reads this one's).
-#[derive(Default)]
-pub struct WorkingSets {
-    inner: Mutex<Sets>,
-}
-
-#[derive(Default)]
-struct Sets {
-    map: HashMap<String, (Instant, Seen)>,
-    runs: usize,
-}
-
-impl WorkingSets {
-    fn get(&self, key: &str) -> Option<Seen> {
-        let mut sets = self.inner.lock();
-        let entry = sets.map.get_mut(key)?;
-        if entry.0.elapsed() > SET_TTL {
-            return None;
-        }
-        entry.0 = Instant::now();
-        Some(entry.1.clone())
-    }
-
-    fn put(&self, key: &str, seen: Seen) {
-        let mut sets = self.inner.lock();
-        if let Some((_, old)) = sets.map.remove(key) {
-            sets.runs -= old.len();
-        }
-        if sets.runs + seen.len() > MAX_TRACKED_RUNS {
-            sets.map.retain(|_, (at, _)| at.elapsed() <= SET_TTL);
-            sets.runs = sets.map.values().map(|(_, s)| s.len()).sum();
-            if sets.runs + seen.len() > MAX_TRACKED_RUNS {
-                sets.map.clear();
-                sets.runs = 0;
-            }
-        }
-        sets.runs += seen.len();
-        sets.map.insert(key.to_string(), (Instant::now(), seen));
-    }
-
-    /// Handles with a working set (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.inner.lock().map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// Which runs a feed follows.
 #[derive(Debug, Clone, PartialEq)]
@@ -421,6 +361,8 @@ pub async fn subscribe_to_batch(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use taskgate_core::engine::RunState;
 
@@ -526,19 +468,5 @@ mod tests {
             at("2026-11-21T10:00:00Z"),
             "a forged handle cannot widen the window"
         );
-    }
-
-    #[test]
-    fn working_sets_are_bounded() {
-        let sets = WorkingSets::default();
-        let big: Seen = (0..MAX_TRACKED_RUNS / 2)
-            .map(|i| (i.to_string(), 1))
-            .collect();
-        sets.put("e:1", big.clone());
-        sets.put("e:2", big.clone());
-        assert_eq!(sets.len(), 2);
-        sets.put("e:3", big);
-        assert!(sets.inner.lock().runs <= MAX_TRACKED_RUNS);
-        assert!(sets.get("e:3").is_some(), "the newest set is kept");
     }
 }

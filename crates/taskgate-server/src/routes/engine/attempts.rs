@@ -6,6 +6,8 @@
 //! no longer the latest is 409 on start and 400 on completion, a finished run is 400. Neither
 //! is worth retrying, so they carry `x-should-retry: false`.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,12 +15,12 @@ use axum::Json;
 use taskgate_api::engine::*;
 use taskgate_api::ErrorBody;
 use taskgate_core::ids::{RunFriendlyId, SnapshotId};
+use taskgate_engine::Engine;
 
 use super::{lenient_body, required_body};
 use crate::auth::extract::SecretKeyAuth;
 use crate::error::ApiResult;
 use crate::public_url::PublicUrl;
-use crate::state::AppState;
 
 /// Starts an attempt of a dequeued run (or the next attempt of one retrying at once).
 #[utoipa::path(post, path = "/engine/v1/dev/runs/{runFriendlyId}/snapshots/{snapshotFriendlyId}/attempts/start", tag = "engine", security(("secretKey" = [])),
@@ -27,7 +29,7 @@ use crate::state::AppState;
     responses((status = 200, body = StartAttemptResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn start_run_attempt(
-    State(state): State<AppState>,
+    State(engine): State<Arc<Engine>>,
     SecretKeyAuth(principal): SecretKeyAuth,
     PublicUrl(base): PublicUrl,
     Path((run_id, snapshot_id)): Path<(RunFriendlyId, SnapshotId)>,
@@ -35,8 +37,7 @@ pub async fn start_run_attempt(
 ) -> ApiResult<Json<StartAttemptResponse>> {
     // `{isWarmStart}`: read so that a malformed body is a clear 400; nothing in it matters here.
     let _: Option<serde_json::Value> = lenient_body(&body)?;
-    let started = state
-        .engine
+    let started = engine
         .start_attempt(&principal.env, &run_id, &snapshot_id, &base)
         .await?;
     Ok(Json(started))
@@ -50,14 +51,13 @@ pub async fn start_run_attempt(
     responses((status = 200, body = CompleteAttemptResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn complete_run_attempt(
-    State(state): State<AppState>,
+    State(engine): State<Arc<Engine>>,
     SecretKeyAuth(principal): SecretKeyAuth,
     Path((run_id, snapshot_id)): Path<(RunFriendlyId, SnapshotId)>,
     body: Bytes,
 ) -> ApiResult<Json<CompleteAttemptResponse>> {
     let CompleteAttemptRequest { completion } = required_body(&body)?;
-    let completed = state
-        .engine
+    let completed = engine
         .complete_attempt(
             &principal.env.environment.id,
             &run_id,
@@ -74,12 +74,11 @@ pub async fn complete_run_attempt(
     request_body(content = Object, content_type = "text/plain", description = "{cpu?, memory?}"),
     responses((status = 200, body = HeartbeatResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn heartbeat_run(
-    State(state): State<AppState>,
+    State(engine): State<Arc<Engine>>,
     SecretKeyAuth(principal): SecretKeyAuth,
     Path((run_id, snapshot_id)): Path<(RunFriendlyId, SnapshotId)>,
 ) -> ApiResult<Json<HeartbeatResponse>> {
-    state
-        .engine
+    engine
         .heartbeat(&principal.env.environment.id, &run_id, &snapshot_id)
         .await?;
     Ok(Json(HeartbeatResponse { ok: true }))
@@ -93,12 +92,11 @@ pub async fn heartbeat_run(
     params(("runFriendlyId" = String, Path)),
     responses((status = 200, body = LatestSnapshotResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn latest_snapshot(
-    State(state): State<AppState>,
+    State(engine): State<Arc<Engine>>,
     SecretKeyAuth(principal): SecretKeyAuth,
     Path(run_id): Path<RunFriendlyId>,
 ) -> ApiResult<Json<LatestSnapshotResponse>> {
-    let execution = state
-        .engine
+    let execution = engine
         .latest_snapshot(&principal.env.environment.id, &run_id)
         .await?;
     Ok(Json(LatestSnapshotResponse { execution }))
