@@ -3,7 +3,6 @@
 //! and everything recovers when the database returns.
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     reason = "test helpers outside #[test] functions report failures by panicking"
 )]
 

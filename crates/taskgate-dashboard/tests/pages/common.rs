@@ -3,49 +3,22 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
-use chrono::{DateTime, TimeZone, Utc};
-use http_body_util::BodyExt;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use taskgate_config::Config;
-use taskgate_core::time::{Clock, ManualClock};
+use taskgate_core::time::Clock;
 use taskgate_dashboard::session::encode;
-use taskgate_server::state::AppState;
-use taskgate_store::Store;
-use tower::ServiceExt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use taskgate_test_support::Backend;
 
 /// Generates `<case>` tests in modules `sqlite` and `postgres` from `async fn <case>(Backend)`.
 #[macro_export]
 macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() { super::$case($crate::common::Backend::Sqlite).await }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() { super::$case($crate::common::Backend::Postgres).await }
-            )*
-        }
-    };
-}
-
-pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().unwrap()
+    ($($case:ident),* $(,)?) => { taskgate_test_support::on_both!($($case),*); };
 }
 
 pub struct Page {
@@ -93,16 +66,20 @@ impl Page {
     }
 }
 
+/// An app of the page suite: the shared [`taskgate_test_support::TestApp`] serving the API
+/// and the dashboard, and a browser-like cookie jar.
 pub struct TestApp {
-    pub router: Router,
-    pub state: AppState,
-    pub clock: Arc<ManualClock>,
-    pub admin_token: String,
+    app: taskgate_test_support::TestApp,
     /// Cookies the "browser" holds, by name.
     pub jar: std::sync::Mutex<HashMap<String, String>>,
-    dir: tempfile::TempDir,
-    /// Dropped after the fields above, so the store is gone before its schema is.
-    pg_schema: Option<taskgate_store_postgres::testing::TestSchema>,
+}
+
+impl Deref for TestApp {
+    type Target = taskgate_test_support::TestApp;
+
+    fn deref(&self) -> &Self::Target {
+        &self.app
+    }
 }
 
 impl TestApp {
@@ -111,50 +88,16 @@ impl TestApp {
     }
 
     pub async fn with_config(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::for_tests(dir.path());
-        tweak(&mut config);
-        let clock = Arc::new(ManualClock::new(t0()));
-        let (store, pg_schema): (Arc<dyn Store>, _) = match backend {
-            Backend::Sqlite => {
-                let s = taskgate_store_sqlite::SqliteStore::open(&dir.path().join("taskgate.db"))
-                    .await
-                    .unwrap();
-                (Arc::new(s), None)
-            }
-            Backend::Postgres => {
-                let (s, schema) = taskgate_store_postgres::testing::fresh_schema_store()
-                    .await
-                    .unwrap()
-                    .expect("TASKGATE_TEST_DATABASE_URL must name a PostgreSQL database for the PostgreSQL tests");
-                (Arc::new(s), Some(schema))
-            }
-        };
-        let state =
-            taskgate_server::build_state_with_store(config, clock.clone() as Arc<dyn Clock>, store)
-                .await
-                .unwrap();
-        let admin_token = std::fs::read_to_string(dir.path().join("admin-token"))
-            .unwrap()
-            .trim()
-            .to_string();
         TestApp {
-            router: taskgate_server::router::router_with(
-                state.clone(),
-                taskgate_dashboard::pages(),
-            ),
-            state,
-            clock,
-            admin_token,
+            app: taskgate_test_support::TestApp::start(backend, tweak, taskgate_dashboard::pages())
+                .await,
             jar: Default::default(),
-            dir,
-            pg_schema,
         }
     }
 
     /// Closes the store (a PostgreSQL schema is dropped with the app, even after a panic).
     pub async fn cleanup(self) {
-        self.state.store.close().await;
+        self.app.cleanup().await;
     }
 
     /// Sends a request as the browser would: with the jar's cookies, keeping the cookies the
@@ -172,16 +115,9 @@ impl TestApp {
         } else {
             req.header(header::COOKIE, cookies.join("; "))
         };
-        let resp = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        for line in headers
+        let answer = self.app.send(req.body(body).unwrap()).await;
+        for line in answer
+            .headers
             .get_all(header::SET_COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -197,9 +133,9 @@ impl TestApp {
             }
         }
         Page {
-            status,
-            headers,
-            text: String::from_utf8_lossy(&bytes).to_string(),
+            text: answer.text(),
+            status: answer.status,
+            headers: answer.headers,
         }
     }
 
@@ -231,30 +167,11 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Page {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let body = match body {
-            Some(b) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let resp = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let answer = self.app.call(method, path, token, body, &[]).await;
         Page {
-            status,
-            headers,
-            text: String::from_utf8_lossy(&bytes).to_string(),
+            text: answer.text(),
+            status: answer.status,
+            headers: answer.headers,
         }
     }
 
@@ -287,68 +204,6 @@ impl TestApp {
         let page = self.get(path).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
         page.input_value("_csrf").expect("the page has a form")
-    }
-
-    /// A user with a personal access token: (id, token).
-    pub async fn user(&self, email: &str) -> (String, String) {
-        let r = self
-            .api(
-                Method::POST,
-                "/admin/api/v1/users",
-                Some(&self.admin_token),
-                Some(serde_json::json!({ "email": email })),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        let id = r.json()["id"].as_str().unwrap().to_string();
-        let r = self
-            .api(
-                Method::POST,
-                &format!("/admin/api/v1/users/{id}/personal-access-tokens"),
-                Some(&self.admin_token),
-                Some(serde_json::json!({ "name": "test" })),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        (id, r.json()["token"].as_str().unwrap().to_string())
-    }
-
-    /// An org owned by `token`'s user with one project: (org slug, project ref).
-    pub async fn org_and_project(&self, token: &str) -> (String, String) {
-        let r = self
-            .api(
-                Method::POST,
-                "/api/v1/orgs",
-                Some(token),
-                Some(serde_json::json!({ "title": "Acme" })),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        let slug = r.json()["slug"].as_str().unwrap().to_string();
-        let r = self
-            .api(
-                Method::POST,
-                &format!("/api/v1/orgs/{slug}/projects"),
-                Some(token),
-                Some(serde_json::json!({ "name": "Web" })),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        (slug, r.json()["externalRef"].as_str().unwrap().to_string())
-    }
-
-    /// The secret key of `env` over the API.
-    pub async fn env_key(&self, token: &str, project: &str, env: &str) -> String {
-        let r = self
-            .api(
-                Method::GET,
-                &format!("/api/v1/projects/{project}/{env}"),
-                Some(token),
-                None,
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        r.json()["apiKey"].as_str().unwrap().to_string()
     }
 
     /// Whether `key` authenticates an API request now.
