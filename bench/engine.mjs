@@ -250,6 +250,9 @@ async function main() {
   }
   const port = await freePort();
   api.base = `http://127.0.0.1:${port}`;
+  // The script polls every run it triggers: buckets too large to refuse anything keep the
+  // API rate limiter's cost in every request without it ever answering 429.
+  extra.push("--api-rate-limit-refill-rate", "1000000", "--api-rate-limit-interval", "1s", "--api-rate-limit-max", "1000000");
   const server = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dir, "--dequeue-wait-seconds", "30", ...extra], {
     env: { ...process.env, RUST_LOG: "warn", TASKGATE_LOG_FORMAT: "json" },
     stdio: ["ignore", "ignore", "inherit"],
