@@ -85,6 +85,14 @@ pub struct DequeuedRun {
     pub trace_context: Map<String, Value>,
 }
 
+/// A reference by id and friendly id (`{ "id": …, "friendlyId": … }`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FriendlyRef {
+    pub id: String,
+    pub friendly_id: String,
+}
+
 /// An id-only reference (`{ "id": … }`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IdRef {
@@ -324,6 +332,11 @@ pub struct RunExecutionData {
     pub version: String,
     pub snapshot: ExecutionSnapshot,
     pub run: RunRef,
+    /// The batch the snapshot waits for, or continues from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<FriendlyRef>,
+    /// On the snapshot that continues a wait: every waitpoint it waited for
+    /// (`CompletedWaitpoint`), which the SDK resolves its waits by.
     #[schema(value_type = Vec<Object>)]
     pub completed_waitpoints: Vec<Value>,
 }
@@ -398,6 +411,10 @@ pub struct BackgroundWorkerMetadata {
     #[serde(default)]
     pub runtime_version: Option<String>,
     pub tasks: Vec<TaskManifest>,
+    /// Shared queues (`queue({name, concurrencyLimit})`), read leniently.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub queues: Option<Vec<Value>>,
 }
 
 /// `POST /api/v1/projects/{projectRef}/background-workers`.

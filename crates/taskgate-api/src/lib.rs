@@ -10,6 +10,7 @@ pub mod ratelimit;
 pub mod realtime;
 pub mod runs;
 pub mod trace;
+pub mod waitpoints;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -30,6 +30,12 @@ options! {
         #[arg(long, env = "TASKGATE_CONCURRENCY_LIMIT", value_name = "RUNS")]
         pub concurrency_limit: Option<u32>,
 
+        /// Runs a `trigger.dev dev` keeps a process for at once, counting runs that wait for
+        /// others (a run that waits holds its process but no concurrency slot); at least the
+        /// concurrency limit (1 to 10000) [default: twice the concurrency limit].
+        #[arg(long, env = "TASKGATE_DEV_MAX_CONCURRENT_RUNS", value_name = "RUNS")]
+        pub dev_max_concurrent_runs: Option<u32>,
+
         /// Most runs an environment may have waiting in its queue; triggers beyond it are
         /// refused (422) [default: unlimited].
         #[arg(long, env = "TASKGATE_MAX_QUEUE_SIZE", value_name = "RUNS")]
@@ -67,6 +73,9 @@ options! {
 pub struct EngineConfig {
     /// Runs an environment may execute at once.
     pub concurrency_limit: u32,
+    /// Runs a development CLI keeps a process for (its `maxConcurrentRuns`), waiting ones
+    /// included.
+    pub dev_max_concurrent_runs: u32,
     /// Most runs an environment may have waiting; `None` is unlimited.
     pub max_queue_size: Option<u64>,
     /// How long a dequeue waits for a run (the long poll).
@@ -84,6 +93,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             concurrency_limit: DEFAULT_CONCURRENCY_LIMIT,
+            dev_max_concurrent_runs: 2 * DEFAULT_CONCURRENCY_LIMIT,
             max_queue_size: None,
             dequeue_wait: Duration::from_secs(DEFAULT_DEQUEUE_WAIT_SECONDS),
             dequeue_interval: Duration::from_millis(DEFAULT_DEQUEUE_INTERVAL_MS),
@@ -98,6 +108,15 @@ impl EngineArgs {
     pub(crate) fn validate(self, n: &impl Names) -> anyhow::Result<EngineConfig> {
         let concurrency_limit = self.concurrency_limit.unwrap_or(DEFAULT_CONCURRENCY_LIMIT);
         in_range(n("concurrency-limit"), concurrency_limit, 1, 1000)?;
+        let dev_max_concurrent_runs = self
+            .dev_max_concurrent_runs
+            .unwrap_or(2 * concurrency_limit);
+        in_range(
+            n("dev-max-concurrent-runs"),
+            dev_max_concurrent_runs,
+            concurrency_limit,
+            10_000,
+        )?;
         if self.max_queue_size == Some(0) {
             bail!(
                 "{}: must be at least 1 (leave it unset for no limit)",
@@ -124,6 +143,7 @@ impl EngineArgs {
         in_range(n("error-retention-days"), error_retention_days, 1, 365)?;
         Ok(EngineConfig {
             concurrency_limit,
+            dev_max_concurrent_runs,
             max_queue_size: self.max_queue_size,
             dequeue_wait: Duration::from_secs(dequeue_wait_seconds),
             dequeue_interval: Duration::from_millis(dequeue_interval_ms),

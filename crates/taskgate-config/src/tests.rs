@@ -131,6 +131,40 @@ fn out_of_range_values_are_refused_not_clamped() {
 }
 
 #[test]
+fn a_dev_cli_gets_room_for_runs_that_wait() {
+    let engine = |limit: Option<u32>, dev: Option<u32>| {
+        load(ServeArgs {
+            engine: EngineArgs {
+                concurrency_limit: limit,
+                dev_max_concurrent_runs: dev,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    };
+    assert_eq!(
+        engine(Some(6), None)
+            .unwrap()
+            .engine
+            .dev_max_concurrent_runs,
+        12,
+        "twice the concurrency limit unless set"
+    );
+    assert_eq!(
+        engine(Some(6), Some(40))
+            .unwrap()
+            .engine
+            .dev_max_concurrent_runs,
+        40
+    );
+    let err = engine(Some(6), Some(5)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "dev-max-concurrent-runs: must be from 6 to 10000, got 5"
+    );
+}
+
+#[test]
 fn errors_name_the_option_as_the_user_wrote_it() {
     let err = load_cli(&["serve", "--realtime-poll-seconds", "0"], &[]).unwrap_err();
     assert!(

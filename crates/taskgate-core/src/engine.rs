@@ -69,6 +69,8 @@ macro_rules! string_enum {
     };
 }
 
+pub mod waitpoint;
+
 string_enum!(
     /// A run's status as stored (`TaskRunStatus`, 17 values).
     RunStatus {
@@ -388,7 +390,23 @@ impl RunState {
             && self.available_at.is_none_or(|at| at <= now)
     }
 
-    /// Whether a worker holds this run (it counts against the concurrency limit).
+    /// Whether an attempt is in progress, running or waiting (what a worker may complete).
+    pub fn is_running_attempt(&self) -> bool {
+        self.status == RunStatus::Executing
+            && matches!(
+                self.execution,
+                ExecutionStatus::Executing | ExecutionStatus::ExecutingWithWaitpoints
+            )
+    }
+
+    /// Whether the run waits for waitpoints.
+    pub fn is_waiting(&self) -> bool {
+        self.execution == ExecutionStatus::ExecutingWithWaitpoints
+    }
+
+    /// Whether a worker holds this run (it counts against the concurrency limit). A run that
+    /// waits holds none: its slot goes to the runs it waits for, so a parent and its child on
+    /// a queue of one cannot deadlock.
     pub fn holds_a_slot(&self) -> bool {
         matches!(
             self.execution,
@@ -430,6 +448,11 @@ impl RunState {
                     });
                 earliest(Some(stall), limit)
             }
+            ExecutionStatus::ExecutingWithWaitpoints => Some(
+                self.heartbeat_at
+                    .map_or(self.snapshot_at, |h| h.max(self.snapshot_at))
+                    + HEARTBEAT_TIMEOUT,
+            ),
             ExecutionStatus::PendingCancel => Some(self.snapshot_at + PENDING_CANCEL_TIMEOUT),
             _ => None,
         }
@@ -474,6 +497,13 @@ pub enum Event {
     Complete(Completion),
     /// A user cancels; `finalize` when no worker will confirm (its CLI disconnected).
     Cancel { finalize: bool },
+    /// The executing attempt waits for waitpoints (a child run, a batch, a time, a token). Its
+    /// process keeps running, so the run stays `EXECUTING` while its execution becomes
+    /// `EXECUTING_WITH_WAITPOINTS`, which holds no concurrency slot.
+    Block,
+    /// Every waitpoint the run waited for is complete: a new `EXECUTING` snapshot, which
+    /// carries them to the waiting process.
+    Continue,
     /// Time passed: delays, TTLs, stalls and limits take effect.
     Tick,
 }
@@ -487,6 +517,8 @@ impl Event {
             Event::Heartbeat => "heartbeat",
             Event::Complete(_) => "complete an attempt of",
             Event::Cancel { .. } => "cancel",
+            Event::Block => "block",
+            Event::Continue => "continue",
             Event::Tick => "advance",
         }
     }
@@ -595,7 +627,7 @@ pub fn transition(
             Ok(next.to(RunStatus::Executing, X::Executing, "Attempt created"))
         }
         Event::Heartbeat => match state.execution {
-            X::Executing | X::PendingExecuting | X::PendingCancel => {
+            X::Executing | X::ExecutingWithWaitpoints | X::PendingExecuting | X::PendingCancel => {
                 next.s.heartbeat_at = Some(now);
                 Ok(next.unchanged_snapshot())
             }
@@ -610,7 +642,7 @@ pub fn transition(
                 next.attempt_status = Some(AttemptStatus::RunFinished);
                 return Ok(next.to(RunStatus::Canceled, X::Finished, "Run was cancelled"));
             }
-            if !(state.execution == X::Executing && state.status == RunStatus::Executing) {
+            if !(state.is_running_attempt()) {
                 return Err(illegal());
             }
             Ok(complete(next, completion))
@@ -619,7 +651,9 @@ pub fn transition(
             X::PendingCancel if !finalize => Err(EngineError::NoChange),
             // An attempt is running: its worker is told and confirms. Waiting to start a retry,
             // no attempt runs, so the run ends at once like a queued one.
-            X::Executing if !finalize && state.status == RunStatus::Executing => {
+            X::Executing | X::ExecutingWithWaitpoints
+                if !finalize && state.status == RunStatus::Executing =>
+            {
                 next.s.completed_at = Some(now);
                 Ok(next.to(RunStatus::Canceled, X::PendingCancel, "Run was cancelled"))
             }
@@ -636,6 +670,27 @@ pub fn transition(
                     "Run was cancelled, not finished",
                 ))
             }
+        },
+        Event::Block => match state.execution {
+            _ if !state.is_running_attempt() => Err(illegal()),
+            X::ExecutingWithWaitpoints => Ok(next.unchanged_snapshot()),
+            _ => Ok(next.to(
+                RunStatus::Executing,
+                X::ExecutingWithWaitpoints,
+                "Run was blocked by a waitpoint",
+            )),
+        },
+        Event::Continue => match state.execution {
+            X::ExecutingWithWaitpoints if state.status == RunStatus::Executing => {
+                // The stall clock starts again: the process was idle by design.
+                next.s.heartbeat_at = Some(now);
+                Ok(next.to(
+                    RunStatus::Executing,
+                    X::Executing,
+                    "Run was continued, whilst still executing",
+                ))
+            }
+            _ => Err(EngineError::NoChange),
         },
         Event::Tick => tick(next),
     }
@@ -679,16 +734,20 @@ fn complete(mut next: Next<'_>, completion: &Completion) -> Transition {
     let attempts_left = state
         .max_attempts
         .is_some_and(|max| state.attempt_number < max.min(MAX_TASK_RUN_ATTEMPTS));
-    let delay = if !error.should_retry() || !attempts_left {
-        None
+    // The worker decides the delay when its process could; when the process died first (an
+    // uncaught exception, a crash) the engine looks it up in the task's retry settings, and
+    // the retry always goes back to the queue: the worker has no retry of its own to start.
+    let (delay, looked_up) = if !error.should_retry() || !attempts_left {
+        (None, false)
     } else if retry_delay_ms.is_some() {
-        retry_delay_ms
+        (retry_delay_ms, false)
     } else if error.needs_retry_lookup() {
-        state
+        let delay = state
             .retry
-            .and_then(|r| r.next_delay_ms(state.attempt_number, jitter))
+            .and_then(|r| r.next_delay_ms(state.attempt_number, jitter));
+        (delay, true)
     } else {
-        None
+        (None, false)
     };
     let Some(delay) = delay else {
         return next.fail(final_status, error.clone(), "Attempt failed");
@@ -697,7 +756,7 @@ fn complete(mut next: Next<'_>, completion: &Completion) -> Transition {
         outcome: AttemptOutcome::Failed,
         error: Some(error.clone()),
     };
-    if delay < RETRY_WARM_START_THRESHOLD_MS {
+    if delay < RETRY_WARM_START_THRESHOLD_MS && !looked_up {
         next.attempt_status = Some(AttemptStatus::RetryImmediately);
         next.to(
             RunStatus::RetryingAfterFailure,
@@ -783,6 +842,22 @@ fn tick(mut next: Next<'_>) -> Result<Transition, EngineError> {
                 );
                 let status = RunStatus::from_error(&error, state.is_development);
                 return Ok(next.fail(status, error, "Run stalled"));
+            }
+            Err(EngineError::NoChange)
+        }
+        // A waiting attempt's process keeps sending heartbeats; no duration limit runs while
+        // it waits.
+        X::ExecutingWithWaitpoints => {
+            let alive = state
+                .heartbeat_at
+                .map_or(state.snapshot_at, |h| h.max(state.snapshot_at));
+            if due(Some(alive + HEARTBEAT_TIMEOUT)) {
+                let error = TaskRunError::internal(
+                    "TASK_RUN_STALLED_EXECUTING_WITH_WAITPOINTS",
+                    "Run stalled while waiting: its worker stopped sending heartbeats",
+                );
+                let status = RunStatus::from_error(&error, state.is_development);
+                return Ok(next.fail(status, error, "Run stalled while waiting"));
             }
             Err(EngineError::NoChange)
         }

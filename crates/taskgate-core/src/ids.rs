@@ -169,6 +169,10 @@ typed_id! {
     BatchId;
     /// A batch's friendly id (`batch_…`).
     BatchFriendlyId;
+    /// A waitpoint's row id.
+    WaitpointId;
+    /// A waitpoint's friendly id (`waitpoint_…`), what clients and task code name it by.
+    WaitpointFriendlyId;
 }
 
 /// Lowercase letters and digits: upstream's cuids and friendly ids use this alphabet, and
@@ -201,6 +205,11 @@ pub fn new_run_friendly_id() -> String {
 /// A batch's friendly id: `batch_` + 24 lowercase alphanumerics.
 pub fn new_batch_friendly_id() -> String {
     format!("batch_{}", random_string(LOWER_ALNUM, 24))
+}
+
+/// A waitpoint's friendly id: `waitpoint_` + 24 lowercase alphanumerics.
+pub fn new_waitpoint_friendly_id() -> String {
+    format!("waitpoint_{}", random_string(LOWER_ALNUM, 24))
 }
 
 /// An execution snapshot's friendly id: `snapshot_` + 24 lowercase alphanumerics.

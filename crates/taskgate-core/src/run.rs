@@ -126,27 +126,40 @@ pub fn parse_delay(
     v: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, String> {
+    parse_deadline("delay", v, now)
+}
+
+/// A point in time given as a duration string from `now` (`"30s"`, `"2h"`, at most
+/// [`MAX_RUN_DURATION`]) or an ISO-8601 date no later than that: a run's `delay`, a wait
+/// token's `timeout`. Errors name the option `what`.
+pub fn parse_deadline(
+    what: &str,
+    v: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, String> {
     let latest = now + MAX_RUN_DURATION;
     match v {
         serde_json::Value::Null => Ok(None),
         serde_json::Value::String(s) => {
             if let Some(secs) = parse_jose_relative(s) {
-                let d = bounded("delay", secs.max(0))?;
+                let d = bounded(what, secs.max(0))?;
                 return Ok(now.checked_add_signed(d));
             }
             let at = DateTime::parse_from_rfc3339(s)
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|_| {
-                    format!("delay {s:?} is neither a duration like \"1h\" nor an ISO-8601 date")
+                    format!("{what} {s:?} is neither a duration like \"1h\" nor an ISO-8601 date")
                 })?;
             if at > latest {
                 return Err(format!(
-                    "delay must be at most {MAX_RUN_DURATION_TEXT} from now"
+                    "{what} must be at most {MAX_RUN_DURATION_TEXT} from now"
                 ));
             }
             Ok(Some(at))
         }
-        _ => Err("delay must be a duration string or an ISO-8601 date".into()),
+        _ => Err(format!(
+            "{what} must be a duration string or an ISO-8601 date"
+        )),
     }
 }
 

@@ -13,7 +13,7 @@ use taskgate_core::ids::{EnvironmentId, RunFriendlyId, SnapshotId};
 use taskgate_core::task_error::TaskRunError;
 use taskgate_store::{Applied, EnvironmentAuth, EventData, Refusal, Run, RunEvent, StoreError};
 
-use crate::execution::{execution, run_ref, snapshot};
+use crate::execution::{execution, execution_data, run_ref, snapshot};
 use crate::{Engine, Error, Result};
 
 /// What a refused event answers; `at_start` when a start was refused.
@@ -169,16 +169,18 @@ impl Engine {
         })
     }
 
-    /// Keeps an executing attempt alive (workers call it every 30 s).
+    /// Keeps an executing attempt alive (workers call it every 30 s, also while it waits).
+    /// A heartbeat naming an older snapshot of the run still counts, as upstream: a worker
+    /// learns of a wait's snapshots by polling, and keeps sending the one it holds until then.
     pub async fn heartbeat(
         &self,
         environment_id: &EnvironmentId,
         run_id: &RunFriendlyId,
-        snapshot_id: &SnapshotId,
+        _snapshot_id: &SnapshotId,
     ) -> Result<()> {
         let event = RunEvent {
             event: Event::Heartbeat,
-            expected_snapshot: Some(snapshot_id.clone()),
+            expected_snapshot: None,
             data: EventData::default(),
         };
         self.apply(environment_id, run_id, event)
@@ -207,11 +209,6 @@ impl Engine {
                 .await?
                 .ok_or(Error::RunNotFound)?,
         };
-        Ok(RunExecutionData {
-            version: "1".into(),
-            snapshot: snapshot(&run),
-            run: run_ref(&run),
-            completed_waitpoints: Vec::new(),
-        })
+        Ok(execution_data(&run))
     }
 }

@@ -5,9 +5,11 @@ use serde_json::Value;
 use taskgate_core::hash::sha256_hex;
 use taskgate_core::ids::{new_batch_friendly_id, new_id};
 use taskgate_core::ids::{BatchFriendlyId, EnvironmentId};
-use taskgate_store::{Batch, ConflictKind, Environment, Idempotency, StoreError};
+use taskgate_store::{
+    Batch, ConflictKind, Environment, Idempotency, NewTrigger, ParentWait, StoreError,
+};
 
-use crate::trigger::{TriggerBody, TriggerOptions};
+use crate::trigger::{parent_not_waiting, ParentRequest, TriggerBody, TriggerOptions};
 use crate::{Engine, Error, Result};
 
 /// Most runs one batch may create (upstream).
@@ -49,14 +51,22 @@ pub fn check_run_count(run_count: i64) -> Result<()> {
 impl Engine {
     /// Creates a batch expecting `run_count` runs (1 to [`MAX_BATCH_RUNS`]), or returns the
     /// one with the same idempotency key (`true`). A one-time token's marker is spent here.
+    /// A batch made from inside a run names it as `parent`; when the parent waits
+    /// (`batchTriggerAndWait`) it is blocked on the batch before this returns, and continues
+    /// once every item's run has finished, with every result.
     pub async fn create_batch(
         &self,
         environment_id: &EnvironmentId,
         run_count: i64,
         idempotency_key: Option<String>,
         one_time_use: Option<String>,
+        parent: Option<ParentRequest>,
     ) -> Result<(Batch, bool)> {
         check_run_count(run_count)?;
+        let parent_run = match &parent {
+            Some(p) => Some(self.parent_run(environment_id, "batch", p).await?),
+            None => None,
+        };
         let batch = Batch {
             id: new_id().into(),
             friendly_id: new_batch_friendly_id().into(),
@@ -65,6 +75,8 @@ impl Engine {
             idempotency_key,
             created_at: self.now(),
             sealed: false,
+            parent_run_id: parent_run.map(|r| r.id),
+            resume_parent_on_completion: parent.as_ref().is_some_and(|p| p.wait),
         };
         match self
             .store
@@ -78,6 +90,9 @@ impl Engine {
                 "Cannot batch trigger with a one-time use token as it has already been used."
                     .into(),
             )),
+            Err(StoreError::Conflict {
+                kind: ConflictKind::ParentRun,
+            }) => Err(parent_not_waiting("batch", parent.as_ref())),
             Err(e) => Err(e.into()),
         }
     }
@@ -123,6 +138,17 @@ impl Engine {
                 None,
             )?;
             run.batch_id = Some(batch.friendly_id.clone());
+            // Items carry no parent of their own: they are the batch's parent's children.
+            run.parent_run_id = batch.parent_run_id.clone();
+            run.resume_parent_on_completion = batch.resume_parent_on_completion;
+            let wait = batch
+                .parent_run_id
+                .clone()
+                .filter(|_| batch.resume_parent_on_completion)
+                .map(|parent_run_id| ParentWait {
+                    parent_run_id,
+                    batch: Some((batch.friendly_id.clone(), item.index)),
+                });
             // Resending an item returns the run it already made: its key is the batch and
             // index.
             let idempotency = idempotency.or_else(|| {
@@ -132,10 +158,25 @@ impl Engine {
                     expires_at: self.now() + taskgate_core::run::DEFAULT_IDEMPOTENCY_TTL,
                 })
             });
-            let triggered = self
-                .store
-                .trigger_run(run, idempotency, None, None, self.now())
-                .await?;
+            let trigger = NewTrigger {
+                run,
+                idempotency,
+                one_time_use: None,
+                request_key: None,
+                wait,
+            };
+            let triggered = match self.store.trigger(trigger, self.now()).await {
+                Ok(t) => t,
+                Err(StoreError::Conflict {
+                    kind: ConflictKind::ParentRun,
+                }) => {
+                    return Err(Error::Invalid(format!(
+                    "Cannot add item {} to {}: the run that waits for the batch is not executing",
+                    item.index, batch.friendly_id
+                )))
+                }
+                Err(e) => return Err(e.into()),
+            };
             if self
                 .store
                 .add_batch_item(&batch.id, item.index, &triggered.run.friendly_id)
@@ -146,7 +187,7 @@ impl Engine {
                 deduplicated += 1;
             }
         }
-        let (count, sealed) = self.store.seal_batch(&batch.id).await?;
+        let (count, sealed) = self.store.seal_batch(&batch.id, self.now()).await?;
         Ok(ItemsAdded {
             accepted,
             deduplicated,

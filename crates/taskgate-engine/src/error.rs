@@ -18,6 +18,9 @@ pub enum Error {
     /// help.
     #[error("Run not found")]
     RunNotFound,
+    /// The caller's credential (a callback URL's mac) is wrong.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// Something else named does not exist (the message names it).
     #[error("{0}")]
     NotFound(&'static str),
@@ -66,6 +69,7 @@ impl From<Error> for Problem {
             Error::InvalidBody(issue) => Problem::invalid_body(issue),
             e @ Error::RunNotFound => Problem::not_found(e.to_string()).should_retry(false),
             Error::NotFound(what) => Problem::not_found(what),
+            Error::Unauthenticated(m) => Problem::unauthenticated(m),
             Error::StaleSnapshot { at_start: true } => {
                 Problem::conflict("Snapshot changed inside startRunAttempt").should_retry(false)
             }

@@ -22,6 +22,26 @@ pub fn snapshot(run: &Run) -> ExecutionSnapshot {
     }
 }
 
+/// A run's latest state as a worker reads it: the snapshot, and when it continues a wait, the
+/// waitpoints it hands the process (and the batch they came from).
+pub fn execution_data(run: &Run) -> RunExecutionData {
+    let completed_waitpoints = run
+        .completed_waitpoints
+        .as_deref()
+        .and_then(|w| serde_json::from_str::<Vec<Value>>(w).ok())
+        .unwrap_or_default();
+    RunExecutionData {
+        version: "1".into(),
+        snapshot: snapshot(run),
+        run: run_ref(run),
+        batch: run.snapshot_batch_id.as_ref().map(|b| FriendlyRef {
+            id: b.to_string(),
+            friendly_id: b.to_string(),
+        }),
+        completed_waitpoints,
+    }
+}
+
 /// A run as the engine routes name it. Ids are friendly ids: the CLI uses them in paths.
 pub fn run_ref(run: &Run) -> RunRef {
     RunRef {

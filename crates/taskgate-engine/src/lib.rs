@@ -11,6 +11,8 @@
 //! - [`otlp`]: the logs and spans task processes export, decoded;
 //! - [`packets`]: payloads and outputs as stored, read back;
 //! - [`watchers`] and [`workers`]: the wake-ups and the in-memory registry behind them;
+//! - [`waits`]: runs waiting for a time or a token, and wait tokens themselves;
+//! - [`timers`]: the loop that completes waitpoints when their time comes;
 //! - [`sweeper`]: time-driven changes (delays, TTLs, stalls).
 //!
 //! Nothing here knows HTTP: the routes, the socket.io channel and any other transport are
@@ -28,7 +30,9 @@ pub mod registration;
 pub mod runs;
 pub mod shutdown;
 pub mod sweeper;
+pub mod timers;
 pub mod trigger;
+pub mod waits;
 pub mod watchers;
 pub mod workers;
 
@@ -43,6 +47,7 @@ use taskgate_store::{ChangeEvent, Store};
 
 pub use error::{Error, Result};
 pub use shutdown::Shutdown;
+pub use timers::Timers;
 pub use watchers::Watchers;
 pub use workers::Workers;
 
@@ -64,9 +69,11 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     vault: Arc<KeyVault>,
-    /// Signs the OTLP endpoints task processes are given.
-    otlp_secret: Arc<SecretBox<Vec<u8>>>,
+    /// Signs what the engine hands out: the OTLP endpoints task processes are given, wait
+    /// tokens' callback URLs (each with its own domain-separated message).
+    signing_secret: Arc<SecretBox<Vec<u8>>>,
     watchers: Arc<Watchers>,
+    timers: Timers,
     workers: Workers,
     settings: EngineSettings,
     shutdown: Shutdown,
@@ -77,15 +84,16 @@ impl Engine {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         vault: Arc<KeyVault>,
-        otlp_secret: Arc<SecretBox<Vec<u8>>>,
+        signing_secret: Arc<SecretBox<Vec<u8>>>,
         settings: EngineSettings,
     ) -> Engine {
         Engine {
             store,
             clock,
             vault,
-            otlp_secret,
+            signing_secret,
             watchers: Arc::new(Watchers::default()),
+            timers: Timers::default(),
             workers: Workers::default(),
             settings,
             shutdown: Shutdown::default(),
@@ -123,5 +131,9 @@ impl Engine {
     pub fn on_change(&self, event: &ChangeEvent) {
         self.watchers.on_change(event);
         self.workers.on_change(event);
+        if let ChangeEvent::Timer { due_at_ms } = event {
+            self.timers
+                .wake_by(Some(taskgate_core::time::from_millis(*due_at_ms)));
+        }
     }
 }

@@ -27,7 +27,7 @@ const MAC_HEX_LEN: usize = 32;
 impl Engine {
     fn otlp_mac(&self, environment_id: &str) -> String {
         let digest = hmac_sha256(
-            self.otlp_secret.expose_secret(),
+            self.signing_secret.expose_secret(),
             format!("taskgate:otlp:{environment_id}").as_bytes(),
         );
         hex::encode(&digest[..MAC_HEX_LEN / 2])

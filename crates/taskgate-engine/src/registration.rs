@@ -7,7 +7,7 @@ use std::sync::Arc;
 use taskgate_api::engine::{BackgroundWorkerMetadata, TaskManifest};
 use taskgate_core::ids::EnvironmentId;
 use taskgate_core::ids::{new_id, new_worker_friendly_id};
-use taskgate_store::{NewWorker, Worker, WorkerTask};
+use taskgate_store::{NewWorker, QueueLimit, Worker, WorkerTask};
 
 use crate::{Engine, Error, Result};
 
@@ -77,6 +77,58 @@ fn worker_task(t: &TaskManifest) -> Result<WorkerTask> {
     })
 }
 
+/// Most runs a queue's limit may name (a larger one is no limit below the environment's).
+const MAX_QUEUE_LIMIT: u64 = 100_000;
+/// Longest queue name accepted.
+const MAX_QUEUE_NAME_LEN: usize = 128;
+
+/// A queue's `{name?, concurrencyLimit?}` as a manifest gives it.
+fn queue_limit(v: &serde_json::Value) -> Option<u32> {
+    v.get("concurrencyLimit")
+        .and_then(serde_json::Value::as_u64)
+        .map(|n| n.min(MAX_QUEUE_LIMIT) as u32)
+}
+
+/// Every queue a manifest declares, once each: shared queues first (their definition wins,
+/// as the SDK keeps the first), then each task's own (`task/<id>` unless it names one).
+fn queues(m: &BackgroundWorkerMetadata) -> Result<Vec<QueueLimit>> {
+    let mut out: Vec<QueueLimit> = Vec::new();
+    let mut add = |name: String, limit: Option<u32>| -> Result<()> {
+        if name.is_empty() || name.len() > MAX_QUEUE_NAME_LEN || name.chars().any(char::is_control)
+        {
+            return Err(Error::InvalidBody(format!(
+                "queue names must be 1 to {MAX_QUEUE_NAME_LEN} characters without control characters"
+            )));
+        }
+        match out.iter_mut().find(|q| q.name == name) {
+            Some(q) => {
+                q.concurrency_limit = q.concurrency_limit.or(limit);
+            }
+            None => out.push(QueueLimit {
+                name,
+                concurrency_limit: limit,
+            }),
+        }
+        Ok(())
+    };
+    for q in m.queues.iter().flatten() {
+        if let Some(name) = q.get("name").and_then(serde_json::Value::as_str) {
+            add(name.to_string(), queue_limit(q))?;
+        }
+    }
+    for t in &m.tasks {
+        let named = t
+            .queue
+            .as_ref()
+            .and_then(|q| q.get("name"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
+        let limit = t.queue.as_ref().and_then(queue_limit);
+        add(named.unwrap_or_else(|| format!("task/{}", t.id)), limit)?;
+    }
+    Ok(out)
+}
+
 /// Refuses a manifest that defines a task id twice, naming where (upstream's words).
 fn no_duplicate_ids(tasks: &[TaskManifest]) -> Result<()> {
     for t in tasks {
@@ -128,6 +180,7 @@ impl Engine {
             .iter()
             .map(worker_task)
             .collect::<Result<Vec<_>>>()?;
+        let queues = queues(&m)?;
         let worker = self
             .store
             .register_worker(
@@ -141,6 +194,7 @@ impl Engine {
                     runtime: m.runtime,
                     runtime_version: m.runtime_version,
                     tasks: tasks.clone(),
+                    queues,
                 },
                 self.now(),
             )

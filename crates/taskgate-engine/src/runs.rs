@@ -9,6 +9,11 @@ use taskgate_store::{Environment, EventData, Refusal, Run, RunEvent};
 use crate::trigger::{TriggerBody, TriggerOptions};
 use crate::{Engine, Error, Result};
 
+/// Children cancelled per query of a cascade.
+const CASCADE_PAGE: u32 = 500;
+/// Most runs one cancellation cascades to.
+const MAX_CASCADE: usize = 10_000;
+
 /// Overrides a replay may carry (4.8.3's `ReplayRunRequestBody`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -49,10 +54,50 @@ pub struct ReplayOverrides {
 }
 
 impl Engine {
-    /// Cancels a run of `env_id` the caller may write (the caller checks). A run that already
-    /// finished, or whose cancellation already waits for its worker, is left as it is. The
-    /// dashboard's "Cancel" goes through here too.
+    /// Cancels a run of `env_id` the caller may write (the caller checks), then the runs it
+    /// triggered that have not finished, and theirs (as upstream: a cancelled parent's
+    /// children are not waited for by anyone any more). A run that already finished, or whose
+    /// cancellation already waits for its worker, is left as it is, and so are its children.
+    /// The dashboard's "Cancel" goes through here too.
     pub async fn cancel(&self, env_id: &EnvironmentId, run_id: &RunFriendlyId) -> Result<()> {
+        let Some(run) = self.cancel_one(env_id, run_id).await? else {
+            return Ok(());
+        };
+        let mut parents = vec![run.id];
+        let mut cancelled = 0usize;
+        while let Some(parent) = parents.pop() {
+            loop {
+                let children = self
+                    .store
+                    .child_runs(env_id, &parent, true, CASCADE_PAGE)
+                    .await?;
+                if children.is_empty() {
+                    break;
+                }
+                for child in children {
+                    if let Some(c) = self.cancel_one(env_id, &child.friendly_id).await? {
+                        cancelled += 1;
+                        parents.push(c.id);
+                    }
+                }
+                if cancelled >= MAX_CASCADE {
+                    tracing::warn!(run.id = %run_id, cancelled, "cancel cascade stopped at its limit; cancel the remaining children one by one");
+                    return Ok(());
+                }
+            }
+        }
+        if cancelled > 0 {
+            tracing::info!(run.id = %run_id, children = cancelled, "cancelled the runs it triggered");
+        }
+        Ok(())
+    }
+
+    /// Cancels one run; the run afterwards, or `None` when it had already finished.
+    async fn cancel_one(
+        &self,
+        env_id: &EnvironmentId,
+        run_id: &RunFriendlyId,
+    ) -> Result<Option<Run>> {
         let cancel = RunEvent {
             event: Event::Cancel { finalize: false },
             expected_snapshot: None,
@@ -65,11 +110,11 @@ impl Engine {
         {
             Ok(applied) => {
                 tracing::info!(run.id = %applied.run.friendly_id, execution = %applied.run.execution_status, "run canceled");
+                Ok(Some(applied.run))
             }
-            Err(Refusal::Engine(EngineError::AlreadyFinished | EngineError::NoChange)) => {}
-            Err(other) => return Err(Error::Internal(format!("cancel refused: {other:?}"))),
+            Err(Refusal::Engine(EngineError::AlreadyFinished | EngineError::NoChange)) => Ok(None),
+            Err(other) => Err(Error::Internal(format!("cancel refused: {other:?}"))),
         }
-        Ok(())
     }
 
     /// Triggers a new run of `old`'s task in `env` with `old`'s payload and options, or the
@@ -105,6 +150,8 @@ impl Engine {
                 machine: overrides.machine.or_else(|| old.machine.clone()),
                 test: Some(old.is_test),
                 idempotency_key_options: None,
+                parent_run_id: None,
+                resume_parent_on_completion: None,
             },
         };
         let (mut run, idempotency) = self.build_run(env, &old.task_identifier, body, None)?;

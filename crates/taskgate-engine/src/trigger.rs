@@ -9,10 +9,11 @@ use serde_json::{json, Value};
 use taskgate_core::engine::{RunState, DEFAULT_DEV_TTL, MAX_TASK_RUN_ATTEMPTS};
 use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
-use taskgate_core::ids::EnvironmentId;
+use taskgate_core::ids::{EnvironmentId, RunFriendlyId};
 use taskgate_core::run::{parse_delay, parse_idempotency_ttl, parse_ttl, DEFAULT_IDEMPOTENCY_TTL};
 use taskgate_store::{
-    ConflictKind, Environment, Idempotency, RequestKey, Run, StoreError, Triggered,
+    ConflictKind, Environment, Idempotency, NewTrigger, ParentWait, RequestKey, Run, StoreError,
+    Triggered,
 };
 
 use crate::{Engine, Error, Result};
@@ -47,6 +48,30 @@ pub struct TriggerOptions {
     pub metadata_type: Option<String>,
     pub machine: Option<String>,
     pub test: Option<bool>,
+    /// The run whose task triggers this one (`ctx.run.id`), and whether it waits for it.
+    pub parent_run_id: Option<String>,
+    pub resume_parent_on_completion: Option<bool>,
+}
+
+/// A trigger from inside a run: the run that made it, and whether that run waits for the
+/// result (`triggerAndWait`, `batchTriggerAndWait`).
+#[derive(Debug, Clone)]
+pub struct ParentRequest {
+    pub run: RunFriendlyId,
+    pub wait: bool,
+}
+
+impl TriggerOptions {
+    /// The parent these options name, if any.
+    pub fn parent(&self) -> Option<ParentRequest> {
+        self.parent_run_id
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(|p| ParentRequest {
+                run: p.as_str().into(),
+                wait: self.resume_parent_on_completion.unwrap_or(false),
+            })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,7 +88,7 @@ fn validation(msg: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("Validation error: {msg}"))
 }
 
-fn tags(v: Option<&Value>) -> Result<Vec<String>> {
+pub(crate) fn tags(v: Option<&Value>) -> Result<Vec<String>> {
     let list: Vec<String> = match v {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => vec![s.clone()],
@@ -243,24 +268,69 @@ impl Engine {
         Ok(())
     }
 
+    /// The parent a trigger names, checked: a run of the same environment that has not
+    /// finished (upstream's words when it has).
+    pub async fn parent_run(
+        &self,
+        environment_id: &EnvironmentId,
+        what: &str,
+        parent: &ParentRequest,
+    ) -> Result<Run> {
+        let run = self
+            .store
+            .get_run(environment_id, &parent.run)
+            .await?
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "Cannot trigger {what} as the parent run {} does not exist",
+                    parent.run
+                ))
+            })?;
+        if run.status.is_final() {
+            return Err(Error::Invalid(format!(
+                "Cannot trigger {what} as the parent run has a status of {}",
+                run.status.api_status()
+            )));
+        }
+        Ok(run)
+    }
+
     /// Triggers a run: `run` as [`Engine::build_run`] made it, after the queue's size check,
     /// with its idempotency, a one-time token's marker (spent by this trigger) and the
-    /// request's own key.
+    /// request's own key. A trigger from inside a run names it as `parent`; when the parent
+    /// waits, it is blocked on the run (made, or found by its idempotency key) before this
+    /// returns, and continues at once if that run has already finished.
     pub async fn trigger(
         &self,
-        run: Run,
+        mut run: Run,
         idempotency: Option<Idempotency>,
         one_time_use: Option<String>,
         request_key: Option<RequestKey>,
+        parent: Option<ParentRequest>,
     ) -> Result<Triggered> {
         let task_id = run.task_identifier.clone();
         self.check_queue_size(&run.environment_id, &task_id, 1)
             .await?;
-        let triggered = match self
-            .store
-            .trigger_run(run, idempotency, one_time_use, request_key, self.now())
-            .await
-        {
+        let mut wait = None;
+        if let Some(p) = &parent {
+            let parent_run = self.parent_run(&run.environment_id, &task_id, p).await?;
+            run.parent_run_id = Some(parent_run.id.clone());
+            run.resume_parent_on_completion = p.wait;
+            if p.wait {
+                wait = Some(ParentWait {
+                    parent_run_id: parent_run.id,
+                    batch: None,
+                });
+            }
+        }
+        let trigger = NewTrigger {
+            run,
+            idempotency,
+            one_time_use,
+            request_key,
+            wait,
+        };
+        let triggered = match self.store.trigger(trigger, self.now()).await {
             Ok(t) => t,
             Err(StoreError::Conflict {
                 kind: ConflictKind::OneTimeUseToken,
@@ -269,6 +339,9 @@ impl Engine {
                 "Cannot trigger {task_id} with a one-time use token as it has already been used."
             )))
             }
+            Err(StoreError::Conflict {
+                kind: ConflictKind::ParentRun,
+            }) => return Err(parent_not_waiting(&task_id, parent.as_ref())),
             Err(e) => return Err(e.into()),
         };
         tracing::info!(run.id = %triggered.run.friendly_id, task = ?task_id, env.id = %triggered.run.environment_id, cached = triggered.cached, "run triggered");
@@ -277,6 +350,15 @@ impl Engine {
         }
         Ok(triggered)
     }
+}
+
+/// The answer when a parent cannot wait: it is not executing an attempt (or would wait for
+/// itself).
+pub(crate) fn parent_not_waiting(what: &str, parent: Option<&ParentRequest>) -> Error {
+    let parent = parent.map(|p| p.run.to_string()).unwrap_or_default();
+    Error::Invalid(format!(
+        "Cannot trigger {what} and wait for it: the parent run {parent} is not executing an attempt that can wait"
+    ))
 }
 
 /// The header SDK clients send with a fresh value per logical call, reused across its retries.

@@ -120,6 +120,7 @@ impl Watchers {
                 environment_id,
                 execution_status,
                 version,
+                notify_worker,
             } => {
                 self.remember_version(run_id, *version);
                 self.notify(&run_key(run_id));
@@ -133,12 +134,17 @@ impl Watchers {
                         self.notify(&queue_key(environment_id));
                         self.notify(&slots_key(environment_id));
                     }
-                    "FINISHED" => self.notify(&slots_key(environment_id)),
+                    // A slot freed (a run finished, or waits and gives its slot up): the
+                    // environment's and its queue's, so both kinds of waiting dequeue wake.
+                    "FINISHED" | "EXECUTING_WITH_WAITPOINTS" => {
+                        self.notify(&queue_key(environment_id));
+                        self.notify(&slots_key(environment_id));
+                    }
                     _ => {}
                 }
-                // What the worker running it must act on at once: a cancellation, or the run
-                // ending without it.
-                if matches!(execution_status.as_str(), "PENDING_CANCEL" | "FINISHED") {
+                // What the worker running it must act on at once: a cancellation, the run
+                // ending without it, a wait beginning or ending.
+                if *notify_worker {
                     self.notify(&worker_key(environment_id, friendly_id));
                 }
             }
@@ -208,6 +214,7 @@ mod tests {
             environment_id: "e".into(),
             version: 2,
             execution_status: "EXECUTING".into(),
+            notify_worker: false,
         });
         assert!(a.rx.has_changed().unwrap_or(false));
         assert!(!c.rx.has_changed().unwrap_or(true));

@@ -30,6 +30,8 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(runs::trigger::trigger_task))
         .routes(routes!(runs::batch::stream_batch_items))
         .routes(routes!(engine::attempts::complete_run_attempt))
+        .routes(routes!(waitpoints::complete_token))
+        .routes(routes!(waitpoints::token_callback))
         .layer(DefaultBodyLimit::max(
             max_payload_bytes.saturating_add(TRIGGER_ENVELOPE_BYTES),
         ));
@@ -64,6 +66,10 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(engine::attempts::heartbeat_run))
         .routes(routes!(engine::attempts::latest_snapshot))
         .routes(routes!(engine::attempts::debug_log))
+        .routes(routes!(engine::waits::wait_for_duration))
+        .routes(routes!(engine::waits::wait_for_token))
+        .routes(routes!(waitpoints::create_token, waitpoints::list_tokens))
+        .routes(routes!(waitpoints::retrieve_token))
         .routes(routes!(workers::dev_status))
         .routes(routes!(workers::current_worker))
         .routes(routes!(envvars::worker_env_vars))

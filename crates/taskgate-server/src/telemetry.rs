@@ -217,10 +217,14 @@ where
         let log = Arc::new(RequestLog::default());
         req.extensions_mut().insert(log.clone());
         let route_label = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        // An unmatched request's path (never its query, which may carry credentials) is what
+        // an operator needs to tell a client's mistake from a route taskgate lacks.
+        let unmatched_path = route.is_none().then(|| truncate_path(req.uri().path()));
         let span = tracing::info_span!("request", http.method = method, http.route = %route_label, http.status = tracing::field::Empty);
         TrackedFuture {
             inner: self.inner.call(req).instrument(span),
             route,
+            unmatched_path,
             method,
             log,
             start,
@@ -234,6 +238,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: tracing::instrument::Instrumented<F>,
         route: Option<MatchedPath>,
+        unmatched_path: Option<String>,
         method: &'static str,
         log: Arc<RequestLog>,
         start: Instant,
@@ -263,22 +268,46 @@ where
             Some((kind, id)) => (*kind, id.as_str()),
             None => ("none", ""),
         };
-        tracing::info!(
-            parent: span,
-            http.method = method,
-            http.route = %route,
-            http.status = status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            credential.kind = kind,
-            credential.id = id,
-            "request"
-        );
+        match this.unmatched_path {
+            None => tracing::info!(
+                parent: span,
+                http.method = method,
+                http.route = %route,
+                http.status = status,
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                credential.kind = kind,
+                credential.id = id,
+                "request"
+            ),
+            Some(path) => tracing::info!(
+                parent: span,
+                http.method = method,
+                http.route = %route,
+                http.path = %path,
+                http.status = status,
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                credential.kind = kind,
+                credential.id = id,
+                "request"
+            ),
+        }
         RequestMetrics::with(method, route, status, |m| {
             m.count.increment(1);
             m.duration.record(elapsed.as_secs_f64());
         });
         Poll::Ready(result)
     }
+}
+
+/// Longest unmatched path logged, in bytes (cut at a character boundary).
+const MAX_LOGGED_PATH: usize = 256;
+
+fn truncate_path(path: &str) -> String {
+    let mut end = path.len().min(MAX_LOGGED_PATH);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    path[..end].to_string()
 }
 
 /// The two metrics of one method, route and status.

@@ -51,6 +51,8 @@ mod sessions;
 mod tokens;
 #[path = "../../taskgate-store/sql/users.rs"]
 mod users;
+#[path = "../../taskgate-store/sql/waits.rs"]
+mod waits;
 
 use std::str::FromStr;
 use std::sync::Arc;

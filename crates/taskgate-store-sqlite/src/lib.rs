@@ -46,6 +46,8 @@ mod sessions;
 mod tokens;
 #[path = "../../taskgate-store/sql/users.rs"]
 mod users;
+#[path = "../../taskgate-store/sql/waits.rs"]
+mod waits;
 
 use std::path::Path;
 use std::str::FromStr;

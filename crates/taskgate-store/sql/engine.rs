@@ -62,6 +62,24 @@ fn to_nanos(t: DateTime<Utc>) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
+/// The queue a queued run belongs to, in SQL: the one it names, else its task's in the
+/// dequeuing worker (a named queue), else `task/<id>`.
+fn push_queue_of(q: &mut QueryBuilder<'_, Db>, tasks: &[WorkerTask]) {
+    let named: Vec<&WorkerTask> = tasks.iter().filter(|t| t.queue_name.is_some()).collect();
+    q.push("COALESCE(r.queue, ");
+    if named.is_empty() {
+        q.push("'task/' || r.task_identifier)");
+        return;
+    }
+    q.push("CASE r.task_identifier");
+    for t in named {
+        q.push(" WHEN ").push_bind(t.slug.clone());
+        q.push(" THEN ")
+            .push_bind(t.queue_name.clone().unwrap_or_default());
+    }
+    q.push(" ELSE 'task/' || r.task_identifier END)");
+}
+
 /// Serialises the environment's dequeues and registrations (a row lock on PostgreSQL; the
 /// single writer connection already does it on SQLite).
 async fn lock_environment(conn: &mut DbConn, environment_id: &EnvironmentId) -> StoreResult<()> {
@@ -170,6 +188,22 @@ impl EngineStore for Backend {
             .await
             .map_err(map_err)?;
         }
+        for q in &w.queues {
+            count("upsert_queue");
+            sqlx::query(
+                "INSERT INTO task_queues (runtime_environment_id, name, concurrency_limit, updated_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (runtime_environment_id, name) DO UPDATE
+                 SET concurrency_limit = excluded.concurrency_limit, updated_at = excluded.updated_at",
+            )
+            .bind(&w.environment_id)
+            .bind(&q.name)
+            .bind(q.concurrency_limit.map(i64::from))
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
         // Runs of tasks this worker knows may now be dequeueable: wake the queue's waiters.
         let event = ChangeEvent::Queue {
             environment_id: w.environment_id.to_string(),
@@ -242,22 +276,31 @@ impl EngineStore for Backend {
             return Err(StoreError::NotFound);
         }
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        // One statement locks the environment (serialising its dequeues, so the limit holds
-        // across nodes) and counts the runs holding its slots.
-        count("lock_environment_slots");
-        let held: Option<(i64,)> = sqlx::query_as(&format!(
-            "SELECT (SELECT COUNT(*) FROM task_runs r WHERE r.runtime_environment_id = e.id
-                     AND r.execution_status IN ('PENDING_EXECUTING', 'EXECUTING', 'PENDING_CANCEL'))
-             FROM runtime_environments e WHERE e.id = $1{FOR_UPDATE}"
-        ))
+        // Dequeues of one environment are serialised, so its limits hold across nodes.
+        if let Err(e) = lock_environment(&mut tx, environment_id).await {
+            tx.rollback().await.map_err(map_err)?;
+            return Err(e);
+        }
+        // The runs holding slots, by queue and concurrency key, with their queue's limit; and
+        // queues whose limit is zero (nothing of them runs).
+        count("held_slots");
+        let groups: Vec<(String, Option<String>, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT g.q, g.k, g.n, tq.concurrency_limit FROM (
+                 SELECT COALESCE(r.queue, 'task/' || r.task_identifier) AS q,
+                        COALESCE(r.concurrency_key, '') AS k, COUNT(*) AS n
+                 FROM task_runs r WHERE r.runtime_environment_id = $1
+                   AND r.execution_status IN ('PENDING_EXECUTING', 'EXECUTING', 'PENDING_CANCEL')
+                 GROUP BY COALESCE(r.queue, 'task/' || r.task_identifier), COALESCE(r.concurrency_key, '')
+             ) g LEFT JOIN task_queues tq ON tq.runtime_environment_id = $1 AND tq.name = g.q
+             UNION ALL
+             SELECT z.name, NULL, 0, 0 FROM task_queues z
+             WHERE z.runtime_environment_id = $1 AND z.concurrency_limit = 0",
+        )
         .bind(environment_id)
-        .fetch_optional(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
-        let Some((held,)) = held else {
-            tx.rollback().await.map_err(map_err)?;
-            return Err(StoreError::NotFound);
-        };
+        let held: i64 = groups.iter().map(|(_, _, n, _)| n).sum();
         if held >= i64::from(limits.concurrency) {
             tx.rollback().await.map_err(map_err)?;
             return Ok(DequeueOutcome::AtCapacity);
@@ -268,6 +311,12 @@ impl EngineStore for Backend {
                 next_available_at: None,
             });
         }
+        // A queue (or one concurrency key of it) at its limit gives none of its runs now.
+        let full: Vec<(String, Option<String>)> = groups
+            .into_iter()
+            .filter(|(_, _, n, limit)| limit.is_some_and(|l| *n >= l))
+            .map(|(q, k, _, _)| (q, k))
+            .collect();
         let in_tasks = |q: &mut QueryBuilder<'_, Db>| {
             q.push(" AND r.task_identifier IN (");
             let mut sep = q.separated(", ");
@@ -275,6 +324,16 @@ impl EngineStore for Backend {
                 sep.push_bind(t.slug.clone());
             }
             q.push(")");
+            for (name, key) in &full {
+                q.push(" AND NOT (");
+                push_queue_of(q, tasks);
+                q.push(" = ").push_bind(name.clone());
+                if let Some(key) = key {
+                    q.push(" AND COALESCE(r.concurrency_key, '') = ")
+                        .push_bind(key.clone());
+                }
+                q.push(")");
+            }
         };
         count("dequeue_candidate");
         let mut q: QueryBuilder<Db> = QueryBuilder::new(format!(
@@ -331,6 +390,8 @@ impl EngineStore for Backend {
             .map_err(|e| StoreError::Other(format!("dequeue of run {}: {e}", r.id)))?;
         r.worker_id = Some(worker.id.clone());
         r.task_version = Some(worker.version.clone());
+        // The run holds its task's queue from now on (a trigger may have named its own).
+        r.queue = r.queue.take().or_else(|| t.queue_name.clone());
         let event = self
             .commit_transition(&mut tx, &mut r, &transition, now)
             .await?;

@@ -31,7 +31,8 @@ pub(crate) const RUN_COLS: &str = "r.id, r.friendly_id, r.runtime_environment_id
     r.idempotency_key_expires_at, r.queue, r.concurrency_key, r.max_attempts, r.machine, r.ttl, r.ttl_expires_at,
     r.delay_until, r.batch_id, r.is_test, r.created_at, r.updated_at, r.started_at, r.completed_at, r.expired_at, r.version,
     r.execution_status, r.snapshot_id, r.snapshot_description, r.snapshot_at, r.attempt_number, r.attempt_started_at, r.heartbeat_at,
-    r.available_at, r.worker_id, r.task_version, r.max_duration_seconds, r.retry_config, r.is_development, r.is_replay";
+    r.available_at, r.worker_id, r.task_version, r.max_duration_seconds, r.retry_config, r.is_development, r.is_replay,
+    r.parent_run_id, r.resume_parent_on_completion, r.completed_waitpoints, r.snapshot_batch_id";
 
 /// A status column's value, refusing anything the engine does not know.
 fn status_col<T>(row: &DbRow, col: &str, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
@@ -81,6 +82,12 @@ pub(crate) fn run(row: &DbRow) -> StoreResult<Run> {
         ttl_expires_at: ts_opt(row, "ttl_expires_at")?,
         delay_until: ts_opt(row, "delay_until")?,
         batch_id: s_opt(row, "batch_id")?,
+        parent_run_id: s_opt(row, "parent_run_id")?,
+        resume_parent_on_completion: row
+            .try_get("resume_parent_on_completion")
+            .map_err(map_err)?,
+        completed_waitpoints: s_opt(row, "completed_waitpoints")?,
+        snapshot_batch_id: s_opt(row, "snapshot_batch_id")?,
         is_test: row.try_get("is_test").map_err(map_err)?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
@@ -100,6 +107,10 @@ fn batch(row: &DbRow) -> StoreResult<Batch> {
         idempotency_key: s_opt(row, "idempotency_key")?,
         created_at: ts(row, "created_at")?,
         sealed: row.try_get("sealed").map_err(map_err)?,
+        parent_run_id: s_opt(row, "parent_run_id")?,
+        resume_parent_on_completion: row
+            .try_get("resume_parent_on_completion")
+            .map_err(map_err)?,
     })
 }
 
@@ -151,12 +162,12 @@ async fn insert_run(
              delay_until, batch_id, is_test, created_at, updated_at, started_at, completed_at, expired_at, version,
              execution_status, snapshot_id, snapshot_description, snapshot_at, attempt_number, heartbeat_at,
              available_at, due_at, worker_id, task_version, max_duration_seconds, retry_config, is_development, is_replay,
-             attempt_started_at)
+             attempt_started_at, parent_run_id, resume_parent_on_completion)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
                  $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42,
-                 $43, $44, $45, $46)",
+                 $43, $44, $45, $46, $47, $48)",
         &notify,
-        47,
+        49,
     );
     let mut q = sqlx::query(&sql)
         .bind(&r.id)
@@ -204,7 +215,9 @@ async fn insert_run(
         .bind(r.retry_config.as_deref())
         .bind(r.is_development)
         .bind(r.is_replay)
-        .bind(r.attempt_started_at.map(to_millis));
+        .bind(r.attempt_started_at.map(to_millis))
+        .bind(r.parent_run_id.as_deref())
+        .bind(r.resume_parent_on_completion);
     if let Some((channel, payload)) = notify {
         q = q.bind(channel).bind(payload);
     }
@@ -236,10 +249,11 @@ pub(crate) async fn write_run(
              snapshot_at = $6, attempt_number = $7, heartbeat_at = $8, available_at = $9, due_at = $10,
              worker_id = $11, task_version = $12, max_duration_seconds = $13, retry_config = $14, max_attempts = $15,
              output = $16, output_type = $17, error = $18, metadata = $19, metadata_type = $20, started_at = $21,
-             completed_at = $22, expired_at = $23, updated_at = $24, version = $25, attempt_started_at = $26
+             completed_at = $22, expired_at = $23, updated_at = $24, version = $25, attempt_started_at = $26,
+             completed_waitpoints = $27, snapshot_batch_id = $28, queue = $29
          WHERE id = $1",
         &notify,
-        27,
+        30,
     );
     let mut q = sqlx::query(&sql)
         .bind(&r.id)
@@ -267,7 +281,10 @@ pub(crate) async fn write_run(
         .bind(r.expired_at.map(to_millis))
         .bind(to_millis(r.updated_at))
         .bind(r.version)
-        .bind(r.attempt_started_at.map(to_millis));
+        .bind(r.attempt_started_at.map(to_millis))
+        .bind(r.completed_waitpoints.as_deref())
+        .bind(r.snapshot_batch_id.as_deref())
+        .bind(r.queue.as_deref());
     if let Some((channel, payload)) = notify {
         q = q.bind(channel).bind(payload);
     }
@@ -277,11 +294,34 @@ pub(crate) async fn write_run(
 
 impl Backend {
     /// Applies a transition to `r` and writes it, recording the attempt it ends: what every run
-    /// event shares (worker events, cancellations, the sweeper, dequeues). An attempt in
-    /// progress lives on the run row; its own row is written once, when it ends. Returns the
-    /// change event when there is one: already sent to other nodes with the write, it is this
-    /// node's to deliver after the commit ([`Self::commit_local`]).
+    /// event shares (worker events, cancellations, the sweeper, dequeues). When the run has
+    /// just finished, those waiting for it are told in the same transaction
+    /// ([`Self::on_run_finished`]). Returns the change events: already sent to other nodes
+    /// with the writes, they are this node's to deliver after the commit
+    /// ([`Self::commit_local`]).
     pub(crate) async fn commit_transition(
+        &self,
+        conn: &mut DbConn,
+        r: &mut Run,
+        t: &Transition,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ChangeEvent>> {
+        let was_final = r.status.is_final();
+        let mut events: Vec<ChangeEvent> = self
+            .write_transition(conn, r, t, now)
+            .await?
+            .into_iter()
+            .collect();
+        if !was_final && r.status.is_final() {
+            events.extend(self.on_run_finished(conn, r, now).await?);
+        }
+        Ok(events)
+    }
+
+    /// [`Self::commit_transition`] without telling anyone waiting: for a transition that
+    /// cannot finish the run (a wait continuing), and what that one is built on. An attempt in
+    /// progress lives on the run row; its own row is written once, when it ends.
+    pub(crate) async fn write_transition(
         &self,
         conn: &mut DbConn,
         r: &mut Run,
@@ -363,6 +403,15 @@ pub(crate) fn run_event(r: &Run) -> ChangeEvent {
         environment_id: r.environment_id.to_string(),
         version: r.version,
         execution_status: r.execution_status.as_str().to_string(),
+        // The worker running it acts at once on a cancellation, an end without it, a wait
+        // beginning and a wait's end (its waitpoints reach the process only through a
+        // snapshot it fetches).
+        notify_worker: matches!(
+            r.execution_status,
+            ExecutionStatus::PendingCancel
+                | ExecutionStatus::Finished
+                | ExecutionStatus::ExecutingWithWaitpoints
+        ) || r.completed_waitpoints.is_some(),
     }
 }
 
@@ -477,16 +526,21 @@ impl Backend {
     }
 }
 
-#[async_trait]
-impl RunStore for Backend {
-    async fn trigger_run(
+impl Backend {
+    /// The trigger itself, in one transaction: request key, one-time token, idempotency key
+    /// and the insert.
+    async fn trigger_once(
         &self,
-        new: Run,
-        idempotency: Option<Idempotency>,
-        one_time_use: Option<String>,
-        request_key: Option<RequestKey>,
+        trigger: NewTrigger,
         now: DateTime<Utc>,
     ) -> StoreResult<Triggered> {
+        let NewTrigger {
+            run: new,
+            idempotency,
+            one_time_use,
+            request_key,
+            wait: _,
+        } = trigger;
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         // A retry of a request that already created a run: that run, whatever else has
         // happened since (its one-time token is spent by then, its idempotency key may be).
@@ -594,6 +648,92 @@ impl RunStore for Backend {
             run: new,
             cached: false,
         })
+    }
+}
+
+impl Backend {
+    /// The batch itself, in one transaction: one-time token, idempotency key and the insert.
+    async fn create_batch_once(
+        &self,
+        b: Batch,
+        one_time_use: Option<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Batch, bool)> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        if let Some(marker) = &one_time_use {
+            spend_one_time_token(&mut tx, marker, &b.friendly_id, now).await?;
+        }
+        if let Some(key) = &b.idempotency_key {
+            count("find_idempotent_batch");
+            let existing = sqlx::query(
+                "SELECT * FROM batches WHERE runtime_environment_id = $1 AND idempotency_key = $2",
+            )
+            .bind(&b.environment_id)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if let Some(row) = existing {
+                let found = batch(&row)?;
+                tx.commit().await.map_err(map_err)?;
+                return Ok((found, true));
+            }
+        }
+        count("create_batch");
+        let inserted = sqlx::query(
+            "INSERT INTO batches (id, friendly_id, runtime_environment_id, run_count, idempotency_key, created_at, sealed,
+                 parent_run_id, resume_parent_on_completion)
+             VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8)",
+        )
+        .bind(&b.id)
+        .bind(&b.friendly_id)
+        .bind(&b.environment_id)
+        .bind(b.run_count)
+        .bind(b.idempotency_key.as_deref())
+        .bind(to_millis(b.created_at))
+        .bind(b.parent_run_id.as_deref())
+        .bind(b.resume_parent_on_completion)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err);
+        match (inserted, &b.idempotency_key) {
+            (Ok(_), _) => {}
+            // A concurrent batch with the same key committed first: it is the answer.
+            (Err(StoreError::Conflict { .. }), Some(key)) => {
+                tx.rollback().await.map_err(map_err)?;
+                count("find_idempotent_batch");
+                let row = sqlx::query(
+                    "SELECT * FROM batches WHERE runtime_environment_id = $1 AND idempotency_key = $2",
+                )
+                .bind(&b.environment_id)
+                .bind(key)
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(map_err)?;
+                return match row {
+                    Some(row) => Ok((batch(&row)?, true)),
+                    None => Err(StoreError::conflict(ConflictKind::BatchIdempotencyKey)),
+                };
+            }
+            (Err(e), _) => return Err(e),
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok((b, false))
+    }
+}
+
+#[async_trait]
+impl RunStore for Backend {
+    async fn trigger(&self, trigger: NewTrigger, now: DateTime<Utc>) -> StoreResult<Triggered> {
+        let wait = trigger.wait.clone();
+        let triggered = self.trigger_once(trigger, now).await?;
+        // The parent blocks in a transaction of its own: if this node stops in between, the
+        // SDK's retry of the call (same request key) gets the same run and blocks then; the
+        // child finishing first only means the parent continues at once.
+        if let Some(wait) = &wait {
+            self.block_parent_on_run(wait, &triggered.run, now).await?;
+        }
+        Ok(triggered)
     }
 
     async fn get_run(
@@ -829,9 +969,8 @@ impl RunStore for Backend {
             })
             .collect::<StoreResult<Vec<_>>>()?;
         // An attempt runs while executing, and until its worker confirms a cancellation.
-        let running = r.execution_status == ExecutionStatus::PendingCancel
-            || (r.execution_status == ExecutionStatus::Executing
-                && r.status == RunStatus::Executing);
+        let running =
+            r.execution_status == ExecutionStatus::PendingCancel || r.state().is_running_attempt();
         if running && attempts.last().is_none_or(|a| a.number < r.attempt_number) {
             attempts.push(Attempt {
                 number: r.attempt_number,
@@ -851,63 +990,17 @@ impl RunStore for Backend {
         one_time_use: Option<String>,
         now: DateTime<Utc>,
     ) -> StoreResult<(Batch, bool)> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        if let Some(marker) = &one_time_use {
-            spend_one_time_token(&mut tx, marker, &b.friendly_id, now).await?;
+        let parent = b
+            .resume_parent_on_completion
+            .then(|| b.parent_run_id.clone())
+            .flatten();
+        let (created, cached) = self.create_batch_once(b, one_time_use, now).await?;
+        // As for a trigger, the parent blocks in a transaction of its own.
+        if let Some(parent) = &parent {
+            self.block_parent_on_batch(&created, parent, cached, now)
+                .await?;
         }
-        if let Some(key) = &b.idempotency_key {
-            count("find_idempotent_batch");
-            let existing = sqlx::query(
-                "SELECT * FROM batches WHERE runtime_environment_id = $1 AND idempotency_key = $2",
-            )
-            .bind(&b.environment_id)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if let Some(row) = existing {
-                let found = batch(&row)?;
-                tx.commit().await.map_err(map_err)?;
-                return Ok((found, true));
-            }
-        }
-        count("create_batch");
-        let inserted = sqlx::query(
-            "INSERT INTO batches (id, friendly_id, runtime_environment_id, run_count, idempotency_key, created_at, sealed)
-             VALUES ($1, $2, $3, $4, $5, $6, FALSE)",
-        )
-        .bind(&b.id)
-        .bind(&b.friendly_id)
-        .bind(&b.environment_id)
-        .bind(b.run_count)
-        .bind(b.idempotency_key.as_deref())
-        .bind(to_millis(b.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err);
-        match (inserted, &b.idempotency_key) {
-            (Ok(_), _) => {}
-            // A concurrent batch with the same key committed first: it is the answer.
-            (Err(StoreError::Conflict { .. }), Some(key)) => {
-                tx.rollback().await.map_err(map_err)?;
-                count("find_idempotent_batch");
-                let row = sqlx::query(
-                    "SELECT * FROM batches WHERE runtime_environment_id = $1 AND idempotency_key = $2",
-                )
-                .bind(&b.environment_id)
-                .bind(key)
-                .fetch_optional(&self.writer)
-                .await
-                .map_err(map_err)?;
-                return match row {
-                    Some(row) => Ok((batch(&row)?, true)),
-                    None => Err(StoreError::conflict(ConflictKind::BatchIdempotencyKey)),
-                };
-            }
-            (Err(e), _) => return Err(e),
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok((b, false))
+        Ok((created, cached))
     }
 
     async fn get_batch(
@@ -944,22 +1037,33 @@ impl RunStore for Backend {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn seal_batch(&self, batch_id: &BatchId) -> StoreResult<(i64, bool)> {
+    async fn seal_batch(&self, batch_id: &BatchId, now: DateTime<Utc>) -> StoreResult<(i64, bool)> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         count("seal_batch");
         let (items,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM batch_items WHERE batch_id = $1")
                 .bind(batch_id)
-                .fetch_one(&self.writer)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        let done =
-            sqlx::query("UPDATE batches SET sealed = TRUE WHERE id = $1 AND run_count <= $2")
-                .bind(batch_id)
-                .bind(items)
-                .execute(&self.writer)
-                .await
-                .map_err(map_err)?;
-        Ok((items, done.rows_affected() == 1))
+        let sealed: Option<(String,)> = sqlx::query_as(
+            "UPDATE batches SET sealed = TRUE WHERE id = $1 AND run_count <= $2 RETURNING friendly_id",
+        )
+        .bind(batch_id)
+        .bind(items)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        // Its runs may all have finished already; then whoever waits for it continues now.
+        let events = match &sealed {
+            Some((friendly_id,)) => {
+                self.complete_batch_if_done(&mut tx, &friendly_id.clone().into(), now)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        self.commit_local(tx, events).await?;
+        Ok((items, sealed.is_some()))
     }
 
     async fn append_stream_chunk(

@@ -60,6 +60,17 @@ pub struct NewWorker {
     pub runtime: Option<String>,
     pub runtime_version: Option<String>,
     pub tasks: Vec<WorkerTask>,
+    /// The queues its tasks run on, each once, with their concurrency limits.
+    pub queues: Vec<QueueLimit>,
+}
+
+/// A queue a worker declares (a task's own, `task/<id>` unless named, or a shared `queue()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueLimit {
+    pub name: String,
+    /// Runs of the queue (of each concurrency key of it) that may run at once; `None` leaves
+    /// only the environment's limit.
+    pub concurrency_limit: Option<u32>,
 }
 
 /// A run handed to a worker by a dequeue, with what starting it needs.

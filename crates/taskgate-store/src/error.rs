@@ -44,6 +44,9 @@ pub enum ConflictKind {
     AuthorizationCodeApproved,
     /// The authorization code was redeemed already.
     AuthorizationCodeRedeemed,
+    /// A trigger or batch names a parent that is not an executing run of its environment, so
+    /// it cannot wait.
+    ParentRun,
     /// Another uniqueness constraint, as the database names it (`users.email`, …).
     Unique(String),
 }
@@ -61,6 +64,7 @@ impl ConflictKind {
             ConflictKind::NotBranchable => "runtime_environments.branchable",
             ConflictKind::AuthorizationCodeApproved => "authorization_code_approved",
             ConflictKind::AuthorizationCodeRedeemed => "authorization_code_redeemed",
+            ConflictKind::ParentRun => "parent_run",
             ConflictKind::Unique(name) => name,
         }
     }

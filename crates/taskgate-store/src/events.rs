@@ -74,7 +74,14 @@ pub enum ChangeEvent {
         version: i64,
         #[serde(default)]
         execution_status: String,
+        /// The worker running it must fetch its snapshot now: a cancellation, an end without
+        /// it, a wait beginning or ending.
+        #[serde(default)]
+        notify_worker: bool,
     },
+    /// A waitpoint's timer was set for `due_at_ms` (epoch milliseconds): every node's timer
+    /// loop wakes for it if it would otherwise sleep past it.
+    Timer { due_at_ms: i64 },
     /// An environment's variables changed.
     EnvVars { environment_id: String },
     /// An environment's queue may have runs a worker can now take (a new worker knows more

@@ -15,6 +15,7 @@ mod model;
 mod runs;
 mod sessions;
 mod traits;
+mod waits;
 
 pub use engine::*;
 pub use error::{ConflictKind, StoreError, StoreResult};
@@ -24,6 +25,7 @@ pub use model::*;
 pub use runs::*;
 pub use sessions::*;
 pub use traits::*;
+pub use waits::*;
 
 /// One column of an applied schema, in a form both backends can state, so a test can show
 /// that their schemas have not drifted apart.

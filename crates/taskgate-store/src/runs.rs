@@ -68,6 +68,15 @@ pub struct Run {
     pub delay_until: Option<DateTime<Utc>>,
     /// The batch's friendly id.
     pub batch_id: Option<BatchFriendlyId>,
+    /// The run whose task triggered this one (`parentRunId`), and whether it waits for it
+    /// (`triggerAndWait`, `batchTriggerAndWait`).
+    pub parent_run_id: Option<RunId>,
+    pub resume_parent_on_completion: bool,
+    /// The waitpoints the latest snapshot hands the waiting process, as the wire's JSON
+    /// array; set only on the snapshot that continues a wait.
+    pub completed_waitpoints: Option<String>,
+    /// The batch the latest snapshot waits for, or continues from.
+    pub snapshot_batch_id: Option<BatchFriendlyId>,
     pub is_test: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -182,6 +191,10 @@ impl Run {
             ttl_expires_at: state.ttl_expires_at,
             delay_until: None,
             batch_id: None,
+            parent_run_id: None,
+            resume_parent_on_completion: false,
+            completed_waitpoints: None,
+            snapshot_batch_id: None,
             is_test: false,
             created_at: now,
             updated_at: now,
@@ -239,6 +252,10 @@ impl Run {
         self.completed_at = s.completed_at;
         self.expired_at = s.expired_at;
         if let Some(description) = t.snapshot {
+            // What a snapshot carries belongs to it alone; the caller sets it again when the
+            // new one carries something.
+            self.completed_waitpoints = None;
+            self.snapshot_batch_id = None;
             self.snapshot_id = snapshot_id;
             self.snapshot_description = description.to_string();
             self.snapshot_at = s.snapshot_at;
@@ -313,6 +330,10 @@ pub struct Batch {
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sealed: bool,
+    /// The run that created the batch (`parentRunId`), and whether it waits for every item
+    /// (`batchTriggerAndWait`); items inherit both.
+    pub parent_run_id: Option<RunId>,
+    pub resume_parent_on_completion: bool,
 }
 
 /// One chunk of a run's stream.
@@ -323,6 +344,26 @@ pub struct StreamChunk {
     pub created_at: DateTime<Utc>,
 }
 
+/// A trigger whose parent waits for the run it makes (or finds).
+#[derive(Debug, Clone)]
+pub struct ParentWait {
+    /// The waiting run (internal id), of the same environment.
+    pub parent_run_id: RunId,
+    /// The batch and index of an item of `batchTriggerAndWait`.
+    pub batch: Option<(BatchFriendlyId, i64)>,
+}
+
+/// Everything a trigger asks of the store: see [`RunStore::trigger`].
+#[derive(Debug, Clone)]
+pub struct NewTrigger {
+    pub run: Run,
+    pub idempotency: Option<Idempotency>,
+    /// A one-time-use token's marker, spent by this trigger.
+    pub one_time_use: Option<String>,
+    pub request_key: Option<RequestKey>,
+    pub wait: Option<ParentWait>,
+}
+
 /// Runs and what hangs off them.
 #[async_trait]
 pub trait RunStore: Send + Sync {
@@ -330,7 +371,11 @@ pub trait RunStore: Send + Sync {
     /// run gets that run, `cached: false`, before anything else is checked), an idempotency
     /// key (an existing run with a live key that has not failed is returned instead) and a
     /// one-time-use token hash (a second use is `Conflict{"one_time_use_tokens"}`), in one
-    /// transaction.
+    /// transaction. With `wait`, the parent is blocked on the run (made or found) in the same
+    /// transaction, and continues at once when that run has already finished;
+    /// `Conflict{ParentRun}` when the parent is not an executing run of the environment.
+    async fn trigger(&self, trigger: NewTrigger, now: DateTime<Utc>) -> StoreResult<Triggered>;
+    /// [`RunStore::trigger`] without a waiting parent.
     async fn trigger_run(
         &self,
         run: Run,
@@ -338,7 +383,16 @@ pub trait RunStore: Send + Sync {
         one_time_use: Option<String>,
         request_key: Option<RequestKey>,
         now: DateTime<Utc>,
-    ) -> StoreResult<Triggered>;
+    ) -> StoreResult<Triggered> {
+        let trigger = NewTrigger {
+            run,
+            idempotency,
+            one_time_use,
+            request_key,
+            wait: None,
+        };
+        self.trigger(trigger, now).await
+    }
     /// A run of an environment by friendly id.
     async fn get_run(
         &self,
@@ -377,6 +431,9 @@ pub trait RunStore: Send + Sync {
     /// Creates a batch, or returns the one with the same idempotency key. A one-time-use token
     /// marker is spent first, as for [`RunStore::trigger_run`]: a second use is
     /// `Conflict{"one_time_use_tokens"}`, whether or not the batch would be a cached one.
+    /// When the batch's parent waits for it (`resume_parent_on_completion`), the parent is
+    /// blocked on the batch (made or found) in the same transaction: on a cached batch, on
+    /// each of its items too; `Conflict{ParentRun}` when the parent is not executing.
     async fn create_batch(
         &self,
         batch: Batch,
@@ -396,8 +453,9 @@ pub trait RunStore: Send + Sync {
         index: i64,
         run_friendly_id: &RunFriendlyId,
     ) -> StoreResult<bool>;
-    /// Marks a batch sealed when all its items are in; returns the count of items.
-    async fn seal_batch(&self, batch_id: &BatchId) -> StoreResult<(i64, bool)>;
+    /// Marks a batch sealed when all its items are in; returns the count of items. A sealed
+    /// batch whose runs have all finished completes its waitpoint.
+    async fn seal_batch(&self, batch_id: &BatchId, now: DateTime<Utc>) -> StoreResult<(i64, bool)>;
     /// Appends a chunk to a run's stream; returns its sequence number (1, 2, …).
     async fn append_stream_chunk(
         &self,

@@ -15,6 +15,7 @@ use crate::events::{ChangeEvent, ChangeHook};
 use crate::model::*;
 use crate::runs::RunStore;
 use crate::sessions::SessionStore;
+use crate::waits::WaitStore;
 
 /// Users and first-run bootstrap.
 #[async_trait]
@@ -274,6 +275,7 @@ pub trait Store:
     + EngineStore
     + ErrorStore
     + SessionStore
+    + WaitStore
     + Send
     + Sync
 {

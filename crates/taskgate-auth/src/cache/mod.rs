@@ -196,6 +196,7 @@ impl AuthCache {
             ChangeEvent::Run { .. }
             | ChangeEvent::Stream { .. }
             | ChangeEvent::Queue { .. }
+            | ChangeEvent::Timer { .. }
             | ChangeEvent::EnvVars { .. }
             | ChangeEvent::KeysIssued { .. } => {}
         }

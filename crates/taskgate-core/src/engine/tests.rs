@@ -74,6 +74,7 @@ fn states() -> Vec<(&'static str, RunState)> {
     created.execution = ExecutionStatus::RunCreated;
     let mut suspended = executing();
     suspended.execution = ExecutionStatus::Suspended;
+    let waiting = transition(&executing(), &Event::Block, t0()).unwrap().state;
     vec![
         ("created", created),
         ("delayed", delayed),
@@ -81,6 +82,7 @@ fn states() -> Vec<(&'static str, RunState)> {
         ("retry-queued", retry_queued),
         ("dequeued", dequeued()),
         ("executing", executing()),
+        ("waiting", waiting),
         ("retrying", retrying),
         ("suspended", suspended),
         ("pending-cancel", pending_cancel),
@@ -98,6 +100,8 @@ fn events() -> Vec<(&'static str, Event)> {
         ("cancel", Event::Cancel { finalize: false }),
         ("disconnect", Event::Cancel { finalize: true }),
         ("tick", Event::Tick),
+        ("block", Event::Block),
+        ("continue", Event::Continue),
     ]
 }
 
@@ -121,52 +125,69 @@ const TABLE: &[(&str, &str, Want)] = &[
     ("created", "success", Illegal), ("created", "failure", Illegal),
     ("created", "cancel", To(R::Canceled, X::Finished)), ("created", "disconnect", To(R::Canceled, X::Finished)),
     ("created", "tick", NoChange),
+    ("created", "block", Illegal), ("created", "continue", NoChange),
 
     ("delayed", "dequeue", Illegal), ("delayed", "start", Illegal), ("delayed", "heartbeat", Illegal),
     ("delayed", "success", Illegal), ("delayed", "failure", Illegal),
     ("delayed", "cancel", To(R::Canceled, X::Finished)), ("delayed", "disconnect", To(R::Canceled, X::Finished)),
     ("delayed", "tick", NoChange),
+    ("delayed", "block", Illegal), ("delayed", "continue", NoChange),
 
     ("queued", "dequeue", To(R::Dequeued, X::PendingExecuting)), ("queued", "start", Illegal),
     ("queued", "heartbeat", Illegal), ("queued", "success", Illegal), ("queued", "failure", Illegal),
     ("queued", "cancel", To(R::Canceled, X::Finished)), ("queued", "disconnect", To(R::Canceled, X::Finished)),
     ("queued", "tick", NoChange),
+    ("queued", "block", Illegal), ("queued", "continue", NoChange),
 
     ("retry-queued", "dequeue", To(R::Dequeued, X::PendingExecuting)), ("retry-queued", "start", Illegal),
     ("retry-queued", "heartbeat", Illegal), ("retry-queued", "success", Illegal), ("retry-queued", "failure", Illegal),
     ("retry-queued", "cancel", To(R::Canceled, X::Finished)), ("retry-queued", "disconnect", To(R::Canceled, X::Finished)),
     ("retry-queued", "tick", NoChange),
+    ("retry-queued", "block", Illegal), ("retry-queued", "continue", NoChange),
 
     ("dequeued", "dequeue", Illegal), ("dequeued", "start", To(R::Executing, X::Executing)),
     ("dequeued", "heartbeat", Same), ("dequeued", "success", Illegal), ("dequeued", "failure", Illegal),
     ("dequeued", "cancel", To(R::Canceled, X::Finished)), ("dequeued", "disconnect", To(R::Canceled, X::Finished)),
     ("dequeued", "tick", NoChange),
+    ("dequeued", "block", Illegal), ("dequeued", "continue", NoChange),
 
     ("executing", "dequeue", Illegal), ("executing", "start", Illegal), ("executing", "heartbeat", Same),
     ("executing", "success", To(R::CompletedSuccessfully, X::Finished)),
     ("executing", "failure", To(R::CompletedWithErrors, X::Finished)),
     ("executing", "cancel", To(R::Canceled, X::PendingCancel)), ("executing", "disconnect", To(R::Canceled, X::Finished)),
     ("executing", "tick", NoChange),
+    ("executing", "block", To(R::Executing, X::ExecutingWithWaitpoints)), ("executing", "continue", NoChange),
+
+    ("waiting", "dequeue", Illegal), ("waiting", "start", Illegal), ("waiting", "heartbeat", Same),
+    ("waiting", "success", To(R::CompletedSuccessfully, X::Finished)),
+    ("waiting", "failure", To(R::CompletedWithErrors, X::Finished)),
+    ("waiting", "cancel", To(R::Canceled, X::PendingCancel)), ("waiting", "disconnect", To(R::Canceled, X::Finished)),
+    ("waiting", "tick", NoChange), ("waiting", "block", Same),
+    ("waiting", "continue", To(R::Executing, X::Executing)),
 
     ("retrying", "dequeue", Illegal), ("retrying", "start", To(R::Executing, X::Executing)),
     ("retrying", "heartbeat", Same), ("retrying", "success", Illegal), ("retrying", "failure", Illegal),
     ("retrying", "cancel", To(R::Canceled, X::Finished)), ("retrying", "disconnect", To(R::Canceled, X::Finished)),
     ("retrying", "tick", NoChange),
+    ("retrying", "block", Illegal), ("retrying", "continue", NoChange),
 
     ("suspended", "dequeue", Illegal), ("suspended", "start", Illegal), ("suspended", "heartbeat", Illegal),
     ("suspended", "success", Illegal), ("suspended", "failure", Illegal),
     ("suspended", "cancel", To(R::Canceled, X::Finished)), ("suspended", "disconnect", To(R::Canceled, X::Finished)),
     ("suspended", "tick", NoChange),
+    ("suspended", "block", Illegal), ("suspended", "continue", NoChange),
 
     ("pending-cancel", "dequeue", Illegal), ("pending-cancel", "start", Finished),
     ("pending-cancel", "heartbeat", Same),
     ("pending-cancel", "success", To(R::Canceled, X::Finished)), ("pending-cancel", "failure", To(R::Canceled, X::Finished)),
     ("pending-cancel", "cancel", NoChange), ("pending-cancel", "disconnect", To(R::Canceled, X::Finished)),
     ("pending-cancel", "tick", NoChange),
+    ("pending-cancel", "block", Illegal), ("pending-cancel", "continue", NoChange),
 
     ("finished", "dequeue", Finished), ("finished", "start", Finished), ("finished", "heartbeat", Finished),
     ("finished", "success", Finished), ("finished", "failure", Finished), ("finished", "cancel", Finished),
     ("finished", "disconnect", Finished), ("finished", "tick", NoChange),
+    ("finished", "block", Finished), ("finished", "continue", Finished),
 ];
 
 #[test]
@@ -348,7 +369,17 @@ fn a_crashed_process_is_retried_with_the_tasks_settings() {
     }));
     let crash = TaskRunError::internal("TASK_PROCESS_EXITED_WITH_NON_ZERO_CODE", "exit 1");
     let t = transition(&run, &failure(crash.clone(), None), t0()).unwrap();
-    assert_eq!(t.attempt_status, Some(AttemptStatus::RetryImmediately));
+    // The worker sent no retry of its own, so it cannot start one: the retry is queued for
+    // the task's first delay (2 s), however short.
+    assert_eq!(t.attempt_status, Some(AttemptStatus::RetryQueued));
+    assert_eq!(
+        (t.state.status, t.state.execution),
+        (R::RetryingAfterFailure, X::Queued)
+    );
+    assert_eq!(
+        t.state.available_at,
+        Some(t0() + Duration::milliseconds(2000))
+    );
     run.attempt_number = 3;
     let t = transition(&run, &failure(crash, None), t0()).unwrap();
     assert_eq!(t.state.status, R::Crashed);
@@ -582,7 +613,7 @@ proptest::proptest! {
     /// Whatever sequence of events arrives, at whatever times, a finished run stays finished
     /// and its status never leaves a final value.
     #[test]
-    fn finished_runs_stay_finished(events in proptest::collection::vec(0usize..8, 1..40), step in 0i64..400) {
+    fn finished_runs_stay_finished(events in proptest::collection::vec(0usize..10, 1..40), step in 0i64..400) {
         let all = events_list();
         let mut state = queued();
         let mut now = t0();
@@ -604,4 +635,85 @@ proptest::proptest! {
 
 fn events_list() -> Vec<Event> {
     events().into_iter().map(|(_, e)| e).collect()
+}
+
+#[test]
+fn an_uncaught_exception_is_retried_from_the_queue_and_its_next_attempt_starts() {
+    let mut run = executing();
+    run.retry = RetrySettings::from_json(&serde_json::json!({"maxAttempts": 3}));
+    let uncaught = TaskRunError::internal("TASK_RUN_UNCAUGHT_EXCEPTION", "boom");
+    let t = transition(&run, &failure(uncaught, None), t0()).unwrap();
+    assert_eq!(t.attempt_status, Some(AttemptStatus::RetryQueued));
+    let due = t.state.available_at.expect("a queued retry has a time");
+    assert!(!t.state.is_dequeueable(due - Duration::milliseconds(1)));
+    let again = transition(&t.state, &dequeue(None), due).unwrap();
+    let started = transition(&again.state, &Event::StartAttempt, due).unwrap();
+    assert_eq!(started.attempt, AttemptChange::Started(2));
+}
+
+#[test]
+fn a_waiting_run_holds_no_slot_and_continues_with_a_new_snapshot() {
+    let run = executing();
+    assert!(run.holds_a_slot());
+    let blocked = transition(&run, &Event::Block, t0() + secs(1)).unwrap();
+    assert_eq!(blocked.snapshot, Some("Run was blocked by a waitpoint"));
+    assert_eq!(
+        blocked.state.status,
+        R::Executing,
+        "clients still see it executing"
+    );
+    assert!(!blocked.state.holds_a_slot());
+    // A second wait while waiting changes nothing.
+    let again = transition(&blocked.state, &Event::Block, t0() + secs(2)).unwrap();
+    assert_eq!(again.snapshot, None);
+    let resumed = transition(&blocked.state, &Event::Continue, t0() + secs(3)).unwrap();
+    assert_eq!(
+        resumed.snapshot,
+        Some("Run was continued, whilst still executing")
+    );
+    assert_eq!(resumed.state.execution, X::Executing);
+    assert_eq!(resumed.state.heartbeat_at, Some(t0() + secs(3)));
+    assert!(resumed.state.holds_a_slot());
+}
+
+#[test]
+fn a_waiting_run_is_not_limited_by_max_duration_but_stalls_without_heartbeats() {
+    let mut run = executing();
+    run.max_duration_seconds = Some(10);
+    let waiting = transition(&run, &Event::Block, t0()).unwrap().state;
+    let late = t0() + secs(200);
+    assert_eq!(
+        transition(&waiting, &Event::Tick, late),
+        Err(EngineError::NoChange),
+        "waiting is not compute time"
+    );
+    let beat = transition(&waiting, &Event::Heartbeat, late).unwrap().state;
+    assert_eq!(beat.next_due(), Some(late + HEARTBEAT_TIMEOUT));
+    let stalled = transition(&beat, &Event::Tick, late + HEARTBEAT_TIMEOUT).unwrap();
+    assert_eq!(stalled.state.execution, X::Finished);
+    let error = stalled.error.expect("a stalled run has an error");
+    assert_eq!(
+        error.code(),
+        Some("TASK_RUN_STALLED_EXECUTING_WITH_WAITPOINTS")
+    );
+    assert_eq!(
+        stalled.state.status,
+        R::Canceled,
+        "a development run counts as cancelled"
+    );
+}
+
+#[test]
+fn cancelling_a_waiting_run_tells_its_worker() {
+    let waiting = transition(&executing(), &Event::Block, t0()).unwrap().state;
+    let t = transition(&waiting, &Event::Cancel { finalize: false }, t0()).unwrap();
+    assert_eq!(
+        (t.state.status, t.state.execution),
+        (R::Canceled, X::PendingCancel)
+    );
+    // What continues it later changes nothing: it is being cancelled.
+    assert_eq!(
+        transition(&t.state, &Event::Continue, t0()),
+        Err(EngineError::NoChange)
+    );
 }

@@ -5,6 +5,8 @@
 //!   workers, and re-applies it once a read replica has caught up;
 //! - the engine's sweeper ([`taskgate_engine::sweeper`]): starts delayed runs, expires queued
 //!   runs past their TTL and recovers stalled ones;
+//! - the engine's timers ([`taskgate_engine::timers`]): complete waitpoints when their time
+//!   comes (a `wait.for` ending, a token timing out);
 //! - [`errors`]: reopens error groups whose ignore has ended and deletes count buckets past the
 //!   retention;
 //! - [`usage`]: writes the use of grace-window keys, counted in memory, to the store.
@@ -22,6 +24,7 @@ use crate::state::AppState;
 pub async fn start(state: &AppState) -> anyhow::Result<()> {
     changes::start(state).await?;
     taskgate_engine::sweeper::start(state.engine.clone());
+    taskgate_engine::timers::start(state.engine.clone());
     errors::start(state);
     usage::start(state);
     Ok(())

@@ -17,6 +17,7 @@ pub mod runs;
 pub mod tokens;
 pub mod unserved;
 pub mod user_actor;
+pub mod waitpoints;
 pub mod whoami;
 pub mod workers;
 

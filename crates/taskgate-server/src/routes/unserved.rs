@@ -4,7 +4,7 @@
 //! its MCP server print as they are; any other unknown path is a bare `Not found`.
 //! docs/compatibility.md has the same table for people.
 
-use axum::http::Uri;
+use axum::http::{Method, Uri};
 use axum::routing::any;
 use axum::Router;
 
@@ -27,7 +27,6 @@ const UNSERVED: &[(&str, &str)] = &[
     ("/api/v1/queues", "queues"),
     ("/api/v1/concurrency-limits", "concurrency limits"),
     ("/api/v1/sessions", "sessions"),
-    ("/api/v1/waitpoints", "waitpoint tokens"),
     ("/api/v1/bulk-actions", "bulk actions"),
 ];
 
@@ -79,13 +78,26 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     router
 }
 
-/// The answer to a request no route took.
-pub async fn fallback(uri: Uri) -> ApiError {
-    match unserved_subject(uri.path()) {
+/// The answer to a request no route took. Under the prefixes the SDK, the CLI and workers
+/// call (`/api/`, `/engine/`, `/realtime/`), it says plainly that taskgate does not serve the
+/// route, so a task's error names what is missing rather than a bare "Not found".
+pub async fn fallback(method: Method, uri: Uri) -> ApiError {
+    let path = uri.path();
+    match unserved_subject(path) {
         Some(subject) => ApiError::not_found(format!(
             "taskgate does not serve {subject}: this trigger.dev route has no counterpart in \
              taskgate (its documentation lists what it serves)"
         )),
+        None if ["/api/", "/engine/", "/realtime/"]
+            .iter()
+            .any(|p| path.starts_with(p)) =>
+        {
+            ApiError::not_found(format!(
+                "taskgate does not serve {method} {}: no route here answers it (its \
+                 documentation lists what it serves)",
+                path.chars().take(200).collect::<String>()
+            ))
+        }
         None => ApiError::not_found("Not found"),
     }
 }

@@ -145,11 +145,16 @@ pub(crate) async fn with_worker(b: Backend, tasks: &[&str]) -> (TestApp, String,
 }
 
 async fn dev_config_describes_the_environment(b: Backend) {
-    let app = TestApp::with_config(b, |c| c.engine.concurrency_limit = 7).await;
+    let app = TestApp::with_config(b, |c| {
+        c.engine.concurrency_limit = 7;
+        c.engine.dev_max_concurrent_runs = 15;
+    })
+    .await;
     let (_, key) = dev_project(&app).await;
     let r = app.get("/engine/v1/dev/config", &key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(r.body["maxConcurrentRuns"], 7);
+    // The CLI keeps a process for each run that waits, beyond those executing.
+    assert_eq!(r.body["maxConcurrentRuns"], 15);
     assert_eq!(r.body["dequeueIntervalWithRun"], 25);
     assert_eq!(r.body["engineUrl"], "http://127.0.0.1:3030");
     let claims = app.whoami_env(&key).await;

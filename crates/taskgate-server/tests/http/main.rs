@@ -22,3 +22,4 @@ mod serving;
 mod tokens;
 mod trace;
 mod user_actor;
+mod waits;

@@ -310,7 +310,19 @@ async fn routes_taskgate_does_not_serve_say_so(b: Backend) {
             "{path}: {error}"
         );
     }
-    let r = app.get("/api/v1/nothing-here", &mine).await;
+    // A route the SDK or a worker may call that has no counterpart says so, naming it.
+    let r = app.get("/api/v1/nothing-here?secret=1", &mine).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let error = r.body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("taskgate does not serve GET /api/v1/nothing-here:"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("secret"),
+        "the query is not echoed: {error}"
+    );
+    let r = app.get("/nothing-here", &mine).await;
     assert_eq!(r.body, json!({ "error": "Not found" }));
     app.cleanup().await;
 }

@@ -83,6 +83,7 @@ pub(super) async fn register(store: &dyn Store, env: &EnvironmentId, tasks: &[&s
                 runtime: Some("node".into()),
                 runtime_version: Some("20.20.2".into()),
                 tasks: tasks.iter().map(|t| task(t, None)).collect(),
+                queues: Vec::new(),
             },
             t0(),
         )

@@ -14,6 +14,7 @@ mod runs;
 mod sessions;
 mod tenancy;
 pub mod upgrades;
+mod waits;
 
 pub use engine::*;
 pub use errors::*;
@@ -21,6 +22,7 @@ pub use keys::*;
 pub use runs::*;
 pub use sessions::*;
 pub use tenancy::*;
+pub use waits::*;
 
 use chrono::{DateTime, TimeZone, Utc};
 use taskgate_core::env::EnvType;
@@ -149,7 +151,13 @@ macro_rules! conformance_suite {
             org_rate_limits_are_set_cleared_and_audited,
             sign_in_links_work_once_and_not_after_expiry,
             sessions_live_until_ended_expired_or_demoted,
-            authorization_codes_are_approved_once_and_redeemed_once);
+            authorization_codes_are_approved_once_and_redeemed_once,
+            a_child_finishing_continues_its_waiting_parent,
+            a_failed_or_finished_child_hands_its_parent_the_outcome,
+            a_batch_continues_its_parent_once_sealed_and_every_run_finished,
+            points_in_time_fire_once_when_due, tokens_complete_time_out_and_list,
+            a_cancelled_waiting_run_stops_waiting,
+            queue_limits_hold_per_concurrency_key_and_not_for_waiting_runs);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(

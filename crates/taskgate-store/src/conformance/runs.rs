@@ -652,6 +652,8 @@ pub async fn batches_spend_one_time_tokens(store: Arc<dyn Store>) {
         idempotency_key: Some(key.into()),
         created_at: t0(),
         sealed: false,
+        parent_run_id: None,
+        resume_parent_on_completion: false,
     };
     let first = batch("k1");
     let (created, cached) = store
@@ -697,6 +699,8 @@ pub async fn batches_dedupe_items_and_seal(store: Arc<dyn Store>) {
         idempotency_key: Some("bk".into()),
         created_at: t0(),
         sealed: false,
+        parent_run_id: None,
+        resume_parent_on_completion: false,
     };
     let (created, cached) = store.create_batch(b.clone(), None, t0()).await.unwrap();
     assert!(!cached);
@@ -724,12 +728,18 @@ pub async fn batches_dedupe_items_and_seal(store: Arc<dyn Store>) {
             .unwrap(),
         "duplicate index"
     );
-    assert_eq!(store.seal_batch(&created.id).await.unwrap(), (1, false));
+    assert_eq!(
+        store.seal_batch(&created.id, t0()).await.unwrap(),
+        (1, false)
+    );
     assert!(store
         .add_batch_item(&created.id, 1, &"run_b".into())
         .await
         .unwrap());
-    assert_eq!(store.seal_batch(&created.id).await.unwrap(), (2, true));
+    assert_eq!(
+        store.seal_batch(&created.id, t0()).await.unwrap(),
+        (2, true)
+    );
     assert!(
         store
             .get_batch(&env, &created.friendly_id)
@@ -791,6 +801,8 @@ pub async fn concurrent_idempotent_batches_share_one_batch(store: Arc<dyn Store>
                         idempotency_key: Some("race".into()),
                         created_at: t0(),
                         sealed: false,
+                        parent_run_id: None,
+                        resume_parent_on_completion: false,
                     },
                     None,
                     t0(),

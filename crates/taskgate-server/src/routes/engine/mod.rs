@@ -1,6 +1,6 @@
 //! The `/engine/v1/dev/*` routes that `trigger.dev dev` runs against: its settings, the
 //! long-poll dequeue, an attempt's start, heartbeat and completion, the latest snapshot,
-//! debug logs, presence and disconnect. Handlers authenticate the environment's secret key,
+//! debug logs, presence and disconnect; and the `/engine/v1/runs/*` waits task code calls. Handlers authenticate the environment's secret key,
 //! read the body and call the engine ([`taskgate_engine`]), which answers in the CLI's
 //! shapes.
 //!
@@ -10,6 +10,7 @@
 pub mod attempts;
 pub mod dequeue;
 pub mod presence;
+pub mod waits;
 
 use serde::de::DeserializeOwned;
 

@@ -41,7 +41,7 @@ pub async fn dev_config(
         environment_id: principal.env.environment.id.to_string(),
         dequeue_interval_with_run: state.config.engine.dequeue_interval.as_millis() as u64,
         dequeue_interval_without_run: DEQUEUE_INTERVAL_WITHOUT_RUN_MS,
-        max_concurrent_runs: state.config.engine.concurrency_limit,
+        max_concurrent_runs: state.config.engine.dev_max_concurrent_runs,
         engine_url: base,
     })
 }

@@ -12,6 +12,7 @@ use taskgate_api::ErrorBody;
 use taskgate_core::ids::BatchFriendlyId;
 use taskgate_core::scope::Resource;
 use taskgate_engine::batch::{check_run_count, BatchItem};
+use taskgate_engine::trigger::ParentRequest;
 
 use super::trigger::{parse_json_body, run_token_headers};
 use crate::auth::extract::ApiAuth;
@@ -26,12 +27,17 @@ struct CreateBatchBody {
     task_identifiers: Option<Vec<String>>,
     #[serde(default)]
     idempotency_key: Option<String>,
+    /// Set by `batchTriggerAndWait` and batches triggered from inside a run.
+    #[serde(default)]
+    parent_run_id: Option<String>,
+    #[serde(default)]
+    resume_parent_on_completion: Option<bool>,
 }
 
 /// Phase one: a batch expecting `runCount` items. A one-time-use token is spent here, by the
 /// batch's creation; phase two accepts the same token for the batch's items.
 #[utoipa::path(post, path = "/api/v3/batches", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])),
-    request_body(content = Object, description = "{runCount, taskIdentifiers?, idempotencyKey?}"),
+    request_body(content = Object, description = "{runCount, taskIdentifiers?, idempotencyKey?, parentRunId?, resumeParentOnCompletion?}"),
     responses((status = 202, body = CreateBatchResponse), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_batch(
@@ -65,6 +71,12 @@ pub async fn create_batch(
             body.run_count,
             body.idempotency_key.clone(),
             one_time,
+            body.parent_run_id
+                .filter(|p| !p.is_empty())
+                .map(|p| ParentRequest {
+                    run: p.as_str().into(),
+                    wait: body.resume_parent_on_completion.unwrap_or(false),
+                }),
         )
         .await?;
     let headers = run_token_headers(

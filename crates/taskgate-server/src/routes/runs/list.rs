@@ -35,14 +35,14 @@ const MACHINES: &[&str] = &[
     "large-2x",
 ];
 
-fn query_error(param: &str, message: impl Into<String>) -> ApiError {
+pub(crate) fn query_error(param: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request("Query Error").with(
         "details",
         json!([{ "code": "custom", "message": message.into(), "path": [param] }]),
     )
 }
 
-fn list(params: &HashMap<String, String>, key: &str) -> Vec<String> {
+pub(crate) fn list(params: &HashMap<String, String>, key: &str) -> Vec<String> {
     params
         .get(key)
         .map(|v| {
@@ -55,7 +55,10 @@ fn list(params: &HashMap<String, String>, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn millis(params: &HashMap<String, String>, key: &str) -> ApiResult<Option<DateTime<Utc>>> {
+pub(crate) fn millis(
+    params: &HashMap<String, String>,
+    key: &str,
+) -> ApiResult<Option<DateTime<Utc>>> {
     params
         .get(key)
         .map(|v| {

@@ -42,11 +42,22 @@ pub fn run_token_headers(
     scopes: Vec<String>,
     now_secs: i64,
 ) -> ApiResult<HeaderMap> {
+    access_token_headers(principal, scopes, now_secs, RUN_TOKEN_SECONDS)
+}
+
+/// `x-trigger-jwt` (valid `lifetime_secs`) and `x-trigger-jwt-claims` for something the
+/// caller just created, with `scopes`.
+pub fn access_token_headers(
+    principal: &EnvPrincipal,
+    scopes: Vec<String>,
+    now_secs: i64,
+    lifetime_secs: i64,
+) -> ApiResult<HeaderMap> {
     let claims = PublicJwtClaims {
         realtime: principal.jwt().and_then(|g| g.realtime.clone()),
         ..PublicJwtClaims::new(principal.env.environment.id.clone()).scopes(scopes)
     };
-    let token = sign_env_jwt(principal, &claims, now_secs, now_secs + RUN_TOKEN_SECONDS);
+    let token = sign_env_jwt(principal, &claims, now_secs, now_secs + lifetime_secs);
     let mut headers = HeaderMap::new();
     let value = |s: String| HeaderValue::from_str(&s).map_err(ApiError::internal);
     headers.insert("x-trigger-jwt", value(token)?);
@@ -62,7 +73,7 @@ pub fn run_token_headers(
 #[utoipa::path(post, path = "/api/v1/tasks/{taskId}/trigger", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])),
     params(("taskId" = String, Path), ("idempotency-key" = Option<String>, Header), ("idempotency-key-ttl" = Option<String>, Header),
            ("x-trigger-request-idempotency-key" = Option<String>, Header, description = "Reused across the retries of one call: a retry within 1 h answers with the run the first attempt created")),
-    request_body(content = Object, description = "{payload?, options?: {payloadType, idempotencyKey, idempotencyKeyTTL, tags, delay, ttl, queue, concurrencyKey, maxAttempts, metadata, metadataType, machine, test}}"),
+    request_body(content = Object, description = "{payload?, options?: {payloadType, idempotencyKey, idempotencyKeyTTL, tags, delay, ttl, queue, concurrencyKey, maxAttempts, metadata, metadataType, machine, test, parentRunId, resumeParentOnCompletion}}"),
     responses((status = 200, body = TriggerTaskResponse), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn trigger_task(
@@ -75,6 +86,7 @@ pub async fn trigger_task(
     taskgate_core::text::check_task_id(&task_id).map_err(ApiError::bad_request)?;
     let parsed: TriggerBody = parse_json_body(&body)?;
     principal.authorize("trigger", &[Resource::with_id("tasks", &task_id)])?;
+    let parent = parsed.options.parent();
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let idem_header = header("idempotency-key").map(|k| (k, header("idempotency-key-ttl")));
     let (run, idempotency) =
@@ -93,7 +105,7 @@ pub async fn trigger_task(
     )?;
     let triggered = state
         .engine
-        .trigger(run, idempotency, one_time, request_key)
+        .trigger(run, idempotency, one_time, request_key, parent)
         .await?;
     let id = triggered.run.friendly_id.clone();
     let scopes = vec![
