@@ -101,12 +101,13 @@ async function cleanup(run, { keepDataDir }) {
   for (const stop of (run.ctx?.cleanups ?? []).reverse()) {
     await stop().catch((e) => console.log(`# cleanup failed: ${e.message}`));
   }
+  for (const node of run.extraNodes ?? []) await node.stop();
   await run.server?.stop({ keepDataDir });
   if (run.db) await dropDatabase(run.adminUrl, run.db.name);
 }
 
 async function runBackend(backend, bin, cases, adminUrl) {
-  const run = { server: null, db: null, adminUrl };
+  const run = { server: null, db: null, adminUrl, extraNodes: [] };
   active = run;
   let failed = 0;
   try {
@@ -136,11 +137,24 @@ async function runBackend(backend, bin, cases, adminUrl) {
     bin,
     dataDir: run.server.dataDir,
     databaseUrl: run.db?.url,
+    /** Kills the server (SIGKILL unless told) and starts it again on the same address. */
+    restartServer: (options) => run.server.restart(options),
+    /** Another node of the same installation (PostgreSQL only): same data directory and database. */
+    async secondNode() {
+      const node = await startServer({ bin, databaseUrl: run.db?.url, dataDir: run.server.dataDir, label: "[node 2] " });
+      run.extraNodes.push(node);
+      return node;
+    },
   };
   run.ctx = ctx;
   for (const c of cases) {
     if (pending.has(c.name) && !includePending) {
       console.log(`skip - ${c.name} (pending)`);
+      totals.skipped++;
+      continue;
+    }
+    if (c.backends && !c.backends.includes(backend)) {
+      console.log(`skip - ${backend} - ${c.name} (${c.backends.join(", ")} only)`);
       totals.skipped++;
       continue;
     }
@@ -165,6 +179,7 @@ async function runBackend(backend, bin, cases, adminUrl) {
   }
   if (failed > 0 || gone) {
     printLogs(run.server);
+    for (const node of run.extraNodes) printLogs(node);
     console.log(`# ${backend}: data directory kept at ${run.server.dataDir}`);
   }
   await cleanup(run, { keepDataDir: failed > 0 || !!gone }).catch((e) => console.log(`# cleanup failed: ${e.message}`));

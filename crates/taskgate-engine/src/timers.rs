@@ -61,6 +61,8 @@ impl Engine {
     pub async fn fire_timers(&self) -> Result<Fired> {
         let fired = self.store.fire_due_waitpoints(self.now(), BATCH).await?;
         if fired.completed > 0 {
+            // Counted once committed: summed over nodes, it is how many timers fired.
+            metrics::counter!("taskgate_waitpoint_timers_fired_total").increment(fired.completed);
             tracing::debug!(
                 completed = fired.completed,
                 continued = fired.continued,

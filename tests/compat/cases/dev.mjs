@@ -99,6 +99,17 @@ export default [
     },
   },
   {
+    name: "dev: a run whose process dies of an uncaught exception is retried and succeeds",
+    timeout: 60_000,
+    async run({ ctx }) {
+      const s = await session(ctx);
+      const { id } = await as(ctx, s.devKey, () => tasks.trigger("compat-uncaught", {}));
+      const run = await finished(ctx, s.devKey, id, 45_000);
+      assert.equal(run.status, "COMPLETED");
+      assert.deepEqual(run.output, { attempt: 2 });
+    },
+  },
+  {
     name: "dev: a task with maxAttempts 1 that throws gets one attempt",
     timeout: 60_000,
     async run({ ctx }) {

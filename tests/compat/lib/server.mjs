@@ -92,11 +92,12 @@ function serverEnv() {
 
 /**
  * Start `taskgate serve` and wait for /healthz. Resolves to a handle with
- * `url`, `adminToken`, `logs()` and `stop()`; on failure the SetupError
- * carries the server output in `.logs`.
+ * `url`, `adminToken`, `logs()`, `stop()` and `restart()`; on failure the SetupError
+ * carries the server output in `.logs`. `dataDir` reuses a data directory (another node of
+ * the same installation shares its keys); `label` marks its lines in the logs.
  */
-export async function startServer({ bin, databaseUrl }) {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), "taskgate-compat-"));
+export async function startServer({ bin, databaseUrl, dataDir: shared, label = "" }) {
+  const dataDir = shared ?? (await mkdtemp(path.join(os.tmpdir(), "taskgate-compat-")));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const args = ["serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`];
@@ -104,25 +105,52 @@ export async function startServer({ bin, databaseUrl }) {
 
   let output = "";
   const append = (chunk) => {
-    output += chunk.toString();
+    output += label ? chunk.toString().replace(/^/gm, label) : chunk.toString();
     if (output.length > LOG_LIMIT) output = output.slice(-LOG_LIMIT);
   };
-  const child = spawn(bin, args, { env: serverEnv(), stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout.on("data", append);
-  child.stderr.on("data", append);
-
+  let child = null;
   let exit = null; // { code, signal } once the process has ended
-  const exited = new Promise((resolve) => {
-    child.on("exit", (code, signal) => {
-      exit = { code, signal };
-      resolve(exit);
+  let exited = null;
+  const launch = () => {
+    exit = null;
+    child = spawn(bin, args, { env: serverEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", append);
+    child.stderr.on("data", append);
+    exited = new Promise((resolve) => {
+      child.on("exit", (code, signal) => {
+        exit = { code, signal };
+        resolve(exit);
+      });
+      child.on("error", (err) => {
+        append(`[compat] could not start ${bin}: ${err.message}\n`);
+        exit = { code: null, signal: null, error: err };
+        resolve(exit);
+      });
     });
-    child.on("error", (err) => {
-      append(`[compat] could not start ${bin}: ${err.message}\n`);
-      exit = { code: null, signal: null, error: err };
-      resolve(exit);
-    });
-  });
+  };
+
+  const kill = async (signal) => {
+    if (exit) return;
+    child.kill(signal);
+    const timer = setTimeout(() => exit || child.kill("SIGKILL"), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const healthy = async () => {
+    const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+    for (;;) {
+      if (exit) return `server ${describeExit(exit)} before ${url}/healthz answered 200`;
+      try {
+        const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+        if (res.status === 200) return null;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) return `${url}/healthz did not answer 200 within ${HEALTH_TIMEOUT_MS / 1000}s`;
+      await sleep(200);
+    }
+  };
 
   const handle = {
     url,
@@ -132,13 +160,19 @@ export async function startServer({ bin, databaseUrl }) {
     /** Why the server is gone, or null while it runs. */
     exitReason: () => (exit ? describeExit(exit) : null),
     async stop({ keepDataDir = false } = {}) {
-      if (!exit) {
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => exit || child.kill("SIGKILL"), STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-      if (!keepDataDir) await rm(dataDir, { recursive: true, force: true });
+      await kill("SIGTERM");
+      if (!keepDataDir && !shared) await rm(dataDir, { recursive: true, force: true });
+    },
+    /**
+     * Stops the server with `signal` (SIGKILL: nothing gets to finish) and starts it again on
+     * the same port, data directory and database; resolves once it answers /healthz.
+     */
+    async restart({ signal = "SIGKILL" } = {}) {
+      await kill(signal);
+      append(`[compat] restarting after ${signal}\n`);
+      launch();
+      const problem = await healthy();
+      if (problem) throw new Error(`restart failed: ${problem}`);
     },
   };
 
@@ -150,18 +184,9 @@ export async function startServer({ bin, databaseUrl }) {
     throw err;
   };
 
-  const deadline = Date.now() + HEALTH_TIMEOUT_MS;
-  for (;;) {
-    if (exit) return fail(`server ${describeExit(exit)} before ${url}/healthz answered 200`);
-    try {
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) return fail(`${url}/healthz did not answer 200 within ${HEALTH_TIMEOUT_MS / 1000}s`);
-    await sleep(200);
-  }
+  launch();
+  const problem = await healthy();
+  if (problem) return fail(problem);
 
   const tokenFile = path.join(dataDir, "admin-token");
   try {

@@ -52,3 +52,19 @@ export const logs = task({
     return { logged: 3 };
   },
 });
+
+/** Its first attempt dies of an exception thrown outside the task's own promise (the
+ * process's uncaughtException); the second succeeds. */
+export const uncaught = task({
+  id: "compat-uncaught",
+  retry: { maxAttempts: 2, minTimeoutInMs: 100, maxTimeoutInMs: 200 },
+  run: async (_payload: unknown, { ctx }) => {
+    if (ctx.attempt.number === 1) {
+      setTimeout(() => {
+        throw new Error("thrown outside the task's promise");
+      }, 10);
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+    }
+    return { attempt: ctx.attempt.number };
+  },
+});
