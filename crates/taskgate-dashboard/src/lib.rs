@@ -6,7 +6,9 @@
 //! - the consent page of `trigger.dev login` ([`consent`]);
 //! - an environment's API keys with their grace windows ([`apikeys`]);
 //! - personal access tokens and user-actor tokens ([`tokens`]);
-//! - an environment's runs, one run, cancel and replay ([`runs`]);
+//! - an environment's runs, one run (what it waits for, its parent and children), cancel and
+//!   replay ([`runs`]);
+//! - an environment's wait tokens, completed from the page ([`waitpoints`]);
 //! - an environment's error groups, one group, triage of one
 //!   or many groups and its history ([`errors`]);
 //! - an organization's members and roles ([`team`]);
@@ -29,6 +31,7 @@ pub mod session;
 pub mod signin;
 pub mod team;
 pub mod tokens;
+pub mod waitpoints;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -59,6 +62,11 @@ pub fn pages() -> Router<AppState> {
         .route(
             &format!("{ENV}/runs/{{run}}/replay"),
             post(runs::replay_run),
+        )
+        .route(&format!("{ENV}/waitpoints"), get(waitpoints::tokens_page))
+        .route(
+            &format!("{ENV}/waitpoints/{{id}}/complete"),
+            post(waitpoints::complete_token),
         )
         .route(&format!("{ENV}/errors"), get(errors::errors_page))
         .route(&format!("{ENV}/errors/bulk"), post(errors::bulk))

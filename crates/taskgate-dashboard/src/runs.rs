@@ -1,6 +1,7 @@
 //! `…/env/{env}/runs` and `…/runs/{run}`: an environment's runs with their filters in the URL,
-//! one run with its attempts, payload, output or error and log records, and the cancel and
-//! replay actions (through the API's own `routes::runs::cancel::{cancel, replay}`).
+//! one run with what it waits for, the runs it triggered and the one that triggered it, its
+//! attempts, payload, output or error and log records, and the cancel and replay actions
+//! (through the engine, as the API's).
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
 use taskgate_core::duration::parse_jose_relative;
+use taskgate_core::engine::waitpoint::{token_status, WaitpointKind};
 use taskgate_core::errors::sample;
 use taskgate_core::run::{status_flags, stored_statuses_for_filter, RunCursor};
 use taskgate_core::scope::Resource;
@@ -18,7 +20,7 @@ use taskgate_core::time::from_millis;
 use taskgate_engine::packets::decode_packet;
 use taskgate_engine::runs::ReplayOverrides;
 use taskgate_server::state::AppState;
-use taskgate_store::{Run, RunFilter, RunPage};
+use taskgate_store::{Run, RunFilter, RunPage, RunWait};
 
 use crate::envs::{self, PageEnv};
 use crate::layout::{page, send, time, PageError, PageResult};
@@ -58,6 +60,7 @@ pub struct RunsQuery {
     tag: Option<String>,
     version: Option<String>,
     period: Option<String>,
+    batch: Option<String>,
     after: Option<String>,
 }
 
@@ -70,6 +73,7 @@ impl RunsQuery {
             ("tag", &self.tag),
             ("version", &self.version),
             ("period", &self.period),
+            ("batch", &self.batch),
         ]
         .iter()
         .filter_map(|(k, v)| {
@@ -102,6 +106,9 @@ fn run_filter(q: &RunsQuery, now: DateTime<Utc>) -> PageResult<RunFilter> {
     }
     if let Some(v) = nonempty(&q.version) {
         filter.versions.push(v.to_string());
+    }
+    if let Some(b) = nonempty(&q.batch) {
+        filter.batch_id = Some(b.into());
     }
     let period = nonempty(&q.period).unwrap_or(PERIODS[0].0);
     let secs = parse_jose_relative(period)
@@ -201,6 +208,10 @@ pub async fn runs_page(
                 input #version name="version" value=(q.version.as_deref().unwrap_or("")) size="12" placeholder="20261127.1";
             }
             div {
+                label for="batch" { "Batch" }
+                input #batch name="batch" value=(q.batch.as_deref().unwrap_or("")) size="14" placeholder="batch_…";
+            }
+            div {
                 label for="period" { "Created in the last" }
                 select #period name="period" {
                     @for (p, label) in PERIODS { option value=(p) selected[nonempty(&q.period).unwrap_or(PERIODS[0].0) == p] { (label) } }
@@ -256,7 +267,11 @@ fn status_badge(r: &Run) -> Markup {
     } else {
         "badge warn"
     };
-    html! { span class=(class) { (api) } }
+    html! {
+        span class=(class) { (api) }
+        // Clients see an attempt that waits as executing; say what it does.
+        @if r.state().is_waiting() { " " span.muted { "waiting" } }
+    }
 }
 
 fn duration(r: &Run) -> String {
@@ -307,6 +322,63 @@ async fn readable(state: &AppState, who: &SignedIn, pe: &PageEnv, run_id: &str) 
     Ok(run)
 }
 
+/// Children listed on a run's page.
+const MAX_CHILDREN_SHOWN: u32 = 50;
+
+/// What a run waits for: each waitpoint, what completes it, and since when.
+fn waits_table(pe: &PageEnv, waits: &[RunWait]) -> Markup {
+    if waits.is_empty() {
+        return html! { p.muted { "Nothing: it is about to continue." } };
+    }
+    html! {
+        table {
+            thead { tr {
+                th scope="col" { "Waiting for" }
+                th scope="col" { "Status" }
+                th scope="col" { "Since" }
+            } }
+            tbody {
+                @for w in waits {
+                    tr {
+                        td { (wait_subject(pe, w)) }
+                        td { (token_status(w.waitpoint.status, w.waitpoint.output_is_error)) }
+                        td { (time(w.since)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What completes one waitpoint, linked where it is a page of its own.
+fn wait_subject(pe: &PageEnv, w: &RunWait) -> Markup {
+    let wp = &w.waitpoint;
+    match wp.kind {
+        WaitpointKind::Run => html! {
+            "Run "
+            @if let Some(r) = &wp.completed_by_run {
+                a href=(format!("{}/runs/{}", pe.base(), r)) { code { (r) } }
+            }
+            @if let (Some(b), Some(i)) = (&w.batch, w.batch_index) { " (item " (i) " of " code { (b) } ")" }
+        },
+        WaitpointKind::Batch => html! {
+            "Every run of batch "
+            @if let Some(b) = &wp.completed_by_batch {
+                a href=(format!("{}/runs?batch={}", pe.base(), encode(b))) { code { (b) } }
+            }
+        },
+        WaitpointKind::DateTime => html! {
+            "A time: "
+            @if let Some(at) = wp.completed_after { (time(at)) }
+        },
+        WaitpointKind::Manual => html! {
+            "Token "
+            a href=(format!("{}/waitpoints#{}", pe.base(), wp.friendly_id)) { code { (wp.friendly_id) } }
+            @if let Some(at) = wp.timeout_at { ", times out " (time(at)) }
+        },
+    }
+}
+
 /// `GET …/runs/{run}`.
 pub async fn run_page(
     State(state): State<AppState>,
@@ -317,6 +389,16 @@ pub async fn run_page(
     let pe = envs::resolve(&state, &who, &org, &project, &env).await?;
     let run = readable(&state, &who, &pe, &run_id).await?;
     let attempts = state.store.list_attempts(&run).await?;
+    let waits = state.store.run_waits(&run.id).await?;
+    let env_id = &pe.auth.environment.id;
+    let parent = match &run.parent_run_id {
+        Some(id) => state.store.run_by_id(env_id, id).await?,
+        None => None,
+    };
+    let children = state
+        .store
+        .child_runs(env_id, &run.id, false, MAX_CHILDREN_SHOWN + 1)
+        .await?;
     let logs = state.store.list_run_logs(&run.id, None, 500).await?;
     let flags = status_flags(run.status.api_status());
     let may_cancel = !flags.is_completed
@@ -358,6 +440,18 @@ pub async fn run_page(
                 dt { "Duration" } dd { (duration(&run)) }
                 @if !run.tags.is_empty() { dt { "Tags" } dd { (run.tags.join(", ")) } }
                 @if run.is_replay { dt { "Replay" } dd { "yes" } }
+                @if let Some(p) = &parent {
+                    dt { "Triggered by" }
+                    dd {
+                        a href=(format!("{}/runs/{}", pe.base(), p.friendly_id)) { code { (p.friendly_id) } }
+                        " (" (p.task_identifier) ")"
+                        @if run.resume_parent_on_completion { ", which waits for it" }
+                    }
+                }
+                @if let Some(b) = &run.batch_id {
+                    dt { "Batch" }
+                    dd { a href=(format!("{}/runs?batch={}", pe.base(), encode(b))) { code { (b) } } }
+                }
             }
             div.row-actions {
                 @if may_cancel {
@@ -372,6 +466,34 @@ pub async fn run_page(
                         button type="submit" { "Replay run" }
                     }
                 }
+            }
+        }
+        @if run.state().is_waiting() || !waits.is_empty() {
+            h2 { "Waiting for" }
+            (waits_table(&pe, &waits))
+        }
+        @if !children.is_empty() {
+            h2 { "Runs it triggered" }
+            table {
+                thead { tr {
+                    th scope="col" { "Run" }
+                    th scope="col" { "Task" }
+                    th scope="col" { "Status" }
+                    th scope="col" { "Created" }
+                } }
+                tbody {
+                    @for c in children.iter().take(MAX_CHILDREN_SHOWN as usize) {
+                        tr {
+                            th scope="row" { a href=(format!("{}/runs/{}", pe.base(), c.friendly_id)) { code { (c.friendly_id) } } }
+                            td { (c.task_identifier) }
+                            td { (status_badge(c)) }
+                            td { (time(c.created_at)) }
+                        }
+                    }
+                }
+            }
+            @if children.len() > MAX_CHILDREN_SHOWN as usize {
+                p.muted { "Showing the first " (MAX_CHILDREN_SHOWN) "." }
             }
         }
         h2 { "Attempts" }

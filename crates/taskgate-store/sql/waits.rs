@@ -942,6 +942,23 @@ impl WaitStore for Backend {
         edges_of(&mut conn, run_id).await
     }
 
+    async fn run_by_id(
+        &self,
+        environment_id: &EnvironmentId,
+        run_id: &RunId,
+    ) -> StoreResult<Option<Run>> {
+        count("get_run_by_id");
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = $1 AND r.id = $2"
+        ))
+        .bind(environment_id)
+        .bind(run_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(run).transpose()
+    }
+
     async fn child_runs(
         &self,
         environment_id: &EnvironmentId,

@@ -238,6 +238,12 @@ pub trait WaitStore: Send + Sync {
     async fn next_waitpoint_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// What a run waits for now, in the order it will be handed them.
     async fn run_waits(&self, run_id: &RunId) -> StoreResult<Vec<RunWait>>;
+    /// A run of the environment by internal id (a parent, from its child).
+    async fn run_by_id(
+        &self,
+        environment_id: &EnvironmentId,
+        run_id: &RunId,
+    ) -> StoreResult<Option<Run>>;
     /// Runs that `parent` triggered, oldest first, at most `limit`; with `unfinished`, only
     /// those not yet finished.
     async fn child_runs(

@@ -1,5 +1,6 @@
 //! Client subcommands: `login`, `whoami`, `mint-token`, `tokens list|create|revoke`,
-//! `keys rotate|grace|revoked`, `env list|get|set|import|unset` and `errors …`, talking to a running
+//! `keys rotate|grace|revoked`, `env list|get|set|import|unset`, `errors …` and
+//! `waitpoints list|show|complete`, talking to a running
 //! server with a personal access token kept in a profile (`profile`), over blocking HTTP
 //! (`http`), printed as text or JSON (`output`).
 
@@ -7,6 +8,7 @@ mod errors;
 mod http;
 mod output;
 mod profile;
+mod waitpoints;
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -39,6 +41,8 @@ pub enum ClientCommand {
     Env(EnvVars),
     /// Failed runs grouped by error: list, inspect and triage them as yourself.
     Errors(Box<errors::Errors>),
+    /// Wait tokens: list them, show one, complete one (its waiting runs continue).
+    Waitpoints(Box<waitpoints::Waitpoints>),
 }
 
 /// What every client command takes.
@@ -254,6 +258,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Keys(k) => keys(&k),
         ClientCommand::Env(e) => env_vars(&e),
         ClientCommand::Errors(e) => errors::run(&e),
+        ClientCommand::Waitpoints(w) => waitpoints::run(&w),
     })
     .await?
 }

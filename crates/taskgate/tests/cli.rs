@@ -758,3 +758,81 @@ fn errors_commands_list_show_and_triage_as_the_user() {
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("Params Error"), "{}", bad.stderr);
 }
+
+#[test]
+fn waitpoints_commands_list_show_and_complete_tokens() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &[]);
+    let url = format!("http://{}", server.addr);
+    let admin = std::fs::read_to_string(data.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    call(
+        &server.addr,
+        "POST",
+        "/api/v1/orgs",
+        Some(&admin),
+        Some(json!({ "title": "Acme" })),
+    );
+    let (_, project) = call(
+        &server.addr,
+        "POST",
+        "/api/v1/orgs/acme/projects",
+        Some(&admin),
+        Some(json!({ "name": "Web" })),
+    );
+    let project = project["externalRef"].as_str().unwrap().to_string();
+    let (_, env) = call(
+        &server.addr,
+        "GET",
+        &format!("/api/v1/projects/{project}/dev"),
+        Some(&admin),
+        None,
+    );
+    let key = env["apiKey"].as_str().unwrap().to_string();
+    let (status, token) = call(
+        &server.addr,
+        "POST",
+        "/api/v1/waitpoints/tokens",
+        Some(&key),
+        Some(json!({ "tags": ["order:1"] })),
+    );
+    assert_eq!(status, 200, "{token}");
+    let id = token["id"].as_str().unwrap().to_string();
+    let h = home.path();
+    let run = |cmd: &[&str]| {
+        let mut args: Vec<&str> = vec!["waitpoints"];
+        args.extend_from_slice(cmd);
+        args.extend_from_slice(&[
+            "--project",
+            &project,
+            "--env",
+            "dev",
+            "--api-url",
+            &url,
+            "--token",
+            &admin,
+        ]);
+        cli(h, &args)
+    };
+    let list = run(&["list"]).ok();
+    assert!(
+        list.stdout.contains(&id)
+            && list.stdout.contains("WAITING")
+            && list.stdout.contains("order:1"),
+        "{}",
+        list.stdout
+    );
+    let refused = run(&["complete", &id, "--data", "{not json"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("is not JSON"), "{}", refused.stderr);
+    let done = run(&["complete", &id, "--data", "{\"approved\":true}"]).ok();
+    assert!(done.stdout.contains("completed"), "{}", done.stdout);
+    let shown = run(&["show", &id, "--json"]).ok().json();
+    assert_eq!(shown["status"], "COMPLETED");
+    assert_eq!(shown["output"], "{\"json\":{\"approved\":true}}");
+    let waiting = run(&["list", "--status", "WAITING", "--json"]).ok().json();
+    assert_eq!(waiting["data"], json!([]));
+}

@@ -15,3 +15,4 @@ mod runs;
 mod signin;
 mod team;
 mod tokens;
+mod waits;

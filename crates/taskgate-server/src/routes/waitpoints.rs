@@ -161,13 +161,14 @@ fn cursor(
            ("filter[idempotencyKey]" = Option<String>, Query), ("filter[tags]" = Option<String>, Query, description = "any of these tags (comma-separated)"),
            ("filter[createdAt][period]" = Option<String>, Query), ("filter[createdAt][from]" = Option<i64>, Query), ("filter[createdAt][to]" = Option<i64>, Query),
            ("page[size]" = Option<u32>, Query), ("page[after]" = Option<String>, Query), ("page[before]" = Option<String>, Query)),
-    responses((status = 200, body = ListTokensResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = ListTokensResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_tokens(
     State(state): State<AppState>,
-    SecretKeyAuth(principal): SecretKeyAuth,
+    ApiAuth(principal): ApiAuth,
     PublicUrl(base): PublicUrl,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<ListTokensResponse>> {
+    principal.authorize("read", &[Resource::new("waitpoints")])?;
     let Query(params) =
         query.map_err(|e| ApiError::bad_request("Query Error").with("details", e.body_text()))?;
     let filter = filter(&params, state.now())?;
@@ -232,13 +233,14 @@ pub async fn list_tokens(
 /// A token, with the packet it was completed with.
 #[utoipa::path(get, path = "/api/v1/waitpoints/tokens/{waitpointFriendlyId}", operation_id = "retrieveWaitpointToken", tag = "waitpoints", security(("secretKey" = [])),
     params(("waitpointFriendlyId" = String, Path)),
-    responses((status = 200, body = TokenItem), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TokenItem), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn retrieve_token(
     State(state): State<AppState>,
-    SecretKeyAuth(principal): SecretKeyAuth,
+    ApiAuth(principal): ApiAuth,
     PublicUrl(base): PublicUrl,
     Path(id): Path<WaitpointFriendlyId>,
 ) -> ApiResult<Json<TokenItem>> {
+    principal.authorize("read", &[Resource::with_id("waitpoints", &id)])?;
     let token = state
         .engine
         .token(&principal.env.environment.id, &id)
