@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Client, freePort, opt, pct, sleep } from "./lib.mjs";
+import { Client, cpuSeconds, freePort, histogramQuantile, opt, pct, scrapeMetrics, sleep, sumOf } from "./lib.mjs";
 
 const BACKEND = opt("backend", "sqlite");
 const SAMPLES = Number(opt("samples", 200));
@@ -43,52 +43,7 @@ async function ok(promise, what) {
 
 const round = (x, d = 2) => +x.toFixed(d);
 
-/** Prometheus text → { name{labels}: value }. */
-async function scrape() {
-  const text = (await request("GET", "/metrics")).body;
-  const out = new Map();
-  for (const line of String(text).split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
-
-/** Quantile `q` of a histogram between two scrapes, interpolated within buckets. */
-function histogramQuantile(before, after, name, q) {
-  const buckets = [];
-  for (const [k, v] of after) {
-    const m = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\}$`).exec(k);
-    if (m) buckets.push({ le: m[1] === "+Inf" ? Infinity : Number(m[1]), n: v - (before.get(k) ?? 0) });
-  }
-  buckets.sort((a, b) => a.le - b.le);
-  const total = buckets.at(-1)?.n ?? 0;
-  if (!total) return NaN;
-  const rank = q * total;
-  let prevLe = 0;
-  let prevN = 0;
-  for (const b of buckets) {
-    if (b.n >= rank) {
-      if (b.le === Infinity) return prevLe;
-      return prevLe + ((b.le - prevLe) * (rank - prevN)) / Math.max(1, b.n - prevN);
-    }
-    prevLe = b.le;
-    prevN = b.n;
-  }
-  return NaN;
-}
-
-function sumOf(metrics, prefix, exclude = () => false) {
-  let sum = 0;
-  for (const [k, v] of metrics) if (k.startsWith(prefix) && !exclude(k)) sum += v;
-  return sum;
-}
-
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks
-}
+const scrape = () => scrapeMetrics(api);
 
 const manifest = (tasks) => ({
   localOnly: true,

@@ -1,5 +1,6 @@
 // What every benchmark script shares: its options, a free port, an HTTP client for a
 // taskgate on loopback, and percentiles.
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import { createServer } from "node:net";
 
@@ -99,4 +100,63 @@ export async function stopServer(server) {
   const exited = new Promise((r) => server.once("exit", r));
   server.kill("SIGTERM");
   await exited;
+}
+
+/** A server's `/metrics` as `Map{"name{labels}" → value}`. */
+export async function scrapeMetrics(client) {
+  const text = (await client.request("GET", "/metrics")).body;
+  const out = new Map();
+  for (const line of String(text).split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+/**
+ * Quantile `q` of histogram `name` between two scrapes, interpolated within its buckets;
+ * `labels` (e.g. `route="/x"`) picks one series.
+ */
+export function histogramQuantile(before, after, name, q, labels = "") {
+  const buckets = [];
+  for (const [k, v] of after) {
+    const m = new RegExp(`^${name}_bucket\\{(.*)le="([^"]+)"\\}$`).exec(k);
+    if (!m || (labels && !m[1].includes(labels))) continue;
+    buckets.push({ le: m[2] === "+Inf" ? Infinity : Number(m[2]), n: v - (before.get(k) ?? 0) });
+  }
+  buckets.sort((a, b) => a.le - b.le);
+  const total = buckets.at(-1)?.n ?? 0;
+  if (!total) return NaN;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevN = 0;
+  for (const b of buckets) {
+    if (b.n >= rank) {
+      if (b.le === Infinity) return prevLe;
+      return prevLe + ((b.le - prevLe) * (rank - prevN)) / Math.max(1, b.n - prevN);
+    }
+    prevLe = b.le;
+    prevN = b.n;
+  }
+  return NaN;
+}
+
+/** The sum of every series whose key starts with `prefix`, but those `exclude` names. */
+export function sumOf(metrics, prefix, exclude = () => false) {
+  let sum = 0;
+  for (const [k, v] of metrics) if (k.startsWith(prefix) && !exclude(k)) sum += v;
+  return sum;
+}
+
+/** CPU seconds (user + system) process `pid` has used. */
+export function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks
+}
+
+/** Resident memory of process `pid`, in bytes. */
+export function rssBytes(pid) {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+  return Number(line.split(/\s+/)[1]) * 1024;
 }

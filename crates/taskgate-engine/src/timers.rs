@@ -59,6 +59,7 @@ impl Timers {
 impl Engine {
     /// One pass: completes what is due now and says when the next timer is.
     pub async fn fire_timers(&self) -> Result<Fired> {
+        let started = std::time::Instant::now();
         let fired = self.store.fire_due_waitpoints(self.now(), BATCH).await?;
         if fired.completed > 0 {
             // Counted once committed: summed over nodes, it is how many timers fired.
@@ -66,6 +67,7 @@ impl Engine {
             tracing::debug!(
                 completed = fired.completed,
                 continued = fired.continued,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "waitpoint timers fired"
             );
         }
@@ -79,11 +81,13 @@ pub fn start(engine: Arc<Engine>) {
         loop {
             let sleep = match engine.fire_timers().await {
                 Ok(f) if u64::from(BATCH) <= f.completed => Duration::ZERO,
-                Ok(f) => match f.next_due {
-                    Some(next) => (next - engine.now())
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .clamp(BUSY_PAUSE, IDLE_CHECK),
+                Ok(f) => match f.next_due.map(|next| (next - engine.now()).to_std()) {
+                    // Due later: sleep until then.
+                    Some(Ok(wait)) => wait.min(IDLE_CHECK),
+                    // Due already: more came due while this pass ran, or another node holds
+                    // it (then pause rather than spin).
+                    Some(Err(_)) if f.completed > 0 => Duration::ZERO,
+                    Some(Err(_)) => BUSY_PAUSE,
                     None => IDLE_CHECK,
                 },
                 Err(e) => {

@@ -155,7 +155,7 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
     }
     metrics::gauge!("taskgate_dev_worker_sockets").increment(1.0);
     // Subscriptions forward the friendly ids of runs needing attention here.
-    let (notify_tx, mut notify_rx) = mpsc::channel::<String>(64);
+    let (notify_tx, mut notify_rx) = mpsc::channel::<(String, Option<std::time::Instant>)>(64);
     let mut subscriptions: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
@@ -180,9 +180,14 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
                 let _ = tx.send(Message::Text("1".into())).await;
                 break;
             }
-            Some(run) = notify_rx.recv() => {
+            Some((run, signalled)) = notify_rx.recv() => {
                 let frame = event_frame("run:notify", json!({ "version": "1", "run": { "friendlyId": run } }));
                 if tx.send(Message::Text(frame.into())).await.is_err() { break; }
+                // From the commit that changed the run (or its notification's arrival from
+                // another node) to the worker's socket.
+                if let Some(at) = signalled {
+                    metrics::histogram!("taskgate_run_notify_seconds").record(at.elapsed().as_secs_f64());
+                }
             }
             frame = rx.next() => {
                 let text = match frame {
@@ -230,7 +235,7 @@ fn subscribe(
     state: &AppState,
     env_id: &str,
     friendly_id: &str,
-    notify: mpsc::Sender<String>,
+    notify: mpsc::Sender<(String, Option<std::time::Instant>)>,
 ) -> tokio::task::JoinHandle<()> {
     let mut watch = state
         .engine
@@ -240,7 +245,8 @@ fn subscribe(
     let friendly = friendly_id.to_string();
     tokio::spawn(async move {
         while watch.rx.changed().await.is_ok() {
-            if notify.send(friendly.clone()).await.is_err() {
+            let at = watch.rx.borrow().at;
+            if notify.send((friendly.clone(), at)).await.is_err() {
                 break;
             }
         }

@@ -135,6 +135,17 @@ pub fn init_metrics() -> Option<PrometheusHandle> {
                     ],
                 )
                 .ok()?
+                // The same fine buckets for a worker's run:notify after a commit.
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "taskgate_run_notify_seconds".into(),
+                    ),
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005,
+                        0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25,
+                    ],
+                )
+                .ok()?
                 .install_recorder()
                 .ok()?;
             Some(handle)

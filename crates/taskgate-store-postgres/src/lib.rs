@@ -21,10 +21,13 @@ pub(crate) mod backend {
     pub type DbRow = sqlx::postgres::PgRow;
     pub type DbConn = sqlx::PgConnection;
     pub type Pool = sqlx::PgPool;
-    /// Row lock of a read that precedes a write in the same transaction (PostgreSQL locks the rows).
-    pub const FOR_UPDATE: &str = " FOR UPDATE";
-    pub const FOR_UPDATE_OF_R: &str = " FOR UPDATE OF r";
-    pub const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+    /// Row lock of a read that precedes a write in the same transaction (PostgreSQL locks the
+    /// rows). `NO KEY UPDATE`: it excludes every other such lock, but not the key-share lock a
+    /// foreign key check takes, so inserting a run, a waitpoint or an edge never waits for a
+    /// dequeue that holds its environment (nothing here changes a key).
+    pub const FOR_UPDATE: &str = " FOR NO KEY UPDATE";
+    pub const FOR_UPDATE_OF_R: &str = " FOR NO KEY UPDATE OF r";
+    pub const FOR_UPDATE_SKIP_LOCKED: &str = " FOR NO KEY UPDATE SKIP LOCKED";
     /// Makes a text comparison byte-wise (PostgreSQL's default collation is not; SQLite's is).
     pub const BYTEWISE: &str = " COLLATE \"C\"";
 }

@@ -99,7 +99,7 @@ impl KeyStore for Backend {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation> {
-        // Rotations of one environment serialize here: PostgreSQL locks the row (`FOR UPDATE`),
+        // Rotations of one environment serialize here: PostgreSQL locks the row (`FOR NO KEY UPDATE`),
         // SQLite has one writer connection. A second rotation therefore reads the key the first
         // one installed, so no key is archived twice or lost.
         let mut tx = self.writer.begin().await.map_err(map_err)?;

@@ -292,9 +292,11 @@ impl Backend {
             return Ok(None);
         }
         count("count_pending_waits");
+        // Driven from the run's own edges, each waitpoint read by its key: a join here can be
+        // planned as a scan of every pending waitpoint when statistics are stale.
         let (pending,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM run_waitpoints e JOIN waitpoints w ON w.id = e.waitpoint_id
-             WHERE e.run_id = $1 AND w.status = 'PENDING'",
+            "SELECT COUNT(*) FROM run_waitpoints e WHERE e.run_id = $1
+               AND (SELECT w.status FROM waitpoints w WHERE w.id = e.waitpoint_id) = 'PENDING'",
         )
         .bind(&r.id)
         .fetch_one(&mut *conn)
