@@ -3,15 +3,19 @@
 // wait.for past the SDK's local 5 s, wait tokens completed by the API, by their callback URL
 // and by their timeout, a parent and its child on a queue of one, a queue of one under
 // concurrent runs, cancelling a waiting run, a restart of taskgate while a run waits, and
-// (PostgreSQL) two nodes firing a timer once. They share the dev session of cases/dev.mjs.
+// (PostgreSQL) two nodes firing a timer once. They share one dev session of their own (the
+// shared one of cases/dev.mjs is killed by one of its cases).
 
 import { runs, tasks, wait } from "@trigger.dev/sdk";
 import { RetrieveRunResponse } from "@trigger.dev/core/v3";
 import { as, http } from "../lib/api.mjs";
 import { assert, expectStatus } from "../lib/check.mjs";
-import { devSession } from "../lib/dev.mjs";
+import { startDev } from "../lib/dev.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The waits' `trigger.dev dev`, started on first use, one per backend run. */
+const devSession = (ctx) => (ctx.waitsDev ??= startDev(ctx));
 
 /** Polls a run until it is completed (or failed, canceled…); returns the retrieved run. */
 async function finished(ctx, key, id, timeoutMs = 30_000) {
