@@ -375,6 +375,12 @@ impl RunState {
         }
     }
 
+    /// Whether the task's settings allow another attempt after the current one.
+    pub fn attempts_left(&self) -> bool {
+        self.max_attempts
+            .is_some_and(|max| self.attempt_number < max.min(MAX_TASK_RUN_ATTEMPTS))
+    }
+
     /// Whether nothing will happen to this run any more.
     pub fn is_finished(&self) -> bool {
         self.execution == ExecutionStatus::Finished
@@ -731,9 +737,7 @@ fn complete(mut next: Next<'_>, completion: &Completion) -> Transition {
     }
     let state = next.prev;
     let final_status = RunStatus::from_error(error, state.is_development);
-    let attempts_left = state
-        .max_attempts
-        .is_some_and(|max| state.attempt_number < max.min(MAX_TASK_RUN_ATTEMPTS));
+    let attempts_left = state.attempts_left();
     // The worker decides the delay when its process could; when the process died first (an
     // uncaught exception, a crash) the engine looks it up in the task's retry settings, and
     // the retry always goes back to the queue: the worker has no retry of its own to start.
@@ -840,6 +844,22 @@ fn tick(mut next: Next<'_>) -> Result<Transition, EngineError> {
                     "TASK_RUN_STALLED_EXECUTING",
                     "Run stalled: its worker stopped sending heartbeats",
                 );
+                // As upstream: a deployed run whose process vanished (its machine or the
+                // server that ran it died) goes back to the queue for another attempt while
+                // it has attempts left. A development run's worker is a person's CLI.
+                if !state.is_development && state.attempts_left() {
+                    next.attempt = AttemptChange::Ended {
+                        outcome: AttemptOutcome::Failed,
+                        error: Some(error),
+                    };
+                    next.s.available_at = Some(now);
+                    next.attempt_status = Some(AttemptStatus::RetryQueued);
+                    return Ok(next.to(
+                        RunStatus::RetryingAfterFailure,
+                        X::Queued,
+                        "Run stalled and was put back in the queue",
+                    ));
+                }
                 let status = RunStatus::from_error(&error, state.is_development);
                 return Ok(next.fail(status, error, "Run stalled"));
             }

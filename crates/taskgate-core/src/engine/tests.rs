@@ -490,15 +490,31 @@ fn an_attempt_without_heartbeats_stalls() {
         t.error.as_ref().and_then(TaskRunError::code),
         Some("TASK_RUN_STALLED_EXECUTING")
     );
+    // A deployed run whose process vanished is attempted again while it may be.
     let mut deployed = beat.clone();
     deployed.is_development = false;
-    let t = transition(
-        &deployed,
-        &Event::Tick,
-        t0() + secs(200) + HEARTBEAT_TIMEOUT,
-    )
-    .unwrap();
+    deployed.max_attempts = Some(2);
+    let stalled_at = t0() + secs(200) + HEARTBEAT_TIMEOUT;
+    let t = transition(&deployed, &Event::Tick, stalled_at).unwrap();
+    assert_eq!(
+        (t.state.status, t.state.execution),
+        (R::RetryingAfterFailure, X::Queued)
+    );
+    assert!(t.state.is_dequeueable(stalled_at));
+    assert_eq!(t.attempt_status, Some(AttemptStatus::RetryQueued));
+    assert!(matches!(
+        &t.attempt,
+        AttemptChange::Ended { outcome: AttemptOutcome::Failed, error: Some(e) }
+            if e.code() == Some("TASK_RUN_STALLED_EXECUTING")
+    ));
+    // Its last attempt stalling fails it.
+    deployed.max_attempts = Some(1);
+    let t = transition(&deployed, &Event::Tick, stalled_at).unwrap();
     assert_eq!(t.state.status, R::CompletedWithErrors);
+    assert_eq!(
+        t.error.as_ref().and_then(TaskRunError::code),
+        Some("TASK_RUN_STALLED_EXECUTING")
+    );
 }
 
 #[test]

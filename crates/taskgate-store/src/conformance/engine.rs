@@ -452,6 +452,50 @@ pub async fn the_sweeper_recovers_stalled_runs(store: Arc<dyn Store>) {
         attempts[0].error.as_ref().and_then(TaskRunError::code),
         Some("TASK_RUN_STALLED_EXECUTING")
     );
+    // A deployed run that may be attempted again goes back to the queue instead (its process
+    // went with the machine or the server that ran it), and is taken again.
+    let later = now + Duration::minutes(10);
+    let env = prod_env(&*store).await;
+    let w = register(&*store, &env, &["a"]).await;
+    let mut run = Run::triggered(
+        &env,
+        "a",
+        &RunState::triggered(later, None, None, false),
+        later,
+    );
+    run.max_attempts = Some(2);
+    store
+        .trigger_run(run, None, None, None, later)
+        .await
+        .unwrap();
+    let d = take(&*store, &env, &w.id, LIMIT, later).await.unwrap();
+    store
+        .apply_run_event(&env, &d.run.friendly_id, plain(Event::StartAttempt), later)
+        .await
+        .unwrap()
+        .unwrap();
+    let requeued = store
+        .advance_due_runs(later + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        requeued
+            .iter()
+            .map(|r| (r.friendly_id.as_str(), r.status, r.execution_status))
+            .collect::<Vec<_>>(),
+        vec![(
+            d.run.friendly_id.as_str(),
+            RunStatus::RetryingAfterFailure,
+            ExecutionStatus::Queued
+        )]
+    );
+    let again = take(&*store, &env, &w.id, LIMIT, later + Duration::minutes(5))
+        .await
+        .expect("the stalled run is taken again");
+    assert_eq!(again.run.friendly_id, d.run.friendly_id);
+    let attempts = store.list_attempts(&requeued[0]).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].status, AttemptOutcome::Failed);
 }
 
 pub async fn env_vars_are_set_listed_and_deleted(store: Arc<dyn Store>) {
