@@ -173,6 +173,10 @@ typed_id! {
     WaitpointId;
     /// A waitpoint's friendly id (`waitpoint_…`), what clients and task code name it by.
     WaitpointFriendlyId;
+    /// A deployment's row id.
+    DeploymentId;
+    /// A deployment's friendly id (`deployment_…`).
+    DeploymentFriendlyId;
 }
 
 /// Lowercase letters and digits: upstream's cuids and friendly ids use this alphabet, and
@@ -212,9 +216,43 @@ pub fn new_waitpoint_friendly_id() -> String {
     format!("waitpoint_{}", random_string(LOWER_ALNUM, 24))
 }
 
-/// An execution snapshot's friendly id: `snapshot_` + 24 lowercase alphanumerics.
+/// A deployment's friendly id: `deployment_` + 24 lowercase alphanumerics.
+pub fn new_deployment_friendly_id() -> String {
+    format!("deployment_{}", random_string(LOWER_ALNUM, 24))
+}
+
+/// A deployment's short code, what its dashboard link names: 8 lowercase alphanumerics.
+pub fn new_short_code() -> String {
+    random_string(LOWER_ALNUM, 8)
+}
+
+/// An execution snapshot's friendly id: `snapshot_` + 24 lowercase alphanumerics that sort
+/// in the order they were made: 11 of microseconds since the epoch, 4 of this process's
+/// sequence (two in one microsecond still sort), then 9 random ones. The deployed run
+/// controller compares snapshot ids as strings and drops one that sorts before the one it
+/// holds.
 pub fn new_snapshot_friendly_id() -> String {
-    format!("snapshot_{}", random_string(LOWER_ALNUM, 24))
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let micros = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0);
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed) % 36u64.pow(4);
+    format!(
+        "snapshot_{}{}{}",
+        base36(micros, 11),
+        base36(seq, 4),
+        random_string(LOWER_ALNUM, 9)
+    )
+}
+
+/// `n` in lowercase base 36, zero-padded to `width` digits (the highest digits dropped if it
+/// does not fit).
+fn base36(mut n: u64, width: usize) -> String {
+    let mut digits = vec![b'0'; width];
+    for d in digits.iter_mut().rev() {
+        *d = LOWER_ALNUM[(n % 36) as usize];
+        n /= 36;
+    }
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 /// A registered worker's friendly id: `worker_` + 24 lowercase alphanumerics.
@@ -241,6 +279,16 @@ mod tests {
         assert!(shaped(&new_batch_friendly_id(), "batch_", 24));
         assert!(shaped(&new_snapshot_friendly_id(), "snapshot_", 24));
         assert!(shaped(&new_worker_friendly_id(), "worker_", 24));
+    }
+
+    #[test]
+    fn snapshot_ids_sort_in_the_order_they_were_made() {
+        let ids: Vec<String> = (0..2000).map(|_| new_snapshot_friendly_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        assert_eq!(base36(35, 2), "0z");
+        assert_eq!(base36(36, 2), "10");
     }
 
     #[test]

@@ -85,6 +85,14 @@ impl Engine {
         let execution = execution(env, &run, worker, task);
         let mut vars = self.task_env_vars(base, env).await?;
         vars.insert("TRIGGER_RUN_ID".into(), run.friendly_id.to_string());
+        // A deployed run's process has no CLI to give it a key: it gets its environment's.
+        if env.environment.env_type != taskgate_core::env::EnvType::Development {
+            let key = self.environment_secret_key(env)?;
+            vars.insert(
+                "TRIGGER_SECRET_KEY".into(),
+                secrecy::ExposeSecret::expose_secret(&key).to_string(),
+            );
+        }
         vars.insert(
             "TRIGGER_MACHINE_PRESET".into(),
             execution.machine.name.clone(),
@@ -167,6 +175,35 @@ impl Engine {
                 run: run_ref(run),
             },
         })
+    }
+
+    /// Fails the run's attempt because its process ended without completing it (a deployed
+    /// run's process exited or died), so the run is retried now per the task's settings
+    /// rather than after the stall timeout. `false` when the run is not in an attempt any more
+    /// (it completed, or another node moved it on).
+    pub async fn attempt_lost(
+        &self,
+        environment_id: &EnvironmentId,
+        run_id: &RunFriendlyId,
+        why: &str,
+    ) -> Result<bool> {
+        let error = TaskRunError::internal("TASK_PROCESS_EXITED_WITH_NON_ZERO_CODE", why);
+        let event = RunEvent {
+            event: Event::Complete(Completion::Failure {
+                error,
+                retry_delay_ms: None,
+                jitter: rand::thread_rng().gen_range(0.0..1.0),
+            }),
+            expected_snapshot: None,
+            data: EventData::default(),
+        };
+        match self.apply(environment_id, run_id, event).await? {
+            Ok(applied) => {
+                tracing::info!(run.id = %run_id, status = %applied.run.status, "lost attempt recorded");
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
     }
 
     /// Keeps an executing attempt alive (workers call it every 30 s, also while it waits).

@@ -230,6 +230,14 @@ impl Engine {
         Ok(vars)
     }
 
+    /// The environment's secret key, opened: what a deployed run's processes authenticate
+    /// with (as a development CLI's do with its own).
+    pub fn environment_secret_key(&self, env: &EnvironmentAuth) -> Result<secrecy::SecretString> {
+        self.vault
+            .open_secret(&env.environment.api_key_sealed)
+            .map_err(|e| Error::Internal(format!("cannot open the environment's key: {e}")))
+    }
+
     /// The platform's variables: where the API and the OTLP collector are.
     pub fn platform_env_vars(
         &self,

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use taskgate_api::engine::{BackgroundWorkerMetadata, TaskManifest};
-use taskgate_core::ids::EnvironmentId;
 use taskgate_core::ids::{new_id, new_worker_friendly_id};
+use taskgate_core::ids::{DeploymentId, EnvironmentId};
 use taskgate_store::{NewWorker, QueueLimit, Worker, WorkerTask};
 
 use crate::{Engine, Error, Result};
@@ -163,11 +163,14 @@ fn no_duplicate_ids(tasks: &[TaskManifest]) -> Result<()> {
 }
 
 impl Engine {
-    /// Registers a build of a project's tasks as the environment's current worker.
+    /// Registers a build of a project's tasks: a development CLI's becomes the environment's
+    /// current worker; a deployment's (`deployment`) gets the deployment's version and is run
+    /// once the deployment is promoted.
     pub async fn register_worker(
         &self,
         environment_id: &EnvironmentId,
         m: BackgroundWorkerMetadata,
+        deployment: Option<DeploymentId>,
     ) -> Result<Worker> {
         if m.tasks.len() > MAX_TASKS {
             return Err(Error::InvalidBody(format!(
@@ -195,6 +198,7 @@ impl Engine {
                     runtime_version: m.runtime_version,
                     tasks: tasks.clone(),
                     queues,
+                    deployment_id: deployment,
                 },
                 self.now(),
             )

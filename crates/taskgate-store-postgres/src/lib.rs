@@ -34,6 +34,8 @@ pub(crate) mod backend {
 
 #[path = "../../taskgate-store/sql/audit.rs"]
 mod audit;
+#[path = "../../taskgate-store/sql/deploys.rs"]
+mod deploys;
 #[path = "../../taskgate-store/sql/engine.rs"]
 mod engine;
 #[path = "../../taskgate-store/sql/errors.rs"]
@@ -381,6 +383,7 @@ pub async fn schema_columns(
         "SELECT table_name::text, column_name::text,
                 CASE data_type WHEN 'double precision' THEN 'real'
                                WHEN 'timestamp with time zone' THEN 'timestamptz'
+                               WHEN 'bytea' THEN 'blob'
                                ELSE data_type::text END,
                 is_nullable = 'YES'
          FROM information_schema.columns

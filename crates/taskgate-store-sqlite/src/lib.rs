@@ -26,6 +26,8 @@ pub(crate) mod backend {
 
 #[path = "../../taskgate-store/sql/audit.rs"]
 mod audit;
+#[path = "../../taskgate-store/sql/deploys.rs"]
+mod deploys;
 #[path = "../../taskgate-store/sql/engine.rs"]
 mod engine;
 #[path = "../../taskgate-store/sql/errors.rs"]

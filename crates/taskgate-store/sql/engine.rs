@@ -18,14 +18,14 @@ use crate::error::map_err;
 use crate::rows::{s, s_opt, ts};
 use crate::runs::{run, RUN_COLS};
 
-const WORKER_COLS: &str =
+pub(crate) const WORKER_COLS: &str =
     "w.id, w.friendly_id, w.runtime_environment_id, w.version, w.content_hash, w.sdk_version,
-    w.cli_version, w.runtime, w.runtime_version, w.created_at";
+    w.cli_version, w.runtime, w.runtime_version, w.created_at, w.deployment_id";
 const TASK_COLS: &str =
     "t.slug, t.file_path, t.export_name, t.retry_config, t.queue_name, t.machine,
     t.max_duration_seconds, t.ttl, t.payload_schema, t.description, t.trigger_source";
 
-fn worker(row: &DbRow) -> StoreResult<Worker> {
+pub(crate) fn worker(row: &DbRow) -> StoreResult<Worker> {
     Ok(Worker {
         id: s(row, "id")?,
         friendly_id: s(row, "friendly_id")?,
@@ -37,6 +37,7 @@ fn worker(row: &DbRow) -> StoreResult<Worker> {
         runtime: s_opt(row, "runtime")?,
         runtime_version: s_opt(row, "runtime_version")?,
         created_at: ts(row, "created_at")?,
+        deployment_id: s_opt(row, "deployment_id")?,
     })
 }
 
@@ -82,7 +83,10 @@ fn push_queue_of(q: &mut QueryBuilder<'_, Db>, tasks: &[WorkerTask]) {
 
 /// Serialises the environment's dequeues and registrations (a row lock on PostgreSQL; the
 /// single writer connection already does it on SQLite).
-async fn lock_environment(conn: &mut DbConn, environment_id: &EnvironmentId) -> StoreResult<()> {
+pub(crate) async fn lock_environment(
+    conn: &mut DbConn,
+    environment_id: &EnvironmentId,
+) -> StoreResult<()> {
     count("lock_environment");
     sqlx::query(&format!(
         "SELECT id FROM runtime_environments WHERE id = $1{FOR_UPDATE}"
@@ -95,7 +99,7 @@ async fn lock_environment(conn: &mut DbConn, environment_id: &EnvironmentId) -> 
     Ok(())
 }
 
-async fn tasks_of(conn: &mut DbConn, worker_id: &str) -> StoreResult<Vec<WorkerTask>> {
+pub(crate) async fn tasks_of(conn: &mut DbConn, worker_id: &str) -> StoreResult<Vec<WorkerTask>> {
     count("worker_tasks");
     let rows = sqlx::query(&format!(
         "SELECT {TASK_COLS} FROM background_worker_tasks t WHERE t.worker_id = $1 ORDER BY t.slug"
@@ -108,7 +112,7 @@ async fn tasks_of(conn: &mut DbConn, worker_id: &str) -> StoreResult<Vec<WorkerT
 }
 
 /// The next version of an environment's workers on the day of `now`: `YYYYMMDD.N`.
-fn next_version(existing: &[String], now: DateTime<Utc>) -> String {
+pub(crate) fn next_version(existing: &[String], now: DateTime<Utc>) -> String {
     let day = now.format("%Y%m%d").to_string();
     let highest = existing
         .iter()
@@ -123,34 +127,48 @@ impl EngineStore for Backend {
     async fn register_worker(&self, w: NewWorker, now: DateTime<Utc>) -> StoreResult<Worker> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         lock_environment(&mut tx, &w.environment_id).await?;
-        count("worker_versions");
-        let day = now.format("%Y%m%d").to_string();
-        let versions: Vec<(String,)> = sqlx::query_as(
-            "SELECT version FROM background_workers WHERE runtime_environment_id = $1 AND version LIKE $2",
-        )
-        .bind(&w.environment_id)
-        .bind(format!("{day}.%"))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let versions: Vec<String> = versions.into_iter().map(|(v,)| v).collect();
+        // A deployment's worker takes the deployment's version; another takes the next.
+        let version = match &w.deployment_id {
+            Some(id) => {
+                count("deployment_version");
+                let row: Option<(String, String)> = sqlx::query_as(
+                    "SELECT version, status FROM deployments WHERE id = $1 AND runtime_environment_id = $2",
+                )
+                .bind(id)
+                .bind(&w.environment_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                match row {
+                    Some((version, status)) if status == "BUILDING" => version,
+                    Some(_) => return Err(StoreError::conflict(ConflictKind::DeploymentIndexed)),
+                    None => return Err(StoreError::NotFound),
+                }
+            }
+            None => {
+                let versions =
+                    crate::deploys::versions_of_day(&mut tx, &w.environment_id, now).await?;
+                next_version(&versions, now)
+            }
+        };
         let registered = Worker {
             id: w.id.clone(),
             friendly_id: w.friendly_id.clone(),
             environment_id: w.environment_id.clone(),
-            version: next_version(&versions, now),
+            version,
             content_hash: w.content_hash.clone(),
             sdk_version: w.sdk_version.clone(),
             cli_version: w.cli_version.clone(),
             runtime: w.runtime.clone(),
             runtime_version: w.runtime_version.clone(),
             created_at: now,
+            deployment_id: w.deployment_id.clone(),
         };
         count("insert_worker");
         sqlx::query(
             "INSERT INTO background_workers (id, friendly_id, runtime_environment_id, version, content_hash,
-                 sdk_version, cli_version, runtime, runtime_version, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 sdk_version, cli_version, runtime, runtime_version, created_at, deployment_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&registered.id)
         .bind(&registered.friendly_id)
@@ -162,6 +180,7 @@ impl EngineStore for Backend {
         .bind(registered.runtime.as_deref())
         .bind(registered.runtime_version.as_deref())
         .bind(to_millis(now))
+        .bind(registered.deployment_id.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -199,6 +218,18 @@ impl EngineStore for Backend {
             .bind(&w.environment_id)
             .bind(&q.name)
             .bind(q.concurrency_limit.map(i64::from))
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        if let Some(id) = &w.deployment_id {
+            count("deployment_deployed");
+            sqlx::query(
+                "UPDATE deployments SET status = 'DEPLOYED', worker_id = $2, deployed_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&registered.id)
             .bind(to_millis(now))
             .execute(&mut *tx)
             .await
@@ -244,16 +275,32 @@ impl EngineStore for Backend {
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>> {
         let mut conn = self.reader.acquire().await.map_err(map_err)?;
         count("current_worker");
-        // Newest first; two registrations in the same millisecond are told apart by their
-        // version (`YYYYMMDD.N`: within a day, a longer N is a larger one).
+        // The promoted deployment's worker where the environment runs deployments; else the
+        // newest (a development CLI's latest build). Two registrations in the same
+        // millisecond are told apart by their version (`YYYYMMDD.N`: within a day, a longer
+        // N is a larger one).
         let row = sqlx::query(&format!(
-            "SELECT {WORKER_COLS} FROM background_workers w WHERE w.runtime_environment_id = $1
-             ORDER BY w.created_at DESC, LENGTH(w.version) DESC, w.version DESC LIMIT 1"
+            "SELECT {WORKER_COLS} FROM runtime_environments e
+             JOIN deployments d ON d.id = e.current_deployment_id
+             JOIN background_workers w ON w.id = d.worker_id
+             WHERE e.id = $1"
         ))
         .bind(environment_id)
         .fetch_optional(&mut *conn)
         .await
         .map_err(map_err)?;
+        let row = match row {
+            Some(row) => Some(row),
+            None => sqlx::query(&format!(
+                "SELECT {WORKER_COLS} FROM background_workers w
+                 WHERE w.runtime_environment_id = $1 AND w.deployment_id IS NULL
+                 ORDER BY w.created_at DESC, LENGTH(w.version) DESC, w.version DESC LIMIT 1"
+            ))
+            .bind(environment_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?,
+        };
         match row {
             Some(row) => {
                 let w = worker(&row)?;
@@ -318,6 +365,14 @@ impl EngineStore for Backend {
             .map(|(q, k, _, _)| (q, k))
             .collect();
         let in_tasks = |q: &mut QueryBuilder<'_, Db>| {
+            // A deployed version keeps the runs it started (a queued retry runs on the version
+            // of its first attempt); a development CLI takes its environment's runs whatever
+            // build they started on.
+            if worker.deployment_id.is_some() {
+                q.push(" AND (r.worker_id IS NULL OR r.worker_id = ")
+                    .push_bind(worker.id.to_string())
+                    .push(")");
+            }
             q.push(" AND r.task_identifier IN (");
             let mut sep = q.separated(", ");
             for t in tasks {

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use taskgate_core::ids::{EnvironmentId, RunFriendlyId, RunId, WorkerFriendlyId, WorkerId};
+use taskgate_core::ids::{
+    DeploymentId, EnvironmentId, RunFriendlyId, RunId, WorkerFriendlyId, WorkerId,
+};
 
 use crate::error::StoreResult;
 use crate::runs::Run;
@@ -46,6 +48,8 @@ pub struct Worker {
     pub runtime: Option<String>,
     pub runtime_version: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The deployment it was indexed from; `None` for a development CLI's build.
+    pub deployment_id: Option<DeploymentId>,
 }
 
 /// A worker to register; the store assigns its version.
@@ -62,6 +66,10 @@ pub struct NewWorker {
     pub tasks: Vec<WorkerTask>,
     /// The queues its tasks run on, each once, with their concurrency limits.
     pub queues: Vec<QueueLimit>,
+    /// The deployment being indexed: the worker takes its version and the deployment becomes
+    /// `DEPLOYED` in the same transaction (`Conflict{DeploymentIndexed}` when it is not
+    /// building any more).
+    pub deployment_id: Option<DeploymentId>,
 }
 
 /// A queue a worker declares (a task's own, `task/<id>` unless named, or a shared `queue()`).
@@ -172,7 +180,8 @@ pub struct DequeueLimits {
 #[async_trait]
 pub trait EngineStore: Send + Sync {
     /// Registers a worker and its tasks, assigning the environment's next version of the
-    /// day (`20261127.1`, `.2`, …), in one transaction. It becomes the current worker.
+    /// day (`20261127.1`, `.2`, …) or its deployment's, in one transaction. A development
+    /// build becomes the current worker at once; a deployment's when it is promoted.
     async fn register_worker(&self, worker: NewWorker, now: DateTime<Utc>) -> StoreResult<Worker>;
     /// A worker of the environment by friendly id or id, with its tasks.
     async fn get_worker(

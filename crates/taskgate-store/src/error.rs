@@ -47,6 +47,8 @@ pub enum ConflictKind {
     /// A trigger or batch names a parent that is not an executing run of its environment, so
     /// it cannot wait.
     ParentRun,
+    /// A deployment's worker was registered already, or the deployment failed.
+    DeploymentIndexed,
     /// Another uniqueness constraint, as the database names it (`users.email`, …).
     Unique(String),
 }
@@ -65,6 +67,7 @@ impl ConflictKind {
             ConflictKind::AuthorizationCodeApproved => "authorization_code_approved",
             ConflictKind::AuthorizationCodeRedeemed => "authorization_code_redeemed",
             ConflictKind::ParentRun => "parent_run",
+            ConflictKind::DeploymentIndexed => "deployment_indexed",
             ConflictKind::Unique(name) => name,
         }
     }

@@ -7,6 +7,7 @@
 //! arrive as a SHA-256 lookup hash plus an AEAD-sealed copy (see `taskgate_core::crypto`).
 
 pub mod conformance;
+mod deploys;
 mod engine;
 mod error;
 mod errors;
@@ -17,6 +18,7 @@ mod sessions;
 mod traits;
 mod waits;
 
+pub use deploys::*;
 pub use engine::*;
 pub use error::{ConflictKind, StoreError, StoreResult};
 pub use errors::*;

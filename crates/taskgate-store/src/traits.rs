@@ -8,6 +8,7 @@ use taskgate_core::ratelimit::LimitConfig;
 use taskgate_core::role::Role;
 use tokio::sync::broadcast;
 
+use crate::deploys::DeployStore;
 use crate::engine::EngineStore;
 use crate::error::StoreResult;
 use crate::errors::ErrorStore;
@@ -276,6 +277,7 @@ pub trait Store:
     + ErrorStore
     + SessionStore
     + WaitStore
+    + DeployStore
     + Send
     + Sync
 {

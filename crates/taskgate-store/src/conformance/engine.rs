@@ -84,6 +84,7 @@ pub(super) async fn register(store: &dyn Store, env: &EnvironmentId, tasks: &[&s
                 runtime_version: Some("20.20.2".into()),
                 tasks: tasks.iter().map(|t| task(t, None)).collect(),
                 queues: Vec::new(),
+                deployment_id: None,
             },
             t0(),
         )

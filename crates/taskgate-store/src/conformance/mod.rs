@@ -7,6 +7,7 @@
     reason = "test support: a failed step is a failed test"
 )]
 
+mod deploys;
 mod engine;
 mod errors;
 mod keys;
@@ -16,6 +17,7 @@ mod tenancy;
 pub mod upgrades;
 mod waits;
 
+pub use deploys::*;
 pub use engine::*;
 pub use errors::*;
 pub use keys::*;
@@ -157,7 +159,9 @@ macro_rules! conformance_suite {
             a_batch_continues_its_parent_once_sealed_and_every_run_finished,
             points_in_time_fire_once_when_due, tokens_complete_time_out_and_list,
             a_cancelled_waiting_run_stops_waiting,
-            queue_limits_hold_per_concurrency_key_and_not_for_waiting_runs);
+            queue_limits_hold_per_concurrency_key_and_not_for_waiting_runs,
+            bundle_uploads_are_one_shot_sized_and_expire,
+            deployments_are_versioned_indexed_failed_and_promoted);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(

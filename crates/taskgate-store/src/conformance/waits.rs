@@ -787,6 +787,7 @@ async fn register_with_queue(
                     })
                     .collect(),
                 queues,
+                deployment_id: None,
             },
             t0(),
         )
