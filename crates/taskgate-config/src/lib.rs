@@ -37,6 +37,7 @@ macro_rules! options {
 pub mod database;
 pub mod engine;
 pub mod rate_limits;
+pub mod runner;
 pub mod secrets;
 pub mod server;
 pub mod sign_in;
@@ -45,6 +46,7 @@ pub mod tokens;
 pub use database::{redact_url, DatabaseConfig};
 pub use engine::EngineConfig;
 pub use rate_limits::{RateLimitConfig, RateLimits};
+pub use runner::RunnerConfig;
 pub use secrets::SecretsConfig;
 pub use server::{ServerConfig, Timeouts};
 pub use sign_in::{SignInConfig, Smtp};
@@ -81,6 +83,9 @@ pub struct ServeArgs {
     #[command(flatten, next_help_heading = "Rate limits")]
     #[serde(flatten)]
     pub rate_limits: rate_limits::RateLimitArgs,
+    #[command(flatten, next_help_heading = "Deployed runs")]
+    #[serde(flatten)]
+    pub runner: runner::RunnerArgs,
 }
 
 impl ServeArgs {
@@ -95,6 +100,7 @@ impl ServeArgs {
             tokens: self.tokens.or(base.tokens),
             engine: self.engine.or(base.engine),
             rate_limits: self.rate_limits.or(base.rate_limits),
+            runner: self.runner.or(base.runner),
         }
     }
 
@@ -117,6 +123,7 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub engine: EngineConfig,
     pub rate_limits: RateLimitConfig,
+    pub runner: RunnerConfig,
 }
 
 /// Where each option was set, so that an error names it as the user wrote it: `--flag`,
@@ -183,6 +190,7 @@ impl Config {
             tokens: merged.tokens.validate(&n)?,
             engine: merged.engine.validate(&n)?,
             rate_limits: merged.rate_limits.validate(&n)?,
+            runner: merged.runner.validate(&n)?,
         })
     }
 
@@ -196,6 +204,7 @@ impl Config {
             tokens: TokenConfig::default(),
             engine: EngineConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            runner: RunnerConfig::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod serve;
 pub mod socketio;
 pub mod state;
 pub mod telemetry;
+pub mod workload;
 
 pub use jobs::usage::flush_usage;
 
@@ -140,6 +141,16 @@ pub async fn build_state_with_store(
                 .default,
         },
     });
+    let runner = Arc::new(taskgate_runner::Runner::new(
+        engine.clone(),
+        taskgate_runner::RunnerSettings {
+            work_dir: runner_dir(&config),
+            capacity: config.runner.capacity,
+            node: config.runner.node.clone(),
+            npm: config.runner.npm.clone(),
+            instance_name: std::env::var("HOSTNAME").unwrap_or_else(|_| "taskgate".into()),
+        },
+    ));
     let state = AppState::new(state::Shared {
         store,
         clock,
@@ -149,6 +160,7 @@ pub async fn build_state_with_store(
         limiter,
         engine,
         usecases,
+        runner,
         run_sets: Arc::default(),
         sign_in_requests: Arc::new(LocalBuckets::new(started_ms)),
         config: Arc::new(config),
@@ -156,6 +168,78 @@ pub async fn build_state_with_store(
     });
     jobs::start(&state).await?;
     Ok(state)
+}
+
+/// Where deployed bundles are unpacked: `--runner-dir`, else next to the data directory
+/// (outside it: task processes must not read it).
+pub fn runner_dir(config: &Config) -> std::path::PathBuf {
+    config.runner.dir.clone().unwrap_or_else(|| {
+        let data = &config.server.data_dir;
+        let name = data
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "taskgate".into());
+        data.with_file_name(format!("{name}.runner"))
+    })
+}
+
+/// Starts this node's runner: its loopback workload listener, the sandbox its processes run
+/// in (this binary is the launcher), and its execution loop. `api` is where the API listens.
+async fn start_runner(state: &AppState, api: std::net::SocketAddr) -> anyhow::Result<()> {
+    let runner = state.runner.clone();
+    let workload = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("cannot bind the runner's loopback workload listener")?;
+    let port = workload.local_addr()?.port();
+    let host = if api.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        api.ip()
+    };
+    runner.set_addresses(
+        format!("http://{}", std::net::SocketAddr::new(host, api.port())),
+        port,
+    );
+    let data_dir = std::fs::canonicalize(&state.config.server.data_dir)?;
+    let work_dir = runner_dir(&state.config);
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("cannot create the runner directory {}", work_dir.display()))?;
+    let work_dir = std::fs::canonicalize(&work_dir)?;
+    if work_dir.starts_with(&data_dir) {
+        anyhow::bail!(
+            "runner-dir: {} is inside the data directory, which task processes must not read",
+            work_dir.display()
+        );
+    }
+    match std::env::current_exe() {
+        Ok(launcher) => {
+            let sandboxed = std::process::Command::new(&launcher)
+                .args(["sandbox", "--check"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if sandboxed {
+                tracing::info!(runner.dir = %work_dir.display(), capacity = state.config.runner.capacity, "runner: deployed runs execute here, sandboxed away from the data directory");
+            } else {
+                tracing::warn!(runner.dir = %work_dir.display(), "runner: this kernel has no Landlock, so task processes could read the data directory: run taskgate as a user of its own, or deployed runs on another machine");
+            }
+            runner.set_sandbox(taskgate_runner::Sandbox {
+                launcher,
+                deny: vec![data_dir, work_dir],
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "runner: cannot find this executable to sandbox task processes with");
+        }
+    }
+    let app = workload::router(runner.clone(), state.config.engine.max_payload_bytes);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(workload, app).await {
+            tracing::error!(error = %e, "the runner's workload listener stopped");
+        }
+    });
+    runner.start();
+    Ok(())
 }
 
 /// Runs the server until SIGINT or SIGTERM, then ends streams and drains other requests
@@ -169,6 +253,7 @@ pub async fn serve(config: Config, pages: Router<AppState>) -> anyhow::Result<()
         .with_context(|| format!("listen: cannot bind {listen}"))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, backend = state.store.backend(), "taskgate listening");
+    start_runner(&state, local).await?;
     let login = format!("{}/login", public_url::configured_url(&state.config));
     if state.config.sign_in.smtp.is_some() {
         tracing::info!(url = %login, "dashboard: sign-in links are emailed; `taskgate login-link --email <your email>` on this host prints one too");

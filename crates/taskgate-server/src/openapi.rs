@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         (name = "runs", description = "Runs for the official SDK: trigger, batch, list, retrieve, cancel, replay"),
         (name = "realtime", description = "Run feed (Electric shape protocol) and run streams (SSE)"),
         (name = "engine", description = "What `trigger.dev dev` runs against: worker registration, dequeue, attempts, presence, OTLP"),
+        (name = "deployments", description = "What `trigger.dev deploy` and `trigger.dev promote` call, and the deployments API"),
         (name = "waitpoints", description = "Wait tokens: made, listed, retrieved and completed (also by their callback URL)"),
         (name = "envvars", description = "Environment variables (sealed at rest)"),
         (name = "errors", description = "Failed runs grouped by the fingerprint of their error; triage with attribution"),

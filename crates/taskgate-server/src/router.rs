@@ -24,7 +24,11 @@ use taskgate_config::Timeouts;
 /// Room for a trigger body's envelope (options, encoding) around the largest payload.
 const TRIGGER_ENVELOPE_BYTES: usize = 1024 * 1024;
 
-fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<AppState> {
+fn api_router(
+    max_payload_bytes: usize,
+    max_bundle_bytes: i64,
+    timeouts: Timeouts,
+) -> OpenApiRouter<AppState> {
     // Routes that carry payloads get a body limit of their own; the rest the default.
     let payload_routes = OpenApiRouter::new()
         .routes(routes!(runs::trigger::trigger_task))
@@ -41,6 +45,14 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .layer(DefaultBodyLimit::max(
             taskgate_engine::registration::MAX_REGISTRATION_BYTES,
         ));
+    // A deploy's bundle, up to --max-bundle-bytes.
+    let bundles = OpenApiRouter::new()
+        .routes(routes!(deployments::upload_artifact))
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(max_bundle_bytes)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1024 * 1024),
+        ));
     let otlp = OpenApiRouter::new()
         .routes(routes!(otel::export_logs))
         .routes(routes!(otel::export_signal))
@@ -48,6 +60,12 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .layer(DefaultBodyLimit::max(otel::MAX_OTLP_BYTES));
     // Long polls and streams keep their own limits: no request or body deadline.
     let streaming = OpenApiRouter::new()
+        .merge(bundles)
+        // Indexing a deployment (npm, the bundle's index controller) takes its time.
+        .routes(routes!(
+            deployments::initialize_deployment,
+            deployments::list_deployments
+        ))
         .routes(routes!(engine::presence::dev_presence))
         .routes(routes!(engine::dequeue::dequeue))
         .routes(routes!(realtime::run_feed::subscribe_to_run))
@@ -70,6 +88,12 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
         .routes(routes!(engine::waits::wait_for_token))
         .routes(routes!(waitpoints::create_token, waitpoints::list_tokens))
         .routes(routes!(waitpoints::retrieve_token))
+        .routes(routes!(deployments::deploy_settings))
+        .routes(routes!(deployments::create_artifact))
+        .routes(routes!(deployments::get_deployment))
+        .routes(routes!(deployments::promote_deployment))
+        .routes(routes!(deployments::create_deployment_worker))
+        .routes(routes!(deployments::fail_deployment))
         .routes(routes!(workers::dev_status))
         .routes(routes!(workers::current_worker))
         .routes(routes!(envvars::worker_env_vars))
@@ -142,6 +166,7 @@ fn api_router(max_payload_bytes: usize, timeouts: Timeouts) -> OpenApiRouter<App
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let mut doc = api_router(
         taskgate_config::engine::DEFAULT_MAX_PAYLOAD_BYTES,
+        taskgate_config::runner::DEFAULT_MAX_BUNDLE_BYTES,
         Timeouts::default(),
     )
     .into_openapi();
@@ -160,8 +185,12 @@ pub fn router(state: AppState) -> Router {
 /// 404.
 pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
     let timeouts = state.config.server.timeouts;
-    let (routes, mut api) =
-        api_router(state.config.engine.max_payload_bytes, timeouts).split_for_parts();
+    let (routes, mut api) = api_router(
+        state.config.engine.max_payload_bytes,
+        state.config.runner.max_bundle_bytes,
+        timeouts,
+    )
+    .split_for_parts();
     utoipa::Modify::modify(&crate::openapi::CommonResponses, &mut api);
     let api = Arc::new(api);
     let app = routes

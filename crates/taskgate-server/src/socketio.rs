@@ -12,6 +12,11 @@
 //!
 //! The upgrade request carries the environment's secret key; a subscription only ever hears
 //! of that environment's runs.
+//!
+//! The same channel serves a deployed run's controller as namespace `/workload` on the
+//! runner's loopback listener: it announces its run with `run:start {run: {friendlyId}}` (and
+//! `run:stop`), authenticated by the runner id it was started with, and hears only of that
+//! run.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,9 +33,12 @@ use crate::auth::extract::SecretKeyAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
 use taskgate_engine::watchers::worker_key;
+use taskgate_engine::Engine;
 
 /// The namespace the CLI connects to.
 const NAMESPACE: &str = "/dev-worker";
+/// The namespace a deployed run's controller connects to.
+const WORKLOAD_NAMESPACE: &str = "/workload";
 /// Engine.IO ping settings sent in the open packet (socket.io's defaults).
 const PING_INTERVAL: Duration = Duration::from_secs(25);
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
@@ -58,11 +66,56 @@ pub async fn socket_io(
             "Only Engine.IO 4 over the websocket transport is served",
         ));
     }
-    let env_id = principal.env.environment.id.clone();
+    let channel = Channel {
+        namespace: NAMESPACE,
+        env_id: principal.env.environment.id.to_string(),
+        only_run: None,
+    };
+    let engine = state.engine.clone();
     Ok(ws
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| serve(state, env_id.to_string(), socket)))
+        .on_upgrade(move |socket| serve(engine, channel, socket)))
+}
+
+/// `GET /socket.io/?EIO=4&transport=websocket` on the runner's loopback listener: a deployed
+/// run's controller, known by its runner id.
+pub async fn workload_socket_io(
+    State(runner): State<std::sync::Arc<taskgate_runner::Runner>>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<HandshakeQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    if q.eio.as_deref() != Some("4") || q.transport.as_deref() != Some("websocket") {
+        return Err(ApiError::bad_request(
+            "Only Engine.IO 4 over the websocket transport is served",
+        ));
+    }
+    let id = headers
+        .get("x-trigger-workload-runner-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let active = runner
+        .active(id)
+        .ok_or_else(|| ApiError::unauthorized("Unknown runner"))?;
+    let channel = Channel {
+        namespace: WORKLOAD_NAMESPACE,
+        env_id: active.environment_id.to_string(),
+        only_run: Some(active.run.to_string()),
+    };
+    let engine = runner.engine().clone();
+    Ok(ws
+        .max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| serve(engine, channel, socket)))
+}
+
+/// Whose connection this is: its namespace, its environment, and the one run it may hear of
+/// (a deployed run's controller).
+struct Channel {
+    namespace: &'static str,
+    env_id: String,
+    only_run: Option<String>,
 }
 
 /// One parsed client packet.
@@ -76,8 +129,8 @@ enum Packet {
     Other,
 }
 
-/// Parses an Engine.IO text frame holding a Socket.IO packet for our namespace.
-fn parse(frame: &str) -> Packet {
+/// Parses an Engine.IO text frame holding a Socket.IO packet for `namespace`.
+fn parse(frame: &str, namespace: &str) -> Packet {
     match frame.as_bytes().first() {
         Some(b'3') => return Packet::Pong,
         Some(b'1') => return Packet::Close,
@@ -90,7 +143,7 @@ fn parse(frame: &str) -> Packet {
     };
     // `/dev-worker,` prefixes packets of a namespace other than `/`.
     let Some(rest) = rest
-        .strip_prefix(NAMESPACE)
+        .strip_prefix(namespace)
         .map(|r| r.strip_prefix(',').unwrap_or(r))
     else {
         return Packet::Other;
@@ -123,11 +176,20 @@ fn parse(frame: &str) -> Packet {
     }
 }
 
-fn event_frame(name: &str, data: Value) -> String {
-    format!("42{NAMESPACE},{}", json!([name, data]))
+fn event_frame(namespace: &str, name: &str, data: Value) -> String {
+    format!("42{namespace},{}", json!([name, data]))
 }
 
+/// The runs an event names: `runFriendlyIds` (the CLI), or `run.friendlyId` (a run
+/// controller).
 fn run_ids(data: &Value) -> Vec<String> {
+    if let Some(one) = data
+        .get("run")
+        .and_then(|r| r.get("friendlyId"))
+        .and_then(Value::as_str)
+    {
+        return vec![one.to_string()];
+    }
     data.get("runFriendlyIds")
         .and_then(Value::as_array)
         .map(|ids| {
@@ -139,7 +201,12 @@ fn run_ids(data: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn serve(state: AppState, env_id: String, socket: WebSocket) {
+async fn serve(engine: std::sync::Arc<Engine>, channel: Channel, socket: WebSocket) {
+    let Channel {
+        namespace,
+        env_id,
+        only_run,
+    } = channel;
     let (mut tx, mut rx) = socket.split();
     let sid = taskgate_core::ids::new_id();
     let open = json!({
@@ -160,7 +227,7 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
     let mut awaiting_pong: Option<tokio::time::Instant> = None;
-    let shutdown = state.engine.shutdown().wait();
+    let shutdown = engine.shutdown().wait();
     tokio::pin!(shutdown);
     loop {
         let pong_deadline = async {
@@ -181,7 +248,7 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
                 break;
             }
             Some((run, signalled)) = notify_rx.recv() => {
-                let frame = event_frame("run:notify", json!({ "version": "1", "run": { "friendlyId": run } }));
+                let frame = event_frame(namespace, "run:notify", json!({ "version": "1", "run": { "friendlyId": run } }));
                 if tx.send(Message::Text(frame.into())).await.is_err() { break; }
                 // From the commit that changed the run (or its notification's arrival from
                 // another node) to the worker's socket.
@@ -195,24 +262,27 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => continue,
                     _ => break,
                 };
-                match parse(&text) {
+                match parse(&text, namespace) {
                     Packet::Pong => awaiting_pong = None,
                     Packet::Close => break,
                     Packet::Connect => {
-                        let reply = format!("40{NAMESPACE},{}", json!({ "sid": sid }));
+                        let reply = format!("40{namespace},{}", json!({ "sid": sid }));
                         if tx.send(Message::Text(reply.into())).await.is_err() { break; }
                     }
                     Packet::Disconnect => break,
-                    Packet::Event { name, data } if name == "run:subscribe" => {
+                    Packet::Event { name, data } if name == "run:subscribe" || name == "run:start" => {
                         for run in run_ids(&data) {
                             if subscriptions.len() >= MAX_SUBSCRIPTIONS || subscriptions.contains_key(&run) {
                                 continue;
                             }
-                            let handle = subscribe(&state, &env_id, &run, notify_tx.clone());
+                            if only_run.as_ref().is_some_and(|only| *only != run) {
+                                continue;
+                            }
+                            let handle = subscribe(&engine, &env_id, &run, notify_tx.clone());
                             subscriptions.insert(run, handle);
                         }
                     }
-                    Packet::Event { name, data } if name == "run:unsubscribe" => {
+                    Packet::Event { name, data } if name == "run:unsubscribe" || name == "run:stop" => {
                         for run in run_ids(&data) {
                             if let Some(h) = subscriptions.remove(&run) { h.abort(); }
                         }
@@ -232,15 +302,12 @@ async fn serve(state: AppState, env_id: String, socket: WebSocket) {
 /// its friendly id. A run of another environment is never signalled: the watch is keyed by
 /// this environment.
 fn subscribe(
-    state: &AppState,
+    engine: &Engine,
     env_id: &str,
     friendly_id: &str,
     notify: mpsc::Sender<(String, Option<std::time::Instant>)>,
 ) -> tokio::task::JoinHandle<()> {
-    let mut watch = state
-        .engine
-        .watchers()
-        .watch(worker_key(env_id, friendly_id));
+    let mut watch = engine.watchers().watch(worker_key(env_id, friendly_id));
     watch.rx.borrow_and_update();
     let friendly = friendly_id.to_string();
     tokio::spawn(async move {
@@ -259,35 +326,44 @@ mod tests {
 
     #[test]
     fn packets_of_the_dev_worker_namespace_parse() {
-        assert_eq!(parse("3"), Packet::Pong);
-        assert_eq!(parse("40/dev-worker,"), Packet::Connect);
-        assert_eq!(parse("40/dev-worker,{\"token\":\"x\"}"), Packet::Connect);
-        assert_eq!(parse("41/dev-worker,"), Packet::Disconnect);
+        assert_eq!(parse("3", NAMESPACE), Packet::Pong);
+        assert_eq!(parse("40/dev-worker,", NAMESPACE), Packet::Connect);
         assert_eq!(
-            parse(r#"42/dev-worker,["run:subscribe",{"version":"1","runFriendlyIds":["run_a"]}]"#),
+            parse("40/dev-worker,{\"token\":\"x\"}", NAMESPACE),
+            Packet::Connect
+        );
+        assert_eq!(parse("41/dev-worker,", NAMESPACE), Packet::Disconnect);
+        assert_eq!(
+            parse(
+                r#"42/dev-worker,["run:subscribe",{"version":"1","runFriendlyIds":["run_a"]}]"#,
+                NAMESPACE
+            ),
             Packet::Event {
                 name: "run:subscribe".into(),
                 data: json!({"version":"1","runFriendlyIds":["run_a"]})
             }
         );
         assert_eq!(
-            parse(r#"42/dev-worker,7["run:unsubscribe",{"runFriendlyIds":[]}]"#),
+            parse(
+                r#"42/dev-worker,7["run:unsubscribe",{"runFriendlyIds":[]}]"#,
+                NAMESPACE
+            ),
             Packet::Event {
                 name: "run:unsubscribe".into(),
                 data: json!({"runFriendlyIds":[]})
             }
         );
         assert_eq!(
-            parse("40"),
+            parse("40", NAMESPACE),
             Packet::Other,
             "the root namespace is not served"
         );
-        assert_eq!(parse("42/other,[\"x\"]"), Packet::Other);
-        assert_eq!(parse("42/dev-worker,not json"), Packet::Other);
-        assert_eq!(parse(""), Packet::Other);
-        assert_eq!(parse("4"), Packet::Other);
+        assert_eq!(parse("42/other,[\"x\"]", NAMESPACE), Packet::Other);
+        assert_eq!(parse("42/dev-worker,not json", NAMESPACE), Packet::Other);
+        assert_eq!(parse("", NAMESPACE), Packet::Other);
+        assert_eq!(parse("4", NAMESPACE), Packet::Other);
         assert_eq!(
-            parse("4é"),
+            parse("4é", NAMESPACE),
             Packet::Other,
             "a multi-byte character after the type"
         );
@@ -297,10 +373,24 @@ mod tests {
     fn notifications_are_socket_io_events() {
         assert_eq!(
             event_frame(
+                NAMESPACE,
                 "run:notify",
                 json!({"version":"1","run":{"friendlyId":"run_a"}})
             ),
             r#"42/dev-worker,["run:notify",{"run":{"friendlyId":"run_a"},"version":"1"}]"#
         );
+    }
+
+    #[test]
+    fn a_run_controller_names_its_run_on_the_workload_namespace() {
+        let start = r#"42/workload,["run:start",{"version":"1","run":{"friendlyId":"run_b"},"snapshot":{"friendlyId":"snapshot_1"}}]"#;
+        match parse(start, WORKLOAD_NAMESPACE) {
+            Packet::Event { name, data } => {
+                assert_eq!(name, "run:start");
+                assert_eq!(run_ids(&data), vec!["run_b".to_string()]);
+            }
+            other => panic!("not an event: {other:?}"),
+        }
+        assert_eq!(parse(start, NAMESPACE), Packet::Other, "another namespace");
     }
 }

@@ -43,6 +43,8 @@ pub struct Shared {
     pub engine: Arc<Engine>,
     /// What the API, the dashboard and the CLI share: access, keys, members, triage…
     pub usecases: Arc<UseCases>,
+    /// Deployed runs: deployments, bundles and the processes that execute them.
+    pub runner: Arc<taskgate_runner::Runner>,
     /// Sign-in link requests per client address (this node's count).
     pub sign_in_requests: Arc<taskgate_auth::ratelimit::local::LocalBuckets>,
     /// What each many-run feed handle has been sent.

@@ -2,6 +2,7 @@
 //! client subcommands talk to a running server with a personal access token.
 
 mod cli;
+mod sandbox;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The runner's launcher of task processes: before anything else starts (no threads, no
+    // runtime), it restricts itself and becomes the task's program. Not a user command.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "sandbox") {
+        return sandbox::main(args.collect());
+    }
     let matches = match Cli::command().try_get_matches() {
         Ok(m) => m,
         Err(e) => exit_for_clap_error(e),

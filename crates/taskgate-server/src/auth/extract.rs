@@ -25,6 +25,15 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
     bearer::strip_bearer(value.to_str().ok()?)
 }
 
+/// The bearer token of a request's headers (as [`bearer_token`]).
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?;
+    if value.len() > MAX_BEARER_LEN {
+        return None;
+    }
+    bearer::strip_bearer(value.to_str().ok()?).map(str::to_string)
+}
+
 /// The token of upstream's PAT-only helpers: the header must read `Bearer <token>`.
 pub fn strict_bearer_token(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(axum::http::header::AUTHORIZATION)?;
@@ -229,6 +238,36 @@ impl FromRequestParts<AppState> for UserAuth {
         PatAuth::from_request_parts(parts, state)
             .await
             .map(|PatAuth(p)| Self(p))
+    }
+}
+
+/// A user's token, or an environment's secret key (what `trigger.dev deploy` sends when
+/// `TRIGGER_ACCESS_TOKEN` is a key): `GET /api/v1/projects/{ref}/{env}`.
+pub enum UserOrKey {
+    User(UserPrincipal),
+    Key(EnvPrincipal),
+}
+
+impl FromRequestParts<AppState> for UserOrKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // As the CLI tells them apart: `tr_…` but not a user's or an organization's token.
+        let is_key = bearer_token(parts).is_some_and(|t| {
+            t.starts_with("tr_")
+                && matches!(
+                    bearer::classify(t),
+                    TokenKind::SecretKey | TokenKind::AdditionalKey
+                )
+        });
+        if is_key {
+            return SecretKeyAuth::from_request_parts(parts, state)
+                .await
+                .map(|SecretKeyAuth(p)| Self::Key(p));
+        }
+        UserAuth::from_request_parts(parts, state)
+            .await
+            .map(|UserAuth(p)| Self::User(p))
     }
 }
 

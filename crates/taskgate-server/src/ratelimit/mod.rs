@@ -71,6 +71,9 @@ fn exempt(rest: &str) -> bool {
         [b"v1", b"runs", _, b"attempts"] => true,
         // /api/v1/waitpoints/tokens/{id}/callback/{hash}
         [b"v1", b"waitpoints", b"tokens", _, b"callback", _] => true,
+        // /api/v1/artifacts/uploads/{ref}/{id}/{secret}: a deploy's bundle, whose URL is
+        // its credential (upstream's goes to object storage, outside the API).
+        [b"v1", b"artifacts", b"uploads", _, _, _] => true,
         // /api/v1/sessions/{id}/snapshot-url
         [b"v1", b"sessions", _, b"snapshot-url"] => true,
         _ => false,
@@ -390,6 +393,7 @@ mod tests {
             "/api/v3/deployments/abc/start",
             "/api/v1/runs/run_1/attempts",
             "/api/v1/waitpoints/tokens/w_1/callback/abc",
+            "/api/v1/artifacts/uploads/proj_1/1-abc/secret",
             "/api/v1/sessions/s_1/snapshot-url",
             "/api/openapi.json",
             "/api/docs",
@@ -403,6 +407,7 @@ mod tests {
             "/api/v/deployments",
             "/api/v1/runs/run_1/attempts/more",
             "/api/v1/waitpoints/tokens/w_1/callback",
+            "/api/v1/artifacts",
             "/api/v1/projects/proj_1/runs",
             "/api/v1/auth/credential",
         ] {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth_tokens;
 pub mod cli_login;
+pub mod deployments;
 pub mod engine;
 pub mod envvars;
 pub mod errors;

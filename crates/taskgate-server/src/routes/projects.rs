@@ -14,8 +14,8 @@ use taskgate_usecases::orgs::membership;
 use taskgate_usecases::text::{required_name, slugify};
 
 use super::project_response;
-use crate::auth::extract::UserAuth;
-use crate::auth::UserPrincipal;
+use crate::auth::extract::{UserAuth, UserOrKey};
+use crate::auth::{EnvPrincipal, UserPrincipal};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -207,10 +207,18 @@ pub async fn create_project(
     responses((status = 200, body = EnvironmentKeyResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_environment_key(
     State(state): State<AppState>,
-    UserAuth(user): UserAuth,
+    caller: UserOrKey,
     Path((project_ref, env)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<EnvironmentKeyResponse>> {
+    let user = match caller {
+        UserOrKey::User(user) => user,
+        // `trigger.dev deploy` with a key as its access token asks for the key's own
+        // environment, and gets the key back.
+        UserOrKey::Key(principal) => {
+            return key_environment(&state, &principal, &project_ref, &env, &headers)
+        }
+    };
     let branch = headers
         .get("x-trigger-branch")
         .and_then(|v| v.to_str().ok());
@@ -232,6 +240,32 @@ pub async fn get_environment_key(
         name: access.project.name,
         api_url: crate::public_url::public_url(&state, &headers),
         project_id: access.project.id,
+    }))
+}
+
+/// `GET /api/v1/projects/{ref}/{env}` for an environment's own secret key: that environment
+/// (404 for any other), with the key as it was presented.
+fn key_environment(
+    state: &AppState,
+    principal: &EnvPrincipal,
+    project_ref: &str,
+    env: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Json<EnvironmentKeyResponse>> {
+    let e = &principal.env;
+    let same_env = EnvType::from_url_env(env) == Some(e.environment.env_type);
+    if e.project_ref != project_ref || !same_env {
+        return Err(ApiError::not_found(
+            "This key is not the environment's: use the key of the environment you name",
+        ));
+    }
+    let key = crate::auth::extract::bearer_of(headers)
+        .ok_or_else(|| ApiError::unauthorized("Invalid or Missing API key"))?;
+    Ok(Json(EnvironmentKeyResponse {
+        api_key: key,
+        name: e.project_name.clone(),
+        api_url: crate::public_url::public_url(state, headers),
+        project_id: e.environment.project_id.to_string(),
     }))
 }
 

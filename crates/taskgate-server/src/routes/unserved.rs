@@ -1,5 +1,5 @@
 //! What taskgate does not serve, said plainly. A request to a trigger.dev route whose subject
-//! taskgate has no part of (deployments, queries, dashboards, prompts, webhooks, alerts,
+//! taskgate has no part of (remote builds, worker groups, queries, dashboards, prompts, webhooks, alerts,
 //! reports, …) answers 404 with a JSON error naming the subject, which the official CLI and
 //! its MCP server print as they are; any other unknown path is a bare `Not found`.
 //! docs/compatibility.md has the same table for people.
@@ -12,11 +12,15 @@ use crate::error::ApiError;
 
 /// Route prefixes, a segment at a time, and what they are about.
 const UNSERVED: &[(&str, &str)] = &[
-    ("/api/v1/deployments", "deployments"),
-    ("/api/v2/deployments", "deployments"),
-    ("/api/v3/deployments", "deployments"),
-    ("/api/v1/artifacts", "deployments"),
-    ("/api/v1/remote-build-provider-status", "deployments"),
+    (
+        "/api/v2/deployments",
+        "deployments v2 (`trigger.dev deploy` uses v1)",
+    ),
+    (
+        "/api/v3/deployments",
+        "deployments v3 (`trigger.dev deploy` uses v1)",
+    ),
+    ("/api/v1/remote-build-provider-status", "remote builds"),
     ("/api/v1/workers", "worker groups"),
     ("/api/v1/query/dashboards", "dashboards"),
     ("/api/v1/query", "queries"),
@@ -35,7 +39,6 @@ const UNSERVED: &[(&str, &str)] = &[
 const UNSERVED_IN_PROJECT: &[(&str, &str)] = &[
     ("monitoring-alerts", "alerts"),
     ("alert-channels", "alerts"),
-    ("deploy-settings", "deployments"),
     ("deployments", "deployments"),
 ];
 
@@ -108,11 +111,16 @@ mod tests {
 
     #[test]
     fn subjects_are_found_by_whole_segments() {
-        assert_eq!(unserved_subject("/api/v1/deployments"), Some("deployments"));
         assert_eq!(
-            unserved_subject("/api/v1/deployments/latest"),
-            Some("deployments")
+            unserved_subject("/api/v1/remote-build-provider-status"),
+            Some("remote builds")
         );
+        assert_eq!(
+            unserved_subject("/api/v1/workers/w1"),
+            Some("worker groups")
+        );
+        // Deployments are served (v1, what the CLI calls).
+        assert_eq!(unserved_subject("/api/v1/deployments"), None);
         assert_eq!(
             unserved_subject("/api/v1/query/dashboards/d1/widgets"),
             Some("dashboards")
@@ -124,8 +132,12 @@ mod tests {
             Some("alerts")
         );
         assert_eq!(
-            unserved_subject("/api/v1/projects/proj_abc/prod/deploy-settings"),
+            unserved_subject("/api/v1/projects/proj_abc/prod/deployments/d1"),
             Some("deployments")
+        );
+        assert_eq!(
+            unserved_subject("/api/v1/projects/proj_abc/prod/deploy-settings"),
+            None
         );
         assert_eq!(unserved_subject("/api/v1/projects/proj_abc/nothing"), None);
         assert_eq!(unserved_subject("/api/v1/runs/run_1"), None);

@@ -42,7 +42,7 @@ pub async fn create_background_worker(
     let body: CreateBackgroundWorkerRequest = required_body(&body)?;
     let worker = state
         .engine
-        .register_worker(&principal.env.environment.id, body.metadata)
+        .register_worker(&principal.env.environment.id, body.metadata, None)
         .await?;
     Ok(Json(CreateBackgroundWorkerResponse {
         id: worker.friendly_id.to_string(),

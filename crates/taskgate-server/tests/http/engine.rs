@@ -30,7 +30,7 @@ pub(crate) async fn dev_project(app: &TestApp) -> (String, String) {
     (project, key)
 }
 
-fn manifest(tasks: &[&str]) -> Value {
+pub(crate) fn manifest(tasks: &[&str]) -> Value {
     let tasks: Vec<Value> = tasks
         .iter()
         .map(|t| {

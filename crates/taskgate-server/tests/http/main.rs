@@ -8,6 +8,7 @@
 mod common;
 
 mod admin;
+mod deployments;
 mod engine;
 mod errors;
 mod health;

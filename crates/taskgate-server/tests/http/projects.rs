@@ -295,7 +295,10 @@ async fn routes_taskgate_does_not_serve_say_so(b: Backend) {
     let app = TestApp::new(b).await;
     let (mine, my_ref, _, _) = two_tenants(&app).await;
     for (path, subject) in [
-        ("/api/v1/deployments/latest".to_string(), "deployments"),
+        (
+            "/api/v1/remote-build-provider-status".to_string(),
+            "remote builds",
+        ),
         ("/api/v1/query/dashboards".to_string(), "dashboards"),
         (
             format!("/api/v1/projects/{my_ref}/monitoring-alerts"),
