@@ -120,12 +120,19 @@ export default [
     },
   },
   {
+    name: "mcp: list_deploys reads the environment's deployments with the token it exchanges",
+    timeout: MCP_TIMEOUT_MS,
+    async run({ ctx }) {
+      const s = await session(ctx);
+      assert.match(await ok(s, "list_deploys", { projectRef: s.p.ref, environment: "prod" }), /^Found 0 deployments/);
+    },
+  },
+  {
     name: "mcp: tools whose subject taskgate does not serve fail with taskgate's explanation",
     timeout: MCP_TIMEOUT_MS,
     async run({ ctx }) {
       const s = await session(ctx);
       const unserved = [
-        ["list_deploys", "deployments", {}],
         ["list_prompts", "prompts", {}],
         ["list_dashboards", "dashboards", {}],
         ["get_query_schema", "queries", { table: "runs" }],

@@ -68,3 +68,23 @@ export const uncaught = task({
     return { attempt: ctx.attempt.number };
   },
 });
+
+/** Tries to read a file and says what happened, and which variables of its environment look
+ * like taskgate's own: a deployed task must reach neither taskgate's data nor its secrets. */
+export const probe = task({
+  id: "compat-probe",
+  run: async (payload: { path: string }) => {
+    const { readFile } = await import("node:fs/promises");
+    let read: string;
+    try {
+      await readFile(payload.path);
+      read = "read";
+    } catch (e) {
+      read = (e as NodeJS.ErrnoException).code ?? String(e);
+    }
+    return {
+      read,
+      taskgateVars: Object.keys(process.env).filter((k) => k.startsWith("TASKGATE")),
+    };
+  },
+});
