@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -138,8 +139,10 @@ pub async fn create_artifact(
 pub async fn upload_artifact(
     State(state): State<AppState>,
     Path((project_ref, id, secret)): Path<(String, String, String)>,
-    mut form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<StatusCode> {
+    let mut form = form
+        .map_err(|e| ApiError::bad_request(format!("Invalid multipart form: {}", e.body_text())))?;
     let plain = |s: &str| {
         s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')

@@ -125,6 +125,23 @@ async fn the_cli_is_told_to_build_locally_and_uploads_once(b: Backend) {
     let (base, _) = url.rsplit_once('/').unwrap();
     let r = upload(&app, &format!("{base}/wrongsecret"), b"12345").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    // Not a multipart form: a JSON error like every other refusal.
+    let path = url
+        .split_once("/api/")
+        .map(|(_, p)| format!("/api/{p}"))
+        .unwrap();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(&path)
+        .header("content-type", "multipart/form-data")
+        .body(Body::from("x"))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.body["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("Invalid multipart form"));
     let r = upload(&app, &url, b"123456").await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
     let r = upload(&app, &url, b"12345").await;
