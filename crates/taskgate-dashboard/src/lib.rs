@@ -8,6 +8,7 @@
 //! - personal access tokens and user-actor tokens ([`tokens`]);
 //! - an environment's runs, one run (what it waits for, its parent and children), cancel and
 //!   replay ([`runs`]);
+//! - an environment's deployments, which one runs, promoting another ([`deployments`]);
 //! - an environment's wait tokens, completed from the page ([`waitpoints`]);
 //! - an environment's error groups, one group, triage of one
 //!   or many groups and its history ([`errors`]);
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod apikeys;
 pub mod assets;
 pub mod consent;
+pub mod deployments;
 pub mod envs;
 pub mod errors;
 pub mod home;
@@ -62,6 +64,14 @@ pub fn pages() -> Router<AppState> {
         .route(
             &format!("{ENV}/runs/{{run}}/replay"),
             post(runs::replay_run),
+        )
+        .route(
+            &format!("{ENV}/deployments"),
+            get(deployments::deployments_page),
+        )
+        .route(
+            &format!("{ENV}/deployments/{{version}}/promote"),
+            post(deployments::promote),
         )
         .route(&format!("{ENV}/waitpoints"), get(waitpoints::tokens_page))
         .route(

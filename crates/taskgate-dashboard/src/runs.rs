@@ -13,6 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use taskgate_core::duration::parse_jose_relative;
 use taskgate_core::engine::waitpoint::{token_status, WaitpointKind};
+use taskgate_core::engine::ExecutionStatus;
+use taskgate_core::env::EnvType;
 use taskgate_core::errors::sample;
 use taskgate_core::run::{status_flags, stored_statuses_for_filter, RunCursor};
 use taskgate_core::scope::Resource;
@@ -122,6 +124,27 @@ fn run_filter(q: &RunsQuery, now: DateTime<Utc>) -> PageResult<RunFilter> {
     Ok(filter)
 }
 
+/// A panel saying that nothing runs here yet, for a deployed environment with no promoted
+/// version (its runs wait in the queue).
+async fn undeployed_notice(state: &AppState, pe: &PageEnv) -> PageResult<Markup> {
+    if pe.auth.environment.env_type == EnvType::Development
+        || state
+            .store
+            .current_deployment(&pe.auth.environment.id)
+            .await?
+            .is_some()
+    {
+        return Ok(html! {});
+    }
+    Ok(html! {
+        p.panel.flash role="status" {
+            "No version is deployed here: this environment's runs wait in the queue until "
+            code { "trigger.dev deploy" } " deploys one and it is promoted ("
+            a href=(format!("{}/deployments", pe.base())) { "Deployments" } ")."
+        }
+    })
+}
+
 /// `GET …/runs`.
 pub async fn runs_page(
     State(state): State<AppState>,
@@ -177,9 +200,11 @@ pub async fn runs_page(
     });
     let (message, clear) = take_flash(&state, &headers);
     let base = pe.base();
+    let undeployed = undeployed_notice(&state, &pe).await?;
     let body = html! {
         (pe.nav("runs"))
         h1 { "Runs" }
+        (undeployed)
         @if let Some(m) = &message { div.panel.flash role="status" { (m) } }
         form.panel.row-actions method="get" aria-label="Filter runs" {
             div {
@@ -425,9 +450,15 @@ pub async fn run_page(
         .and_then(|e| serde_json::from_str(e).ok());
     let (message, clear) = take_flash(&state, &headers);
     let here = format!("{}/runs/{}", pe.base(), run.friendly_id);
+    let undeployed = if run.execution_status == ExecutionStatus::Queued {
+        undeployed_notice(&state, &pe).await?
+    } else {
+        html! {}
+    };
     let body = html! {
         (pe.nav("runs"))
         h1 { "Run " code { (run.friendly_id) } }
+        (undeployed)
         @if let Some(m) = &message { div.panel.flash role="status" { (m) } }
         div.panel {
             dl {

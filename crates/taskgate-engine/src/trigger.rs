@@ -243,6 +243,23 @@ impl Engine {
         }
     }
 
+    /// Says in the log (once per environment per 10 minutes) that a deployed environment's
+    /// runs wait because no version is deployed and promoted there.
+    async fn warn_if_undeployed(&self, run: &Run) {
+        let deployed = self
+            .workers
+            .deployed(&*self.store, &run.environment_id)
+            .await
+            .unwrap_or(true);
+        if !deployed && self.workers.warn_undeployed(&run.environment_id) {
+            tracing::warn!(
+                run.id = %run.friendly_id,
+                env.id = %run.environment_id,
+                "runs are queued in an environment with no deployed version: they run once `trigger.dev deploy` deploys one (and it is promoted)"
+            );
+        }
+    }
+
     /// Refuses `adding` more runs when the environment's queue is at the configured limit (422,
     /// upstream's words; the SDK does not retry it).
     pub async fn check_queue_size(
@@ -345,8 +362,12 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         tracing::info!(run.id = %triggered.run.friendly_id, task = ?task_id, env.id = %triggered.run.environment_id, cached = triggered.cached, "run triggered");
-        if triggered.run.is_development && !triggered.cached {
-            self.warn_if_no_dev_worker(&triggered.run).await;
+        if !triggered.cached {
+            if triggered.run.is_development {
+                self.warn_if_no_dev_worker(&triggered.run).await;
+            } else {
+                self.warn_if_undeployed(&triggered.run).await;
+            }
         }
         Ok(triggered)
     }

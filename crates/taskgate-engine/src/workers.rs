@@ -25,6 +25,11 @@ const MAX_CACHED_WORKERS: usize = 4096;
 const ENV_VARS_TTL: Duration = Duration::from_secs(60);
 /// How long a presence read answers "is a CLI connected" for a trigger's log line.
 const PRESENCE_READ_TTL: Duration = Duration::from_secs(5);
+/// How long "does this environment run a deployment" is answered from memory for a
+/// trigger's log line.
+const DEPLOYED_READ_TTL: Duration = Duration::from_secs(30);
+/// How often at most the log says, per environment, that its runs wait for a deployment.
+const UNDEPLOYED_WARN_INTERVAL: Duration = Duration::from_secs(600);
 
 /// A worker and its tasks.
 pub type WorkerWithTasks = Arc<(Worker, Vec<WorkerTask>)>;
@@ -36,6 +41,8 @@ pub struct Workers {
     presence_written: Mutex<HashMap<String, Instant>>,
     presence_read: Mutex<HashMap<String, (Instant, bool)>>,
     env_vars: Mutex<HashMap<String, (Instant, EnvVars)>>,
+    deployed_read: Mutex<HashMap<String, (Instant, bool)>>,
+    undeployed_warned: Mutex<HashMap<String, Instant>>,
 }
 
 /// An environment's variables as loaded, shared by the dequeues that read them.
@@ -60,6 +67,46 @@ impl Workers {
         let w = Arc::new(found);
         self.remember(w.clone());
         Ok(Some(w))
+    }
+
+    /// Whether `environment_id` runs a promoted deployment, read at most once per
+    /// [`DEPLOYED_READ_TTL`].
+    pub async fn deployed(
+        &self,
+        store: &dyn Store,
+        environment_id: &EnvironmentId,
+    ) -> StoreResult<bool> {
+        let key = environment_id.to_string();
+        if let Some((at, deployed)) = self.deployed_read.lock().get(&key) {
+            if at.elapsed() < DEPLOYED_READ_TTL {
+                return Ok(*deployed);
+            }
+        }
+        let deployed = store.current_deployment(environment_id).await?.is_some();
+        let mut read = self.deployed_read.lock();
+        if read.len() >= MAX_CACHED_WORKERS {
+            read.clear();
+        }
+        read.insert(key, (Instant::now(), deployed));
+        Ok(deployed)
+    }
+
+    /// Whether the log should say now that `environment_id`'s runs wait for a deployment (at
+    /// most once per [`UNDEPLOYED_WARN_INTERVAL`]).
+    pub fn warn_undeployed(&self, environment_id: &EnvironmentId) -> bool {
+        let mut warned = self.undeployed_warned.lock();
+        let key = environment_id.to_string();
+        if warned
+            .get(&key)
+            .is_some_and(|at| at.elapsed() < UNDEPLOYED_WARN_INTERVAL)
+        {
+            return false;
+        }
+        if warned.len() >= MAX_CACHED_WORKERS {
+            warned.clear();
+        }
+        warned.insert(key, Instant::now());
+        true
     }
 
     /// Caches a worker under its id and its friendly id.

@@ -10,6 +10,7 @@ mod admin;
 mod apikeys;
 mod cli_login;
 mod common;
+mod deployments;
 mod errors;
 mod runs;
 mod signin;

@@ -378,16 +378,12 @@ pub async fn promote_deployment(
     SecretKeyAuth(principal): SecretKeyAuth,
     Path(version): Path<String>,
 ) -> ApiResult<Json<PromoteDeploymentResponse>> {
-    let d = deployment_of(&state, &principal, &version).await?;
-    if d.status != taskgate_store::DeploymentStatus::Deployed {
-        return Err(ApiError::bad_request(format!(
-            "Version {} cannot be promoted: it is {}",
-            d.version,
-            d.status.as_str()
-        )));
-    }
-    state.store.promote_deployment(&d.id, state.now()).await?;
-    tracing::info!(deployment.id = %d.friendly_id, version = %d.version, "deployment promoted");
+    let d = taskgate_usecases::deployments::promote(
+        &state.usecases,
+        &principal.env.environment.id,
+        &version,
+    )
+    .await?;
     Ok(Json(PromoteDeploymentResponse {
         id: d.friendly_id.to_string(),
         version: d.version,
