@@ -163,6 +163,38 @@ pub struct CreateBatchResponse {
     pub idempotency_key: Option<String>,
 }
 
+/// `GET /api/v2/batches/{batchId}` (`batch.retrieve`; `/api/v1/…` answers the same).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetrieveBatchResponse {
+    /// `batch_…`.
+    pub id: String,
+    /// `PROCESSING` while its items arrive, `PENDING` while its runs go on, `COMPLETED` once
+    /// every run has finished (whatever its outcome).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub created_at: String,
+    /// The latest of its creation and its runs' ends.
+    pub updated_at: String,
+    pub run_count: i64,
+    /// Its runs' ids, in the order they were made.
+    pub runs: Vec<String>,
+    pub processing: BatchProcessing,
+}
+
+/// How a batch's items became runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchProcessing {
+    /// When its last item became a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    /// Items that made no run (taskgate refuses a batch's bad items before making any, so
+    /// this is empty).
+    pub errors: Vec<Value>,
+}
+
 /// `POST /api/v3/batches/{batchId}/items`: what the stream of items did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

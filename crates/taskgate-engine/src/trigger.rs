@@ -18,8 +18,9 @@ use taskgate_store::{
 
 use crate::{Engine, Error, Result};
 
-/// Most tags a run may carry, and their longest length (upstream's limits).
-const MAX_TAGS: usize = 10;
+/// Most tags a run may carry (upstream's `MAX_TAGS_PER_RUN`).
+pub const MAX_TAGS: usize = 10;
+/// A tag's longest length (upstream's limit).
 const MAX_TAG_LEN: usize = 128;
 /// The trigger body the SDK sends; unknown options are accepted and ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -88,7 +89,9 @@ fn validation(msg: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("Validation error: {msg}"))
 }
 
-pub(crate) fn tags(v: Option<&Value>) -> Result<Vec<String>> {
+/// A trigger's (or `tags.add`'s) `tags`: a string or an array of them, each 1 to 128
+/// characters, at most [`MAX_TAGS`], duplicates dropped.
+pub fn tags(v: Option<&Value>) -> Result<Vec<String>> {
     let list: Vec<String> = match v {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => vec![s.clone()],

@@ -736,6 +736,76 @@ impl RunStore for Backend {
         Ok(triggered)
     }
 
+    async fn add_run_tags(
+        &self,
+        environment_id: &EnvironmentId,
+        run_id: &RunFriendlyId,
+        tags: &[String],
+        max: usize,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TagsAdded>> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("lock_run_for_tags");
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLS} FROM task_runs r WHERE r.runtime_environment_id = $1 AND r.friendly_id = $2{FOR_UPDATE}"
+        ))
+        .bind(environment_id)
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        };
+        let mut r = run(&row)?;
+        let mut new: Vec<String> = Vec::new();
+        for t in tags {
+            if !r.tags.contains(t) && !new.contains(t) {
+                new.push(t.clone());
+            }
+        }
+        if new.is_empty() {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(Some(TagsAdded::Added(new)));
+        }
+        if r.tags.len() + new.len() > max {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(Some(TagsAdded::TooMany {
+                existing: r.tags.len(),
+                new,
+            }));
+        }
+        r.tags.extend(new.iter().cloned());
+        r.version += 1;
+        r.updated_at = now;
+        let list = serde_json::to_string(&r.tags).map_err(|e| StoreError::Other(e.to_string()))?;
+        count("update_run_tags");
+        sqlx::query("UPDATE task_runs SET tags = $1, version = $2, updated_at = $3 WHERE id = $4")
+            .bind(list)
+            .bind(r.version)
+            .bind(to_millis(now))
+            .bind(&r.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        for tag in &new {
+            count("insert_run_tag");
+            sqlx::query(
+                "INSERT INTO task_run_tags (run_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.id)
+            .bind(tag)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let event = run_event(&r);
+        self.notify_in(&mut tx, &event).await?;
+        self.commit_local(tx, vec![event]).await?;
+        Ok(Some(TagsAdded::Added(new)))
+    }
+
     async fn get_run(
         &self,
         environment_id: &EnvironmentId,

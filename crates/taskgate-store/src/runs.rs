@@ -336,6 +336,15 @@ pub struct Batch {
     pub resume_parent_on_completion: bool,
 }
 
+/// What adding tags to a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagsAdded {
+    /// The tags that were new, now on the run (empty: it had them all).
+    Added(Vec<String>),
+    /// The run (with `existing` tags) would have more than allowed: none was added.
+    TooMany { existing: usize, new: Vec<String> },
+}
+
 /// One chunk of a run's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamChunk {
@@ -413,6 +422,17 @@ pub trait RunStore: Send + Sync {
         filter: &RunFilter,
         page: &RunPage,
     ) -> StoreResult<Vec<Run>>;
+    /// Adds `tags` to a run of the environment (those it lacks), leaving it with at most
+    /// `max`, in one transaction; feeds see the change. `None` when the run is not the
+    /// environment's.
+    async fn add_run_tags(
+        &self,
+        environment_id: &EnvironmentId,
+        run_id: &RunFriendlyId,
+        tags: &[String],
+        max: usize,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TagsAdded>>;
     /// Applies an event to a run through the engine's state machine, in one transaction:
     /// refused when the run is another environment's (`NotFound`), when `expected_snapshot`
     /// is stale, or when the state machine refuses it. Records attempts as they start and end.

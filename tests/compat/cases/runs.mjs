@@ -1,8 +1,8 @@
 // The runs API as the SDK uses it (errors-runs-sdk §3): trigger options and
-// idempotency, list paging, retrieve, cancel, replay and batch trigger.
+// idempotency, list paging, retrieve, cancel, replay, batch trigger and batch.retrieve.
 // Nothing executes tasks here, so triggered runs stay QUEUED.
 
-import { runs, tasks } from "@trigger.dev/sdk";
+import { batch as sdkBatch, runs, tasks } from "@trigger.dev/sdk";
 import { ListRunResponseItem } from "@trigger.dev/core/v3";
 import { as, hex, http, newProject } from "../lib/api.mjs";
 import { assert, expectError, expectRunId } from "../lib/check.mjs";
@@ -184,6 +184,12 @@ export default [
           payloads.push(run.payload.n);
         }
         assert.deepEqual(payloads.sort(), [1, 2, 3]);
+        // batch.retrieve parses with the SDK's own schema.
+        const batch = await sdkBatch.retrieve(handle.batchId);
+        assert.equal(batch.id, handle.batchId);
+        assert.equal(batch.runCount, 3);
+        assert.equal(batch.status, "PENDING");
+        assert.deepEqual([...batch.runs].sort(), [...ids].sort());
       });
     },
   },

@@ -689,6 +689,12 @@ async fn batches_trigger_in_two_phases(b: Backend) {
         .to_str()
         .unwrap()
         .contains(&format!("read:batch:{batch}")));
+    // batch.retrieve: still receiving its items.
+    let r = app.get(&format!("/api/v2/batches/{batch}"), &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "PROCESSING");
+    assert_eq!(r.body["runCount"], 3);
+    assert_eq!(r.body["runs"], json!([]));
     let lines = (0..3)
         .map(|i| {
             json!({ "index": i, "task": "a", "payload": format!("{{\"i\":{i}}}") }).to_string()
@@ -721,6 +727,50 @@ async fn batches_trigger_in_two_phases(b: Backend) {
         .get(&format!("/api/v1/runs?filter[batch]={batch}"), &key)
         .await;
     assert_eq!(r.body["data"].as_array().map(Vec::len), Some(3));
+    // batch.retrieve: its runs in the order they were made, pending until every one ends.
+    let mut listed: Vec<String> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    listed.reverse();
+    let r = app.get(&format!("/api/v2/batches/{batch}"), &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["id"], batch.as_str());
+    assert_eq!(r.body["status"], "PENDING");
+    assert_eq!(r.body["runs"], json!(listed));
+    assert_eq!(r.body["processing"]["errors"], json!([]));
+    for id in &listed {
+        let c = app
+            .post(&format!("/api/v2/runs/{id}/cancel"), &key, json!({}))
+            .await;
+        assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+    }
+    let r = app.get(&format!("/api/v1/batches/{batch}"), &key).await;
+    assert_eq!(r.body["status"], "COMPLETED", "{}", r.text);
+    // Another environment's key, or a token for another batch, reads nothing of it.
+    let (_, other) = app.project_with_key("prod").await;
+    assert_eq!(
+        app.get(&format!("/api/v2/batches/{batch}"), &other)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let jwt = app
+        .post(
+            "/api/v1/auth/jwt",
+            &key,
+            json!({ "claims": { "scopes": ["read:batch:batch_other"] } }),
+        )
+        .await;
+    let jwt = jwt.body["token"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v2/batches/{batch}"), jwt)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
     for bad in [json!({ "runCount": 0 }), json!({ "runCount": 1001 })] {
         assert_eq!(
             app.post("/api/v3/batches", &key, bad).await.status,
@@ -881,6 +931,84 @@ async fn huge_durations_are_refused_by_name(b: Backend) {
     app.cleanup().await;
 }
 
+async fn tags_are_added_up_to_ten(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let id = trigger_id(
+        &app,
+        &key,
+        "t",
+        json!({ "options": { "tags": ["a", "b"] } }),
+    )
+    .await;
+    let add = |tags: Value| {
+        let app = &app;
+        let key = key.clone();
+        let id = id.clone();
+        async move {
+            app.post(
+                &format!("/api/v1/runs/{id}/tags"),
+                &key,
+                json!({ "tags": tags }),
+            )
+            .await
+        }
+    };
+    let r = add(json!(["b", "c", "c"])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["message"], "Successfully set 1 new tags.");
+    let r = add(json!("a")).await;
+    assert_eq!(r.body["message"], "No new tags to add");
+    let run = app.get(&format!("/api/v3/runs/{id}"), &key).await;
+    assert_eq!(run.body["tags"], json!(["a", "b", "c"]));
+    // Listed by the new tag at once.
+    let r = app.get("/api/v1/runs?filter[tag]=c", &key).await;
+    assert_eq!(r.body["data"][0]["id"], id.as_str(), "{}", r.text);
+    // Past ten, nothing is added and the answer names what was not.
+    let many: Vec<String> = (0..8).map(|i| format!("n{i}")).collect();
+    let r = add(json!(many)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.body["error"],
+        "Runs can only have 10 tags, you're trying to set 11. These tags have not been set: 'n0', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6', 'n7'."
+    );
+    let run = app.get(&format!("/api/v3/runs/{id}"), &key).await;
+    assert_eq!(run.body["tags"].as_array().unwrap().len(), 3);
+    // Bad bodies, other environments and tokens without the run are refused.
+    for body in [json!({ "tags": 5 }), json!({ "tags": [""] })] {
+        let r = app
+            .post(&format!("/api/v1/runs/{id}/tags"), &key, body)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    }
+    let (_, other) = app.project_with_key("prod").await;
+    let r = app
+        .post(
+            &format!("/api/v1/runs/{id}/tags"),
+            &other,
+            json!({ "tags": ["x"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let jwt = app
+        .post(
+            "/api/v1/auth/jwt",
+            &key,
+            json!({ "claims": { "scopes": ["read:runs"] } }),
+        )
+        .await;
+    let jwt = jwt.body["token"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/runs/{id}/tags"),
+            jwt,
+            json!({ "tags": ["x"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    app.cleanup().await;
+}
+
 on_both!(
     triggered_runs_are_retrievable_with_the_sdks_fields,
     retried_triggers_get_the_run_of_their_first_attempt,
@@ -893,5 +1021,6 @@ on_both!(
     one_time_tokens_cannot_be_replayed_by_respelling,
     one_time_tokens_create_one_batch,
     huge_durations_are_refused_by_name,
-    batches_trigger_in_two_phases
+    batches_trigger_in_two_phases,
+    tags_are_added_up_to_ten
 );

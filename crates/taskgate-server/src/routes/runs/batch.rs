@@ -7,12 +7,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use taskgate_api::runs::{CreateBatchResponse, StreamBatchItemsResponse};
+use taskgate_api::runs::{
+    BatchProcessing, CreateBatchResponse, RetrieveBatchResponse, StreamBatchItemsResponse,
+};
 use taskgate_api::ErrorBody;
 use taskgate_core::ids::BatchFriendlyId;
 use taskgate_core::scope::Resource;
+use taskgate_core::time::iso_millis;
 use taskgate_engine::batch::{check_run_count, BatchItem};
 use taskgate_engine::trigger::ParentRequest;
+use taskgate_store::{RunFilter, RunPage};
 
 use super::trigger::{parse_json_body, run_token_headers};
 use crate::auth::extract::ApiAuth;
@@ -140,4 +144,97 @@ pub async fn stream_batch_items(
         enqueued_count: added.count,
         expected_count: batch.run_count,
     }))
+}
+
+/// Runs of a batch read per store call.
+const BATCH_RUNS_PAGE: u32 = 500;
+
+/// A batch: its status and its runs (`batch.retrieve`).
+#[utoipa::path(get, path = "/api/v2/batches/{batchId}", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])),
+    params(("batchId" = String, Path)),
+    responses((status = 200, body = RetrieveBatchResponse), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn retrieve_batch(
+    State(state): State<AppState>,
+    ApiAuth(principal): ApiAuth,
+    Path(batch_id): Path<BatchFriendlyId>,
+) -> ApiResult<Json<RetrieveBatchResponse>> {
+    let env = &principal.env.environment.id;
+    let batch = state
+        .store
+        .get_batch(env, &batch_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Batch not found").should_retry(false))?;
+    principal.authorize(
+        "read",
+        &[
+            Resource::with_id("batch", &batch.friendly_id),
+            Resource::new("runs"),
+        ],
+    )?;
+    let filter = RunFilter {
+        batch_id: Some(batch.friendly_id.clone()),
+        ..RunFilter::default()
+    };
+    // Newest first, a page at a time; a batch has at most MAX_BATCH_RUNS runs.
+    let mut runs = Vec::new();
+    let mut after = None;
+    loop {
+        let page = RunPage {
+            limit: BATCH_RUNS_PAGE,
+            after: after.clone(),
+            before: None,
+        };
+        let got = state.store.list_runs(env, &filter, &page).await?;
+        let full = got.len() == BATCH_RUNS_PAGE as usize;
+        after = got.last().map(|r| (r.created_at, r.id.clone()));
+        runs.extend(got);
+        if !full || runs.len() as i64 >= batch.run_count {
+            break;
+        }
+    }
+    runs.reverse();
+    let finished = runs.iter().filter(|r| r.state().is_finished()).count() as i64;
+    let status = if !batch.sealed {
+        "PROCESSING"
+    } else if finished >= batch.run_count {
+        "COMPLETED"
+    } else {
+        "PENDING"
+    };
+    let updated = runs
+        .iter()
+        .filter_map(|r| r.completed_at)
+        .chain(std::iter::once(batch.created_at))
+        .max()
+        .unwrap_or(batch.created_at);
+    Ok(Json(RetrieveBatchResponse {
+        id: batch.friendly_id.to_string(),
+        status: status.into(),
+        idempotency_key: batch.idempotency_key.clone(),
+        created_at: iso_millis(batch.created_at),
+        updated_at: iso_millis(updated),
+        run_count: batch.run_count,
+        runs: runs.iter().map(|r| r.friendly_id.to_string()).collect(),
+        processing: BatchProcessing {
+            completed_at: batch
+                .sealed
+                .then(|| runs.last().map(|r| iso_millis(r.created_at)))
+                .flatten(),
+            errors: Vec::new(),
+        },
+    }))
+}
+
+/// `GET /api/v1/batches/{batchId}`: the same answer (older SDKs' path).
+#[utoipa::path(get, path = "/api/v1/batches/{batchId}", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])),
+    params(("batchId" = String, Path)),
+    responses((status = 200, body = RetrieveBatchResponse), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn retrieve_batch_v1(
+    state: State<AppState>,
+    auth: ApiAuth,
+    id: Path<BatchFriendlyId>,
+) -> ApiResult<Json<RetrieveBatchResponse>> {
+    retrieve_batch(state, auth, id).await
 }

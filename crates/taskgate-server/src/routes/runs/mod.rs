@@ -1,5 +1,5 @@
 //! Runs for the official SDK: trigger, batch trigger, list,
-//! retrieve, cancel and replay, and how a run is shown.
+//! retrieve, cancel, replay and tags, and how a run is shown.
 
 pub mod batch;
 pub mod cancel;
@@ -7,6 +7,7 @@ pub mod history;
 pub mod list;
 pub mod present;
 pub mod retrieve;
+pub mod tags;
 pub mod trace;
 pub mod trigger;
 
