@@ -155,8 +155,7 @@ pub struct ProjectResponse {
 }
 
 /// One entry of `GET /api/v1/projects/runtimes`: a project's production environment and the
-/// runtime of its current deployment. taskgate runs tasks on the developer's own workers and
-/// deploys nothing, so `deployment` is always null.
+/// runtime of its current (promoted) deployment, `null` when it has none.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectRuntimeResponse {

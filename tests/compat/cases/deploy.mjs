@@ -75,12 +75,12 @@ async function finished(ctx, key, id, timeoutMs = 60_000) {
 /** This backend's deployed project: `{ref, key, version}`, deployed once. */
 function deployed(ctx) {
   ctx.deployed ??= (async () => {
-    const { ref, prodKey } = await newProject(ctx);
+    const { ref, prodKey, pat } = await newProject(ctx);
     const { code, output } = await cli(ctx, ref, prodKey, ["deploy"]);
     if (code !== 0) throw new Error(`trigger.dev deploy exited ${code}:\n${output.slice(-4000)}`);
     const version = /Version (\d{8}\.\d+)/.exec(output)?.[1];
     if (!version) throw new Error(`no version in the deploy's output:\n${output.slice(-4000)}`);
-    return { ref, key: prodKey, version, output };
+    return { ref, key: prodKey, pat, version, output };
   })();
   return ctx.deployed;
 }
@@ -104,6 +104,12 @@ export default [
       expectStatus(one, 200);
       assert.equal(one.body.isCurrent, true);
       assert.ok(one.body.worker.tasks.some((t) => t.slug === "compat-hello"), "its tasks are indexed");
+      // What `trigger.dev projects list` reads: the production deployment's runtime.
+      const runtimes = await http(ctx, "GET", "/api/v1/projects/runtimes", { token: d.pat });
+      expectStatus(runtimes, 200);
+      const project = runtimes.body.find((p) => p.project.externalRef === d.ref);
+      assert.equal(project?.deployment?.shortCode, one.body.shortCode, JSON.stringify(runtimes.body));
+      assert.equal(project.deployment.nodeMajor, Number(process.versions.node.split(".")[0]));
     },
   },
   {

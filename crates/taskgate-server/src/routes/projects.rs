@@ -67,8 +67,8 @@ pub async fn list_all_projects(
     ))
 }
 
-/// The runtime of each project's current production deployment (upstream's shape). taskgate
-/// deploys nothing, so each project's production environment is listed with no deployment.
+/// The runtime of each project's current production deployment (upstream's shape): `null`
+/// for a project with no promoted production version.
 #[utoipa::path(get, path = "/api/v1/projects/runtimes", tag = "tenancy", security(("personalAccessToken" = []), ("userActorToken" = [])),
     responses((status = 200, body = Vec<ProjectRuntimeResponse>), (status = 401, body = ErrorBody)))]
 pub async fn list_project_runtimes(
@@ -76,26 +76,44 @@ pub async fn list_project_runtimes(
     UserAuth(user): UserAuth,
 ) -> ApiResult<Json<Vec<ProjectRuntimeResponse>>> {
     let projects = readable_projects(&state, &user).await?;
-    Ok(Json(
-        projects
-            .into_iter()
-            .map(|(p, org)| ProjectRuntimeResponse {
-                organization: RuntimeOrganization {
-                    title: org.title,
-                    slug: org.slug,
-                },
-                project: RuntimeProject {
-                    name: p.name,
-                    slug: p.slug,
-                    external_ref: p.external_ref,
-                },
-                environment: RuntimeEnvironment {
-                    slug: EnvType::Production.slug().to_string(),
-                },
-                deployment: None,
-            })
-            .collect(),
-    ))
+    let mut out = Vec::with_capacity(projects.len());
+    for (p, org) in projects {
+        let deployment = match state
+            .store
+            .find_root_environment(&p.id, EnvType::Production, None)
+            .await?
+        {
+            Some(env) => state.store.current_deployment(&env.id).await?,
+            None => None,
+        };
+        out.push(ProjectRuntimeResponse {
+            organization: RuntimeOrganization {
+                title: org.title,
+                slug: org.slug,
+            },
+            project: RuntimeProject {
+                name: p.name,
+                slug: p.slug,
+                external_ref: p.external_ref,
+            },
+            environment: RuntimeEnvironment {
+                slug: EnvType::Production.slug().to_string(),
+            },
+            deployment: deployment.map(|(d, worker, _)| RuntimeDeployment {
+                node_major: worker
+                    .runtime_version
+                    .as_deref()
+                    .and_then(|v| v.split('.').next())
+                    .and_then(|major| major.trim_start_matches('v').parse().ok())
+                    .filter(|major: &u32| *major > 0),
+                runtime: worker.runtime.or(d.runtime),
+                runtime_version: worker.runtime_version,
+                deployed_at: d.deployed_at,
+                short_code: d.short_code,
+            }),
+        });
+    }
+    Ok(Json(out))
 }
 
 /// Live projects of the caller's organizations, in each of which the caller may read projects

@@ -234,6 +234,17 @@ async fn an_indexed_deployment_is_promoted_and_read(b: Backend) {
     assert_eq!(r.body["id"], first.as_str());
     let r = app.get(&format!("/api/v1/deployments/{first}"), &key).await;
     assert_eq!(r.body["isCurrent"], true);
+    let short_code = r.body["shortCode"].as_str().unwrap().to_string();
+    // The CLI's `projects list` reads the production deployment's runtime.
+    let r = app.get("/api/v1/projects/runtimes", &app.admin_token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let listed = r.body.as_array().unwrap();
+    let mine = listed
+        .iter()
+        .find(|p| p["deployment"]["shortCode"] == short_code.as_str())
+        .unwrap_or_else(|| panic!("{}", r.text));
+    assert_eq!(mine["deployment"]["nodeMajor"], 20);
+    assert_eq!(mine["deployment"]["runtimeVersion"], "20.20.2");
     // The index controller of a second one reports failure: it stays failed, the first
     // stays current.
     app.clock.advance(chrono::Duration::seconds(1));
