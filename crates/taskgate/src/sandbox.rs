@@ -1,15 +1,15 @@
 //! `taskgate sandbox [--check] [--deny PATH]… [--allow PATH]… -- PROGRAM ARGS…`: how the runner
 //! starts task processes. It restricts itself with Linux Landlock so that nothing under a
 //! `--deny` path (taskgate's data directory, other deployments' bundles) can be read or
-//! written, except under an `--allow` path inside one, then becomes PROGRAM. The environment
+//! written, except under an `--allow` path inside one, then runs PROGRAM. The environment
 //! and working directory are the caller's. `--check` says (exit status) whether this kernel
-//! enforces the sandbox. PROGRAM is killed when the process that started it ends.
+//! enforces the sandbox. The launcher stays while PROGRAM runs and, should the process that
+//! started it die, ends PROGRAM and everything PROGRAM started.
 //!
 //! Landlock only allows: access stays possible below every entry of the file system that is
 //! not a denied path or on the way to one, walking down from `/` at start.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -139,19 +139,62 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    // The process dies with the server that started it (a server killed outright leaves no
-    // task process behind, holding a run that its restart retries).
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
-        eprintln!("taskgate sandbox: cannot tie the process to its server: {e}");
-        return ExitCode::FAILURE;
-    }
     let mut program = args.program.into_iter();
     let Some(name) = program.next() else {
         return ExitCode::from(2);
     };
-    let err = std::process::Command::new(&name).args(program).exec();
-    eprintln!("taskgate sandbox: cannot run {name:?}: {err}");
-    ExitCode::from(127)
+    supervise(std::process::Command::new(&name).args(program), &name)
+}
+
+/// How often the launcher looks whether its program ended or its server is gone.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs `command` and answers its exit status. The launcher stays, at the head of a process
+/// group of its own, for one reason: when the server that started it is gone (killed
+/// outright, so it could not stop its runs), it ends the whole group, the program and every
+/// process the program started, rather than leave them running with no one to report to.
+fn supervise(command: &mut std::process::Command, name: &OsString) -> ExitCode {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::{setpgid, Pid};
+    if let Err(e) = setpgid(Pid::from_raw(0), Pid::from_raw(0)) {
+        eprintln!("taskgate sandbox: cannot lead a process group: {e}");
+        return ExitCode::FAILURE;
+    }
+    let server = std::os::unix::process::parent_id();
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("taskgate sandbox: cannot run {name:?}: {e}");
+            return ExitCode::from(127);
+        }
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return exit_code(status),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("taskgate sandbox: cannot wait for {name:?}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        if std::os::unix::process::parent_id() != server {
+            // Pid 0: every process of this group, this one included.
+            let _ = kill(Pid::from_raw(0), Signal::SIGKILL);
+            return ExitCode::FAILURE;
+        }
+        std::thread::sleep(WATCH_INTERVAL);
+    }
+}
+
+/// The launcher's exit status for its program's: the same code, or 128 + the signal that
+/// ended it, as a shell reports it.
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 #[cfg(test)]
