@@ -2,12 +2,19 @@
 // headers and 429 body, and the official SDK waiting out a 429 until `x-ratelimit-reset`.
 
 import { tasks } from "@trigger.dev/sdk";
-import { http, as, newProject } from "../lib/api.mjs";
+import { http, as, createOrg, createProject, createUserWithPat, getEnv } from "../lib/api.mjs";
 import { assert, expectRunId, expectStatus } from "../lib/check.mjs";
 
-/** A project whose organization may make `maxTokens` requests at once, regaining `refillRate` a second. */
+/**
+ * A project in an organization of its own (never the suite's shared one, which later cases
+ * use) that may make `maxTokens` requests at once, regaining `refillRate` a second.
+ */
 async function limited(ctx, refillRate, maxTokens) {
-  const p = await newProject(ctx);
+  const { pat } = await createUserWithPat(ctx);
+  const org = await createOrg(ctx, pat);
+  const project = await createProject(ctx, pat, org);
+  const prod = await getEnv(ctx, pat, project.externalRef, "prod");
+  const p = { org, project, prodKey: prod.apiKey };
   const res = await http(ctx, "PUT", `/admin/api/v1/orgs/${p.org.id}/rate-limit`, {
     token: ctx.adminToken,
     body: { type: "tokenBucket", refillRate, interval: "1s", maxTokens },
