@@ -209,18 +209,43 @@ impl Bundles {
     }
 }
 
+/// Most bytes a bundle may unpack to (a small archive must not fill the disk).
+const MAX_UNPACKED_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// Most entries a bundle may hold.
+const MAX_ENTRIES: usize = 100_000;
+
 /// Extracts `archive` (tar.gz) into `dir`, only `only` when given (`true` when found). Entries
-/// that would land outside `dir` are refused by the unpacker.
+/// that would land outside `dir` are refused by the unpacker; an archive that unpacks to more
+/// than [`MAX_UNPACKED_BYTES`] or [`MAX_ENTRIES`] is refused before it gets there.
 fn extract(archive: &[u8], dir: &Path, only: Option<&str>) -> Result<bool> {
+    extract_within(archive, dir, only, MAX_UNPACKED_BYTES, MAX_ENTRIES)
+}
+
+fn extract_within(
+    archive: &[u8],
+    dir: &Path,
+    only: Option<&str>,
+    max_bytes: u64,
+    max_entries: usize,
+) -> Result<bool> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
     tar.set_preserve_permissions(false);
     tar.set_overwrite(true);
     let mut found = false;
+    let (mut bytes, mut entries) = (0u64, 0usize);
     for entry in tar
         .entries()
         .map_err(|e| Error::Bundle(format!("the bundle is not a tar.gz: {e}")))?
     {
         let mut entry = entry.map_err(|e| Error::Bundle(format!("the bundle is damaged: {e}")))?;
+        entries += 1;
+        bytes = bytes.saturating_add(entry.size());
+        if entries > max_entries || bytes > max_bytes {
+            return Err(Error::Bundle(format!(
+                "the bundle unpacks to more than {max_entries} files or {} MiB",
+                max_bytes / (1024 * 1024)
+            )));
+        }
         if let Some(name) = only {
             let path = entry
                 .path()
@@ -246,6 +271,18 @@ fn extract(archive: &[u8], dir: &Path, only: Option<&str>) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_archive_that_unpacks_too_large_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let big = "x".repeat(4096);
+        let archive = tarball(&[("a.js", &big), ("b.js", &big)]);
+        let err = extract_within(&archive, root.path(), None, 6000, 100).unwrap_err();
+        assert!(err.to_string().contains("unpacks to more than"), "{err}");
+        let err = extract_within(&archive, root.path(), None, 1 << 20, 1).unwrap_err();
+        assert!(err.to_string().contains("unpacks to more than"), "{err}");
+        assert!(extract_within(&archive, root.path(), None, 1 << 20, 100).unwrap());
+    }
 
     fn tarball(files: &[(&str, &str)]) -> Vec<u8> {
         let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
