@@ -31,7 +31,7 @@ use crate::session::{clearing_flash, encode, redirect_with_flash, take_flash, Si
 /// Runs per page.
 const PAGE_SIZE: u32 = 25;
 /// The statuses the filter offers, as the API names them.
-const STATUSES: [&str; 12] = [
+const STATUSES: [&str; 13] = [
     "QUEUED",
     "DELAYED",
     "DEQUEUED",
@@ -44,6 +44,7 @@ const STATUSES: [&str; 12] = [
     "CRASHED",
     "SYSTEM_FAILURE",
     "EXPIRED",
+    "TIMED_OUT",
 ];
 /// Periods the filter offers; the default is the first.
 const PERIODS: [(&str, &str); 5] = [
@@ -124,16 +125,23 @@ fn run_filter(q: &RunsQuery, now: DateTime<Utc>) -> PageResult<RunFilter> {
     Ok(filter)
 }
 
-/// A panel saying that nothing runs here yet, for a deployed environment with no promoted
-/// version (its runs wait in the queue).
-async fn undeployed_notice(state: &AppState, pe: &PageEnv) -> PageResult<Markup> {
-    if pe.auth.environment.env_type == EnvType::Development
-        || state
-            .store
-            .current_deployment(&pe.auth.environment.id)
-            .await?
-            .is_some()
-    {
+/// A panel saying that nothing executes this environment's runs right now: no promoted
+/// version in a deployed environment, no `trigger.dev dev` connected to a development one
+/// (its runs wait in the queue).
+async fn idle_notice(state: &AppState, pe: &PageEnv) -> PageResult<Markup> {
+    let env_id = &pe.auth.environment.id;
+    if pe.auth.environment.env_type == EnvType::Development {
+        if state.engine.dev_connected(env_id).await? {
+            return Ok(html! {});
+        }
+        return Ok(html! {
+            p.panel.flash role="status" {
+                "No " code { "trigger.dev dev" } " is connected to this environment: its runs wait in the queue until one is (in your task project: "
+                code { "TRIGGER_API_URL=" (taskgate_server::public_url::configured_url(&state.config)) " npx trigger.dev@4.8.3 dev" } ")."
+            }
+        });
+    }
+    if state.store.current_deployment(env_id).await?.is_some() {
         return Ok(html! {});
     }
     Ok(html! {
@@ -200,7 +208,7 @@ pub async fn runs_page(
     });
     let (message, clear) = take_flash(&state, &headers);
     let base = pe.base();
-    let undeployed = undeployed_notice(&state, &pe).await?;
+    let undeployed = idle_notice(&state, &pe).await?;
     let body = html! {
         (pe.nav("runs"))
         h1 { "Runs" }
@@ -425,8 +433,8 @@ pub async fn run_page(
         .child_runs(env_id, &run.id, false, MAX_CHILDREN_SHOWN + 1)
         .await?;
     let logs = state.store.list_run_logs(&run.id, None, 500).await?;
-    let flags = status_flags(run.status.api_status());
-    let may_cancel = !flags.is_completed
+    // Finished in any way (timed out and expired included): nothing left to cancel.
+    let may_cancel = !run.state().is_finished()
         && pe.can(
             &state,
             &who,
@@ -451,7 +459,7 @@ pub async fn run_page(
     let (message, clear) = take_flash(&state, &headers);
     let here = format!("{}/runs/{}", pe.base(), run.friendly_id);
     let undeployed = if run.execution_status == ExecutionStatus::Queued {
-        undeployed_notice(&state, &pe).await?
+        idle_notice(&state, &pe).await?
     } else {
         html! {}
     };
@@ -616,11 +624,18 @@ pub async fn cancel_run(
         "write",
         &[Resource::with_id("runs", &run.friendly_id)],
     )?;
+    let here = format!("{}/runs/{}", pe.base(), run.friendly_id);
+    if run.state().is_finished() {
+        let message = format!(
+            "This run had already ended ({}): there was nothing to cancel.",
+            run.status.api_status()
+        );
+        return Ok(redirect_with_flash(&state, &headers, &here, &message));
+    }
     state
         .engine
         .cancel(&pe.auth.environment.id, &run.friendly_id)
         .await?;
-    let here = format!("{}/runs/{}", pe.base(), run.friendly_id);
     Ok(redirect_with_flash(
         &state,
         &headers,

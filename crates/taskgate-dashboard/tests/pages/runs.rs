@@ -173,9 +173,100 @@ async fn a_viewer_sees_runs_but_cannot_cancel_or_replay(b: Backend) {
     app.cleanup().await;
 }
 
+async fn a_run_that_ended_on_its_own_offers_no_cancel(b: Backend) {
+    let app = TestApp::new(b).await;
+    let token = app.admin_token.clone();
+    let (org, project) = app.org_and_project(&token).await;
+    let key = app.env_key(&token, &project, "prod").await;
+    let r = app
+        .api(
+            Method::POST,
+            "/api/v1/tasks/email/trigger",
+            Some(&key),
+            Some(json!({ "payload": {}, "options": { "ttl": "1m" } })),
+        )
+        .await;
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    // Never dequeued, it expires with its TTL.
+    app.clock.advance(chrono::Duration::minutes(2));
+    app.state
+        .store
+        .advance_due_runs(app.state.now())
+        .await
+        .unwrap();
+    app.sign_in("admin@taskgate.local").await;
+    let list = format!("/orgs/{org}/projects/{project}/env/prod/runs");
+    let run_path = format!("{list}/{id}");
+    let page = app.get(&run_path).await;
+    assert!(page.text.contains("EXPIRED"), "{}", page.text);
+    assert!(!page.text.contains("Cancel run"), "{}", page.text);
+    // A cancel posted anyway changes nothing and says why.
+    let csrf = page.input_value("_csrf").unwrap();
+    let r = app
+        .post_form(&format!("{run_path}/cancel"), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let after = app.get(&run_path).await;
+    assert!(
+        after.text.contains("had already ended (EXPIRED)"),
+        "{}",
+        after.text
+    );
+    assert!(!after.text.contains("Run canceled."));
+    let api = app
+        .api(Method::GET, &format!("/api/v3/runs/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(api.json()["status"], "EXPIRED");
+    // Every final status is offered by the filter, timed-out runs included.
+    let listed = app.get(&format!("{list}?status=TIMED_OUT")).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert!(
+        listed.text.contains("<option value=\"TIMED_OUT\" selected"),
+        "{}",
+        listed.text
+    );
+    app.cleanup().await;
+}
+
+async fn a_dev_environment_without_a_cli_says_so(b: Backend) {
+    let app = TestApp::with_config(b, |c| c.engine.dequeue_wait = std::time::Duration::ZERO).await;
+    let token = app.admin_token.clone();
+    let (org, project) = app.org_and_project(&token).await;
+    let key = app.env_key(&token, &project, "dev").await;
+    app.sign_in("admin@taskgate.local").await;
+    let list = format!("/orgs/{org}/projects/{project}/env/dev/runs");
+    let page = app.get(&list).await;
+    assert!(
+        page.text
+            .contains("<code>trigger.dev dev</code> is connected"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("npx trigger.dev@4.8.3 dev"));
+    // A CLI's dequeue is its presence.
+    let r = app
+        .api(
+            Method::POST,
+            "/engine/v1/dev/dequeue",
+            Some(&key),
+            Some(json!({ "currentWorker": "none" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let page = app.get(&list).await;
+    assert!(
+        !page.text.contains("is connected to this environment"),
+        "{}",
+        page.text
+    );
+    app.cleanup().await;
+}
+
 crate::on_both!(
     the_list_shows_runs_and_keeps_its_filters_in_the_url,
     the_list_pages_through_older_runs,
     a_run_page_shows_the_payload_and_cancel_and_replay_work,
     a_viewer_sees_runs_but_cannot_cancel_or_replay,
+    a_run_that_ended_on_its_own_offers_no_cancel,
+    a_dev_environment_without_a_cli_says_so,
 );
