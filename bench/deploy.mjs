@@ -21,13 +21,13 @@
 // Needs target/release/taskgate (cargo build --release -p taskgate), `npm ci` in
 // tests/compat/dev, and for postgres TASKGATE_TEST_DATABASE_URL (a fresh database is created
 // and dropped with psql).
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Client, freePort, opt, pct, scrapeMetrics, sleep } from "./lib.mjs";
+import { Client, freshPostgres, opt, pct, scrapeMetrics, sleep, startServer, UNLIMITED } from "./lib.mjs";
 
 const BACKEND = opt("backend", "sqlite");
 const SAMPLES = Number(opt("samples", 30));
@@ -194,32 +194,12 @@ async function memory(key, serverPid) {
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), "taskgate-bench-"));
-  let db;
-  const extra = [];
-  const pgUrl = process.env.TASKGATE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-  if (BACKEND === "postgres") {
-    db = `taskgate_bench_${process.pid}`;
-    execFileSync("psql", [pgUrl, "-qc", `CREATE DATABASE ${db}`]);
-    extra.push("--database-url", pgUrl.replace(/\/[^/]*$/, `/${db}`));
-  }
-  const port = await freePort();
-  api.base = `http://127.0.0.1:${port}`;
-  // Buckets too large to refuse anything: the limiter's cost stays, its 429s do not.
-  extra.push("--api-rate-limit-refill-rate", "1000000", "--api-rate-limit-interval", "1s", "--api-rate-limit-max", "1000000");
-  const server = spawn(
-    bin,
-    ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dir, "--runner-capacity", String(CAPACITY), "--concurrency-limit", String(CAPACITY), "--dev-max-concurrent-runs", String(CAPACITY), ...extra],
-    { env: { PATH: process.env.PATH, RUST_LOG: process.env.BENCH_RUST_LOG ?? "warn", TASKGATE_LOG_FORMAT: "json" }, stdio: ["ignore", "ignore", "inherit"] },
-  );
+  const pg = BACKEND === "postgres" ? freshPostgres() : undefined;
+  const extra = [...UNLIMITED, "--runner-capacity", String(CAPACITY), "--concurrency-limit", String(CAPACITY), "--dev-max-concurrent-runs", String(CAPACITY)];
+  if (pg) extra.push("--database-url", pg.url);
+  const server = await startServer(api, bin, dir, extra);
   let dev;
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await request("GET", "/healthz")).status === 200) break;
-      } catch {}
-      if (i > 100) throw new Error("server did not start");
-      await sleep(100);
-    }
     const admin = readFileSync(join(dir, "admin-token"), "utf8").trim();
     const org = await ok(request("POST", "/api/v1/orgs", admin, { title: "Bench" }), "org");
     const project = await ok(request("POST", `/api/v1/orgs/${org.slug}/projects`, admin, { name: "Deploy" }), "project");
@@ -253,9 +233,9 @@ async function main() {
     api.agent.destroy();
     rmSync(dir, { recursive: true, force: true });
     rmSync(`${dir}.runner`, { recursive: true, force: true });
-    if (db) {
+    if (pg) {
       await sleep(300);
-      execFileSync("psql", [pgUrl, "-qc", `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]);
+      pg.drop();
     }
   }
   process.exit(0);

@@ -1,5 +1,6 @@
 // What every benchmark script shares: its options, a free port, an HTTP client for a
 // taskgate on loopback, and percentiles.
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import { createServer } from "node:net";
@@ -159,4 +160,22 @@ export function cpuSeconds(pid) {
 export function rssBytes(pid) {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
   return Number(line.split(/\s+/)[1]) * 1024;
+}
+
+/** Options that make the rate limiter's buckets too large to refuse anything: its cost stays,
+ * its 429s do not. */
+export const UNLIMITED = ["--api-rate-limit-refill-rate", "1000000", "--api-rate-limit-interval", "1s", "--api-rate-limit-max", "1000000"];
+
+/**
+ * A fresh PostgreSQL database beside `TASKGATE_TEST_DATABASE_URL`'s (made with psql):
+ * `{ url, drop }`, `drop()` removing it.
+ */
+export function freshPostgres(prefix = "taskgate_bench") {
+  const base = process.env.TASKGATE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+  const name = `${prefix}_${process.pid}`;
+  execFileSync("psql", [base, "-qc", `CREATE DATABASE ${name}`]);
+  return {
+    url: base.replace(/\/[^/]*$/, `/${name}`),
+    drop: () => execFileSync("psql", [base, "-qc", `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]),
+  };
 }
