@@ -238,16 +238,17 @@ pub async fn initialize_deployment(
     }))
 }
 
+/// The caller's environment's deployment by id, friendly id or version (the use case the
+/// dashboard shares).
 async fn deployment_of(
     state: &AppState,
     principal: &EnvPrincipal,
     id: &str,
 ) -> ApiResult<Deployment> {
-    state
-        .store
-        .get_deployment(&principal.env.environment.id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Deployment not found"))
+    Ok(
+        taskgate_usecases::deployments::find(&state.usecases, &principal.env.environment.id, id)
+            .await?,
+    )
 }
 
 /// A deployment, with its worker's tasks once indexed and its error if it failed.

@@ -405,6 +405,13 @@ pub async fn failed_attempts_keep_their_errors_and_retry(store: Arc<dyn Store>) 
     );
 }
 
+/// Each run's id, status and execution status, for comparing what a pass changed.
+fn states(runs: &[Run]) -> Vec<(&str, RunStatus, ExecutionStatus)> {
+    runs.iter()
+        .map(|r| (r.friendly_id.as_str(), r.status, r.execution_status))
+        .collect()
+}
+
 pub async fn the_sweeper_recovers_stalled_runs(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let w = register(&*store, &env, &["a"]).await;
@@ -428,10 +435,7 @@ pub async fn the_sweeper_recovers_stalled_runs(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        requeued
-            .iter()
-            .map(|r| (r.friendly_id.as_str(), r.status, r.execution_status))
-            .collect::<Vec<_>>(),
+        states(&requeued),
         vec![(
             never_started.run.friendly_id.as_str(),
             RunStatus::Pending,
@@ -480,10 +484,7 @@ pub async fn the_sweeper_recovers_stalled_runs(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        requeued
-            .iter()
-            .map(|r| (r.friendly_id.as_str(), r.status, r.execution_status))
-            .collect::<Vec<_>>(),
+        states(&requeued),
         vec![(
             d.run.friendly_id.as_str(),
             RunStatus::RetryingAfterFailure,
