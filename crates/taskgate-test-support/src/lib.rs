@@ -285,3 +285,26 @@ pub async fn until_watching(state: &AppState, keys: usize) {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
 }
+
+/// A deployment of `environment_id` to create with `Store::create_deployment`, as
+/// `POST /api/v1/deployments` makes one before its bundle is indexed: for tests that index it
+/// through its routes without a bundle (which needs Node).
+pub fn building_deployment(
+    environment_id: &str,
+    content_hash: &str,
+    git_meta: Option<&str>,
+) -> taskgate_store::NewDeployment {
+    use taskgate_core::ids::{new_deployment_friendly_id, new_id, new_short_code};
+    taskgate_store::NewDeployment {
+        id: new_id().into(),
+        friendly_id: new_deployment_friendly_id().into(),
+        short_code: new_short_code(),
+        environment_id: environment_id.into(),
+        content_hash: content_hash.into(),
+        artifact_key: None,
+        external_id: None,
+        runtime: Some("node".into()),
+        triggered_via: None,
+        git_meta: git_meta.map(str::to_string),
+    }
+}

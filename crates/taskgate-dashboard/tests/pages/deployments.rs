@@ -4,8 +4,6 @@
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use taskgate_core::ids::{new_deployment_friendly_id, new_id, new_short_code};
-use taskgate_store::NewDeployment;
 
 use crate::common::{Backend, TestApp};
 
@@ -20,18 +18,11 @@ async fn deployed(app: &TestApp, key: &str, hash: &str) -> String {
         .state
         .store
         .create_deployment(
-            NewDeployment {
-                id: new_id().into(),
-                friendly_id: new_deployment_friendly_id().into(),
-                short_code: new_short_code(),
-                environment_id: env.into(),
-                content_hash: hash.into(),
-                artifact_key: None,
-                external_id: None,
-                runtime: Some("node".into()),
-                triggered_via: None,
-                git_meta: Some(r#"{"commitMessage":"Ship the greeter"}"#.into()),
-            },
+            taskgate_test_support::building_deployment(
+                &env,
+                hash,
+                Some(r#"{"commitMessage":"Ship the greeter"}"#),
+            ),
             false,
             app.state.now(),
         )

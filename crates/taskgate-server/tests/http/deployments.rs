@@ -6,8 +6,6 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
-use taskgate_core::ids::{new_deployment_friendly_id, new_id, new_short_code};
-use taskgate_store::NewDeployment;
 
 use crate::common::{Backend, Response, TestApp};
 use crate::engine::manifest;
@@ -57,18 +55,7 @@ async fn building(app: &TestApp, key: &str, hash: &str) -> String {
         .state
         .store
         .create_deployment(
-            NewDeployment {
-                id: new_id().into(),
-                friendly_id: new_deployment_friendly_id().into(),
-                short_code: new_short_code(),
-                environment_id: env.into(),
-                content_hash: hash.into(),
-                artifact_key: None,
-                external_id: None,
-                runtime: Some("node".into()),
-                triggered_via: None,
-                git_meta: None,
-            },
+            taskgate_test_support::building_deployment(&env, hash, None),
             false,
             app.state.now(),
         )
