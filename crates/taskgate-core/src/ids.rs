@@ -177,6 +177,10 @@ typed_id! {
     DeploymentId;
     /// A deployment's friendly id (`deployment_…`).
     DeploymentFriendlyId;
+    /// A schedule's row id.
+    ScheduleId;
+    /// A schedule's friendly id (`sched_…`), what clients name it by.
+    ScheduleFriendlyId;
 }
 
 /// Lowercase letters and digits: upstream's cuids and friendly ids use this alphabet, and
@@ -219,6 +223,11 @@ pub fn new_waitpoint_friendly_id() -> String {
 /// A deployment's friendly id: `deployment_` + 24 lowercase alphanumerics.
 pub fn new_deployment_friendly_id() -> String {
     format!("deployment_{}", random_string(LOWER_ALNUM, 24))
+}
+
+/// A schedule's friendly id: `sched_` + 24 lowercase alphanumerics.
+pub fn new_schedule_friendly_id() -> String {
+    format!("sched_{}", random_string(LOWER_ALNUM, 24))
 }
 
 /// A deployment's short code, what its dashboard link names: 8 lowercase alphanumerics.

@@ -22,6 +22,7 @@ pub mod return_path;
 pub mod role;
 pub mod rotation;
 pub mod run;
+pub mod schedule;
 pub mod scope;
 pub mod signin;
 pub mod task_error;
