@@ -395,6 +395,10 @@ pub struct TaskManifest {
     pub description: Option<String>,
     #[serde(default)]
     pub trigger_source: Option<String>,
+    /// A scheduled task's `{cron, timezone, environments?, window?}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub schedule: Option<Value>,
 }
 
 /// A build's manifest.

@@ -4,10 +4,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use serde_json::Value;
 use taskgate_api::engine::{BackgroundWorkerMetadata, TaskManifest};
 use taskgate_core::ids::{new_id, new_worker_friendly_id};
 use taskgate_core::ids::{DeploymentId, EnvironmentId};
-use taskgate_store::{NewWorker, QueueLimit, Worker, WorkerTask};
+use taskgate_core::schedule;
+use taskgate_store::{DeclaredSchedule, NewWorker, QueueLimit, Worker, WorkerTask};
 
 use crate::{Engine, Error, Result};
 
@@ -74,7 +76,75 @@ fn worker_task(t: &TaskManifest) -> Result<WorkerTask> {
         payload_schema: json_text("payloadSchema", t.payload_schema.as_ref())?,
         description: t.description.clone(),
         trigger_source: t.trigger_source.clone(),
+        schedule: declared_schedule(t)?,
     })
+}
+
+/// Environment types a declared schedule may name.
+const ENV_TYPES: [&str; 4] = ["PRODUCTION", "STAGING", "PREVIEW", "DEVELOPMENT"];
+
+/// A task's declared `cron` (`schedule` in the manifest), checked as the API checks an
+/// imperative schedule: a valid five-field expression, an IANA time zone, a window.
+fn declared_schedule(t: &TaskManifest) -> Result<Option<DeclaredSchedule>> {
+    let Some(s) = t.schedule.as_ref().filter(|s| !s.is_null()) else {
+        return Ok(None);
+    };
+    let bad = |why: String| Error::InvalidBody(format!("task {:?}: {why}", t.id));
+    // The SDK sends `cron` as the pattern; an object form is read as well.
+    let cron_field = s.get("cron");
+    let field = |name: &str| {
+        cron_field
+            .and_then(|c| c.get(name))
+            .or_else(|| s.get(name))
+            .filter(|v| !v.is_null())
+    };
+    let cron = match cron_field {
+        Some(Value::String(c)) => c.clone(),
+        Some(Value::Object(o)) => match o.get("pattern") {
+            Some(Value::String(p)) => p.clone(),
+            _ => return Err(bad("schedule.cron.pattern must be a string".into())),
+        },
+        _ => return Err(bad("schedule.cron must be a string".into())),
+    };
+    let timezone = match field("timezone") {
+        None => schedule::UTC.to_string(),
+        Some(Value::String(z)) => z.clone(),
+        Some(_) => return Err(bad("schedule.timezone must be a string".into())),
+    };
+    let parsed = schedule::CronSchedule::parse(&cron, &timezone).map_err(|e| bad(e.to_string()))?;
+    let environments = match field("environments") {
+        None => None,
+        Some(Value::Array(items)) => {
+            let mut envs = Vec::new();
+            for e in items {
+                match e.as_str() {
+                    Some(name) if ENV_TYPES.contains(&name) => envs.push(name.to_string()),
+                    _ => {
+                        return Err(bad(format!(
+                            "schedule.environments must name {}",
+                            ENV_TYPES.join(", ")
+                        )))
+                    }
+                }
+            }
+            Some(envs)
+        }
+        Some(_) => return Err(bad("schedule.environments must be an array".into())),
+    };
+    let window = match field("window") {
+        None => None,
+        Some(Value::String(w)) => {
+            schedule::Window::parse(w).map_err(|e| bad(e.to_string()))?;
+            Some(w.trim().to_string())
+        }
+        Some(_) => return Err(bad("schedule.window must be a string".into())),
+    };
+    Ok(Some(DeclaredSchedule {
+        cron: parsed.expression().to_string(),
+        timezone: parsed.timezone().to_string(),
+        environments,
+        window,
+    }))
 }
 
 /// Most runs a queue's limit may name (a larger one is no limit below the environment's).

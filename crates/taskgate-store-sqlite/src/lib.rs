@@ -42,6 +42,8 @@ mod projects;
 mod rows;
 #[path = "../../taskgate-store/sql/runs.rs"]
 mod runs;
+#[path = "../../taskgate-store/sql/schedules.rs"]
+mod schedules;
 #[path = "../../taskgate-store/sql/sessions.rs"]
 mod sessions;
 #[path = "../../taskgate-store/sql/tokens.rs"]

@@ -314,19 +314,27 @@ impl DeployStore for Backend {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn promote_deployment(&self, id: &DeploymentId, _now: DateTime<Utc>) -> StoreResult<()> {
+    async fn promote_deployment(&self, id: &DeploymentId, now: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         count("promote_deployment");
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT runtime_environment_id FROM deployments WHERE id = $1 AND status = 'DEPLOYED'",
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT runtime_environment_id, worker_id FROM deployments WHERE id = $1 AND status = 'DEPLOYED'",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
-        let Some((environment_id,)) = row else {
+        let Some((environment_id, worker_id)) = row else {
             return Err(StoreError::NotFound);
         };
+        lock_environment(&mut tx, &environment_id.clone().into()).await?;
+        // The promoted version's schedules become the environment's.
+        let tasks = match &worker_id {
+            Some(w) => tasks_of(&mut tx, w).await?,
+            None => Vec::new(),
+        };
+        crate::schedules::sync_declarative(&mut tx, &environment_id.clone().into(), &tasks, now)
+            .await?;
         sqlx::query("UPDATE runtime_environments SET current_deployment_id = $2 WHERE id = $1")
             .bind(&environment_id)
             .bind(id)

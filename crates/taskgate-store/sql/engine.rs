@@ -23,7 +23,7 @@ pub(crate) const WORKER_COLS: &str =
     w.cli_version, w.runtime, w.runtime_version, w.created_at, w.deployment_id";
 const TASK_COLS: &str =
     "t.slug, t.file_path, t.export_name, t.retry_config, t.queue_name, t.machine,
-    t.max_duration_seconds, t.ttl, t.payload_schema, t.description, t.trigger_source";
+    t.max_duration_seconds, t.ttl, t.payload_schema, t.description, t.trigger_source, t.schedule";
 
 pub(crate) fn worker(row: &DbRow) -> StoreResult<Worker> {
     Ok(Worker {
@@ -54,6 +54,8 @@ fn task(row: &DbRow) -> StoreResult<WorkerTask> {
         payload_schema: s_opt(row, "payload_schema")?,
         description: s_opt(row, "description")?,
         trigger_source: s_opt(row, "trigger_source")?,
+        // A declaration this version cannot read is no schedule (it was valid when stored).
+        schedule: s_opt::<String>(row, "schedule")?.and_then(|j| serde_json::from_str(&j).ok()),
     })
 }
 
@@ -188,8 +190,9 @@ impl EngineStore for Backend {
             count("insert_worker_task");
             sqlx::query(
                 "INSERT INTO background_worker_tasks (worker_id, slug, file_path, export_name, retry_config,
-                     queue_name, machine, max_duration_seconds, ttl, payload_schema, description, trigger_source)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     queue_name, machine, max_duration_seconds, ttl, payload_schema, description, trigger_source,
+                     schedule)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&registered.id)
             .bind(&t.slug)
@@ -203,6 +206,11 @@ impl EngineStore for Backend {
             .bind(t.payload_schema.as_deref())
             .bind(t.description.as_deref())
             .bind(t.trigger_source.as_deref())
+            .bind(
+                t.schedule
+                    .as_ref()
+                    .and_then(|d| serde_json::to_string(d).ok()),
+            )
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
@@ -222,6 +230,11 @@ impl EngineStore for Backend {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        }
+        if w.deployment_id.is_none() {
+            // A development CLI's build is current at once: its schedules are the
+            // environment's now. A deployment's wait for its promotion.
+            crate::schedules::sync_declarative(&mut tx, &w.environment_id, &w.tasks, now).await?;
         }
         if let Some(id) = &w.deployment_id {
             count("deployment_deployed");

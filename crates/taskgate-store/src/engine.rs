@@ -31,6 +31,8 @@ pub struct WorkerTask {
     pub description: Option<String>,
     /// `STANDARD`, `SCHEDULED`, … as the manifest says.
     pub trigger_source: Option<String>,
+    /// Its `cron`, for a scheduled task that declares one.
+    pub schedule: Option<crate::schedules::DeclaredSchedule>,
 }
 
 /// A registered worker: one build of an environment's tasks.

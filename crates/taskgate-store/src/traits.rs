@@ -15,6 +15,7 @@ use crate::errors::ErrorStore;
 use crate::events::{ChangeEvent, ChangeHook};
 use crate::model::*;
 use crate::runs::RunStore;
+use crate::schedules::ScheduleStore;
 use crate::sessions::SessionStore;
 use crate::waits::WaitStore;
 
@@ -278,6 +279,7 @@ pub trait Store:
     + SessionStore
     + WaitStore
     + DeployStore
+    + ScheduleStore
     + Send
     + Sync
 {

@@ -39,6 +39,7 @@ fn task(slug: &str, retry: Option<&str>) -> WorkerTask {
         payload_schema: None,
         description: None,
         trigger_source: Some("STANDARD".into()),
+        schedule: None,
     }
 }
 

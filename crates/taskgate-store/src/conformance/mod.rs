@@ -12,6 +12,7 @@ mod engine;
 mod errors;
 mod keys;
 mod runs;
+mod schedules;
 mod sessions;
 mod tenancy;
 pub mod upgrades;
@@ -22,6 +23,7 @@ pub use engine::*;
 pub use errors::*;
 pub use keys::*;
 pub use runs::*;
+pub use schedules::*;
 pub use sessions::*;
 pub use tenancy::*;
 pub use waits::*;
@@ -161,7 +163,11 @@ macro_rules! conformance_suite {
             a_cancelled_waiting_run_stops_waiting,
             queue_limits_hold_per_concurrency_key_and_not_for_waiting_runs,
             bundle_uploads_are_one_shot_sized_and_expire,
-            deployments_are_versioned_indexed_failed_and_promoted);
+            deployments_are_versioned_indexed_failed_and_promoted,
+            imperative_schedules_upsert_list_update_and_delete,
+            schedule_fires_are_claimed_once_and_missed_times_collapse,
+            concurrent_claims_hand_each_fire_to_one_caller,
+            declarative_schedules_follow_the_current_worker);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(

@@ -784,6 +784,7 @@ async fn register_with_queue(
                         payload_schema: None,
                         description: None,
                         trigger_source: None,
+                        schedule: None,
                     })
                     .collect(),
                 queues,
