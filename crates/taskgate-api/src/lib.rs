@@ -10,6 +10,7 @@ pub mod login;
 pub mod ratelimit;
 pub mod realtime;
 pub mod runs;
+pub mod schedules;
 pub mod trace;
 pub mod waitpoints;
 

@@ -13,6 +13,7 @@
 //! - [`watchers`] and [`workers`]: the wake-ups and the in-memory registry behind them;
 //! - [`waits`]: runs waiting for a time or a token, and wait tokens themselves;
 //! - [`timers`]: the loop that completes waitpoints when their time comes;
+//! - [`schedules`]: the loop that triggers the runs of schedules whose time has come;
 //! - [`sweeper`]: time-driven changes (delays, TTLs, stalls).
 //!
 //! Nothing here knows HTTP: the routes, the socket.io channel and any other transport are
@@ -28,6 +29,7 @@ pub mod packets;
 pub mod presence;
 pub mod registration;
 pub mod runs;
+pub mod schedules;
 pub mod shutdown;
 pub mod sweeper;
 pub mod timers;
@@ -74,6 +76,8 @@ pub struct Engine {
     signing_secret: Arc<SecretBox<Vec<u8>>>,
     watchers: Arc<Watchers>,
     timers: Timers,
+    /// The schedule loop's deadline and bell.
+    schedule_timers: Timers,
     workers: Workers,
     settings: EngineSettings,
     shutdown: Shutdown,
@@ -94,6 +98,7 @@ impl Engine {
             signing_secret,
             watchers: Arc::new(Watchers::default()),
             timers: Timers::default(),
+            schedule_timers: Timers::default(),
             workers: Workers::default(),
             settings,
             shutdown: Shutdown::default(),

@@ -54,6 +54,18 @@ impl Timers {
             }
         }
     }
+
+    /// Records that the loop sleeps for `sleep` from `now`.
+    pub(crate) fn sleeping_until(&self, now: DateTime<Utc>, sleep: Duration) {
+        let deadline = now + chrono::Duration::from_std(sleep).unwrap_or(chrono::Duration::zero());
+        self.deadline_ms
+            .store(to_millis(deadline), Ordering::Relaxed);
+    }
+
+    /// Resolves when the loop is woken sooner.
+    pub(crate) async fn notified(&self) {
+        self.wake.notified().await
+    }
 }
 
 impl Engine {
@@ -98,15 +110,10 @@ pub fn start(engine: Arc<Engine>) {
             if sleep.is_zero() {
                 continue;
             }
-            let deadline = engine.now()
-                + chrono::Duration::from_std(sleep).unwrap_or(chrono::Duration::zero());
-            engine
-                .timers
-                .deadline_ms
-                .store(to_millis(deadline), Ordering::Relaxed);
+            engine.timers.sleeping_until(engine.now(), sleep);
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
-                _ = engine.timers.wake.notified() => {}
+                _ = engine.timers.notified() => {}
                 _ = engine.shutdown.wait() => return,
             }
         }

@@ -108,6 +108,18 @@ fn api_router(
         .routes(routes!(runs::batch::retrieve_batch))
         .routes(routes!(runs::batch::retrieve_batch_v1))
         .routes(routes!(runs::tags::add_tags))
+        .routes(routes!(
+            schedules::create_schedule,
+            schedules::list_schedules
+        ))
+        .routes(routes!(
+            schedules::retrieve_schedule,
+            schedules::update_schedule,
+            schedules::delete_schedule
+        ))
+        .routes(routes!(schedules::activate_schedule))
+        .routes(routes!(schedules::deactivate_schedule))
+        .routes(routes!(schedules::list_timezones))
         .routes(routes!(runs::list::list_runs))
         .routes(routes!(errors::list_errors))
         .routes(routes!(errors::retrieve_error))

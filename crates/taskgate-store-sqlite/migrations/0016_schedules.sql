@@ -37,3 +37,6 @@ CREATE INDEX task_schedules_env_created ON task_schedules (runtime_environment_i
 
 -- A task's declared `cron` ({cron, timezone, environments?, window?} as JSON).
 ALTER TABLE background_worker_tasks ADD COLUMN schedule TEXT;
+
+-- The schedule (friendly id) whose fire triggered a run.
+ALTER TABLE task_runs ADD COLUMN schedule_id TEXT;

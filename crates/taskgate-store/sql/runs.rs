@@ -29,7 +29,7 @@ const TAG_DRIVEN_RUNS: i64 = 2_000;
 pub(crate) const RUN_COLS: &str = "r.id, r.friendly_id, r.runtime_environment_id, r.task_identifier, r.status, r.payload, r.payload_type,
     r.output, r.output_type, r.error, r.tags, r.metadata, r.metadata_type, r.idempotency_key, r.idempotency_key_user,
     r.idempotency_key_expires_at, r.queue, r.concurrency_key, r.max_attempts, r.machine, r.ttl, r.ttl_expires_at,
-    r.delay_until, r.batch_id, r.is_test, r.created_at, r.updated_at, r.started_at, r.completed_at, r.expired_at, r.version,
+    r.delay_until, r.batch_id, r.is_test, r.schedule_id, r.created_at, r.updated_at, r.started_at, r.completed_at, r.expired_at, r.version,
     r.execution_status, r.snapshot_id, r.snapshot_description, r.snapshot_at, r.attempt_number, r.attempt_started_at, r.heartbeat_at,
     r.available_at, r.worker_id, r.task_version, r.max_duration_seconds, r.retry_config, r.is_development, r.is_replay,
     r.parent_run_id, r.resume_parent_on_completion, r.completed_waitpoints, r.snapshot_batch_id";
@@ -89,6 +89,7 @@ pub(crate) fn run(row: &DbRow) -> StoreResult<Run> {
         completed_waitpoints: s_opt(row, "completed_waitpoints")?,
         snapshot_batch_id: s_opt(row, "snapshot_batch_id")?,
         is_test: row.try_get("is_test").map_err(map_err)?,
+        schedule_id: s_opt(row, "schedule_id")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
         started_at: ts_opt(row, "started_at")?,
@@ -162,12 +163,12 @@ async fn insert_run(
              delay_until, batch_id, is_test, created_at, updated_at, started_at, completed_at, expired_at, version,
              execution_status, snapshot_id, snapshot_description, snapshot_at, attempt_number, heartbeat_at,
              available_at, due_at, worker_id, task_version, max_duration_seconds, retry_config, is_development, is_replay,
-             attempt_started_at, parent_run_id, resume_parent_on_completion)
+             attempt_started_at, parent_run_id, resume_parent_on_completion, schedule_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
                  $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42,
-                 $43, $44, $45, $46, $47, $48)",
+                 $43, $44, $45, $46, $47, $48, $49)",
         &notify,
-        49,
+        50,
     );
     let mut q = sqlx::query(&sql)
         .bind(&r.id)
@@ -217,7 +218,8 @@ async fn insert_run(
         .bind(r.is_replay)
         .bind(r.attempt_started_at.map(to_millis))
         .bind(r.parent_run_id.as_deref())
-        .bind(r.resume_parent_on_completion);
+        .bind(r.resume_parent_on_completion)
+        .bind(r.schedule_id.as_deref());
     if let Some((channel, payload)) = notify {
         q = q.bind(channel).bind(payload);
     }

@@ -78,6 +78,8 @@ pub struct Run {
     /// The batch the latest snapshot waits for, or continues from.
     pub snapshot_batch_id: Option<BatchFriendlyId>,
     pub is_test: bool,
+    /// The schedule (`sched_…`) whose fire triggered it.
+    pub schedule_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -196,6 +198,7 @@ impl Run {
             completed_waitpoints: None,
             snapshot_batch_id: None,
             is_test: false,
+            schedule_id: None,
             created_at: now,
             updated_at: now,
             started_at: None,

@@ -7,6 +7,8 @@
 //!   runs past their TTL and recovers stalled ones;
 //! - the engine's timers ([`taskgate_engine::timers`]): complete waitpoints when their time
 //!   comes (a `wait.for` ending, a token timing out);
+//! - the engine's schedules ([`taskgate_engine::schedules`]): trigger the runs of schedules
+//!   whose time has come;
 //! - [`errors`]: reopens error groups whose ignore has ended and deletes count buckets past the
 //!   retention;
 //! - [`usage`]: writes the use of grace-window keys, counted in memory, to the store.
@@ -25,6 +27,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<()> {
     changes::start(state).await?;
     taskgate_engine::sweeper::start(state.engine.clone());
     taskgate_engine::timers::start(state.engine.clone());
+    taskgate_engine::schedules::start(state.engine.clone());
     errors::start(state);
     usage::start(state);
     Ok(())

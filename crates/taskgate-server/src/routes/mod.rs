@@ -15,6 +15,7 @@ pub mod otel;
 pub mod projects;
 pub mod rate_limits;
 pub mod runs;
+pub mod schedules;
 pub mod tokens;
 pub mod unserved;
 pub mod user_actor;

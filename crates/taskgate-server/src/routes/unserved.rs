@@ -27,7 +27,6 @@ const UNSERVED: &[(&str, &str)] = &[
     ("/api/v1/prompts", "prompts"),
     ("/api/v1/webhooks", "webhooks"),
     ("/api/v1/reports", "reports"),
-    ("/api/v1/schedules", "schedules"),
     ("/api/v1/queues", "queues"),
     ("/api/v1/concurrency-limits", "concurrency limits"),
     ("/api/v1/sessions", "sessions"),

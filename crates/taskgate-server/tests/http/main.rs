@@ -19,6 +19,7 @@ mod public_tokens;
 mod rate_limits;
 mod realtime;
 mod runs;
+mod schedules;
 mod serving;
 mod tokens;
 mod trace;
