@@ -10,6 +10,8 @@
 //!   replay ([`runs`]);
 //! - an environment's deployments, which one runs, promoting another ([`deployments`]);
 //! - an environment's wait tokens, completed from the page ([`waitpoints`]);
+//! - an environment's schedules, their next times and last runs, and their switch
+//!   ([`schedules`]);
 //! - an environment's error groups, one group, triage of one
 //!   or many groups and its history ([`errors`]);
 //! - an organization's members and roles ([`team`]);
@@ -29,6 +31,7 @@ pub mod home;
 pub mod layout;
 pub mod mail;
 pub mod runs;
+pub mod schedules;
 pub mod session;
 pub mod signin;
 pub mod team;
@@ -72,6 +75,11 @@ pub fn pages() -> Router<AppState> {
         .route(
             &format!("{ENV}/deployments/{{version}}/promote"),
             post(deployments::promote),
+        )
+        .route(&format!("{ENV}/schedules"), get(schedules::schedules_page))
+        .route(
+            &format!("{ENV}/schedules/{{id}}/{{action}}"),
+            post(schedules::switch),
         )
         .route(&format!("{ENV}/waitpoints"), get(waitpoints::tokens_page))
         .route(

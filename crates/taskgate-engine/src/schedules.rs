@@ -51,6 +51,8 @@ pub struct Pass {
     pub fired: u64,
     pub skipped: u64,
     pub claimed: u64,
+    /// Fires left to their lease because the store failed.
+    pub failed: u64,
 }
 
 impl Engine {
@@ -65,11 +67,15 @@ impl Engine {
             ..Pass::default()
         };
         for fire in fires {
-            // A failure to store (the database went away) leaves the fire leased: another
-            // pass takes it over when the lease runs out.
-            match self.fire(&fire).await? {
-                FireOutcome::Triggered(_) => pass.fired += 1,
-                FireOutcome::Skipped(_) => pass.skipped += 1,
+            match self.fire(&fire).await {
+                Ok(FireOutcome::Triggered(_)) => pass.fired += 1,
+                Ok(FireOutcome::Skipped(_)) => pass.skipped += 1,
+                // The database failed mid-fire: the fire stays leased and is taken over
+                // (by this node or another) when its lease runs out, without a second run.
+                Err(e) => {
+                    pass.failed += 1;
+                    tracing::warn!(schedule.id = %fire.schedule.friendly_id, nominal = %fire.nominal, error = %e, "schedule fire failed; it is retried when its lease runs out");
+                }
             }
         }
         Ok(pass)
@@ -140,7 +146,7 @@ impl Engine {
         };
         match triggered {
             Ok(t) => {
-                let lateness_ms = (Utc::now() - fire.nominal).num_milliseconds();
+                let lateness_ms = (self.now() - fire.nominal).num_milliseconds();
                 tracing::info!(schedule.id = %s.friendly_id, task = %s.task, run.id = %t.run.friendly_id, nominal = %fire.nominal, lateness_ms, "schedule fired");
                 Ok(FireOutcome::Triggered(t.run.friendly_id.to_string()))
             }

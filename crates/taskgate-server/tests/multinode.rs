@@ -273,3 +273,80 @@ async fn two_nodes_on_one_redis_hold_one_limit() {
     );
     cluster.close().await;
 }
+
+/// Many schedules due at once, two nodes firing them (their own loops and explicit passes,
+/// all at the same time): every schedule fires once, no run twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_fire_each_due_schedule_once() {
+    const SCHEDULES: usize = 60;
+    let cluster = cluster(|_| {}).await;
+    let tenant = cluster.tenant().await;
+    let (_, _, claims) = send(
+        &cluster.nodes[0].0,
+        "POST",
+        "/api/v1/auth/jwt/claims",
+        &tenant.key,
+        None,
+    )
+    .await;
+    let env: taskgate_core::ids::EnvironmentId = claims["sub"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_default()
+        .into();
+    let store = cluster.nodes[0].1.store.clone();
+    // Created three minutes ago: each is due since two minutes ago.
+    let past = chrono::Utc::now() - chrono::Duration::minutes(3);
+    let mut ids = Vec::new();
+    for i in 0..SCHEDULES {
+        let (s, _) = store
+            .upsert_schedule(
+                taskgate_store::NewSchedule {
+                    environment_id: env.clone(),
+                    task: "report".into(),
+                    expression: "* * * * *".into(),
+                    timezone: "UTC".into(),
+                    window: None,
+                    deduplication_key: format!("s{i}"),
+                    external_id: None,
+                },
+                past,
+            )
+            .await
+            .unwrap();
+        ids.push(s.friendly_id);
+    }
+    let passes = cluster.nodes.iter().map(|(_, state)| {
+        let engine = state.engine.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                engine.fire_schedules().await.unwrap();
+            }
+        })
+    });
+    for p in passes.collect::<Vec<_>>() {
+        p.await.unwrap();
+    }
+    let mut runs = Vec::new();
+    for id in &ids {
+        let s = store.get_schedule(&env, id).await.unwrap().unwrap();
+        runs.push(s.last_run.expect("every due schedule fired").to_string());
+    }
+    runs.sort();
+    runs.dedup();
+    assert_eq!(runs.len(), SCHEDULES, "each schedule has a run of its own");
+    let (status, _, list) = send(
+        &cluster.nodes[1].0,
+        "GET",
+        "/api/v1/runs?filter[taskIdentifier]=report&page[size]=100",
+        &tenant.key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list["data"].as_array().map(Vec::len),
+        Some(SCHEDULES),
+        "one run per fire, none twice"
+    );
+}

@@ -1,6 +1,6 @@
 //! Client subcommands: `login`, `whoami`, `mint-token`, `tokens list|create|revoke`,
 //! `keys rotate|grace|revoked`, `env list|get|set|import|unset`, `errors …` and
-//! `waitpoints list|show|complete`, talking to a running
+//! `waitpoints list|show|complete`, `schedules list|activate|deactivate`, talking to a running
 //! server with a personal access token kept in a profile (`profile`), over blocking HTTP
 //! (`http`), printed as text or JSON (`output`).
 
@@ -8,6 +8,7 @@ mod errors;
 mod http;
 mod output;
 mod profile;
+mod schedules;
 mod waitpoints;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -43,6 +44,8 @@ pub enum ClientCommand {
     Errors(Box<errors::Errors>),
     /// Wait tokens: list them, show one, complete one (its waiting runs continue).
     Waitpoints(Box<waitpoints::Waitpoints>),
+    /// Schedules: list them with their next and last runs, switch one on or off.
+    Schedules(Box<schedules::Schedules>),
 }
 
 /// What every client command takes.
@@ -259,6 +262,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Env(e) => env_vars(&e),
         ClientCommand::Errors(e) => errors::run(&e),
         ClientCommand::Waitpoints(w) => waitpoints::run(&w),
+        ClientCommand::Schedules(s) => schedules::run(&s),
     })
     .await?
 }

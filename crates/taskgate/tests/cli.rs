@@ -836,3 +836,91 @@ fn waitpoints_commands_list_show_and_complete_tokens() {
     let waiting = run(&["list", "--status", "WAITING", "--json"]).ok().json();
     assert_eq!(waiting["data"], json!([]));
 }
+
+#[test]
+fn schedules_commands_list_and_switch_schedules() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &[]);
+    let url = format!("http://{}", server.addr);
+    let admin = std::fs::read_to_string(data.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    call(
+        &server.addr,
+        "POST",
+        "/api/v1/orgs",
+        Some(&admin),
+        Some(json!({ "title": "Acme" })),
+    );
+    let (_, project) = call(
+        &server.addr,
+        "POST",
+        "/api/v1/orgs/acme/projects",
+        Some(&admin),
+        Some(json!({ "name": "Web" })),
+    );
+    let project = project["externalRef"].as_str().unwrap().to_string();
+    let (_, env) = call(
+        &server.addr,
+        "GET",
+        &format!("/api/v1/projects/{project}/dev"),
+        Some(&admin),
+        None,
+    );
+    let key = env["apiKey"].as_str().unwrap().to_string();
+    let manifest = json!({
+        "localOnly": true, "engine": "V2", "supportsLazyAttempts": true,
+        "metadata": { "packageVersion": "4.8.3", "cliPackageVersion": "4.8.3", "contentHash": "h",
+            "runtime": "node", "runtimeVersion": "20.20.2", "queues": [], "sourceFiles": [],
+            "tasks": [{ "id": "nightly", "filePath": "src/n.ts", "exportName": "nightly",
+                        "triggerSource": "schedule", "schedule": { "cron": "0 3 * * *", "timezone": "Europe/Paris" } }] }
+    });
+    let (status, worker) = call(
+        &server.addr,
+        "POST",
+        &format!("/api/v1/projects/{project}/background-workers"),
+        Some(&key),
+        Some(manifest),
+    );
+    assert_eq!(status, 200, "{worker}");
+    let h = home.path();
+    let run = |cmd: &[&str]| {
+        let mut args: Vec<&str> = vec!["schedules"];
+        args.extend_from_slice(cmd);
+        args.extend_from_slice(&[
+            "--project",
+            &project,
+            "--env",
+            "dev",
+            "--api-url",
+            &url,
+            "--token",
+            &admin,
+        ]);
+        cli(h, &args)
+    };
+    let list = run(&["list"]).ok();
+    assert!(
+        list.stdout.contains("nightly")
+            && list.stdout.contains("0 3 * * *")
+            && list.stdout.contains("Europe/Paris")
+            && list.stdout.contains("DECLARATIVE"),
+        "{}",
+        list.stdout
+    );
+    let listed = run(&["list", "--json"]).ok().json();
+    let id = listed["data"][0]["id"].as_str().unwrap().to_string();
+    let off = run(&["deactivate", &id]).ok();
+    assert!(off.stdout.contains("inactive"), "{}", off.stdout);
+    let again = run(&["list", "--json"]).ok().json();
+    assert_eq!(again["data"][0]["active"], false);
+    let missing = run(&["activate", "sched_missing"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("Schedule not found"),
+        "{}",
+        missing.stderr
+    );
+}

@@ -24,10 +24,11 @@ export function devSession(ctx, { beforeStart } = {}) {
 }
 
 /**
- * A `trigger.dev dev` of its own for a new project, with `args` added to the command line;
- * stopped by the runner's cleanup if the caller does not stop it first.
+ * A `trigger.dev dev` of its own for a new project, with `args` added to the command line
+ * and `extraEnv` to its environment; stopped by the runner's cleanup if the caller does not
+ * stop it first.
  */
-export async function startDev(ctx, { beforeStart, args = [] } = {}) {
+export async function startDev(ctx, { beforeStart, args = [], extraEnv = {} } = {}) {
   const { pat, ref } = await newProject(ctx);
   const dev = await getEnv(ctx, pat, ref, "dev");
   const session = { pat, ref, devKey: dev.apiKey };
@@ -45,6 +46,7 @@ export async function startDev(ctx, { beforeStart, args = [] } = {}) {
     // Not a terminal and an agent: the CLI skips its interactive prompts.
     AI_AGENT: "taskgate-compat",
     NODE_ENV: "development",
+    ...extraEnv,
   };
   const cli = path.join(devDir, "node_modules", "trigger.dev", "dist", "esm", "index.js");
   const child = spawn(process.execPath, [cli, "dev", "--skip-platform-notifications", "--skip-update-check", "--skip-mcp-install", "--skip-rules-install", ...args], {

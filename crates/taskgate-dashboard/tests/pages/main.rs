@@ -13,6 +13,7 @@ mod common;
 mod deployments;
 mod errors;
 mod runs;
+mod schedules;
 mod signin;
 mod team;
 mod tokens;

@@ -233,7 +233,7 @@ pub async fn deactivate_schedule(
 }
 
 /// Every IANA time zone a schedule may use; no credential needed (the SDK sends none).
-#[utoipa::path(get, path = "/api/v1/timezones", operation_id = "listTimezones", tag = "schedules",
+#[utoipa::path(get, path = "/api/v1/timezones", operation_id = "listTimezones", tag = "schedules", security(()),
     params(("excludeUtc" = Option<bool>, Query, description = "leave out UTC")),
     responses((status = 200, body = TimezonesResponse)))]
 pub async fn list_timezones(

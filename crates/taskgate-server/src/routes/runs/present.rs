@@ -211,6 +211,7 @@ mod tests {
             completed_waitpoints: None,
             snapshot_batch_id: None,
             is_test: false,
+            schedule_id: None,
             created_at: at,
             updated_at: at,
             started_at: None,
