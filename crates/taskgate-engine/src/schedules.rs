@@ -99,7 +99,9 @@ impl Engine {
         Ok(outcome)
     }
 
-    async fn trigger_fire(&self, fire: &ScheduleFire) -> Result<FireOutcome> {
+    /// Triggers the run of a claimed fire without completing it (what a node that dies right
+    /// after has done): the fire's request key makes a second trigger of it return this run.
+    pub async fn trigger_fire(&self, fire: &ScheduleFire) -> Result<FireOutcome> {
         let s = &fire.schedule;
         let Some(auth) = self.store.get_environment_auth(&s.environment_id).await? else {
             return Ok(FireOutcome::Skipped("environment_gone"));

@@ -391,7 +391,73 @@ async fn a_due_schedule_triggers_its_task_once_while_the_cli_is_connected(b: Bac
     app.cleanup().await;
 }
 
+/// A node that claimed a fire and died (before or after triggering its run) loses nothing and
+/// duplicates nothing: once the lease runs out the fire is taken over, and its trigger finds
+/// the run the dead node made.
+async fn a_fire_abandoned_mid_way_is_taken_over_without_a_second_run(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (project, key) = dev_project(&app).await;
+    register(&app, &project, &key, None).await;
+    let env: String = app.whoami_env(&key).await.body["sub"]
+        .as_str()
+        .unwrap()
+        .into();
+    let r = app
+        .post(
+            "/api/v1/schedules",
+            &key,
+            json!({ "task": "report", "cron": "*/5 * * * *", "deduplicationKey": "five" }),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let next: chrono::DateTime<chrono::Utc> = r.body["nextRun"].as_str().unwrap().parse().unwrap();
+    // Seen connected until well after the lease runs out.
+    let at = next + Duration::milliseconds(10);
+    for s in 0..4 {
+        app.state
+            .store
+            .touch_dev_presence(&env.clone().into(), at + Duration::seconds(s * 30))
+            .await
+            .unwrap();
+    }
+    // The dying node: claims the fire and triggers its run, and never completes it. (The
+    // app's own loop sleeps on real time; claiming first keeps it from taking the fire.)
+    let fires = app
+        .state
+        .store
+        .claim_schedule_fires(at, 10, Duration::seconds(60))
+        .await
+        .unwrap();
+    let fire = fires
+        .iter()
+        .find(|f| f.schedule.friendly_id.as_str() == id)
+        .unwrap();
+    let first = match app.state.engine.trigger_fire(fire).await.unwrap() {
+        taskgate_engine::schedules::FireOutcome::Triggered(run) => run,
+        other => panic!("the fire did not trigger: {other:?}"),
+    };
+    app.clock.set(at + Duration::seconds(30));
+    let pass = app.state.engine.fire_schedules().await.unwrap();
+    assert_eq!(pass.claimed, 0, "the fire is leased");
+    // The lease runs out: another pass takes the fire over and finds the same run.
+    app.clock.set(at + Duration::seconds(61));
+    let nominal = next.format("%Y-%m-%dT%H:%M").to_string();
+    let s = fired(&app, &key, &id, &nominal).await;
+    assert_eq!(s["lastRunId"], first.as_str());
+    let runs = app
+        .get("/api/v1/runs?filter[taskIdentifier]=report", &key)
+        .await;
+    assert_eq!(
+        runs.body["data"].as_array().unwrap().len(),
+        1,
+        "{}",
+        runs.text
+    );
+    app.cleanup().await;
+}
+
 on_both!(
+    a_fire_abandoned_mid_way_is_taken_over_without_a_second_run,
     imperative_schedules_are_created_listed_changed_and_deleted,
     declarative_schedules_follow_the_dev_build,
     a_due_schedule_triggers_its_task_once_while_the_cli_is_connected
