@@ -2,14 +2,14 @@
 // project with only a prod key (the CLI bundles locally and uploads the output; taskgate
 // indexes it and promotes it), then prod runs executed by taskgate's own runner: output,
 // retries, a wait for a child, cancellation, a second version deployed with --skip-promotion
-// that runs only once `trigger.dev promote` makes it current, and a task process that cannot
-// read taskgate's data directory. The cases share one deployment per backend.
+// that runs only once `trigger.dev promote` makes it current, a task process that cannot
+// read taskgate's data directory, and the deployed version's cron as a production schedule. The cases share one deployment per backend.
 
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { runs, tasks } from "@trigger.dev/sdk";
+import { runs, schedules, tasks } from "@trigger.dev/sdk";
 import { RetrieveRunResponse } from "@trigger.dev/core/v3";
 import { as, http, newProject } from "../lib/api.mjs";
 import { assert, expectStatus } from "../lib/check.mjs";
@@ -76,6 +76,13 @@ async function finished(ctx, key, id, timeoutMs = 60_000) {
 function deployed(ctx) {
   ctx.deployed ??= (async () => {
     const { ref, prodKey, pat } = await newProject(ctx);
+    // The index controller reads the environment's variables before importing the tasks:
+    // this one makes compat-every-minute declare a cron in the deployed version.
+    const cron = await http(ctx, "POST", `/api/v1/projects/${ref}/envvars/prod`, {
+      token: prodKey,
+      body: { name: "COMPAT_DECLARE_CRON", value: "0 5 * * *" },
+    });
+    expectStatus(cron, 200);
     const { code, output } = await cli(ctx, ref, prodKey, ["deploy"]);
     if (code !== 0) throw new Error(`trigger.dev deploy exited ${code}:\n${output.slice(-4000)}`);
     const version = /Version (\d{8}\.\d+)/.exec(output)?.[1];
@@ -110,6 +117,21 @@ export default [
       const project = runtimes.body.find((p) => p.project.externalRef === d.ref);
       assert.equal(project?.deployment?.shortCode, one.body.shortCode, JSON.stringify(runtimes.body));
       assert.equal(project.deployment.nodeMajor, Number(process.versions.node.split(".")[0]));
+    },
+  },
+  {
+    name: "deploy: the promoted version's cron is a production schedule",
+    timeout: 300_000,
+    async run({ ctx }) {
+      const d = await deployed(ctx);
+      const list = await as(ctx, d.key, () => schedules.list());
+      const declared = list.data.filter((s) => s.type === "DECLARATIVE");
+      assert.deepEqual(
+        declared.map((s) => [s.task, s.generator.expression, s.environments[0].type]),
+        [["compat-every-minute", "0 5 * * *", "PRODUCTION"]],
+        JSON.stringify(list.data),
+      );
+      assert.ok(declared[0].nextRun instanceof Date);
     },
   },
   {

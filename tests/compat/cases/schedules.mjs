@@ -14,7 +14,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The schedules' `trigger.dev dev`, declaring `* * * * *` on compat-every-minute. */
 const session = (ctx) =>
-  (ctx.schedulesDev ??= startDev(ctx, { extraEnv: { TASKGATE_COMPAT_DECLARE_CRON: "* * * * *" } }));
+  (ctx.schedulesDev ??= startDev(ctx, { extraEnv: { COMPAT_DECLARE_CRON: "* * * * *" } }));
 
 /** The first finished run of `task` in the environment, waiting up to `timeoutMs`. */
 async function firstRun(ctx, key, task, timeoutMs) {

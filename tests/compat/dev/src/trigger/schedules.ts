@@ -1,5 +1,5 @@
 // Scheduled tasks. `compat-every-minute` declares `* * * * *` only in the dev session that
-// sets TASKGATE_COMPAT_DECLARE_CRON (the schedules cases), so other sessions' projects get
+// sets COMPAT_DECLARE_CRON (the schedules cases), so other sessions' projects get
 // no runs they did not ask for; `compat-scheduled` is for imperative schedules.
 import { schedules } from "@trigger.dev/sdk";
 
@@ -26,7 +26,7 @@ const describe = (payload: {
 
 export const everyMinute = schedules.task({
   id: "compat-every-minute",
-  ...(process.env.TASKGATE_COMPAT_DECLARE_CRON ? { cron: process.env.TASKGATE_COMPAT_DECLARE_CRON } : {}),
+  ...(process.env.COMPAT_DECLARE_CRON ? { cron: process.env.COMPAT_DECLARE_CRON } : {}),
   run: async (payload) => describe(payload),
 });
 
