@@ -10,13 +10,16 @@
 //! Each node sleeps until the earliest fire (or until a schedule of its own is set sooner),
 //! and looks again at least every [`IDLE_CHECK`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
+use taskgate_core::ids::EnvironmentId;
 use taskgate_core::schedule::{CronSchedule, ScheduledPayload, UPCOMING};
 use taskgate_core::time::to_millis;
 use taskgate_store::{Environment, RequestKey, ScheduleFire, WorkerTask};
@@ -34,6 +37,16 @@ const IDLE_CHECK: Duration = Duration::from_secs(30);
 const FAILURE_PAUSE: Duration = Duration::from_secs(1);
 /// How long a fire's request key finds its run: far longer than any lease.
 const REQUEST_KEY_WINDOW: chrono::Duration = chrono::Duration::days(1);
+
+/// Fires of one pass triggered at once.
+const CONCURRENT_FIRES: usize = 8;
+
+/// A due fire's environment, as a pass reads it once: `None` when it is gone (archived, its
+/// project deleted); whether a development CLI is connected (always for other types).
+struct FireEnv {
+    environment: Option<Environment>,
+    connected: bool,
+}
 
 /// What one fire did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,8 +79,32 @@ impl Engine {
             claimed: fires.len() as u64,
             ..Pass::default()
         };
-        for fire in fires {
-            match self.fire(&fire).await {
+        // Each environment is read once per pass, however many of its schedules are due.
+        let mut envs: HashMap<EnvironmentId, Arc<FireEnv>> = HashMap::new();
+        for fire in &fires {
+            let id = &fire.schedule.environment_id;
+            if !envs.contains_key(id) {
+                let env = self.fire_env(fire).await?;
+                envs.insert(id.clone(), Arc::new(env));
+            }
+        }
+        // Fires run a few at a time: each is its own trigger transaction.
+        let outcomes: Vec<(ScheduleFire, Result<FireOutcome>)> = stream::iter(fires)
+            .map(|fire| {
+                let env = envs.get(&fire.schedule.environment_id).cloned();
+                async move {
+                    let outcome = match env {
+                        Some(env) => self.fire_in(&fire, &env).await,
+                        None => Ok(FireOutcome::Skipped("environment_gone")),
+                    };
+                    (fire, outcome)
+                }
+            })
+            .buffer_unordered(CONCURRENT_FIRES)
+            .collect()
+            .await;
+        for (fire, outcome) in outcomes {
+            match outcome {
                 Ok(FireOutcome::Triggered(_)) => pass.fired += 1,
                 Ok(FireOutcome::Skipped(_)) => pass.skipped += 1,
                 // The database failed mid-fire: the fire stays leased and is taken over
@@ -81,9 +118,32 @@ impl Engine {
         Ok(pass)
     }
 
+    /// What a fire needs of its environment, read once per pass.
+    async fn fire_env(&self, fire: &ScheduleFire) -> Result<FireEnv> {
+        let id = &fire.schedule.environment_id;
+        let auth = self
+            .store
+            .get_environment_auth(id)
+            .await?
+            .filter(|a| !a.project_deleted && a.environment.archived_at.is_none());
+        let connected = match (&auth, fire.env_type) {
+            (Some(_), EnvType::Development) => self.dev_connected(id).await?,
+            _ => true,
+        };
+        Ok(FireEnv {
+            environment: auth.map(|a| a.environment),
+            connected,
+        })
+    }
+
     /// Triggers the run of one claimed fire and completes it.
     pub async fn fire(&self, fire: &ScheduleFire) -> Result<FireOutcome> {
-        let outcome = self.trigger_fire(fire).await?;
+        let env = self.fire_env(fire).await?;
+        self.fire_in(fire, &env).await
+    }
+
+    async fn fire_in(&self, fire: &ScheduleFire, env: &FireEnv) -> Result<FireOutcome> {
+        let outcome = self.trigger_in(fire, env).await?;
         let run = match &outcome {
             FireOutcome::Triggered(run) => Some(run.clone().into()),
             FireOutcome::Skipped(_) => None,
@@ -102,14 +162,16 @@ impl Engine {
     /// Triggers the run of a claimed fire without completing it (what a node that dies right
     /// after has done): the fire's request key makes a second trigger of it return this run.
     pub async fn trigger_fire(&self, fire: &ScheduleFire) -> Result<FireOutcome> {
+        let env = self.fire_env(fire).await?;
+        self.trigger_in(fire, &env).await
+    }
+
+    async fn trigger_in(&self, fire: &ScheduleFire, env: &FireEnv) -> Result<FireOutcome> {
         let s = &fire.schedule;
-        let Some(auth) = self.store.get_environment_auth(&s.environment_id).await? else {
+        let Some(environment) = &env.environment else {
             return Ok(FireOutcome::Skipped("environment_gone"));
         };
-        if auth.project_deleted || auth.environment.archived_at.is_some() {
-            return Ok(FireOutcome::Skipped("environment_gone"));
-        }
-        if fire.env_type == EnvType::Development && !self.dev_connected(&s.environment_id).await? {
+        if !env.connected {
             tracing::debug!(schedule.id = %s.friendly_id, env.id = %s.environment_id, "schedule skipped: no trigger.dev dev connected");
             return Ok(FireOutcome::Skipped("dev_not_connected"));
         }
@@ -139,7 +201,7 @@ impl Engine {
             ),
             expires_at: fire.nominal.max(self.now()) + REQUEST_KEY_WINDOW,
         };
-        let triggered = match self.build_run(&auth.environment, &s.task, body, None) {
+        let triggered = match self.build_run(environment, &s.task, body, None) {
             Ok((mut run, _)) => {
                 run.schedule_id = Some(s.friendly_id.to_string());
                 self.trigger(run, None, None, Some(key), None).await
