@@ -19,7 +19,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
-use taskgate_core::ids::EnvironmentId;
+use taskgate_core::ids::{EnvironmentId, RunFriendlyId};
 use taskgate_core::schedule::{CronSchedule, ScheduledPayload, UPCOMING};
 use taskgate_core::time::to_millis;
 use taskgate_store::{Environment, RequestKey, ScheduleFire, WorkerTask};
@@ -52,7 +52,7 @@ struct FireEnv {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FireOutcome {
     /// A run was triggered (or found: the fire had been triggered before its node stopped).
-    Triggered(String),
+    Triggered(RunFriendlyId),
     /// Nothing ran: a development environment with no CLI connected, an archived environment,
     /// or a trigger the engine refused (logged).
     Skipped(&'static str),
@@ -145,7 +145,7 @@ impl Engine {
     async fn fire_in(&self, fire: &ScheduleFire, env: &FireEnv) -> Result<FireOutcome> {
         let outcome = self.trigger_in(fire, env).await?;
         let run = match &outcome {
-            FireOutcome::Triggered(run) => Some(run.clone().into()),
+            FireOutcome::Triggered(run) => Some(run.clone()),
             FireOutcome::Skipped(_) => None,
         };
         self.store
@@ -212,7 +212,7 @@ impl Engine {
             Ok(t) => {
                 let lateness_ms = (self.now() - fire.nominal).num_milliseconds();
                 tracing::info!(schedule.id = %s.friendly_id, task = %s.task, run.id = %t.run.friendly_id, nominal = %fire.nominal, lateness_ms, "schedule fired");
-                Ok(FireOutcome::Triggered(t.run.friendly_id.to_string()))
+                Ok(FireOutcome::Triggered(t.run.friendly_id))
             }
             Err(Error::Store(e)) => Err(Error::Store(e)),
             Err(e) => {

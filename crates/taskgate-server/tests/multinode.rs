@@ -303,12 +303,14 @@ async fn two_nodes_fire_each_due_schedule_once() {
             .upsert_schedule(
                 taskgate_store::NewSchedule {
                     environment_id: env.clone(),
-                    task: "report".into(),
-                    expression: "* * * * *".into(),
-                    timezone: "UTC".into(),
-                    window: None,
                     deduplication_key: format!("s{i}"),
-                    external_id: None,
+                    definition: taskgate_store::ScheduleDefinition {
+                        task: "report".into(),
+                        expression: "* * * * *".into(),
+                        timezone: "UTC".into(),
+                        window: None,
+                        external_id: None,
+                    },
                 },
                 past,
             )

@@ -88,20 +88,17 @@ async fn schedule_by(
 }
 
 /// Sets what a schedule fires and when, from `now`; a schedule already moving on the same
-/// definition keeps its next time.
-#[allow(clippy::too_many_arguments)]
+/// times keeps its next one.
 async fn redefine(
     conn: &mut DbConn,
     current: &Schedule,
-    task: &str,
-    expression: &str,
-    timezone: &str,
-    window: Option<&str>,
-    external_id: Option<&str>,
+    d: &ScheduleDefinition,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let same_time = current.expression == expression
-        && current.timezone == timezone
+    let (task, expression, timezone) = (&d.task, &d.expression, &d.timezone);
+    let (window, external_id) = (d.window.as_deref(), d.external_id.as_deref());
+    let same_time = current.expression == *expression
+        && current.timezone == *timezone
         && current.window.as_deref() == window;
     count("update_schedule");
     if same_time {
@@ -152,19 +149,16 @@ async fn redefine(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn insert(
     conn: &mut DbConn,
     environment_id: &EnvironmentId,
     kind: ScheduleKind,
-    task: &str,
-    expression: &str,
-    timezone: &str,
-    window: Option<&str>,
     key: &str,
-    external_id: Option<&str>,
+    d: &ScheduleDefinition,
     now: DateTime<Utc>,
 ) -> StoreResult<ScheduleFriendlyId> {
+    let (task, expression, timezone) = (&d.task, &d.expression, &d.timezone);
+    let (window, external_id) = (d.window.as_deref(), d.external_id.as_deref());
     let friendly_id: ScheduleFriendlyId = new_schedule_friendly_id().into();
     let (next_at, due_at) = next_millis(environment_id, key, expression, timezone, window, now);
     count("insert_schedule");
@@ -240,34 +234,18 @@ pub(crate) async fn sync_declarative(
         }
     }
     for (task, d) in declared {
+        let definition = ScheduleDefinition {
+            task: task.slug.clone(),
+            expression: d.cron.clone(),
+            timezone: d.timezone.clone(),
+            window: d.window.clone(),
+            external_id: None,
+        };
         match existing.iter().find(|s| s.deduplication_key == task.slug) {
-            Some(current) => {
-                redefine(
-                    conn,
-                    current,
-                    &task.slug,
-                    &d.cron,
-                    &d.timezone,
-                    d.window.as_deref(),
-                    None,
-                    now,
-                )
-                .await?
-            }
+            Some(current) => redefine(conn, current, &definition, now).await?,
             None => {
-                insert(
-                    conn,
-                    environment_id,
-                    ScheduleKind::Declarative,
-                    &task.slug,
-                    &d.cron,
-                    &d.timezone,
-                    d.window.as_deref(),
-                    &task.slug,
-                    None,
-                    now,
-                )
-                .await?;
+                let kind = ScheduleKind::Declarative;
+                insert(conn, environment_id, kind, &task.slug, &definition, now).await?;
             }
         }
     }
@@ -365,33 +343,13 @@ impl ScheduleStore for Backend {
         let existing = row.as_ref().map(schedule).transpose()?;
         let (friendly_id, created) = match existing {
             Some(current) => {
-                redefine(
-                    &mut tx,
-                    &current,
-                    &n.task,
-                    &n.expression,
-                    &n.timezone,
-                    n.window.as_deref(),
-                    n.external_id.as_deref(),
-                    now,
-                )
-                .await?;
+                redefine(&mut tx, &current, &n.definition, now).await?;
                 (current.friendly_id, false)
             }
             None => {
-                let id = insert(
-                    &mut tx,
-                    &n.environment_id,
-                    ScheduleKind::Imperative,
-                    &n.task,
-                    &n.expression,
-                    &n.timezone,
-                    n.window.as_deref(),
-                    &n.deduplication_key,
-                    n.external_id.as_deref(),
-                    now,
-                )
-                .await?;
+                let kind = ScheduleKind::Imperative;
+                let key = &n.deduplication_key;
+                let id = insert(&mut tx, &n.environment_id, kind, key, &n.definition, now).await?;
                 (id, true)
             }
         };
@@ -444,7 +402,7 @@ impl ScheduleStore for Backend {
         &self,
         environment_id: &EnvironmentId,
         friendly_id: &ScheduleFriendlyId,
-        c: ScheduleChange,
+        definition: ScheduleDefinition,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Schedule>> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
@@ -455,17 +413,7 @@ impl ScheduleStore for Backend {
         if current.kind != ScheduleKind::Imperative {
             return Ok(None);
         }
-        redefine(
-            &mut tx,
-            &current,
-            &c.task,
-            &c.expression,
-            &c.timezone,
-            c.window.as_deref(),
-            c.external_id.as_deref(),
-            now,
-        )
-        .await?;
+        redefine(&mut tx, &current, &definition, now).await?;
         let stored = schedule_by(&mut tx, environment_id, friendly_id, "").await?;
         tx.commit().await.map_err(map_err)?;
         Ok(stored)

@@ -122,27 +122,23 @@ pub fn next_fire(
     Some((next, due))
 }
 
+/// What a schedule fires and when: what a creation or an update sets.
+#[derive(Debug, Clone)]
+pub struct ScheduleDefinition {
+    pub task: String,
+    pub expression: String,
+    pub timezone: String,
+    pub window: Option<String>,
+    pub external_id: Option<String>,
+}
+
 /// An imperative schedule to create, or to update in place when the environment has one with
 /// the same deduplication key.
 #[derive(Debug, Clone)]
 pub struct NewSchedule {
     pub environment_id: EnvironmentId,
-    pub task: String,
-    pub expression: String,
-    pub timezone: String,
-    pub window: Option<String>,
     pub deduplication_key: String,
-    pub external_id: Option<String>,
-}
-
-/// What an update sets on an imperative schedule.
-#[derive(Debug, Clone)]
-pub struct ScheduleChange {
-    pub task: String,
-    pub expression: String,
-    pub timezone: String,
-    pub window: Option<String>,
-    pub external_id: Option<String>,
+    pub definition: ScheduleDefinition,
 }
 
 /// A fire claimed by this node: its schedule (already moved to its next time) and the
@@ -186,7 +182,7 @@ pub trait ScheduleStore: Send + Sync {
         &self,
         environment_id: &EnvironmentId,
         friendly_id: &ScheduleFriendlyId,
-        change: ScheduleChange,
+        definition: ScheduleDefinition,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Schedule>>;
     /// Deletes an imperative schedule; false when the environment has no such imperative

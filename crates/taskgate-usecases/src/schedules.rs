@@ -6,7 +6,7 @@
 use taskgate_core::ids::{EnvironmentId, ScheduleFriendlyId};
 use taskgate_core::schedule::{CronSchedule, Window, UTC};
 use taskgate_core::Problem;
-use taskgate_store::{Environment, NewSchedule, Schedule, ScheduleChange, ScheduleKind};
+use taskgate_store::{Environment, NewSchedule, Schedule, ScheduleDefinition, ScheduleKind};
 
 use crate::{Result, UseCases};
 
@@ -26,16 +26,8 @@ pub struct Definition {
     pub external_id: Option<String>,
 }
 
-/// A definition, checked: (task, expression, time zone, window, external id).
-struct Checked {
-    task: String,
-    expression: String,
-    timezone: String,
-    window: Option<String>,
-    external_id: Option<String>,
-}
-
-async fn check(uc: &UseCases, env: &Environment, d: Definition) -> Result<Checked> {
+/// A definition, checked and normalized (the expression trimmed, the zone's IANA name).
+async fn check(uc: &UseCases, env: &Environment, d: Definition) -> Result<ScheduleDefinition> {
     if d.task.is_empty() || d.task.len() > MAX_TASK_LEN {
         return Err(Problem::invalid_body(format!(
             "task must be 1 to {MAX_TASK_LEN} characters"
@@ -78,7 +70,7 @@ async fn check(uc: &UseCases, env: &Environment, d: Definition) -> Result<Checke
         }
         Some(_) => {}
     }
-    Ok(Checked {
+    Ok(ScheduleDefinition {
         task: d.task,
         expression: cron.expression().to_string(),
         timezone: cron.timezone().to_string(),
@@ -107,18 +99,14 @@ pub async fn upsert(
             "deduplicationKey must be 1 to {MAX_KEY_LEN} characters"
         )));
     }
-    let c = check(uc, env, d).await?;
+    let definition = check(uc, env, d).await?;
     let (s, created) = uc
         .store
         .upsert_schedule(
             NewSchedule {
                 environment_id: env.id.clone(),
-                task: c.task,
-                expression: c.expression,
-                timezone: c.timezone,
-                window: c.window,
                 deduplication_key: deduplication_key.to_string(),
-                external_id: c.external_id,
+                definition,
             },
             uc.now(),
         )
@@ -159,21 +147,10 @@ pub async fn update(
     d: Definition,
 ) -> Result<Schedule> {
     imperative_only(&get(uc, &env.id, id).await?, "update")?;
-    let c = check(uc, env, d).await?;
+    let definition = check(uc, env, d).await?;
     let s = uc
         .store
-        .update_schedule(
-            &env.id,
-            id,
-            ScheduleChange {
-                task: c.task,
-                expression: c.expression,
-                timezone: c.timezone,
-                window: c.window,
-                external_id: c.external_id,
-            },
-            uc.now(),
-        )
+        .update_schedule(&env.id, id, definition, uc.now())
         .await?
         .ok_or_else(|| Problem::not_found("Schedule not found"))?;
     uc.engine.schedule_set(s.due_at);

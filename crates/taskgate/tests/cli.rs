@@ -759,25 +759,22 @@ fn errors_commands_list_show_and_triage_as_the_user() {
     assert!(bad.stderr.contains("Params Error"), "{}", bad.stderr);
 }
 
-#[test]
-fn waitpoints_commands_list_show_and_complete_tokens() {
-    let data = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let server = start(data.path(), &[]);
-    let url = format!("http://{}", server.addr);
-    let admin = std::fs::read_to_string(data.path().join("admin-token"))
+/// Signs in as the server's administrator and makes the organization `acme` with a project:
+/// (the administrator's token, the project's ref, its development key).
+fn acme_dev_project(addr: &str, data: &Path) -> (String, String, String) {
+    let admin = std::fs::read_to_string(data.join("admin-token"))
         .unwrap()
         .trim()
         .to_string();
     call(
-        &server.addr,
+        addr,
         "POST",
         "/api/v1/orgs",
         Some(&admin),
         Some(json!({ "title": "Acme" })),
     );
     let (_, project) = call(
-        &server.addr,
+        addr,
         "POST",
         "/api/v1/orgs/acme/projects",
         Some(&admin),
@@ -785,13 +782,23 @@ fn waitpoints_commands_list_show_and_complete_tokens() {
     );
     let project = project["externalRef"].as_str().unwrap().to_string();
     let (_, env) = call(
-        &server.addr,
+        addr,
         "GET",
         &format!("/api/v1/projects/{project}/dev"),
         Some(&admin),
         None,
     );
     let key = env["apiKey"].as_str().unwrap().to_string();
+    (admin, project, key)
+}
+
+#[test]
+fn waitpoints_commands_list_show_and_complete_tokens() {
+    let data = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &[]);
+    let url = format!("http://{}", server.addr);
+    let (admin, project, key) = acme_dev_project(&server.addr, data.path());
     let (status, token) = call(
         &server.addr,
         "POST",
@@ -843,33 +850,7 @@ fn schedules_commands_list_and_switch_schedules() {
     let home = tempfile::tempdir().unwrap();
     let server = start(data.path(), &[]);
     let url = format!("http://{}", server.addr);
-    let admin = std::fs::read_to_string(data.path().join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
-    call(
-        &server.addr,
-        "POST",
-        "/api/v1/orgs",
-        Some(&admin),
-        Some(json!({ "title": "Acme" })),
-    );
-    let (_, project) = call(
-        &server.addr,
-        "POST",
-        "/api/v1/orgs/acme/projects",
-        Some(&admin),
-        Some(json!({ "name": "Web" })),
-    );
-    let project = project["externalRef"].as_str().unwrap().to_string();
-    let (_, env) = call(
-        &server.addr,
-        "GET",
-        &format!("/api/v1/projects/{project}/dev"),
-        Some(&admin),
-        None,
-    );
-    let key = env["apiKey"].as_str().unwrap().to_string();
+    let (admin, project, key) = acme_dev_project(&server.addr, data.path());
     let manifest = json!({
         "localOnly": true, "engine": "V2", "supportsLazyAttempts": true,
         "metadata": { "packageVersion": "4.8.3", "cliPackageVersion": "4.8.3", "contentHash": "h",

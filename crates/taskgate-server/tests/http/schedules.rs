@@ -4,7 +4,7 @@
 //! clock.
 
 use axum::http::{Method, StatusCode};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use crate::common::{Backend, Response, TestApp};
@@ -296,23 +296,29 @@ async fn fired(app: &TestApp, key: &str, id: &str, nominal: &str) -> Value {
     panic!("the fire for {nominal} was never recorded");
 }
 
-async fn a_due_schedule_triggers_its_task_once_while_the_cli_is_connected(b: Backend) {
-    let app = TestApp::new(b).await;
-    let (project, key) = dev_project(&app).await;
-    register(&app, &project, &key, None).await;
+/// A schedule made from `body` in a new development project with a build: (its environment's
+/// key, the environment's id, the schedule's id, its next nominal time).
+async fn scheduled(app: &TestApp, body: Value) -> (String, String, String, DateTime<Utc>) {
+    let (project, key) = dev_project(app).await;
+    register(app, &project, &key, None).await;
     let env: String = app.whoami_env(&key).await.body["sub"]
         .as_str()
         .unwrap()
         .into();
-    let r = app
-        .post(
-            "/api/v1/schedules",
-            &key,
-            json!({ "task": "report", "cron": "* * * * *", "deduplicationKey": "tick", "externalId": "user_9", "timezone": "Asia/Tokyo" }),
-        )
-        .await;
+    let r = app.post("/api/v1/schedules", &key, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let id = r.body["id"].as_str().unwrap().to_string();
-    let next: chrono::DateTime<chrono::Utc> = r.body["nextRun"].as_str().unwrap().parse().unwrap();
+    let next = r.body["nextRun"].as_str().unwrap().parse().unwrap();
+    (key, env, id, next)
+}
+
+async fn a_due_schedule_triggers_its_task_once_while_the_cli_is_connected(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (key, env, id, next) = scheduled(
+        &app,
+        json!({ "task": "report", "cron": "* * * * *", "deduplicationKey": "tick", "externalId": "user_9", "timezone": "Asia/Tokyo" }),
+    )
+    .await;
     // The CLI is seen at the fire's time, before the clock gets there (the app's own loop may
     // fire as soon as it does).
     let at = next + Duration::milliseconds(10);
@@ -396,21 +402,11 @@ async fn a_due_schedule_triggers_its_task_once_while_the_cli_is_connected(b: Bac
 /// the run the dead node made.
 async fn a_fire_abandoned_mid_way_is_taken_over_without_a_second_run(b: Backend) {
     let app = TestApp::new(b).await;
-    let (project, key) = dev_project(&app).await;
-    register(&app, &project, &key, None).await;
-    let env: String = app.whoami_env(&key).await.body["sub"]
-        .as_str()
-        .unwrap()
-        .into();
-    let r = app
-        .post(
-            "/api/v1/schedules",
-            &key,
-            json!({ "task": "report", "cron": "*/5 * * * *", "deduplicationKey": "five" }),
-        )
-        .await;
-    let id = r.body["id"].as_str().unwrap().to_string();
-    let next: chrono::DateTime<chrono::Utc> = r.body["nextRun"].as_str().unwrap().parse().unwrap();
+    let (key, env, id, next) = scheduled(
+        &app,
+        json!({ "task": "report", "cron": "*/5 * * * *", "deduplicationKey": "five" }),
+    )
+    .await;
     // Seen connected until well after the lease runs out.
     let at = next + Duration::milliseconds(10);
     for s in 0..4 {

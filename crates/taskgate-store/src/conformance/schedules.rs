@@ -20,12 +20,14 @@ const LEASE: Duration = Duration::seconds(60);
 fn every_minute(env: &EnvironmentId, key: &str) -> NewSchedule {
     NewSchedule {
         environment_id: env.clone(),
-        task: "report".into(),
-        expression: "* * * * *".into(),
-        timezone: "UTC".into(),
-        window: None,
         deduplication_key: key.into(),
-        external_id: Some(format!("ext-{key}")),
+        definition: ScheduleDefinition {
+            task: "report".into(),
+            expression: "* * * * *".into(),
+            timezone: "UTC".into(),
+            window: None,
+            external_id: Some(format!("ext-{key}")),
+        },
     }
 }
 
@@ -47,12 +49,10 @@ pub async fn imperative_schedules_upsert_list_update_and_delete(store: Arc<dyn S
     assert_eq!(a.external_id.as_deref(), Some("ext-a"));
 
     // The same key updates the same schedule; a new expression moves its next fire.
-    let again = NewSchedule {
-        expression: "0 3 * * *".into(),
-        timezone: "Europe/London".into(),
-        external_id: None,
-        ..every_minute(&env, "a")
-    };
+    let mut again = every_minute(&env, "a");
+    again.definition.expression = "0 3 * * *".into();
+    again.definition.timezone = "Europe/London".into();
+    again.definition.external_id = None;
     let (a2, created) = store.upsert_schedule(again, minutes(5)).await.unwrap();
     assert!(!created);
     assert_eq!(a2.friendly_id, a.friendly_id);
@@ -83,7 +83,7 @@ pub async fn imperative_schedules_upsert_list_update_and_delete(store: Arc<dyn S
         .update_schedule(
             &env,
             &a.friendly_id,
-            ScheduleChange {
+            ScheduleDefinition {
                 task: "cleanup".into(),
                 expression: "*/5 * * * *".into(),
                 timezone: "UTC".into(),
