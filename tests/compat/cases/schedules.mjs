@@ -2,7 +2,7 @@
 // the SDK's own schemas, upstream's statuses for bad input, a declarative `* * * * *` task and
 // an imperative schedule (with an external id and a time zone) firing under `trigger.dev dev`
 // with the payload the SDK decodes into Dates. The cases share one dev session of their own,
-// whose project declares the cron.
+// whose project declares the cron; the last case stops it.
 
 import { runs, schedules } from "@trigger.dev/sdk";
 import { ListSchedulesResult, ScheduleObject, TimezonesResult } from "@trigger.dev/core/v3";
@@ -120,6 +120,9 @@ export default [
       const schedule = await as(ctx, s.devKey, () => schedules.retrieve(imperative.id));
       assert.ok(schedule.nextRun > new Date(imp.output.timestamp), "the next run is after the fire");
       await as(ctx, s.devKey, () => schedules.del(imperative.id));
+      // No more fires for the cases after these: a run every minute would take the CPU
+      // that their timing checks measure.
+      await s.stop();
     },
   },
 ];
