@@ -278,7 +278,7 @@ async fn serve(engine: std::sync::Arc<Engine>, channel: Channel, socket: WebSock
                             if only_run.as_ref().is_some_and(|only| *only != run) {
                                 continue;
                             }
-                            let handle = subscribe(&engine, &env_id, &run, notify_tx.clone());
+                            let handle = subscribe(engine.watchers(), &env_id, &run, notify_tx.clone());
                             subscriptions.insert(run, handle);
                         }
                     }
@@ -298,22 +298,51 @@ async fn serve(engine: std::sync::Arc<Engine>, channel: Channel, socket: WebSock
     metrics::gauge!("taskgate_dev_worker_sockets").decrement(1.0);
 }
 
+/// After a change, the notification is sent again this long after it, and again after the
+/// second delay, unless the run changes again first. The CLI drops a notification that arrives
+/// while it is still acting on the previous snapshot (one lock covers reading and acting), so
+/// a change right after another, such as a cancel just after a run started to wait, would
+/// otherwise wait for its 5 s poll; a repeat it does not need costs it one read.
+const NOTIFY_REPEATS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+
 /// Watches one run of the environment; each change that needs the worker's attention sends
-/// its friendly id. A run of another environment is never signalled: the watch is keyed by
-/// this environment.
+/// its friendly id, repeated per [`NOTIFY_REPEATS`]. A run of another environment is never
+/// signalled: the watch is keyed by this environment.
 fn subscribe(
-    engine: &Engine,
+    watchers: &std::sync::Arc<taskgate_engine::Watchers>,
     env_id: &str,
     friendly_id: &str,
     notify: mpsc::Sender<(String, Option<std::time::Instant>)>,
 ) -> tokio::task::JoinHandle<()> {
-    let mut watch = engine.watchers().watch(worker_key(env_id, friendly_id));
+    let mut watch = watchers.watch(worker_key(env_id, friendly_id));
     watch.rx.borrow_and_update();
     let friendly = friendly_id.to_string();
     tokio::spawn(async move {
-        while watch.rx.changed().await.is_ok() {
-            let at = watch.rx.borrow().at;
-            if notify.send((friendly.clone(), at)).await.is_err() {
+        // The repeats still due after the last change, soonest first.
+        let mut repeats: Vec<tokio::time::Instant> = Vec::new();
+        loop {
+            let next_repeat = repeats.first().copied();
+            let signalled = tokio::select! {
+                changed = watch.rx.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let now = tokio::time::Instant::now();
+                    let mut at = now;
+                    repeats = NOTIFY_REPEATS.iter().map(|d| { at += *d; at }).collect();
+                    watch.rx.borrow().at
+                }
+                _ = async {
+                    match next_repeat {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    repeats.remove(0);
+                    None
+                }
+            };
+            if notify.send((friendly.clone(), signalled)).await.is_err() {
                 break;
             }
         }
@@ -379,6 +408,31 @@ mod tests {
             ),
             r#"42/dev-worker,["run:notify",{"run":{"friendlyId":"run_a"},"version":"1"}]"#
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_is_notified_at_once_and_repeated_twice() {
+        let watchers = std::sync::Arc::new(taskgate_engine::Watchers::default());
+        let (tx, mut rx) = mpsc::channel(8);
+        let task = subscribe(&watchers, "env_a", "run_a", tx);
+        tokio::task::yield_now().await;
+        let start = tokio::time::Instant::now();
+        watchers.notify(&worker_key("env_a", "run_a"));
+        let mut heard = Vec::new();
+        // Nothing more comes after the repeats: the wait ends at the timeout.
+        while let Ok(Some((run, _))) =
+            tokio::time::timeout(Duration::from_secs(30), rx.recv()).await
+        {
+            assert_eq!(run, "run_a");
+            heard.push(start.elapsed().as_millis());
+        }
+        assert_eq!(heard, vec![0, 1000, 3000]);
+        // Another environment's run of the same id is not this subscription's.
+        watchers.notify(&worker_key("env_b", "run_a"));
+        assert!(tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .is_err());
+        task.abort();
     }
 
     #[test]

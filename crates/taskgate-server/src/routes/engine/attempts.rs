@@ -102,18 +102,36 @@ pub async fn latest_snapshot(
     Ok(Json(LatestSnapshotResponse { execution }))
 }
 
-/// The CLI's debug log of a run. Its lines describe the CLI's own bookkeeping, not the task,
-/// so they are read (for a clear error on a bad body) and dropped.
+/// The CLI's debug log of a run. Its lines describe the CLI's own bookkeeping (which snapshot
+/// it holds, what it did on a change), not the task, so they are kept out of the run's logs and
+/// written to taskgate's own log at `debug` level, where an operator chasing a stuck run can
+/// turn them on (`RUST_LOG=taskgate::dev_cli=debug`).
 #[utoipa::path(post, path = "/engine/v1/dev/runs/{runFriendlyId}/logs/debug", tag = "engine", security(("secretKey" = [])),
     params(("runFriendlyId" = String, Path)),
     request_body(content = Object, content_type = "text/plain", description = "{time, message, properties?}"),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn debug_log(
     SecretKeyAuth(_principal): SecretKeyAuth,
-    Path(_run_id): Path<String>,
+    Path(run_id): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let _: serde_json::Value = required_body(&body)?;
+    let line: serde_json::Value = required_body(&body)?;
     metrics::counter!("taskgate_dev_debug_logs_total").increment(1);
+    if tracing::enabled!(target: "taskgate::dev_cli", tracing::Level::DEBUG) {
+        let text = |v: Option<&serde_json::Value>| {
+            let mut s = v.map(|v| v.to_string()).unwrap_or_default();
+            if s.len() > 1024 {
+                let mut end = 1024;
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                s.truncate(end);
+            }
+            s
+        };
+        let run: String = run_id.chars().take(64).collect();
+        let (said, properties) = (text(line.get("message")), text(line.get("properties")));
+        tracing::debug!(target: "taskgate::dev_cli", run = %run, said = %said, properties = %properties, "dev CLI");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
