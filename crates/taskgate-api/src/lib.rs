@@ -7,6 +7,7 @@ pub mod engine;
 pub mod envvars;
 pub mod errors;
 pub mod login;
+pub mod packets;
 pub mod ratelimit;
 pub mod realtime;
 pub mod runs;

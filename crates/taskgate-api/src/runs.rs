@@ -127,6 +127,13 @@ pub struct RetrieveRunResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub output: Option<Value>,
+    /// Instead of `payload`, for an offloaded one (128 KiB or more): a URL it can be read
+    /// from for an hour, without credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_presigned_url: Option<String>,
+    /// Instead of `output`, for an offloaded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_presigned_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<SerializedError>,
     /// `batch_…`, for a run of a batch.

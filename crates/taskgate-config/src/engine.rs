@@ -18,6 +18,11 @@ pub const DEFAULT_DEQUEUE_WAIT_SECONDS: u64 = 10;
 pub const DEFAULT_DEQUEUE_INTERVAL_MS: u64 = 25;
 /// Largest trigger payload stored inline (3 MiB, upstream's limit).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 3 * 1024 * 1024;
+/// Largest offloaded packet (a payload or output of 128 KiB or more, which the SDK uploads
+/// on its own): 16 MiB, held in memory while it is stored or served.
+pub const DEFAULT_MAX_PACKET_BYTES: usize = 16 * 1024 * 1024;
+/// The SDK offloads packets from this size on, so a smaller limit would refuse them all.
+pub const MIN_MAX_PACKET_BYTES: usize = 128 * 1024;
 /// How long a live realtime request waits for a change: Electric clients expect about 20 s.
 pub const DEFAULT_REALTIME_POLL_SECONDS: u64 = 20;
 /// How long error count buckets are kept unless configured (upstream's default retention).
@@ -55,6 +60,11 @@ options! {
         #[arg(long, env = "TASKGATE_MAX_PAYLOAD_BYTES", value_name = "BYTES")]
         pub max_payload_bytes: Option<usize>,
 
+        /// Largest payload or output the SDK offloads (it uploads any of 128 KiB or more and
+        /// sends its path instead), in bytes (131072 to 536870912) [default: 16777216].
+        #[arg(long, env = "TASKGATE_MAX_PACKET_BYTES", value_name = "BYTES")]
+        pub max_packet_bytes: Option<usize>,
+
         /// Seconds a live realtime request waits for a change (1 to 60; Electric clients
         /// expect about 20) [default: 20].
         #[arg(long, env = "TASKGATE_REALTIME_POLL_SECONDS", value_name = "SECONDS")]
@@ -83,6 +93,8 @@ pub struct EngineConfig {
     /// What workers wait between a dequeue that found a run and the next.
     pub dequeue_interval: Duration,
     pub max_payload_bytes: usize,
+    /// Largest offloaded packet.
+    pub max_packet_bytes: usize,
     /// How long a live realtime request waits for a change before answering "up to date".
     pub realtime_poll: Duration,
     /// How long error count buckets are kept (the errors list's oldest window).
@@ -98,6 +110,7 @@ impl Default for EngineConfig {
             dequeue_wait: Duration::from_secs(DEFAULT_DEQUEUE_WAIT_SECONDS),
             dequeue_interval: Duration::from_millis(DEFAULT_DEQUEUE_INTERVAL_MS),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            max_packet_bytes: DEFAULT_MAX_PACKET_BYTES,
             realtime_poll: Duration::from_secs(DEFAULT_REALTIME_POLL_SECONDS),
             error_retention: chrono::Duration::days(DEFAULT_ERROR_RETENTION_DAYS),
         }
@@ -133,6 +146,13 @@ impl EngineArgs {
         in_range(n("dequeue-interval-ms"), dequeue_interval_ms, 0, 5000)?;
         let max_payload_bytes = self.max_payload_bytes.unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES);
         in_range(n("max-payload-bytes"), max_payload_bytes, 1024, 1 << 30)?;
+        let max_packet_bytes = self.max_packet_bytes.unwrap_or(DEFAULT_MAX_PACKET_BYTES);
+        in_range(
+            n("max-packet-bytes"),
+            max_packet_bytes,
+            MIN_MAX_PACKET_BYTES,
+            512 << 20,
+        )?;
         let realtime_poll_seconds = self
             .realtime_poll_seconds
             .unwrap_or(DEFAULT_REALTIME_POLL_SECONDS);
@@ -148,6 +168,7 @@ impl EngineArgs {
             dequeue_wait: Duration::from_secs(dequeue_wait_seconds),
             dequeue_interval: Duration::from_millis(dequeue_interval_ms),
             max_payload_bytes,
+            max_packet_bytes,
             realtime_poll: Duration::from_secs(realtime_poll_seconds),
             error_retention: chrono::Duration::days(error_retention_days),
         })

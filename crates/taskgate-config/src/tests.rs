@@ -128,6 +128,18 @@ fn out_of_range_values_are_refused_not_clamped() {
     })
     .unwrap_err();
     assert!(err.to_string().starts_with("max-jwt-ttl-seconds:"), "{err}");
+    // Below 128 KiB every packet the SDK offloads would be refused.
+    for bytes in [0, 128 * 1024 - 1, (512 << 20) + 1] {
+        let err = load(ServeArgs {
+            engine: EngineArgs {
+                max_packet_bytes: Some(bytes),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("max-packet-bytes:"), "{err}");
+    }
 }
 
 #[test]

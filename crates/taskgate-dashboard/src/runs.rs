@@ -328,8 +328,12 @@ fn error_line(error: &Value) -> Markup {
     html! { strong { (s.error_type) } ": " (s.error_message) }
 }
 
-/// A packet shown as pretty JSON (or text), or a dash.
+/// A packet shown as pretty JSON (or text), or a dash. An offloaded one (128 KiB or more) is
+/// named by its path rather than loaded into the page.
 fn packet(data: Option<&str>, kind: Option<&str>) -> Markup {
+    if let (Some(path), Some(taskgate_engine::packets::STORE_TYPE)) = (data, kind) {
+        return html! { p.muted { "Offloaded packet (128 KiB or more), stored at " code { (path) } } };
+    }
     match decode_packet(data, kind) {
         Some(Value::String(s)) => html! { pre tabindex="0" { code { (s) } } },
         Some(v) => {

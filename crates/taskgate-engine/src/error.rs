@@ -38,8 +38,14 @@ pub enum Error {
     #[error("Max attempts reached")]
     MaxAttempts,
     /// A payload beyond the limit (bytes).
-    #[error("Payload too large: the limit is {0} bytes, and payloads are stored inline (no object storage)")]
+    #[error("Payload too large: the limit is {0} bytes")]
     PayloadTooLarge(usize),
+
+    #[error("Packet too large: the limit is {0} bytes")]
+    PacketTooLarge(usize),
+
+    #[error("{0}")]
+    Denied(&'static str),
     /// An attempt's output beyond the limit (bytes). Retrying cannot help.
     #[error("Output too large: the limit is {0} bytes")]
     OutputTooLarge(usize),
@@ -81,6 +87,8 @@ impl From<Error> for Problem {
             Error::Refused(m) => Problem::invalid(m).should_retry(false),
             e @ Error::MaxAttempts => Problem::invalid(e.to_string()).should_retry(false),
             e @ Error::PayloadTooLarge(_) => Problem::too_large(e.to_string()),
+            e @ Error::PacketTooLarge(_) => Problem::too_large(e.to_string()).should_retry(false),
+            Error::Denied(m) => Problem::denied(m).should_retry(false),
             e @ Error::OutputTooLarge(_) => Problem::too_large(e.to_string()).should_retry(false),
             Error::QueueFull(m) => Problem::unprocessable(m).should_retry(false),
             Error::Unprocessable(m) => Problem::unprocessable(m),

@@ -64,6 +64,8 @@ pub struct EngineSettings {
     pub dequeue_wait: Duration,
     /// Largest payload or output, in bytes.
     pub max_payload_bytes: usize,
+    /// Largest offloaded packet, in bytes.
+    pub max_packet_bytes: usize,
 }
 
 /// The engine: the store, the clock and what it keeps in memory.

@@ -151,8 +151,9 @@ impl Engine {
             ),
             Some(other) => (Some(other.to_string()), "application/json".to_string()),
         };
-        if payload_type == "application/store" {
-            return Err(Error::Unprocessable("Offloaded payloads (application/store) need object storage, which this server does not have".into()));
+        // An offloaded payload is the path the SDK uploaded it to.
+        if payload_type == crate::packets::STORE_TYPE {
+            crate::packets::check_packet_path(payload.as_deref().unwrap_or_default())?;
         }
         let limit = self.settings.max_payload_bytes;
         if payload.as_ref().is_some_and(|p| p.len() > limit) {

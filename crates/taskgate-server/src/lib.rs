@@ -115,6 +115,7 @@ pub async fn build_state_with_store(
             max_queue_size: config.engine.max_queue_size,
             dequeue_wait: config.engine.dequeue_wait,
             max_payload_bytes: config.engine.max_payload_bytes,
+            max_packet_bytes: config.engine.max_packet_bytes,
         },
     ));
     let auth = Auth {

@@ -53,6 +53,15 @@ fn api_router(
                 .unwrap_or(usize::MAX)
                 .saturating_add(1024 * 1024),
         ));
+    // Offloaded packets come through their signed URL (`/packets/v1/…`, beside the API);
+    // the handshakes are small.
+    let packet_handshakes = OpenApiRouter::new()
+        .routes(routes!(
+            packets::upload_packet_url_v1,
+            packets::download_packet_url
+        ))
+        .routes(routes!(packets::upload_packet_url))
+        .routes(routes!(packets::run_packet_url));
     let otlp = OpenApiRouter::new()
         .routes(routes!(otel::export_logs))
         .routes(routes!(otel::export_signal))
@@ -77,6 +86,7 @@ fn api_router(
         .merge(payload_routes)
         .merge(registration)
         .merge(otlp)
+        .merge(packet_handshakes)
         .routes(routes!(engine::presence::dev_config))
         .routes(routes!(engine::presence::dev_disconnect))
         .routes(routes!(engine::presence::platform_notifications))
@@ -214,6 +224,17 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
             get(move || async move { Json(api.as_ref().clone()) }),
         )
         .route("/api/docs", get(docs_page))
+        // A packet's bytes, through the signed URL a handshake answered (as an object
+        // store's presigned URL; not part of the API document).
+        .route(
+            "/packets/v1/{environmentId}/{*path}",
+            axum::routing::put(packets::put_packet)
+                .get(packets::get_packet)
+                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(
+                    state.config.engine.max_packet_bytes,
+                ))
+                .layer(DeadlinesLayer(timeouts)),
+        )
         // The dev-worker channel is socket.io over WebSocket, not an HTTP API.
         .route("/socket.io/", get(crate::socketio::socket_io))
         // Upstream answers every non-GET method on this route with the same action (§1.11).

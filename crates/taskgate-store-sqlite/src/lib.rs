@@ -36,6 +36,8 @@ mod errors;
 mod keys;
 #[path = "../../taskgate-store/sql/orgs.rs"]
 mod orgs;
+#[path = "../../taskgate-store/sql/packets.rs"]
+mod packets;
 #[path = "../../taskgate-store/sql/projects.rs"]
 mod projects;
 #[path = "../../taskgate-store/sql/rows.rs"]

@@ -14,6 +14,7 @@ use crate::error::StoreResult;
 use crate::errors::ErrorStore;
 use crate::events::{ChangeEvent, ChangeHook};
 use crate::model::*;
+use crate::packets::PacketStore;
 use crate::runs::RunStore;
 use crate::schedules::ScheduleStore;
 use crate::sessions::SessionStore;
@@ -280,6 +281,7 @@ pub trait Store:
     + WaitStore
     + DeployStore
     + ScheduleStore
+    + PacketStore
     + Send
     + Sync
 {

@@ -4,7 +4,7 @@
 // and by their timeout, a parent and its child on a queue of one, a queue of one under
 // concurrent runs, cancelling a waiting run, a restart of taskgate while a run waits, and
 // (PostgreSQL) two nodes firing a timer once. They share one dev session of their own (the
-// shared one of cases/dev.mjs is killed by one of its cases).
+// shared one of cases/dev.mjs is killed by one of its cases) with the packets cases.
 
 import { runs, tasks, wait } from "@trigger.dev/sdk";
 import { RetrieveRunResponse } from "@trigger.dev/core/v3";

@@ -12,6 +12,7 @@ pub mod health;
 pub mod keys;
 pub mod orgs;
 pub mod otel;
+pub mod packets;
 pub mod projects;
 pub mod rate_limits;
 pub mod runs;

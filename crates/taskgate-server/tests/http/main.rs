@@ -14,6 +14,7 @@ mod errors;
 mod health;
 mod keys;
 mod orgs;
+mod packets;
 mod projects;
 mod public_tokens;
 mod rate_limits;

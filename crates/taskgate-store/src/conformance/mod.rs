@@ -11,6 +11,7 @@ mod deploys;
 mod engine;
 mod errors;
 mod keys;
+mod packets;
 mod runs;
 mod schedules;
 mod sessions;
@@ -22,6 +23,7 @@ pub use deploys::*;
 pub use engine::*;
 pub use errors::*;
 pub use keys::*;
+pub use packets::*;
 pub use runs::*;
 pub use schedules::*;
 pub use sessions::*;
@@ -167,7 +169,8 @@ macro_rules! conformance_suite {
             imperative_schedules_upsert_list_update_and_delete,
             schedule_fires_are_claimed_once_and_missed_times_collapse,
             concurrent_claims_hand_each_fire_to_one_caller,
-            declarative_schedules_follow_the_current_worker);
+            declarative_schedules_follow_the_current_worker,
+            packets_are_kept_per_environment_and_replaced);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(

@@ -7,7 +7,7 @@ use taskgate_api::runs::{
 };
 use taskgate_core::run::status_flags;
 use taskgate_core::time::iso_millis;
-use taskgate_engine::packets::decode_packet;
+use taskgate_engine::packets::{decode_packet, STORE_TYPE};
 use taskgate_store::Run;
 
 /// The fields every run shape has (`CommonRunFields`).
@@ -75,13 +75,20 @@ pub fn list_item(run: &Run, env_id: &str, env_slug: &str) -> RunListItem {
     }
 }
 
-/// The retrieve shape (`RetrieveRunResponse`).
-pub fn retrieved(run: &Run) -> RetrieveRunResponse {
-    let output = if run.status.api_status() == "COMPLETED" {
-        decode_packet(run.output.as_deref(), run.output_type.as_deref())
-    } else {
-        None
+/// The retrieve shape (`RetrieveRunResponse`). An offloaded payload or output is given as a
+/// URL to read it from, made by `packet_url` from its path.
+pub fn retrieved(run: &Run, packet_url: impl Fn(&str) -> String) -> RetrieveRunResponse {
+    let completed = run.status.api_status() == "COMPLETED";
+    let stored = |data: Option<&str>, kind: Option<&str>| match (data, kind) {
+        (Some(path), Some(STORE_TYPE)) => Some(packet_url(path)),
+        _ => None,
     };
+    let output = completed
+        .then(|| decode_packet(run.output.as_deref(), run.output_type.as_deref()))
+        .flatten();
+    let output_presigned_url = completed
+        .then(|| stored(run.output.as_deref(), run.output_type.as_deref()))
+        .flatten();
     RetrieveRunResponse {
         run: run_fields(run),
         trigger_function: "trigger".into(),
@@ -89,6 +96,8 @@ pub fn retrieved(run: &Run) -> RetrieveRunResponse {
         attempt_count: run.attempt_number,
         payload: decode_packet(run.payload.as_deref(), Some(&run.payload_type)),
         output,
+        payload_presigned_url: stored(run.payload.as_deref(), Some(&run.payload_type)),
+        output_presigned_url,
         error: run
             .error
             .as_deref()
@@ -246,14 +255,49 @@ mod tests {
         }
     }
 
+    fn url(path: &str) -> String {
+        format!("https://tg.example/packets/v1/env_1/{path}?signed")
+    }
+
+    #[test]
+    fn offloaded_packets_are_given_as_urls() {
+        let run = Run {
+            payload: Some("trigger/packet_1/payload.json".into()),
+            payload_type: "application/store".into(),
+            output: Some("run_1-1/output.json".into()),
+            output_type: Some("application/store".into()),
+            ..completed()
+        };
+        let r = retrieved(&run, url);
+        assert_eq!((r.payload, r.output), (None, None));
+        assert_eq!(
+            r.payload_presigned_url.as_deref(),
+            Some("https://tg.example/packets/v1/env_1/trigger/packet_1/payload.json?signed")
+        );
+        assert_eq!(
+            r.output_presigned_url.as_deref(),
+            Some("https://tg.example/packets/v1/env_1/run_1-1/output.json?signed")
+        );
+        // A run that did not complete has no output to hand out.
+        let failed = retrieved(
+            &Run {
+                status: RunStatus::CompletedWithErrors,
+                ..run
+            },
+            url,
+        );
+        assert_eq!(failed.output_presigned_url, None);
+        assert!(failed.payload_presigned_url.is_some());
+    }
+
     #[test]
     fn a_queued_run_omits_what_it_does_not_have() {
-        insta::assert_json_snapshot!(retrieved(&queued()));
+        insta::assert_json_snapshot!(retrieved(&queued(), url));
     }
 
     #[test]
     fn a_completed_run_shows_its_output_and_timings() {
-        insta::assert_json_snapshot!(retrieved(&completed()));
+        insta::assert_json_snapshot!(retrieved(&completed(), url));
     }
 
     #[test]
@@ -266,7 +310,7 @@ mod tests {
             ),
             ..completed()
         };
-        insta::assert_json_snapshot!(retrieved(&run));
+        insta::assert_json_snapshot!(retrieved(&run, url));
     }
 
     #[test]

@@ -9,7 +9,9 @@ use taskgate_core::ids::RunFriendlyId;
 use super::{present, readable_run};
 use crate::auth::extract::ApiAuth;
 use crate::error::ApiResult;
+use crate::public_url::PublicUrl;
 use crate::state::AppState;
+use taskgate_engine::packets::PacketAccess;
 
 /// A run with exactly the fields the SDK's `RetrieveRunResponse` requires.
 #[utoipa::path(get, path = "/api/v3/runs/{runId}", tag = "runs", security(("secretKey" = []), ("publicAccessToken" = [])), params(("runId" = String, Path)),
@@ -18,8 +20,14 @@ use crate::state::AppState;
 pub async fn retrieve_run(
     State(state): State<AppState>,
     ApiAuth(principal): ApiAuth,
+    PublicUrl(base): PublicUrl,
     Path(run_id): Path<RunFriendlyId>,
 ) -> ApiResult<Json<RetrieveRunResponse>> {
     let run = readable_run(&state, &principal, &run_id).await?;
-    Ok(Json(present::retrieved(&run)))
+    let env = &principal.env.environment.id;
+    Ok(Json(present::retrieved(&run, |path| {
+        state
+            .engine
+            .packet_url(&base, PacketAccess::Read, env, path)
+    })))
 }
