@@ -81,7 +81,13 @@ fn api_router(
         .routes(routes!(realtime::run_sets::subscribe_to_runs))
         .routes(routes!(realtime::run_sets::subscribe_to_batch))
         .routes(routes!(realtime::streams::read_stream))
-        .routes(routes!(realtime::streams::append_to_stream));
+        .routes(routes!(realtime::streams::append_to_stream))
+        // A task's streaming writer: one long request of lines.
+        .routes(routes!(
+            realtime::streams::create_stream,
+            realtime::streams::ingest_stream,
+            realtime::streams::probe_stream
+        ));
     let bounded = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(payload_routes)
         .merge(registration)

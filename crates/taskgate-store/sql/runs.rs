@@ -1179,6 +1179,101 @@ impl RunStore for Backend {
         Ok(seq)
     }
 
+    async fn append_stream_lines(
+        &self,
+        run_id: &RunId,
+        stream_id: &str,
+        client: &str,
+        first_index: i64,
+        lines: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("append_stream_lock");
+        // Appends to one run serialize on its row: sequence numbers never collide, and a
+        // writer's index is read and moved by one append at a time.
+        sqlx::query(&format!(
+            "SELECT 1 FROM task_runs WHERE id = $1{FOR_UPDATE}"
+        ))
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        count("stream_writer_index");
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT last_index FROM stream_writers WHERE run_id = $1 AND stream_id = $2 AND client_id = $3",
+        )
+        .bind(run_id)
+        .bind(stream_id)
+        .bind(client)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let last = last.unwrap_or(-1);
+        // Lines at or below `last` arrived before the writer resumed.
+        let skip =
+            usize::try_from((last + 1).saturating_sub(first_index).max(0)).unwrap_or(usize::MAX);
+        let fresh = lines.get(skip..).unwrap_or_default();
+        if fresh.is_empty() {
+            tx.commit().await.map_err(map_err)?;
+            return Ok(last);
+        }
+        let end = first_index + i64::try_from(lines.len()).unwrap_or(i64::MAX) - 1;
+        count("append_stream_chunk");
+        let (seq,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) + 1 FROM stream_chunks WHERE run_id = $1 AND stream_id = $2")
+            .bind(run_id)
+            .bind(stream_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("INSERT INTO stream_chunks (run_id, stream_id, seq, data, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(run_id)
+            .bind(stream_id)
+            .bind(seq)
+            .bind(fresh.join("\n"))
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        count("move_stream_writer");
+        sqlx::query(
+            "INSERT INTO stream_writers (run_id, stream_id, client_id, last_index, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (run_id, stream_id, client_id) DO UPDATE SET last_index = excluded.last_index, updated_at = excluded.updated_at",
+        )
+        .bind(run_id)
+        .bind(stream_id)
+        .bind(client)
+        .bind(end)
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let event = ChangeEvent::Stream {
+            run_id: run_id.to_string(),
+            stream_id: stream_id.to_string(),
+        };
+        self.commit_and_publish(tx, vec![event]).await?;
+        Ok(end)
+    }
+
+    async fn stream_writer_index(
+        &self,
+        run_id: &RunId,
+        stream_id: &str,
+        client: &str,
+    ) -> StoreResult<Option<i64>> {
+        count("stream_writer_index");
+        sqlx::query_scalar(
+            "SELECT last_index FROM stream_writers WHERE run_id = $1 AND stream_id = $2 AND client_id = $3",
+        )
+        .bind(run_id)
+        .bind(stream_id)
+        .bind(client)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_err)
+    }
+
     async fn read_stream(
         &self,
         run_id: &RunId,

@@ -479,6 +479,26 @@ pub trait RunStore: Send + Sync {
     /// Marks a batch sealed when all its items are in; returns the count of items. A sealed
     /// batch whose runs have all finished completes its waitpoint.
     async fn seal_batch(&self, batch_id: &BatchId, now: DateTime<Utc>) -> StoreResult<(i64, bool)>;
+    /// Appends the lines a streaming writer sent (`client`, the first of them numbered
+    /// `first_index`) to a run's stream as one chunk, leaving out those at or below the
+    /// writer's last index, which it sent before it resumed. Returns the writer's last index
+    /// after the append (-1 when it has sent nothing).
+    async fn append_stream_lines(
+        &self,
+        run_id: &RunId,
+        stream_id: &str,
+        client: &str,
+        first_index: i64,
+        lines: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    /// The last line index a streaming writer of the stream reached; `None` before its first.
+    async fn stream_writer_index(
+        &self,
+        run_id: &RunId,
+        stream_id: &str,
+        client: &str,
+    ) -> StoreResult<Option<i64>>;
     /// Appends a chunk to a run's stream; returns its sequence number (1, 2, …).
     async fn append_stream_chunk(
         &self,

@@ -519,6 +519,156 @@ async fn streams_are_stored_and_resume_after_the_last_id(b: Backend) {
     app.cleanup().await;
 }
 
+async fn write_lines(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+    client: &str,
+    from: &str,
+    body: &str,
+) -> crate::common::Response {
+    app.send(
+        Request::post(format!("/realtime/v1/streams/{id}/self/out"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .header("x-client-id", client)
+            .header("x-resume-from-chunk", from)
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+async fn piped_streams_are_written_as_lines_resume_and_end_with_their_run(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let id = trigger_id(&app, &key, "t", json!({})).await;
+    // Creating the stream sends the SDK to its line writer (no S2 here).
+    let r = app
+        .request(
+            Method::PUT,
+            &format!("/realtime/v1/streams/{id}/self/out"),
+            Some(&key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (StatusCode::OK, json!({ "version": "v1" })),
+        "{}",
+        r.text
+    );
+    // A run without a parent has no parent or root to write to.
+    for target in ["parent", "root"] {
+        let r = app
+            .request(
+                Method::PUT,
+                &format!("/realtime/v1/streams/{id}/{target}/out"),
+                Some(&key),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{target}: {}", r.text);
+    }
+    let r = write_lines(
+        &app,
+        &key,
+        &id,
+        "w1",
+        "0",
+        "{\"i\":0}\n{\"i\":1}\n{\"i\":2}\n",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["ok"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{}",
+        r.text
+    );
+    let probe = app
+        .request(
+            Method::HEAD,
+            &format!("/realtime/v1/streams/{id}/self/out"),
+            Some(&key),
+            None,
+            &[("x-client-id", "w1")],
+        )
+        .await;
+    assert_eq!(probe.status, StatusCode::OK);
+    assert_eq!(probe.headers.get("x-last-chunk-index").unwrap(), "2");
+    // The writer lost its connection before it heard back and resumes from line 1; the last
+    // line comes without its newline.
+    let r = write_lines(
+        &app,
+        &key,
+        &id,
+        "w1",
+        "1",
+        "{\"i\":1}\n{\"i\":2}\n{\"i\":3}",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let path = format!("/realtime/v1/streams/{id}/out");
+    let (_, text) = sse(&app, &key, &path, &[("timeout-seconds", "1")]).await;
+    assert_eq!(
+        data_lines(&text),
+        vec!["{\"i\":0}", "{\"i\":1}", "{\"i\":2}", "{\"i\":3}"],
+        "each line once"
+    );
+    for (from, body, status) in [
+        ("-1", "{}", StatusCode::BAD_REQUEST),
+        ("x", "{}", StatusCode::BAD_REQUEST),
+    ] {
+        let r = write_lines(&app, &key, &id, "w2", from, body).await;
+        assert_eq!(r.status, status, "{from}: {}", r.text);
+    }
+    let huge = format!("\"{}\"\n", "x".repeat(1024 * 1024 + 1));
+    let r = write_lines(&app, &key, &id, "w2", "0", &huge).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+
+    // A reader of a live run waits; once the run finishes, its stream ends (well before the
+    // reader's 30 s timeout).
+    let reader = {
+        let (router, key, path) = (app.router.clone(), key.clone(), path.clone());
+        tokio::spawn(async move {
+            use tower::ServiceExt;
+            let req = Request::get(&path)
+                .header("authorization", format!("Bearer {key}"))
+                .header("timeout-seconds", "30")
+                .body(Body::empty())
+                .unwrap();
+            let resp = router.oneshot(req).await.unwrap();
+            String::from_utf8_lossy(
+                &http_body_util::BodyExt::collect(resp.into_body())
+                    .await
+                    .unwrap()
+                    .to_bytes(),
+            )
+            .to_string()
+        })
+    };
+    until_watching(&app.state, 2).await;
+    let r = app
+        .post(&format!("/api/v2/runs/{id}/cancel"), &key, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), reader)
+        .await
+        .expect("the stream ends when its run finishes")
+        .unwrap();
+    assert_eq!(data_lines(&text).len(), 4);
+    // A finished run's stream is read whole at once, and takes no more lines.
+    let started = std::time::Instant::now();
+    let (_, text) = sse(&app, &key, &path, &[("timeout-seconds", "30")]).await;
+    assert_eq!(data_lines(&text).len(), 4);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let r = write_lines(&app, &key, &id, "w1", "4", "{}").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    app.cleanup().await;
+}
+
 async fn input_streams_accept_records_for_live_runs(b: Backend) {
     let app = TestApp::new(b).await;
     let (_, key) = app.project_with_key("prod").await;
@@ -588,5 +738,6 @@ on_both!(
     a_live_poll_with_nothing_new_answers_up_to_date_after_the_window,
     the_feed_snapshots_then_long_polls_changes,
     streams_are_stored_and_resume_after_the_last_id,
+    piped_streams_are_written_as_lines_resume_and_end_with_their_run,
     input_streams_accept_records_for_live_runs
 );

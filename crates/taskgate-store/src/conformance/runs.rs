@@ -822,3 +822,55 @@ pub async fn concurrent_idempotent_batches_share_one_batch(store: Arc<dyn Store>
     assert_eq!(created, 1);
     assert_eq!(ids.len(), 1);
 }
+
+pub async fn streaming_writers_resume_without_sending_a_line_twice(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let r = store
+        .trigger_run(new_run(&env, "t", t0(), &[]), None, None, None, t0())
+        .await
+        .unwrap()
+        .run;
+    let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        store.stream_writer_index(&r.id, "out", "w1").await.unwrap(),
+        None
+    );
+    let at = store
+        .append_stream_lines(&r.id, "out", "w1", 0, &lines(&["0", "1", "2"]), t0())
+        .await
+        .unwrap();
+    assert_eq!(at, 2);
+    // The connection dropped after line 2 arrived; the writer resumes from line 1 (it did
+    // not hear back) and sends 1 to 4: only 3 and 4 are new.
+    let at = store
+        .append_stream_lines(&r.id, "out", "w1", 1, &lines(&["1", "2", "3", "4"]), t0())
+        .await
+        .unwrap();
+    assert_eq!(at, 4);
+    // A repeat of what it has already sent adds nothing.
+    let at = store
+        .append_stream_lines(&r.id, "out", "w1", 3, &lines(&["3"]), t0())
+        .await
+        .unwrap();
+    assert_eq!(at, 4);
+    // Another writer of the same stream counts its own lines.
+    store
+        .append_stream_lines(&r.id, "out", "w2", 0, &lines(&["a"]), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.stream_writer_index(&r.id, "out", "w1").await.unwrap(),
+        Some(4)
+    );
+    assert_eq!(
+        store.stream_writer_index(&r.id, "out", "w2").await.unwrap(),
+        Some(0)
+    );
+    let chunks = store.read_stream(&r.id, "out", 0, 100).await.unwrap();
+    let data: Vec<&str> = chunks.iter().map(|c| c.data.as_str()).collect();
+    assert_eq!(data, vec!["0\n1\n2", "3\n4", "a"]);
+    assert_eq!(
+        chunks.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+}
