@@ -186,6 +186,9 @@ pub struct ExecutionRun {
     pub metadata: Option<Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Always `v2`: taskgate serves every run's input streams (`.on`, `.once`, `.wait`),
+    /// which the SDK allows only on a v2 run.
+    pub realtime_streams_version: String,
 }
 
 /// `execution.task`.

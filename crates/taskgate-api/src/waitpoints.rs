@@ -42,6 +42,14 @@ pub struct CreateTokenResponse {
     pub url: String,
 }
 
+/// `POST /api/v1/runs/{runId}/input-streams/wait`: the waitpoint the run then waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InputStreamWaitResponse {
+    pub waitpoint_id: String,
+    pub is_cached: bool,
+}
+
 /// A token as listed (`WaitpointListTokenItem`) and retrieved (`WaitpointRetrieveTokenResponse`,
 /// with the output fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -150,6 +150,7 @@ pub fn execution(
             max_duration: run.max_duration_seconds,
             metadata: metadata_object(run),
             idempotency_key: run.idempotency_key_user.clone(),
+            realtime_streams_version: "v2".into(),
         },
         task: ExecutionTask {
             id: task.slug.clone(),

@@ -56,6 +56,22 @@ pub struct TokenRequest {
     pub tags: Option<Value>,
 }
 
+/// `POST /api/v1/runs/{runId}/input-streams/wait`'s body (`inputStream.wait()`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputStreamWaitRequest {
+    pub stream_id: String,
+    /// The last record the task has seen (S2's sequence numbers: the stream's first record
+    /// is 0); absent, every record of the stream counts.
+    #[serde(default)]
+    pub last_seq_num: Option<i64>,
+    #[serde(flatten)]
+    pub token: TokenRequest,
+}
+
+/// Longest input stream id.
+const MAX_STREAM_ID_BYTES: usize = 256;
+
 /// A waitpoint idempotency key and its lifetime, checked.
 fn idempotency(
     key: Option<String>,
@@ -211,6 +227,79 @@ impl Engine {
             self.timers.wake_by(token.due_at());
         }
         Ok((token, cached))
+    }
+
+    /// Makes a run's wait for the next record of one of its input streams
+    /// (`inputStream.wait()`): a token that completes with the first record after the one the
+    /// task saw last (at once when it is already there), or times out. The run blocks on it
+    /// as on any token.
+    pub async fn wait_for_input_stream(
+        &self,
+        environment_id: &EnvironmentId,
+        run_id: &RunFriendlyId,
+        request: InputStreamWaitRequest,
+    ) -> Result<(Waitpoint, bool)> {
+        if request.stream_id.is_empty() || request.stream_id.len() > MAX_STREAM_ID_BYTES {
+            return Err(Error::InvalidBody(format!(
+                "streamId must be 1 to {MAX_STREAM_ID_BYTES} bytes"
+            )));
+        }
+        // S2 numbers a stream's records from 0; taskgate's chunks from 1.
+        let after_seq = match request.last_seq_num {
+            None => 0,
+            Some(n) if (0..1 << 53).contains(&n) => n + 1,
+            Some(_) => return Err(Error::InvalidBody("lastSeqNum must be 0 or more".into())),
+        };
+        let run = self
+            .store
+            .get_run(environment_id, run_id)
+            .await?
+            .ok_or(Error::RunNotFound)?;
+        let now = self.now();
+        let t = request.token;
+        let idempotency = idempotency(t.idempotency_key, t.idempotency_key_ttl.as_deref(), now)?;
+        let mut token = Waitpoint::new(environment_id, WaitpointKind::Manual, now);
+        token.timeout_at = match &t.timeout {
+            None => None,
+            Some(v) => parse_deadline("timeout", v, now).map_err(Error::Invalid)?,
+        };
+        token.tags = crate::trigger::tags(t.tags.as_ref())?;
+        let (token, cached) = self
+            .store
+            .create_input_stream_wait(
+                token,
+                &run.id,
+                &request.stream_id,
+                after_seq,
+                idempotency,
+                now,
+            )
+            .await
+            .map_err(Self::block_error)?;
+        if !cached {
+            self.timers.wake_by(token.due_at());
+        }
+        tracing::info!(run.id = %run_id, waitpoint.id = %token.friendly_id, stream = %request.stream_id, "run waits for an input stream");
+        Ok((token, cached))
+    }
+
+    /// A record was sent to a run's input stream: the run's waits for that stream complete
+    /// with its `data`.
+    pub async fn input_stream_record_sent(
+        &self,
+        run_id: &taskgate_core::ids::RunId,
+        stream: &str,
+        data: &Value,
+    ) -> Result<u64> {
+        let output = WaitpointOutput {
+            data: Some(data.to_string()),
+            data_type: "application/json".into(),
+            is_error: false,
+        };
+        Ok(self
+            .store
+            .complete_input_stream_waits(run_id, stream, output, self.now())
+            .await?)
     }
 
     /// A token of the environment.

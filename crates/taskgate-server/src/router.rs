@@ -81,6 +81,7 @@ fn api_router(
         .routes(routes!(realtime::run_sets::subscribe_to_runs))
         .routes(routes!(realtime::run_sets::subscribe_to_batch))
         .routes(routes!(realtime::streams::read_stream))
+        .routes(routes!(realtime::streams::read_input_stream))
         .routes(routes!(realtime::streams::append_to_stream))
         // A task's streaming writer: one long request of lines.
         .routes(routes!(
@@ -104,6 +105,7 @@ fn api_router(
         .routes(routes!(engine::waits::wait_for_token))
         .routes(routes!(waitpoints::create_token, waitpoints::list_tokens))
         .routes(routes!(waitpoints::retrieve_token))
+        .routes(routes!(waitpoints::wait_for_input_stream))
         .routes(routes!(deployments::deploy_settings))
         .routes(routes!(deployments::create_artifact))
         .routes(routes!(deployments::get_deployment))

@@ -73,6 +73,25 @@ fn waitpoint(row: &DbRow) -> StoreResult<Waitpoint> {
     })
 }
 
+/// Where a run's input stream `stream` is kept among its streams.
+pub(crate) fn input_stream_key(stream: &str) -> String {
+    format!("$trigger.input:{stream}")
+}
+
+/// What a wait for an input stream resumes with: the `data` of the record (stored as
+/// `{"data": …}`), as JSON.
+fn input_record_output(record: &str) -> WaitpointOutput {
+    let data = serde_json::from_str::<serde_json::Value>(record)
+        .ok()
+        .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
+        .unwrap_or(serde_json::Value::Null);
+    WaitpointOutput {
+        data: Some(data.to_string()),
+        data_type: "application/json".into(),
+        is_error: false,
+    }
+}
+
 async fn insert_waitpoint(conn: &mut DbConn, w: &Waitpoint) -> StoreResult<()> {
     count("insert_waitpoint");
     let tags = serde_json::to_string(&w.tags).map_err(|e| StoreError::Other(e.to_string()))?;
@@ -767,6 +786,118 @@ impl WaitStore for Backend {
             .collect();
         self.commit_local(tx, events).await?;
         Ok((w, false))
+    }
+
+    async fn create_input_stream_wait(
+        &self,
+        token: Waitpoint,
+        run_id: &RunId,
+        stream: &str,
+        after_seq: i64,
+        idempotency: Option<WaitpointIdempotency>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Waitpoint, bool)> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        if let Some(i) = &idempotency {
+            if let Some(found) =
+                idempotent_waitpoint(&mut tx, &token.environment_id, &i.key, now).await?
+            {
+                tx.commit().await.map_err(map_err)?;
+                return Ok((found, true));
+            }
+        }
+        // Sends to the run's input streams lock its row too: a record lands either before
+        // this read (and completes the wait here) or after this commit (and finds the wait).
+        count("input_wait_lock");
+        sqlx::query(&format!(
+            "SELECT 1 FROM task_runs WHERE id = $1{FOR_UPDATE}"
+        ))
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        count("input_wait_record");
+        let record: Option<String> = sqlx::query_scalar(
+            "SELECT data FROM stream_chunks WHERE run_id = $1 AND stream_id = $2 AND seq > $3 ORDER BY seq LIMIT 1",
+        )
+        .bind(run_id)
+        .bind(input_stream_key(stream))
+        .bind(after_seq)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let mut w = token;
+        if let Some(i) = idempotency {
+            w.idempotency_key = Some(i.key);
+            w.idempotency_key_expires_at = Some(i.expires_at);
+        }
+        insert_waitpoint(&mut tx, &w).await?;
+        let mut events = Vec::new();
+        match record {
+            Some(record) => {
+                let output = input_record_output(&record);
+                events.extend(self.complete_waitpoint(&mut tx, &w, &output, now).await?);
+            }
+            None => {
+                count("insert_input_wait");
+                sqlx::query(
+                    "INSERT INTO input_stream_waits (waitpoint_id, run_id, stream_id) VALUES ($1, $2, $3)",
+                )
+                .bind(&w.id)
+                .bind(run_id)
+                .bind(stream)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                events.extend(self.announce_timer(&mut tx, w.due_at()).await?);
+            }
+        }
+        let done = lock_waitpoint_by(&mut tx, "id", &w.id).await?;
+        self.commit_local(tx, events).await?;
+        Ok((done.unwrap_or(w), false))
+    }
+
+    async fn complete_input_stream_waits(
+        &self,
+        run_id: &RunId,
+        stream: &str,
+        output: WaitpointOutput,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        count("input_waits");
+        let rows = sqlx::query(&format!(
+            "SELECT {WP_COLS} FROM waitpoints w JOIN input_stream_waits i ON i.waitpoint_id = w.id
+             WHERE i.run_id = $1 AND i.stream_id = $2{FOR_UPDATE}"
+        ))
+        .bind(run_id)
+        .bind(stream)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if rows.is_empty() {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(0);
+        }
+        let mut events = Vec::new();
+        let mut completed = 0u64;
+        for row in &rows {
+            let w = waitpoint(row)?;
+            // One that timed out is only removed.
+            if w.status == WaitpointStatus::Pending {
+                events.extend(self.complete_waitpoint(&mut tx, &w, &output, now).await?);
+                completed += 1;
+            }
+        }
+        count("delete_input_waits");
+        sqlx::query("DELETE FROM input_stream_waits WHERE run_id = $1 AND stream_id = $2")
+            .bind(run_id)
+            .bind(stream)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        self.commit_local(tx, events).await?;
+        Ok(completed)
     }
 
     async fn get_waitpoint(

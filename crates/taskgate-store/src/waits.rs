@@ -201,6 +201,28 @@ pub trait WaitStore: Send + Sync {
         idempotency: Option<WaitpointIdempotency>,
         now: DateTime<Utc>,
     ) -> StoreResult<(Waitpoint, bool)>;
+    /// Makes `token` a run's wait for the next record of its input stream `stream` after
+    /// chunk `after_seq`: completed at once with the first such record already sent (its
+    /// `data`), else pending until one is sent ([`WaitStore::complete_input_stream_waits`]) or
+    /// it times out. With a live idempotency key, the waitpoint made with it (`true`).
+    async fn create_input_stream_wait(
+        &self,
+        token: Waitpoint,
+        run_id: &RunId,
+        stream: &str,
+        after_seq: i64,
+        idempotency: Option<WaitpointIdempotency>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Waitpoint, bool)>;
+    /// Completes the run's pending waits for its input stream `stream` with a record's data,
+    /// continuing the runs they unblock; how many were completed.
+    async fn complete_input_stream_waits(
+        &self,
+        run_id: &RunId,
+        stream: &str,
+        output: WaitpointOutput,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     /// A waitpoint of the environment by friendly id.
     async fn get_waitpoint(
         &self,

@@ -68,6 +68,9 @@ struct Reader {
     run_friendly_id: RunFriendlyId,
     drained_after_finish: bool,
     idle: Duration,
+    /// Records in S2's SSE form (a run's input-stream tail, which the SDK reads only so), not
+    /// one event per line.
+    v2: bool,
 }
 
 impl Reader {
@@ -118,6 +121,24 @@ impl Reader {
                 }
             };
             for c in chunks {
+                if self.v2 {
+                    // S2 numbers a stream's records from 0.
+                    let record = json!({ "records": [{
+                        "seq_num": c.seq - 1, "body": c.data,
+                        "timestamp": taskgate_core::time::to_millis(c.created_at), "headers": [],
+                    }] });
+                    self.queue.push_back(
+                        Event::default()
+                            .event("batch")
+                            .id((c.seq - 1).to_string())
+                            .data(record.to_string()),
+                    );
+                    self.position = Position {
+                        seq: c.seq,
+                        line: usize::MAX,
+                    };
+                    continue;
+                }
                 for (i, line) in c.data.split('\n').enumerate() {
                     let seen = c.seq == self.position.seq && i <= self.position.line;
                     if seen || line.is_empty() {
@@ -168,6 +189,42 @@ pub async fn read_stream(
     Path((run_id, stream_id)): Path<(RunFriendlyId, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    open_stream(state, &principal, &run_id, stream_id, &headers, false).await
+}
+
+/// The task side of a run's input stream (`inputStream.on()`, `.once()`, `.peek()`): its
+/// records as S2's SSE batches (`X-Stream-Version: v2`), each record's body the
+/// `{"data": …}` that was sent, numbered from 0; `Last-Event-ID` is the last number seen.
+/// It ends when the run finishes.
+#[utoipa::path(get, path = "/realtime/v1/streams/{runId}/input/{streamId}", tag = "realtime", security(("secretKey" = []), ("publicAccessToken" = [])),
+    params(("runId" = String, Path), ("streamId" = String, Path), ("Timeout-Seconds" = Option<u64>, Header), ("Last-Event-ID" = Option<String>, Header)),
+    responses((status = 200, content_type = "text/event-stream", description = "`batch` events of `{records: [{seq_num, body, timestamp, headers}]}`"),
+              (status = 400, description = "bad Timeout-Seconds"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn read_input_stream(
+    State(state): State<AppState>,
+    ApiAuth(principal): ApiAuth,
+    Path((run_id, stream_id)): Path<(RunFriendlyId, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let key = format!("$trigger.input:{stream_id}");
+    let mut resp = open_stream(state, &principal, &run_id, key, &headers, true).await?;
+    if resp.status() == StatusCode::OK {
+        resp.headers_mut().insert(
+            "x-stream-version",
+            axum::http::HeaderValue::from_static("v2"),
+        );
+    }
+    Ok(resp)
+}
+
+async fn open_stream(
+    state: AppState,
+    principal: &taskgate_auth::EnvPrincipal,
+    run_id: &RunFriendlyId,
+    stream_id: String,
+    headers: &HeaderMap,
+    v2: bool,
+) -> ApiResult<Response> {
     let idle = match headers
         .get("timeout-seconds")
         .map(|v| v.to_str().unwrap_or("").trim().parse::<u64>())
@@ -181,16 +238,22 @@ pub async fn read_stream(
             ))
         }
     };
-    let run = readable_run(&state, &principal, &run_id).await?;
+    let run = readable_run(&state, principal, run_id).await?;
     let mut position = Position {
         seq: 0,
         line: usize::MAX,
     };
-    if let Some(p) = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_last_event_id)
-    {
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    if let Some(p) = last_event_id.and_then(|v| {
+        if v2 {
+            v.trim().parse::<i64>().ok().map(|n| Position {
+                seq: n.saturating_add(1),
+                line: usize::MAX,
+            })
+        } else {
+            parse_last_event_id(v)
+        }
+    }) {
         position = p;
     } else if headers
         .get("x-trigger-stream-start")
@@ -220,6 +283,7 @@ pub async fn read_stream(
         run_friendly_id: run.friendly_id.clone(),
         drained_after_finish: false,
         idle: Duration::from_secs(idle),
+        v2,
     };
     let events = futures::stream::unfold(reader, |mut r| async move {
         r.next().await.map(|e| (Ok::<_, Infallible>(e), r))
@@ -358,7 +422,7 @@ pub async fn send_input_stream(
             .into_response();
     }
     let record = json!({ "data": data }).to_string();
-    match state
+    if let Err(e) = state
         .store
         .append_stream_chunk(
             &run.id,
@@ -366,6 +430,14 @@ pub async fn send_input_stream(
             &record,
             state.now(),
         )
+        .await
+    {
+        return ApiError::from(e).into_response();
+    }
+    // A run waiting for this stream (`inputStream.wait()`) continues with the record.
+    match state
+        .engine
+        .input_stream_record_sent(&run.id, &stream_id, &data)
         .await
     {
         Ok(_) => Json(StreamWriteResponse::stored()).into_response(),

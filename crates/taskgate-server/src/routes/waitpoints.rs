@@ -54,6 +54,43 @@ pub fn token_item(engine_url: &str, state: &AppState, w: &Waitpoint, full: bool)
     }
 }
 
+/// `inputStream.wait()` inside a task: a waitpoint that completes with the next record of the
+/// run's input stream `streamId` after `lastSeqNum` (at once when one is already there) or
+/// times out; the task then waits for it as for any token.
+#[utoipa::path(post, path = "/api/v1/runs/{runId}/input-streams/wait", tag = "waitpoints", security(("secretKey" = [])),
+    params(("runId" = String, Path)),
+    request_body(content = Object, description = "{streamId, lastSeqNum?, timeout?, idempotencyKey?, idempotencyKeyTTL?, tags?}"),
+    responses((status = 200, body = InputStreamWaitResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn wait_for_input_stream(
+    State(state): State<AppState>,
+    SecretKeyAuth(principal): SecretKeyAuth,
+    Path(run_id): Path<taskgate_core::ids::RunFriendlyId>,
+    body: Bytes,
+) -> ApiResult<Json<InputStreamWaitResponse>> {
+    if body.len() > MAX_CREATE_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("A wait's request body may be at most {MAX_CREATE_BODY_BYTES} bytes"),
+        ));
+    }
+    let request: taskgate_engine::waits::InputStreamWaitRequest = parse_json_body(&body)?;
+    let (token, cached) = state
+        .engine
+        .wait_for_input_stream(&principal.env.environment.id, &run_id, request)
+        .await
+        .map_err(|e| match e {
+            taskgate_engine::Error::Invalid(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m)
+            }
+            other => other.into(),
+        })?;
+    Ok(Json(InputStreamWaitResponse {
+        waitpoint_id: token.friendly_id.to_string(),
+        is_cached: cached,
+    }))
+}
+
 /// Makes a wait token (or returns the one with the same live idempotency key). Its
 /// `x-trigger-jwt` may complete it, and nothing else.
 #[utoipa::path(post, path = "/api/v1/waitpoints/tokens", operation_id = "createWaitpointToken", tag = "waitpoints", security(("secretKey" = [])),

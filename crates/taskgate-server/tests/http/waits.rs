@@ -455,6 +455,151 @@ async fn a_tokens_callback_url_completes_it_without_credentials(b: Backend) {
     app.cleanup().await;
 }
 
+/// Sends `data` to the run's input stream `answers`, as the SDK's `inputStream.send` does.
+async fn send_input(app: &TestApp, key: &str, run: &str, data: Value) {
+    let r = app
+        .post(
+            &format!("/realtime/v1/streams/{run}/input/answers"),
+            key,
+            json!({ "data": data }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+async fn a_run_waits_for_its_input_stream_and_tails_it(b: Backend) {
+    let (app, _, key, worker) = with_worker(b, &["asker"]).await;
+    let started = running(&app, &key, &worker, "asker").await;
+    let run = run_id(&started);
+    // Every run's execution says v2, which the SDK needs for .on(), .once() and .wait().
+    assert_eq!(started["execution"]["run"]["realtimeStreamsVersion"], "v2");
+    let wait_path = format!("/api/v1/runs/{run}/input-streams/wait");
+
+    // Nothing sent yet: the wait is pending, and the run blocks on it like on a token.
+    let r = app
+        .post(
+            &wait_path,
+            &key,
+            json!({ "streamId": "answers", "timeout": "1h" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["isCached"], false);
+    let first = r.body["waitpointId"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            &format!("/engine/v1/runs/{run}/waitpoints/tokens/{first}/wait"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        latest(&app, &key, &run).await["snapshot"]["executionStatus"],
+        "EXECUTING_WITH_WAITPOINTS"
+    );
+    // A send to another stream does not complete it; one to this stream does, with its data.
+    let r = app
+        .post(
+            &format!("/realtime/v1/streams/{run}/input/other"),
+            &key,
+            json!({ "data": 1 }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        latest(&app, &key, &run).await["snapshot"]["executionStatus"],
+        "EXECUTING_WITH_WAITPOINTS"
+    );
+    send_input(&app, &key, &run, json!({ "approved": true })).await;
+    let resumed = latest(&app, &key, &run).await;
+    assert_eq!(resumed["snapshot"]["executionStatus"], "EXECUTING");
+    let handed = &resumed["completedWaitpoints"][0];
+    assert_eq!(handed["friendlyId"], first.as_str());
+    assert_eq!(handed["output"], "{\"approved\":true}");
+
+    // A record already there (after the one the task saw last, S2's 0) completes a wait at once.
+    send_input(&app, &key, &run, json!("second")).await;
+    let r = app
+        .post(
+            &wait_path,
+            &key,
+            json!({ "streamId": "answers", "lastSeqNum": 0 }),
+        )
+        .await;
+    let second = r.body["waitpointId"].as_str().unwrap().to_string();
+    let token = app
+        .get(&format!("/api/v1/waitpoints/tokens/{second}"), &key)
+        .await;
+    assert_eq!(token.body["status"], "COMPLETED", "{}", token.text);
+    assert_eq!(token.body["output"], "\"second\"");
+    // Having seen both, the next wait is pending again.
+    let r = app
+        .post(
+            &wait_path,
+            &key,
+            json!({ "streamId": "answers", "lastSeqNum": 1 }),
+        )
+        .await;
+    let third = r.body["waitpointId"].as_str().unwrap().to_string();
+    let token = app
+        .get(&format!("/api/v1/waitpoints/tokens/{third}"), &key)
+        .await;
+    assert_eq!(token.body["status"], "WAITING", "{}", token.text);
+    for bad in [
+        json!({}),
+        json!({ "streamId": "" }),
+        json!({ "streamId": "a", "lastSeqNum": -1 }),
+    ] {
+        let r = app.post(&wait_path, &key, bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+    }
+    let r = app
+        .post(
+            "/api/v1/runs/run_nope/input-streams/wait",
+            &key,
+            json!({ "streamId": "a" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+    // The task's tail reads the records as S2 batches numbered from 0, and resumes after
+    // the last one it saw.
+    let tail = |last: Option<&'static str>| {
+        let (app, key, run) = (&app, key.clone(), run.clone());
+        async move {
+            let mut req = Request::get(format!("/realtime/v1/streams/{run}/input/answers"))
+                .header("authorization", format!("Bearer {key}"))
+                .header("timeout-seconds", "1");
+            if let Some(last) = last {
+                req = req.header("last-event-id", last);
+            }
+            app.send(req.body(Body::empty()).unwrap()).await
+        }
+    };
+    let r = tail(None).await;
+    assert_eq!(r.headers.get("x-stream-version").unwrap(), "v2");
+    let batches: Vec<Value> = r
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(batches.len(), 2, "{}", r.text);
+    assert_eq!(batches[0]["records"][0]["seq_num"], 0);
+    assert_eq!(
+        batches[0]["records"][0]["body"],
+        "{\"data\":{\"approved\":true}}"
+    );
+    assert_eq!(batches[1]["records"][0]["seq_num"], 1);
+    assert!(r.text.contains("event: batch"), "{}", r.text);
+    let r = tail(Some("0")).await;
+    let rest: Vec<&str> = r.text.lines().filter(|l| l.starts_with("data: ")).collect();
+    assert_eq!(rest.len(), 1, "{}", r.text);
+    assert!(rest[0].contains("\"seq_num\":1"), "{}", r.text);
+    app.cleanup().await;
+}
+
 async fn cancelling_a_waiting_parent_cancels_its_children(b: Backend) {
     let (app, _, key, worker) = with_worker(b, &["parent", "child"]).await;
     let parent = running(&app, &key, &worker, "parent").await;
@@ -501,6 +646,7 @@ async fn an_uncaught_exception_is_retried_from_the_queue(b: Backend) {
 }
 
 on_both!(
+    a_run_waits_for_its_input_stream_and_tails_it,
     trigger_and_wait_resumes_the_parent_with_the_childs_result,
     wait_for_a_duration_resumes_when_its_timer_fires,
     tokens_are_made_listed_completed_and_time_out,

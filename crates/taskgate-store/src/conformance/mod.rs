@@ -171,6 +171,7 @@ macro_rules! conformance_suite {
             schedule_fires_are_claimed_once_and_missed_times_collapse,
             concurrent_claims_hand_each_fire_to_one_caller,
             declarative_schedules_follow_the_current_worker,
+            input_stream_waits_complete_with_the_next_record,
             packets_are_kept_per_environment_and_replaced);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -10,7 +10,7 @@ use taskgate_core::ids::{new_id, EnvironmentId, RunFriendlyId};
 use super::*;
 use crate::*;
 
-fn new_run(env_id: &EnvironmentId, task: &str, at: DateTime<Utc>, tags: &[&str]) -> Run {
+pub(super) fn new_run(env_id: &EnvironmentId, task: &str, at: DateTime<Utc>, tags: &[&str]) -> Run {
     let state = RunState::triggered(at, None, None, false);
     Run {
         payload: Some("{\"a\":1}".into()),

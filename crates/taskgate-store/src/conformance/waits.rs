@@ -878,3 +878,82 @@ pub async fn queue_limits_hold_per_concurrency_key_and_not_for_waiting_runs(stor
     );
     assert!(take(&*store, &env, &w.id, LIMIT, at(15)).await.is_none());
 }
+
+pub async fn input_stream_waits_complete_with_the_next_record(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let r = store
+        .trigger_run(
+            super::runs::new_run(&env, "asker", at(0), &[]),
+            None,
+            None,
+            None,
+            at(0),
+        )
+        .await
+        .unwrap()
+        .run;
+    let stream = "$trigger.input:answers";
+    let wait = |after: i64, secs: i64| {
+        let store = store.clone();
+        let (env, run) = (env.clone(), r.id.clone());
+        async move {
+            let mut t = Waitpoint::new(&env, WaitpointKind::Manual, at(secs));
+            t.timeout_at = Some(at(secs + 3600));
+            store
+                .create_input_stream_wait(t, &run, "answers", after, None, at(secs))
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let output = |v: &str| WaitpointOutput {
+        data: Some(v.into()),
+        data_type: "application/json".into(),
+        is_error: false,
+    };
+    // Nothing sent: pending, until a record comes to that stream.
+    let pending = wait(0, 1).await;
+    assert_eq!(pending.status, WaitpointStatus::Pending);
+    assert_eq!(
+        store
+            .complete_input_stream_waits(&r.id, "other", output("1"), at(2))
+            .await
+            .unwrap(),
+        0,
+        "another stream's record"
+    );
+    assert_eq!(
+        store
+            .complete_input_stream_waits(&r.id, "answers", output("{\"n\":1}"), at(3))
+            .await
+            .unwrap(),
+        1
+    );
+    let done = store
+        .get_waitpoint(&env, &pending.friendly_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, WaitpointStatus::Completed);
+    assert_eq!(done.output.as_deref(), Some("{\"n\":1}"));
+    // Completed once: a second record finds no wait.
+    assert_eq!(
+        store
+            .complete_input_stream_waits(&r.id, "answers", output("2"), at(4))
+            .await
+            .unwrap(),
+        0
+    );
+    // Records already in the stream: a wait after chunk 1 completes at once with chunk 2's
+    // data; one after chunk 2 waits.
+    for data in ["{\"data\":{\"n\":1}}", "{\"data\":\"two\"}"] {
+        store
+            .append_stream_chunk(&r.id, stream, data, at(5))
+            .await
+            .unwrap();
+    }
+    let at_once = wait(1, 6).await;
+    assert_eq!(at_once.status, WaitpointStatus::Completed);
+    assert_eq!(at_once.output.as_deref(), Some("\"two\""));
+    assert_eq!(wait(2, 7).await.status, WaitpointStatus::Pending);
+}
