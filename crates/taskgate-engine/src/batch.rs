@@ -128,6 +128,8 @@ impl Engine {
                 })?,
                 None => TriggerOptions::default(),
             };
+            self.check_locked_version(&env.id, &item.task, &options)
+                .await?;
             let (mut run, idempotency) = self.build_run(
                 env,
                 &item.task,

@@ -152,6 +152,7 @@ impl Engine {
                 idempotency_key_options: None,
                 parent_run_id: None,
                 resume_parent_on_completion: None,
+                lock_to_version: None,
             },
         };
         let (mut run, idempotency) = self.build_run(env, &old.task_identifier, body, None)?;

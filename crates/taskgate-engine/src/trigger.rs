@@ -52,6 +52,9 @@ pub struct TriggerOptions {
     /// The run whose task triggers this one (`ctx.run.id`), and whether it waits for it.
     pub parent_run_id: Option<String>,
     pub resume_parent_on_completion: Option<bool>,
+    /// The worker version a trigger from inside a run is locked to (`ctx.worker.version`):
+    /// its task and queue must exist there.
+    pub lock_to_version: Option<String>,
 }
 
 /// A trigger from inside a run: the run that made it, and whether that run waits for the
@@ -287,6 +290,48 @@ impl Engine {
             )));
         }
         Ok(())
+    }
+
+    /// Refuses a trigger locked to a worker version (`lockToVersion`, which the SDK sends from
+    /// inside a run) that does not have the task, or the queue the trigger names (422,
+    /// upstream's words). A queue some worker of the environment declared passes too: shared
+    /// queues are kept per environment, not per version.
+    pub async fn check_locked_version(
+        &self,
+        environment_id: &EnvironmentId,
+        task_id: &str,
+        options: &TriggerOptions,
+    ) -> Result<()> {
+        let Some(version) = options.lock_to_version.as_deref().filter(|v| !v.is_empty()) else {
+            return Ok(());
+        };
+        let Some((_, tasks)) = self
+            .store
+            .worker_by_version(environment_id, version)
+            .await?
+        else {
+            return Err(Error::Unprocessable(format!(
+                "Cannot trigger {task_id}: the locked version '{version}' does not exist in this environment"
+            )));
+        };
+        let Some(task) = tasks.iter().find(|t| t.slug == task_id) else {
+            return Err(Error::Unprocessable(format!(
+                "Task '{task_id}' not found on locked version '{version}'"
+            )));
+        };
+        let Some(queue) = options.queue.as_ref().and_then(|q| q.name.as_deref()) else {
+            return Ok(());
+        };
+        let of_version = tasks
+            .iter()
+            .any(|t| t.queue_name.as_deref() == Some(queue) || format!("task/{}", t.slug) == queue)
+            || task.queue_name.as_deref() == Some(queue);
+        if of_version || self.store.queue_declared(environment_id, queue).await? {
+            return Ok(());
+        }
+        Err(Error::Unprocessable(format!(
+            "Specified queue '{queue}' not found or not associated with locked version '{version}'."
+        )))
     }
 
     /// The parent a trigger names, checked: a run of the same environment that has not

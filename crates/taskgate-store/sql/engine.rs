@@ -282,6 +282,49 @@ impl EngineStore for Backend {
         }
     }
 
+    async fn worker_by_version(
+        &self,
+        environment_id: &EnvironmentId,
+        version: &str,
+    ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>> {
+        let mut conn = self.reader.acquire().await.map_err(map_err)?;
+        count("worker_by_version");
+        let row = sqlx::query(&format!(
+            "SELECT {WORKER_COLS} FROM background_workers w
+             WHERE w.runtime_environment_id = $1 AND w.version = $2"
+        ))
+        .bind(environment_id)
+        .bind(version)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        match row {
+            Some(row) => {
+                let w = worker(&row)?;
+                let tasks = tasks_of(&mut conn, &w.id).await?;
+                Ok(Some((w, tasks)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn queue_declared(
+        &self,
+        environment_id: &EnvironmentId,
+        name: &str,
+    ) -> StoreResult<bool> {
+        count("queue_declared");
+        let found: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM task_queues WHERE runtime_environment_id = $1 AND name = $2",
+        )
+        .bind(environment_id)
+        .bind(name)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(found > 0)
+    }
+
     async fn current_worker(
         &self,
         environment_id: &EnvironmentId,

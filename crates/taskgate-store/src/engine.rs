@@ -191,6 +191,15 @@ pub trait EngineStore: Send + Sync {
         environment_id: &EnvironmentId,
         id_or_friendly_id: &str,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>>;
+    /// The environment's worker of `version` (`20261127.1`), with its tasks.
+    async fn worker_by_version(
+        &self,
+        environment_id: &EnvironmentId,
+        version: &str,
+    ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>>;
+    /// Whether a worker of the environment has declared the queue `name`.
+    async fn queue_declared(&self, environment_id: &EnvironmentId, name: &str)
+        -> StoreResult<bool>;
     /// The environment's newest worker, with its tasks.
     async fn current_worker(
         &self,

@@ -237,6 +237,18 @@ export default [
     },
   },
   {
+    name: "waits: a trigger locked to the run's version is refused for a task or queue it lacks",
+    timeout: 60_000,
+    async run({ ctx }) {
+      const s = await devSession(ctx);
+      const { id } = await trigger(ctx, s, "locked-trigger", {});
+      const run = await finished(ctx, s.devKey, id);
+      assert.equal(run.status, "COMPLETED", JSON.stringify(run.error));
+      assert.match(run.output.task, /Task 'no-such-task' not found on locked version '\d{8}\.\d+'/);
+      assert.match(run.output.queue, /Specified queue 'no-such-queue' not found or not associated with locked version/);
+    },
+  },
+  {
     name: "waits: a run waiting on wait.for resumes after taskgate is killed and restarted",
     timeout: 120_000,
     async run({ ctx, step }) {

@@ -60,7 +60,7 @@ async fn trigger_and_wait_resumes_the_parent_with_the_childs_result(b: Backend) 
         &app,
         &key,
         "child",
-        json!({ "payload": { "n": 1 }, "options": { "parentRunId": parent_id, "resumeParentOnCompletion": true, "lockToVersion": "20260101.1" } }),
+        json!({ "payload": { "n": 1 }, "options": { "parentRunId": parent_id, "resumeParentOnCompletion": true, "lockToVersion": worker["version"] } }),
     )
     .await;
     let waiting = latest(&app, &key, &parent_id).await;
@@ -600,6 +600,71 @@ async fn a_run_waits_for_its_input_stream_and_tails_it(b: Backend) {
     app.cleanup().await;
 }
 
+async fn triggers_locked_to_a_version_need_its_task_and_queue(b: Backend) {
+    let (app, _, key, worker) = with_worker(b, &["approver"]).await;
+    let version = worker["version"].as_str().unwrap().to_string();
+    let post = |task: &'static str, options: Value| {
+        let (app, key) = (&app, key.clone());
+        async move {
+            app.post(
+                &format!("/api/v1/tasks/{task}/trigger"),
+                &key,
+                json!({ "payload": {}, "options": options }),
+            )
+            .await
+        }
+    };
+    let r = post("approver", json!({ "lockToVersion": version })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = post(
+        "approver",
+        json!({ "lockToVersion": version, "queue": { "name": "task/approver" } }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = post("ghost", json!({ "lockToVersion": version })).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.body["error"],
+        format!("Task 'ghost' not found on locked version '{version}'")
+    );
+    let r = post(
+        "approver",
+        json!({ "lockToVersion": version, "queue": { "name": "nope" } }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.body["error"],
+        format!(
+            "Specified queue 'nope' not found or not associated with locked version '{version}'."
+        )
+    );
+    let r = post("approver", json!({ "lockToVersion": "19990101.1" })).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    // Unlocked triggers are not checked (a task may be deployed after it is triggered).
+    let r = post("ghost", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Batch items are checked the same way.
+    let r = app
+        .post("/api/v3/batches", &key, json!({ "runCount": 1 }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let batch = r.body["id"].as_str().unwrap().to_string();
+    let line = json!({ "index": 0, "task": "ghost", "payload": {}, "options": { "lockToVersion": version } });
+    let r = app
+        .send(
+            Request::post(format!("/api/v3/batches/{batch}/items"))
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/x-ndjson")
+                .body(Body::from(format!("{line}\n")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    app.cleanup().await;
+}
+
 async fn cancelling_a_waiting_parent_cancels_its_children(b: Backend) {
     let (app, _, key, worker) = with_worker(b, &["parent", "child"]).await;
     let parent = running(&app, &key, &worker, "parent").await;
@@ -646,6 +711,7 @@ async fn an_uncaught_exception_is_retried_from_the_queue(b: Backend) {
 }
 
 on_both!(
+    triggers_locked_to_a_version_need_its_task_and_queue,
     a_run_waits_for_its_input_stream_and_tails_it,
     trigger_and_wait_resumes_the_parent_with_the_childs_result,
     wait_for_a_duration_resumes_when_its_timer_fires,

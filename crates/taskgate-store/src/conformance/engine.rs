@@ -745,3 +745,61 @@ pub async fn cancelling_a_queued_run_is_immediate_and_an_executing_one_waits(
         AttemptOutcome::Canceled
     );
 }
+
+pub async fn workers_are_found_by_version_and_queues_by_name(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let other = prod_env(&*store).await;
+    let mut new = NewWorker {
+        id: new_id().into(),
+        friendly_id: new_worker_friendly_id().into(),
+        environment_id: env.clone(),
+        content_hash: "abc".into(),
+        sdk_version: None,
+        cli_version: None,
+        runtime: None,
+        runtime_version: None,
+        tasks: vec![task("approver", None)],
+        queues: vec![QueueLimit {
+            name: "shared".into(),
+            concurrency_limit: Some(2),
+        }],
+        deployment_id: None,
+    };
+    let first = store.register_worker(new.clone(), t0()).await.unwrap();
+    new.id = new_id().into();
+    new.friendly_id = new_worker_friendly_id().into();
+    new.tasks = vec![task("approver", None), task("later", None)];
+    let second = store.register_worker(new, t0()).await.unwrap();
+    let (w, tasks) = store
+        .worker_by_version(&env, &first.version)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.id, first.id);
+    assert_eq!(
+        tasks.iter().map(|t| t.slug.as_str()).collect::<Vec<_>>(),
+        vec!["approver"]
+    );
+    let (_, tasks) = store
+        .worker_by_version(&env, &second.version)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert!(store
+        .worker_by_version(&env, "19990101.1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        store
+            .worker_by_version(&other, &first.version)
+            .await
+            .unwrap()
+            .is_none(),
+        "another environment's versions are its own"
+    );
+    assert!(store.queue_declared(&env, "shared").await.unwrap());
+    assert!(!store.queue_declared(&env, "nope").await.unwrap());
+    assert!(!store.queue_declared(&other, "shared").await.unwrap());
+}

@@ -172,6 +172,7 @@ macro_rules! conformance_suite {
             concurrent_claims_hand_each_fire_to_one_caller,
             declarative_schedules_follow_the_current_worker,
             input_stream_waits_complete_with_the_next_record,
+            workers_are_found_by_version_and_queues_by_name,
             packets_are_kept_per_environment_and_replaced);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -87,6 +87,10 @@ pub async fn trigger_task(
     let parsed: TriggerBody = parse_json_body(&body)?;
     principal.authorize("trigger", &[Resource::with_id("tasks", &task_id)])?;
     let parent = parsed.options.parent();
+    state
+        .engine
+        .check_locked_version(&principal.env.environment.id, &task_id, &parsed.options)
+        .await?;
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let idem_header = header("idempotency-key").map(|k| (k, header("idempotency-key-ttl")));
     let (run, idempotency) =
