@@ -124,6 +124,36 @@ pub(crate) fn next_version(existing: &[String], now: DateTime<Utc>) -> String {
     format!("{day}.{}", highest + 1)
 }
 
+impl Backend {
+    /// The environment's worker matching `clause` (on `w`, with `$2` bound to `value`), with
+    /// its tasks.
+    async fn worker_where(
+        &self,
+        environment_id: &EnvironmentId,
+        clause: &str,
+        value: &str,
+    ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>> {
+        let mut conn = self.reader.acquire().await.map_err(map_err)?;
+        let row = sqlx::query(&format!(
+            "SELECT {WORKER_COLS} FROM background_workers w
+             WHERE w.runtime_environment_id = $1 AND {clause}"
+        ))
+        .bind(environment_id)
+        .bind(value)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        match row {
+            Some(row) => {
+                let w = worker(&row)?;
+                let tasks = tasks_of(&mut conn, &w.id).await?;
+                Ok(Some((w, tasks)))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
 #[async_trait]
 impl EngineStore for Backend {
     async fn register_worker(&self, w: NewWorker, now: DateTime<Utc>) -> StoreResult<Worker> {
@@ -261,25 +291,13 @@ impl EngineStore for Backend {
         environment_id: &EnvironmentId,
         id_or_friendly_id: &str,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>> {
-        let mut conn = self.reader.acquire().await.map_err(map_err)?;
         count("get_worker");
-        let row = sqlx::query(&format!(
-            "SELECT {WORKER_COLS} FROM background_workers w
-             WHERE w.runtime_environment_id = $1 AND (w.friendly_id = $2 OR w.id = $2)"
-        ))
-        .bind(environment_id)
-        .bind(id_or_friendly_id)
-        .fetch_optional(&mut *conn)
+        self.worker_where(
+            environment_id,
+            "(w.friendly_id = $2 OR w.id = $2)",
+            id_or_friendly_id,
+        )
         .await
-        .map_err(map_err)?;
-        match row {
-            Some(row) => {
-                let w = worker(&row)?;
-                let tasks = tasks_of(&mut conn, &w.id).await?;
-                Ok(Some((w, tasks)))
-            }
-            None => Ok(None),
-        }
     }
 
     async fn worker_by_version(
@@ -287,25 +305,9 @@ impl EngineStore for Backend {
         environment_id: &EnvironmentId,
         version: &str,
     ) -> StoreResult<Option<(Worker, Vec<WorkerTask>)>> {
-        let mut conn = self.reader.acquire().await.map_err(map_err)?;
         count("worker_by_version");
-        let row = sqlx::query(&format!(
-            "SELECT {WORKER_COLS} FROM background_workers w
-             WHERE w.runtime_environment_id = $1 AND w.version = $2"
-        ))
-        .bind(environment_id)
-        .bind(version)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
-        match row {
-            Some(row) => {
-                let w = worker(&row)?;
-                let tasks = tasks_of(&mut conn, &w.id).await?;
-                Ok(Some((w, tasks)))
-            }
-            None => Ok(None),
-        }
+        self.worker_where(environment_id, "w.version = $2", version)
+            .await
     }
 
     async fn queue_declared(

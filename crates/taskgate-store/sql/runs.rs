@@ -1146,31 +1146,8 @@ impl RunStore for Backend {
         now: DateTime<Utc>,
     ) -> StoreResult<i64> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        count("append_stream_lock");
-        // Appends to one run serialize on its row, so sequence numbers never collide.
-        sqlx::query(&format!(
-            "SELECT 1 FROM task_runs WHERE id = $1{FOR_UPDATE}"
-        ))
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        count("append_stream_chunk");
-        let (seq,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) + 1 FROM stream_chunks WHERE run_id = $1 AND stream_id = $2")
-            .bind(run_id)
-            .bind(stream_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query("INSERT INTO stream_chunks (run_id, stream_id, seq, data, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(run_id)
-            .bind(stream_id)
-            .bind(seq)
-            .bind(data)
-            .bind(to_millis(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        lock_run_for_append(&mut tx, run_id).await?;
+        let seq = insert_chunk(&mut tx, run_id, stream_id, data, now).await?;
         let event = ChangeEvent::Stream {
             run_id: run_id.to_string(),
             stream_id: stream_id.to_string(),
@@ -1189,16 +1166,8 @@ impl RunStore for Backend {
         now: DateTime<Utc>,
     ) -> StoreResult<i64> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        count("append_stream_lock");
-        // Appends to one run serialize on its row: sequence numbers never collide, and a
-        // writer's index is read and moved by one append at a time.
-        sqlx::query(&format!(
-            "SELECT 1 FROM task_runs WHERE id = $1{FOR_UPDATE}"
-        ))
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        // A writer's index is read and moved by one append at a time.
+        lock_run_for_append(&mut tx, run_id).await?;
         count("stream_writer_index");
         let last: Option<i64> = sqlx::query_scalar(
             "SELECT last_index FROM stream_writers WHERE run_id = $1 AND stream_id = $2 AND client_id = $3",
@@ -1219,22 +1188,7 @@ impl RunStore for Backend {
             return Ok(last);
         }
         let end = first_index + i64::try_from(lines.len()).unwrap_or(i64::MAX) - 1;
-        count("append_stream_chunk");
-        let (seq,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) + 1 FROM stream_chunks WHERE run_id = $1 AND stream_id = $2")
-            .bind(run_id)
-            .bind(stream_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query("INSERT INTO stream_chunks (run_id, stream_id, seq, data, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(run_id)
-            .bind(stream_id)
-            .bind(seq)
-            .bind(fresh.join("\n"))
-            .bind(to_millis(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        insert_chunk(&mut tx, run_id, stream_id, &fresh.join("\n"), now).await?;
         count("move_stream_writer");
         sqlx::query(
             "INSERT INTO stream_writers (run_id, stream_id, client_id, last_index, updated_at) VALUES ($1, $2, $3, $4, $5) \
@@ -1300,6 +1254,50 @@ impl RunStore for Backend {
             })
             .collect()
     }
+}
+
+/// Locks a run's row for an append to one of its streams: appends to one run serialize on
+/// it, so sequence numbers never collide.
+async fn lock_run_for_append(conn: &mut DbConn, run_id: &RunId) -> StoreResult<()> {
+    count("append_stream_lock");
+    sqlx::query(&format!(
+        "SELECT 1 FROM task_runs WHERE id = $1{FOR_UPDATE}"
+    ))
+    .bind(run_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Appends one chunk to a run's stream (its row locked by [`lock_run_for_append`]); returns
+/// its sequence number.
+async fn insert_chunk(
+    conn: &mut DbConn,
+    run_id: &RunId,
+    stream_id: &str,
+    data: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
+    count("append_stream_chunk");
+    let (seq,): (i64,) = sqlx::query_as(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM stream_chunks WHERE run_id = $1 AND stream_id = $2",
+    )
+    .bind(run_id)
+    .bind(stream_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    sqlx::query("INSERT INTO stream_chunks (run_id, stream_id, seq, data, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(run_id)
+        .bind(stream_id)
+        .bind(seq)
+        .bind(data)
+        .bind(to_millis(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(seq)
 }
 
 fn push_in(q: &mut QueryBuilder<'_, Db>, column: &str, values: &[String]) {
