@@ -163,6 +163,22 @@ pub fn parse_deadline(
     }
 }
 
+/// A debounce's `delay` or `maxDelay`: a duration string (`"5s"`, `"2h30m"`, `"1w"`), at least
+/// one second and at most [`MAX_RUN_DURATION`]. Dates are refused: the delay is applied again
+/// at each trigger.
+pub fn parse_debounce_duration(what: &str, s: &str) -> Result<Duration, String> {
+    let ms = crate::duration::parse_duration_ms(s).ok_or_else(|| {
+        format!("debounce.{what} {s:?} is not a duration like \"5s\" or \"2h30m\"")
+    })?;
+    let d = Duration::try_milliseconds(ms).unwrap_or(Duration::MAX);
+    if d < Duration::seconds(1) || d > MAX_RUN_DURATION {
+        return Err(format!(
+            "debounce.{what} must be from 1 second to {MAX_RUN_DURATION_TEXT}"
+        ));
+    }
+    Ok(d)
+}
+
 /// An idempotency key's TTL option (`^\d+[smhd]$`): `Ok(None)` for anything else (the default
 /// applies, as upstream), `Err` when it names more than [`MAX_RUN_DURATION`].
 pub fn parse_idempotency_ttl(s: &str) -> Result<Option<Duration>, String> {
@@ -312,6 +328,38 @@ mod tests {
             let cursor = RunCursor { created_at_ms: c, run_id: r };
             proptest::prop_assert_eq!(RunCursor::decode(&cursor.encode()), Some(cursor));
             let _ = RunCursor::decode(&junk);
+        }
+    }
+}
+
+#[cfg(test)]
+mod debounce_tests {
+    use super::*;
+
+    #[test]
+    fn debounce_durations_are_durations_of_a_second_or_more() {
+        assert_eq!(
+            parse_debounce_duration("delay", "5s"),
+            Ok(Duration::seconds(5))
+        );
+        assert_eq!(
+            parse_debounce_duration("delay", "2h30m"),
+            Ok(Duration::minutes(150))
+        );
+        assert_eq!(
+            parse_debounce_duration("maxDelay", "1w"),
+            Ok(Duration::weeks(1))
+        );
+        for bad in [
+            "500ms",
+            "0s",
+            "-5s",
+            "soon",
+            "2026-01-01T00:00:00Z",
+            "400d",
+            "",
+        ] {
+            assert!(parse_debounce_duration("delay", bad).is_err(), "{bad}");
         }
     }
 }

@@ -122,7 +122,7 @@ impl Engine {
             .await?;
         let (mut accepted, mut deduplicated) = (0, 0);
         for item in items {
-            let options: TriggerOptions = match item.options {
+            let mut options: TriggerOptions = match item.options {
                 Some(o) => serde_json::from_value(o).map_err(|e| {
                     Error::Invalid(format!("Validation error: item {}: {e}", item.index))
                 })?,
@@ -130,6 +130,8 @@ impl Engine {
             };
             self.check_locked_version(&env.id, &item.task, &options)
                 .await?;
+            // Each item is a run of the batch: items are not debounced into other runs.
+            options.debounce = None;
             let (mut run, idempotency) = self.build_run(
                 env,
                 &item.task,
@@ -166,6 +168,7 @@ impl Engine {
                 one_time_use: None,
                 request_key: None,
                 wait,
+                debounce: None,
             };
             let triggered = match self.store.trigger(trigger, self.now()).await {
                 Ok(t) => t,

@@ -153,6 +153,7 @@ impl Engine {
                 parent_run_id: None,
                 resume_parent_on_completion: None,
                 lock_to_version: None,
+                debounce: None,
             },
         };
         let (mut run, idempotency) = self.build_run(env, &old.task_identifier, body, None)?;

@@ -204,7 +204,7 @@ impl Engine {
         let triggered = match self.build_run(environment, &s.task, body, None) {
             Ok((mut run, _)) => {
                 run.schedule_id = Some(s.friendly_id.to_string());
-                self.trigger(run, None, None, Some(key), None).await
+                self.trigger(run, None, None, Some(key), None, None).await
             }
             Err(e) => Err(e),
         };

@@ -10,10 +10,12 @@ use taskgate_core::engine::{RunState, DEFAULT_DEV_TTL, MAX_TASK_RUN_ATTEMPTS};
 use taskgate_core::env::EnvType;
 use taskgate_core::hash::sha256_hex;
 use taskgate_core::ids::{EnvironmentId, RunFriendlyId};
-use taskgate_core::run::{parse_delay, parse_idempotency_ttl, parse_ttl, DEFAULT_IDEMPOTENCY_TTL};
+use taskgate_core::run::{
+    parse_debounce_duration, parse_delay, parse_idempotency_ttl, parse_ttl, DEFAULT_IDEMPOTENCY_TTL,
+};
 use taskgate_store::{
-    ConflictKind, Environment, Idempotency, NewTrigger, ParentWait, RequestKey, Run, StoreError,
-    Triggered,
+    ConflictKind, Debounce, Environment, Idempotency, NewTrigger, ParentWait, RequestKey, Run,
+    StoreError, Triggered,
 };
 
 use crate::{Engine, Error, Result};
@@ -55,6 +57,59 @@ pub struct TriggerOptions {
     /// The worker version a trigger from inside a run is locked to (`ctx.worker.version`):
     /// its task and queue must exist there.
     pub lock_to_version: Option<String>,
+    /// Collapses triggers of the task with the same key into one delayed run.
+    pub debounce: Option<DebounceOption>,
+}
+
+/// The `debounce` option as the SDK sends it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DebounceOption {
+    pub key: Option<String>,
+    pub delay: Option<String>,
+    pub mode: Option<String>,
+    pub max_delay: Option<String>,
+}
+
+/// Longest debounce key (upstream's).
+const MAX_DEBOUNCE_KEY_LEN: usize = 512;
+
+impl DebounceOption {
+    /// The debounce this option asks for, checked (400 naming the field).
+    pub fn checked(&self) -> Result<Debounce> {
+        let invalid = |m: String| Error::Invalid(m);
+        let key = self.key.clone().unwrap_or_default();
+        if key.is_empty() || key.chars().count() > MAX_DEBOUNCE_KEY_LEN {
+            return Err(invalid(format!(
+                "debounce.key must be 1 to {MAX_DEBOUNCE_KEY_LEN} characters"
+            )));
+        }
+        let delay = self
+            .delay
+            .as_deref()
+            .ok_or_else(|| invalid("debounce.delay is required".into()))
+            .and_then(|d| parse_debounce_duration("delay", d).map_err(invalid))?;
+        let max_delay = self
+            .max_delay
+            .as_deref()
+            .map(|d| parse_debounce_duration("maxDelay", d).map_err(invalid))
+            .transpose()?;
+        let trailing = match self.mode.as_deref() {
+            None | Some("leading") => false,
+            Some("trailing") => true,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "debounce.mode must be \"leading\" or \"trailing\", not {other:?}"
+                )))
+            }
+        };
+        Ok(Debounce {
+            key,
+            delay,
+            max_delay,
+            trailing,
+        })
+    }
 }
 
 /// A trigger from inside a run: the run that made it, and whether that run waits for the
@@ -175,9 +230,11 @@ impl Engine {
             user_key: o.idempotency_key_options.and_then(|x| x.key),
             expires_at: now + key_ttl.unwrap_or(DEFAULT_IDEMPOTENCY_TTL),
         });
-        let delay_until = match &o.delay {
-            Some(d) => parse_delay(d, now).map_err(validation)?,
-            None => None,
+        // A debounced run waits out its debounce delay (which later triggers push back).
+        let delay_until = match (&o.debounce, &o.delay) {
+            (Some(d), _) => Some(now + d.checked()?.delay),
+            (None, Some(d)) => parse_delay(d, now).map_err(validation)?,
+            (None, None) => None,
         };
         let development = env.env_type == EnvType::Development;
         let (ttl_text, ttl) = match &o.ttl {
@@ -373,6 +430,7 @@ impl Engine {
         one_time_use: Option<String>,
         request_key: Option<RequestKey>,
         parent: Option<ParentRequest>,
+        debounce: Option<Debounce>,
     ) -> Result<Triggered> {
         let task_id = run.task_identifier.clone();
         self.check_queue_size(&run.environment_id, &task_id, 1)
@@ -395,6 +453,7 @@ impl Engine {
             one_time_use,
             request_key,
             wait,
+            debounce,
         };
         let triggered = match self.store.trigger(trigger, self.now()).await {
             Ok(t) => t,

@@ -14,7 +14,7 @@ use taskgate_core::ids::{
     new_snapshot_friendly_id, BatchFriendlyId, BatchId, EnvironmentId, RunFriendlyId, RunId,
 };
 use taskgate_core::task_error::TaskRunError;
-use taskgate_core::time::to_millis;
+use taskgate_core::time::{from_millis, to_millis};
 use taskgate_store::*;
 
 use crate::backend::*;
@@ -542,6 +542,7 @@ impl Backend {
             one_time_use,
             request_key,
             wait: _,
+            debounce,
         } = trigger;
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         // A retry of a request that already created a run: that run, whatever else has
@@ -586,6 +587,16 @@ impl Backend {
             new.idempotency_key = Some(idem.key.clone());
             new.idempotency_key_user = idem.user_key.clone();
             new.idempotency_key_expires_at = Some(idem.expires_at);
+        }
+        if let Some(d) = &debounce {
+            if let Some(pushed) = self.push_debounced(&mut tx, &new, d, now).await? {
+                let event = run_event(&pushed);
+                self.commit_local(tx, vec![event]).await?;
+                return Ok(Triggered {
+                    run: pushed,
+                    cached: false,
+                });
+            }
         }
         let created = run_event(&new);
         match insert_run(&mut tx, &new, self.notification(&created)?).await {
@@ -654,6 +665,125 @@ impl Backend {
 }
 
 impl Backend {
+    /// A debounced trigger (its run `new` not yet inserted): pushes the key's delayed run back
+    /// to `delay` from now and returns it (with the trigger's data in trailing mode), or, when
+    /// the key has no delayed run or pushing it would pass `max_delay` from its first trigger,
+    /// records `new` as the key's run and returns `None` for the caller to insert it. The key's
+    /// row is made first and then locked, so concurrent triggers of one key take turns.
+    async fn push_debounced(
+        &self,
+        conn: &mut DbConn,
+        new: &Run,
+        d: &Debounce,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Run>> {
+        count("debounce_key");
+        sqlx::query(
+            "INSERT INTO debounced_runs (runtime_environment_id, task_identifier, debounce_key, run_id, first_at)
+             VALUES ($1, $2, $3, '', $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&new.environment_id)
+        .bind(&new.task_identifier)
+        .bind(&d.key)
+        .bind(to_millis(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        let (run_id, first_at): (String, i64) = sqlx::query_as(&format!(
+            "SELECT run_id, first_at FROM debounced_runs
+             WHERE runtime_environment_id = $1 AND task_identifier = $2 AND debounce_key = $3{FOR_UPDATE}"
+        ))
+        .bind(&new.environment_id)
+        .bind(&new.task_identifier)
+        .bind(&d.key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        let until = now + d.delay;
+        let current = if run_id.is_empty() {
+            None
+        } else {
+            count("debounced_run");
+            let row = sqlx::query(&format!(
+                "SELECT {RUN_COLS} FROM task_runs r WHERE r.id = $1{FOR_UPDATE}"
+            ))
+            .bind(&run_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            row.as_ref().map(run).transpose()?
+        };
+        let within = |first: DateTime<Utc>| d.max_delay.is_none_or(|max| until <= first + max);
+        if let Some(mut r) = current.filter(|r| {
+            r.execution_status == ExecutionStatus::Delayed && within(from_millis(first_at))
+        }) {
+            r.available_at = Some(until);
+            r.delay_until = Some(until);
+            r.updated_at = now;
+            r.version += 1;
+            if d.trailing {
+                r.payload = new.payload.clone();
+                r.payload_type = new.payload_type.clone();
+                r.metadata = new.metadata.clone();
+                r.metadata_type = new.metadata_type.clone();
+                r.max_attempts = new.max_attempts;
+                r.machine = new.machine.clone();
+                r.tags = new.tags.clone();
+            }
+            let event = run_event(&r);
+            write_run(conn, &r, self.notification(&event)?).await?;
+            count("push_debounced_run");
+            let tags =
+                serde_json::to_string(&r.tags).map_err(|e| StoreError::Other(e.to_string()))?;
+            sqlx::query(
+                "UPDATE task_runs SET delay_until = $2, payload = $3, payload_type = $4, tags = $5, machine = $6
+                 WHERE id = $1",
+            )
+            .bind(&r.id)
+            .bind(to_millis(until))
+            .bind(r.payload.as_deref())
+            .bind(&r.payload_type)
+            .bind(tags)
+            .bind(r.machine.as_deref())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            if d.trailing {
+                count("replace_run_tags");
+                sqlx::query("DELETE FROM task_run_tags WHERE run_id = $1")
+                    .bind(&r.id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                for tag in &r.tags {
+                    sqlx::query(
+                        "INSERT INTO task_run_tags (run_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&r.id)
+                    .bind(tag)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            return Ok(Some(r));
+        }
+        count("debounce_new_run");
+        sqlx::query(
+            "UPDATE debounced_runs SET run_id = $4, first_at = $5
+             WHERE runtime_environment_id = $1 AND task_identifier = $2 AND debounce_key = $3",
+        )
+        .bind(&new.environment_id)
+        .bind(&new.task_identifier)
+        .bind(&d.key)
+        .bind(&new.id)
+        .bind(to_millis(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        Ok(None)
+    }
+
     /// The batch itself, in one transaction: one-time token, idempotency key and the insert.
     async fn create_batch_once(
         &self,

@@ -365,6 +365,19 @@ pub struct ParentWait {
     pub batch: Option<(BatchFriendlyId, i64)>,
 }
 
+/// A trigger's debounce (`debounce: {key, delay, mode, maxDelay}`): triggers of the task with
+/// the same key collapse into one delayed run, each pushing it back to `delay` from then,
+/// while that stays within `max_delay` of the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Debounce {
+    pub key: String,
+    pub delay: chrono::Duration,
+    pub max_delay: Option<chrono::Duration>,
+    /// `mode: "trailing"`: each trigger's payload, metadata, tags, `maxAttempts` and machine
+    /// replace the run's; otherwise the first trigger's stay.
+    pub trailing: bool,
+}
+
 /// Everything a trigger asks of the store: see [`RunStore::trigger`].
 #[derive(Debug, Clone)]
 pub struct NewTrigger {
@@ -374,6 +387,9 @@ pub struct NewTrigger {
     pub one_time_use: Option<String>,
     pub request_key: Option<RequestKey>,
     pub wait: Option<ParentWait>,
+    /// With a debounce, `run` (delayed by `delay`) is made only when the key has no delayed
+    /// run that can still be pushed back; otherwise that run is pushed back and returned.
+    pub debounce: Option<Debounce>,
 }
 
 /// Runs and what hangs off them.
@@ -402,6 +418,7 @@ pub trait RunStore: Send + Sync {
             one_time_use,
             request_key,
             wait: None,
+            debounce: None,
         };
         self.trigger(trigger, now).await
     }

@@ -249,6 +249,24 @@ export default [
     },
   },
   {
+    name: "waits: debounced triggers run once, with the first payload (leading) or the last (trailing)",
+    timeout: 60_000,
+    async run({ ctx }) {
+      const s = await devSession(ctx);
+      for (const [mode, expected] of [["leading", 1], ["trailing", 3]]) {
+        const debounce = { key: `compat-${mode}-${Date.now()}`, delay: "2s", mode };
+        const ids = [];
+        for (const n of [1, 2, 3]) {
+          ids.push((await as(ctx, s.devKey, () => tasks.trigger("debounced", { n }, { debounce }))).id);
+        }
+        assert.equal(new Set(ids).size, 1, `${mode}: one run for the key, got ${ids}`);
+        const run = await finished(ctx, s.devKey, ids[0]);
+        assert.equal(run.status, "COMPLETED", JSON.stringify(run.error));
+        assert.deepEqual(run.output, { n: expected }, mode);
+      }
+    },
+  },
+  {
     name: "waits: a run waiting on wait.for resumes after taskgate is killed and restarted",
     timeout: 120_000,
     async run({ ctx, step }) {

@@ -538,7 +538,8 @@ pub async fn create_stream(
 /// first line), which it resumes after when its connection drops.
 #[utoipa::path(head, path = "/realtime/v1/streams/{runId}/{target}/{streamId}", tag = "realtime", security(("secretKey" = [])),
     params(("runId" = String, Path), ("target" = String, Path), ("streamId" = String, Path), ("X-Client-Id" = String, Header)),
-    responses((status = 200, description = "`X-Last-Chunk-Index` when the writer has sent lines"), (status = 401, body = ErrorBody), (status = 404)))]
+    responses((status = 200, description = "`X-Last-Chunk-Index` when the writer has sent lines"), (status = 400, description = "target is not self, parent or root"),
+              (status = 401, body = ErrorBody), (status = 404, description = "no such run or target")))]
 pub async fn probe_stream(
     State(state): State<AppState>,
     SecretKeyAuth(principal): SecretKeyAuth,

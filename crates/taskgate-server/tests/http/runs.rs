@@ -20,6 +20,61 @@ pub async fn trigger_id(app: &TestApp, key: &str, task: &str, body: Value) -> St
     r.body["id"].as_str().unwrap().to_string()
 }
 
+async fn debounced_triggers_share_one_delayed_run(b: Backend) {
+    use taskgate_core::time::Clock;
+    let app = TestApp::new(b).await;
+    let (_, key) = app.project_with_key("prod").await;
+    let body = |n: i64, mode: &str| json!({ "payload": { "n": n }, "options": { "debounce": { "key": format!("user-{mode}"), "delay": "5s", "mode": mode } } });
+    let first = trigger_id(&app, &key, "digest", body(1, "leading")).await;
+    app.clock.advance(chrono::Duration::seconds(2));
+    let second = trigger_id(&app, &key, "digest", body(2, "leading")).await;
+    assert_eq!(second, first);
+    let run = app.get(&format!("/api/v3/runs/{first}"), &key).await;
+    assert_eq!(run.body["status"], "DELAYED", "{}", run.text);
+    assert_eq!(
+        run.body["payload"],
+        json!({ "n": 1 }),
+        "leading keeps the first payload"
+    );
+    let until =
+        chrono::DateTime::parse_from_rfc3339(run.body["delayedUntil"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        until.with_timezone(&chrono::Utc),
+        app.clock.now() + chrono::Duration::seconds(5)
+    );
+
+    let t1 = trigger_id(&app, &key, "digest", body(1, "trailing")).await;
+    let t2 = trigger_id(&app, &key, "digest", body(2, "trailing")).await;
+    assert_eq!(t2, t1);
+    assert_ne!(t1, first, "another key");
+    let run = app.get(&format!("/api/v3/runs/{t1}"), &key).await;
+    assert_eq!(
+        run.body["payload"],
+        json!({ "n": 2 }),
+        "trailing takes the last payload"
+    );
+
+    for bad in [
+        json!({ "key": "", "delay": "5s" }),
+        json!({ "key": "k", "delay": "500ms" }),
+        json!({ "key": "k", "delay": "2026-01-01T00:00:00Z" }),
+        json!({ "key": "k" }),
+        json!({ "key": "k", "delay": "5s", "mode": "middle" }),
+        json!({ "key": "k", "delay": "5s", "maxDelay": "forever" }),
+        json!({ "key": "k".repeat(513), "delay": "5s" }),
+    ] {
+        let r = trigger(
+            &app,
+            &key,
+            "digest",
+            json!({ "payload": {}, "options": { "debounce": bad.clone() } }),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+    }
+    app.cleanup().await;
+}
+
 async fn triggered_runs_are_retrievable_with_the_sdks_fields(b: Backend) {
     let app = TestApp::new(b).await;
     let (_, key) = app.project_with_key("prod").await;
@@ -1010,6 +1065,7 @@ async fn tags_are_added_up_to_ten(b: Backend) {
 }
 
 on_both!(
+    debounced_triggers_share_one_delayed_run,
     triggered_runs_are_retrievable_with_the_sdks_fields,
     retried_triggers_get_the_run_of_their_first_attempt,
     trigger_validates_its_body,

@@ -173,7 +173,8 @@ macro_rules! conformance_suite {
             declarative_schedules_follow_the_current_worker,
             input_stream_waits_complete_with_the_next_record,
             workers_are_found_by_version_and_queues_by_name,
-            packets_are_kept_per_environment_and_replaced);
+            packets_are_kept_per_environment_and_replaced,
+            debounced_triggers_collapse_into_one_delayed_run);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(

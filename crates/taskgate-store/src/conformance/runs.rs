@@ -874,3 +874,153 @@ pub async fn streaming_writers_resume_without_sending_a_line_twice(store: Arc<dy
         vec![1, 2, 3]
     );
 }
+
+/// A run as a debounced trigger at `secs` makes it: delayed by `delay` seconds.
+fn debounced_run(env: &EnvironmentId, secs: i64, delay: i64, payload: &str, tags: &[&str]) -> Run {
+    let at = t0() + Duration::seconds(secs);
+    let state = RunState::triggered(at, Some(at + Duration::seconds(delay)), None, false);
+    Run {
+        payload: Some(payload.into()),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        delay_until: Some(at + Duration::seconds(delay)),
+        ..Run::triggered(env, "digest", &state, at)
+    }
+}
+
+pub async fn debounced_triggers_collapse_into_one_delayed_run(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let debounce = |key: &str, trailing: bool, max: Option<i64>| Debounce {
+        key: key.into(),
+        delay: Duration::seconds(5),
+        max_delay: max.map(Duration::seconds),
+        trailing,
+    };
+    let trigger = |run: Run, d: Debounce, secs: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .trigger(
+                    NewTrigger {
+                        run,
+                        idempotency: None,
+                        one_time_use: None,
+                        request_key: None,
+                        wait: None,
+                        debounce: Some(d),
+                    },
+                    t0() + Duration::seconds(secs),
+                )
+                .await
+                .unwrap()
+                .run
+        }
+    };
+    // Leading: the first trigger's data stays; each trigger pushes the run 5 s past itself.
+    let first = trigger(
+        debounced_run(&env, 0, 5, "1", &["a"]),
+        debounce("u1", false, None),
+        0,
+    )
+    .await;
+    let second = trigger(
+        debounced_run(&env, 3, 5, "2", &["b"]),
+        debounce("u1", false, None),
+        3,
+    )
+    .await;
+    assert_eq!(second.id, first.id, "one run for the key");
+    let stored = store
+        .get_run(&env, &first.friendly_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.payload.as_deref(), Some("1"));
+    assert_eq!(stored.tags, vec!["a"]);
+    assert_eq!(stored.available_at, Some(t0() + Duration::seconds(8)));
+    assert_eq!(stored.delay_until, Some(t0() + Duration::seconds(8)));
+    assert_eq!(stored.execution_status, ExecutionStatus::Delayed);
+    // Another key, and another task with the same key, are runs of their own.
+    let other = trigger(
+        debounced_run(&env, 3, 5, "x", &[]),
+        debounce("u2", false, None),
+        3,
+    )
+    .await;
+    assert_ne!(other.id, first.id);
+
+    // Trailing: the last trigger's payload and tags replace the run's.
+    let t1 = trigger(
+        debounced_run(&env, 10, 5, "1", &["a"]),
+        debounce("t", true, None),
+        10,
+    )
+    .await;
+    let t2 = trigger(
+        debounced_run(&env, 12, 5, "2", &["b", "c"]),
+        debounce("t", true, None),
+        12,
+    )
+    .await;
+    assert_eq!(t2.id, t1.id);
+    let stored = store.get_run(&env, &t1.friendly_id).await.unwrap().unwrap();
+    assert_eq!(stored.payload.as_deref(), Some("2"));
+    assert_eq!(stored.tags, vec!["b", "c"]);
+    let tagged = store
+        .list_runs(
+            &env,
+            &RunFilter {
+                tags: vec!["c".into()],
+                ..Default::default()
+            },
+            &RunPage {
+                limit: 10,
+                after: None,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tagged.len(), 1, "the tag index follows the run's tags");
+
+    // maxDelay 8 s from the first trigger: a push to 9 s would pass it, so a new run starts
+    // the key over and the first runs at its time.
+    let m1 = trigger(
+        debounced_run(&env, 20, 5, "1", &[]),
+        debounce("m", false, Some(8)),
+        20,
+    )
+    .await;
+    let m2 = trigger(
+        debounced_run(&env, 22, 5, "2", &[]),
+        debounce("m", false, Some(8)),
+        22,
+    )
+    .await;
+    assert_eq!(m2.id, m1.id, "27 s is within 28 s");
+    let m3 = trigger(
+        debounced_run(&env, 24, 5, "3", &[]),
+        debounce("m", false, Some(8)),
+        24,
+    )
+    .await;
+    assert_ne!(m3.id, m1.id, "29 s would pass 28 s");
+    let kept = store.get_run(&env, &m1.friendly_id).await.unwrap().unwrap();
+    assert_eq!(kept.available_at, Some(t0() + Duration::seconds(27)));
+
+    // Once the key's run has left the delayed state, the next trigger makes a new run.
+    let started = store
+        .advance_due_runs(t0() + Duration::seconds(9))
+        .await
+        .unwrap();
+    assert!(
+        started.iter().any(|r| r.id == first.id),
+        "the pushed run is due at 8 s"
+    );
+    let after = trigger(
+        debounced_run(&env, 10, 5, "3", &[]),
+        debounce("u1", false, None),
+        10,
+    )
+    .await;
+    assert_ne!(after.id, first.id);
+}

@@ -129,6 +129,7 @@ async fn child_of(
                     parent_run_id: parent.id.clone(),
                     batch: None,
                 }),
+                debounce: None,
             },
             at(secs),
         )
@@ -282,6 +283,7 @@ pub async fn a_failed_or_finished_child_hands_its_parent_the_outcome(store: Arc<
                     parent_run_id: parent.id.clone(),
                     batch: None,
                 }),
+                debounce: None,
             },
             at(7),
         )
@@ -337,6 +339,7 @@ pub async fn a_batch_continues_its_parent_once_sealed_and_every_run_finished(
                         parent_run_id: parent.id.clone(),
                         batch: Some((batch.friendly_id.clone(), index)),
                     }),
+                    debounce: None,
                 },
                 at(3),
             )

@@ -91,6 +91,12 @@ pub async fn trigger_task(
         .engine
         .check_locked_version(&principal.env.environment.id, &task_id, &parsed.options)
         .await?;
+    let debounce = parsed
+        .options
+        .debounce
+        .as_ref()
+        .map(|d| d.checked())
+        .transpose()?;
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let idem_header = header("idempotency-key").map(|k| (k, header("idempotency-key-ttl")));
     let (run, idempotency) =
@@ -109,7 +115,7 @@ pub async fn trigger_task(
     )?;
     let triggered = state
         .engine
-        .trigger(run, idempotency, one_time, request_key, parent)
+        .trigger(run, idempotency, one_time, request_key, parent, debounce)
         .await?;
     let id = triggered.run.friendly_id.clone();
     let scopes = vec![
