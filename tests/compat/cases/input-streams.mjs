@@ -6,12 +6,12 @@
 import { runs, streams, tasks } from "@trigger.dev/sdk";
 import { as, http } from "../lib/api.mjs";
 import { assert, expectStatus } from "../lib/check.mjs";
-import { startDev } from "../lib/dev.mjs";
+import { sharedDev } from "../lib/dev.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The dev session the waits cases use (cases/waits.mjs), started by whichever runs first. */
-const devSession = (ctx) => (ctx.waitsDev ??= startDev(ctx));
+const devSession = (ctx) => sharedDev(ctx, "waits");
 
 const decisions = streams.input({ id: "decisions" });
 

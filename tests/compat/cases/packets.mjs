@@ -9,7 +9,7 @@ import { runs, tasks } from "@trigger.dev/sdk";
 import { RetrieveRunResponse } from "@trigger.dev/core/v3";
 import { as, http } from "../lib/api.mjs";
 import { assert, expectStatus } from "../lib/check.mjs";
-import { startDev } from "../lib/dev.mjs";
+import { sharedDev } from "../lib/dev.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const digest = (s) => createHash("sha256").update(s).digest("hex");
@@ -17,7 +17,7 @@ const digest = (s) => createHash("sha256").update(s).digest("hex");
 const blob = (n) => randomBytes(Math.ceil(n / 2)).toString("hex").slice(0, n);
 
 /** The dev session the waits cases use (cases/waits.mjs), started by whichever runs first. */
-const devSession = (ctx) => (ctx.waitsDev ??= startDev(ctx));
+const devSession = (ctx) => sharedDev(ctx, "waits");
 
 async function finished(ctx, key, id, timeoutMs = 60_000) {
   return as(ctx, key, async () => {

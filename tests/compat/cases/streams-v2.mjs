@@ -8,10 +8,10 @@
 import { runs, streams, tasks } from "@trigger.dev/sdk";
 import { as } from "../lib/api.mjs";
 import { assert } from "../lib/check.mjs";
-import { startDev } from "../lib/dev.mjs";
+import { sharedDev } from "../lib/dev.mjs";
 
 /** The dev session the waits cases use (cases/waits.mjs), started by whichever runs first. */
-const devSession = (ctx) => (ctx.waitsDev ??= startDev(ctx));
+const devSession = (ctx) => sharedDev(ctx, "waits");
 
 const definedText = streams.define({ id: "compat-defined" });
 const N = 25;

@@ -10,12 +10,12 @@ import { runs, tasks, wait } from "@trigger.dev/sdk";
 import { RetrieveRunResponse } from "@trigger.dev/core/v3";
 import { as, http } from "../lib/api.mjs";
 import { assert, expectStatus } from "../lib/check.mjs";
-import { startDev } from "../lib/dev.mjs";
+import { sharedDev } from "../lib/dev.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The waits' `trigger.dev dev`, started on first use, one per backend run. */
-const devSession = (ctx) => (ctx.waitsDev ??= startDev(ctx));
+const devSession = (ctx) => sharedDev(ctx, "waits");
 
 /** Polls a run until it is completed (or failed, canceled…); returns the retrieved run. */
 async function finished(ctx, key, id, timeoutMs = 30_000) {

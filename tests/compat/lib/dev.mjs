@@ -69,6 +69,8 @@ export async function startDev(ctx, { beforeStart, args = [], extraEnv = {} } = 
   });
 
   session.output = () => output;
+  /** False once the CLI has exited (stopped, or stopped by another `trigger.dev dev`). */
+  session.alive = () => !exited;
   session.pid = child.pid;
   session.stop = async (signal = "SIGTERM") => {
     if (!exited) {
@@ -98,4 +100,19 @@ export async function startDev(ctx, { beforeStart, args = [], extraEnv = {} } = 
     await new Promise((r) => setTimeout(r, 200));
   }
   return session;
+}
+
+/**
+ * A dev session that several cases share under `name`, started on first use, and started
+ * again when it is no longer running: `trigger.dev dev` stops the dev process already running
+ * for the same project directory, so a case that starts one of its own (the MCP server's
+ * `start_dev_server`, for one) ends the shared one.
+ */
+export async function sharedDev(ctx, name) {
+  ctx.sharedDevs ??= {};
+  const current = ctx.sharedDevs[name] ? await ctx.sharedDevs[name].catch(() => null) : null;
+  if (current?.alive()) return current;
+  if (current) console.log(`# the shared dev session "${name}" had stopped; starting another`);
+  ctx.sharedDevs[name] = startDev(ctx);
+  return ctx.sharedDevs[name];
 }
