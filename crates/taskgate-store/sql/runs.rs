@@ -224,12 +224,17 @@ async fn insert_run(
         q = q.bind(channel).bind(payload);
     }
     q.execute(&mut *conn).await.map_err(map_err)?;
-    for tag in &r.tags {
+    insert_tags(conn, &r.id, &r.tags).await
+}
+
+/// Indexes `tags` of run `run_id` (those it has already are left as they are).
+async fn insert_tags(conn: &mut DbConn, run_id: &RunId, tags: &[String]) -> StoreResult<()> {
+    for tag in tags {
         count("insert_run_tag");
         sqlx::query(
             "INSERT INTO task_run_tags (run_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
-        .bind(&r.id)
+        .bind(run_id)
         .bind(tag)
         .execute(&mut *conn)
         .await
@@ -755,16 +760,7 @@ impl Backend {
                     .execute(&mut *conn)
                     .await
                     .map_err(map_err)?;
-                for tag in &r.tags {
-                    sqlx::query(
-                        "INSERT INTO task_run_tags (run_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&r.id)
-                    .bind(tag)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(map_err)?;
-                }
+                insert_tags(conn, &r.id, &r.tags).await?;
             }
             return Ok(Some(r));
         }
@@ -921,17 +917,7 @@ impl RunStore for Backend {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        for tag in &new {
-            count("insert_run_tag");
-            sqlx::query(
-                "INSERT INTO task_run_tags (run_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(&r.id)
-            .bind(tag)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
+        insert_tags(&mut tx, &r.id, &new).await?;
         let event = run_event(&r);
         self.notify_in(&mut tx, &event).await?;
         self.commit_local(tx, vec![event]).await?;
