@@ -8,6 +8,7 @@ pub mod envvars;
 pub mod errors;
 pub mod login;
 pub mod packets;
+pub mod queues;
 pub mod ratelimit;
 pub mod realtime;
 pub mod runs;

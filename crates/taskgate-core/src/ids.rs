@@ -181,6 +181,8 @@ typed_id! {
     ScheduleId;
     /// A schedule's friendly id (`sched_…`), what clients name it by.
     ScheduleFriendlyId;
+    /// A queue's friendly id (`queue_…`), what `queues.retrieve("queue_…")` names it by.
+    QueueFriendlyId;
 }
 
 /// Lowercase letters and digits: upstream's cuids and friendly ids use this alphabet, and
@@ -228,6 +230,11 @@ pub fn new_deployment_friendly_id() -> String {
 /// A schedule's friendly id: `sched_` + 24 lowercase alphanumerics.
 pub fn new_schedule_friendly_id() -> String {
     format!("sched_{}", random_string(LOWER_ALNUM, 24))
+}
+
+/// A queue's friendly id: `queue_` + 24 lowercase alphanumerics.
+pub fn new_queue_friendly_id() -> String {
+    format!("queue_{}", random_string(LOWER_ALNUM, 24))
 }
 
 /// A deployment's short code, what its dashboard link names: 8 lowercase alphanumerics.

@@ -10,6 +10,8 @@
 //!   replay ([`runs`]);
 //! - an environment's deployments, which one runs, promoting another ([`deployments`]);
 //! - an environment's wait tokens, completed from the page ([`waitpoints`]);
+//! - an environment's queues, their limits and runs, and their pause and overrides
+//!   ([`queues`]);
 //! - an environment's schedules, their next times and last runs, and their switch
 //!   ([`schedules`]);
 //! - an environment's error groups, one group, triage of one
@@ -30,6 +32,7 @@ pub mod errors;
 pub mod home;
 pub mod layout;
 pub mod mail;
+pub mod queues;
 pub mod runs;
 pub mod schedules;
 pub mod session;
@@ -80,6 +83,11 @@ pub fn pages() -> Router<AppState> {
         .route(
             &format!("{ENV}/schedules/{{id}}/{{action}}"),
             post(schedules::switch),
+        )
+        .route(&format!("{ENV}/queues"), get(queues::queues_page))
+        .route(
+            &format!("{ENV}/queues/{{id}}/{{action}}"),
+            post(queues::change),
         )
         .route(&format!("{ENV}/waitpoints"), get(waitpoints::tokens_page))
         .route(

@@ -40,6 +40,8 @@ mod orgs;
 mod packets;
 #[path = "../../taskgate-store/sql/projects.rs"]
 mod projects;
+#[path = "../../taskgate-store/sql/queues.rs"]
+mod queues;
 #[path = "../../taskgate-store/sql/rows.rs"]
 mod rows;
 #[path = "../../taskgate-store/sql/runs.rs"]

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row};
 use taskgate_core::engine::{transition, Event, RetrySettings};
-use taskgate_core::ids::{EnvironmentId, RunId};
+use taskgate_core::ids::{new_queue_friendly_id, EnvironmentId, RunId};
 use taskgate_core::time::to_millis;
 use taskgate_store::*;
 
@@ -67,7 +67,7 @@ fn to_nanos(t: DateTime<Utc>) -> i64 {
 
 /// The queue a queued run belongs to, in SQL: the one it names, else its task's in the
 /// dequeuing worker (a named queue), else `task/<id>`.
-fn push_queue_of(q: &mut QueryBuilder<'_, Db>, tasks: &[WorkerTask]) {
+pub(crate) fn push_queue_of(q: &mut QueryBuilder<'_, Db>, tasks: &[WorkerTask]) {
     let named: Vec<&WorkerTask> = tasks.iter().filter(|t| t.queue_name.is_some()).collect();
     q.push("COALESCE(r.queue, ");
     if named.is_empty() {
@@ -248,14 +248,22 @@ impl EngineStore for Backend {
         for q in &w.queues {
             count("upsert_queue");
             sqlx::query(
-                "INSERT INTO task_queues (runtime_environment_id, name, concurrency_limit, updated_at)
-                 VALUES ($1, $2, $3, $4)
+                // An administrator's override outlives registrations: only the declared
+                // limit follows the new worker then.
+                "INSERT INTO task_queues (runtime_environment_id, name, concurrency_limit,
+                     declared_limit, friendly_id, updated_at)
+                 VALUES ($1, $2, $3, $3, $4, $5)
                  ON CONFLICT (runtime_environment_id, name) DO UPDATE
-                 SET concurrency_limit = excluded.concurrency_limit, updated_at = excluded.updated_at",
+                 SET declared_limit = excluded.declared_limit,
+                     concurrency_limit = CASE WHEN task_queues.overridden_at IS NULL
+                         THEN excluded.concurrency_limit ELSE task_queues.concurrency_limit END,
+                     friendly_id = COALESCE(task_queues.friendly_id, excluded.friendly_id),
+                     updated_at = excluded.updated_at",
             )
             .bind(&w.environment_id)
             .bind(&q.name)
             .bind(q.concurrency_limit.map(i64::from))
+            .bind(new_queue_friendly_id())
             .bind(to_millis(now))
             .execute(&mut *tx)
             .await
@@ -387,7 +395,7 @@ impl EngineStore for Backend {
             return Err(e);
         }
         // The runs holding slots, by queue and concurrency key, with their queue's limit; and
-        // queues whose limit is zero (nothing of them runs).
+        // queues whose limit is zero or that are paused (nothing of them runs).
         count("held_slots");
         let groups: Vec<(String, Option<String>, i64, Option<i64>)> = sqlx::query_as(
             "SELECT g.q, g.k, g.n, tq.concurrency_limit FROM (
@@ -399,7 +407,7 @@ impl EngineStore for Backend {
              ) g LEFT JOIN task_queues tq ON tq.runtime_environment_id = $1 AND tq.name = g.q
              UNION ALL
              SELECT z.name, NULL, 0, 0 FROM task_queues z
-             WHERE z.runtime_environment_id = $1 AND z.concurrency_limit = 0",
+             WHERE z.runtime_environment_id = $1 AND (z.concurrency_limit = 0 OR z.paused)",
         )
         .bind(environment_id)
         .fetch_all(&mut *tx)

@@ -15,6 +15,7 @@ use crate::errors::ErrorStore;
 use crate::events::{ChangeEvent, ChangeHook};
 use crate::model::*;
 use crate::packets::PacketStore;
+use crate::queues::QueueStore;
 use crate::runs::RunStore;
 use crate::schedules::ScheduleStore;
 use crate::sessions::SessionStore;
@@ -282,6 +283,7 @@ pub trait Store:
     + DeployStore
     + ScheduleStore
     + PacketStore
+    + QueueStore
     + Send
     + Sync
 {

@@ -1,7 +1,8 @@
 //! The use cases the API, the dashboard and the CLI share: what a user may do where
 //! ([`access`]), rotating a key ([`keys`]), administering users and grace windows
 //! ([`admin`]), members ([`orgs`]), tokens ([`tokens`]), error triage ([`errors`]),
-//! organizations' rate limits ([`rate_limits`]), promoting deployments ([`deployments`]) and schedules ([`schedules`]). How a run moves is the engine's
+//! organizations' rate limits ([`rate_limits`]), promoting deployments ([`deployments`]), schedules ([`schedules`]) and queues
+//! ([`queues`]). How a run moves is the engine's
 //! ([`taskgate_engine`]), which these call where they need it.
 //!
 //! Each takes the [`UseCases`] context and the acting principal, authorizes with the same
@@ -15,6 +16,7 @@ pub mod deployments;
 pub mod errors;
 pub mod keys;
 pub mod orgs;
+pub mod queues;
 pub mod rate_limits;
 pub mod schedules;
 pub mod text;

@@ -6,7 +6,7 @@
 // (PostgreSQL) two nodes firing a timer once. They share one dev session of their own (the
 // shared one of cases/dev.mjs is killed by one of its cases) with the packets cases.
 
-import { runs, tasks, wait } from "@trigger.dev/sdk";
+import { queues, runs, tasks, wait } from "@trigger.dev/sdk";
 import { RetrieveRunResponse } from "@trigger.dev/core/v3";
 import { as, http } from "../lib/api.mjs";
 import { assert, expectStatus } from "../lib/check.mjs";
@@ -207,6 +207,43 @@ export default [
       for (let i = 1; i < spans.length; i++) {
         assert.ok(spans[i].start >= spans[i - 1].end, `runs ${i - 1} and ${i} overlapped: ${JSON.stringify(spans)}`);
       }
+    },
+  },
+  {
+    name: "queues: the SDK reads, pauses, resumes and overrides a queue; a paused queue's run waits",
+    timeout: 90_000,
+    async run({ ctx, step }) {
+      const s = await devSession(ctx);
+      const single = { type: "custom", name: "compat-single" };
+      const q = await as(ctx, s.devKey, () => queues.retrieve(single));
+      assert.match(q.id, /^queue_/);
+      assert.equal(q.type, "custom");
+      assert.equal(q.concurrencyLimit, 1);
+      const page = await as(ctx, s.devKey, () => queues.list({ perPage: 100 }));
+      assert.ok(page.data.some((x) => x.id === q.id), "the list holds the queue");
+      assert.ok(page.data.some((x) => x.type === "task" && x.name === "debounced"), "and tasks' own queues");
+      assert.equal((await as(ctx, s.devKey, () => queues.retrieve(q.id))).name, "compat-single");
+      try {
+        step("pausing compat-single");
+        assert.equal((await as(ctx, s.devKey, () => queues.pause(single))).paused, true);
+        const { id } = await trigger(ctx, s, "queue-hold", {});
+        await sleep(3_000);
+        const held = await as(ctx, s.devKey, () => runs.retrieve(id));
+        assert.equal(held.status, "QUEUED", "a paused queue starts nothing");
+        assert.ok((await as(ctx, s.devKey, () => queues.retrieve(single))).queued >= 1);
+        step("resuming");
+        assert.equal((await as(ctx, s.devKey, () => queues.resume(single))).paused, false);
+        assert.equal((await finished(ctx, s.devKey, id, 30_000)).status, "COMPLETED");
+      } finally {
+        await as(ctx, s.devKey, () => queues.resume(single));
+      }
+      const over = await as(ctx, s.devKey, () => queues.overrideConcurrencyLimit(q.id, 2));
+      assert.equal(over.concurrency.override, 2);
+      assert.equal(over.concurrency.base, 1);
+      assert.ok(over.concurrency.overriddenAt instanceof Date);
+      const reset = await as(ctx, s.devKey, () => queues.resetConcurrencyLimit(q.id));
+      assert.equal(reset.concurrencyLimit, 1);
+      assert.equal(reset.concurrency.override, null);
     },
   },
   {

@@ -12,6 +12,7 @@ mod cli_login;
 mod common;
 mod deployments;
 mod errors;
+mod queues;
 mod runs;
 mod schedules;
 mod signin;

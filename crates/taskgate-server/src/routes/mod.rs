@@ -14,6 +14,7 @@ pub mod orgs;
 pub mod otel;
 pub mod packets;
 pub mod projects;
+pub mod queues;
 pub mod rate_limits;
 pub mod runs;
 pub mod schedules;

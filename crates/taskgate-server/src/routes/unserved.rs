@@ -1,5 +1,5 @@
 //! What taskgate does not serve, said plainly. A request to a trigger.dev route whose subject
-//! taskgate has no part of (remote builds, worker groups, queries, dashboards, prompts, webhooks, alerts,
+//! taskgate has no part of (remote builds, worker groups, queries, dashboards, prompts, webhooks, alerts, concurrency limits,
 //! reports, …) answers 404 with a JSON error naming the subject, which the official CLI and
 //! its MCP server print as they are; any other unknown path is a bare `Not found`.
 //! docs/compatibility.md has the same table for people.
@@ -27,7 +27,6 @@ const UNSERVED: &[(&str, &str)] = &[
     ("/api/v1/prompts", "prompts"),
     ("/api/v1/webhooks", "webhooks"),
     ("/api/v1/reports", "reports"),
-    ("/api/v1/queues", "queues"),
     ("/api/v1/concurrency-limits", "concurrency limits"),
     ("/api/v1/sessions", "sessions"),
     ("/api/v1/bulk-actions", "bulk actions"),

@@ -17,6 +17,7 @@ mod orgs;
 mod packets;
 mod projects;
 mod public_tokens;
+mod queues;
 mod rate_limits;
 mod realtime;
 mod runs;

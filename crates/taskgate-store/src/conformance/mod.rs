@@ -165,6 +165,7 @@ macro_rules! conformance_suite {
             points_in_time_fire_once_when_due, tokens_complete_time_out_and_list,
             a_cancelled_waiting_run_stops_waiting,
             queue_limits_hold_per_concurrency_key_and_not_for_waiting_runs,
+            queues_count_their_runs_pause_and_keep_overrides,
             bundle_uploads_are_one_shot_sized_and_expire,
             deployments_are_versioned_indexed_failed_and_promoted,
             imperative_schedules_upsert_list_update_and_delete,

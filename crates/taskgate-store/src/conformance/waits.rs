@@ -882,6 +882,155 @@ pub async fn queue_limits_hold_per_concurrency_key_and_not_for_waiting_runs(stor
     assert!(take(&*store, &env, &w.id, LIMIT, at(15)).await.is_none());
 }
 
+pub async fn queues_count_their_runs_pause_and_keep_overrides(store: Arc<dyn Store>) {
+    let env = prod_env(&*store).await;
+    let other = prod_env(&*store).await;
+    let declare = |shared: u32| {
+        vec![
+            QueueLimit {
+                name: "task/solo".into(),
+                concurrency_limit: None,
+            },
+            QueueLimit {
+                name: "shared".into(),
+                concurrency_limit: Some(shared),
+            },
+        ]
+    };
+    let tasks: &[(&str, Option<&str>)] = &[("solo", None), ("fan", Some("shared"))];
+    let w = register_with_queue(&*store, &env, tasks, declare(2)).await;
+    let (_, current) = store.current_worker(&env).await.unwrap().unwrap();
+    // Two runs of `fan` (counted in `shared` although they name no queue yet), one started.
+    queue(&*store, &env, "fan", 0).await;
+    queue(&*store, &env, "fan", 1).await;
+    queue(&*store, &env, "solo", 2).await;
+    let started = start_next(&*store, &env, &w, 3).await;
+    assert_eq!(started.task_identifier, "fan");
+    let (list, total) = store.list_queues(&env, &current, 0, 10).await.unwrap();
+    assert_eq!(total, 2);
+    let names: Vec<_> = list.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, vec!["shared", "task/solo"]);
+    let shared = &list[0];
+    assert!(shared.friendly_id.starts_with("queue_"));
+    assert_eq!((shared.running, shared.queued), (1, 1));
+    assert_eq!((list[1].running, list[1].queued), (0, 1));
+    assert_eq!(shared.concurrency_limit, Some(2));
+    assert!(!shared.is_task_queue() && list[1].is_task_queue());
+    let (page, _) = store.list_queues(&env, &current, 1, 10).await.unwrap();
+    assert_eq!(
+        page.len(),
+        1,
+        "the second page starts after the first queue"
+    );
+    let by_id = store
+        .get_queue(&env, &current, QueueRef::Id(&shared.friendly_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&by_id, shared);
+    assert!(
+        store
+            .get_queue(&other, &current, QueueRef::Id(&shared.friendly_id))
+            .await
+            .unwrap()
+            .is_none(),
+        "another environment does not see the queue"
+    );
+    assert!(store
+        .change_queue(
+            &other,
+            &current,
+            QueueRef::Name("shared"),
+            QueueChange::Pause,
+            at(4)
+        )
+        .await
+        .unwrap()
+        .is_none());
+    // A paused queue gives nothing to a dequeue; the others still do.
+    let paused = store
+        .change_queue(
+            &env,
+            &current,
+            QueueRef::Name("task/solo"),
+            QueueChange::Pause,
+            at(4),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(paused.paused);
+    let next = take(&*store, &env, &w.id, LIMIT, at(5)).await.unwrap().run;
+    assert_eq!(
+        next.task_identifier, "fan",
+        "the paused queue's run is skipped"
+    );
+    assert!(take(&*store, &env, &w.id, LIMIT, at(6)).await.is_none());
+    store
+        .change_queue(
+            &env,
+            &current,
+            QueueRef::Name("task/solo"),
+            QueueChange::Resume,
+            at(7),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let solo = take(&*store, &env, &w.id, LIMIT, at(8)).await.unwrap().run;
+    assert_eq!(solo.task_identifier, "solo");
+    // An override holds over later registrations until it is reset.
+    let admin = user(&*store, "queues-admin@example.com").await;
+    let over = store
+        .change_queue(
+            &env,
+            &current,
+            QueueRef::Id(&shared.friendly_id),
+            QueueChange::Override {
+                limit: 5,
+                by: Some(admin.id.clone().into()),
+            },
+            at(9),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(over.concurrency_limit, Some(5));
+    assert_eq!(over.declared_limit, Some(2));
+    assert_eq!(over.overridden_at, Some(at(9)));
+    assert_eq!(
+        over.overridden_by.as_deref(),
+        Some("queues-admin@example.com")
+    );
+    register_with_queue(&*store, &env, tasks, declare(3)).await;
+    let kept = store
+        .get_queue(&env, &current, QueueRef::Name("shared"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (kept.concurrency_limit, kept.declared_limit),
+        (Some(5), Some(3))
+    );
+    let reset = store
+        .change_queue(
+            &env,
+            &current,
+            QueueRef::Name("shared"),
+            QueueChange::Reset,
+            at(10),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reset.concurrency_limit, Some(3));
+    assert_eq!((reset.overridden_at, reset.overridden_by), (None, None));
+    assert_eq!(
+        reset.friendly_id, shared.friendly_id,
+        "a queue keeps its id"
+    );
+}
+
 pub async fn input_stream_waits_complete_with_the_next_record(store: Arc<dyn Store>) {
     let env = prod_env(&*store).await;
     let r = store
