@@ -32,6 +32,8 @@ pub(crate) mod backend {
     pub const BYTEWISE: &str = " COLLATE \"C\"";
 }
 
+#[path = "../../taskgate-store/sql/alerts.rs"]
+mod alerts;
 #[path = "../../taskgate-store/sql/audit.rs"]
 mod audit;
 #[path = "../../taskgate-store/sql/deploys.rs"]

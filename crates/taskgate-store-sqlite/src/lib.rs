@@ -24,6 +24,8 @@ pub(crate) mod backend {
     pub const BYTEWISE: &str = "";
 }
 
+#[path = "../../taskgate-store/sql/alerts.rs"]
+mod alerts;
 #[path = "../../taskgate-store/sql/audit.rs"]
 mod audit;
 #[path = "../../taskgate-store/sql/deploys.rs"]

@@ -195,6 +195,20 @@ async fn reopen(
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     write_triage(conn, &g.id, &TriageState::unresolved(), now).await?;
+    let event = match why {
+        Reopening::Regressed { .. } => alert_event::ERROR_REGRESSION,
+        _ => alert_event::ERROR_UNIGNORED,
+    };
+    crate::alerts::enqueue_alerts(
+        conn,
+        &g.environment_id,
+        ALERT_ERROR_GROUP,
+        event,
+        &g.fingerprint,
+        Some(&g.task_identifier),
+        now,
+    )
+    .await?;
     append_activity(
         conn,
         Entry {
@@ -364,6 +378,18 @@ impl Backend {
                 .map_err(map_err)?;
         }
 
+        if g.occurrence_count == 1 {
+            crate::alerts::enqueue_alerts(
+                conn,
+                o.environment_id,
+                ALERT_ERROR_GROUP,
+                alert_event::ERROR_NEW_ISSUE,
+                &fp,
+                Some(o.task_identifier),
+                now,
+            )
+            .await?;
+        }
         let occurrence = Occurrence {
             version: o.task_version,
             total: g.occurrence_count,

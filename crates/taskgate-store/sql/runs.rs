@@ -384,6 +384,16 @@ impl Backend {
                 self.record_occurrence(conn, &occurrence, Some(&r.id), now)
                     .await?;
             }
+            crate::alerts::enqueue_alerts(
+                conn,
+                &r.environment_id,
+                ALERT_TASK_RUN,
+                alert_event::RUN_FAILED,
+                &r.friendly_id,
+                Some(&r.task_identifier),
+                now,
+            )
+            .await?;
         }
         Ok(event)
     }

@@ -6,6 +6,7 @@
 //! no `begin`/`commit` crosses this boundary. Secrets never reach a store in plaintext: keys
 //! arrive as a SHA-256 lookup hash plus an AEAD-sealed copy (see `taskgate_core::crypto`).
 
+mod alerts;
 pub mod conformance;
 mod deploys;
 mod engine;
@@ -21,6 +22,7 @@ mod sessions;
 mod traits;
 mod waits;
 
+pub use alerts::*;
 pub use deploys::*;
 pub use engine::*;
 pub use error::{ConflictKind, StoreError, StoreResult};

@@ -8,6 +8,7 @@ use taskgate_core::ratelimit::LimitConfig;
 use taskgate_core::role::Role;
 use tokio::sync::broadcast;
 
+use crate::alerts::AlertStore;
 use crate::deploys::DeployStore;
 use crate::engine::EngineStore;
 use crate::error::StoreResult;
@@ -284,6 +285,7 @@ pub trait Store:
     + ScheduleStore
     + PacketStore
     + QueueStore
+    + AlertStore
     + Send
     + Sync
 {

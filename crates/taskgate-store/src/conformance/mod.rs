@@ -7,6 +7,7 @@
     reason = "test support: a failed step is a failed test"
 )]
 
+mod alerts;
 mod deploys;
 mod engine;
 mod errors;
@@ -19,6 +20,7 @@ mod tenancy;
 pub mod upgrades;
 mod waits;
 
+pub use alerts::*;
 pub use deploys::*;
 pub use engine::*;
 pub use errors::*;
@@ -175,7 +177,8 @@ macro_rules! conformance_suite {
             input_stream_waits_complete_with_the_next_record,
             workers_are_found_by_version_and_queues_by_name,
             packets_are_kept_per_environment_and_replaced,
-            debounced_triggers_collapse_into_one_delayed_run);
+            debounced_triggers_collapse_into_one_delayed_run,
+            alerts_queue_once_per_channel_and_are_claimed_retried_and_kept);
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(
