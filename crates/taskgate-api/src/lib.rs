@@ -2,6 +2,7 @@
 //! their OpenAPI schemas. Field names follow trigger.dev's (camelCase) where a route is
 //! compatible with it; taskgate's additions are marked in their docs.
 
+pub mod alerts;
 pub mod deployments;
 pub mod engine;
 pub mod envvars;

@@ -34,6 +34,7 @@ macro_rules! options {
     };
 }
 
+pub mod alerts;
 pub mod database;
 pub mod engine;
 pub mod rate_limits;
@@ -43,6 +44,7 @@ pub mod server;
 pub mod sign_in;
 pub mod tokens;
 
+pub use alerts::AlertConfig;
 pub use database::{redact_url, DatabaseConfig};
 pub use engine::EngineConfig;
 pub use rate_limits::{RateLimitConfig, RateLimits};
@@ -86,6 +88,9 @@ pub struct ServeArgs {
     #[command(flatten, next_help_heading = "Deployed runs")]
     #[serde(flatten)]
     pub runner: runner::RunnerArgs,
+    #[command(flatten, next_help_heading = "Alerts")]
+    #[serde(flatten)]
+    pub alerts: alerts::AlertArgs,
 }
 
 impl ServeArgs {
@@ -101,6 +106,7 @@ impl ServeArgs {
             engine: self.engine.or(base.engine),
             rate_limits: self.rate_limits.or(base.rate_limits),
             runner: self.runner.or(base.runner),
+            alerts: self.alerts.or(base.alerts),
         }
     }
 
@@ -124,6 +130,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub rate_limits: RateLimitConfig,
     pub runner: RunnerConfig,
+    pub alerts: AlertConfig,
 }
 
 /// Where each option was set, so that an error names it as the user wrote it: `--flag`,
@@ -191,6 +198,7 @@ impl Config {
             engine: merged.engine.validate(&n)?,
             rate_limits: merged.rate_limits.validate(&n)?,
             runner: merged.runner.validate(&n)?,
+            alerts: merged.alerts.validate(&n)?,
         })
     }
 
@@ -205,6 +213,7 @@ impl Config {
             engine: EngineConfig::default(),
             rate_limits: RateLimitConfig::default(),
             runner: RunnerConfig::default(),
+            alerts: AlertConfig::default(),
         }
     }
 }

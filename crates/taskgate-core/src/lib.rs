@@ -30,6 +30,7 @@ pub mod text;
 pub mod time;
 pub mod uat;
 pub mod vault;
+pub mod webhook;
 
 pub use crypto::MasterKey;
 pub use env::EnvType;

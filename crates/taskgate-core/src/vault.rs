@@ -40,6 +40,8 @@ pub enum OpenError {
     Key,
     #[error("an environment variable could not be decrypted: is TASKGATE_ENCRYPTION_KEY the key it was sealed with?")]
     Variable,
+    #[error("an alert channel's webhook secret could not be decrypted: is TASKGATE_ENCRYPTION_KEY the key it was sealed with?")]
+    AlertSecret,
 }
 
 /// Associated data binding a sealed value to its purpose: a sealed environment key cannot be
@@ -51,6 +53,11 @@ const PUBLIC_KEY_AAD: &[u8] = b"taskgate:env-public-key";
 /// value moved to another variable or environment does not open there.
 fn env_var_aad(environment_id: &str, key: &str) -> Vec<u8> {
     format!("taskgate:env-var:{environment_id}:{key}").into_bytes()
+}
+
+/// Associated data of an alert channel's webhook secret: its project.
+fn alert_secret_aad(project_id: &str) -> Vec<u8> {
+    format!("taskgate:alert-secret:{project_id}").into_bytes()
 }
 
 /// Seals and opens environment keys.
@@ -105,6 +112,22 @@ impl KeyVault {
         self.master
             .decrypt(sealed, &env_var_aad(environment_id, key))
             .map_err(|_| OpenError::Variable)
+    }
+
+    /// Seals an alert channel's webhook signing secret, bound to its project.
+    pub fn seal_alert_secret(&self, project_id: &str, secret: &str) -> String {
+        self.master.encrypt(secret, &alert_secret_aad(project_id))
+    }
+
+    /// Opens a secret sealed by [`Self::seal_alert_secret`].
+    pub fn open_alert_secret(
+        &self,
+        project_id: &str,
+        sealed: &str,
+    ) -> Result<SecretString, OpenError> {
+        self.master
+            .decrypt(sealed, &alert_secret_aad(project_id))
+            .map_err(|_| OpenError::AlertSecret)
     }
 
     /// New keys for an environment, and the plaintext secret key (shown once).

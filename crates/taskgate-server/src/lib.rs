@@ -140,6 +140,7 @@ pub async fn build_state_with_store(
                 .clone()
                 .unwrap_or_default()
                 .default,
+            webhook_allow_private: config.alerts.webhook_allow_private,
         },
     });
     let runner = Arc::new(taskgate_runner::Runner::new(

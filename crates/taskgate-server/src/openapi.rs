@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         (name = "deployments", description = "What `trigger.dev deploy` and `trigger.dev promote` call, and the deployments API"),
         (name = "waitpoints", description = "Wait tokens: made, listed, retrieved and completed (also by their callback URL)"),
         (name = "schedules", description = "Cron schedules: imperative ones made through the API, declarative ones from task code; time zones"),
+        (name = "alerts", description = "Alert channels: signed webhooks and Slack incoming webhooks for failed runs and error groups"),
         (name = "queues", description = "Queues: their running and queued runs, pause and resume, and limit overrides"),
         (name = "envvars", description = "Environment variables (sealed at rest)"),
         (name = "errors", description = "Failed runs grouped by the fingerprint of their error; triage with attribution"),

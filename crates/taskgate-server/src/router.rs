@@ -138,6 +138,7 @@ fn api_router(
         .routes(routes!(schedules::activate_schedule))
         .routes(routes!(schedules::deactivate_schedule))
         .routes(routes!(schedules::list_timezones))
+        .routes(routes!(alerts::create_alert_channel))
         .routes(routes!(queues::list_queues))
         .routes(routes!(queues::retrieve_queue))
         .routes(routes!(queues::pause_queue))

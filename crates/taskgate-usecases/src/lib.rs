@@ -1,8 +1,8 @@
 //! The use cases the API, the dashboard and the CLI share: what a user may do where
 //! ([`access`]), rotating a key ([`keys`]), administering users and grace windows
 //! ([`admin`]), members ([`orgs`]), tokens ([`tokens`]), error triage ([`errors`]),
-//! organizations' rate limits ([`rate_limits`]), promoting deployments ([`deployments`]), schedules ([`schedules`]) and queues
-//! ([`queues`]). How a run moves is the engine's
+//! organizations' rate limits ([`rate_limits`]), promoting deployments ([`deployments`]), schedules ([`schedules`]), queues
+//! ([`queues`]) and alert channels ([`alerts`]). How a run moves is the engine's
 //! ([`taskgate_engine`]), which these call where they need it.
 //!
 //! Each takes the [`UseCases`] context and the acting principal, authorizes with the same
@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod alerts;
 pub mod deployments;
 pub mod errors;
 pub mod keys;
@@ -41,6 +42,8 @@ pub struct Settings {
     pub grace: chrono::Duration,
     /// The default limit of organizations without their own.
     pub default_rate_limit: LimitConfig,
+    /// Whether alert webhooks may point at private, loopback and link-local addresses.
+    pub webhook_allow_private: bool,
 }
 
 /// What the use cases work with: the store, authentication (for the policy, the clock and

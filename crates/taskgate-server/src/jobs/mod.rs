@@ -11,10 +11,12 @@
 //!   whose time has come;
 //! - [`errors`]: reopens error groups whose ignore has ended and deletes count buckets past the
 //!   retention;
+//! - [`alerts`]: delivers what the alert outbox holds (signed webhooks, Slack messages);
 //! - [`usage`]: writes the use of grace-window keys, counted in memory, to the store.
 //!
 //! Each job logs a failure and tries again on its next tick; none of them ends the server.
 
+pub mod alerts;
 pub mod changes;
 pub mod errors;
 pub mod usage;
@@ -30,5 +32,6 @@ pub async fn start(state: &AppState) -> anyhow::Result<()> {
     taskgate_engine::schedules::start(state.engine.clone());
     errors::start(state);
     usage::start(state);
+    alerts::start(state);
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! case and map the result to a wire type from `taskgate-api`.
 
 pub mod admin;
+pub mod alerts;
 pub mod auth_tokens;
 pub mod cli_login;
 pub mod deployments;

@@ -35,8 +35,8 @@ const UNSERVED: &[(&str, &str)] = &[
 /// Under `/api/v1/projects/{ref}/`: the segment after the ref (or after `{ref}/{env}/`) and
 /// what it is about.
 const UNSERVED_IN_PROJECT: &[(&str, &str)] = &[
-    ("monitoring-alerts", "alerts"),
-    ("alert-channels", "alerts"),
+    ("monitoring-alerts", "monitoring alerts"),
+    ("monitoring-alert-capabilities", "monitoring alerts"),
     ("deployments", "deployments"),
 ];
 

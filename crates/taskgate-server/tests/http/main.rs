@@ -8,6 +8,7 @@
 mod common;
 
 mod admin;
+mod alerts;
 mod deployments;
 mod engine;
 mod errors;
