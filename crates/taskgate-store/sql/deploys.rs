@@ -300,6 +300,7 @@ impl DeployStore for Backend {
         error: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         count("fail_deployment");
         let done = sqlx::query(
             "UPDATE deployments SET status = 'FAILED', error = $2, failed_at = $3
@@ -308,10 +309,31 @@ impl DeployStore for Backend {
         .bind(id)
         .bind(error)
         .bind(to_millis(now))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(false);
+        }
+        let (environment_id,): (String,) =
+            sqlx::query_as("SELECT runtime_environment_id FROM deployments WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        crate::alerts::enqueue_alerts(
+            &mut tx,
+            &environment_id,
+            ALERT_DEPLOYMENT_FAILURE,
+            alert_event::DEPLOYMENT_FAILED,
+            id,
+            None,
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn promote_deployment(&self, id: &DeploymentId, now: DateTime<Utc>) -> StoreResult<()> {

@@ -285,6 +285,16 @@ impl EngineStore for Backend {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+            crate::alerts::enqueue_alerts(
+                &mut tx,
+                &w.environment_id,
+                ALERT_DEPLOYMENT_SUCCESS,
+                alert_event::DEPLOYMENT_SUCCEEDED,
+                id,
+                None,
+                now,
+            )
+            .await?;
         }
         // Runs of tasks this worker knows may now be dequeueable: wake the queue's waiters.
         let event = ChangeEvent::Queue {

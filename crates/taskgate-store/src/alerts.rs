@@ -93,6 +93,10 @@ pub mod alert_event {
     pub const ERROR_REGRESSION: &str = "error.regression";
     /// An ignored group came back (its time passed, or its rate or total was exceeded).
     pub const ERROR_UNIGNORED: &str = "error.unignored";
+    /// A deployment indexed and is ready to promote (or was promoted).
+    pub const DEPLOYMENT_SUCCEEDED: &str = "deployment.success";
+    /// A deployment failed (its bundle did not index, an upload or install failed).
+    pub const DEPLOYMENT_FAILED: &str = "deployment.failed";
 }
 
 /// A delivery a node has claimed: the channel, the event and what it is about.
@@ -104,7 +108,7 @@ pub struct AlertDelivery {
     pub environment_id: String,
     /// One of [`alert_event`].
     pub event: String,
-    /// The run's friendly id, or the error group's fingerprint.
+    /// The run's friendly id, the error group's fingerprint, or the deployment's id.
     pub subject: String,
     pub task_identifier: Option<String>,
     /// Tries so far, this one included.

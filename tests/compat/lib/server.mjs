@@ -100,7 +100,8 @@ export async function startServer({ bin, databaseUrl, dataDir: shared, label = "
   const dataDir = shared ?? (await mkdtemp(path.join(os.tmpdir(), "taskgate-compat-")));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const args = ["serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`];
+  // Alert webhooks go to receivers on loopback here.
+  const args = ["serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--webhook-allow-private", "true"];
   if (databaseUrl) args.push("--database-url", databaseUrl);
 
   let output = "";

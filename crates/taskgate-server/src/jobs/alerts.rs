@@ -311,7 +311,7 @@ async fn build(state: &AppState, d: &AlertDelivery) -> Result<Option<Alert>, Str
         });
         let detail = error_text(&error);
         return Ok(Some(Alert {
-            webhook,
+            webhook: pruned(webhook),
             headline: format!(
                 "Run {} of {} failed ({}) [{} {}]",
                 run.friendly_id,
@@ -322,6 +322,89 @@ async fn build(state: &AppState, d: &AlertDelivery) -> Result<Option<Alert>, Str
             ),
             detail,
             link: dashboard_url,
+        }));
+    }
+    if d.event == alert_event::DEPLOYMENT_SUCCEEDED || d.event == alert_event::DEPLOYMENT_FAILED {
+        let Some(dep) = state
+            .store
+            .get_deployment(&env_id, &d.subject)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let environment = json!({ "id": e.id, "type": e.env_type.as_str(), "slug": e.slug, "branchName": e.branch_name });
+        let link = format!("{env_url}/deployments");
+        let ok = d.event == alert_event::DEPLOYMENT_SUCCEEDED;
+        let mut deployment = json!({
+            "id": dep.friendly_id,
+            "status": dep.status.as_str(),
+            "version": dep.version,
+            "shortCode": dep.short_code,
+        });
+        let (webhook, headline, detail) = if ok {
+            deployment["deployedAt"] = json!(iso(dep.deployed_at.unwrap_or(d.created_at)));
+            let tasks = match &dep.worker_id {
+                Some(w) => state
+                    .store
+                    .get_worker(&env_id, w)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map(|(_, tasks)| tasks)
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let tasks: Vec<Value> = tasks
+                .iter()
+                .map(|t| json!({ "id": t.slug, "filePath": t.file_path, "exportName": t.export_name, "triggerSource": t.trigger_source.clone().unwrap_or_else(|| "STANDARD".into()) }))
+                .collect();
+            let n = tasks.len();
+            (
+                json!({ "id": d.id, "created": created, "webhookVersion": "v1", "type": "alert.deployment.success",
+                        "object": { "deployment": deployment, "environment": environment, "organization": organization, "project": project, "tasks": tasks } }),
+                format!(
+                    "Deployed {} of {} [{}] with {n} tasks",
+                    dep.version,
+                    env.project_name,
+                    e.env_type.as_str()
+                ),
+                String::new(),
+            )
+        } else {
+            deployment["failedAt"] = json!(iso(dep.failed_at.unwrap_or(d.created_at)));
+            let stored: Value = dep
+                .error
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or(Value::Null);
+            let text = |k: &str| stored.get(k).and_then(Value::as_str).map(str::to_string);
+            let error = json!({
+                "name": text("name").unwrap_or_else(|| "Error".into()),
+                "message": text("message").unwrap_or_else(|| "The deployment failed".into()),
+                "stack": text("stack"),
+                "stderr": text("stderr"),
+            });
+            let detail = text("stderr")
+                .or_else(|| text("message"))
+                .unwrap_or_default();
+            (
+                json!({ "id": d.id, "created": created, "webhookVersion": "v1", "type": "alert.deployment.failed",
+                        "object": { "deployment": deployment, "environment": environment, "organization": organization, "project": project, "error": error } }),
+                format!(
+                    "Deployment {} of {} [{}] failed: {}",
+                    dep.version,
+                    env.project_name,
+                    e.env_type.as_str(),
+                    error["name"].as_str().unwrap_or("Error")
+                ),
+                detail,
+            )
+        };
+        return Ok(Some(Alert {
+            webhook: pruned(webhook),
+            headline,
+            detail,
+            link,
         }));
     }
     let Some(group) = state
@@ -369,7 +452,7 @@ async fn build(state: &AppState, d: &AlertDelivery) -> Result<Option<Alert>, Str
         g.sample_stack.clone()
     };
     Ok(Some(Alert {
-        webhook,
+        webhook: pruned(webhook),
         headline: format!(
             "{label}: {} in {} [{} {}] ({} occurrences)",
             if g.error_type.is_empty() {
@@ -385,6 +468,21 @@ async fn build(state: &AppState, d: &AlertDelivery) -> Result<Option<Alert>, Str
         detail,
         link: dashboard_url,
     }))
+}
+
+/// `v` without its null members: the SDK's schemas read an absent optional field, and refuse
+/// a null one.
+fn pruned(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, pruned(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(pruned).collect()),
+        other => other,
+    }
 }
 
 /// A task error's message and stack, as text.
@@ -454,5 +552,13 @@ mod tests {
             .contains("&lt;b&gt;"));
         let code = m["blocks"][1]["text"]["text"].as_str().unwrap_or_default();
         assert!(code.contains("truncated") && code.len() < SLACK_TEXT_LIMIT + 100);
+    }
+
+    #[test]
+    fn null_members_are_left_out_for_the_sdk_schemas() {
+        let v = pruned(
+            json!({ "a": null, "b": { "c": null, "d": 1 }, "e": [{ "f": null }], "g": "x" }),
+        );
+        assert_eq!(v, json!({ "b": { "d": 1 }, "e": [{}], "g": "x" }));
     }
 }

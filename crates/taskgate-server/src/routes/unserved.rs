@@ -1,5 +1,5 @@
 //! What taskgate does not serve, said plainly. A request to a trigger.dev route whose subject
-//! taskgate has no part of (remote builds, worker groups, queries, dashboards, prompts, webhooks, alerts, concurrency limits,
+//! taskgate has no part of (remote builds, worker groups, queries, dashboards, prompts, webhooks, monitoring alerts, concurrency limits,
 //! reports, …) answers 404 with a JSON error naming the subject, which the official CLI and
 //! its MCP server print as they are; any other unknown path is a bare `Not found`.
 //! docs/compatibility.md has the same table for people.
@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(unserved_subject("/api/v1/queryx"), None);
         assert_eq!(
             unserved_subject("/api/v1/projects/proj_abc/monitoring-alerts/a1"),
-            Some("alerts")
+            Some("monitoring alerts")
         );
         assert_eq!(
             unserved_subject("/api/v1/projects/proj_abc/prod/deployments/d1"),

@@ -302,7 +302,7 @@ async fn routes_taskgate_does_not_serve_say_so(b: Backend) {
         ("/api/v1/query/dashboards".to_string(), "dashboards"),
         (
             format!("/api/v1/projects/{my_ref}/monitoring-alerts"),
-            "alerts",
+            "monitoring alerts",
         ),
     ] {
         let r = app.get(&path, &mine).await;

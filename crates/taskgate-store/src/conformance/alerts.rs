@@ -236,6 +236,45 @@ pub async fn alerts_queue_once_per_channel_and_are_claimed_retried_and_kept(stor
         .await
         .unwrap();
     assert_eq!(resent.len(), 1, "a resend is due at once");
+    // A deployment that fails tells a channel that asked for it.
+    store
+        .upsert_alert_channel(
+            channel(
+                &project.id,
+                Some("deploys"),
+                &[ALERT_DEPLOYMENT_FAILURE],
+                &both,
+            ),
+            later,
+        )
+        .await
+        .unwrap();
+    let (dep, _) = store
+        .create_deployment(super::deploys::deployment(&env, "h1", None), false, later)
+        .await
+        .unwrap();
+    assert!(store
+        .fail_deployment(
+            &dep.id,
+            r#"{"name":"IndexError","message":"no tasks"}"#,
+            later
+        )
+        .await
+        .unwrap());
+    let claimed = store
+        .claim_alert_deliveries(later, 10, lease)
+        .await
+        .unwrap();
+    let failed: Vec<_> = claimed
+        .iter()
+        .filter(|d| d.event == alert_event::DEPLOYMENT_FAILED)
+        .collect();
+    assert_eq!(failed.len(), 1, "{claimed:?}");
+    assert_eq!(failed[0].subject, dep.id.as_str());
+    assert!(
+        !store.fail_deployment(&dep.id, "{}", later).await.unwrap(),
+        "a deployment fails once"
+    );
     // Deleting the channel takes its deliveries.
     assert!(store
         .delete_alert_channel(&project.id, &runs_ch.friendly_id)
@@ -245,5 +284,6 @@ pub async fn alerts_queue_once_per_channel_and_are_claimed_retried_and_kept(stor
         .list_alert_deliveries(&project.id, 10)
         .await
         .unwrap()
-        .is_empty());
+        .iter()
+        .all(|d| d.channel_friendly_id != runs_ch.friendly_id));
 }

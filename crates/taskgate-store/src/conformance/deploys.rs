@@ -25,7 +25,7 @@ fn slot(env: &EnvironmentId, key: &str, secret: &str, len: i64) -> NewArtifact {
     }
 }
 
-fn deployment(env: &EnvironmentId, hash: &str, external: Option<&str>) -> NewDeployment {
+pub(super) fn deployment(env: &EnvironmentId, hash: &str, external: Option<&str>) -> NewDeployment {
     NewDeployment {
         id: new_id().into(),
         friendly_id: new_deployment_friendly_id().into(),
