@@ -59,6 +59,7 @@ const VIEWER_READS: &[&str] = &[
     "members",
     "queues",
     "deployments",
+    "alerts",
 ];
 /// Types a developer reads on top of a viewer's (keys are granted per tier below).
 const DEVELOPER_EXTRA_READS: &[&str] = &[

@@ -72,7 +72,7 @@ impl PageEnv {
         html! {
             p.muted { a href="/" { (self.auth.organization_title) } " / " (self.auth.project_name) " / " (self.title()) }
             nav.row-actions aria-label="Environment" {
-                @for (page, label) in [("runs", "Runs"), ("deployments", "Deployments"), ("schedules", "Schedules"), ("queues", "Queues"), ("waitpoints", "Wait tokens"), ("errors", "Errors"), ("apikeys", "API keys")] {
+                @for (page, label) in [("runs", "Runs"), ("deployments", "Deployments"), ("schedules", "Schedules"), ("queues", "Queues"), ("waitpoints", "Wait tokens"), ("errors", "Errors"), ("alerts", "Alerts"), ("apikeys", "API keys")] {
                     @if page == current {
                         a href=(format!("{base}/{page}")) aria-current="page" { strong { (label) } }
                     } @else {

@@ -10,6 +10,7 @@
 //!   replay ([`runs`]);
 //! - an environment's deployments, which one runs, promoting another ([`deployments`]);
 //! - an environment's wait tokens, completed from the page ([`waitpoints`]);
+//! - the project's alert channels and their deliveries ([`alerts`]);
 //! - an environment's queues, their limits and runs, and their pause and overrides
 //!   ([`queues`]);
 //! - an environment's schedules, their next times and last runs, and their switch
@@ -23,6 +24,7 @@
 //! every form posts, carries the session's CSRF token and answers with a redirect.
 
 pub mod admin;
+pub mod alerts;
 pub mod apikeys;
 pub mod assets;
 pub mod consent;
@@ -83,6 +85,16 @@ pub fn pages() -> Router<AppState> {
         .route(
             &format!("{ENV}/schedules/{{id}}/{{action}}"),
             post(schedules::switch),
+        )
+        .route(&format!("{ENV}/alerts"), get(alerts::alerts_page))
+        .route(&format!("{ENV}/alerts/channels"), post(alerts::create))
+        .route(
+            &format!("{ENV}/alerts/channels/{{id}}/{{action}}"),
+            post(alerts::change),
+        )
+        .route(
+            &format!("{ENV}/alerts/deliveries/{{id}}/resend"),
+            post(alerts::resend),
         )
         .route(&format!("{ENV}/queues"), get(queues::queues_page))
         .route(

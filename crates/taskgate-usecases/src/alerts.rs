@@ -238,3 +238,39 @@ pub async fn delete(
     tracing::info!(project.id = %project.project.id, channel.id = %friendly_id, "alert channel deleted");
     Ok(())
 }
+
+/// The newest deliveries of the project's channels (reading them takes `read` on `alerts`).
+pub async fn list_deliveries(
+    uc: &UseCases,
+    principal: &UserPrincipal,
+    project_ref: &str,
+    limit: u32,
+) -> Result<Vec<DeliveryRecord>> {
+    let project = access::project_for_user(uc, principal, project_ref).await?;
+    access::require(uc, principal, project.role, "read", Resource::new("alerts"))?;
+    Ok(uc
+        .store
+        .list_alert_deliveries(&project.project.id, limit.clamp(1, 500))
+        .await?)
+}
+
+/// Sends a dead delivery again, from its first try.
+pub async fn resend(
+    uc: &UseCases,
+    principal: &UserPrincipal,
+    project_ref: &str,
+    delivery_id: &str,
+) -> Result<()> {
+    let project = project_to_change(uc, principal, project_ref).await?;
+    if !uc
+        .store
+        .resend_alert_delivery(&project.project.id, delivery_id, uc.now())
+        .await?
+    {
+        return Err(Problem::not_found(
+            "No dead delivery with this id in the project",
+        ));
+    }
+    tracing::info!(project.id = %project.project.id, delivery.id = %delivery_id, "alert delivery queued again");
+    Ok(())
+}

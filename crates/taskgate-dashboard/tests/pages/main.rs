@@ -7,6 +7,7 @@
 )]
 
 mod admin;
+mod alerts;
 mod apikeys;
 mod cli_login;
 mod common;
