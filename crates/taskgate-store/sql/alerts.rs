@@ -247,6 +247,7 @@ impl AlertStore for Backend {
         count("claim_alert_deliveries");
         let due: Vec<(String,)> = sqlx::query_as(&format!(
             "SELECT d.id FROM alert_deliveries d WHERE d.due_at <= $1
+               AND d.channel_id IN (SELECT c.id FROM alert_channels c WHERE c.enabled)
              ORDER BY d.due_at LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
         ))
         .bind(to_millis(now))

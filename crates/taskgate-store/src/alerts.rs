@@ -168,8 +168,9 @@ pub trait AlertStore: Send + Sync {
     ) -> StoreResult<Option<AlertChannel>>;
     /// Deletes a channel of the project and its deliveries; false when it has none such.
     async fn delete_alert_channel(&self, project_id: &str, friendly_id: &str) -> StoreResult<bool>;
-    /// Claims up to `limit` deliveries due at `now`, each leased for `lease`; several nodes
-    /// may call it at once and each delivery goes to one.
+    /// Claims up to `limit` deliveries of enabled channels due at `now`, each leased for
+    /// `lease`; several nodes may call it at once and each delivery goes to one. A disabled
+    /// channel's deliveries wait until it is enabled again.
     async fn claim_alert_deliveries(
         &self,
         now: DateTime<Utc>,

@@ -69,7 +69,10 @@ pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
             attempt.follow()
         }
     });
+    // No proxy from the environment: a proxy would resolve the receiver's name itself, past
+    // the check of its addresses.
     let mut b = reqwest::Client::builder()
+        .no_proxy()
         .timeout(TIMEOUT)
         .redirect(redirects)
         .user_agent(concat!("taskgate/", env!("CARGO_PKG_VERSION")));

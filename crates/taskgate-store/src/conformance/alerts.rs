@@ -236,6 +236,39 @@ pub async fn alerts_queue_once_per_channel_and_are_claimed_retried_and_kept(stor
         .await
         .unwrap();
     assert_eq!(resent.len(), 1, "a resend is due at once");
+    // A disabled channel's deliveries wait for it.
+    store
+        .finish_alert_delivery(
+            &resent[0].id,
+            DeliveryOutcome::Retry {
+                at: later,
+                error: "HTTP 502".into(),
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    store
+        .set_alert_channel_enabled(&project.id, &runs_ch.friendly_id, false, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .claim_alert_deliveries(later, 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .set_alert_channel_enabled(&project.id, &runs_ch.friendly_id, true, later)
+        .await
+        .unwrap()
+        .unwrap();
+    let resumed = store
+        .claim_alert_deliveries(later, 10, lease)
+        .await
+        .unwrap();
+    assert_eq!(resumed.len(), 1, "enabled again, it is delivered");
+    assert_eq!(resumed[0].id, resent[0].id);
     // A deployment that fails tells a channel that asked for it.
     store
         .upsert_alert_channel(
