@@ -210,7 +210,10 @@ async fn deliver(
         );
     }
     let res = req.body(body).send().await.map_err(|e| {
-        // reqwest's chain names the cause (a refused address, a timeout) without the body.
+        // The URL stays out of the message (logged, and shown on the alerts page): a
+        // webhook's path is often its credential. The chain names the cause (a refused
+        // address, a timeout).
+        let e = e.without_url();
         let mut msg = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {

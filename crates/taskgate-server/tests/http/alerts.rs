@@ -86,6 +86,13 @@ async fn a_failed_run_reaches_the_webhook_signed_and_retried(b: Backend) {
         again.body["id"], r.body["id"],
         "the same key updates the channel"
     );
+    // A receiver that is down: its failures are recorded without the URL's path.
+    let mut down = channel("http://127.0.0.1:1/hook-token-s3cr3t");
+    down["deduplicationKey"] = json!("down");
+    down["alertTypes"] = json!(["run_failure"]);
+    let r = app.post(&path, &app.admin_token, down).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let down_id = r.body["id"].as_str().unwrap().to_string();
 
     let run = trigger(
         &app,
@@ -165,6 +172,42 @@ async fn a_failed_run_reaches_the_webhook_signed_and_retried(b: Backend) {
     }
     types.sort();
     assert_eq!(types, vec!["alert.error", "alert.run.failed"]);
+    let user = app
+        .state
+        .store
+        .find_user_by_email("admin@taskgate.local")
+        .await
+        .unwrap()
+        .unwrap();
+    let access = app
+        .state
+        .store
+        .find_project_access(&user.id, &project)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut error = None;
+    for _ in 0..50 {
+        let list = app
+            .state
+            .store
+            .list_alert_deliveries(&access.project.id, 10)
+            .await
+            .unwrap();
+        error = list
+            .into_iter()
+            .find(|d| d.channel_friendly_id == down_id)
+            .and_then(|d| d.last_error);
+        if error.is_some() {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    let error = error.expect("the down receiver's delivery failed and says why");
+    assert!(
+        !error.contains("s3cr3t"),
+        "no URL path in the error: {error}"
+    );
     app.cleanup().await;
 }
 
